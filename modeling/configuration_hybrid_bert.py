@@ -1,0 +1,196 @@
+"""Configuration of HybridBERT: a BERT encoder whose token mixer is chosen per layer.
+
+This file travels with every saved model (remote code): it imports only `transformers`' public API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from transformers import PreTrainedConfig
+
+MIXER_TYPES = ("self", "additive", "pooling")
+NORM_STYLES = ("post", "pre", "sub")
+POSITION_EMBEDDING_TYPES = ("absolute", "sinusoidal")
+
+# CPU-friendly sizes follow Google's BERT miniatures, but with at least 4 layers so that every hybrid layout
+# holds every mixer its variant names; `minilm` matches the pretrained all-MiniLM-L6-v2 checkpoint.
+SIZES: dict[str, dict[str, int]] = {
+    "tiny": dict(num_hidden_layers=4, hidden_size=128, num_attention_heads=2, intermediate_size=512),
+    "mini": dict(num_hidden_layers=4, hidden_size=256, num_attention_heads=4, intermediate_size=1024),
+    "small": dict(num_hidden_layers=4, hidden_size=512, num_attention_heads=8, intermediate_size=2048),
+    "minilm": dict(num_hidden_layers=6, hidden_size=384, num_attention_heads=12, intermediate_size=1536),
+    "base": dict(num_hidden_layers=12, hidden_size=768, num_attention_heads=12, intermediate_size=3072),
+}
+
+VANILLA_BERT_SETTINGS = dict(
+    norm_style="post",
+    hidden_act="gelu",
+    ffn_bias=True,
+    position_embedding_type="absolute",
+    hidden_dropout_prob=0.1,
+    attention_probs_dropout_prob=0.1,
+)
+# HBERT §3.2 / §4.2: Sub-LN, no FFN bias, ReLU, sinusoidal positions and dropout cut to 0.005.
+HBERT_SETTINGS = dict(
+    norm_style="sub",
+    hidden_act="relu",
+    ffn_bias=False,
+    position_embedding_type="sinusoidal",
+    hidden_dropout_prob=0.005,
+    attention_probs_dropout_prob=0.005,
+)
+
+
+def _hbert_v2_layout(num_layers: int) -> list[str]:
+    edge = max(1, round(num_layers / 6))
+    return ["self" if i < edge or i >= num_layers - edge else "additive" for i in range(num_layers)]
+
+
+def _pool_hybrid_layout(num_layers: int) -> list[str]:
+    num_self = round(2 * num_layers / 3)
+    return ["self"] * num_self + ["pooling"] * (num_layers - num_self)
+
+
+# name -> (layout for a number of layers, settings, mixers the layout must contain)
+VARIANTS: dict[str, tuple[Callable[[int], list[str]], dict, tuple[str, ...]]] = {
+    "bert": (lambda n: ["self"] * n, VANILLA_BERT_SETTINGS, ("self",)),
+    "addbert": (lambda n: ["additive"] * n, VANILLA_BERT_SETTINGS, ("additive",)),
+    "hbert-v1": (lambda n: ["additive" if i % 2 else "self" for i in range(n)], HBERT_SETTINGS, ("self", "additive")),
+    "hbert-v2": (_hbert_v2_layout, HBERT_SETTINGS, ("self", "additive")),
+    "pool-hybrid": (_pool_hybrid_layout, VANILLA_BERT_SETTINGS, ("self", "pooling")),
+}
+
+
+def _check_choice(field: str, value, valid) -> None:
+    if value not in valid:
+        raise ValueError(f"{field}={value!r} is not valid; choose one of {', '.join(map(repr, valid))}.")
+
+
+class HybridBertConfig(PreTrainedConfig):
+    r"""Configuration for [`HybridBertModel`] and its heads.
+
+    BERT's fields, plus:
+
+    mixer_types (`list[str]`, one per layer): each layer's token mixer, one of `"self"` (softmax self-attention),
+        `"additive"` (Fastformer additive attention, HBERT) or `"pooling"` (global aggregation + local max-pooling,
+        HybridBERT-pool after PoNet). Defaults to `"self"` everywhere (vanilla BERT).
+    norm_style (`str`): `"post"` (BERT), `"pre"` (LayerNorm before each sublayer, final LayerNorm) or `"sub"`
+        (Sub-LN from Foundation Transformers: pre-LN plus a LayerNorm inside each sublayer, and torchscale's init).
+    ffn_bias (`bool`): biases in the two feed-forward projections.
+    position_embedding_type (`str`): `"absolute"` (learned) or `"sinusoidal"` (fixed, not a parameter).
+    sparse_prediction (`bool`): with labels, run the MLM head only at labelled positions (as ModernBERT does);
+        the returned logits are then one row per labelled token. Without labels the head runs everywhere.
+    drop_mask (`bool`): DropMask (2307.07258): tokens equal to `mask_token_id` are not keys of any mixer (they still
+        are queries). Needs `mask_token_id`.
+    additive_shared_query_value (`bool`): additive attention uses the query projection as the value, as the
+        Fastformer reference code does (no separate value projection).
+    pooling_kernel_size (`int`, odd): window of the pooling mixer's local max-pooling.
+    variant, size (`str`, informational): the registry names this config was built from, if any.
+
+    Build named configurations with [`HybridBertConfig.from_variant`].
+    """
+
+    model_type = "hybrid_bert"
+
+    def __init__(
+        self,
+        vocab_size: int = 30522,
+        hidden_size: int = 768,
+        num_hidden_layers: int = 12,
+        num_attention_heads: int = 12,
+        intermediate_size: int = 3072,
+        hidden_act: str = "gelu",
+        hidden_dropout_prob: float = 0.1,
+        attention_probs_dropout_prob: float = 0.1,
+        max_position_embeddings: int = 512,
+        type_vocab_size: int = 2,
+        initializer_range: float = 0.02,
+        layer_norm_eps: float = 1e-12,
+        pad_token_id: int | None = 0,
+        mask_token_id: int | None = None,
+        classifier_dropout: float | None = None,
+        mixer_types: list[str] | None = None,
+        norm_style: str = "post",
+        ffn_bias: bool = True,
+        position_embedding_type: str = "absolute",
+        sparse_prediction: bool = True,
+        sparse_pred_ignore_index: int = -100,
+        drop_mask: bool = False,
+        additive_shared_query_value: bool = False,
+        pooling_kernel_size: int = 3,
+        variant: str | None = None,
+        size: str | None = None,
+        tie_word_embeddings: bool = True,
+        **kwargs,
+    ):
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.num_hidden_layers = num_hidden_layers
+        self.num_attention_heads = num_attention_heads
+        self.intermediate_size = intermediate_size
+        self.hidden_act = hidden_act
+        self.hidden_dropout_prob = hidden_dropout_prob
+        self.attention_probs_dropout_prob = attention_probs_dropout_prob
+        self.max_position_embeddings = max_position_embeddings
+        self.type_vocab_size = type_vocab_size
+        self.initializer_range = initializer_range
+        self.layer_norm_eps = layer_norm_eps
+        self.mask_token_id = mask_token_id
+        self.classifier_dropout = classifier_dropout
+        self.mixer_types = list(mixer_types) if mixer_types is not None else ["self"] * num_hidden_layers
+        self.norm_style = norm_style
+        self.ffn_bias = ffn_bias
+        self.position_embedding_type = position_embedding_type
+        self.sparse_prediction = sparse_prediction
+        self.sparse_pred_ignore_index = sparse_pred_ignore_index
+        self.drop_mask = drop_mask
+        self.additive_shared_query_value = additive_shared_query_value
+        self.pooling_kernel_size = pooling_kernel_size
+        self.variant = variant
+        self.size = size
+        super().__init__(pad_token_id=pad_token_id, tie_word_embeddings=tie_word_embeddings, **kwargs)
+        self._check_fields()
+
+    def _check_fields(self) -> None:
+        if len(self.mixer_types) != self.num_hidden_layers:
+            raise ValueError(
+                f"mixer_types has {len(self.mixer_types)} entries but num_hidden_layers={self.num_hidden_layers}; "
+                "give one mixer per layer."
+            )
+        for index, mixer in enumerate(self.mixer_types):
+            _check_choice(f"mixer_types[{index}]", mixer, MIXER_TYPES)
+        _check_choice("norm_style", self.norm_style, NORM_STYLES)
+        _check_choice("position_embedding_type", self.position_embedding_type, POSITION_EMBEDDING_TYPES)
+        if self.hidden_size % self.num_attention_heads != 0:
+            raise ValueError(
+                f"hidden_size={self.hidden_size} is not a multiple of num_attention_heads={self.num_attention_heads}."
+            )
+        if self.pooling_kernel_size < 1 or self.pooling_kernel_size % 2 == 0:
+            raise ValueError(f"pooling_kernel_size={self.pooling_kernel_size} must be a positive odd number.")
+        if self.drop_mask and self.mask_token_id is None:
+            raise ValueError("drop_mask=True needs mask_token_id (take it from the tokenizer: tokenizer.mask_token_id).")
+
+    @classmethod
+    def from_variant(cls, variant: str, size: str = "base", **overrides) -> HybridBertConfig:
+        """A named variant at a named size; any config field can be overridden.
+
+        The layer layout is computed for the final `num_hidden_layers` (so overriding the depth keeps the variant's
+        pattern) unless `mixer_types` itself is overridden.
+        """
+        _check_choice("variant", variant, tuple(VARIANTS))
+        _check_choice("size", size, tuple(SIZES))
+        layout, settings, required_mixers = VARIANTS[variant]
+        fields = {**SIZES[size], **settings, **overrides}
+        if "mixer_types" not in overrides:
+            fields["mixer_types"] = layout(fields["num_hidden_layers"])
+            missing = [mixer for mixer in required_mixers if mixer not in fields["mixer_types"]]
+            if missing:
+                raise ValueError(
+                    f"variant {variant!r} with num_hidden_layers={fields['num_hidden_layers']} has no "
+                    f"{', '.join(missing)} layer; use more layers."
+                )
+        return cls(variant=variant, size=size, **fields)
+
+
+__all__ = ["HybridBertConfig"]

@@ -1,0 +1,653 @@
+"""HybridBERT: a BERT encoder whose token mixer is chosen per layer.
+
+Mixers: softmax self-attention, Fastformer additive attention (HBERT, Srinivasagan & Ostermann, NAACL 2024 SRW) and
+the pooling network of HybridBERT-pool (arXiv 2307.07258, after PoNet). Norm styles: post-LN (BERT), pre-LN and Sub-LN
+(Foundation Transformers). DropMask (2307.07258) removes [MASK] tokens from every mixer's keys.
+
+This file travels with every saved model (remote code): it imports only torch and `transformers`' public API.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutputWithPooling, MaskedLMOutput, SequenceClassifierOutput
+from transformers.utils import logging
+
+from .configuration_hybrid_bert import SIZES, HybridBertConfig
+
+logger = logging.get_logger(__name__)
+
+
+def softmax_over_keys(scores: torch.Tensor, key_mask: torch.Tensor | None, dim: int) -> torch.Tensor:
+    """Softmax along `dim` (the key axis) where non-key positions get the dtype's most negative finite value.
+
+    `key_mask` is (batch, seq) and `scores` carries the key axis at `dim` with batch first; the model guarantees
+    every row has at least one key, so no row is all-masked.
+    """
+    if key_mask is not None:
+        shape = [1] * scores.dim()
+        shape[0], shape[dim] = key_mask.shape
+        scores = scores.masked_fill(~key_mask.view(shape), torch.finfo(scores.dtype).min)
+    return scores.softmax(dim=dim)
+
+
+class SelfAttention(nn.Module):
+    """Softmax self-attention (Vaswani et al., 2017). Per head, with Q = XW_q, K = XW_k, V = XW_v of head size d:
+
+        A = softmax(Q Kᵀ / √d + M),   out = A V
+
+    where M is a large finite negative at non-key columns (padding, and [MASK] under DropMask). Quadratic in length.
+    Runs through `scaled_dot_product_attention` unless the config asks for "eager" or attention weights are requested.
+    """
+
+    value_path = ("value",)
+
+    def __init__(self, config: HybridBertConfig):
+        super().__init__()
+        self.config = config
+        self.num_heads = config.num_attention_heads
+        self.head_size = config.hidden_size // config.num_attention_heads
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout = nn.Dropout(config.attention_probs_dropout_prob)
+
+    def forward(self, hidden: torch.Tensor, key_mask: torch.Tensor | None, output_attentions: bool = False):
+        batch, seq, width = hidden.shape
+        q, k, v = (
+            proj(hidden).view(batch, seq, self.num_heads, self.head_size).transpose(1, 2)
+            for proj in (self.query, self.key, self.value)
+        )
+        column_mask = key_mask[:, None, None, :] if key_mask is not None else None
+        weights = None
+        if output_attentions or self.config._attn_implementation == "eager":
+            scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_size)
+            if column_mask is not None:
+                scores = scores.masked_fill(~column_mask, torch.finfo(scores.dtype).min)
+            weights = scores.softmax(dim=-1)
+            out = self.dropout(weights) @ v
+        else:
+            out = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=column_mask, dropout_p=self.dropout.p if self.training else 0.0
+            )
+        return out.transpose(1, 2).reshape(batch, seq, width), weights
+
+
+class AdditiveAttention(nn.Module):
+    """Fastformer additive attention (Wu et al., 2021) as HBERT §3.1 uses it. Per head, with q_i, k_i, v_i ∈ R^d
+    from Q = XW_q, K = XW_k, V = XW_v and learned per-head scoring vectors w_q, w_k ∈ R^d:
+
+        α_i = softmax_i(w_qᵀ q_i / √d),   q_g = Σ_i α_i q_i
+        p_i = q_g ∘ k_i
+        β_i = softmax_i(w_kᵀ p_i / √d),   k_g = Σ_i β_i p_i
+        u_i = k_g ∘ v_i
+        out_i = W_r u_i + q_i
+
+    Softmaxes and sums run over key positions only. Linear in length. With `additive_shared_query_value`, v_i = q_i
+    (no W_v), as in Fastformer's reference code.
+    """
+
+    value_path = ("value", "transform")
+
+    def __init__(self, config: HybridBertConfig):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_size = config.hidden_size // config.num_attention_heads
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = None if config.additive_shared_query_value else nn.Linear(config.hidden_size, config.hidden_size)
+        self.query_score = nn.Parameter(torch.empty(self.num_heads, self.head_size))
+        self.key_score = nn.Parameter(torch.empty(self.num_heads, self.head_size))
+        self.transform = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, hidden: torch.Tensor, key_mask: torch.Tensor | None, output_attentions: bool = False):
+        batch, seq, width = hidden.shape
+        heads = (batch, seq, self.num_heads, self.head_size)
+        scale = 1.0 / math.sqrt(self.head_size)
+        query = self.query(hidden)
+        q, k = query.view(heads), self.key(hidden).view(heads)
+        v = q if self.value is None else self.value(hidden).view(heads)
+
+        alpha = softmax_over_keys(torch.einsum("bthd,hd->bth", q, self.query_score) * scale, key_mask, dim=1)
+        q_global = torch.einsum("bth,bthd->bhd", alpha, q)
+        p = k * q_global[:, None]
+        beta = softmax_over_keys(torch.einsum("bthd,hd->bth", p, self.key_score) * scale, key_mask, dim=1)
+        k_global = torch.einsum("bth,bthd->bhd", beta, p)
+        u = (v * k_global[:, None]).reshape(batch, seq, width)
+        out = self.transform(u) + query
+        weights = torch.stack([alpha, beta], dim=1).permute(0, 3, 1, 2) if output_attentions else None
+        return out, weights
+
+
+class PoolingMixer(nn.Module):
+    """Pooling network of HybridBERT-pool (2307.07258) after PoNet (Tan et al., 2021): global aggregation plus local
+    max-pooling, fused as PoNet does. Per head, with q_i, k_i, v_i, o_i ∈ R^d from XW_q, XW_k, XW_v, XW_o:
+
+        q̄ = mean_i q_i
+        a_j = softmax_j(q̄ᵀ k_j / √d),   g = Σ_j a_j v_j            (global aggregation)
+        l_i = max_{j : |j − i| ≤ w} v_j   (elementwise)           (local max-pooling, w = (kernel − 1) / 2)
+        y_i = g ∘ o_i + l_i
+
+    Mean, softmax and max run over key positions only (a position with no key in its window gets l_i = 0).
+    Linear in length.
+    """
+
+    value_path = ("value", "gate")
+
+    def __init__(self, config: HybridBertConfig):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_size = config.hidden_size // config.num_attention_heads
+        self.kernel_size = config.pooling_kernel_size
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.gate = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, hidden: torch.Tensor, key_mask: torch.Tensor | None, output_attentions: bool = False):
+        batch, seq, width = hidden.shape
+        heads = (batch, seq, self.num_heads, self.head_size)
+        q, k, o = (proj(hidden).view(heads) for proj in (self.query, self.key, self.gate))
+        value = self.value(hidden)
+        v = value.view(heads)
+
+        if key_mask is None:
+            q_mean = q.mean(dim=1)
+        else:
+            uniform_over_keys = key_mask / key_mask.sum(dim=1, keepdim=True)
+            q_mean = torch.einsum("bt,bthd->bhd", uniform_over_keys.to(q.dtype), q)
+        scores = torch.einsum("bhd,bthd->bth", q_mean, k) / math.sqrt(self.head_size)
+        a = softmax_over_keys(scores, key_mask, dim=1)
+        g = torch.einsum("bth,bthd->bhd", a, v)
+        out = (o * g[:, None]).reshape(batch, seq, width) + self.local_max(value, key_mask)
+        weights = a.transpose(1, 2) if output_attentions else None
+        return out, weights
+
+    def local_max(self, value: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+        padding = self.kernel_size // 2
+        if key_mask is not None:
+            value = value.masked_fill(~key_mask[..., None], float("-inf"))
+        pooled = F.max_pool1d(value.transpose(1, 2), self.kernel_size, stride=1, padding=padding).transpose(1, 2)
+        if key_mask is not None:
+            window_has_key = F.max_pool1d(key_mask[:, None].to(value.dtype), self.kernel_size, 1, padding)[:, 0] > 0
+            pooled = pooled.masked_fill(~window_has_key[..., None], 0.0)
+        return pooled
+
+
+MIXERS: dict[str, type[nn.Module]] = {"self": SelfAttention, "additive": AdditiveAttention, "pooling": PoolingMixer}
+
+
+def sinusoidal_embeddings(positions: torch.Tensor, width: int) -> torch.Tensor:
+    """Fixed positional encodings (Vaswani et al., 2017): sin at even features, cos at odd ones."""
+    inv_freq = torch.exp(torch.arange(0, width, 2, device=positions.device) * (-math.log(10000.0) / width))
+    angles = positions[..., None].float() * inv_freq
+    return torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(-2)
+
+
+class HybridBertEmbeddings(nn.Module):
+    """Word + token-type + position embeddings, then LayerNorm and dropout (as BERT)."""
+
+    def __init__(self, config: HybridBertConfig):
+        super().__init__()
+        self.config = config
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        if config.position_embedding_type == "absolute":
+            self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, input_ids, token_type_ids, position_ids, inputs_embeds) -> torch.Tensor:
+        if inputs_embeds is None:
+            inputs_embeds = self.word_embeddings(input_ids)
+        batch, seq = inputs_embeds.shape[:2]
+        device = inputs_embeds.device
+        if position_ids is None:
+            position_ids = torch.arange(seq, device=device)[None]
+        if token_type_ids is None:
+            token_type_ids = torch.zeros((batch, seq), dtype=torch.long, device=device)
+        if self.config.position_embedding_type == "absolute":
+            positions = self.position_embeddings(position_ids)
+        else:
+            positions = sinusoidal_embeddings(position_ids, self.config.hidden_size).to(inputs_embeds.dtype)
+        embeddings = inputs_embeds + self.token_type_embeddings(token_type_ids) + positions
+        return self.dropout(self.norm(embeddings))
+
+
+class HybridBertLayer(GradientCheckpointingLayer):
+    """One encoder layer: token mixer, then feed-forward network, each in a residual branch.
+
+    post (BERT):  h = LN(h + Drop(W_out · Mixer(h)));          h = LN(h + Drop(W_2 · act(W_1 h)))
+    pre:          h = h + Drop(W_out · Mixer(LN(h)));          h = h + Drop(W_2 · act(W_1 LN(h)))
+    sub (Sub-LN): h = h + Drop(W_out · LN(Mixer(LN(h))));      h = h + Drop(W_2 · LN(act(W_1 LN(h))))
+
+    Sub-LN also uses torchscale's init: the value path of the mixer (`value_path`), W_out, W_1 and W_2 start with
+    weights scaled by γ = sqrt(log 2N) for N layers.
+    """
+
+    def __init__(self, config: HybridBertConfig, mixer_type: str):
+        super().__init__()
+        self.post_norm = config.norm_style == "post"
+        sub_ln = config.norm_style == "sub"
+        width, ffn_width = config.hidden_size, config.intermediate_size
+        self.mixer = MIXERS[mixer_type](config)
+        self.mixer_sub_norm = nn.LayerNorm(width, eps=config.layer_norm_eps) if sub_ln else nn.Identity()
+        self.mixer_output = nn.Linear(width, width)
+        self.mixer_norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.ffn_in = nn.Linear(width, ffn_width, bias=config.ffn_bias)
+        self.activation = ACT2FN[config.hidden_act]
+        self.ffn_sub_norm = nn.LayerNorm(ffn_width, eps=config.layer_norm_eps) if sub_ln else nn.Identity()
+        self.ffn_out = nn.Linear(ffn_width, width, bias=config.ffn_bias)
+        self.ffn_norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        if sub_ln:
+            value_path = [getattr(self.mixer, name) for name in self.mixer.value_path]
+            for linear in [*value_path, self.mixer_output, self.ffn_in, self.ffn_out]:
+                if linear is not None:
+                    linear.init_scale = math.sqrt(math.log(2 * config.num_hidden_layers))
+
+    def forward(self, hidden: torch.Tensor, key_mask: torch.Tensor | None = None, output_attentions: bool = False):
+        mixed, weights = self.mixer(hidden if self.post_norm else self.mixer_norm(hidden), key_mask, output_attentions)
+        hidden = hidden + self.dropout(self.mixer_output(self.mixer_sub_norm(mixed)))
+        if self.post_norm:
+            hidden = self.mixer_norm(hidden)
+        ffn = self.activation(self.ffn_in(hidden if self.post_norm else self.ffn_norm(hidden)))
+        hidden = hidden + self.dropout(self.ffn_out(self.ffn_sub_norm(ffn)))
+        if self.post_norm:
+            hidden = self.ffn_norm(hidden)
+        return hidden, weights
+
+
+class HybridBertPooler(nn.Module):
+    """BERT's pooler: tanh(W h_[CLS])."""
+
+    def __init__(self, config: HybridBertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dense(hidden[:, 0]))
+
+
+class HybridBertLMHead(nn.Module):
+    """BERT's MLM head: dense → activation → LayerNorm → decoder tied to the word embeddings (+ bias)."""
+
+    def __init__(self, config: HybridBertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.activation = ACT2FN[config.hidden_act]
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.norm(self.activation(self.dense(hidden))))
+
+
+class HybridBertPreTrainedModel(PreTrainedModel):
+    config_class = HybridBertConfig
+    base_model_prefix = "hybrid_bert"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _no_split_modules = ["HybridBertLayer"]
+
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            init.normal_(module.weight, mean=0.0, std=std * getattr(module, "init_scale", 1.0))
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=std)
+            if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
+                init.zeros_(module.weight[module.padding_idx])
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, AdditiveAttention):
+            init.normal_(module.query_score, mean=0.0, std=std)
+            init.normal_(module.key_score, mean=0.0, std=std)
+
+    @classmethod
+    def from_bert(
+        cls,
+        source,
+        variant: str = "bert",
+        copy_ffn_and_norms: bool | None = None,
+        output_loading_info: bool = False,
+        **config_overrides,
+    ):
+        """Build a HybridBERT model from an HF BERT (`BertModel`, `BertForMaskedLM`, … instance or directory).
+
+        The `bert` variant takes every field of the source config and all its weights: it computes the same function.
+        A hybrid variant takes the source's dimensions and copies what HBERT §4.4 copies: the word and token-type
+        embeddings, the position embeddings when both sides learn them, and each self-attention layer (Q, K, V and
+        its output projection) at the same index. FFNs and LayerNorms are copied only with `copy_ffn_and_norms`
+        (default: when activation, FFN bias and norm style match the source, i.e. for the vanilla-BERT variants).
+
+        Returns the model, or `(model, info)` with `output_loading_info=True`, where info lists `copied`,
+        `newly_initialized` (target weights left at their fresh init) and `unused` (source weights with no
+        counterpart). Newly initialised weights are also logged.
+        """
+        bert = _load_bert(source)
+        source_config = bert.config
+        shared = [
+            "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+            "max_position_embeddings", "type_vocab_size", "pad_token_id", "initializer_range", "layer_norm_eps",
+        ]  # fmt: skip
+        if variant == "bert":
+            shared += ["hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout"]
+        fields = {name: getattr(source_config, name) for name in shared}
+        size = next((name for name, dims in SIZES.items() if all(fields[k] == v for k, v in dims.items())), "base")
+        config = HybridBertConfig.from_variant(variant, size=size, **{**fields, **config_overrides})
+        if copy_ffn_and_norms is None:
+            copy_ffn_and_norms = (config.norm_style, config.hidden_act, config.ffn_bias) == (
+                "post",
+                source_config.hidden_act,
+                True,
+            )
+        model = cls(config)
+
+        target_state = model.state_dict()
+        prefix = f"{cls.base_model_prefix}." if hasattr(model, cls.base_model_prefix) else ""
+        copied, unused = {}, []
+        for source_key, tensor in bert.state_dict().items():
+            target_key = _bert_key_to_hybrid(source_key, config, copy_ffn_and_norms, prefix)
+            if target_key is None or target_key not in target_state or target_state[target_key].shape != tensor.shape:
+                unused.append(source_key)
+            else:
+                copied[target_key] = tensor
+        model.load_state_dict(copied, strict=False)
+        model.tie_weights()
+        tied = set(getattr(model, "_tied_weights_keys", None) or {})
+        newly_initialized = [key for key in target_state if key not in copied and key not in tied]
+        if newly_initialized:
+            logger.warning(
+                f"{cls.__name__}.from_bert({variant!r}): {len(newly_initialized)} weights have no BERT counterpart "
+                f"and are newly initialised: {', '.join(newly_initialized)}"
+            )
+        if output_loading_info:
+            return model, {"copied": sorted(copied), "newly_initialized": newly_initialized, "unused": unused}
+        return model
+
+
+def _load_bert(source):
+    if isinstance(source, (str, os.PathLike)):
+        from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
+
+        architectures = AutoConfig.from_pretrained(source).architectures or []
+        loader = AutoModelForMaskedLM if any("MaskedLM" in name for name in architectures) else AutoModel
+        source = loader.from_pretrained(source, attn_implementation="eager")
+    if getattr(source.config, "model_type", None) != "bert":
+        raise ValueError(f"from_bert expects an HF BERT model or directory, got model_type={source.config.model_type!r}.")
+    return source
+
+
+def _bert_key_to_hybrid(key: str, config: HybridBertConfig, copy_ffn_and_norms: bool, base: str) -> str | None:
+    """Name in HybridBERT (base model under the prefix `base`) of an HF BERT weight, or None if it is not copied."""
+    key = key.removeprefix("bert.")
+    parts = key.split(".")
+    if parts[0] == "embeddings":
+        if parts[1] == "LayerNorm":
+            return f"{base}embeddings.norm.{parts[2]}" if copy_ffn_and_norms else None
+        if parts[1] == "position_embeddings" and config.position_embedding_type != "absolute":
+            return None
+        return base + key
+    if parts[0] == "encoder":
+        index, rest = int(parts[2]), ".".join(parts[3:])
+        is_self = config.mixer_types[index] == "self"
+        layer_keys = {
+            "attention.self.query": ("mixer.query", is_self),
+            "attention.self.key": ("mixer.key", is_self),
+            "attention.self.value": ("mixer.value", is_self),
+            "attention.output.dense": ("mixer_output", is_self),
+            "attention.output.LayerNorm": ("mixer_norm", copy_ffn_and_norms),
+            "intermediate.dense": ("ffn_in", copy_ffn_and_norms),
+            "output.dense": ("ffn_out", copy_ffn_and_norms),
+            "output.LayerNorm": ("ffn_norm", copy_ffn_and_norms),
+        }
+        module, _, param = rest.rpartition(".")
+        target, wanted = layer_keys.get(module, (None, False))
+        return f"{base}layers.{index}.{target}.{param}" if wanted else None
+    if parts[0] == "pooler":
+        return base + key
+    head_keys = {
+        "cls.predictions.transform.dense": "lm_head.dense",
+        "cls.predictions.transform.LayerNorm": "lm_head.norm",
+        "cls.predictions.decoder": "lm_head.decoder",
+    }
+    if key == "cls.predictions.bias":
+        return "lm_head.decoder.bias"
+    module, _, param = key.rpartition(".")
+    return f"{head_keys[module]}.{param}" if module in head_keys else None
+
+
+class HybridBertModel(HybridBertPreTrainedModel):
+    """The bare HybridBERT encoder: embeddings, one `HybridBertLayer` per entry of `config.mixer_types`, a final
+    LayerNorm for pre-/Sub-LN, and BERT's pooler (optional)."""
+
+    def __init__(self, config: HybridBertConfig, add_pooling_layer: bool = True):
+        super().__init__(config)
+        self.embeddings = HybridBertEmbeddings(config)
+        self.layers = nn.ModuleList(HybridBertLayer(config, mixer) for mixer in config.mixer_types)
+        self.final_norm = (
+            nn.Identity() if config.norm_style == "post" else nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        )
+        self.pooler = HybridBertPooler(config) if add_pooling_layer else None
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embeddings.word_embeddings = value
+
+    def key_mask(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+        """(batch, seq) bool: which positions every mixer may attend to; None when all may (the fast path).
+
+        Keys are the non-padding positions, minus [MASK] tokens under DropMask. A row left without keys falls back:
+        an all-[MASK] row keeps its [MASK] tokens as keys, and an all-padding row attends to every position (its
+        outputs are finite but meaningless).
+        """
+        keys = attention_mask.bool() if attention_mask is not None else None
+        if self.config.drop_mask:
+            if input_ids is None:
+                raise ValueError("drop_mask=True needs input_ids to find [MASK] tokens; inputs_embeds alone is not enough.")
+            kept = input_ids != self.config.mask_token_id
+            if keys is not None:
+                kept = kept & keys
+            fallback = keys if keys is not None else torch.ones_like(kept)
+            keys = torch.where(kept.any(dim=-1, keepdim=True), kept, fallback)
+        if keys is None:
+            return None
+        keys = keys | ~keys.any(dim=-1, keepdim=True)
+        return None if bool(keys.all()) else keys
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> BaseModelOutputWithPooling | tuple:
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of input_ids and inputs_embeds.")
+        shape = input_ids.shape if input_ids is not None else inputs_embeds.shape[:2]
+        if len(shape) != 2:
+            raise ValueError(f"Expected inputs of shape (batch, sequence), got {tuple(shape)}.")
+        if shape[1] > self.config.max_position_embeddings:
+            raise ValueError(
+                f"Sequence length {shape[1]} exceeds max_position_embeddings={self.config.max_position_embeddings}; "
+                "truncate the input (e.g. tokenizer(..., truncation=True))."
+            )
+        if attention_mask is not None and attention_mask.shape != shape:
+            raise ValueError(
+                f"attention_mask has shape {tuple(attention_mask.shape)}; expected (batch, sequence) = {tuple(shape)}."
+            )
+
+        key_mask = self.key_mask(input_ids, attention_mask)
+        hidden = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
+        all_hidden = (hidden,) if output_hidden_states else None
+        all_weights = () if output_attentions else None
+        for layer in self.layers:
+            hidden, weights = layer(hidden, key_mask=key_mask, output_attentions=output_attentions)
+            if output_hidden_states:
+                all_hidden += (hidden,)
+            if output_attentions:
+                all_weights += (weights,)
+        hidden = self.final_norm(hidden)
+        pooled = self.pooler(hidden) if self.pooler is not None else None
+
+        output = BaseModelOutputWithPooling(
+            last_hidden_state=hidden, pooler_output=pooled, hidden_states=all_hidden, attentions=all_weights
+        )
+        return output if return_dict else output.to_tuple()
+
+
+class HybridBertForMaskedLM(HybridBertPreTrainedModel):
+    """HybridBERT with BERT's MLM head (decoder tied to the word embeddings).
+
+    With `labels` and `config.sparse_prediction`, the head runs only at labelled positions and `logits` has one row
+    per labelled token (in row-major order of `labels`); otherwise `logits` is (batch, seq, vocab). The loss is the
+    mean over labelled tokens, or the sum divided by `num_items_in_batch` when the Trainer passes it, so it is the
+    same on 1 and N processes and under gradient accumulation.
+    """
+
+    _tied_weights_keys = {"lm_head.decoder.weight": "hybrid_bert.embeddings.word_embeddings.weight"}
+    accepts_loss_kwargs = True
+
+    def __init__(self, config: HybridBertConfig):
+        super().__init__(config)
+        self.hybrid_bert = HybridBertModel(config, add_pooling_layer=False)
+        self.lm_head = HybridBertLMHead(config)
+        self.post_init()
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head.decoder
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        self.lm_head.decoder = value
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        num_items_in_batch: int | torch.Tensor | None = None,
+    ) -> MaskedLMOutput | tuple:
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.hybrid_bert(
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
+        )  # fmt: skip
+        hidden = outputs.last_hidden_state
+        if labels is not None and self.config.sparse_prediction:
+            labels = labels.reshape(-1)
+            labelled = labels != self.config.sparse_pred_ignore_index
+            hidden, labels = hidden.reshape(labels.shape[0], -1)[labelled], labels[labelled]
+        logits = self.lm_head(hidden)
+
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]).float(),
+                labels.reshape(-1),
+                ignore_index=self.config.sparse_pred_ignore_index,
+                reduction="sum",
+            )
+            if num_items_in_batch is None:
+                num_items_in_batch = (labels != self.config.sparse_pred_ignore_index).sum().clamp_min(1)
+            loss = loss / torch.as_tensor(num_items_in_batch, device=loss.device)
+
+        output = MaskedLMOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+        return output if return_dict else output.to_tuple()
+
+
+class HybridBertForSequenceClassification(HybridBertPreTrainedModel):
+    """HybridBERT with BERT's classification head on the pooled [CLS] output. `config.problem_type` picks the loss
+    as in HF: regression (1 label), single-label (integer labels) or multi-label (float labels) classification."""
+
+    # The loss is a per-batch mean; Trainer must not rescale it by a token count.
+    accepts_loss_kwargs = False
+
+    def __init__(self, config: HybridBertConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.hybrid_bert = HybridBertModel(config)
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> SequenceClassifierOutput | tuple:
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.hybrid_bert(
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
+        )  # fmt: skip
+        logits = self.classifier(self.dropout(outputs.pooler_output))
+
+        loss = None
+        if labels is not None:
+            if self.config.problem_type is None:
+                if self.num_labels == 1:
+                    self.config.problem_type = "regression"
+                elif labels.dtype in (torch.long, torch.int):
+                    self.config.problem_type = "single_label_classification"
+                else:
+                    self.config.problem_type = "multi_label_classification"
+            if self.config.problem_type == "regression":
+                loss = F.mse_loss(logits.squeeze(-1).float(), labels.squeeze(-1).float())
+            elif self.config.problem_type == "single_label_classification":
+                loss = F.cross_entropy(logits.view(-1, self.num_labels).float(), labels.view(-1))
+            else:
+                loss = F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+
+        output = SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+        return output if return_dict else output.to_tuple()
+
+
+__all__ = [
+    "HybridBertPreTrainedModel",
+    "HybridBertModel",
+    "HybridBertForMaskedLM",
+    "HybridBertForSequenceClassification",
+]

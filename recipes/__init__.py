@@ -1,0 +1,1 @@
+"""Training and evaluation recipes for HybridBERT Zoo."""
