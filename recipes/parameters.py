@@ -1,0 +1,113 @@
+"""Parameter counts per component, for every variant beside HF's own BERT and the HBERT paper's Table 2.
+
+    python -m recipes.parameters --size base            # markdown table on stdout
+    python -m recipes.parameters --size base --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+
+import torch
+from transformers import BertConfig, BertModel
+
+from modeling import VARIANTS, HybridBertConfig, HybridBertModel
+
+# HBERT (NAACL 2024 SRW) Table 2, parameters in millions; the paper gives no breakdown.
+PAPER_TABLE_2_M = {"bert": 109.5, "addbert": 116.4, "hbert-v1": 119.8, "hbert-v2": 118.7}
+
+COMPONENTS = ("embeddings", "self", "additive", "pooling", "mixer_output", "ffn", "norms", "pooler")
+
+
+def component_of(name: str, mixer_types: list[str]) -> str:
+    """The component a HybridBertModel parameter belongs to (its norms are counted apart from what they normalise)."""
+    parts = name.split(".")
+    if parts[0] == "embeddings":
+        return "norms" if parts[1] == "norm" else "embeddings"
+    if parts[0] == "layers":
+        module = parts[2]
+        if "norm" in module:
+            return "norms"
+        if module == "mixer":
+            return mixer_types[int(parts[1])]
+        return "ffn" if module.startswith("ffn") else module
+    return "norms" if parts[0] == "final_norm" else parts[0]
+
+
+def hybrid_breakdown(config: HybridBertConfig) -> dict[str, int]:
+    with torch.device("meta"):
+        model = HybridBertModel(config)
+    counts = Counter({component: 0 for component in COMPONENTS})
+    for name, parameter in model.named_parameters():
+        counts[component_of(name, config.mixer_types)] += parameter.numel()
+    counts["total"] = model.num_parameters()
+    return dict(counts)
+
+
+def hf_bert_breakdown(config: HybridBertConfig) -> dict[str, int]:
+    """HF `BertModel` of the same dimensions, in the same components."""
+    bert_config = BertConfig(
+        vocab_size=config.vocab_size,
+        hidden_size=config.hidden_size,
+        num_hidden_layers=config.num_hidden_layers,
+        num_attention_heads=config.num_attention_heads,
+        intermediate_size=config.intermediate_size,
+        max_position_embeddings=config.max_position_embeddings,
+    )
+    with torch.device("meta"):
+        model = BertModel(bert_config)
+    counts = Counter({component: 0 for component in COMPONENTS})
+    for name, parameter in model.named_parameters():
+        if "LayerNorm" in name:
+            component = "norms"
+        elif name.startswith("embeddings"):
+            component = "embeddings"
+        elif ".attention.self." in name:
+            component = "self"
+        elif ".attention.output." in name:
+            component = "mixer_output"
+        elif name.startswith("pooler"):
+            component = "pooler"
+        else:
+            component = "ffn"
+        counts[component] += parameter.numel()
+    counts["total"] = model.num_parameters()
+    return dict(counts)
+
+
+def breakdowns(size: str) -> dict[str, dict[str, int]]:
+    rows = {name: hybrid_breakdown(HybridBertConfig.from_variant(name, size=size)) for name in VARIANTS}
+    rows["HF BertModel"] = hf_bert_breakdown(HybridBertConfig.from_variant("bert", size=size))
+    return rows
+
+
+def markdown_table(rows: dict[str, dict[str, int]], size: str) -> str:
+    header = ["model", *COMPONENTS, "total"]
+    if size == "base":
+        header.append("paper (Table 2)")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, counts in rows.items():
+        cells = [name, *(f"{counts[c] / 1e6:.2f}M" for c in (*COMPONENTS, "total"))]
+        if size == "base":
+            paper = PAPER_TABLE_2_M.get(name)
+            cells.append(f"{paper}M" if paper else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", default="base")
+    parser.add_argument("--json", help="also write the counts to this JSON file")
+    args = parser.parse_args(argv)
+    rows = breakdowns(args.size)
+    print(markdown_table(rows, args.size))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"size": args.size, "parameters": rows}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

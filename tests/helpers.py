@@ -1,0 +1,35 @@
+"""Tiny configurations of every variant and padded random batches, for tests (`from helpers import ...`)."""
+
+import torch
+
+from modeling import HybridBertConfig
+
+TINY_VOCAB = 211
+MASK_ID = 4  # the tiny random vocabulary's [MASK]; real runs take it from the tokenizer
+
+
+def tiny_config(variant: str = "bert", **overrides) -> HybridBertConfig:
+    """A fresh, very small config of a named variant (a fresh one per model: building a model mutates its config)."""
+    fields = dict(
+        vocab_size=TINY_VOCAB,
+        hidden_size=32,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        mask_token_id=MASK_ID,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    fields.update(overrides)
+    return HybridBertConfig.from_variant(variant, size="tiny", **fields)
+
+
+def padded_batch(batch: int = 3, seq: int = 12, vocab: int = TINY_VOCAB, seed: int = 0):
+    """Random ids (never [MASK], never padding) with right padding of different lengths per row."""
+    generator = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(MASK_ID + 1, vocab, (batch, seq), generator=generator)
+    attention_mask = torch.ones_like(input_ids)
+    for row in range(1, batch):
+        attention_mask[row, seq - 3 * row :] = 0
+    input_ids = input_ids.masked_fill(attention_mask == 0, 0)
+    return input_ids, attention_mask
