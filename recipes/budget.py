@@ -1,0 +1,256 @@
+"""Wall-clock training budgets for the HF Trainer.
+
+A *budget* is wall-clock seconds of training. The clock starts at the first training step; evaluation and checkpoint
+saving pause it (data preparation happens before it starts). Every optimizer step the elapsed time is read and agreed
+across ranks (the maximum over ranks), and that one agreed number drives both the stop decision and the learning rate:
+
+- `TimeBudgetCallback` ticks the clock after each optimizer step, stops training at the deadline (overshoot below one
+  step), saves a final checkpoint, asks for evaluations at evenly spaced points of the budget, honours SIGTERM/SIGINT,
+  and writes `budget.json`.
+- `BudgetTrainer` overrides `Trainer.create_scheduler` with a schedule of elapsed time rather than of steps: warmup,
+  then decay to its end value exactly at the deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.optim.lr_scheduler import LambdaLR
+from transformers import Trainer, TrainerCallback
+
+BUDGET_STATE_FILE = "budget_state.json"
+BUDGET_FILE = "budget.json"
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_budget(text: str) -> float:
+    """'90s', '10m', '2h', '1d', '1h30m' or plain seconds ('600') -> seconds (> 0)."""
+    cleaned = str(text).strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", cleaned):
+        seconds = float(cleaned)
+    elif re.fullmatch(r"(\d+(\.\d+)?[smhd])+", cleaned):
+        seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)([smhd])", cleaned))
+    else:
+        raise ValueError(f"Cannot parse budget {text!r}: use a number with a unit s/m/h/d, e.g. 90s, 10m, 2h, 1d.")
+    if seconds <= 0:
+        raise ValueError(f"Budget {text!r} must be positive.")
+    return seconds
+
+
+def agree_across_ranks(values: list[float], device: torch.device | str = "cpu") -> list[float]:
+    """Elementwise maximum over all ranks (identity on one process): every rank then decides on the same numbers."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return tensor.tolist()
+
+
+@dataclass
+class BudgetClock:
+    """Agreed wall-clock seconds of training. `now` is injectable (tests slow it down or skew one rank)."""
+
+    budget_s: float
+    now: Callable[[], float] = time.monotonic
+    elapsed_s: float = 0.0
+    paused_s: dict[str, float] = field(default_factory=lambda: {"evaluation": 0.0, "checkpointing": 0.0})
+    running_since: float | None = None
+    paused_since: float | None = None
+
+    @property
+    def progress(self) -> float:
+        return min(1.0, self.elapsed_s / self.budget_s)
+
+    @property
+    def expired(self) -> bool:
+        return self.elapsed_s >= self.budget_s
+
+    def resume(self) -> None:
+        if self.running_since is None:
+            self.running_since = self.now()
+
+    def pause(self) -> None:
+        self.paused_since = self.now()
+        self.running_since = None
+
+    def charge_pause(self, reason: str) -> None:
+        """Attribute the time since the pause began (or since the last charge) to `reason`."""
+        if self.paused_since is not None:
+            now = self.now()
+            self.paused_s[reason] += now - self.paused_since
+            self.paused_since = now
+
+    def read_local(self) -> float:
+        now = self.now()
+        if self.running_since is not None:
+            self.elapsed_s += now - self.running_since
+            self.running_since = now
+        return self.elapsed_s
+
+
+def budget_schedule(progress: float, warmup_fraction: float, final_ratio: float, shape: str) -> float:
+    """LR multiplier at a fraction of the budget: linear warmup, then linear or cosine decay to `final_ratio` at 1."""
+    if progress < warmup_fraction:
+        return progress / warmup_fraction
+    decay = (progress - warmup_fraction) / (1.0 - warmup_fraction) if warmup_fraction < 1 else 1.0
+    decay = min(1.0, decay)
+    falloff = 1.0 - decay if shape == "linear" else 0.5 * (1.0 + math.cos(math.pi * decay))
+    return final_ratio + (1.0 - final_ratio) * falloff
+
+
+BUDGET_SCHEDULE_SHAPES = ("linear", "cosine")
+
+
+def schedule_shape(lr_scheduler_type) -> str:
+    """TrainingArguments.lr_scheduler_type (an enum or a string) as a plain string."""
+    return str(getattr(lr_scheduler_type, "value", lr_scheduler_type))
+
+
+class BudgetTrainer(Trainer):
+    """A Trainer whose learning rate follows the budget clock instead of the step count (unless `max_steps` is set)."""
+
+    def __init__(self, *args, budget_callback: TimeBudgetCallback, final_lr_ratio: float = 0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.budget_callback = budget_callback
+        self.final_lr_ratio = final_lr_ratio
+        self.add_callback(budget_callback)
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        if not self.budget_callback.drives_schedule:
+            return super().create_scheduler(num_training_steps, optimizer)
+        if self.lr_scheduler is None:
+            clock, args = self.budget_callback.clock, self.args
+            shape = schedule_shape(args.lr_scheduler_type)
+            self.lr_scheduler = LambdaLR(
+                optimizer or self.optimizer,
+                lambda _step: budget_schedule(clock.progress, args.warmup_steps, self.final_lr_ratio, shape),
+            )
+            self.budget_callback.scheduler = self.lr_scheduler
+            self._created_lr_scheduler = True
+        return self.lr_scheduler
+
+
+class TimeBudgetCallback(TrainerCallback):
+    """Stops training when the agreed budget clock expires, evaluates at `num_eval_points` evenly spaced points of
+    the budget, pauses the clock while evaluating and saving, and writes `budget.json` (main process only).
+
+    `drives_schedule`: whether `BudgetTrainer` should build the time-driven LR schedule (False with `max_steps`).
+    """
+
+    def __init__(
+        self,
+        budget_s: float,
+        num_eval_points: int = 0,
+        drives_schedule: bool = True,
+        now: Callable[[], float] = time.monotonic,
+        run_info: dict | None = None,
+    ):
+        self.clock = BudgetClock(budget_s, now=now)
+        self.num_eval_points = num_eval_points
+        self.drives_schedule = drives_schedule
+        self.run_info = run_info or {}
+        self.scheduler: LambdaLR | None = None
+        self.evaluations_done = 0
+        self.stop_reason: str | None = None
+        self._signalled = False
+        self._previous_handlers: dict[int, object] = {}
+
+    # -- resume ----------------------------------------------------------------------------------------------------
+    def load_state(self, checkpoint_dir: str | Path) -> None:
+        """Continue from a checkpoint with the budget it had left."""
+        path = Path(checkpoint_dir) / BUDGET_STATE_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"{checkpoint_dir} holds no {BUDGET_STATE_FILE}: it was not written by a budgeted run.")
+        saved = json.loads(path.read_text())
+        self.clock.elapsed_s = saved["elapsed_s"]
+        self.clock.paused_s = saved["paused_s"]
+        self.evaluations_done = saved["evaluations_done"]
+
+    # -- signals ---------------------------------------------------------------------------------------------------
+    def _on_signal(self, signum, frame) -> None:
+        self._signalled = True
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self._previous_handlers[signum] = signal.signal(signum, self._on_signal)
+
+    # -- the clock -------------------------------------------------------------------------------------------------
+    def on_step_begin(self, args, state, control, **kwargs):
+        if self.clock.paused_since is not None:
+            self.clock.paused_since = None
+        self.clock.resume()
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        elapsed, signalled = agree_across_ranks([self.clock.read_local(), float(self._signalled)], args.device)
+        self.clock.elapsed_s = elapsed
+        self._signalled = bool(signalled)
+        if self.scheduler is not None:
+            # Under DeepSpeed the engine steps the scheduler before this event; stepping the (idempotent) time-driven
+            # schedule here makes the next step's LR follow the freshly agreed clock on every engine.
+            self.scheduler.step()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self._signalled:
+            self.stop_reason = "signal"
+        elif self.clock.expired:
+            self.stop_reason = "budget"
+        if self.stop_reason:
+            control.should_training_stop = True
+            control.should_save = True
+            control.should_evaluate = self.stop_reason == "budget" and self.num_eval_points > 0
+        elif self.num_eval_points and self.clock.progress >= (self.evaluations_done + 1) / self.num_eval_points:
+            control.should_evaluate = True
+        if control.should_evaluate:
+            self.evaluations_done = max(self.evaluations_done + 1, int(self.clock.progress * self.num_eval_points))
+        if control.should_evaluate or control.should_save:
+            self.clock.pause()
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        self.clock.charge_pause("evaluation")
+
+    def on_save(self, args, state, control, **kwargs):
+        self.clock.charge_pause("checkpointing")
+        if state.is_world_process_zero:
+            checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if checkpoint.is_dir():
+                state_file = {
+                    "elapsed_s": self.clock.elapsed_s,
+                    "paused_s": self.clock.paused_s,
+                    "evaluations_done": self.evaluations_done,
+                }
+                (checkpoint / BUDGET_STATE_FILE).write_text(json.dumps(state_file, indent=2))
+
+    def on_train_end(self, args, state, control, **kwargs):
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler)
+        if self.stop_reason is None:
+            self.stop_reason = "max_steps" if state.max_steps and state.global_step >= state.max_steps else "data"
+
+    # -- the record ------------------------------------------------------------------------------------------------
+    def record(self, state, samples_per_step: int, tokens_per_sample: int, **extra) -> dict:
+        """What was spent: the content of budget.json."""
+        samples = state.global_step * samples_per_step
+        tokens = samples * tokens_per_sample
+        return {
+            "budget_s": self.clock.budget_s,
+            "elapsed_s": self.clock.elapsed_s,
+            "overshoot_s": self.clock.elapsed_s - self.clock.budget_s,
+            "paused_s": sum(self.clock.paused_s.values()),
+            "paused_breakdown_s": self.clock.paused_s,
+            "steps": state.global_step,
+            "samples": samples,
+            "tokens_seen": tokens,
+            "tokens_per_s": tokens / self.clock.elapsed_s if self.clock.elapsed_s else 0.0,
+            "stop_reason": self.stop_reason,
+            **self.run_info,
+            **extra,
+        }

@@ -1,0 +1,47 @@
+"""MLM-accuracy curves: the HBERT paper's Figure 3 axes (accuracy vs wall-clock) and accuracy vs tokens seen, which
+separates a model's speed from its sample efficiency."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+CURVE_FILE = "mlm_curve.json"
+CURVE_FIELDS = ("elapsed_s", "tokens_seen", "step", "accuracy", "loss")
+
+
+def load_curve(run_dir: str | Path) -> list[dict]:
+    path = Path(run_dir) / CURVE_FILE
+    return json.loads(path.read_text())["points"] if path.is_file() else []
+
+
+def save_curve(run_dir: str | Path, points: list[dict]) -> None:
+    path = Path(run_dir) / CURVE_FILE
+    staging = path.with_suffix(".json.tmp")
+    staging.write_text(json.dumps({"fields": CURVE_FIELDS, "points": points}, indent=2))
+    staging.replace(path)
+
+
+def plot_curves(curves: dict[str, list[dict]], path: str | Path, title: str = "") -> None:
+    """One line per labelled curve, two panels: accuracy vs wall-clock minutes and vs tokens seen."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (by_time, by_tokens) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for label, points in curves.items():
+        accuracy = [100 * p["accuracy"] for p in points]
+        by_time.plot([p["elapsed_s"] / 60 for p in points], accuracy, marker="o", markersize=3, label=label)
+        by_tokens.plot([p["tokens_seen"] / 1e6 for p in points], accuracy, marker="o", markersize=3, label=label)
+    by_time.set_xlabel("training wall-clock (minutes, evaluation and saving excluded)")
+    by_tokens.set_xlabel("tokens seen (millions)")
+    by_time.set_ylabel("held-out MLM accuracy (%)")
+    for axis in (by_time, by_tokens):
+        axis.grid(alpha=0.3)
+    by_tokens.legend(loc="lower right", fontsize="small")
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

@@ -1,0 +1,200 @@
+"""Pretraining data: a text corpus → tokenised once → packed into fixed-length blocks, plus a held-out set that is
+masked once and stored, so every variant, batch size and world size is evaluated on exactly the same masked tokens.
+
+Sources: a named offline source of the asset registry (`wikitext-2-raw`, the default, or `wiki-vital-leads`), a Hub
+dataset (`--dataset_name/--dataset_config_name`, with a network), or local text files (`--train_file`, one document per
+line). The held-out set is the source's validation split when it has one, else a seeded split of the training text.
+Prepared data is cached under the asset cache (`$HYBRID_BERT_CACHE/datasets/<key>`), keyed by everything that shapes it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
+from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBase
+
+from recipes import assets
+
+OFFLINE_CORPORA = ("wikitext-2-raw", "wiki-vital-leads")
+_WIKITEXT_ARTICLE_TITLE = re.compile(r"^ = [^=].* = $")
+_WIKITEXT_ESCAPES = {" @-@ ": "-", " @,@ ": ",", " @.@ ": "."}
+
+
+@dataclass(frozen=True)
+class CorpusSpec:
+    """Where the text comes from: exactly one of a named offline source, a Hub dataset or local files."""
+
+    dataset: str | None = "wikitext-2-raw"
+    dataset_name: str | None = None
+    dataset_config_name: str | None = None
+    train_file: str | None = None
+    validation_file: str | None = None
+    validation_split_percentage: float = 5.0
+    seed: int = 42
+
+    def validate(self) -> None:
+        chosen = [name for name in ("dataset", "dataset_name", "train_file") if getattr(self, name)]
+        if len(chosen) != 1:
+            raise ValueError(
+                f"Give exactly one text source: --dataset (one of {', '.join(OFFLINE_CORPORA)}), --dataset_name, "
+                f"or --train_file; got {', '.join(chosen) or 'none'}."
+            )
+        if self.dataset and self.dataset not in OFFLINE_CORPORA:
+            raise ValueError(f"Unknown --dataset {self.dataset!r}; offline corpora: {', '.join(OFFLINE_CORPORA)}.")
+        for path in (self.train_file, self.validation_file):
+            if path and not Path(path).is_file():
+                raise FileNotFoundError(f"Text file not found: {path}")
+        if not 0 < self.validation_split_percentage < 100:
+            raise ValueError("--validation_split_percentage must be between 0 and 100.")
+
+
+def _wikitext_articles(path: Path) -> list[str]:
+    """WikiText lines → one document per article (a top-level ` = Title = ` starts one), escapes undone."""
+    articles, current = [], []
+    with gzip.open(path, "rt", encoding="utf-8") as lines:
+        for line in lines:
+            if _WIKITEXT_ARTICLE_TITLE.match(line.rstrip("\n")) and current:
+                articles.append(" ".join(current))
+                current = []
+            text = line.strip()
+            if text and not text.startswith("="):
+                for escaped, plain in _WIKITEXT_ESCAPES.items():
+                    text = text.replace(escaped, plain)
+                current.append(text)
+    if current:
+        articles.append(" ".join(current))
+    return articles
+
+
+def _offline_corpus(name: str) -> tuple[dict[str, list[str]], str]:
+    """Documents per split and a fingerprint of the source bytes."""
+    path = assets.fetch(name)
+    if name == "wikitext-2-raw":
+        files = {"train": path / "train.raw.gz", "validation": path / "valid.raw.gz"}
+        splits = {split: _wikitext_articles(file) for split, file in files.items()}
+    else:
+        files = {"train": path}
+        leads = json.loads(path.read_text(encoding="utf-8"))
+        splits = {"train": [entry["extract"] for entry in leads.values() if entry.get("extract")]}
+    return splits, _sha256_of_files(sorted(files.values()))
+
+
+def _sha256_of_files(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_corpus(spec: CorpusSpec) -> tuple[DatasetDict, str]:
+    """A DatasetDict with a `text` column and `train` + `validation` splits, and the source's fingerprint."""
+    spec.validate()
+    if spec.dataset:
+        splits, fingerprint = _offline_corpus(spec.dataset)
+        corpus = DatasetDict({split: Dataset.from_dict({"text": docs}) for split, docs in splits.items()})
+    elif spec.dataset_name:
+        corpus = load_dataset(spec.dataset_name, spec.dataset_config_name)
+        fingerprint = hashlib.sha256(
+            json.dumps({split: corpus[split]._fingerprint for split in corpus}, sort_keys=True).encode()
+        ).hexdigest()
+    else:
+        data_files = {"train": spec.train_file}
+        if spec.validation_file:
+            data_files["validation"] = spec.validation_file
+        corpus = load_dataset("text", data_files=data_files)
+        fingerprint = _sha256_of_files([Path(p) for p in data_files.values()])
+
+    if "text" not in corpus["train"].column_names:
+        raise ValueError(f"The training data has no 'text' column (columns: {corpus['train'].column_names}).")
+    corpus = corpus.filter(lambda row: bool(row["text"] and row["text"].strip()))
+    if len(corpus["train"]) == 0:
+        raise ValueError("The training data holds no text.")
+    if "validation" not in corpus:
+        held_out = corpus["train"].train_test_split(test_size=spec.validation_split_percentage / 100, seed=spec.seed)
+        corpus = DatasetDict({"train": held_out["train"], "validation": held_out["test"]})
+    return DatasetDict({"train": corpus["train"], "validation": corpus["validation"]}), fingerprint
+
+
+def pack_into_blocks(documents: Dataset, tokenizer: PreTrainedTokenizerBase, max_seq_length: int) -> Dataset:
+    """Tokenise without special tokens, join documents with [SEP], cut into blocks of max_seq_length − 2 tokens and
+    wrap each as [CLS] … [SEP] (the remainder that does not fill a block is dropped)."""
+    body = max_seq_length - 2
+
+    def tokenize(batch):
+        return {"ids": tokenizer(batch["text"], add_special_tokens=False)["input_ids"]}
+
+    def pack(batch):
+        stream = [token for ids in batch["ids"] for token in (*ids, tokenizer.sep_token_id)]
+        blocks = [stream[start : start + body] for start in range(0, len(stream) - body + 1, body)]
+        return {"input_ids": [[tokenizer.cls_token_id, *block, tokenizer.sep_token_id] for block in blocks]}
+
+    tokenized = documents.map(tokenize, batched=True, remove_columns=documents.column_names, desc="Tokenising")
+    return tokenized.map(pack, batched=True, batch_size=2000, remove_columns=["ids"], desc="Packing")
+
+
+def mask_once(blocks: Dataset, tokenizer: PreTrainedTokenizerBase, mlm_probability: float, seed: int) -> Dataset:
+    """Apply BERT's 80/10/10 masking once, with a fixed seed, and keep the result (`input_ids`, `labels`)."""
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability, seed=seed, return_tensors="np")
+
+    def mask(batch):
+        masked = collator([{"input_ids": ids} for ids in batch["input_ids"]])
+        return {"input_ids": masked["input_ids"].tolist(), "labels": masked["labels"].tolist()}
+
+    return blocks.map(mask, batched=True, batch_size=1000, desc="Masking held-out set")
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    train: Dataset  # input_ids blocks, masked on the fly by the collator
+    held_out: Dataset  # input_ids + labels, masked once
+    fingerprint: str  # sha256 of the source text and every setting that shaped the blocks
+    cache_path: Path
+
+
+def prepare(
+    spec: CorpusSpec, tokenizer: PreTrainedTokenizerBase, max_seq_length: int, mlm_probability: float
+) -> PreparedData:
+    """Load from the cache, or build and store atomically."""
+    if max_seq_length < 8 or max_seq_length > tokenizer.model_max_length:
+        raise ValueError(f"--max_seq_length {max_seq_length} must be between 8 and {tokenizer.model_max_length}.")
+    corpus, source_fingerprint = load_corpus(spec)
+    settings = {
+        "source": source_fingerprint,
+        "vocab": hashlib.sha256(json.dumps(tokenizer.get_vocab(), sort_keys=True).encode()).hexdigest(),
+        "max_seq_length": max_seq_length,
+        "mlm_probability": mlm_probability,
+        "seed": spec.seed,
+        "validation_split_percentage": spec.validation_split_percentage,
+        "format": 1,
+    }
+    fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+    target = assets.cache_dir() / "datasets" / fingerprint[:16]
+    if not (target / "settings.json").is_file():
+        train = pack_into_blocks(corpus["train"], tokenizer, max_seq_length)
+        held_out = mask_once(pack_into_blocks(corpus["validation"], tokenizer, max_seq_length), tokenizer, mlm_probability, spec.seed)
+        if len(train) == 0:
+            raise ValueError(f"The training text is shorter than one block of {max_seq_length} tokens.")
+        if len(held_out) == 0:
+            raise ValueError(f"The held-out text is shorter than one block of {max_seq_length} tokens.")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+        try:
+            DatasetDict({"train": train, "held_out": held_out}).save_to_disk(staging / "data")
+            (staging / "settings.json").write_text(json.dumps(settings, indent=2))
+            staging.rename(target)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+            if not (target / "settings.json").is_file():  # another process did not win the race either
+                raise
+    data = load_from_disk(str(target / "data"))
+    return PreparedData(data["train"], data["held_out"], fingerprint, target)
