@@ -292,12 +292,26 @@ class HybridBertLMHead(nn.Module):
         return self.decoder(self.norm(self.activation(self.dense(hidden))))
 
 
+# Every saved folder serves every Auto class, whichever head was saved (an MLM checkpoint feeds `AutoModel` for
+# feature extraction and `AutoModelForSequenceClassification` for fine-tuning).
+AUTO_MAP = {
+    "AutoConfig": "configuration_hybrid_bert.HybridBertConfig",
+    "AutoModel": "modeling_hybrid_bert.HybridBertModel",
+    "AutoModelForMaskedLM": "modeling_hybrid_bert.HybridBertForMaskedLM",
+    "AutoModelForSequenceClassification": "modeling_hybrid_bert.HybridBertForSequenceClassification",
+}
+
+
 class HybridBertPreTrainedModel(PreTrainedModel):
     config_class = HybridBertConfig
     base_model_prefix = "hybrid_bert"
     supports_gradient_checkpointing = True
     _supports_sdpa = True
     _no_split_modules = ["HybridBertLayer"]
+
+    def save_pretrained(self, *args, **kwargs):
+        self.config.auto_map = AUTO_MAP
+        return super().save_pretrained(*args, **kwargs)
 
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
@@ -346,8 +360,9 @@ class HybridBertPreTrainedModel(PreTrainedModel):
         if variant == "bert":
             shared += ["hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout"]
         fields = {name: getattr(source_config, name) for name in shared}
-        size = next((name for name, dims in SIZES.items() if all(fields[k] == v for k, v in dims.items())), "base")
-        config = HybridBertConfig.from_variant(variant, size=size, **{**fields, **config_overrides})
+        size = next((name for name, dims in SIZES.items() if all(fields[k] == v for k, v in dims.items())), None)
+        config = HybridBertConfig.from_variant(variant, size=size or "base", **{**fields, **config_overrides})
+        config.size = size
         if copy_ffn_and_norms is None:
             copy_ffn_and_norms = (config.norm_style, config.hidden_act, config.ffn_bias) == (
                 "post",
@@ -374,6 +389,7 @@ class HybridBertPreTrainedModel(PreTrainedModel):
                 f"{cls.__name__}.from_bert({variant!r}): {len(newly_initialized)} weights have no BERT counterpart "
                 f"and are newly initialised: {', '.join(newly_initialized)}"
             )
+        model.eval()  # as from_pretrained leaves it
         if output_loading_info:
             return model, {"copied": sorted(copied), "newly_initialized": newly_initialized, "unused": unused}
         return model

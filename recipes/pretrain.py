@@ -104,6 +104,8 @@ class PretrainingArguments(TrainingArguments):
     report_to: None | str | list[str] = "none"
     eval_on_start: bool = True
     dataloader_pin_memory: bool = torch.cuda.is_available()
+    # Without an accelerator, ranks must be CPU ranks (gloo); otherwise accelerate runs them as unconnected processes.
+    use_cpu: bool = not torch.accelerator.is_available()
     disable_tqdm: bool | None = True
     ddp_find_unused_parameters: bool | None = False
 
