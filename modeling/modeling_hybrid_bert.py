@@ -309,6 +309,12 @@ class HybridBertPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _no_split_modules = ["HybridBertLayer"]
 
+    @classmethod
+    def _can_set_attn_implementation(cls) -> bool:
+        # transformers guesses this from the source text; each SelfAttention reads config._attn_implementation at
+        # call time, so `model.set_attn_implementation("eager" | "sdpa")` is safe at any moment.
+        return True
+
     def save_pretrained(self, *args, **kwargs):
         self.config.auto_map = AUTO_MAP
         return super().save_pretrained(*args, **kwargs)
