@@ -18,6 +18,7 @@ import math
 import re
 import signal
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,7 @@ class BudgetClock:
     paused_s: dict[str, float] = field(default_factory=lambda: {"evaluation": 0.0, "checkpointing": 0.0})
     running_since: float | None = None
     paused_since: float | None = None
+    last_pause_reason: str = "evaluation"
 
     @property
     def progress(self) -> float:
@@ -75,6 +77,10 @@ class BudgetClock:
         return self.elapsed_s >= self.budget_s
 
     def resume(self) -> None:
+        """Start (or restart after a pause) counting; the rest of a pause goes to what last used it."""
+        if self.paused_since is not None:
+            self.charge_pause(self.last_pause_reason)
+            self.paused_since = None
         if self.running_since is None:
             self.running_since = self.now()
 
@@ -88,6 +94,7 @@ class BudgetClock:
             now = self.now()
             self.paused_s[reason] += now - self.paused_since
             self.paused_since = now
+            self.last_pause_reason = reason
 
     def read_local(self) -> float:
         now = self.now()
@@ -118,11 +125,12 @@ def schedule_shape(lr_scheduler_type) -> str:
 class BudgetTrainer(Trainer):
     """A Trainer whose learning rate follows the budget clock instead of the step count (unless `max_steps` is set)."""
 
-    def __init__(self, *args, budget_callback: TimeBudgetCallback, final_lr_ratio: float = 0.0, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args, budget_callback: TimeBudgetCallback, final_lr_ratio: float = 0.0, callbacks=None, **kwargs):
+        # The budget callback comes last: what other callbacks do on evaluation (e.g. plotting curves) is then
+        # charged to the evaluation pause.
+        super().__init__(*args, callbacks=[*(callbacks or []), budget_callback], **kwargs)
         self.budget_callback = budget_callback
         self.final_lr_ratio = final_lr_ratio
-        self.add_callback(budget_callback)
 
     def create_scheduler(self, num_training_steps: int, optimizer=None):
         if not self.budget_callback.drives_schedule:
@@ -173,7 +181,8 @@ class TimeBudgetCallback(TrainerCallback):
         saved = json.loads(path.read_text())
         self.clock.elapsed_s = saved["elapsed_s"]
         self.clock.paused_s = saved["paused_s"]
-        self.evaluations_done = saved["evaluations_done"]
+        # The budget may have grown: the evaluation points still to come are those of the new budget.
+        self.evaluations_done = int(self.clock.progress * self.num_eval_points)
 
     # -- signals ---------------------------------------------------------------------------------------------------
     def _on_signal(self, signum, frame) -> None:
@@ -182,11 +191,15 @@ class TimeBudgetCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         for signum in (signal.SIGTERM, signal.SIGINT):
             self._previous_handlers[signum] = signal.signal(signum, self._on_signal)
+        if self.scheduler is not None:
+            # A resumed run's optimizer comes back with the LR it had at the checkpoint; the first step must use
+            # the schedule's value for the budget clock as resumed (no optimizer step has run yet in this process).
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                self.scheduler.step()
 
     # -- the clock -------------------------------------------------------------------------------------------------
     def on_step_begin(self, args, state, control, **kwargs):
-        if self.clock.paused_since is not None:
-            self.clock.paused_since = None
         self.clock.resume()
 
     def on_optimizer_step(self, args, state, control, **kwargs):
@@ -203,10 +216,12 @@ class TimeBudgetCallback(TrainerCallback):
             self.stop_reason = "signal"
         elif self.clock.expired:
             self.stop_reason = "budget"
+        elif state.max_steps and state.global_step >= state.max_steps:
+            self.stop_reason = "max_steps"
         if self.stop_reason:
             control.should_training_stop = True
             control.should_save = True
-            control.should_evaluate = self.stop_reason == "budget" and self.num_eval_points > 0
+            control.should_evaluate = self.stop_reason != "signal" and self.num_eval_points > 0
         elif self.num_eval_points and self.clock.progress >= (self.evaluations_done + 1) / self.num_eval_points:
             control.should_evaluate = True
         if control.should_evaluate:
@@ -233,7 +248,7 @@ class TimeBudgetCallback(TrainerCallback):
         for signum, handler in self._previous_handlers.items():
             signal.signal(signum, handler)
         if self.stop_reason is None:
-            self.stop_reason = "max_steps" if state.max_steps and state.global_step >= state.max_steps else "data"
+            self.stop_reason = "data"
 
     # -- the record ------------------------------------------------------------------------------------------------
     def record(self, state, samples_per_step: int, tokens_per_sample: int, **extra) -> dict:

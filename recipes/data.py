@@ -52,6 +52,8 @@ class CorpusSpec:
         for path in (self.train_file, self.validation_file):
             if path and not Path(path).is_file():
                 raise FileNotFoundError(f"Text file not found: {path}")
+            if path and Path(path).stat().st_size == 0:
+                raise ValueError(f"Text file {path} is empty.")
         if not 0 < self.validation_split_percentage < 100:
             raise ValueError("--validation_split_percentage must be between 0 and 100.")
 

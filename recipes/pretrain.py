@@ -16,6 +16,7 @@ import json
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -225,7 +226,9 @@ def parse_args(argv: list[str] | None):
     return parser.parse_args_into_dataclasses(argv)
 
 
-def main(argv: list[str] | None = None, now=time.monotonic) -> dict:
+def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[TrainerCallback] = ()) -> dict:
+    """Run the recipe; returns what budget.json records. `now` (the budget clock's time source) and extra Trainer
+    `callbacks` are for programmatic use and tests."""
     model_args, data_args, budget_args, training_args = parse_args(argv)
 
     # Every argument is checked before anything is written.
@@ -293,6 +296,9 @@ def main(argv: list[str] | None = None, now=time.monotonic) -> dict:
     if checkpoint:
         budget.load_state(checkpoint)
     mlm_accuracy = evaluate.load(str(METRICS_DIR / "mlm_accuracy"))
+    previous_points = [p for p in load_curve(output_dir) if checkpoint and p["step"] <= int(Path(checkpoint).name.split("-")[1])]
+    title = f"{model.config.variant} ({model.config.size}), budget {budget_args.budget}"
+    curve = MlmCurveCallback(budget.clock, output_dir, samples_per_step * data_args.max_seq_length, previous_points, title)
     trainer = BudgetTrainer(
         model=model,
         args=training_args,
@@ -302,12 +308,10 @@ def main(argv: list[str] | None = None, now=time.monotonic) -> dict:
         processing_class=tokenizer,
         compute_metrics=lambda p: mlm_accuracy.compute(predictions=p.predictions, references=p.label_ids),
         preprocess_logits_for_metrics=predictions_at_labels,
+        callbacks=[curve, *callbacks],
         budget_callback=budget,
         final_lr_ratio=budget_args.final_lr_ratio,
     )
-    previous_points = [p for p in load_curve(output_dir) if checkpoint and p["step"] <= int(Path(checkpoint).name.split("-")[1])]
-    title = f"{model.config.variant} ({model.config.size}), budget {budget_args.budget}"
-    trainer.add_callback(MlmCurveCallback(budget.clock, output_dir, samples_per_step * data_args.max_seq_length, previous_points, title))
 
     if checkpoint:
         training_args.eval_on_start = False

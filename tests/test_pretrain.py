@@ -1,0 +1,368 @@
+"""End to end through `recipes.pretrain.main(argv)` (in-process) and `python recipes/pretrain.py` (a real process, for
+signals and loading), on a small train file of real WikiText paragraphs and a tiny hbert-v1.
+
+In-process budgeted runs get a deterministic `ModelClock`: time passes only while the model computes (0.25 s per
+training forward, 0.5 s per evaluation forward, counted by a global forward hook), so step counts, elapsed and paused
+time and evaluation points are exact and nothing depends on the machine's speed. The other runs use the real clock.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from recipes import assets
+from recipes.budget import BUDGET_STATE_FILE
+from recipes.pretrain import main
+from recipes.run_record import KEY_FIELDS, PACKAGES
+
+REPO = Path(__file__).resolve().parents[1]
+SEQ, BATCH = 32, 4
+TOKENS_PER_STEP = SEQ * BATCH
+TINY = [
+    "--variant", "hbert-v1",
+    "--size", "tiny",
+    "--config_overrides", "hidden_size=32,num_attention_heads=2,intermediate_size=64,num_hidden_layers=2",
+    "--max_seq_length", str(SEQ),
+    "--per_device_train_batch_size", str(BATCH),
+    "--per_device_eval_batch_size", "16",
+    "--max_eval_samples", "16",
+    "--use_cpu",
+]  # fmt: skip
+BUDGET_FIELDS = (
+    "budget_s", "elapsed_s", "paused_s", "steps", "tokens_seen", "samples", "tokens_per_s", "stop_reason",
+    "device", "threads", "world_size", "run_record",
+)  # fmt: skip
+
+
+class ModelClock:
+    """Deterministic time that passes only while a HybridBertForMaskedLM runs: `train_s` per training forward (one per
+    step here), `eval_s` per evaluation forward (one per evaluation of 16 held-out blocks here)."""
+
+    def __init__(self, train_s: float = 0.25, eval_s: float = 0.5):
+        self.t, self.train_s, self.eval_s = 0.0, train_s, eval_s
+
+    def __call__(self) -> float:
+        return self.t
+
+    def _advance(self, module, args, output):
+        if type(module).__name__ == "HybridBertForMaskedLM":
+            self.t += self.train_s if module.training else self.eval_s
+
+    def __enter__(self):
+        self._handle = torch.nn.modules.module.register_module_forward_hook(self._advance)
+        return self
+
+    def __exit__(self, *exc):
+        self._handle.remove()
+
+
+def _timed_main(argv: list[str]) -> dict:
+    with ModelClock() as clock:
+        return main(argv, now=clock)
+
+
+@pytest.fixture(scope="module")
+def train_file(tmp_path_factory) -> Path:
+    """The first 120 paragraphs of WikiText-2's training split, one per line (about 600 blocks of 32 tokens)."""
+    lines = []
+    with gzip.open(assets.fetch("wikitext-2-raw") / "train.raw.gz", "rt", encoding="utf-8") as f:
+        for line in f:
+            text = line.strip()
+            if text and not text.startswith("="):
+                lines.append(text)
+                if len(lines) == 120:
+                    break
+    path = tmp_path_factory.mktemp("text") / "train.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _argv(train_file: Path, output_dir: Path, *extra: str) -> list[str]:
+    return [*TINY, "--train_file", str(train_file), "--output_dir", str(output_dir), *extra]
+
+
+def _curve(output_dir: Path) -> list[dict]:
+    return json.loads((output_dir / "mlm_curve.json").read_text())["points"]
+
+
+def _assert_monotone_curve(points: list[dict]) -> None:
+    for field in ("elapsed_s", "tokens_seen", "step"):
+        values = [p[field] for p in points]
+        assert values == sorted(values), f"{field} not monotone: {values}"
+    for earlier, later in zip(points, points[1:]):
+        assert later["step"] > earlier["step"]
+    for point in points:
+        assert set(point) >= {"elapsed_s", "tokens_seen", "step", "accuracy", "loss"}
+        assert point["tokens_seen"] == point["step"] * TOKENS_PER_STEP
+        assert 0.0 <= point["accuracy"] <= 1.0 and point["loss"] > 0
+
+
+@pytest.fixture(scope="module")
+def budgeted_run(tmp_path_factory, train_file):
+    """(output dir, returned record) of a 4 s budget with 2 eval points: 16 steps of 0.25 s on the model clock."""
+    output_dir = tmp_path_factory.mktemp("budgeted") / "run"
+    spent = _timed_main(_argv(train_file, output_dir, "--budget", "4s", "--num_eval_points", "2"))
+    return output_dir, spent
+
+
+def test_budgeted_run_writes_complete_budget_json(budgeted_run):
+    """budget.json holds every spent field and the run record, stop_reason 'budget', overshoot below one step."""
+    output_dir, spent = budgeted_run
+    written = json.loads((output_dir / "budget.json").read_text())
+    assert written == json.loads(json.dumps(spent, default=str))
+    for name in BUDGET_FIELDS:
+        assert name in written, name
+    assert written["stop_reason"] == "budget"
+    assert written["budget_s"] == 4.0
+    assert written["steps"] == 16  # 0.25 s steps: the first step reaching 4 s is the 16th
+    assert written["budget_s"] <= written["elapsed_s"] < written["budget_s"] + 0.25  # overshoot below one step
+    assert written["samples"] == 16 * BATCH and written["tokens_seen"] == 16 * TOKENS_PER_STEP
+    assert written["tokens_per_s"] == pytest.approx(written["tokens_seen"] / written["elapsed_s"])
+    # the evaluations at 2 s and at the deadline (0.5 s each) are paused time, not training time
+    assert written["paused_s"] == pytest.approx(1.0)
+    assert written["paused_breakdown_s"] == pytest.approx({"evaluation": 1.0, "checkpointing": 0.0})
+    assert written["data_preparation_s"] >= 0  # logged separately; the clock only starts at the first step
+    assert written["world_size"] == 1 and written["threads"] >= 1 and written["device"]
+    record = written["run_record"]
+    for name in (*KEY_FIELDS, "device", "threads", "world_size"):
+        assert name in record, name
+    assert set(record["versions"]) == set(PACKAGES)
+    assert record["versions"]["transformers"].startswith("5.")
+    assert len(record["config_sha256"]) == 64 and len(record["data_sha256"]) == 64
+    assert record["git_commit"]
+    assert record["budget_s"] == 4.0 and record["training"]["schedule"] == "budget-linear"
+    assert (output_dir / "checkpoint-16" / BUDGET_STATE_FILE).is_file()  # saved on expiry
+
+
+def test_budgeted_run_writes_monotone_curve(budgeted_run):
+    """mlm_curve.json has points at the start, at half the budget and at the end, monotone in time, tokens and
+    step; mlm_curve.png is written."""
+    output_dir, spent = budgeted_run
+    points = _curve(output_dir)
+    assert [p["step"] for p in points] == [0, 8, 16]
+    assert [p["elapsed_s"] for p in points] == [0.0, 2.0, 4.0]
+    _assert_monotone_curve(points)
+    assert points[-1]["elapsed_s"] == pytest.approx(spent["elapsed_s"])
+    png = output_dir / "mlm_curve.png"
+    assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+LOAD_SCRIPT = r"""
+import json, sys, torch
+from safetensors.torch import load_file
+from transformers import AutoModelForMaskedLM, pipeline
+folder = sys.argv[1]
+model = AutoModelForMaskedLM.from_pretrained(folder, trust_remote_code=True)
+saved = load_file(f"{folder}/model.safetensors")
+state = model.state_dict()
+fill = pipeline("fill-mask", model=folder, trust_remote_code=True, device=-1)
+answers = fill("the capital of france is [MASK].")
+print(json.dumps({
+    "module": type(model).__module__,
+    "variant": model.config.variant,
+    "missing": sorted(k for k in saved if k not in state),
+    "equal": all(torch.equal(state[k], v) for k, v in saved.items() if k in state),
+    "answers": [[a["token_str"], a["score"]] for a in answers],
+    "pipeline_module": type(fill.model).__module__,
+}))
+"""
+
+
+@pytest.mark.slow
+def test_output_dir_loads_with_remote_code_and_fill_mask(budgeted_run, tmp_path):
+    """A fresh process loads the output dir with AutoModelForMaskedLM(trust_remote_code=True), with the saved
+    weights, and a fill-mask pipeline runs on it."""
+    output_dir, _ = budgeted_run
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_SCRIPT, str(output_dir)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded["module"].startswith("transformers_modules")  # the copied remote code, not the repo's package
+    assert loaded["pipeline_module"].startswith("transformers_modules")
+    assert loaded["variant"] == "hbert-v1"
+    assert loaded["missing"] == [] and loaded["equal"]
+    assert len(loaded["answers"]) == 5 and all(token for token, _ in loaded["answers"])
+
+
+def test_resume_continues_the_remaining_budget(tmp_path, train_file):
+    """A run stopped by a 2 s budget, resumed from its checkpoint with a 4 s budget, continues from 2 s to 4 s:
+    more steps, elapsed grows, the curve keeps its old points and stays monotone."""
+    output_dir = tmp_path / "run"
+    first = _timed_main(_argv(train_file, output_dir, "--budget", "2s", "--num_eval_points", "2"))
+    assert first["stop_reason"] == "budget" and first["steps"] == 8
+    checkpoint = output_dir / "checkpoint-8"
+    state = json.loads((checkpoint / BUDGET_STATE_FILE).read_text())
+    assert state["elapsed_s"] == pytest.approx(first["elapsed_s"])
+    old_points = _curve(output_dir)
+
+    resume = ["--budget", "4s", "--num_eval_points", "2", "--resume_from_checkpoint", str(checkpoint)]
+    second = _timed_main(_argv(train_file, output_dir, *resume))
+    assert second["stop_reason"] == "budget"
+    assert second["steps"] == 16 > first["steps"]  # 8 more 0.25 s steps: the remaining 2 s
+    assert second["elapsed_s"] == pytest.approx(4.0) and second["elapsed_s"] >= first["elapsed_s"]
+    assert second["paused_s"] == pytest.approx(first["paused_s"] + 0.5)  # plus the final evaluation
+    points = _curve(output_dir)
+    assert points[: len(old_points)] == old_points
+    assert [p["step"] for p in points] == [0, 4, 8, 16]
+    _assert_monotone_curve(points)
+    assert json.loads((output_dir / "budget.json").read_text())["steps"] == 16
+
+
+@pytest.fixture(scope="module")
+def max_steps_run(tmp_path_factory, train_file):
+    """(output dir, returned record) of --max_steps 3 under a 1 h budget (real clock), 2 eval points."""
+    output_dir = tmp_path_factory.mktemp("max_steps") / "run"
+    spent = main(_argv(train_file, output_dir, "--budget", "1h", "--max_steps", "3", "--num_eval_points", "2"))
+    return output_dir, spent
+
+
+def test_max_steps_stops_after_that_many_steps(max_steps_run):
+    """--max_steps 3 with a large budget stops after 3 steps with stop_reason 'max_steps' and a step-based schedule,
+    and saves the model and budget.json."""
+    output_dir, spent = max_steps_run
+    assert spent["stop_reason"] == "max_steps"
+    assert spent["steps"] == 3 and spent["elapsed_s"] < spent["budget_s"]
+    assert spent["run_record"]["training"]["schedule"] == "steps-linear"
+    assert json.loads((output_dir / "budget.json").read_text())["stop_reason"] == "max_steps"
+    assert (output_dir / "model.safetensors").is_file()
+
+
+def test_max_steps_run_evaluates_at_the_end(max_steps_run):
+    """A run ended by --max_steps still measures held-out MLM accuracy at the end: the curve's last point is step 3."""
+    output_dir, _ = max_steps_run
+    points = _curve(output_dir)
+    assert points[0]["step"] == 0
+    _assert_monotone_curve(points)
+    assert points[-1]["step"] == 3, f"no evaluation at the end of training: curve steps {[p['step'] for p in points]}"
+
+
+def _wait_for(predicate, timeout: float, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        assert process.poll() is None, f"the run ended early with code {process.returncode}"
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s")
+
+
+def _has_curve_point(output_dir: Path) -> bool:
+    try:
+        return len(_curve(output_dir)) >= 1
+    except (OSError, json.JSONDecodeError, KeyError):
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_saves_checkpoint_and_exits_cleanly(tmp_path, train_file, signum):
+    """A real `python recipes/pretrain.py` with a 10 m budget, sent SIGTERM/SIGINT once training is under way,
+    saves a checkpoint, writes budget.json with stop_reason 'signal' and exits with code 0."""
+    output_dir = tmp_path / "run"
+    log = tmp_path / "log.txt"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "recipes/pretrain.py", *_argv(train_file, output_dir, "--budget", "10m")],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            _wait_for(lambda: _has_curve_point(output_dir), timeout=240, process=process)  # the step-0 evaluation
+            process.send_signal(signum)
+            code = process.wait(timeout=120)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    output = log.read_text()
+    assert code == 0, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    checkpoints = sorted(output_dir.glob("checkpoint-*"))
+    assert checkpoints, output[-3000:]
+    assert (checkpoints[-1] / BUDGET_STATE_FILE).is_file()
+    assert (checkpoints[-1] / "model.safetensors").is_file()
+    spent = json.loads((output_dir / "budget.json").read_text())
+    assert spent["stop_reason"] == "signal"
+    assert spent["steps"] >= 1 and spent["elapsed_s"] < spent["budget_s"]
+    assert checkpoints[-1].name == f"checkpoint-{spent['steps']}"
+
+
+# -- bad input: one clear error before anything is written ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "extra, error, message",
+    [
+        (["--budget", "abc"], ValueError, "abc"),
+        (["--budget", "0"], ValueError, "positive"),
+        (["--budget=-5m"], ValueError, "-5m"),
+        (["--variant", "nope"], ValueError, "nope"),
+    ],
+    ids=["budget-abc", "budget-0", "budget-negative", "variant-nope"],
+)
+def test_bad_arguments_fail_before_writing(tmp_path, train_file, extra, error, message):
+    """An unparseable or non-positive budget or an unknown variant raises one clear error; no output dir appears."""
+    output_dir = tmp_path / "run"
+    with pytest.raises(error, match=message):
+        main(_argv(train_file, output_dir, *extra))
+    assert not output_dir.exists()
+
+
+def test_unknown_dataset_fails_before_writing(tmp_path):
+    """--dataset nope raises a ValueError naming it; no output dir appears."""
+    output_dir = tmp_path / "run"
+    with pytest.raises(ValueError, match="nope"):
+        main([*TINY, "--dataset", "nope", "--output_dir", str(output_dir)])
+    assert not output_dir.exists()
+
+
+def test_missing_train_file_fails_before_writing(tmp_path):
+    """A train file that does not exist raises FileNotFoundError naming it; no output dir appears."""
+    output_dir = tmp_path / "run"
+    missing = tmp_path / "missing.txt"
+    with pytest.raises(FileNotFoundError, match="missing.txt"):
+        main(_argv(missing, output_dir))
+    assert not output_dir.exists()
+
+
+@pytest.mark.parametrize("content", ["", "\n   \n\n"], ids=["zero-bytes", "blank-lines"])
+def test_empty_train_file_fails_with_clear_error(tmp_path, content):
+    """An empty train file (no bytes, or only blank lines) raises a ValueError saying it holds no text; no output
+    dir appears."""
+    output_dir = tmp_path / "run"
+    empty = tmp_path / "empty.txt"
+    empty.write_text(content)
+    with pytest.raises(ValueError, match=r"(?i)no text|empty"):
+        main(_argv(empty, output_dir))
+    assert not output_dir.exists()
+
+
+def test_existing_run_needs_overwrite_flag(tmp_path, train_file):
+    """An output dir holding another run is refused (nothing changed) without --overwrite_output_dir and replaced
+    with it."""
+    output_dir = tmp_path / "run"
+    output_dir.mkdir()
+    (output_dir / "budget.json").write_text('{"stop_reason": "budget", "steps": 99}')
+    (output_dir / "other.txt").write_text("left by another run")
+    before = {p.name: p.read_bytes() for p in output_dir.iterdir()}
+    with pytest.raises(FileExistsError, match="--overwrite_output_dir"):
+        main(_argv(train_file, output_dir, "--max_steps", "1", "--num_eval_points", "0"))
+    assert {p.name: p.read_bytes() for p in output_dir.iterdir()} == before
+
+    spent = main(_argv(train_file, output_dir, "--max_steps", "1", "--num_eval_points", "0", "--overwrite_output_dir"))
+    assert spent["steps"] == 1
+    assert not (output_dir / "other.txt").exists()
+    assert json.loads((output_dir / "budget.json").read_text())["steps"] == 1
