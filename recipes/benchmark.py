@@ -14,7 +14,23 @@ which isolates what the sparse MLM head buys). Inference times the bare encoders
     python -m recipes.benchmark --device cuda --dtype bfloat16
 
 Sections (--sections): params, train, infer, memory, scaling, bf16. Writes benchmark_<device>.json and
-benchmark_<device>.md into --output_dir (<device> is `cpu`, or the CUDA device's name).
+benchmark_<device>.md into --output_dir (<device> is `cpu`, or the CUDA device's name). The JSON:
+
+    metadata        device, device_name, threads, dtype, torch, transformers, python, date, arguments
+    section_seconds {section: wall seconds}
+    params          size, max_position_embeddings, models: {model: {components: {...}, encoder_total, mlm_total}}
+    train           metric "tokens_per_s", tokens_per_step, settings: [{size, seq, batch, models: {model: record}}]
+    infer           metric "latency_ms", settings: [{size, seq, batch, models: {encoder: record}}]
+    memory          metric "peak_mib", measures (what the number is), settings: as train
+    scaling         size, hidden_size, num_heads, batch, pass, sdpa_flops_counted_natively, flop_counting,
+                    mixers: {mixer: [{seq, median_s, times_s, flops, time_growth, flops_growth, time_vs_self,
+                    flops_vs_self, gflop_per_s}]}
+    bf16            metric "tokens_per_s", settings: [{model, size, seq, batch, precisions: {float32, bfloat16}}]
+    targets         [{target, ratio, goal, met, basis}]
+
+A timed record holds its metric, median_s and times_s (seconds per call, one per turn); a memory record peak_mib and
+baseline_mib. Every record has ratio_vs: {reference: its metric / the reference's} for the references hf-bert and bert
+(float32 in bf16).
 """
 
 from __future__ import annotations
@@ -23,6 +39,7 @@ import contextlib
 import dataclasses
 import gc
 import json
+import math
 import multiprocessing
 import operator
 import os
@@ -60,6 +77,8 @@ VOCAB_SIZE = HybridBertConfig().vocab_size  # BERT's WordPiece vocabulary (30,52
 FIRST_ORDINARY_TOKEN_ID = 104
 # The first step allocates AdamW's state; the second shows the steady-state peak.
 PROBE_TRAINING_STEPS = 2
+# A timed turn shorter than this is mostly timer and scheduler noise: shorter calls are repeated within a turn.
+MIN_TURN_SECONDS = 0.05
 # Below this, a learned position table would not fit BERT's usual inputs; above it, the longest benchmarked length.
 MIN_POSITIONS = 512
 
@@ -71,6 +90,10 @@ MEMORY_MEASURES = {
     "cuda": "torch.cuda.max_memory_allocated over a fresh process per model and length, minus the memory allocated "
     f"before the model is built, over {PROBE_TRAINING_STEPS} training steps",
 }
+TIMING = (
+    "median over turns taken in interleaved order (A B C … A B C …) after a warm-up; a call shorter than "
+    f"{MIN_TURN_SECONDS * 1e3:.0f} ms is repeated within its turn and averaged"
+)
 FLOP_COUNTING = (
     "FlopCounterMode counts matrix products (mm, bmm, addmm, attention kernels); elementwise ops, softmax and max "
     "pooling are not counted."
@@ -130,7 +153,7 @@ class BenchmarkArguments:
     bf16_seq: int = field(default=128, metadata={"help": "sequence length of the bf16 comparison"})
     bf16_tokens_per_step: int = field(default=512, metadata={"help": "tokens per step of the bf16 comparison"})
     repeats: int = field(default=5, metadata={"help": "timed turns per model and setting (the median is reported)"})
-    warmup: int = field(default=1, metadata={"help": "untimed steps per model before each setting's turns"})
+    warmup: int = field(default=1, metadata={"help": "untimed calls per model before each setting's turns (>= 1)"})
     threads: int | None = field(default=None, metadata={"help": "torch threads (default: torch.get_num_threads())"})
     dtype: str = field(
         default="float32",
@@ -157,6 +180,8 @@ class BenchmarkArguments:
         self.scaling_seqs = sorted(self.scaling_seqs)
         if self.threads is None:
             self.threads = torch.get_num_threads()
+        if self.warmup < 1 or self.repeats < 1:
+            raise ValueError("warmup and repeats must be at least 1: the warm-up call also sizes each timed turn.")
 
     @property
     def autocast_bf16(self) -> bool:
@@ -287,23 +312,29 @@ def synchronize(device: torch.device | str) -> None:
         torch.cuda.synchronize(device)
 
 
-def seconds_of(step: Callable[[], None], device: torch.device | str) -> float:
+def seconds_per_call(step: Callable[[], None], calls: int, device: torch.device | str) -> float:
     synchronize(device)
     start = time.perf_counter()
-    step()
+    for _ in range(calls):
+        step()
     synchronize(device)
-    return time.perf_counter() - start
+    return (time.perf_counter() - start) / calls
+
+
+def calls_filling_a_turn(step: Callable[[], None], args: BenchmarkArguments) -> int:
+    """Runs the warm-up; its fastest call says how many calls a timed turn needs to last MIN_TURN_SECONDS."""
+    fastest = min(seconds_per_call(step, 1, args.device) for _ in range(args.warmup))
+    return max(1, math.ceil(MIN_TURN_SECONDS / fastest))
 
 
 def interleaved_times(steps: dict[str, Callable[[], None]], args: BenchmarkArguments) -> dict[str, list[float]]:
-    """Each step warmed up, then timed in turns (A B C A B C …) so that drift of the machine hits all alike."""
-    for step in steps.values():
-        for _ in range(args.warmup):
-            step()
+    """Seconds per call of each step: warmed up, then timed in turns (A B C A B C …) so that drift of the machine
+    hits all alike."""
+    calls_per_turn = {name: calls_filling_a_turn(step, args) for name, step in steps.items()}
     times = {name: [] for name in steps}
     for _ in range(args.repeats):
         for name, step in steps.items():
-            times[name].append(seconds_of(step, args.device))
+            times[name].append(seconds_per_call(step, calls_per_turn[name], args.device))
     return times
 
 
@@ -503,7 +534,7 @@ def mixer_step(mixer: torch.nn.Module, hidden: torch.Tensor, backward: bool, bf1
 
 def with_growth(rows_by_mixer: dict[str, list[dict]]) -> dict[str, list[dict]]:
     """Time and FLOPs relative to the shortest length (growth) and to self-attention at the same length."""
-    for mixer, rows in rows_by_mixer.items():
+    for rows in rows_by_mixer.values():
         for index, row in enumerate(rows):
             shortest, self_attention = rows[0], rows_by_mixer["self"][index]
             row["time_growth"] = row["median_s"] / shortest["median_s"]
@@ -612,39 +643,39 @@ def targets(args: BenchmarkArguments) -> list[Target]:
     train_long = {"size": args.size, "seq": long}
     base_single = {"size": args.base_size, "batch": 1, "seq": args.single_seq}
     base_long = {"size": args.base_size, "batch": 1, "seq": args.long_seq}
-    faster_at_length = "faster than bert where self-attention's quadratic term weighs most"
+    # Thresholds are the project's performance targets (issue "Benchmark against HF BERT, and make every variant fast").
     return [
         Target(
             f"bert vs HF BertForMaskedLM: training tokens/s, {args.size}, seq {short}", "train", train_short,
-            "bert", HF_BERT, ">=", 1.0, "not slower than HF at the same size (see bert-dense-head for the sparse head)",
+            "bert", HF_BERT, ">=", 3.0, "sparse MLM prediction + SDPA (bert-dense-head isolates the sparse head)",
         ),
         Target(
             f"addbert vs HF BertModel: encoder latency, {args.base_size}, 1 × {args.single_seq}", "infer", base_single,
-            "addbert", HF_BERT, "<=", 0.85, "HBERT Table 2: AddBERT's CPU inference time ~15% below BERT-base",
+            "addbert", HF_BERT, "<=", 1 / 1.15, "≥ 1.15× faster; HBERT Table 2 reports 1.18× (713 vs 606 ms)",
         ),
         Target(
             f"bert vs HF BertModel: encoder latency, {args.base_size}, 1 × {args.long_seq}", "infer", base_long,
-            "bert", HF_BERT, "<=", 1.0, "not slower than HF at the same size",
+            "bert", HF_BERT, "<=", 1.0, "self-attention not crippled: not slower than HF",
         ),
         Target(
             f"addbert vs bert: training tokens/s, {args.size}, seq {long}", "train", train_long,
-            "addbert", "bert", ">=", 1.0, faster_at_length,
+            "addbert", "bert", ">=", 1.8, "linear-cost mixer where the quadratic term weighs most",
         ),
         Target(
             f"hbert-v2 vs bert: training tokens/s, {args.size}, seq {long}", "train", train_long,
-            "hbert-v2", "bert", ">=", 1.0, faster_at_length,
+            "hbert-v2", "bert", ">=", 1.5, "additive in the middle layers",
         ),
         Target(
             f"pool-hybrid vs bert: training tokens/s, {args.size}, seq {long}", "train", train_long,
-            "pool-hybrid", "bert", ">=", 1.08, "2307.07258: HybridBERT trains 8% faster than BERT",
+            "pool-hybrid", "bert", ">=", 1.4, "pooling on top (2307.07258 reports +8% at its length)",
         ),
         Target(
             f"addbert vs bert: training peak memory, {args.size}, seq {long}", "memory", train_long,
-            "addbert", "bert", "<=", 1.0, "additive attention keeps no seq × seq matrix",
+            "addbert", "bert", "<=", 0.6, "additive attention keeps no seq × seq matrix",
         ),
         Target(
             f"bf16 autocast vs fp32: bert training tokens/s, {args.base_size}, seq {args.bf16_seq}", "bf16",
-            {"model": "bert"}, "bfloat16", "float32", ">=", 1.0, "bf16 matrix units (avx512_bf16, tensor cores)",
+            {"model": "bert"}, "bfloat16", "float32", ">=", 1.5, "bf16 matrix units (avx512_bf16, tensor cores)",
             rows_key="precisions",
         ),
     ]  # fmt: skip
@@ -759,14 +790,15 @@ def parameters_markdown(section: dict) -> str:
 def training_markdown(section: dict) -> str:
     return (
         f"Forward with labels + backward + AdamW step, MLM with {MLM_PROBABILITY:.0%} of positions labelled, "
-        f"~{section['tokens_per_step']} tokens per step; median of interleaved steps. ÷ columns: tokens/s over the "
-        f"reference's (> 1 is faster).\n\n{comparison_tables(section)}"
+        f"~{section['tokens_per_step']} tokens per step; {TIMING}. Dropout as each variant sets "
+        "it: on CPU, attention dropout > 0 sends SDPA to its math kernel (seq × seq probabilities in memory). "
+        f"÷ columns: tokens/s over the reference's (> 1 is faster).\n\n{comparison_tables(section)}"
     )
 
 
 def inference_markdown(section: dict) -> str:
     return (
-        "Bare encoders (`HybridBertModel`, HF `BertModel`), eval mode, no grad; median of interleaved calls. "
+        f"Bare encoders (`HybridBertModel`, HF `BertModel`), eval mode, no grad; {TIMING}. "
         f"÷ columns: latency over the reference's (< 1 is faster).\n\n{comparison_tables(section)}"
     )
 
@@ -788,7 +820,8 @@ def scaling_markdown(section: dict) -> str:
     ]
     return (
         f"Each mixer alone at size {section['size']} (hidden {section['hidden_size']}, {section['num_heads']} heads), "
-        f"batch 1, {section['pass']}, no padding; median of interleaved calls. × columns: relative to the shortest "
+        f"batch 1, {section['pass']}, no padding, eval mode (no dropout, so self-attention runs SDPA's fused kernel); "
+        f"{TIMING}. × columns: relative to the shortest "
         f"length; ÷ self: relative to self-attention at the same length. {section['flop_counting']}\n\n"
         f"{markdown_table(header, rows)}"
     )
@@ -803,8 +836,8 @@ def bf16_markdown(section: dict) -> str:
         shape = f"{setting['batch']} × {setting['seq']}"
         rows.append([setting["model"], setting["size"], shape, *throughputs, format_ratio(bf16["ratio_vs"]["float32"])])
     return (
-        'Training steps under `torch.autocast(device, dtype=torch.bfloat16)` against fp32, in turns on the same model '
-        f"and optimizer.\n\n{markdown_table(header, rows)}"
+        "Training steps under `torch.autocast(device, dtype=torch.bfloat16)` against fp32 on the same model and "
+        f"optimizer; {TIMING}.\n\n{markdown_table(header, rows)}"
     )
 
 
