@@ -29,6 +29,7 @@ from transformers import (
     TrainerCallback,
     TrainingArguments,
     default_data_collator,
+    set_seed,
 )
 
 from modeling import HybridBertConfig, HybridBertForMaskedLM
@@ -233,6 +234,12 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
 
     # Every argument is checked before anything is written.
     budget_s = parse_budget(budget_args.budget)
+    deepspeed_mismatches = getattr(getattr(training_args, "hf_deepspeed_config", None), "mismatches", None)
+    if deepspeed_mismatches:
+        raise ValueError(
+            "The DeepSpeed config disagrees with the training arguments:\n" + "\n".join(deepspeed_mismatches)
+            + "\nSet those keys to 'auto' or to the same values."
+        )
     shape = schedule_shape(training_args.lr_scheduler_type)
     if shape not in BUDGET_SCHEDULE_SHAPES and training_args.max_steps <= 0:
         raise ValueError(f"A budget schedule is {' or '.join(BUDGET_SCHEDULE_SHAPES)}; got --lr_scheduler_type {shape}.")
@@ -264,6 +271,7 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
     held_out = data.held_out
     if data_args.max_eval_samples:
         held_out = held_out.select(range(min(data_args.max_eval_samples, len(held_out))))
+    set_seed(training_args.seed)  # the initial weights follow --seed, on any number of ranks
     model = build_model(model_args, tokenizer)
 
     if budget_args.overwrite_output_dir and not resume and training_args.process_index == 0:
