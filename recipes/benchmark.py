@@ -63,11 +63,12 @@ from transformers import BertConfig, BertForMaskedLM, BertModel, HfArgumentParse
 
 from modeling import MIXER_TYPES, SIZES, VARIANTS, HybridBertConfig, HybridBertForMaskedLM, HybridBertModel
 from modeling.modeling_hybrid_bert import MIXERS
-from recipes.parameters import COMPONENTS, hf_bert_breakdown, hybrid_breakdown
+from recipes.parameters import ABLATIONS, COMPONENTS, hf_bert_breakdown, hybrid_breakdown
 
 SECTIONS = ("params", "train", "infer", "memory", "scaling", "bf16")
 HF_BERT = "hf-bert"
 DENSE_HEAD_BERT = "bert-dense-head"
+SEPARATE_VALUE_ADDBERT = "addbert-wv"
 # Every ratio column divides by these rows: HF for the project's bert, the project's bert for the hybrids.
 REFERENCES = (HF_BERT, "bert")
 MLM_PROBABILITY = 0.15
@@ -202,12 +203,12 @@ def _check_names(kind: str, names: Iterable[str], valid: Iterable[str]) -> None:
 
 
 def training_models() -> list[str]:
-    return [*VARIANTS, HF_BERT, DENSE_HEAD_BERT]
+    return [*VARIANTS, HF_BERT, *ABLATIONS]
 
 
 def encoder_models() -> list[str]:
     """Without labels the MLM head plays no part, so `bert-dense-head` would repeat `bert` here."""
-    return [*VARIANTS, HF_BERT]
+    return [*VARIANTS, HF_BERT, SEPARATE_VALUE_ADDBERT]
 
 
 def positions_for(seqs: Iterable[int]) -> int:
@@ -216,14 +217,9 @@ def positions_for(seqs: Iterable[int]) -> int:
 
 def hybrid_config(name: str, size: str, max_positions: int) -> HybridBertConfig:
     """The project's config behind a model name; `hf-bert` has the dimensions of the `bert` variant."""
-    variant = name if name in VARIANTS else "bert"
-    sparse_prediction = name != DENSE_HEAD_BERT
+    variant, overrides = ABLATIONS.get(name, (name if name in VARIANTS else "bert", {}))
     return HybridBertConfig.from_variant(
-        variant,
-        size=size,
-        max_position_embeddings=max_positions,
-        sparse_prediction=sparse_prediction,
-        attn_implementation="sdpa",
+        variant, size=size, max_position_embeddings=max_positions, attn_implementation="sdpa", **overrides
     )
 
 

@@ -18,6 +18,12 @@ from modeling import VARIANTS, HybridBertConfig, HybridBertModel
 # HBERT (NAACL 2024 SRW) Table 2, parameters in millions; the paper gives no breakdown.
 PAPER_TABLE_2_M = {"bert": 109.5, "addbert": 116.4, "hbert-v1": 119.8, "hbert-v2": 118.7}
 
+# Configurations that isolate one design choice: name -> (variant, config overrides).
+ABLATIONS = {
+    "bert-dense-head": ("bert", {"sparse_prediction": False}),  # the MLM head at every position
+    "addbert-wv": ("addbert", {"additive_shared_query_value": False}),  # additive attention with its own W_v
+}
+
 COMPONENTS = ("embeddings", "self", "additive", "pooling", "mixer_output", "ffn", "norms", "pooler")
 
 
@@ -79,6 +85,8 @@ def hf_bert_breakdown(config: HybridBertConfig) -> dict[str, int]:
 
 def breakdowns(size: str) -> dict[str, dict[str, int]]:
     rows = {name: hybrid_breakdown(HybridBertConfig.from_variant(name, size=size)) for name in VARIANTS}
+    variant, overrides = ABLATIONS["addbert-wv"]
+    rows["addbert-wv"] = hybrid_breakdown(HybridBertConfig.from_variant(variant, size=size, **overrides))
     rows["HF BertModel"] = hf_bert_breakdown(HybridBertConfig.from_variant("bert", size=size))
     return rows
 

@@ -11,6 +11,7 @@ from modeling import MIXER_TYPES, VARIANTS
 from recipes import benchmark
 from recipes.benchmark import (
     DENSE_HEAD_BERT,
+    SEPARATE_VALUE_ADDBERT,
     FIRST_ORDINARY_TOKEN_ID,
     HF_BERT,
     QUICK_SETTINGS,
@@ -56,9 +57,10 @@ def settings_by_shape(section: dict) -> dict[tuple, dict]:
 # --- the JSON ------------------------------------------------------------------------------------------------------
 
 
-def test_models_cover_every_variant_hf_bert_and_the_dense_head():
-    assert training_models() == [*VARIANTS, HF_BERT, DENSE_HEAD_BERT]
-    assert encoder_models() == [*VARIANTS, HF_BERT]
+def test_models_cover_every_variant_hf_bert_and_the_ablations():
+    """Every variant, HF BERT, the dense-head row and the separate-value additive row are benchmarked."""
+    assert training_models() == [*VARIANTS, HF_BERT, DENSE_HEAD_BERT, SEPARATE_VALUE_ADDBERT]
+    assert encoder_models() == [*VARIANTS, HF_BERT, SEPARATE_VALUE_ADDBERT]
 
 
 def test_parameters_of_every_model_add_up(results):

@@ -461,8 +461,9 @@ def test_sub_ln_init_scales_value_path_and_ffn():
     assert config.num_hidden_layers == 12
     assert [layer.mixer.__class__ for layer in model.layers[:2]] == [SelfAttention, AdditiveAttention]
     for index, layer in enumerate(model.layers):
+        # With the default shared query/value, additive attention has no W_v: its value path is W_r alone.
         scaled = [getattr(layer.mixer, name) for name in type(layer.mixer).value_path]
-        scaled += [layer.mixer_output, layer.ffn_in, layer.ffn_out]
+        scaled = [linear for linear in scaled if linear is not None] + [layer.mixer_output, layer.ffn_in, layer.ffn_out]
         for linear in scaled:
             assert math.isclose(getattr(linear, "init_scale", 1.0), gamma), (index, linear)
             assert _std_close(linear.weight, scaled_std), (index, linear, linear.weight.std().item())

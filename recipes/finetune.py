@@ -1,0 +1,300 @@
+"""Fine-tune a model on a text-classification task and record the result against its pretraining run.
+
+    python recipes/finetune.py --model runs/hbert-v1-mini-10m --task trec --output_dir runs/hbert-v1-mini-10m-trec
+    accelerate launch recipes/finetune.py ...                       # the same, on several processes
+    python recipes/finetune.py --model runs/hbert-v1-mini-10m --task trec --from_scratch ...   # no-pretraining baseline
+    python recipes/finetune.py --model minilm --task trec ...       # the pretrained all-MiniLM-L6-v2, as a reference
+
+`--model` is a HybridBERT folder (a pretraining run directory or any `save_pretrained` folder, with any head), an HF
+BERT folder (converted with `from_bert(variant="bert")`, which computes the same function), or `minilm`. `--task` is one
+of `recipes.tasks.TASKS`. The model is evaluated on the validation split every epoch and on the test split at the end.
+
+Outputs (`--output_dir`): the fine-tuned model (`save_pretrained` folder with the tokenizer and `id2label`, so the
+text-classification pipeline prints label names), HF's `train_results.json`, `eval_results.json` (the final validation
+evaluation), `test_results.json` and `all_results.json`, and `downstream_record.json`. When `--model` is a pretraining
+run directory (it holds `budget.json`), the same record is written to `<run>/downstream/<task>/<init>-seed<seed>.json`,
+where cards and the zoo table read it (`load_downstream_results`) without re-running anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import evaluate
+import numpy as np
+import torch
+from datasets import DatasetDict
+from transformers import AutoTokenizer, HfArgumentParser, Trainer, TrainingArguments, set_seed
+from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, WEIGHTS_NAME
+
+from modeling import HybridBertConfig, HybridBertForSequenceClassification
+from recipes import assets
+from recipes.budget import BUDGET_FILE
+from recipes.run_record import run_key
+from recipes.tasks import TASKS, get_task, load_task
+
+METRICS_DIR = Path(__file__).resolve().parent / "metrics"
+METRICS = ("accuracy", "f1")  # accuracy (the paper's metric) and macro-F1
+NAMED_MODELS = {"minilm": assets.minilm_dir}
+MODEL_TYPES = ("hybrid_bert", "bert")
+WEIGHT_FILES = (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, WEIGHTS_NAME)
+DOWNSTREAM_DIR = "downstream"
+RECORD_FILE = "downstream_record.json"
+
+
+@dataclass
+class ModelArguments:
+    model: str = field(
+        metadata={"help": f"A HybridBERT folder (e.g. a pretraining run), an HF BERT folder, or one of {list(NAMED_MODELS)}"}
+    )
+    from_scratch: bool = field(
+        default=False, metadata={"help": "The same architecture from random init: the no-pretraining baseline"}
+    )
+
+
+@dataclass
+class TaskArguments:
+    task: str = field(metadata={"help": f"One of: {', '.join(TASKS)}"})
+    max_seq_length: int = 128
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Train on this many examples of the training split (quick runs, tests)"}
+    )
+    split_seed: int = field(
+        default=42,
+        metadata={
+            "help": "Seed of the splits an offline task lacks; kept apart from --seed so that every fine-tuning seed "
+            "is scored on the same test rows"
+        },
+    )
+
+
+@dataclass
+class FinetuningArguments(TrainingArguments):
+    """TrainingArguments with this recipe's defaults (HBERT §4.2: batch size 64 in every fine-tuning experiment)."""
+
+    per_device_train_batch_size: int = 64
+    per_device_eval_batch_size: int = 128
+    num_train_epochs: float | None = field(
+        default=None, metadata={"help": "Default: the task's (the paper's 10 for emotion, 15 for massive)"}
+    )
+    # The paper gives no fine-tuning learning rate; 5e-5 is the top of BERT's recommended range (2e-5 to 5e-5).
+    learning_rate: float = 5e-5
+    eval_strategy: str = "epoch"
+    logging_strategy: str = "epoch"
+    save_strategy: str = "no"
+    report_to: None | str | list[str] = "none"
+    dataloader_pin_memory: bool = torch.cuda.is_available()
+    # Without an accelerator, ranks must be CPU ranks (gloo); otherwise accelerate runs them as unconnected processes.
+    use_cpu: bool = not torch.accelerator.is_available()
+    disable_tqdm: bool | None = True
+    ddp_find_unused_parameters: bool | None = False
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace an output directory holding another run"})
+
+
+def resolve_model_dir(model: str) -> Path:
+    """The folder behind `--model`, checked to hold a config and weights."""
+    path = NAMED_MODELS[model]() if model in NAMED_MODELS else Path(model)
+    if not path.is_dir():
+        raise FileNotFoundError(f"--model {model!r} is neither a model directory nor one of {list(NAMED_MODELS)}.")
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"--model {model!r}: {path} has no config.json, so it is not a saved model.")
+    if not any((path / name).is_file() for name in WEIGHT_FILES):
+        raise FileNotFoundError(
+            f"--model {model!r}: {path} holds no model weights (none of {', '.join(WEIGHT_FILES)}); "
+            "a pretraining run saves them when it ends."
+        )
+    return path
+
+
+def read_model_config(model_dir: Path) -> dict:
+    config = json.loads((model_dir / "config.json").read_text())
+    if config.get("model_type") not in MODEL_TYPES:
+        raise ValueError(f"{model_dir}: model_type {config.get('model_type')!r} is not one of {', '.join(MODEL_TYPES)}.")
+    return config
+
+
+def load_tokenizer(model: str, model_dir: Path):
+    # MiniLM's own tokenizer.json pads and truncates everything to 128 tokens (see assets.minilm_dir): use the same
+    # vocabulary without those settings, as for any folder saved without a tokenizer.
+    if model in NAMED_MODELS or not (model_dir / "tokenizer_config.json").is_file():
+        return assets.default_tokenizer()
+    return AutoTokenizer.from_pretrained(model_dir)
+
+
+def check_output_dir(output_dir: Path, model_dir: Path, overwrite: bool) -> None:
+    if output_dir.resolve() == model_dir.resolve():
+        raise ValueError(f"--output_dir {output_dir} is the model being fine-tuned; write the fine-tuned model elsewhere.")
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
+        raise FileExistsError(f"{output_dir} already holds a run; pass --overwrite_output_dir to replace it.")
+
+
+def build_classifier(model_dir: Path, label_names: list[str], from_scratch: bool) -> HybridBertForSequenceClassification:
+    """A classifier with the task's labels in its config, from the folder's weights or (from_scratch) at random init."""
+    labels = {
+        "num_labels": len(label_names),
+        "id2label": dict(enumerate(label_names)),
+        "label2id": {name: i for i, name in enumerate(label_names)},
+    }
+    if read_model_config(model_dir)["model_type"] == "bert":
+        model = HybridBertForSequenceClassification.from_bert(model_dir, variant="bert", **labels)
+        return HybridBertForSequenceClassification(model.config) if from_scratch else model
+    if from_scratch:
+        return HybridBertForSequenceClassification(HybridBertConfig.from_pretrained(model_dir, **labels))
+    # A pretraining run has an MLM head and no pooler or classifier; a fine-tuned folder may have other labels.
+    return HybridBertForSequenceClassification.from_pretrained(model_dir, ignore_mismatched_sizes=True, **labels)
+
+
+def tokenize(splits: DatasetDict, tokenizer, max_seq_length: int) -> DatasetDict:
+    # In memory: the stored splits stay untouched (no cache files beside them), and tokenising takes seconds.
+    return splits.map(
+        lambda batch: tokenizer(batch["text"], truncation=True, max_length=max_seq_length),
+        batched=True,
+        remove_columns=["text"],
+        keep_in_memory=True,
+    )
+
+
+def majority_class_baseline(train_labels: list[int], test_labels: list[int], metrics, label_names: list[str]) -> dict:
+    """Scores of always predicting the training split's most frequent label (the lowest id on ties)."""
+    majority = int(np.bincount(train_labels, minlength=len(label_names)).argmax())
+    scores = metrics.compute(predictions=[majority] * len(test_labels), references=test_labels)
+    return {"label": label_names[majority], **scores}
+
+
+def pretraining_identity(model_dir: Path) -> dict | None:
+    """What identifies the pretraining run behind `model_dir` (None when it is not a pretraining run directory)."""
+    budget_file = model_dir / BUDGET_FILE
+    if not budget_file.is_file():
+        return None
+    spent = json.loads(budget_file.read_text())
+    return {
+        "run_dir": str(model_dir),
+        "variant": spent["variant"],
+        "size": spent["size"],
+        "budget": spent["budget"],
+        "budget_s": spent["budget_s"],
+        "seed": spent["run_record"]["seed"],
+        "run_key": run_key(spent["run_record"]),
+    }
+
+
+def downstream_path(run_dir: Path, task: str, init: str, seed: int) -> Path:
+    return run_dir / DOWNSTREAM_DIR / task / f"{init}-seed{seed}.json"
+
+
+def load_downstream_results(run_dir: str | Path) -> list[dict]:
+    """Every fine-tuning record written against a pretraining run, sorted by task, init and seed."""
+    records = [json.loads(path.read_text()) for path in Path(run_dir).glob(f"{DOWNSTREAM_DIR}/*/*.json")]
+    return sorted(records, key=lambda record: (record["task"], record["init"], record["seed"]))
+
+
+def write_json(path: Path, value: dict) -> None:
+    """Whole or not at all: readers (cards, the zoo) may look while a run writes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.tmp")
+    staging.write_text(json.dumps(value, indent=2) + "\n")
+    os.replace(staging, path)
+
+
+def parse_args(argv: list[str] | None):
+    parser = HfArgumentParser((ModelArguments, TaskArguments, FinetuningArguments))
+    if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
+        return parser.parse_json_file(sys.argv[1])
+    return parser.parse_args_into_dataclasses(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the recipe; returns the downstream record."""
+    model_args, task_args, training_args = parse_args(argv)
+
+    # Every argument is checked before anything is written.
+    task = get_task(task_args.task)
+    model_dir = resolve_model_dir(model_args.model)
+    max_positions = read_model_config(model_dir)["max_position_embeddings"]
+    if not 8 <= task_args.max_seq_length <= max_positions:
+        raise ValueError(f"--max_seq_length {task_args.max_seq_length} must be between 8 and the model's {max_positions}.")
+    if task_args.max_train_samples is not None and task_args.max_train_samples < 1:
+        raise ValueError("--max_train_samples must be at least 1.")
+    output_dir = Path(training_args.output_dir)
+    check_output_dir(output_dir, model_dir, training_args.overwrite_output_dir)
+    if training_args.num_train_epochs is None:
+        training_args.num_train_epochs = task.epochs
+
+    with training_args.main_process_first(desc="loading the task"):
+        splits = load_task(task.name, seed=task_args.split_seed)
+    label_names = splits["train"].features["label"].names
+    tokenizer = load_tokenizer(model_args.model, model_dir)
+    set_seed(training_args.seed)  # the classifier head (and every weight, from scratch) is drawn from it
+    model = build_classifier(model_dir, label_names, model_args.from_scratch)
+    train = splits["train"]
+    if task_args.max_train_samples is not None:
+        train = train.shuffle(seed=training_args.seed).select(range(min(task_args.max_train_samples, len(train))))
+    encoded = tokenize(DatasetDict({"train": train, "validation": splits["validation"], "test": splits["test"]}), tokenizer, task_args.max_seq_length)
+
+    if training_args.overwrite_output_dir and training_args.process_index == 0:
+        shutil.rmtree(output_dir, ignore_errors=True)
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+    metrics = evaluate.combine([str(METRICS_DIR / name) for name in METRICS])
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=encoded["train"],
+        eval_dataset=encoded["validation"],
+        processing_class=tokenizer,
+        compute_metrics=lambda p: metrics.compute(predictions=p.predictions.argmax(-1), references=p.label_ids),
+    )
+    train_result = trainer.train()
+    trainer.save_model()
+    if not any("eval_accuracy" in entry and entry["step"] == trainer.state.global_step for entry in trainer.state.log_history):
+        trainer.evaluate()  # --eval_strategy did not evaluate the final model
+    evaluations = [entry for entry in trainer.state.log_history if "eval_accuracy" in entry]
+    test_metrics = trainer.evaluate(encoded["test"], metric_key_prefix="test")
+
+    init = "scratch" if model_args.from_scratch else "pretrained"
+    record = {
+        "task": task.name,
+        "init": init,
+        "seed": training_args.seed,
+        "split_seed": task_args.split_seed if not task.online else None,
+        "model": {"name_or_path": model_args.model, "variant": model.config.variant, "size": model.config.size},
+        "pretraining": pretraining_identity(model_dir),
+        "epochs": training_args.num_train_epochs,
+        "train_samples": len(encoded["train"]),
+        "test": {"accuracy": test_metrics["test_accuracy"], "macro_f1": test_metrics["test_macro_f1"], "samples": len(encoded["test"])},
+        "validation": [
+            {"epoch": e["epoch"], "accuracy": e["eval_accuracy"], "macro_f1": e["eval_macro_f1"], "loss": e["eval_loss"]}
+            for e in evaluations
+        ],
+        "majority_class": majority_class_baseline(splits["train"]["label"], splits["test"]["label"], metrics, label_names),
+        "training": {
+            "learning_rate": training_args.learning_rate,
+            "batch_size": training_args.per_device_train_batch_size * training_args.world_size * training_args.gradient_accumulation_steps,
+            "max_seq_length": task_args.max_seq_length,
+            "max_train_samples": task_args.max_train_samples,
+        },
+    }
+    trainer.save_metrics("train", train_result.metrics)
+    trainer.save_metrics("eval", {k: v for k, v in evaluations[-1].items() if k.startswith("eval_")})
+    trainer.save_metrics("test", test_metrics)
+    if trainer.is_world_process_zero():
+        write_json(output_dir / RECORD_FILE, record)
+        if record["pretraining"]:
+            write_json(downstream_path(model_dir, task.name, init, training_args.seed), record)
+        print(
+            f"{task.name} ({init}, seed {training_args.seed}): test accuracy {100 * record['test']['accuracy']:.2f}%, "
+            f"macro-F1 {100 * record['test']['macro_f1']:.2f}% (majority class: "
+            f"{100 * record['majority_class']['accuracy']:.2f}%, {100 * record['majority_class']['macro_f1']:.2f}%). "
+            f"Saved to {output_dir}.",
+            flush=True,
+        )
+    return record
+
+
+if __name__ == "__main__":
+    main()
