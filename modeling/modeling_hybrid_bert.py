@@ -117,11 +117,12 @@ class AdditiveAttention(nn.Module):
         q, k = query.view(heads), self.key(hidden).view(heads)
         v = q if self.value is None else self.value(hidden).view(heads)
 
-        alpha = softmax_over_keys(torch.einsum("bthd,hd->bth", q, self.query_score) * scale, key_mask, dim=1)
-        q_global = torch.einsum("bth,bthd->bhd", alpha, q)
+        # Elementwise products and sums over the (batch, seq, heads, head_size) views: no permuted copies.
+        alpha = softmax_over_keys((q * self.query_score).sum(-1) * scale, key_mask, dim=1)
+        q_global = (alpha[..., None] * q).sum(1)
         p = k * q_global[:, None]
-        beta = softmax_over_keys(torch.einsum("bthd,hd->bth", p, self.key_score) * scale, key_mask, dim=1)
-        k_global = torch.einsum("bth,bthd->bhd", beta, p)
+        beta = softmax_over_keys((p * self.key_score).sum(-1) * scale, key_mask, dim=1)
+        k_global = (beta[..., None] * p).sum(1)
         u = (v * k_global[:, None]).reshape(batch, seq, width)
         out = self.transform(u) + query
         weights = torch.stack([alpha, beta], dim=1).permute(0, 3, 1, 2) if output_attentions else None
@@ -163,11 +164,11 @@ class PoolingMixer(nn.Module):
         if key_mask is None:
             q_mean = q.mean(dim=1)
         else:
-            uniform_over_keys = key_mask / key_mask.sum(dim=1, keepdim=True)
-            q_mean = torch.einsum("bt,bthd->bhd", uniform_over_keys.to(q.dtype), q)
-        scores = torch.einsum("bhd,bthd->bth", q_mean, k) / math.sqrt(self.head_size)
+            uniform_over_keys = (key_mask / key_mask.sum(dim=1, keepdim=True)).to(q.dtype)
+            q_mean = (uniform_over_keys[..., None, None] * q).sum(1)
+        scores = (k * q_mean[:, None]).sum(-1) / math.sqrt(self.head_size)
         a = softmax_over_keys(scores, key_mask, dim=1)
-        g = torch.einsum("bth,bthd->bhd", a, v)
+        g = (a[..., None] * v).sum(1)
         out = (o * g[:, None]).reshape(batch, seq, width) + self.local_max(value, key_mask)
         weights = a.transpose(1, 2) if output_attentions else None
         return out, weights
