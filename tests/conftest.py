@@ -1,4 +1,7 @@
+from pathlib import Path
+
 import pytest
+from helpers import wikitext_paragraphs
 
 from modeling import VARIANTS
 
@@ -7,3 +10,11 @@ from modeling import VARIANTS
 def variant(request) -> str:
     """Each named variant in turn."""
     return request.param
+
+
+@pytest.fixture(scope="module")
+def train_file(tmp_path_factory) -> Path:
+    """The first 120 paragraphs of WikiText-2's training split, one per line (about 600 blocks of 32 tokens)."""
+    path = tmp_path_factory.mktemp("text") / "train.txt"
+    path.write_text("\n".join(wikitext_paragraphs(120)) + "\n", encoding="utf-8")
+    return path

@@ -1,8 +1,11 @@
 """Tiny configurations of every variant and padded random batches, for tests (`from helpers import ...`)."""
 
+import gzip
+
 import torch
 
 from modeling import HybridBertConfig
+from recipes import assets
 
 TINY_VOCAB = 211
 MASK_ID = 4  # the tiny random vocabulary's [MASK]; real runs take it from the tokenizer
@@ -33,3 +36,16 @@ def padded_batch(batch: int = 3, seq: int = 12, vocab: int = TINY_VOCAB, seed: i
         attention_mask[row, seq - 3 * row :] = 0
     input_ids = input_ids.masked_fill(attention_mask == 0, 0)
     return input_ids, attention_mask
+
+
+def wikitext_paragraphs(count: int) -> list[str]:
+    """The first `count` paragraphs of WikiText-2's training split (real text; headings and blank lines skipped)."""
+    lines = []
+    with gzip.open(assets.fetch("wikitext-2-raw") / "train.raw.gz", "rt", encoding="utf-8") as f:
+        for line in f:
+            text = line.strip()
+            if text and not text.startswith("="):
+                lines.append(text)
+                if len(lines) == count:
+                    break
+    return lines

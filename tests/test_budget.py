@@ -8,7 +8,6 @@ advances it per evaluation batch and `SaveTime` while a checkpoint is being save
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from datasets import Dataset
+from helpers import wikitext_paragraphs
 from torch.optim.lr_scheduler import LambdaLR
 from transformers import TrainerCallback, TrainingArguments, get_scheduler
 
@@ -170,19 +170,6 @@ class Recorder(TrainerCallback):
         self.evaluations.append((state.global_step, self.budget.clock.progress))
 
 
-def _real_text_lines(count: int) -> list[str]:
-    """The first `count` paragraphs of WikiText-2's training split (headings and blank lines skipped)."""
-    lines = []
-    with gzip.open(assets.fetch("wikitext-2-raw") / "train.raw.gz", "rt", encoding="utf-8") as f:
-        for line in f:
-            text = line.strip()
-            if text and not text.startswith("="):
-                lines.append(text)
-                if len(lines) == count:
-                    break
-    return lines
-
-
 @pytest.fixture(scope="module")
 def tokenizer():
     return assets.default_tokenizer()
@@ -191,7 +178,7 @@ def tokenizer():
 @pytest.fixture(scope="module")
 def blocks(tokenizer):
     """(training blocks, held-out blocks masked once) of packed real text, 32 tokens each."""
-    lines = _real_text_lines(60)
+    lines = wikitext_paragraphs(60)
     train = pack_into_blocks(Dataset.from_dict({"text": lines[:50]}), tokenizer, SEQ)
     held_out = pack_into_blocks(Dataset.from_dict({"text": lines[50:]}), tokenizer, SEQ)
     held_out = mask_once(held_out, tokenizer, 0.15, seed=0)

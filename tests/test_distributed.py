@@ -11,7 +11,6 @@ that DeepSpeed JIT-compiles once; `TORCH_EXTENSIONS_DIR` defaults to the project
 from __future__ import annotations
 
 import copy
-import gzip
 import json
 import os
 import shutil
@@ -118,21 +117,6 @@ def _launch(kind: str, workdir: Path, recipe_args: list[str], worker_args: list[
     output_dir = Path(recipe_args[recipe_args.index("--output_dir") + 1])
     return Launch(kind, output_dir, reports, output)
 
-
-@pytest.fixture(scope="module")
-def train_file(tmp_path_factory) -> Path:
-    """The first 120 paragraphs of WikiText-2's training split, one per line (about 600 blocks of 32 tokens)."""
-    lines = []
-    with gzip.open(assets.fetch("wikitext-2-raw") / "train.raw.gz", "rt", encoding="utf-8") as f:
-        for line in f:
-            text = line.strip()
-            if text and not text.startswith("="):
-                lines.append(text)
-                if len(lines) == 120:
-                    break
-    path = tmp_path_factory.mktemp("text") / "train.txt"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 def _budget_args(train_file: Path, output_dir: Path, budget_s: float, *extra: str) -> list[str]:

@@ -8,7 +8,6 @@ time and evaluation points are exact and nothing depends on the machine's speed.
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import signal
@@ -20,7 +19,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from recipes import assets
 from recipes.budget import BUDGET_STATE_FILE
 from recipes.pretrain import main
 from recipes.run_record import KEY_FIELDS, PACKAGES
@@ -70,21 +68,6 @@ def _timed_main(argv: list[str]) -> dict:
     with ModelClock() as clock:
         return main(argv, now=clock)
 
-
-@pytest.fixture(scope="module")
-def train_file(tmp_path_factory) -> Path:
-    """The first 120 paragraphs of WikiText-2's training split, one per line (about 600 blocks of 32 tokens)."""
-    lines = []
-    with gzip.open(assets.fetch("wikitext-2-raw") / "train.raw.gz", "rt", encoding="utf-8") as f:
-        for line in f:
-            text = line.strip()
-            if text and not text.startswith("="):
-                lines.append(text)
-                if len(lines) == 120:
-                    break
-    path = tmp_path_factory.mktemp("text") / "train.txt"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 def _argv(train_file: Path, output_dir: Path, *extra: str) -> list[str]:
