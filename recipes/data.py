@@ -13,8 +13,6 @@ import gzip
 import hashlib
 import json
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,16 +84,7 @@ def _offline_corpus(name: str) -> tuple[dict[str, list[str]], str]:
         files = {"train": path}
         leads = json.loads(path.read_text(encoding="utf-8"))
         splits = {"train": [entry["extract"] for entry in leads.values() if entry.get("extract")]}
-    return splits, _sha256_of_files(sorted(files.values()))
-
-
-def _sha256_of_files(paths: list[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
+    return splits, assets.sha256_of_files(sorted(files.values()))
 
 
 def load_corpus(spec: CorpusSpec) -> tuple[DatasetDict, str]:
@@ -114,7 +103,7 @@ def load_corpus(spec: CorpusSpec) -> tuple[DatasetDict, str]:
         if spec.validation_file:
             data_files["validation"] = spec.validation_file
         corpus = load_dataset("text", data_files=data_files)
-        fingerprint = _sha256_of_files([Path(p) for p in data_files.values()])
+        fingerprint = assets.sha256_of_files([Path(p) for p in data_files.values()])
 
     if "text" not in corpus["train"].column_names:
         raise ValueError(f"The training data has no 'text' column (columns: {corpus['train'].column_names}).")
@@ -155,6 +144,22 @@ def mask_once(blocks: Dataset, tokenizer: PreTrainedTokenizerBase, mlm_probabili
     return blocks.map(mask, batched=True, batch_size=1000, desc="Masking held-out set")
 
 
+def is_stored(target: Path) -> bool:
+    return (target / "settings.json").is_file()
+
+
+def store_datasets(splits: DatasetDict, settings: dict, target: Path) -> None:
+    """Write the splits beside `target` and move them into place with one rename; settings.json marks completion."""
+    with assets.staging_dir(target.parent, f".{target.name}.") as staging:
+        splits.save_to_disk(staging / "data")
+        (staging / "settings.json").write_text(json.dumps(settings, indent=2))
+        try:
+            staging.rename(target)
+        except OSError:
+            if not is_stored(target):  # another process (a second rank) did not store it first either
+                raise
+
+
 @dataclass(frozen=True)
 class PreparedData:
     train: Dataset  # input_ids blocks, masked on the fly by the collator
@@ -181,22 +186,13 @@ def prepare(
     }
     fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
     target = assets.cache_dir() / "datasets" / fingerprint[:16]
-    if not (target / "settings.json").is_file():
+    if not is_stored(target):
         train = pack_into_blocks(corpus["train"], tokenizer, max_seq_length)
         held_out = mask_once(pack_into_blocks(corpus["validation"], tokenizer, max_seq_length), tokenizer, mlm_probability, spec.seed)
         if len(train) == 0:
             raise ValueError(f"The training text is shorter than one block of {max_seq_length} tokens.")
         if len(held_out) == 0:
             raise ValueError(f"The held-out text is shorter than one block of {max_seq_length} tokens.")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-        try:
-            DatasetDict({"train": train, "held_out": held_out}).save_to_disk(staging / "data")
-            (staging / "settings.json").write_text(json.dumps(settings, indent=2))
-            staging.rename(target)
-        except OSError:
-            shutil.rmtree(staging, ignore_errors=True)
-            if not (target / "settings.json").is_file():  # another process did not win the race either
-                raise
+        store_datasets(DatasetDict({"train": train, "held_out": held_out}), settings, target)
     data = load_from_disk(str(target / "data"))
     return PreparedData(data["train"], data["held_out"], fingerprint, target)

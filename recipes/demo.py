@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import tempfile
 from pathlib import Path
 
 from transformers import AutoModelForMaskedLM, pipeline
 
 from modeling import VARIANTS, HybridBertConfig, HybridBertForMaskedLM
-from recipes.assets import default_tokenizer
+from recipes.assets import default_tokenizer, staging_dir
 
 
 def save_variant(variant: str, size: str, output_dir: Path, tokenizer) -> None:
@@ -28,16 +27,11 @@ def save_variant(variant: str, size: str, output_dir: Path, tokenizer) -> None:
         mask_token_id=tokenizer.mask_token_id,
     )
     model = HybridBertForMaskedLM(config)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=output_dir.parent, prefix=f".{output_dir.name}."))
-    try:
+    with staging_dir(output_dir.parent, f".{output_dir.name}.") as staging:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         shutil.rmtree(output_dir, ignore_errors=True)
         staging.rename(output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def main(argv: list[str] | None = None) -> None:

