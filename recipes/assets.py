@@ -226,6 +226,10 @@ def fetch(name: str) -> Path:
     return target / source.files[0] if len(source.files) == 1 else target
 
 
+# Pretrained checkpoints that recipes accept by name (`--init_from minilm`, `--model minilm`) -> their source.
+NAMED_CHECKPOINTS = {"minilm": "minilm-l6"}
+
+
 def minilm_dir() -> Path:
     """Folder of the pretrained MiniLM encoder: ``config.json``, ``model.safetensors`` and vocabulary.
 

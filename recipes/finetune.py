@@ -40,7 +40,6 @@ from recipes.tasks import TASKS, get_task, load_task
 
 METRICS_DIR = Path(__file__).resolve().parent / "metrics"
 METRICS = ("accuracy", "f1")  # accuracy (the paper's metric) and macro-F1
-NAMED_MODELS = {"minilm": assets.minilm_dir}
 MODEL_TYPES = ("hybrid_bert", "bert")
 WEIGHT_FILES = (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, WEIGHTS_NAME)
 DOWNSTREAM_DIR = "downstream"
@@ -51,7 +50,7 @@ RECORD_FILE = "downstream_record.json"
 class ModelArguments:
     model: str = field(
         metadata={
-            "help": f"A HybridBERT folder (e.g. a pretraining run), an HF BERT folder, or one of {list(NAMED_MODELS)}"
+            "help": f"A HybridBERT folder (e.g. a pretraining run), an HF BERT folder, or one of {list(assets.NAMED_CHECKPOINTS)}"
         }
     )
     from_scratch: bool = field(
@@ -102,9 +101,9 @@ class FinetuningArguments(TrainingArguments):
 
 def resolve_model_dir(model: str) -> Path:
     """The folder behind `--model`, checked to hold a config and weights."""
-    path = NAMED_MODELS[model]() if model in NAMED_MODELS else Path(model)
+    path = assets.fetch(assets.NAMED_CHECKPOINTS[model]) if model in assets.NAMED_CHECKPOINTS else Path(model)
     if not path.is_dir():
-        raise FileNotFoundError(f"--model {model!r} is neither a model directory nor one of {list(NAMED_MODELS)}.")
+        raise FileNotFoundError(f"--model {model!r} is neither a model directory nor one of {list(assets.NAMED_CHECKPOINTS)}.")
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"--model {model!r}: {path} has no config.json, so it is not a saved model.")
     if not any((path / name).is_file() for name in WEIGHT_FILES):
@@ -125,7 +124,7 @@ def read_model_config(model_dir: Path) -> dict:
 def load_tokenizer(model: str, model_dir: Path):
     # MiniLM's own tokenizer.json pads and truncates everything to 128 tokens (see assets.minilm_dir): use the same
     # vocabulary without those settings, as for any folder saved without a tokenizer.
-    if model in NAMED_MODELS or not (model_dir / "tokenizer_config.json").is_file():
+    if model in assets.NAMED_CHECKPOINTS or not (model_dir / "tokenizer_config.json").is_file():
         return assets.default_tokenizer()
     # A HybridBERT folder's config is remote code (auto_map) that AutoTokenizer reads; the tokenizer itself is BERT's.
     return AutoTokenizer.from_pretrained(model_dir, trust_remote_code=True)

@@ -48,7 +48,6 @@ from recipes.data import OFFLINE_CORPORA, CorpusSpec, prepare
 from recipes.run_record import make_run_record
 
 METRICS_DIR = Path(__file__).resolve().parent / "metrics"
-NAMED_INITS = {"minilm": assets.minilm_dir}
 
 
 @dataclass
@@ -190,7 +189,7 @@ def build_model(model_args: ModelArguments, tokenizer) -> HybridBertForMaskedLM:
         **parse_overrides(model_args.config_overrides),
     }
     if model_args.init_from:
-        source = NAMED_INITS[model_args.init_from]() if model_args.init_from in NAMED_INITS else model_args.init_from
+        source = assets.fetch(assets.NAMED_CHECKPOINTS[model_args.init_from]) if model_args.init_from in assets.NAMED_CHECKPOINTS else model_args.init_from
         model = HybridBertForMaskedLM.from_bert(
             source, variant=model_args.variant, copy_ffn_and_norms=model_args.copy_ffn_and_norms, **fields
         )
@@ -245,8 +244,8 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
         raise ValueError(f"A budget schedule is {' or '.join(BUDGET_SCHEDULE_SHAPES)}; got --lr_scheduler_type {shape}.")
     if training_args.max_steps <= 0 and not 0 <= training_args.warmup_steps < 1:
         raise ValueError("With a budget schedule, --warmup_steps is a fraction of the budget in [0, 1).")
-    if model_args.init_from and model_args.init_from not in NAMED_INITS and not Path(model_args.init_from).is_dir():
-        raise FileNotFoundError(f"--init_from {model_args.init_from!r} is neither a directory nor one of {list(NAMED_INITS)}.")
+    if model_args.init_from and model_args.init_from not in assets.NAMED_CHECKPOINTS and not Path(model_args.init_from).is_dir():
+        raise FileNotFoundError(f"--init_from {model_args.init_from!r} is neither a directory nor one of {list(assets.NAMED_CHECKPOINTS)}.")
     HybridBertConfig.from_variant(model_args.variant, size=model_args.size or "mini")  # names checked early
     corpus = CorpusSpec(
         dataset=data_args.dataset or (None if data_args.dataset_name or data_args.train_file else "wikitext-2-raw"),

@@ -1,0 +1,319 @@
+"""Publish pretraining run directories to the Hugging Face Hub: one repo per variant × size × budget.
+
+    python push_to_hub.py RUN_DIR --repo-id ORG/NAME [--private] [--dry-run] [--with-checkpoints]
+    python push_to_hub.py --zoo runs/zoo --namespace ORG [--collection "HybridBERT Zoo"] [--private] [--dry-run]
+    (either form also takes --benchmark results/benchmark_cpu.json for the cards' speed section)
+
+Each repo receives exactly what a Hub user needs, staged in a temporary folder: the safetensors weights, config.json
+(with `auto_map`), the two remote-code files, the tokenizer, the generated card (README.md, `recipes/cards.py`), the
+run's results (budget.json, mlm_curve.json, the downstream records) and the curve image. With `--with-checkpoints` each
+`checkpoint-N` of a run goes to branch `step-N` of its repo (its weights, config, code and tokenizer). `--zoo` publishes
+every run directory of a folder (repo names `<variant>-<size>-<budget>`) and groups the repos in a Hub Collection.
+
+Everything is checked and staged before the first network call: a missing file, or a card without results, is refused
+with one message naming it. `--dry-run` stops there and prints the plan and the staged files. Otherwise the token comes
+from the usual places (`HF_TOKEN`, `hf auth login`) and is never printed or written; a missing token, or a Hub that does
+not answer within a few seconds (`HF_ENDPOINT` chooses the Hub), fails with one message before anything is created.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx2
+from huggingface_hub import HfApi, ModelCard, get_token
+from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineModeIsEnabled
+from huggingface_hub.utils import get_session, validate_repo_id
+from transformers import HfArgumentParser
+
+from recipes.budget import BUDGET_FILE
+from recipes.cards import CARD_FILE, RecordedRun, build_card, percent, repo_name, zoo_runs
+from recipes.curves import CURVE_FILE
+from recipes.finetune import DOWNSTREAM_DIR
+
+# What a user needs to load a model; every saved folder and checkpoint of the recipe has them.
+MODEL_FILES = (
+    "model.safetensors", "config.json", "configuration_hybrid_bert.py", "modeling_hybrid_bert.py",
+    "tokenizer.json", "tokenizer_config.json",
+)  # fmt: skip
+# Tokenizer files some tokenizers save and others do not.
+OPTIONAL_MODEL_FILES = ("special_tokens_map.json", "vocab.txt")
+RESULT_FILES = (BUDGET_FILE, CURVE_FILE, "mlm_curve.png")
+AUTO_MAP_CLASSES = ("AutoConfig", "AutoModelForMaskedLM")
+MAIN = "main"
+CHECKPOINT_PREFIX = "checkpoint-"
+BRANCH_PREFIX = "step-"
+DEFAULT_COLLECTION = "HybridBERT Zoo"
+COLLECTION_DESCRIPTION = "Hybrid BERT encoders (self, additive, pooling mixers) pretrained under wall-clock budgets."
+# Long enough for a Hub across the world, short enough that a wrong endpoint fails at once instead of hanging.
+HUB_CHECK_TIMEOUT_S = 5.0
+
+
+class PushError(RuntimeError):
+    """A push that cannot go ahead; the message says why and what to do."""
+
+
+@dataclass
+class PushArguments:
+    repo_id: str | None = field(default=None, metadata={"help": "ORG/NAME: the repo RUN_DIR is published to"})
+    zoo: str | None = field(default=None, metadata={"help": "Publish every run directory in this folder (a repo each)"})
+    namespace: str | None = field(default=None, metadata={"help": "With --zoo: the Hub user or organisation"})
+    collection: str = field(default=DEFAULT_COLLECTION, metadata={"help": "With --zoo: the collection's title"})
+    private: bool = field(default=False, metadata={"help": "Create the repos (and the collection) private"})
+    dry_run: bool = field(default=False, metadata={"help": "Check, stage and print the plan; no network call"})
+    with_checkpoints: bool = field(default=False, metadata={"help": "Push each checkpoint-N as branch step-N"})
+    benchmark: str | None = field(default=None, metadata={"help": "A recipes/benchmark.py JSON for the cards"})
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One `upload_folder`: files copied from `source` (and the card, on main) to a revision of a repo."""
+
+    revision: str
+    source: Path
+    copied: tuple[str, ...]
+    card: ModelCard | None = None
+
+    @property
+    def files(self) -> list[str]:
+        return sorted([*self.copied, *([CARD_FILE] if self.card else [])])
+
+
+@dataclass(frozen=True)
+class RepoPlan:
+    repo_id: str
+    run_dir: Path
+    summary: str  # one line: the commit message and the collection note
+    uploads: tuple[Upload, ...]  # main first, then one per checkpoint branch
+
+
+@dataclass(frozen=True)
+class PushPlan:
+    repos: tuple[RepoPlan, ...]
+    private: bool
+    namespace: str | None = None
+    collection: str | None = None  # the title; only a zoo is grouped
+
+
+# --- the plan: everything checked before any network call -----------------------------------------------------
+
+
+def model_files(folder: Path) -> list[str]:
+    """The loadable model in `folder`; refuses when a file or the config's `auto_map` is missing."""
+    missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
+    if missing:
+        raise PushError(f"{folder} is missing {', '.join(missing)}: it is not a complete saved model.")
+    auto_map = json.loads((folder / "config.json").read_text()).get("auto_map", {})
+    unmapped = [name for name in AUTO_MAP_CLASSES if name not in auto_map]
+    if unmapped:
+        raise PushError(
+            f"{folder}/config.json has no auto_map entry for {', '.join(unmapped)}: it cannot load as remote code."
+        )
+    return [*MODEL_FILES, *(name for name in OPTIONAL_MODEL_FILES if (folder / name).is_file())]
+
+
+def result_files(run_dir: Path) -> list[str]:
+    missing = [name for name in RESULT_FILES if not (run_dir / name).is_file()]
+    if missing:
+        raise PushError(f"{run_dir} is missing {', '.join(missing)}: only a finished pretraining run can be published.")
+    downstream = sorted(path.relative_to(run_dir).as_posix() for path in run_dir.glob(f"{DOWNSTREAM_DIR}/*/*.json"))
+    return [*RESULT_FILES, *downstream]
+
+
+def checkpoint_uploads(run_dir: Path) -> list[Upload]:
+    """Each `checkpoint-N` of the run as branch `step-N`, in step order."""
+    numbers = [path.name.removeprefix(CHECKPOINT_PREFIX) for path in run_dir.glob(f"{CHECKPOINT_PREFIX}*")]
+    steps = sorted(int(number) for number in numbers if number.isdigit())
+    if not steps:
+        raise PushError(f"--with-checkpoints: {run_dir} holds no {CHECKPOINT_PREFIX}N folder.")
+    uploads = []
+    for step in steps:
+        checkpoint = run_dir / f"{CHECKPOINT_PREFIX}{step}"
+        uploads.append(Upload(f"{BRANCH_PREFIX}{step}", checkpoint, tuple(model_files(checkpoint))))
+    return uploads
+
+
+def check_repo_id(repo_id: str) -> None:
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as error:
+        raise PushError(f"Invalid repo id {repo_id!r}: {error}") from None
+    if "/" not in repo_id:
+        raise PushError(f"Repo id {repo_id!r} has no namespace: use ORG/NAME (your user name or an organisation).")
+
+
+def plan_repo(run_dir: str | Path, repo_id: str, with_checkpoints: bool, benchmark: str | None) -> RepoPlan:
+    run_dir = Path(run_dir)
+    check_repo_id(repo_id)
+    if not (run_dir / BUDGET_FILE).is_file():
+        raise PushError(f"{run_dir} is not a pretraining run directory (it has no {BUDGET_FILE}).")
+    copied = [*model_files(run_dir), *result_files(run_dir)]
+    card = build_card(run_dir, repo_id, benchmark)
+    if not card.data.eval_results:
+        raise PushError(f"The card of {run_dir} has no results: {CURVE_FILE} holds no held-out evaluation.")
+    run = RecordedRun.read(run_dir)
+    summary = (
+        f"{run.spent['variant']} ({run.spent['size']}), budget {run.spent['budget']}: {run.spent['steps']:,} steps, "
+        f"held-out MLM accuracy {percent(run.curve[-1]['accuracy'])}, {len(run.downstream)} downstream record(s)"
+    )
+    uploads = [Upload(MAIN, run_dir, tuple(copied), card), *(checkpoint_uploads(run_dir) if with_checkpoints else [])]
+    return RepoPlan(repo_id, run_dir, summary, tuple(uploads))
+
+
+def make_plan(run_dir: str | None, args: PushArguments) -> PushPlan:
+    if bool(run_dir) == bool(args.zoo):
+        raise PushError("Give either RUN_DIR (with --repo-id ORG/NAME) or --zoo ZOO_DIR (with --namespace ORG).")
+    if run_dir:
+        if not args.repo_id:
+            raise PushError("RUN_DIR needs --repo-id ORG/NAME.")
+        return PushPlan((plan_repo(run_dir, args.repo_id, args.with_checkpoints, args.benchmark),), args.private)
+    if not args.namespace or args.repo_id:
+        raise PushError("--zoo needs --namespace ORG and takes no --repo-id (repo names come from the runs).")
+    run_dirs = zoo_runs(args.zoo)
+    if not run_dirs:
+        raise PushError(f"{args.zoo} holds no run directory (a subfolder with {BUDGET_FILE}).")
+    repo_ids = [f"{args.namespace}/{repo_name(run_dir)}" for run_dir in run_dirs]
+    duplicates = sorted({repo_id for repo_id in repo_ids if repo_ids.count(repo_id) > 1})
+    if duplicates:
+        raise PushError(
+            f"One repo per variant × size × budget, but several runs of {args.zoo} map to {', '.join(duplicates)}."
+        )
+    repos = tuple(
+        plan_repo(run, repo_id, args.with_checkpoints, args.benchmark) for run, repo_id in zip(run_dirs, repo_ids)
+    )
+    return PushPlan(repos, args.private, args.namespace, args.collection)
+
+
+def stage(plan: PushPlan, staging_root: Path) -> dict[tuple[str, str], Path]:
+    """Copies every upload's files into its own folder; returns {(repo_id, revision): folder}."""
+    staged = {}
+    for repo in plan.repos:
+        for upload in repo.uploads:
+            folder = staging_root / repo.repo_id / upload.revision
+            for name in upload.copied:
+                (folder / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(upload.source / name, folder / name)
+            if upload.card:
+                upload.card.save(folder / CARD_FILE)
+            staged[repo.repo_id, upload.revision] = folder
+    return staged
+
+
+def describe(plan: PushPlan, staged: dict[tuple[str, str], Path], dry_run: bool) -> str:
+    lines = [f"Push plan{' (dry run: nothing is sent)' if dry_run else ''}:"]
+    for repo in plan.repos:
+        visibility = "private" if plan.private else "public"
+        lines.append(f"- {repo.repo_id} ({visibility}) from {repo.run_dir}: {repo.summary}")
+        for upload in repo.uploads:
+            folder = staged[repo.repo_id, upload.revision]
+            lines.append(f"  {upload.revision} ({upload.source.name}), {len(upload.files)} files:")
+            lines += [f"    {name}  {(folder / name).stat().st_size:,} bytes" for name in upload.files]
+    if plan.collection:
+        lines.append(f"- collection {plan.collection!r} in {plan.namespace}: {len(plan.repos)} repo(s)")
+    return "\n".join(lines)
+
+
+# --- the Hub: fail fast, then publish --------------------------------------------------------------------------
+
+
+@contextmanager
+def request_timeout(seconds: float) -> Iterator[None]:
+    """huggingface_hub's shared HTTP client waits forever by default; bound it for a check, then restore it."""
+    session = get_session()
+    previous = session.timeout
+    session.timeout = httpx2.Timeout(seconds)
+    try:
+        yield
+    finally:
+        session.timeout = previous
+
+
+def check_hub(api: HfApi) -> str:
+    """The user the token belongs to; one clear PushError when there is no token or the Hub does not answer."""
+    if not (api.token or get_token()):
+        raise PushError("No Hugging Face token: set HF_TOKEN or run `hf auth login` (a token with write access).")
+    try:
+        with request_timeout(HUB_CHECK_TIMEOUT_S):
+            return api.whoami()["name"]
+    except OfflineModeIsEnabled:
+        raise PushError("HF_HUB_OFFLINE is set: unset it to push, or use --dry-run to see the plan.") from None
+    except httpx2.TransportError as error:
+        raise PushError(
+            f"Cannot reach the Hub at {api.endpoint} within {HUB_CHECK_TIMEOUT_S:g} s ({type(error).__name__}): "
+            "check the network, or HF_ENDPOINT. Nothing was created."
+        ) from None
+    except HfHubHTTPError as error:
+        if error.response.status_code == 401:
+            raise PushError(
+                f"The Hub at {api.endpoint} rejected the token: run `hf auth login` or set HF_TOKEN to a valid token."
+            ) from None
+        raise PushError(
+            f"{api.endpoint} answered HTTP {error.response.status_code} to a token check: is HF_ENDPOINT a Hub?"
+        ) from None
+
+
+def publish(api: HfApi, plan: PushPlan, staged: dict[tuple[str, str], Path]) -> None:
+    for repo in plan.repos:
+        api.create_repo(repo.repo_id, repo_type="model", private=plan.private, exist_ok=True)
+        for upload in repo.uploads:
+            if upload.revision != MAIN:
+                api.create_branch(repo.repo_id, branch=upload.revision, repo_type="model", exist_ok=True)
+            # delete_patterns="*": the revision ends up holding exactly the staged files, so a re-push drops files
+            # that an earlier push had and this run no longer has (the Hub keeps .gitattributes regardless).
+            api.upload_folder(
+                repo_id=repo.repo_id,
+                repo_type="model",
+                folder_path=staged[repo.repo_id, upload.revision],
+                revision=upload.revision,
+                commit_message=f"{repo.summary} ({upload.source.name})",
+                delete_patterns="*",
+            )
+    if plan.collection:
+        collection = api.create_collection(
+            plan.collection,
+            namespace=plan.namespace,
+            description=COLLECTION_DESCRIPTION,
+            private=plan.private,
+            exists_ok=True,
+        )
+        for repo in plan.repos:
+            api.add_collection_item(
+                collection.slug, item_id=repo.repo_id, item_type="model", note=repo.summary, exists_ok=True
+            )
+
+
+def parse_args(argv: list[str] | None) -> tuple[str | None, PushArguments]:
+    parser = HfArgumentParser(PushArguments, description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="A pretraining run directory")
+    args, positional = parser.parse_args_into_dataclasses(argv)
+    return positional.run_dir, args
+
+
+def main(argv: list[str] | None = None, api: HfApi | None = None) -> PushPlan:
+    """Plan, stage, and (unless --dry-run) publish. `api` chooses the client (default: HfApi() on HF_ENDPOINT)."""
+    run_dir, args = parse_args(argv)
+    plan = make_plan(run_dir, args)
+    with tempfile.TemporaryDirectory(prefix="hybrid-bert-push-") as staging_root:
+        staged = stage(plan, Path(staging_root))
+        print(describe(plan, staged, args.dry_run), flush=True)
+        if args.dry_run:
+            return plan
+        api = api or HfApi()
+        print(f"Pushing as {check_hub(api)} to {api.endpoint}.", flush=True)
+        publish(api, plan, staged)
+    print("Done: " + ", ".join(f"{api.endpoint}/{repo.repo_id}" for repo in plan.repos), flush=True)
+    return plan
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except PushError as error:
+        sys.exit(f"push_to_hub.py: {error}")
