@@ -14,7 +14,6 @@ import copy
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -23,6 +22,8 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+
+from helpers import free_port
 
 from recipes import assets
 from recipes.budget import BUDGET_FILE, BUDGET_STATE_FILE, budget_schedule
@@ -48,12 +49,6 @@ LAUNCH_TIMEOUT_S = 420  # a cold DeepSpeed op build alone takes ~2.5 min
 # -- launching -------------------------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _env(**extra: str) -> dict:
     env = {
         **os.environ,
@@ -72,11 +67,11 @@ def _launcher(kind: str) -> list[str]:
     if kind == "python":
         return [sys.executable]
     if kind == "torchrun":
-        return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port())]
+        return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port())]
     config = {"ddp": "cpu_2proc.yaml", "deepspeed": "deepspeed_zero2.yaml"}[kind]
     return [
         sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ACCELERATE_CONFIGS / config),
-        "--main_process_port", str(_free_port()),
+        "--main_process_port", str(free_port()),
     ]  # fmt: skip
 
 
@@ -461,7 +456,7 @@ def rejected(tmp_path_factory, train_file) -> tuple[int, str, Path]:
     output_dir.mkdir()
     (output_dir / "earlier_run.txt").write_text("an earlier run's result\n")
     argv = [*_budget_args(train_file, output_dir, BUDGET_S), "--deepspeed", str(bad), "--overwrite_output_dir"]
-    env = _env(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
+    env = _env(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
     code, output = _run([sys.executable, "recipes/pretrain.py", *argv], workdir / "log.txt", env=env)
     return code, output, output_dir
 

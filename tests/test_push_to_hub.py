@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,9 +23,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import toml
 import torch
 from huggingface_hub import HfApi
+from helpers import free_port, git, serve_olah
 from test_cards import shared_recorded_run
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
@@ -50,19 +49,12 @@ HUB_ENVIRONMENT = (
 )  # fmt: skip
 
 
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class RecordingHfApi(HfApi):
     """A real HfApi whose Hub-writing methods record (method, arguments as passed) and copy each uploaded folder to
     `received/<repo_id>/<revision>`; any other call would go to a closed port and fail."""
 
     def __init__(self, received: Path):
-        super().__init__(endpoint=f"http://127.0.0.1:{closed_port()}", token="hf_recording_only")
+        super().__init__(endpoint=f"http://127.0.0.1:{free_port()}", token="hf_recording_only")
         self.calls: list[tuple[str, dict]] = []
         self.received = received
 
@@ -271,7 +263,7 @@ def test_bad_arguments_are_refused(run_dir, tmp_path, argv, message):
 def test_missing_token_fails_fast_with_one_message(run_dir, tmp_path):
     """No HF_TOKEN and an empty HF_HOME: one line on stderr naming HF_TOKEN and `hf auth login`, exit status 1."""
     environment = {name: value for name, value in os.environ.items() if name not in HUB_ENVIRONMENT}
-    environment.update(HF_HOME=str(tmp_path / "empty_hf_home"), HF_ENDPOINT=f"http://127.0.0.1:{closed_port()}")
+    environment.update(HF_HOME=str(tmp_path / "empty_hf_home"), HF_ENDPOINT=f"http://127.0.0.1:{free_port()}")
     command = [sys.executable, str(REPO / "push_to_hub.py"), str(run_dir), "--repo-id", REPO_ID]
     result = subprocess.run(command, capture_output=True, text=True, env=environment, cwd=tmp_path, timeout=120)
     assert result.returncode == 1
@@ -296,7 +288,7 @@ def test_unreachable_endpoint_fails_fast_with_one_message(run_dir, monkeypatch, 
     token = "hf_dummy_never_printed"
     monkeypatch.setenv("HF_TOKEN", token)
     with silent_listener() as silent_port:
-        port = closed_port() if endpoint_kind == "closed port" else silent_port
+        port = free_port() if endpoint_kind == "closed port" else silent_port
         api = HfApi(endpoint=f"http://127.0.0.1:{port}")
         started = time.monotonic()
         with pytest.raises(PushError) as error:
@@ -348,11 +340,6 @@ def test_rejected_token_fails_with_one_message(run_dir, monkeypatch, capsys):
 # --- the real download side: olah serving what was uploaded ----------------------------------------------------
 
 
-def git(repo: Path, *args: str) -> None:
-    identity = ["-c", "user.name=zoo", "-c", "user.email=zoo@localhost"]
-    subprocess.run(["git", *identity, *args], cwd=repo, check=True, capture_output=True)
-
-
 def commit_revisions(repo: Path, revisions: dict[str, Path]) -> None:
     """A git repo whose branch `name` holds exactly the files of `revisions[name]` (main first)."""
     repo.mkdir(parents=True)
@@ -365,44 +352,6 @@ def commit_revisions(repo: Path, revisions: dict[str, Path]) -> None:
         git(repo, "add", "-A")
         git(repo, "commit", "-m", f"{branch}: the folder push_to_hub.py uploaded")
     git(repo, "checkout", "main")
-
-
-@contextmanager
-def olah_mirror(mirrors: Path, workdir: Path, probe_repo: str) -> Iterator[str]:
-    """olah serving the git repos under `mirrors` (offline: nothing upstream) on a free loopback port; stopped after."""
-    port = closed_port()
-    config = {
-        "basic": {
-            "host": "127.0.0.1", "port": port, "repos-path": str(workdir / "cache"), "mirrors-path": [str(mirrors)],
-        },
-        "accessibility": {"offline": True},
-    }
-    (workdir / "olah.toml").write_text(toml.dumps(config))
-    log = (workdir / "olah.log").open("w")
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "olah-cli"), "--config", str(workdir / "olah.toml")],
-        cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{endpoint}/api/models/{probe_repo}/revision/main", timeout=2):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"olah did not start: {(workdir / 'olah.log').read_text()[-2000:]}") from None
-                time.sleep(0.3)
-        yield endpoint
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
 
 
 # Runs in a fresh process against the mirror. The pipeline loads from the snapshot folder, not by repo id: olah answers
@@ -444,7 +393,7 @@ def test_olah_serves_what_was_pushed_to_transformers_and_huggingface_hub(pushed_
     tokenizer = AutoTokenizer.from_pretrained(run_dir)
     input_ids = tokenizer("the capital of france is [MASK].")["input_ids"]
     environment = {name: value for name, value in os.environ.items() if name not in HUB_ENVIRONMENT}
-    with olah_mirror(tmp_path / "mirrors", tmp_path, REPO_ID) as endpoint:
+    with serve_olah(tmp_path / "mirrors", tmp_path) as endpoint:
         environment.update(HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path / "empty_hf_home"))
         command = [sys.executable, "-c", CLIENT, REPO_ID, step, json.dumps(input_ids), str(tmp_path / "client")]
         result = subprocess.run(command, capture_output=True, text=True, env=environment, cwd=tmp_path, timeout=300)

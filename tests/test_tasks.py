@@ -8,10 +8,8 @@ from __future__ import annotations
 import csv
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -19,6 +17,8 @@ import datasets
 import huggingface_hub
 import pytest
 from datasets import ClassLabel, Dataset, Features, Sequence, Value
+
+from helpers import git, serve_olah
 
 from recipes import assets
 from recipes.tasks import TASKS, TaskError, get_task, load_task, offline_tasks
@@ -221,24 +221,15 @@ configs:
 """
 
 
-def _git(repo: Path, *args: str) -> str:
-    identity = {"GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@localhost"}
-    identity.update(GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@localhost")
-    command = ["git", "-C", str(repo), *args]
-    result = subprocess.run(command, env={**os.environ, **identity}, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
-
-
 def _commit_all(repo: Path, message: str) -> None:
-    _git(repo, "add", "--all")
-    _git(repo, "commit", "--quiet", "--message", message)
+    git(repo, "add", "--all")
+    git(repo, "commit", "--quiet", "--message", message)
 
 
 def _emotion_repo(repo: Path) -> None:
     """dair-ai/emotion's layout: a card declaring the `split` and `unsplit` configs, one parquet file per split."""
     repo.mkdir(parents=True)
-    _git(repo, "init", "--quiet", "--initial-branch", "main")
+    git(repo, "init", "--quiet", "--initial-branch", "main")
     (repo / "README.md").write_text(EMOTION_CARD)
     features = Features({"text": Value("string"), "label": ClassLabel(names=EMOTIONS)})
     for split, rows in EMOTION_ROWS.items():
@@ -254,12 +245,12 @@ def _massive_repo(repo: Path) -> None:
     """AmazonScience/massive's layout: a loading script on main (which datasets 5 refuses to run), and the Hub's
     parquet conversion on refs/convert/parquet, one folder per locale and split."""
     repo.mkdir(parents=True)
-    _git(repo, "init", "--quiet", "--initial-branch", "main")
+    git(repo, "init", "--quiet", "--initial-branch", "main")
     (repo / "README.md").write_text("---\nlicense: cc-by-4.0\n---\n# MASSIVE\n")
     (repo / "massive.py").write_text('"""MASSIVE loading script."""\n')
     _commit_all(repo, "Add loading script")
-    _git(repo, "checkout", "--quiet", "--orphan", "parquet-conversion")
-    _git(repo, "rm", "-r", "--quiet", "--force", ".")
+    git(repo, "checkout", "--quiet", "--orphan", "parquet-conversion")
+    git(repo, "rm", "-r", "--quiet", "--force", ".")
     for locale, splits in MASSIVE_ROWS.items():
         for split, rows in splits.items():
             columns = {name: [] for name in MASSIVE_FEATURES}
@@ -280,15 +271,9 @@ def _massive_repo(repo: Path) -> None:
             path.parent.mkdir(parents=True)
             Dataset.from_dict(columns, features=MASSIVE_FEATURES).to_parquet(path)
     _commit_all(repo, "Update parquet files")
-    _git(repo, "update-ref", "refs/convert/parquet", "HEAD")
-    _git(repo, "checkout", "--quiet", "main")
-    _git(repo, "branch", "--quiet", "-D", "parquet-conversion")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    git(repo, "update-ref", "refs/convert/parquet", "HEAD")
+    git(repo, "checkout", "--quiet", "main")
+    git(repo, "branch", "--quiet", "-D", "parquet-conversion")
 
 
 @pytest.fixture(scope="module")
@@ -297,37 +282,8 @@ def hub_mirror(tmp_path_factory):
     root = tmp_path_factory.mktemp("olah")
     _emotion_repo(root / "mirrors" / "datasets" / "dair-ai" / "emotion")
     _massive_repo(root / "mirrors" / "datasets" / "AmazonScience" / "massive")
-    port = _free_port()
-    config = root / "olah.toml"
-    config.write_text(
-        f'[basic]\nhost = "127.0.0.1"\nport = {port}\nrepos-path = "{root / "cache"}"\n'
-        f'mirrors-path = ["{root / "mirrors"}"]\n[accessibility]\noffline = true\n'
-    )
-    log = (root / "olah.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "olah.server", "--config", str(config)], cwd=root, stdout=log, stderr=subprocess.STDOUT
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, (root / "olah.log").read_text()[-3000:]
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "olah did not start within 60 s"
-                time.sleep(0.2)
+    with serve_olah(root / "mirrors", root) as url:
         yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
-
 
 LOAD_ONLINE_TASKS = r"""
 import json
