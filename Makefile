@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 DEMO_ZOO := --output_dir runs/demo --results_dir runs/demo/results --variants bert hbert-v1 pool-hybrid \
 	--size tiny --budgets 1m --tasks trec --finetune_seeds 1 \
 	--pretrain_args "--num_eval_points 4 --max_eval_samples 128" \
-	--finetune_args "--max_train_samples 2000 --num_train_epochs 2"
+	--finetune_args "--max_train_samples 2000 --num_train_epochs 3 --learning_rate 1e-3"
 # `make zoo`: the full matrix (hours on a 2-core CPU; re-running skips what is complete).
 ZOO := --output_dir runs/zoo --results_dir results \
 	--variants bert addbert hbert-v1 hbert-v2 pool-hybrid bert+dropmask pool-hybrid+dropmask \
