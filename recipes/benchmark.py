@@ -59,11 +59,11 @@ import torch
 import torch.nn.functional as F
 import transformers
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
-from transformers import BertConfig, BertForMaskedLM, BertModel, HfArgumentParser, PreTrainedModel
+from transformers import BertForMaskedLM, BertModel, HfArgumentParser, PreTrainedModel
 
 from modeling import MIXER_TYPES, SIZES, VARIANTS, HybridBertConfig, HybridBertForMaskedLM, HybridBertModel
 from modeling.modeling_hybrid_bert import MIXERS
-from recipes.parameters import ABLATIONS, COMPONENTS, hf_bert_breakdown, hybrid_breakdown
+from recipes.parameters import ABLATIONS, COMPONENTS, hf_bert_breakdown, hf_bert_config, hybrid_breakdown
 
 SECTIONS = ("params", "train", "infer", "memory", "scaling", "bf16")
 HF_BERT = "hf-bert"
@@ -221,15 +221,6 @@ def hybrid_config(name: str, size: str, max_positions: int) -> HybridBertConfig:
     return HybridBertConfig.from_variant(
         variant, size=size, max_position_embeddings=max_positions, attn_implementation="sdpa", **overrides
     )
-
-
-def hf_bert_config(config: HybridBertConfig) -> BertConfig:
-    shared = (
-        "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "hidden_act",
-        "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings", "type_vocab_size",
-        "layer_norm_eps", "pad_token_id",
-    )  # fmt: skip
-    return BertConfig(**{name: getattr(config, name) for name in shared}, attn_implementation="sdpa")
 
 
 def build_model(name: str, size: str, max_positions: int, with_mlm_head: bool) -> PreTrainedModel:

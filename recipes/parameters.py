@@ -52,16 +52,19 @@ def hybrid_breakdown(config: HybridBertConfig) -> dict[str, int]:
     return dict(counts)
 
 
+def hf_bert_config(config: HybridBertConfig) -> BertConfig:
+    """HF's own BERT config with the dimensions and settings of a `bert`-variant config."""
+    shared = (
+        "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "hidden_act",
+        "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings", "type_vocab_size",
+        "layer_norm_eps", "pad_token_id",
+    )  # fmt: skip
+    return BertConfig(**{name: getattr(config, name) for name in shared}, attn_implementation="sdpa")
+
+
 def hf_bert_breakdown(config: HybridBertConfig) -> dict[str, int]:
     """HF `BertModel` of the same dimensions, in the same components."""
-    bert_config = BertConfig(
-        vocab_size=config.vocab_size,
-        hidden_size=config.hidden_size,
-        num_hidden_layers=config.num_hidden_layers,
-        num_attention_heads=config.num_attention_heads,
-        intermediate_size=config.intermediate_size,
-        max_position_embeddings=config.max_position_embeddings,
-    )
+    bert_config = hf_bert_config(config)
     with torch.device("meta"):
         model = BertModel(bert_config)
     counts = Counter({component: 0 for component in COMPONENTS})
