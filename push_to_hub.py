@@ -34,7 +34,7 @@ from huggingface_hub.utils import get_session, validate_repo_id
 from transformers import HfArgumentParser
 
 from recipes.budget import BUDGET_FILE
-from recipes.cards import CARD_FILE, RecordedRun, build_card, percent, repo_name, zoo_runs
+from recipes.cards import CARD_FILE, RecordedRun, build_card, percent, repo_names, zoo_runs
 from recipes.curves import CURVE_FILE
 from recipes.finetune import DOWNSTREAM_DIR
 
@@ -179,12 +179,10 @@ def make_plan(run_dir: str | None, args: PushArguments) -> PushPlan:
     run_dirs = zoo_runs(args.zoo)
     if not run_dirs:
         raise PushError(f"{args.zoo} holds no run directory (a subfolder with {BUDGET_FILE}).")
-    repo_ids = [f"{args.namespace}/{repo_name(run_dir)}" for run_dir in run_dirs]
-    duplicates = sorted({repo_id for repo_id in repo_ids if repo_ids.count(repo_id) > 1})
-    if duplicates:
-        raise PushError(
-            f"One repo per variant × size × budget, but several runs of {args.zoo} map to {', '.join(duplicates)}."
-        )
+    try:
+        repo_ids = [f"{args.namespace}/{name}" for name in repo_names(run_dirs).values()]
+    except ValueError as error:
+        raise PushError(f"{args.zoo}: {error}") from None
     repos = tuple(
         plan_repo(run, repo_id, args.with_checkpoints, args.benchmark) for run, repo_id in zip(run_dirs, repo_ids)
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,9 +100,29 @@ class RecordedRun:
 
 
 def repo_name(run_dir: str | Path) -> str:
-    """One repo per variant × size × budget: `<variant>-<size>-<budget>`, e.g. `hbert-v1-mini-10m`."""
-    spent = json.loads((Path(run_dir) / BUDGET_FILE).read_text())
-    return f"{spent['variant']}-{spent['size']}-{spent['budget']}"
+    """One repo per variant × size × budget: `<variant>[-dropmask]-<size>[-init-<source>]-<budget>`, e.g.
+    `hbert-v1-mini-10m`, `bert-dropmask-tiny-1m`, `hbert-v2-minilm-init-minilm-2m` (HBERT §4.4)."""
+    run_dir = Path(run_dir)
+    spent = json.loads((run_dir / BUDGET_FILE).read_text())
+    drop_mask = json.loads((run_dir / "config.json").read_text()).get("drop_mask", False)
+    init_from = spent["arguments"]["model"].get("init_from")
+    return "-".join([
+        spent["variant"], *(["dropmask"] if drop_mask else []), spent["size"],
+        *([f"init-{Path(init_from).name}"] if init_from else []), spent["budget"],
+    ])  # fmt: skip
+
+
+def repo_names(run_dirs: Iterable[str | Path]) -> dict[Path, str]:
+    """Each run's `repo_name`; runs that share one (several pretraining seeds) each get `-seed<N>` after it."""
+    names = {Path(run_dir): repo_name(run_dir) for run_dir in run_dirs}
+    shared = {name for name in names.values() if list(names.values()).count(name) > 1}
+    for run_dir, name in names.items():
+        if name in shared:
+            names[run_dir] = f"{name}-seed{json.loads((run_dir / BUDGET_FILE).read_text())['run_record']['seed']}"
+    repeated = sorted({name for name in names.values() if list(names.values()).count(name) > 1})
+    if repeated:
+        raise ValueError(f"Several runs map to the same repo (same variant, size, budget and seed): {', '.join(repeated)}.")
+    return names
 
 
 def zoo_runs(zoo_dir: str | Path) -> list[Path]:
@@ -519,11 +540,10 @@ def regenerate_zoo_cards(
     zoo_dir: str | Path, namespace: str, cards_dir: str | Path = CARDS_DIR, benchmark_json: str | Path | None = None
 ) -> list[Path]:
     """Write `cards_dir/<repo-name>/README.md` for every run directory of the zoo."""
-    written = []
-    for run_dir in zoo_runs(zoo_dir):
-        name = repo_name(run_dir)
-        written.append(write_card(run_dir, f"{namespace}/{name}", Path(cards_dir) / name / CARD_FILE, benchmark_json))
-    return written
+    return [
+        write_card(run_dir, f"{namespace}/{name}", Path(cards_dir) / name / CARD_FILE, benchmark_json)
+        for run_dir, name in repo_names(zoo_runs(zoo_dir)).items()
+    ]
 
 
 @dataclass

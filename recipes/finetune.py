@@ -211,6 +211,22 @@ def write_json(path: Path, value: dict) -> None:
     os.replace(staging, path)
 
 
+def training_settings(task_args: TaskArguments, training_args: FinetuningArguments) -> dict:
+    """The settings recorded with a result: with the model, task, init and seed, what makes two fine-tunings the same
+    (the zoo re-runs one whose recorded settings differ from those it would use)."""
+    return {
+        "learning_rate": training_args.learning_rate,
+        "batch_size": training_args.per_device_train_batch_size
+        * training_args.gradient_accumulation_steps
+        * training_args.world_size,
+        "num_train_epochs": training_args.num_train_epochs or get_task(task_args.task).epochs,
+        "max_steps": training_args.max_steps,
+        "max_seq_length": task_args.max_seq_length,
+        "max_train_samples": task_args.max_train_samples,
+        "split_seed": task_args.split_seed,
+    }
+
+
 def parse_args(argv: list[str] | None):
     parser = HfArgumentParser((ModelArguments, TaskArguments, FinetuningArguments))
     if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
@@ -286,14 +302,7 @@ def main(argv: list[str] | None = None) -> dict:
         "majority_class": majority_class_baseline(
             splits["train"]["label"], splits["test"]["label"], metrics, label_names
         ),
-        "training": {
-            "learning_rate": training_args.learning_rate,
-            "batch_size": training_args.per_device_train_batch_size
-            * training_args.gradient_accumulation_steps
-            * training_args.world_size,
-            "max_seq_length": task_args.max_seq_length,
-            "max_train_samples": task_args.max_train_samples,
-        },
+        "training": training_settings(task_args, training_args),
     }
     trainer.save_metrics("train", train_result.metrics)
     trainer.save_metrics("eval", {k: v for k, v in evaluations[-1].items() if k.startswith("eval_")})

@@ -21,16 +21,18 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from transformers import HfArgumentParser, pipeline
 
 from modeling import VARIANTS
-from recipes import finetune, pretrain
+from recipes import assets, benchmark, finetune, pretrain
 from recipes.budget import BUDGET_FILE, parse_budget
-from recipes.cards import CARD_FILE, RecordedRun, mean_and_spread, percent, write_card, zoo_runs
+from recipes.cards import CARD_FILE, CARD_INPUTS, RecordedRun, mean_and_spread, percent, portable_path, repo_names, write_card, zoo_runs
 from recipes.curves import plot_curves
 from recipes.run_record import git_commit, package_versions, run_key
 
@@ -38,6 +40,10 @@ DROP_MASK_SUFFIX = "+dropmask"
 HEADLINE_VARIANTS = ("hbert-v1", "bert")  # the headline comparison, at the shortest budget
 REFERENCE_VARIANT = "bert"  # paired-seed differences are taken against it
 INITS = ("pretrained", "scratch")
+SCRATCH = "scratch"  # a pretraining start: random weights
+REFERENCE_DIR = "reference"  # reference checkpoints' fine-tuning, under the output and records directories
+RECORDS_DIR = "zoo_runs"
+BENCHMARK_PREFIX = "benchmark_"
 RESULTS_FILE = "zoo.md"
 CURVES_FILE = "mlm_curves.png"
 FILL_MASK_EXAMPLE = "The capital of France is [MASK]."
@@ -52,8 +58,23 @@ class ZooArguments:
     )
     size: str = field(default="tiny", metadata={"help": "tiny, mini, small, minilm or base"})
     budgets: list[str] = field(default_factory=lambda: ["30s", "2m"], metadata={"help": "Pretraining budgets"})
+    starts: list[str] = field(
+        default_factory=lambda: [SCRATCH],
+        metadata={
+            "help": f"Where pretraining starts: '{SCRATCH}' and/or a named checkpoint "
+            f"({', '.join(assets.NAMED_CHECKPOINTS)}; HBERT §4.4), each a run of its own"
+        },
+    )
     tasks: list[str] = field(default_factory=lambda: ["trec"], metadata={"help": "Fine-tuning tasks"})
     finetune_seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
+    finetune_from_scratch: bool = field(
+        default=True,
+        metadata={"help": "Also fine-tune each variant from random weights (the no-pretraining baseline, once a variant)"},
+    )
+    reference_models: list[str] = field(
+        default_factory=list,
+        metadata={"help": f"Named checkpoints ({', '.join(assets.NAMED_CHECKPOINTS)}) fine-tuned as they are, as references"},
+    )
     pretrain_seeds: list[int] = field(default_factory=lambda: [1])
     headline_pretrain_seeds: list[int] | None = field(
         default=None, metadata={"help": "Pretraining seeds of hbert-v1 and bert at the shortest budget"}
@@ -61,11 +82,47 @@ class ZooArguments:
     pretrain_args: str = field(default="", metadata={"help": "Extra recipes.pretrain arguments, one string"})
     finetune_args: str = field(default="", metadata={"help": "Extra recipes.finetune arguments, one string"})
     results_dir: str = field(default="results", metadata={"help": f"Where {RESULTS_FILE} and {CURVES_FILE} go"})
+    records_dir: str | None = field(
+        default=None,
+        metadata={"help": f"Where each run's records are gathered, to build the results and cards from (default <results_dir>/{RECORDS_DIR})"},
+    )
     cards_dir: str | None = field(default=None, metadata={"help": "Where cards go (default <output_dir>/cards)"})
     namespace: str = field(default="hybrid-bert-zoo", metadata={"help": "The Hub namespace the cards name"})
+    benchmark: bool = field(
+        default=True, metadata={"help": "Measure parameters and latency at --size for Table 2 and the cards"}
+    )
+
+    def __post_init__(self):
+        for label in self.variants:
+            split_variant(label)
+        unknown = [start for start in self.starts if start != SCRATCH and start not in assets.NAMED_CHECKPOINTS]
+        unknown += [name for name in self.reference_models if name not in assets.NAMED_CHECKPOINTS]
+        if unknown:
+            raise ValueError(
+                f"Unknown checkpoint {', '.join(map(repr, unknown))}: --starts takes '{SCRATCH}' or one of "
+                f"{', '.join(assets.NAMED_CHECKPOINTS)}; --reference_models one of {', '.join(assets.NAMED_CHECKPOINTS)}."
+            )
+        for budget in self.budgets:
+            parse_budget(budget)
+        self.records_dir = self.records_dir or str(Path(self.results_dir) / RECORDS_DIR)
+        self.cards_dir = self.cards_dir or str(Path(self.output_dir) / "cards")
 
 
 # --- the plan -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FinetuningStep:
+    model: str  # a pretraining run directory, or a reference checkpoint's name
+    task: str
+    init: str
+    seed: int
+    argv: list[str]
+    runs: bool
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.argv[self.argv.index("--output_dir") + 1])
 
 
 @dataclass(frozen=True)
@@ -73,22 +130,17 @@ class PretrainingStep:
     run_dir: Path
     argv: list[str]
     runs: bool
-
-
-@dataclass(frozen=True)
-class FinetuningStep:
-    run_dir: Path
-    task: str
-    init: str
-    seed: int
-    argv: list[str]
-    runs: bool
+    finetuning: tuple[FinetuningStep, ...]
 
 
 @dataclass(frozen=True)
 class ZooPlan:
     pretraining: list[PretrainingStep]
-    finetuning: list[FinetuningStep]
+    references: list[FinetuningStep]
+
+    @property
+    def finetuning(self) -> list[FinetuningStep]:
+        return [step for pretraining in self.pretraining for step in pretraining.finetuning] + self.references
 
     @property
     def steps(self) -> list[PretrainingStep | FinetuningStep]:
@@ -97,7 +149,7 @@ class ZooPlan:
     def describe(self) -> str:
         lines = [f"{'run ' if step.runs else 'skip'} pretrain {step.run_dir.name}" for step in self.pretraining]
         lines += [
-            f"{'run ' if step.runs else 'skip'} finetune {step.run_dir.name} {step.task} {step.init} seed {step.seed}"
+            f"{'run ' if step.runs else 'skip'} finetune {Path(step.model).name} {step.task} {step.init} seed {step.seed}"
             for step in self.finetuning
         ]
         running = sum(step.runs for step in self.steps)
@@ -121,12 +173,17 @@ def pretraining_seeds(args: ZooArguments, label: str, budget: str) -> list[int]:
     return args.pretrain_seeds
 
 
-def pretraining_argv(args: ZooArguments, label: str, budget: str, seed: int, run_dir: Path) -> list[str]:
+def run_name(label: str, size: str, start: str, budget: str, seed: int) -> str:
+    return "-".join([label, size, *([f"init-{start}"] if start != SCRATCH else []), budget, f"seed{seed}"])
+
+
+def pretraining_argv(args: ZooArguments, label: str, start: str, budget: str, seed: int, run_dir: Path) -> list[str]:
     variant, drop_mask = split_variant(label)
     return [
         "--variant", variant, "--size", args.size, "--budget", budget, "--seed", str(seed),
         "--output_dir", str(run_dir), "--overwrite_output_dir",
         *(["--drop_mask"] if drop_mask else []),
+        *(["--init_from", start] if start != SCRATCH else []),
         *shlex.split(args.pretrain_args),
     ]  # fmt: skip
 
@@ -170,18 +227,30 @@ def recorded_run_key(run_dir: Path) -> str:
     return run_key(json.loads((run_dir / BUDGET_FILE).read_text())["run_record"])
 
 
-def finetuning_steps(args: ZooArguments, run_dir: Path, current_key: str | None) -> list[FinetuningStep]:
+def planned_training(argv: list[str]) -> dict:
+    _, task_args, training_args = finetune.parse_args(argv)
+    return finetune.training_settings(task_args, training_args)
+
+
+def finetuning_done(record_path: Path, pretraining_key: str | None, argv: list[str]) -> bool:
+    """Whether `record_path` records this fine-tuning: of the same pretraining run (None: a reference checkpoint)
+    with the same settings."""
+    if not record_path.is_file():
+        return False
+    record = json.loads(record_path.read_text())
+    return (record["pretraining"] or {}).get("run_key") == pretraining_key and record["training"] == planned_training(
+        argv
+    )
+
+
+def finetuning_steps(
+    args: ZooArguments, run_dir: Path, current_key: str | None, inits: tuple[str, ...]
+) -> tuple[FinetuningStep, ...]:
     """Every fine-tuning of one pretraining run; `current_key` is None when the pretraining itself will run."""
     steps = []
     for task in args.tasks:
         for seed in args.finetune_seeds:
-            for init in INITS:
-                record_path = finetune.downstream_path(run_dir, task, init, seed)
-                done = (
-                    current_key is not None
-                    and record_path.is_file()
-                    and json.loads(record_path.read_text())["pretraining"]["run_key"] == current_key
-                )
+            for init in inits:
                 output_dir = Path(args.output_dir) / "finetuned" / run_dir.name / task / f"{init}-seed{seed}"
                 argv = [
                     "--model", str(run_dir), "--task", task, "--seed", str(seed), "--output_dir", str(output_dir),
@@ -189,33 +258,94 @@ def finetuning_steps(args: ZooArguments, run_dir: Path, current_key: str | None)
                     *(["--from_scratch"] if init == "scratch" else []),
                     *shlex.split(args.finetune_args),
                 ]  # fmt: skip
-                steps.append(FinetuningStep(run_dir, task, init, seed, argv, runs=not done))
+                record_path = finetune.downstream_path(run_dir, task, init, seed)
+                done = current_key is not None and finetuning_done(record_path, current_key, argv)
+                steps.append(FinetuningStep(str(run_dir), task, init, seed, argv, runs=not done))
+    return tuple(steps)
+
+
+def reference_steps(args: ZooArguments) -> list[FinetuningStep]:
+    """Each reference checkpoint fine-tuned as it is, per task and seed; its record stays in its output folder."""
+    steps = []
+    for model in args.reference_models:
+        for task in args.tasks:
+            for seed in args.finetune_seeds:
+                output_dir = Path(args.output_dir) / REFERENCE_DIR / model / task / f"seed{seed}"
+                argv = [
+                    "--model", model, "--task", task, "--seed", str(seed), "--output_dir", str(output_dir),
+                    "--overwrite_output_dir", *shlex.split(args.finetune_args),
+                ]  # fmt: skip
+                done = finetuning_done(output_dir / finetune.RECORD_FILE, None, argv)
+                steps.append(FinetuningStep(model, task, "pretrained", seed, argv, runs=not done))
     return steps
 
 
 def plan_zoo(args: ZooArguments) -> ZooPlan:
-    pretraining, finetuning = [], []
+    pretraining, with_scratch_baseline = [], set()
     for label in args.variants:
-        for budget in args.budgets:
-            for seed in pretraining_seeds(args, label, budget):
-                run_dir = Path(args.output_dir) / f"{label}-{args.size}-{budget}-seed{seed}"
-                argv = pretraining_argv(args, label, budget, seed, run_dir)
-                runs = recorded_inputs(run_dir) != planned_inputs(argv)
-                pretraining.append(PretrainingStep(run_dir, argv, runs))
-                finetuning += finetuning_steps(args, run_dir, None if runs else recorded_run_key(run_dir))
-    return ZooPlan(pretraining, finetuning)
+        for start in args.starts:
+            for budget in args.budgets:
+                for seed in pretraining_seeds(args, label, budget):
+                    run_dir = Path(args.output_dir) / run_name(label, args.size, start, budget, seed)
+                    argv = pretraining_argv(args, label, start, budget, seed, run_dir)
+                    runs = recorded_inputs(run_dir) != planned_inputs(argv)
+                    # Random weights do not depend on the budget, seed or start: one baseline per variant.
+                    inits = ("pretrained",)
+                    if args.finetune_from_scratch and label not in with_scratch_baseline:
+                        inits, _ = INITS, with_scratch_baseline.add(label)
+                    steps = finetuning_steps(args, run_dir, None if runs else recorded_run_key(run_dir), inits)
+                    pretraining.append(PretrainingStep(run_dir, argv, runs, steps))
+    return ZooPlan(pretraining, reference_steps(args))
 
 
-def execute(plan: ZooPlan, cards_dir: Path, namespace: str) -> None:
-    """Pretrain, fine-tune and write the card of each run, in order, doing only the steps that run."""
+# --- running it -------------------------------------------------------------------------------------------------
+
+
+def gather_records(run_dir: Path, records_dir: Path) -> Path:
+    """Copy what the results and cards are built from (no weights) to `records_dir/<run>`, replacing what was there."""
+    target = records_dir / run_dir.name
+    shutil.rmtree(target, ignore_errors=True)
+    for path in [*(run_dir / name for name in CARD_INPUTS), *run_dir.glob(f"{finetune.DOWNSTREAM_DIR}/*/*.json")]:
+        destination = target / path.relative_to(run_dir)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, destination)
+    return target
+
+
+def gather_reference_record(step: FinetuningStep, records_dir: Path) -> None:
+    destination = records_dir / REFERENCE_DIR / step.model / f"{step.task}-seed{step.seed}.json"
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(step.output_dir / finetune.RECORD_FILE, destination)
+
+
+def run_benchmark(args: ZooArguments) -> Path:
+    """Parameters and latencies of every variant at the zoo's size beside HF's BERT (Table 2, the cards)."""
+    output_dir = Path(args.records_dir) / f"{BENCHMARK_PREFIX}{args.size}"
+    json_path, _ = benchmark.main(
+        ["--sections", "params", "infer", "--size", args.size, "--base_size", args.size, "--output_dir", str(output_dir)]
+    )
+    return json_path
+
+
+def execute(plan: ZooPlan, args: ZooArguments) -> None:
+    """Pretrain and fine-tune each run, gather its records; fine-tune the references; then benchmark and write
+    every card from the gathered records. Only the steps that run are done."""
+    records_dir = Path(args.records_dir)
     for pretraining in plan.pretraining:
         if pretraining.runs:
             pretrain.main(pretraining.argv)
-        for step in plan.finetuning:
-            if step.run_dir == pretraining.run_dir and step.runs:
+        for step in pretraining.finetuning:
+            if step.runs:
                 finetune.main(step.argv)
-        name = pretraining.run_dir.name
-        write_card(pretraining.run_dir, f"{namespace}/{name}", cards_dir / name / CARD_FILE)
+        gather_records(pretraining.run_dir, records_dir)
+    for step in plan.references:
+        if step.runs:
+            finetune.main(step.argv)
+        gather_reference_record(step, records_dir)
+    benchmark_json = run_benchmark(args) if args.benchmark else None
+    gathered = [records_dir / pretraining.run_dir.name for pretraining in plan.pretraining]
+    for run_dir, name in repo_names(gathered).items():
+        write_card(run_dir, f"{args.namespace}/{name}", Path(args.cards_dir) / name / CARD_FILE, benchmark_json)
 
 
 # --- results, from the records only -----------------------------------------------------------------------------
@@ -223,9 +353,11 @@ def execute(plan: ZooPlan, cards_dir: Path, namespace: str) -> None:
 
 @dataclass(frozen=True)
 class ZooEntry:
-    """One variant × budget: its pretraining runs (one per pretraining seed), read from their run directories."""
+    """One variant × size × start × budget: its pretraining runs (one per pretraining seed), read from their records."""
 
     label: str
+    size: str
+    start: str
     budget: str
     budget_s: float
     runs: tuple[RecordedRun, ...]
@@ -243,21 +375,35 @@ class ZooEntry:
         accuracies = {r["majority_class"]["accuracy"] for run in self.runs for r in run.downstream if r["task"] == task}
         return accuracies.pop() if len(accuracies) == 1 else None
 
+    @property
+    def name(self) -> str:
+        return self.label if self.start == SCRATCH else f"{self.label} (init {self.start})"
+
 
 def variant_label(run: RecordedRun) -> str:
     return run.spent["variant"] + (DROP_MASK_SUFFIX if run.config.get("drop_mask") else "")
 
 
-def zoo_entries(zoo_dir: str | Path) -> list[ZooEntry]:
-    """The zoo's runs grouped by variant × budget, ordered by variant then budget."""
+def zoo_entries(records_dir: str | Path) -> list[ZooEntry]:
+    """The zoo's runs grouped by variant × size × start × budget, ordered by size, variant, start, then budget."""
     groups = defaultdict(list)
-    for run_dir in zoo_runs(zoo_dir):
+    for run_dir in zoo_runs(records_dir):
         run = RecordedRun.read(run_dir)
-        groups[(variant_label(run), run.spent["budget_s"], run.spent["budget"])].append(run)
+        start = run.arguments["model"]["init_from"] or SCRATCH
+        key = (run.spent["size"], variant_label(run), start != SCRATCH, start, run.spent["budget_s"], run.spent["budget"])
+        groups[key].append(run)
     return [
-        ZooEntry(label, budget, budget_s, tuple(sorted(runs, key=lambda run: run.spent["run_record"]["seed"])))
-        for (label, budget_s, budget), runs in sorted(groups.items())
+        ZooEntry(label, size, start, budget, budget_s, tuple(sorted(runs, key=lambda run: run.spent["run_record"]["seed"])))
+        for (size, label, _, start, budget_s, budget), runs in sorted(groups.items())
     ]
+
+
+def reference_records(records_dir: str | Path) -> dict[str, list[dict]]:
+    """Reference checkpoints' fine-tuning records by checkpoint name."""
+    records = defaultdict(list)
+    for path in sorted(Path(records_dir).glob(f"{REFERENCE_DIR}/*/*.json")):
+        records[path.parent.name].append(json.loads(path.read_text()))
+    return dict(records)
 
 
 def summary(values: list[float]) -> str:
@@ -273,76 +419,181 @@ def paired_difference(entry: ZooEntry, reference: ZooEntry | None, task: str) ->
     return summary(differences).replace("%", " pts") if differences else "—"
 
 
-def downstream_table(entries: list[ZooEntry], task: str) -> list[str]:
-    references = {entry.budget_s: entry for entry in entries if entry.label == REFERENCE_VARIANT}
+def scratch_accuracies(entries: list[ZooEntry], entry: ZooEntry, task: str) -> list[float]:
+    """The no-pretraining baseline of the entry's variant and size: one per fine-tuning seed, whichever run holds it."""
+    by_seed = {
+        finetune_seed: accuracy
+        for other in entries
+        if (other.label, other.size) == (entry.label, entry.size)
+        for (_, finetune_seed), accuracy in other.accuracies(task, "scratch").items()
+    }
+    return [by_seed[seed] for seed in sorted(by_seed)]
+
+
+def downstream_table(
+    entries: list[ZooEntry],
+    task: str,
+    pair_of: Callable[[ZooEntry], ZooEntry | None],
+    compared_with: str,
+    references: dict[str, list[dict]],
+) -> list[str]:
+    """Test accuracy per entry with its baselines and the paired-seed difference to `pair_of(entry)`; the reference
+    checkpoints' rows end it."""
     lines = [
         f"### {task}: test accuracy",
         "",
-        "| variant | budget | pretrained | no pretraining | majority class "
-        f"| Δ vs {REFERENCE_VARIANT} (paired seeds) |",
-        "|---|---|---|---|---|---|",
+        f"| variant | size | budget | pretrained | no pretraining | majority class | Δ vs {compared_with} (paired seeds) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for entry in entries:
         majority = entry.majority_class(task)
         lines.append(
-            f"| {entry.label} | {entry.budget} | {summary(list(entry.accuracies(task, 'pretrained').values()))} "
-            f"| {summary(list(entry.accuracies(task, 'scratch').values()))} "
+            f"| {entry.name} | {entry.size} | {entry.budget} "
+            f"| {summary(list(entry.accuracies(task, 'pretrained').values()))} "
+            f"| {summary(scratch_accuracies(entries, entry, task))} "
             f"| {percent(majority) if majority is not None else '—'} "
-            f"| {paired_difference(entry, references.get(entry.budget_s), task)} |"
+            f"| {paired_difference(entry, pair_of(entry), task)} |"
         )
+    for model, records in references.items():
+        of_task = [record for record in records if record["task"] == task]
+        if of_task:
+            lines.append(
+                f"| {model} as published (reference) | {model} | — "
+                f"| {summary([record['test']['accuracy'] for record in of_task])} | — "
+                f"| {percent(of_task[0]['majority_class']['accuracy'])} | — |"
+            )
     return [*lines, ""]
+
+
+def same_budget_reference(entries: list[ZooEntry]) -> Callable[[ZooEntry], ZooEntry | None]:
+    """Table 1's pairing: `bert` of the same size, start and budget."""
+    references = {(e.size, e.start, e.budget_s): e for e in entries if e.label == REFERENCE_VARIANT}
+    return lambda entry: references.get((entry.size, entry.start, entry.budget_s))
+
+
+def same_variant_from_scratch(entries: list[ZooEntry]) -> Callable[[ZooEntry], ZooEntry | None]:
+    """Table 3's pairing: an initialised entry against the same variant, size and budget pretrained from scratch."""
+    from_scratch = {(e.label, e.size, e.budget_s): e for e in entries if e.start == SCRATCH}
+    return lambda entry: from_scratch.get((entry.label, entry.size, entry.budget_s)) if entry.start != SCRATCH else None
 
 
 def mlm_table(entries: list[ZooEntry]) -> list[str]:
     lines = [
-        "| variant | budget | held-out MLM accuracy | steps | tokens seen |",
-        "|---|---|---|---|---|",
+        "| variant | size | budget | held-out MLM accuracy | steps | tokens seen | threads | load average (1 min) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for entry in entries:
         finals = [run.curve[-1]["accuracy"] for run in entry.runs if run.curve]
         steps = ", ".join(f"{run.spent['steps']:,}" for run in entry.runs)
         tokens = ", ".join(f"{run.spent['tokens_seen']:,}" for run in entry.runs)
-        lines.append(f"| {entry.label} | {entry.budget} | {summary(finals)} | {steps} | {tokens} |")
+        threads = ", ".join(sorted({str(run.spent["threads"]) for run in entry.runs}))
+        loads = ", ".join(f"{run.spent['run_record']['load_average'][0]:.2f}" for run in entry.runs)
+        lines.append(
+            f"| {entry.name} | {entry.size} | {entry.budget} | {summary(finals)} | {steps} | {tokens} | {threads} "
+            f"| {loads} |"
+        )
     return [*lines, ""]
 
 
-def render_results(entries: list[ZooEntry]) -> str:
-    tasks = sorted({record["task"] for entry in entries for run in entry.runs for record in run.downstream})
+def benchmark_table(benchmark_json: Path) -> list[str]:
+    """Encoder parameters and latencies of every model the benchmark measured, with ratios to `bert` and HF's BERT."""
+    measured = json.loads(benchmark_json.read_text())
+    metadata, params = measured["metadata"], measured["params"]["models"]
+    settings = measured["infer"]["settings"]
+    header = "| model | encoder parameters | " + " | ".join(
+        f"latency {s['batch']}×{s['seq']} (vs bert, vs HF BERT)" for s in settings
+    )
+    lines = [
+        f"Size `{measured['params']['size']}`, from `{portable_path(benchmark_json)}`: {metadata['device_name']}, "
+        f"{metadata['threads']} threads, {metadata['dtype']}, median of {metadata['arguments']['repeats']} turns; a "
+        "ratio is this model's latency over the other's (below 1: faster).",
+        "",
+        header + " |",
+        "|---|---|" + "---|" * len(settings),
+    ]
+    for name in settings[0]["models"]:
+        latencies = []
+        for setting in settings:
+            record = setting["models"][name]
+            ratios = record["ratio_vs"]
+            latencies.append(
+                f"{record['latency_ms']:,.2f} ms ({ratios.get('bert', 1.0):.2f}×, {ratios.get('hf-bert', 1.0):.2f}×)"
+            )
+        encoder = f"{params[name]['encoder_total']:,}" if name in params else "—"
+        lines.append(f"| {name} | {encoder} | " + " | ".join(latencies) + " |")
+    return [*lines, ""]
+
+
+def render_results(entries: list[ZooEntry], references: dict[str, list[dict]], benchmarks: list[Path]) -> str:
+    tasks = sorted(
+        {record["task"] for entry in entries for run in entry.runs for record in run.downstream}
+        | {record["task"] for records in references.values() for record in records}
+    )
+    init_sizes = {entry.size for entry in entries if entry.start != SCRATCH}
+    matrix = [entry for entry in entries if entry.size not in init_sizes]
+    initialised = [entry for entry in entries if entry.size in init_sizes]
     lines = [
         "# HybridBERT zoo results",
         "",
-        "Generated by `recipes/zoo.py` from the run directories' records (budget.json, mlm_curve.json, downstream/); "
-        "do not edit by hand. Mean ± standard deviation over fine-tuning seeds and, where several, pretraining seeds.",
+        "Generated by `recipes/zoo.py` from the records gathered in this folder's run records (budget.json, "
+        "mlm_curve.json, downstream/); do not edit by hand. Mean ± standard deviation over fine-tuning seeds and, "
+        "where several, pretraining seeds; `n` counts the fine-tuned models. The no-pretraining baseline is the same "
+        "architecture fine-tuned from random weights (one per variant and fine-tuning seed).",
         "",
         "## Table 1: downstream accuracy per variant × budget",
         "",
-        *(line for task in tasks for line in downstream_table(entries, task)),
+        *(
+            line
+            for task in tasks
+            for line in downstream_table(matrix, task, same_budget_reference(matrix), REFERENCE_VARIANT, {})
+        ),
+    ]
+    if initialised:
+        lines += [
+            "## Table 3: initialisation from a pretrained checkpoint (HBERT §4.4)",
+            "",
+            "Each variant pretrained for the same budget from the checkpoint's weights (where its layers match) and "
+            "from scratch, and the checkpoint itself fine-tuned as the reference.",
+            "",
+            *(
+                line
+                for task in tasks
+                for line in downstream_table(
+                    initialised, task, same_variant_from_scratch(initialised), "same variant from scratch", references
+                )
+            ),
+        ]
+    lines += [
         "## Held-out MLM accuracy reached per variant × budget",
         "",
-        "The last evaluation of each run (steps and tokens seen listed per pretraining seed); curves in "
-        f"`{CURVES_FILE}`.",
+        "The last evaluation of each run (steps, tokens seen and the load average at its start listed per pretraining "
+        f"seed); curves in `{CURVES_FILE}`.",
         "",
         *mlm_table(entries),
         "## Table 2: parameters and latency",
         "",
-        "See `results/benchmark_cpu.md` (`recipes/benchmark.py`).",
     ]
-    return "\n".join(lines) + "\n"
+    for path in benchmarks:
+        lines += benchmark_table(path)
+    if not benchmarks:
+        lines += ["Not measured in this zoo (`--benchmark false`); see `results/benchmark_cpu.md`.", ""]
+    return "\n".join(lines)
 
 
-def write_results(zoo_dir: str | Path, results_dir: str | Path) -> Path:
-    """Write `zoo.md` and `mlm_curves.png` from the zoo's recorded results; never trains."""
-    entries = zoo_entries(zoo_dir)
+def write_results(records_dir: str | Path, results_dir: str | Path) -> Path:
+    """Write `zoo.md` and `mlm_curves.png` from the gathered records and benchmarks alone; never trains."""
+    entries = zoo_entries(records_dir)
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     curves = {
-        f"{entry.label} {entry.budget} seed {run.spent['run_record']['seed']}": run.curve
+        f"{entry.name} {entry.size} {entry.budget} seed {run.spent['run_record']['seed']}": run.curve
         for entry in entries
         for run in entry.runs
     }
     plot_curves(curves, results_dir / CURVES_FILE, title="Held-out MLM accuracy")
+    benchmarks = sorted(Path(records_dir).glob(f"{BENCHMARK_PREFIX}*/benchmark_*.json"))
     path = results_dir / RESULTS_FILE
-    path.write_text(render_results(entries), encoding="utf-8")
+    path.write_text(render_results(entries, reference_records(records_dir), benchmarks), encoding="utf-8")
     return path
 
 
@@ -352,13 +603,14 @@ def best_run_dir(zoo_dir: str | Path) -> str:
     return max((curve[-1]["accuracy"], str(run_dir)) for curve, run_dir in scored if curve)[1]
 
 
-def report(args: ZooArguments, cards_dir: Path, results_path: Path) -> None:
+def report(args: ZooArguments, results_path: Path) -> None:
     best = best_run_dir(args.output_dir)
     fill_mask = pipeline("fill-mask", model=str(best), trust_remote_code=True)
     predictions = ", ".join(f"{p['token_str']} ({p['score']:.3f})" for p in fill_mask(FILL_MASK_EXAMPLE, top_k=3))
     print(
         f"Checkpoints and per-run curves (mlm_curve.png): {args.output_dir}/<variant>-<size>-<budget>-seed<seed>\n"
-        f"Cards: {cards_dir}\nTables: {results_path}\nCurves: {results_path.parent / CURVES_FILE}\n\n"
+        f"Records the results and cards are built from: {args.records_dir}\nCards: {args.cards_dir}\n"
+        f"Tables: {results_path}\nCurves: {results_path.parent / CURVES_FILE}\n\n"
         f"{results_path.read_text(encoding='utf-8')}\n"
         f"Fill-mask with the best model ({best}): {FILL_MASK_EXAMPLE!r} → {predictions}",
         flush=True,
@@ -367,11 +619,10 @@ def report(args: ZooArguments, cards_dir: Path, results_path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> ZooPlan:
     (args,) = HfArgumentParser(ZooArguments).parse_args_into_dataclasses(argv)
-    cards_dir = Path(args.cards_dir or Path(args.output_dir) / "cards")
     plan = plan_zoo(args)
     print(plan.describe(), flush=True)
-    execute(plan, cards_dir, args.namespace)
-    report(args, cards_dir, write_results(args.output_dir, args.results_dir))
+    execute(plan, args)
+    report(args, write_results(args.records_dir, args.results_dir))
     return plan
 
 

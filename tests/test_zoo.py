@@ -52,7 +52,7 @@ def tiny_zoo(tmp_path_factory, train_file) -> tuple[Path, zoo.ZooPlan]:
 
 def test_variant_with_dropmask_passes_the_flag_to_pretraining():
     args = zoo.ZooArguments(variants=["bert+dropmask"], budgets=["2s"])
-    argv = zoo.pretraining_argv(args, "bert+dropmask", "2s", 1, Path("runs/x"))
+    argv = zoo.pretraining_argv(args, "bert+dropmask", zoo.SCRATCH, "2s", 1, Path("runs/x"))
     assert argv[argv.index("--variant") + 1] == "bert" and "--drop_mask" in argv
     with pytest.raises(ValueError, match="Unknown variant"):
         zoo.split_variant("gpt")
@@ -93,22 +93,23 @@ def test_zoo_writes_every_run_record_card_and_result(tiny_zoo):
     for variant in VARIANTS:
         run = run_dir(root, variant)
         assert (run / "budget.json").is_file() and (run / "mlm_curve.json").is_file()
-        assert (root / "zoo" / "cards" / run.name / "README.md").is_file()
+        assert (root / "zoo" / "cards" / f"{variant}-tiny-2s" / "README.md").is_file()
         for seed in FINETUNE_SEEDS:
             for init in zoo.INITS:
                 record = json.loads(downstream_path(run, "trec", init, seed).read_text())
                 assert record["init"] == init and record["seed"] == seed
     table = (root / "results" / "zoo.md").read_text()
     assert "Table 1" in table and "Held-out MLM accuracy" in table and "majority class" in table
-    assert all(f"| {variant} | 2s |" in table for variant in VARIANTS)
+    assert all(f"| {variant} | tiny | 2s |" in table for variant in VARIANTS)
     assert (root / "results" / "mlm_curves.png").stat().st_size > 0
 
 
 @pytest.mark.slow
 def test_write_results_is_deterministic_and_matches_the_written_file(tiny_zoo, tmp_path):
     root, _ = tiny_zoo
-    first = zoo.write_results(root / "zoo", tmp_path / "a").read_text()
-    second = zoo.write_results(root / "zoo", tmp_path / "b").read_text()
+    records = root / "results" / zoo.RECORDS_DIR
+    first = zoo.write_results(records, tmp_path / "a").read_text()
+    second = zoo.write_results(records, tmp_path / "b").read_text()
     assert first == second == (root / "results" / "zoo.md").read_text()
 
 
@@ -138,7 +139,9 @@ def test_a_new_budget_runs_only_that_run(tiny_zoo, train_file):
     root, _ = tiny_zoo
     untouched = {variant: file_mtimes(run_dir(root, variant)) for variant in VARIANTS}
     plan = zoo.main(zoo_argv(root, train_file, variants=["bert"], budgets=("2s", "3s"), finetune_seeds=[1]))
-    ran = {(step.run_dir.name, getattr(step, "init", "pretrain")) for step in plan.steps if step.runs}
-    assert ran == {("bert-tiny-3s-seed1", stage) for stage in ("pretrain", "pretrained", "scratch")}
+    ran = {(step.run_dir.name, "pretrain") for step in plan.pretraining if step.runs}
+    ran |= {(Path(step.model).name, step.init) for step in plan.finetuning if step.runs}
+    # The variant's from-scratch baseline is already held by its 2s run: random weights know no budget.
+    assert ran == {("bert-tiny-3s-seed1", "pretrain"), ("bert-tiny-3s-seed1", "pretrained")}
     assert {variant: file_mtimes(run_dir(root, variant)) for variant in VARIANTS} == untouched
-    assert "| bert | 3s |" in (root / "results" / "zoo.md").read_text()
+    assert "| bert | tiny | 3s |" in (root / "results" / "zoo.md").read_text()
