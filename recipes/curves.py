@@ -30,6 +30,9 @@ def plot_curves(curves: dict[str, list[dict]], path: str | Path, title: str = ""
     import matplotlib.pyplot as plt
 
     figure, (by_time, by_tokens) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    if len(curves) > len(plt.rcParams["axes.prop_cycle"]):  # more lines than default colours: no repeated colour
+        for axis in (by_time, by_tokens):
+            axis.set_prop_cycle(color=plt.get_cmap("tab20").colors)
     for label, points in curves.items():
         accuracy = [100 * p["accuracy"] for p in points]
         by_time.plot([p["elapsed_s"] / 60 for p in points], accuracy, marker="o", markersize=3, label=label)

@@ -74,25 +74,40 @@ def _wikitext_articles(path: Path) -> list[str]:
     return articles
 
 
-def _offline_corpus(name: str) -> tuple[dict[str, list[str]], str]:
-    """Documents per split and a fingerprint of the source bytes."""
+def _offline_files(name: str) -> dict[str, Path]:
     path = assets.fetch(name)
     if name == "wikitext-2-raw":
-        files = {"train": path / "train.raw.gz", "validation": path / "valid.raw.gz"}
-        splits = {split: _wikitext_articles(file) for split, file in files.items()}
-    else:
-        files = {"train": path}
-        leads = json.loads(path.read_text(encoding="utf-8"))
-        splits = {"train": [entry["extract"] for entry in leads.values() if entry.get("extract")]}
-    return splits, assets.sha256_of_files(sorted(files.values()))
+        return {"train": path / "train.raw.gz", "validation": path / "valid.raw.gz"}
+    return {"train": path}
+
+
+def _offline_corpus(name: str) -> dict[str, list[str]]:
+    """Documents per split."""
+    files = _offline_files(name)
+    if name == "wikitext-2-raw":
+        return {split: _wikitext_articles(file) for split, file in files.items()}
+    leads = json.loads(files["train"].read_text(encoding="utf-8"))
+    return {"train": [entry["extract"] for entry in leads.values() if entry.get("extract")]}
+
+
+def source_fingerprint(spec: CorpusSpec) -> str | None:
+    """The sha256 of an offline source's or local files' bytes, without loading them (None for a Hub dataset, whose
+    fingerprint `load_corpus` takes from the loaded splits)."""
+    spec.validate()
+    if spec.dataset:
+        return assets.sha256_of_files(sorted(_offline_files(spec.dataset).values()))
+    if spec.dataset_name:
+        return None
+    return assets.sha256_of_files([Path(path) for path in (spec.train_file, spec.validation_file) if path])
 
 
 def load_corpus(spec: CorpusSpec) -> tuple[DatasetDict, str]:
     """A DatasetDict with a `text` column and `train` + `validation` splits, and the source's fingerprint."""
-    spec.validate()
+    fingerprint = source_fingerprint(spec)
     if spec.dataset:
-        splits, fingerprint = _offline_corpus(spec.dataset)
-        corpus = DatasetDict({split: Dataset.from_dict({"text": docs}) for split, docs in splits.items()})
+        corpus = DatasetDict(
+            {split: Dataset.from_dict({"text": docs}) for split, docs in _offline_corpus(spec.dataset).items()}
+        )
     elif spec.dataset_name:
         corpus = load_dataset(spec.dataset_name, spec.dataset_config_name)
         fingerprint = hashlib.sha256(
@@ -103,7 +118,6 @@ def load_corpus(spec: CorpusSpec) -> tuple[DatasetDict, str]:
         if spec.validation_file:
             data_files["validation"] = spec.validation_file
         corpus = load_dataset("text", data_files=data_files)
-        fingerprint = assets.sha256_of_files([Path(p) for p in data_files.values()])
 
     if "text" not in corpus["train"].column_names:
         raise ValueError(f"The training data has no 'text' column (columns: {corpus['train'].column_names}).")
@@ -168,15 +182,12 @@ class PreparedData:
     cache_path: Path
 
 
-def prepare(
-    spec: CorpusSpec, tokenizer: PreTrainedTokenizerBase, max_seq_length: int, mlm_probability: float
-) -> PreparedData:
-    """Load from the cache, or build and store atomically."""
-    if max_seq_length < 8 or max_seq_length > tokenizer.model_max_length:
-        raise ValueError(f"--max_seq_length {max_seq_length} must be between 8 and {tokenizer.model_max_length}.")
-    corpus, source_fingerprint = load_corpus(spec)
-    settings = {
-        "source": source_fingerprint,
+def preparation_settings(
+    spec: CorpusSpec, source: str | None, tokenizer: PreTrainedTokenizerBase, max_seq_length: int, mlm_probability: float
+) -> dict:
+    """Everything that shapes the prepared blocks: their sha256 is the data fingerprint a run records."""
+    return {
+        "source": source,
         "vocab": hashlib.sha256(json.dumps(tokenizer.get_vocab(), sort_keys=True).encode()).hexdigest(),
         "max_seq_length": max_seq_length,
         "mlm_probability": mlm_probability,
@@ -184,6 +195,28 @@ def prepare(
         "validation_split_percentage": spec.validation_split_percentage,
         "format": 1,
     }
+
+
+def planned_fingerprint(
+    spec: CorpusSpec, tokenizer: PreTrainedTokenizerBase, max_seq_length: int, mlm_probability: float
+) -> str | None:
+    """The fingerprint `prepare` would record, without loading or tokenizing the text (None for a Hub dataset, whose
+    source fingerprint needs the download)."""
+    source = source_fingerprint(spec)
+    if source is None:
+        return None
+    settings = preparation_settings(spec, source, tokenizer, max_seq_length, mlm_probability)
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+
+def prepare(
+    spec: CorpusSpec, tokenizer: PreTrainedTokenizerBase, max_seq_length: int, mlm_probability: float
+) -> PreparedData:
+    """Load from the cache, or build and store atomically."""
+    if max_seq_length < 8 or max_seq_length > tokenizer.model_max_length:
+        raise ValueError(f"--max_seq_length {max_seq_length} must be between 8 and {tokenizer.model_max_length}.")
+    corpus, source = load_corpus(spec)
+    settings = preparation_settings(spec, source, tokenizer, max_seq_length, mlm_probability)
     fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
     target = assets.cache_dir() / "datasets" / fingerprint[:16]
     if not is_stored(target):

@@ -179,6 +179,19 @@ def load_tokenizer(model_args: ModelArguments):
     return assets.default_tokenizer()
 
 
+def corpus_spec(data_args: DataArguments, seed: int) -> CorpusSpec:
+    """The text source the arguments name (the embedded WikiText-2 when they name none)."""
+    return CorpusSpec(
+        dataset=data_args.dataset or (None if data_args.dataset_name or data_args.train_file else "wikitext-2-raw"),
+        dataset_name=data_args.dataset_name,
+        dataset_config_name=data_args.dataset_config_name,
+        train_file=data_args.train_file,
+        validation_file=data_args.validation_file,
+        validation_split_percentage=data_args.validation_split_percentage,
+        seed=seed,
+    )
+
+
 def build_model(model_args: ModelArguments, tokenizer) -> HybridBertForMaskedLM:
     """A fresh variant, or one initialised from a BERT; token ids and vocabulary size come from the tokenizer."""
     fields = {
@@ -247,15 +260,7 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
     if model_args.init_from and model_args.init_from not in assets.NAMED_CHECKPOINTS and not Path(model_args.init_from).is_dir():
         raise FileNotFoundError(f"--init_from {model_args.init_from!r} is neither a directory nor one of {list(assets.NAMED_CHECKPOINTS)}.")
     HybridBertConfig.from_variant(model_args.variant, size=model_args.size or "mini")  # names checked early
-    corpus = CorpusSpec(
-        dataset=data_args.dataset or (None if data_args.dataset_name or data_args.train_file else "wikitext-2-raw"),
-        dataset_name=data_args.dataset_name,
-        dataset_config_name=data_args.dataset_config_name,
-        train_file=data_args.train_file,
-        validation_file=data_args.validation_file,
-        validation_split_percentage=data_args.validation_split_percentage,
-        seed=training_args.seed,
-    )
+    corpus = corpus_spec(data_args, training_args.seed)
     corpus.validate()
     output_dir = Path(training_args.output_dir)
     resume = training_args.resume_from_checkpoint

