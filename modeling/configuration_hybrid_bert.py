@@ -79,6 +79,9 @@ class HybridBertConfig(PreTrainedConfig):
         (Sub-LN from Foundation Transformers: pre-LN plus a LayerNorm inside each sublayer, and torchscale's init).
     ffn_bias (`bool`): biases in the two feed-forward projections.
     position_embedding_type (`str`): `"absolute"` (learned) or `"sinusoidal"` (fixed, not a parameter).
+    sinusoidal_amplitude (`float`, default 0.02): amplitude of the sinusoidal positions. At BERT's token-embedding
+        init (std 0.02) this keeps fairseq/torchscale's token-to-position ratio (there, √d-scaled tokens of std d^-½
+        beside unit sinusoids); unit sinusoids would swamp the tokens and stall MLM at the unigram distribution.
     sparse_prediction (`bool`): with labels, run the MLM head only at labelled positions (as ModernBERT does);
         the returned logits are then one row per labelled token. Without labels the head runs everywhere.
     drop_mask (`bool`): DropMask (2307.07258): tokens equal to `mask_token_id` are not keys of any mixer (they still
@@ -115,6 +118,7 @@ class HybridBertConfig(PreTrainedConfig):
         norm_style: str = "post",
         ffn_bias: bool = True,
         position_embedding_type: str = "absolute",
+        sinusoidal_amplitude: float = 0.02,
         sparse_prediction: bool = True,
         sparse_pred_ignore_index: int = -100,
         drop_mask: bool = False,
@@ -143,6 +147,7 @@ class HybridBertConfig(PreTrainedConfig):
         self.norm_style = norm_style
         self.ffn_bias = ffn_bias
         self.position_embedding_type = position_embedding_type
+        self.sinusoidal_amplitude = sinusoidal_amplitude
         self.sparse_prediction = sparse_prediction
         self.sparse_pred_ignore_index = sparse_pred_ignore_index
         self.drop_mask = drop_mask
@@ -163,6 +168,8 @@ class HybridBertConfig(PreTrainedConfig):
             _check_choice(f"mixer_types[{index}]", mixer, MIXER_TYPES)
         _check_choice("norm_style", self.norm_style, NORM_STYLES)
         _check_choice("position_embedding_type", self.position_embedding_type, POSITION_EMBEDDING_TYPES)
+        if not self.sinusoidal_amplitude > 0:
+            raise ValueError(f"sinusoidal_amplitude={self.sinusoidal_amplitude} must be positive.")
         if self.hidden_size % self.num_attention_heads != 0:
             raise ValueError(
                 f"hidden_size={self.hidden_size} is not a multiple of num_attention_heads={self.num_attention_heads}."

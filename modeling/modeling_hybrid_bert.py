@@ -219,7 +219,8 @@ class HybridBertEmbeddings(nn.Module):
         if self.config.position_embedding_type == "absolute":
             positions = self.position_embeddings(position_ids)
         else:
-            positions = sinusoidal_embeddings(position_ids, self.config.hidden_size).to(inputs_embeds.dtype)
+            positions = self.config.sinusoidal_amplitude * sinusoidal_embeddings(position_ids, self.config.hidden_size)
+            positions = positions.to(inputs_embeds.dtype)
         embeddings = inputs_embeds + self.token_type_embeddings(token_type_ids) + positions
         return self.dropout(self.norm(embeddings))
 

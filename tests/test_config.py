@@ -206,6 +206,13 @@ def test_even_or_zero_pooling_kernel_raises(kernel):
         HybridBertConfig.from_variant("pool-hybrid", "tiny", pooling_kernel_size=kernel)
 
 
+@pytest.mark.parametrize("amplitude", [0.0, -0.02])
+def test_non_positive_sinusoidal_amplitude_raises(amplitude):
+    """A zero or negative sinusoidal_amplitude raises ValueError naming the value."""
+    with pytest.raises(ValueError, match=rf"sinusoidal_amplitude={amplitude} must be positive"):
+        HybridBertConfig.from_variant("hbert-v1", "tiny", sinusoidal_amplitude=amplitude)
+
+
 def test_drop_mask_without_mask_token_id_raises():
     """drop_mask=True without mask_token_id raises ValueError naming mask_token_id."""
     with pytest.raises(ValueError, match="mask_token_id"):

@@ -479,6 +479,16 @@ def test_sinusoidal_positions_are_not_parameters_and_learned_ones_are(variant):
         assert params[key].shape == (model.config.max_position_embeddings, model.config.hidden_size)
 
 
+def test_sinusoidal_positions_leave_tokens_distinguishable_at_init():
+    """Sinusoids at the token embeddings' initial scale: two tokens at one position start far apart (at unit amplitude
+    the positions swamped them and every token embedded alike, so MLM stalled at the unigram distribution)."""
+    model = seeded(HybridBertModel, tiny_config("hbert-v1")).eval()
+    with torch.no_grad():
+        embedded = model.embeddings(torch.tensor([[10] * 8, [20] * 8]), None, None, None)
+    similarity = F.cosine_similarity(embedded[0], embedded[1], dim=-1)
+    assert similarity.max() < 0.9, similarity
+
+
 def test_sinusoidal_positions_make_the_model_order_sensitive():
     """With sinusoidal positions (and no learned ones) swapping two tokens changes their outputs beyond a swap."""
     model = seeded(HybridBertModel, tiny_config("hbert-v1"))
