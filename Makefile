@@ -26,6 +26,12 @@ ZOO_INIT := $(ZOO_OUTPUTS) --variants hbert-v1 hbert-v2 --size minilm --starts s
 	--tasks trec --finetune_from_scratch false --reference_models minilm \
 	--pretrain_args "--per_device_train_batch_size 16 --max_seq_length 64" \
 	--finetune_args "--max_train_samples 1000 --num_train_epochs 3 --learning_rate 1e-4 --max_seq_length 64"
+# Ablation: is the additive variants' constant prediction after fine-tuning at lr 1e-3 the learning rate? addbert and
+# its bert control, pretrained as in the matrix, fine-tuned at lr 1e-4; its own records and results.
+ZOO_FINETUNE_LR := --output_dir runs/ablation-finetune-lr --results_dir results/ablations/finetune-lr-1e-4 \
+	--finetune_seeds 1 2 3 --variants bert addbert --size tiny --budgets 1m --tasks trec wiki-topics --benchmark false \
+	--pretrain_args "$(TINY_PRETRAIN)" \
+	--finetune_args "--max_train_samples 1000 --num_train_epochs 3 --learning_rate 1e-4 --max_seq_length 64"
 
 .PHONY: venv test demo zoo clean
 
@@ -47,6 +53,7 @@ demo: venv
 zoo: venv
 	$(BIN)/python -m recipes.zoo $(ZOO)
 	$(BIN)/python -m recipes.zoo $(ZOO_INIT)
+	$(BIN)/python -m recipes.zoo $(ZOO_FINETUNE_LR)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -640,8 +640,10 @@ def write_results(records_dir: str | Path, results_dir: str | Path) -> Path:
 
 
 def best_run_dir(zoo_dir: str | Path) -> str:
-    """The run directory whose last evaluation reached the highest held-out MLM accuracy."""
-    scored = [(RecordedRun.read(run_dir).curve, run_dir) for run_dir in zoo_runs(zoo_dir)]
+    """The finished run directory whose last evaluation reached the highest held-out MLM accuracy (an interrupted
+    run, which the next plan redoes, has no config.json yet)."""
+    finished = [run_dir for run_dir in zoo_runs(zoo_dir) if all((run_dir / name).is_file() for name in CARD_INPUTS)]
+    scored = [(RecordedRun.read(run_dir).curve, run_dir) for run_dir in finished]
     return max((curve[-1]["accuracy"], str(run_dir)) for curve, run_dir in scored if curve)[1]
 
 

@@ -3,6 +3,7 @@ fine-tuned and carded; re-running skips everything; a changed input redoes exact
 deterministic function of the records."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from recipes.finetune import downstream_path
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED_RESULTS = REPO / "results"
 COMMITTED_RECORDS = COMMITTED_RESULTS / zoo.RECORDS_DIR
+COMMITTED_ABLATION = COMMITTED_RESULTS / "ablations" / "finetune-lr-1e-4"
 VARIANTS = ["bert", "hbert-v1"]
 FINETUNE_SEEDS = [1, 2]
 FINETUNE_ARGS = "--max_train_samples 64 --num_train_epochs 1 --max_seq_length 32"
@@ -209,6 +211,20 @@ def test_a_changed_finetuning_setting_reruns_only_the_finetuning(tiny_zoo, train
 
 
 
+def test_best_run_skips_an_interrupted_run(tiny_zoo, tmp_path):
+    """The report's fill-mask model is the best finished run; a run interrupted before saving (budget.json, curve, no
+    config.json) is passed over rather than failing the whole zoo after its results are written."""
+    root, _ = tiny_zoo
+    best = Path(zoo.best_run_dir(root / "zoo"))
+    shutil.copytree(best, tmp_path / "finished")
+    interrupted = shutil.copytree(best, tmp_path / "interrupted")
+    (interrupted / "config.json").unlink()
+    curve = json.loads((interrupted / "mlm_curve.json").read_text())
+    curve["points"] = [{**point, "accuracy": 1.0} for point in curve["points"]]
+    (interrupted / "mlm_curve.json").write_text(json.dumps(curve))
+    assert zoo.best_run_dir(tmp_path) == str(tmp_path / "finished")
+
+
 @pytest.mark.slow
 def test_results_only_rebuilds_results_and_cards_without_running(tiny_zoo, train_file):
     root, _ = tiny_zoo
@@ -223,11 +239,12 @@ def test_results_only_rebuilds_results_and_cards_without_running(tiny_zoo, train
 # --- the committed zoo ------------------------------------------------------------------------------------------
 
 
-def test_committed_results_are_generated_from_the_committed_records(tmp_path):
-    """results/zoo.md and mlm_curves.png are exactly what the committed records give (no hand-edited figure)."""
-    written = zoo.write_results(COMMITTED_RECORDS, tmp_path)
-    assert written.read_text(encoding="utf-8") == (COMMITTED_RESULTS / zoo.RESULTS_FILE).read_text(encoding="utf-8")
-    assert (tmp_path / zoo.CURVES_FILE).read_bytes() == (COMMITTED_RESULTS / zoo.CURVES_FILE).read_bytes()
+@pytest.mark.parametrize("committed", [COMMITTED_RESULTS, COMMITTED_ABLATION], ids=["zoo", "ablation"])
+def test_committed_results_are_generated_from_the_committed_records(tmp_path, committed):
+    """zoo.md and mlm_curves.png (of the zoo and of the ablation) are exactly what their committed records give."""
+    written = zoo.write_results(committed / zoo.RECORDS_DIR, tmp_path)
+    assert written.read_text(encoding="utf-8") == (committed / zoo.RESULTS_FILE).read_text(encoding="utf-8")
+    assert (tmp_path / zoo.CURVES_FILE).read_bytes() == (committed / zoo.CURVES_FILE).read_bytes()
 
 
 def test_committed_records_hold_the_whole_matrix():
@@ -250,3 +267,27 @@ def test_committed_records_hold_the_whole_matrix():
     initialised = {(entry.label, entry.start) for entry in entries if entry.size == "minilm"}
     assert initialised == {(variant, start) for variant in ("hbert-v1", "hbert-v2") for start in ("scratch", "minilm")}
     assert sorted(record["seed"] for record in zoo.reference_records(COMMITTED_RECORDS)["minilm"]) == [1, 2, 3]
+
+
+def test_committed_ablation_differs_from_the_matrix_only_in_the_finetuning_learning_rate():
+    """The fine-tuning-lr ablation: bert and addbert at the matrix's pretraining settings, fine-tuned (and from
+    scratch) on trec and wiki-topics with three seeds at lr 1e-4 where the matrix used 1e-3."""
+    matrix = {entry.label: entry for entry in zoo.zoo_entries(COMMITTED_RECORDS) if entry.budget == "1m"}
+    ablation = zoo.zoo_entries(COMMITTED_ABLATION / zoo.RECORDS_DIR)
+    assert sorted(entry.label for entry in ablation) == ["addbert", "bert"]
+    same_pretraining = ("config_sha256", "data_sha256", "budget_s", "seed", "training", "threads")
+    for entry in ablation:
+        record, reference = entry.runs[0].spent["run_record"], matrix[entry.label].runs[0].spent["run_record"]
+        assert {key: record[key] for key in same_pretraining} == {key: reference[key] for key in same_pretraining}
+        for task in ("trec", "wiki-topics"):
+            assert len(entry.accuracies(task, "pretrained")) == 3
+            assert len(zoo.scratch_accuracies(ablation, entry, task)) == 3
+            ablated, matrix_settings = (
+                {json.dumps(record["training"], sort_keys=True) for run in source.runs for record in run.downstream
+                 if record["task"] == task}
+                for source in (entry, matrix[entry.label])
+            )  # fmt: skip
+            assert {json.dumps({**json.loads(settings), "learning_rate": 1e-3}) for settings in ablated} == {
+                json.dumps({**json.loads(settings), "learning_rate": 1e-3}) for settings in matrix_settings
+            }
+            assert {json.loads(settings)["learning_rate"] for settings in ablated} == {1e-4}
