@@ -14,7 +14,7 @@ TINY_FINETUNE := --max_train_samples 1000 --num_train_epochs 3 --learning_rate 1
 DEMO_ZOO := --output_dir runs/demo --results_dir runs/demo/results --variants bert hbert-v1 pool-hybrid \
 	--size tiny --budgets 1m --tasks trec --finetune_seeds 1 \
 	--pretrain_args "$(TINY_PRETRAIN) --num_eval_points 4 --max_eval_samples 128" --finetune_args "$(TINY_FINETUNE)"
-# `make zoo`: the full matrix (about 1.7 hours on this 2-core CPU; re-running skips what is complete), then the
+# `make zoo`: the full matrix (1 h 47 min on this 2-core CPU; re-running skips what is complete), then the
 # HBERT §4.4 experiment at MiniLM's size: hbert-v1/v2 pretrained from MiniLM's weights and from scratch, and MiniLM
 # itself fine-tuned as the reference. Both write into the same records, results and cards.
 ZOO_OUTPUTS := --output_dir runs/zoo --results_dir results --cards_dir model_cards --finetune_seeds 1 2 3
