@@ -65,6 +65,11 @@ VARIANT_DESCRIPTIONS = {
 # --- what a card reads ------------------------------------------------------------------------------------------
 
 
+def missing_card_inputs(run_dir: Path) -> list[str]:
+    """The records a finished pretraining run holds that this one lacks (an interrupted run has no config.json)."""
+    return [name for name in CARD_INPUTS if not (run_dir / name).is_file()]
+
+
 @dataclass(frozen=True)
 class RecordedRun:
     """What a card is built from: the run's record, config, MLM curve and current downstream records."""
@@ -78,7 +83,7 @@ class RecordedRun:
     @classmethod
     def read(cls, run_dir: str | Path) -> RecordedRun:
         run_dir = Path(run_dir)
-        missing = [name for name in CARD_INPUTS if not (run_dir / name).is_file()]
+        missing = missing_card_inputs(run_dir)
         if missing:
             raise FileNotFoundError(f"{run_dir} is not a finished pretraining run: it has no {', '.join(missing)}.")
         spent = json.loads((run_dir / BUDGET_FILE).read_text())

@@ -37,7 +37,7 @@ from transformers import HfArgumentParser, pipeline
 from modeling import VARIANTS
 from recipes import assets, benchmark, finetune, pretrain
 from recipes.budget import BUDGET_FILE, parse_budget
-from recipes.cards import CARD_FILE, CARD_INPUTS, RecordedRun, mean_and_spread, percent, portable_path, repo_names, write_card, zoo_runs
+from recipes.cards import CARD_FILE, CARD_INPUTS, RecordedRun, mean_and_spread, missing_card_inputs, percent, portable_path, repo_names, write_card, zoo_runs
 from recipes.curves import plot_curves
 from recipes.data import planned_fingerprint
 from recipes.run_record import git_commit, package_versions, run_key
@@ -649,7 +649,7 @@ def write_results(records_dir: str | Path, results_dir: str | Path) -> Path:
 def best_run_dir(zoo_dir: str | Path) -> str:
     """The finished run directory whose last evaluation reached the highest held-out MLM accuracy (an interrupted
     run, which the next plan redoes, has no config.json yet)."""
-    finished = [run_dir for run_dir in zoo_runs(zoo_dir) if all((run_dir / name).is_file() for name in CARD_INPUTS)]
+    finished = [run_dir for run_dir in zoo_runs(zoo_dir) if not missing_card_inputs(run_dir)]
     scored = [(RecordedRun.read(run_dir).curve, run_dir) for run_dir in finished]
     return max((curve[-1]["accuracy"], str(run_dir)) for curve, run_dir in scored if curve)[1]
 
