@@ -568,11 +568,15 @@ def benchmark_table(benchmark_json: Path) -> list[str]:
     return [*lines, ""]
 
 
-def render_results(entries: list[ZooEntry], references: dict[str, list[dict]], benchmarks: list[Path]) -> str:
-    tasks = sorted(
+def fine_tuned_tasks(entries: list[ZooEntry], references: dict[str, list[dict]]) -> list[str]:
+    """The tasks any of these entries or reference checkpoints was fine-tuned on; a table lists only those."""
+    return sorted(
         {record["task"] for entry in entries for run in entry.runs for record in run.downstream}
         | {record["task"] for records in references.values() for record in records}
     )
+
+
+def render_results(entries: list[ZooEntry], references: dict[str, list[dict]], benchmarks: list[Path]) -> str:
     init_sizes = {entry.size for entry in entries if entry.start != SCRATCH}
     matrix = [entry for entry in entries if entry.size not in init_sizes]
     initialised = [entry for entry in entries if entry.size in init_sizes]
@@ -588,7 +592,7 @@ def render_results(entries: list[ZooEntry], references: dict[str, list[dict]], b
         "",
         *(
             line
-            for task in tasks
+            for task in fine_tuned_tasks(matrix, {})
             for line in downstream_table(matrix, task, same_budget_reference(matrix), REFERENCE_VARIANT, {})
         ),
     ]
@@ -601,7 +605,7 @@ def render_results(entries: list[ZooEntry], references: dict[str, list[dict]], b
             "",
             *(
                 line
-                for task in tasks
+                for task in fine_tuned_tasks(initialised, references)
                 for line in downstream_table(
                     initialised, task, same_variant_from_scratch(initialised), "same variant from scratch", references
                 )
