@@ -300,20 +300,24 @@ def test_results_tables_list_only_tasks_their_runs_were_fine_tuned_on():
 
 
 def test_committed_ablation_differs_from_the_matrix_only_in_the_finetuning_length():
-    """The fine-tuning-length ablation: four variants at the matrix's pretraining settings, fine-tuned (and from
-    scratch) on trec and wiki-topics with three seeds for 10 epochs where the matrix fine-tuned for 3."""
-    committed_or_skip(COMMITTED_ABLATION, "the fine-tuning-length ablation (make zoo's third step)")
-    matrix = {entry.label: entry for entry in zoo.zoo_entries(COMMITTED_RECORDS) if entry.budget == "1m"}
+    """The fine-tuning-length ablation: four variants at 1m and bert and pool-hybrid at 4m, at the matrix's pretraining
+    settings, fine-tuned (and, once per variant, from scratch) on trec and wiki-topics with three seeds for 10 epochs
+    where the matrix fine-tuned for 3."""
+    committed_or_skip(COMMITTED_ABLATION, "the fine-tuning-length ablation (make zoo's last steps)")
+    matrix = {(entry.label, entry.budget): entry for entry in zoo.zoo_entries(COMMITTED_RECORDS)}
     ablation = zoo.zoo_entries(COMMITTED_ABLATION / zoo.RECORDS_DIR)
-    assert sorted(entry.label for entry in ablation) == ["addbert", "bert", "hbert-v1", "pool-hybrid"]
+    assert sorted((entry.label, entry.budget) for entry in ablation) == sorted(
+        [(label, "1m") for label in ("bert", "addbert", "hbert-v1", "pool-hybrid")] + [("bert", "4m"), ("pool-hybrid", "4m")]
+    )
     same_pretraining = ("config_sha256", "data_sha256", "budget_s", "seed", "training", "threads")
     for entry in ablation:
-        record, reference = entry.runs[0].spent["run_record"], matrix[entry.label].runs[0].spent["run_record"]
+        counterpart = matrix[(entry.label, entry.budget)]
+        record, reference = entry.runs[0].spent["run_record"], counterpart.runs[0].spent["run_record"]
         assert {key: record[key] for key in same_pretraining} == {key: reference[key] for key in same_pretraining}
         for task in ("trec", "wiki-topics"):
             assert len(entry.accuracies(task, "pretrained")) == 3
             assert len(zoo.scratch_accuracies(ablation, entry, task)) == 3
-            ablated, reference_settings = (finetune_settings(source, task) for source in (entry, matrix[entry.label]))
+            ablated, reference_settings = (finetune_settings(source, task) for source in (entry, counterpart))
             assert {epochs for epochs, _ in ablated} == {10.0} and {epochs for epochs, _ in reference_settings} == {3.0}
             assert {rest for _, rest in ablated} == {rest for _, rest in reference_settings}
 
