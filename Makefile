@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 # Pretraining and fine-tuning settings of the tiny CPU zoo: short sequences and small batches give the few minutes
 # of a budget hundreds of optimizer steps; lr 1e-3 suits 4-layer, 128-wide models (the paper's 1e-4 is for base).
 TINY_PRETRAIN := --per_device_train_batch_size 16 --max_seq_length 64 --learning_rate 1e-3
-TINY_FINETUNE := --max_train_samples 1000 --num_train_epochs 3 --learning_rate 1e-3 --max_seq_length 64
+TINY_FINETUNE_SETTINGS := --max_train_samples 1000 --learning_rate 1e-3 --max_seq_length 64
+TINY_FINETUNE := $(TINY_FINETUNE_SETTINGS) --num_train_epochs 3
 # `make demo`: a small zoo on the embedded defaults (offline WikiText-2, TREC), three variants, one-minute budgets.
 DEMO_ZOO := --output_dir runs/demo --results_dir runs/demo/results --variants bert hbert-v1 pool-hybrid \
 	--size tiny --budgets 1m --tasks trec --finetune_seeds 1 \
@@ -32,7 +33,7 @@ ZOO_INIT := $(ZOO_OUTPUTS) --variants hbert-v1 hbert-v2 --size minilm --starts s
 # (160 steps), all else equal (the 1m runs hold the no-pretraining baselines); its own records and results.
 ZOO_FINETUNE_EPOCHS := --output_dir runs/ablation-finetune-epochs --results_dir results/ablations/finetune-10-epochs \
 	--finetune_seeds 1 2 3 --size tiny --tasks trec wiki-topics --benchmark false --pretrain_args "$(TINY_PRETRAIN)" \
-	--finetune_args "$(subst --num_train_epochs 3,--num_train_epochs 10,$(TINY_FINETUNE))"
+	--finetune_args "$(TINY_FINETUNE_SETTINGS) --num_train_epochs 10"
 
 .PHONY: venv test demo zoo clean
 

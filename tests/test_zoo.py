@@ -239,18 +239,9 @@ def test_results_only_rebuilds_results_and_cards_without_running(tiny_zoo, train
 # --- the committed zoo ------------------------------------------------------------------------------------------
 
 
-def committed_or_skip(results: Path, what: str) -> Path:
-    """Committed results that `make zoo` writes in a later step than the matrix; until they are committed (issue 9
-    stays open meanwhile) their tests are skipped, saying which step is missing."""
-    if not (results / zoo.RECORDS_DIR).is_dir():
-        pytest.skip(f"{what} not committed yet ({results.relative_to(REPO)})")
-    return results
-
-
 @pytest.mark.parametrize("committed", [COMMITTED_RESULTS, COMMITTED_ABLATION], ids=["zoo", "ablation"])
 def test_committed_results_are_generated_from_the_committed_records(tmp_path, committed):
     """zoo.md and mlm_curves.png (of the zoo and of the ablation) are exactly what their committed records give."""
-    committed = committed_or_skip(committed, "these results")
     written = zoo.write_results(committed / zoo.RECORDS_DIR, tmp_path)
     assert written.read_text(encoding="utf-8") == (committed / zoo.RESULTS_FILE).read_text(encoding="utf-8")
     assert (tmp_path / zoo.CURVES_FILE).read_bytes() == (committed / zoo.CURVES_FILE).read_bytes()
@@ -283,8 +274,6 @@ def test_committed_records_hold_the_initialisation_experiment():
     """HBERT §4.4: hbert-v1 and hbert-v2 at MiniLM's size from MiniLM's weights and from scratch, and MiniLM itself
     fine-tuned as the reference (three seeds)."""
     entries = zoo.zoo_entries(COMMITTED_RECORDS)
-    if not any(entry.size == "minilm" for entry in entries):
-        pytest.skip("the HBERT §4.4 runs (make zoo's second step) are not committed yet")
     initialised = {(entry.label, entry.start) for entry in entries if entry.size == "minilm"}
     assert initialised == {(variant, start) for variant in ("hbert-v1", "hbert-v2") for start in ("scratch", "minilm")}
     assert sorted(record["seed"] for record in zoo.reference_records(COMMITTED_RECORDS)["minilm"]) == [1, 2, 3]
@@ -292,7 +281,6 @@ def test_committed_records_hold_the_initialisation_experiment():
 
 def test_results_tables_list_only_tasks_their_runs_were_fine_tuned_on():
     """The §4.4 runs fine-tune on trec only: Table 3 has no task sections of empty rows, Table 1 has all four."""
-    committed_or_skip(COMMITTED_RESULTS, "the zoo")
     rendered = (COMMITTED_RESULTS / zoo.RESULTS_FILE).read_text(encoding="utf-8")
     table_1, _, rest = rendered.partition("## Table 3")
     table_3, _, _ = rest.partition("## Held-out MLM accuracy")
@@ -303,7 +291,6 @@ def test_committed_ablation_differs_from_the_matrix_only_in_the_finetuning_lengt
     """The fine-tuning-length ablation: four variants at 1m and bert and pool-hybrid at 4m, at the matrix's pretraining
     settings, fine-tuned (and, once per variant, from scratch) on trec and wiki-topics with three seeds for 10 epochs
     where the matrix fine-tuned for 3."""
-    committed_or_skip(COMMITTED_ABLATION, "the fine-tuning-length ablation (make zoo's last steps)")
     matrix = {(entry.label, entry.budget): entry for entry in zoo.zoo_entries(COMMITTED_RECORDS)}
     ablation = zoo.zoo_entries(COMMITTED_ABLATION / zoo.RECORDS_DIR)
     assert sorted((entry.label, entry.budget) for entry in ablation) == sorted(
