@@ -1,12 +1,13 @@
 """HybridBERT models. Importing this package registers them for the Auto classes, so `save_pretrained` writes
 `auto_map` and copies the two modeling files: the saved folder loads anywhere with `trust_remote_code=True`."""
 
-from .configuration_hybrid_bert import MIXER_TYPES, SIZES, VARIANTS, HybridBertConfig
+from .configuration_hybrid_bert import MIXER_SPECS, SIZES, VARIANTS, HybridBertConfig, MixerSpec, register_mixer_spec
 from .modeling_hybrid_bert import (
     HybridBertForMaskedLM,
     HybridBertForSequenceClassification,
     HybridBertModel,
     HybridBertPreTrainedModel,
+    TokenMixer,
 )
 
 HybridBertConfig.register_for_auto_class("AutoConfig")
@@ -15,7 +16,10 @@ HybridBertForMaskedLM.register_for_auto_class("AutoModelForMaskedLM")
 HybridBertForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
 
 __all__ = [
-    "MIXER_TYPES",
+    "MIXER_SPECS",
+    "MixerSpec",
+    "register_mixer_spec",
+    "TokenMixer",
     "SIZES",
     "VARIANTS",
     "HybridBertConfig",

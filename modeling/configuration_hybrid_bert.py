@@ -6,10 +6,93 @@ This file travels with every saved model (remote code): it imports only `transfo
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from transformers import PreTrainedConfig
 
-MIXER_TYPES = ("self", "additive", "pooling")
+
+@dataclass(frozen=True)
+class MixerSpec:
+    """What a token mixer is, declared once: config validation, the modeling registry, the parameter breakdown, the
+    model cards and the tests all read it. Its class in modeling_hybrid_bert.py registers under the same `name`.
+
+    name: its value in `config.mixer_types` (and its component in the parameter breakdown).
+    letter: its one-letter code in layer layouts (`S A S A`).
+    label: its name in prose ("additive attention").
+    description: one sentence: what it is and where it comes from.
+    equations: its reference equations per head (the class docstring and naive test follow them).
+    reference_code: the config fields that make it compute what its authors' reference code computes.
+    """
+
+    name: str
+    letter: str
+    label: str
+    description: str
+    equations: str
+    reference_code: dict = field(default_factory=dict)
+
+
+# name -> spec, in declaration order (the order of layouts' legends and of the parameter breakdown).
+MIXER_SPECS: dict[str, MixerSpec] = {}
+
+
+def register_mixer_spec(spec: MixerSpec) -> MixerSpec:
+    """Declare a token mixer; its `TokenMixer` subclass (modeling_hybrid_bert.py) may then register under its name."""
+    if spec.name in MIXER_SPECS:
+        raise ValueError(f"A mixer named {spec.name!r} is already declared.")
+    if len(spec.letter) != 1 or not spec.letter.isupper():
+        raise ValueError(f"Mixer {spec.name!r}: letter {spec.letter!r} must be one upper-case letter.")
+    taken = {other.letter: other.name for other in MIXER_SPECS.values()}
+    if spec.letter in taken:
+        raise ValueError(f"Mixer {spec.name!r}: letter {spec.letter!r} is already {taken[spec.letter]!r}'s.")
+    MIXER_SPECS[spec.name] = spec
+    return spec
+
+
+register_mixer_spec(
+    MixerSpec(
+        name="self",
+        letter="S",
+        label="self-attention",
+        description="Softmax self-attention (Vaswani et al., 2017); quadratic in the sequence length.",
+        equations="A = softmax(Q Kᵀ / √d + M),  out = A V",
+    )
+)
+register_mixer_spec(
+    MixerSpec(
+        name="additive",
+        letter="A",
+        label="additive attention",
+        description="Fastformer additive attention (Wu et al., 2021) as HBERT uses it; linear in the sequence length.",
+        equations=(
+            "α_i = softmax_i(w_qᵀ q_i / √d),  q_g = Σ_i α_i q_i;  p_i = q_g ∘ k_i;  "
+            "β_i = softmax_i(w_kᵀ p_i / √d),  k_g = Σ_i β_i p_i;  out_i = W_r (k_g ∘ v_i) + q_i"
+        ),
+        reference_code={"additive_shared_query_value": True, "additive_full_width_scores": True},
+    )
+)
+register_mixer_spec(
+    MixerSpec(
+        name="pooling",
+        letter="P",
+        label="pooling",
+        description=(
+            "The pooling network of HybridBERT-pool (arXiv 2307.07258) after PoNet (Tan et al., 2021): global "
+            "aggregation plus local max-pooling; linear in the sequence length."
+        ),
+        equations=(
+            "q̄ = mean_i q_i;  a_j = softmax_j(q̄ᵀ k_j / √d),  g = Σ_j a_j v_j;  "
+            "l_i = max_{|j−i|≤w} v_j;  y_i = g ∘ o_i + l_i"
+        ),
+        reference_code={
+            "pooling_local_projection": True,
+            "pooling_key_as_value": True,
+            "pooling_skip_boundaries": True,
+            "pooling_segment_max": True,
+        },
+    )
+)
+
 NORM_STYLES = ("post", "pre", "sub")
 POSITION_EMBEDDING_TYPES = ("absolute", "sinusoidal")
 
@@ -72,9 +155,9 @@ class HybridBertConfig(PreTrainedConfig):
 
     BERT's fields, plus:
 
-    mixer_types (`list[str]`, one per layer): each layer's token mixer, one of `"self"` (softmax self-attention),
-        `"additive"` (Fastformer additive attention, HBERT) or `"pooling"` (global aggregation + local max-pooling,
-        HybridBERT-pool after PoNet). Defaults to `"self"` everywhere (vanilla BERT).
+    mixer_types (`list[str]`, one per layer): each layer's token mixer, a name declared in `MIXER_SPECS`: `"self"`
+        (softmax self-attention), `"additive"` (Fastformer additive attention, HBERT) or `"pooling"` (global
+        aggregation + local max-pooling, HybridBERT-pool after PoNet). Defaults to `"self"` everywhere (vanilla BERT).
     norm_style (`str`): `"post"` (BERT), `"pre"` (LayerNorm before each sublayer, final LayerNorm) or `"sub"`
         (Sub-LN from Foundation Transformers: pre-LN plus a LayerNorm inside each sublayer, and torchscale's init).
     ffn_bias (`bool`): biases in the two feed-forward projections.
@@ -89,7 +172,20 @@ class HybridBertConfig(PreTrainedConfig):
     additive_shared_query_value (`bool`, default true): additive attention uses the query projection as the value,
         as the Fastformer reference code does, instead of its own W_v. Chosen by measurement: with W_v an additive
         layer has one more H×H projection than self-attention and is slower at BERT lengths (see the README).
+    additive_full_width_scores (`bool`, default false): each head's scores read the whole hidden vector, as
+        Fastformer's reference code does (its `query_att`/`key_att` are `Linear(hidden, heads)`), instead of a scoring
+        vector over the head's own slice (the paper's equations). H × heads parameters per score instead of H.
     pooling_kernel_size (`int`, odd): window of the pooling mixer's local max-pooling.
+    pooling_local_projection (`bool`, default false): the local max-pooling reads its own projection W_l (PoNet's
+        `dense_local`) instead of the global aggregation's value projection.
+    pooling_key_as_value (`bool`, default false): the global aggregation sums the keys, g = Σ a_j k_j, as PoNet's code
+        does, instead of a value projection. With `pooling_local_projection` too, the mixer has no W_v.
+    pooling_skip_boundaries (`bool`, default false): [CLS] and [SEP] are in no local max-pooling window, and their
+        own local (and segment) terms are 0, as in PoNet's code. Needs `cls_token_id` and `sep_token_id`.
+    pooling_segment_max (`bool`, default false): PoNet's segment max-pooling branch: s_i = max of W_s x_j over the
+        keys j of i's segment (the tokens between two [CLS]/[SEP] boundaries; each boundary token is a segment of its
+        own), fused as y_i = (g + s_i) ∘ o_i + l_i. Needs `cls_token_id` and `sep_token_id`.
+    cls_token_id, sep_token_id (`int`): the tokenizer's [CLS] and [SEP], which delimit the pooling mixer's segments.
     variant, size (`str`, informational): the registry names this config was built from, if any.
 
     Build named configurations with [`HybridBertConfig.from_variant`].
@@ -123,7 +219,14 @@ class HybridBertConfig(PreTrainedConfig):
         sparse_pred_ignore_index: int = -100,
         drop_mask: bool = False,
         additive_shared_query_value: bool = True,
+        additive_full_width_scores: bool = False,
         pooling_kernel_size: int = 3,
+        pooling_local_projection: bool = False,
+        pooling_key_as_value: bool = False,
+        pooling_skip_boundaries: bool = False,
+        pooling_segment_max: bool = False,
+        cls_token_id: int | None = None,
+        sep_token_id: int | None = None,
         variant: str | None = None,
         size: str | None = None,
         tie_word_embeddings: bool = True,
@@ -152,7 +255,14 @@ class HybridBertConfig(PreTrainedConfig):
         self.sparse_pred_ignore_index = sparse_pred_ignore_index
         self.drop_mask = drop_mask
         self.additive_shared_query_value = additive_shared_query_value
+        self.additive_full_width_scores = additive_full_width_scores
         self.pooling_kernel_size = pooling_kernel_size
+        self.pooling_local_projection = pooling_local_projection
+        self.pooling_key_as_value = pooling_key_as_value
+        self.pooling_skip_boundaries = pooling_skip_boundaries
+        self.pooling_segment_max = pooling_segment_max
+        self.cls_token_id = cls_token_id
+        self.sep_token_id = sep_token_id
         self.variant = variant
         self.size = size
         super().__init__(pad_token_id=pad_token_id, tie_word_embeddings=tie_word_embeddings, **kwargs)
@@ -165,7 +275,7 @@ class HybridBertConfig(PreTrainedConfig):
                 "give one mixer per layer."
             )
         for index, mixer in enumerate(self.mixer_types):
-            _check_choice(f"mixer_types[{index}]", mixer, MIXER_TYPES)
+            _check_choice(f"mixer_types[{index}]", mixer, tuple(MIXER_SPECS))
         _check_choice("norm_style", self.norm_style, NORM_STYLES)
         _check_choice("position_embedding_type", self.position_embedding_type, POSITION_EMBEDDING_TYPES)
         if not self.sinusoidal_amplitude > 0:
@@ -178,6 +288,12 @@ class HybridBertConfig(PreTrainedConfig):
             raise ValueError(f"pooling_kernel_size={self.pooling_kernel_size} must be a positive odd number.")
         if self.drop_mask and self.mask_token_id is None:
             raise ValueError("drop_mask=True needs mask_token_id (take it from the tokenizer: tokenizer.mask_token_id).")
+        boundary_options = self.pooling_skip_boundaries or self.pooling_segment_max
+        if boundary_options and (self.cls_token_id is None or self.sep_token_id is None):
+            raise ValueError(
+                "pooling_skip_boundaries and pooling_segment_max need cls_token_id and sep_token_id (take them from "
+                "the tokenizer: tokenizer.cls_token_id, tokenizer.sep_token_id)."
+            )
 
     @classmethod
     def from_variant(cls, variant: str, size: str = "base", **overrides) -> HybridBertConfig:
@@ -201,4 +317,4 @@ class HybridBertConfig(PreTrainedConfig):
         return cls(variant=variant, size=size, **fields)
 
 
-__all__ = ["HybridBertConfig"]
+__all__ = ["MIXER_SPECS", "MixerSpec", "register_mixer_spec", "HybridBertConfig"]

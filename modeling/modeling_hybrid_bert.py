@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +23,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPooling, MaskedLMOutput, SequenceClassifierOutput
 from transformers.utils import logging
 
-from .configuration_hybrid_bert import SIZES, HybridBertConfig
+from .configuration_hybrid_bert import MIXER_SPECS, SIZES, HybridBertConfig
 
 logger = logging.get_logger(__name__)
 
@@ -40,7 +41,76 @@ def softmax_over_keys(scores: torch.Tensor, key_mask: torch.Tensor | None, dim: 
     return scores.softmax(dim=dim)
 
 
-class SelfAttention(nn.Module):
+class Segments(NamedTuple):
+    """The [CLS]/[SEP] structure of a batch of input ids, as PoNet's code derives it (`get_token_type_mask`,
+    `get_segment_index`): every [CLS] and [SEP] is a segment of its own, and the tokens between two of them form one.
+
+    is_boundary: (batch, seq) bool, True at [CLS] and [SEP].
+    segment_ids: (batch, seq) long, the position at which each token's segment starts (so always < seq).
+    """
+
+    is_boundary: torch.Tensor
+    segment_ids: torch.Tensor
+
+    @classmethod
+    def from_input_ids(cls, input_ids: torch.Tensor, cls_token_id: int, sep_token_id: int) -> Segments:
+        is_boundary = (input_ids == cls_token_id) | (input_ids == sep_token_id)
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
+        after_boundary = torch.cat([torch.zeros_like(is_boundary[:, :1]), is_boundary[:, :-1]], dim=1)
+        starts = is_boundary | after_boundary | (positions == 0)
+        segment_ids = torch.where(starts, positions, torch.zeros_like(positions)).cummax(dim=1).values
+        return cls(is_boundary, segment_ids)
+
+
+# mixer name (a MixerSpec's) -> its class; each TokenMixer subclass adds itself.
+MIXERS: dict[str, type[TokenMixer]] = {}
+
+
+class TokenMixer(nn.Module):
+    """The contract every token mixer keeps. A mixer is one subclass per declared `MixerSpec` (see
+    configuration_hybrid_bert.py), registered by naming its spec: `class PoolingMixer(TokenMixer, mixer_type="pooling")`.
+
+    - `__init__(config)`: built from the model's `HybridBertConfig`; sets `uses_segments` if its forward reads them.
+    - `forward(hidden, key_mask, output_attentions=False, segments=None) -> (out, weights)`: `hidden` is
+      (batch, seq, width); `key_mask` (batch, seq) bool marks the positions it may read as keys (None: all of them);
+      `segments` is the batch's `Segments` when `uses_segments`, else None. `out` is (batch, seq, width) and must not
+      depend on non-key positions; `weights` is a tensor when `output_attentions`, else None.
+    - `value_path`: names of its `nn.Linear` attributes that carry the tokens' values linearly into `out` (an
+      attribute may be None); Sub-LN starts them scaled.
+    - `init_own_parameters(std)`: initialises parameters that are not inside an `nn.Linear`, `nn.Embedding` or
+      `nn.LayerNorm` (the model's `_init_weights` handles those).
+    """
+
+    mixer_type: str
+    value_path: tuple[str, ...] = ()
+    uses_segments: bool = False
+
+    def __init_subclass__(cls, mixer_type: str, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if mixer_type not in MIXER_SPECS:
+            raise ValueError(
+                f"{cls.__name__}: no mixer named {mixer_type!r} is declared; declare it first with "
+                f"register_mixer_spec(MixerSpec(name={mixer_type!r}, ...)). Declared: {', '.join(MIXER_SPECS)}."
+            )
+        if mixer_type in MIXERS:
+            raise ValueError(f"{cls.__name__}: mixer {mixer_type!r} already has a class, {MIXERS[mixer_type].__name__}.")
+        cls.mixer_type = mixer_type
+        MIXERS[mixer_type] = cls
+
+    def init_own_parameters(self, std: float) -> None:
+        """Initialise the parameters `_init_weights` does not reach (none by default)."""
+
+    def forward(
+        self,
+        hidden: torch.Tensor,
+        key_mask: torch.Tensor | None,
+        output_attentions: bool = False,
+        segments: Segments | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward.")
+
+
+class SelfAttention(TokenMixer, mixer_type="self"):
     """Softmax self-attention (Vaswani et al., 2017). Per head, with Q = XW_q, K = XW_k, V = XW_v of head size d:
 
         A = softmax(Q Kᵀ / √d + M),   out = A V
@@ -61,7 +131,7 @@ class SelfAttention(nn.Module):
         self.value = nn.Linear(config.hidden_size, config.hidden_size)
         self.dropout = nn.Dropout(config.attention_probs_dropout_prob)
 
-    def forward(self, hidden: torch.Tensor, key_mask: torch.Tensor | None, output_attentions: bool = False):
+    def forward(self, hidden, key_mask, output_attentions=False, segments=None):
         batch, seq, width = hidden.shape
         q, k, v = (
             proj(hidden).view(batch, seq, self.num_heads, self.head_size).transpose(1, 2)
@@ -82,7 +152,7 @@ class SelfAttention(nn.Module):
         return out.transpose(1, 2).reshape(batch, seq, width), weights
 
 
-class AdditiveAttention(nn.Module):
+class AdditiveAttention(TokenMixer, mixer_type="additive"):
     """Fastformer additive attention (Wu et al., 2021) as HBERT §3.1 uses it. Per head, with q_i, k_i, v_i ∈ R^d
     from Q = XW_q, K = XW_k, V = XW_v and learned per-head scoring vectors w_q, w_k ∈ R^d:
 
@@ -94,6 +164,11 @@ class AdditiveAttention(nn.Module):
 
     Softmaxes and sums run over key positions only. Linear in length. With `additive_shared_query_value`, v_i = q_i
     (no W_v), as in Fastformer's reference code.
+
+    With `additive_full_width_scores`, as in the reference code (`query_att`, `key_att`: Linear(hidden, heads)),
+    each head's scores read the whole vector instead of the head's slice: α_i^h = softmax_i(w_q^hᵀ [q_i^1; …; q_i^n]
+    / √d) and β_i^h = softmax_i(w_k^hᵀ [p_i^1; …; p_i^n] / √d) with w_q^h, w_k^h ∈ R^H. The reference's Linear also
+    has a bias, a constant per head that the softmax cancels; it is left out.
     """
 
     value_path = ("value", "transform")
@@ -102,14 +177,30 @@ class AdditiveAttention(nn.Module):
         super().__init__()
         self.num_heads = config.num_attention_heads
         self.head_size = config.hidden_size // config.num_attention_heads
+        self.full_width_scores = config.additive_full_width_scores
         self.query = nn.Linear(config.hidden_size, config.hidden_size)
         self.key = nn.Linear(config.hidden_size, config.hidden_size)
         self.value = None if config.additive_shared_query_value else nn.Linear(config.hidden_size, config.hidden_size)
-        self.query_score = nn.Parameter(torch.empty(self.num_heads, self.head_size))
-        self.key_score = nn.Parameter(torch.empty(self.num_heads, self.head_size))
+        if self.full_width_scores:
+            self.query_score = nn.Linear(config.hidden_size, self.num_heads, bias=False)
+            self.key_score = nn.Linear(config.hidden_size, self.num_heads, bias=False)
+        else:
+            self.query_score = nn.Parameter(torch.empty(self.num_heads, self.head_size))
+            self.key_score = nn.Parameter(torch.empty(self.num_heads, self.head_size))
         self.transform = nn.Linear(config.hidden_size, config.hidden_size)
 
-    def forward(self, hidden: torch.Tensor, key_mask: torch.Tensor | None, output_attentions: bool = False):
+    def init_own_parameters(self, std: float) -> None:
+        if not self.full_width_scores:
+            init.normal_(self.query_score, mean=0.0, std=std)
+            init.normal_(self.key_score, mean=0.0, std=std)
+
+    def score(self, vectors: torch.Tensor, scoring: nn.Linear | nn.Parameter) -> torch.Tensor:
+        """(batch, seq, heads, d) → (batch, seq, heads) scores, before the 1/√d scale."""
+        if self.full_width_scores:
+            return scoring(vectors.flatten(2))
+        return (vectors * scoring).sum(-1)
+
+    def forward(self, hidden, key_mask, output_attentions=False, segments=None):
         batch, seq, width = hidden.shape
         heads = (batch, seq, self.num_heads, self.head_size)
         scale = 1.0 / math.sqrt(self.head_size)
@@ -118,10 +209,10 @@ class AdditiveAttention(nn.Module):
         v = q if self.value is None else self.value(hidden).view(heads)
 
         # Elementwise products and sums over the (batch, seq, heads, head_size) views: no permuted copies.
-        alpha = softmax_over_keys((q * self.query_score).sum(-1) * scale, key_mask, dim=1)
+        alpha = softmax_over_keys(self.score(q, self.query_score) * scale, key_mask, dim=1)
         q_global = (alpha[..., None] * q).sum(1)
         p = k * q_global[:, None]
-        beta = softmax_over_keys((p * self.key_score).sum(-1) * scale, key_mask, dim=1)
+        beta = softmax_over_keys(self.score(p, self.key_score) * scale, key_mask, dim=1)
         k_global = (beta[..., None] * p).sum(1)
         u = (v * k_global[:, None]).reshape(batch, seq, width)
         out = self.transform(u) + query
@@ -129,7 +220,7 @@ class AdditiveAttention(nn.Module):
         return out, weights
 
 
-class PoolingMixer(nn.Module):
+class PoolingMixer(TokenMixer, mixer_type="pooling"):
     """Pooling network of HybridBERT-pool (2307.07258) after PoNet (Tan et al., 2021): global aggregation plus local
     max-pooling, fused as PoNet does. Per head, with q_i, k_i, v_i, o_i ∈ R^d from XW_q, XW_k, XW_v, XW_o:
 
@@ -140,26 +231,43 @@ class PoolingMixer(nn.Module):
 
     Mean, softmax and max run over key positions only (a position with no key in its window gets l_i = 0).
     Linear in length.
+
+    Options that follow PoNet's code (`models/modeling_ponet.py`) where it departs from these equations:
+    - `pooling_local_projection`: l_i = max_j (W_l x_j) with its own W_l (`dense_local`) instead of v_j.
+    - `pooling_key_as_value`: g = Σ_j a_j k_j (the code's value is its key); with the option above there is no W_v.
+    - `pooling_skip_boundaries`: [CLS] and [SEP] are in no window, and at [CLS]/[SEP] themselves l_i = s_i = 0.
+    - `pooling_segment_max`: s_i = max_{j ∈ segment(i)} W_s x_j (`dense_segment`), y_i = (g + s_i) ∘ o_i + l_i.
+      Segments come from the input ids' [CLS]/[SEP] (`Segments`), as PoNet's model derives them when it is given no
+      `segment_ids`; PoNet's pretraining data also passes one segment per corpus sentence, which this model does not
+      take (its pretraining blocks mark only document boundaries, with [SEP]).
+    The max over a segment, like the local one, runs over key positions only (0 for a segment without one).
     """
 
-    value_path = ("value", "gate")
+    value_path = ("value", "gate", "local", "segment")
 
     def __init__(self, config: HybridBertConfig):
         super().__init__()
         self.num_heads = config.num_attention_heads
         self.head_size = config.hidden_size // config.num_attention_heads
         self.kernel_size = config.pooling_kernel_size
-        self.query = nn.Linear(config.hidden_size, config.hidden_size)
-        self.key = nn.Linear(config.hidden_size, config.hidden_size)
-        self.value = nn.Linear(config.hidden_size, config.hidden_size)
-        self.gate = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key_as_value = config.pooling_key_as_value
+        self.skip_boundaries = config.pooling_skip_boundaries
+        self.uses_segments = config.pooling_skip_boundaries or config.pooling_segment_max
+        width = config.hidden_size
+        self.query = nn.Linear(width, width)
+        self.key = nn.Linear(width, width)
+        value_used = not (config.pooling_key_as_value and config.pooling_local_projection)
+        self.value = nn.Linear(width, width) if value_used else None
+        self.gate = nn.Linear(width, width)
+        self.local = nn.Linear(width, width) if config.pooling_local_projection else None
+        self.segment = nn.Linear(width, width) if config.pooling_segment_max else None
 
-    def forward(self, hidden: torch.Tensor, key_mask: torch.Tensor | None, output_attentions: bool = False):
+    def forward(self, hidden, key_mask, output_attentions=False, segments=None):
         batch, seq, width = hidden.shape
         heads = (batch, seq, self.num_heads, self.head_size)
         q, k, o = (proj(hidden).view(heads) for proj in (self.query, self.key, self.gate))
-        value = self.value(hidden)
-        v = value.view(heads)
+        value = self.value(hidden) if self.value is not None else None
+        v = k if self.key_as_value else value.view(heads)
 
         if key_mask is None:
             q_mean = q.mean(dim=1)
@@ -168,23 +276,40 @@ class PoolingMixer(nn.Module):
             q_mean = (uniform_over_keys[..., None, None] * q).sum(1)
         scores = (k * q_mean[:, None]).sum(-1) / math.sqrt(self.head_size)
         a = softmax_over_keys(scores, key_mask, dim=1)
-        g = (a[..., None] * v).sum(1)
-        out = (o * g[:, None]).reshape(batch, seq, width) + self.local_max(value, key_mask)
+        pooled = (a[..., None] * v).sum(1)[:, None]
+
+        candidates = key_mask
+        if self.skip_boundaries:
+            candidates = ~segments.is_boundary if key_mask is None else key_mask & ~segments.is_boundary
+        local = self.local_max(self.local(hidden) if self.local is not None else value, candidates)
+        if self.skip_boundaries:
+            local = local.masked_fill(segments.is_boundary[..., None], 0.0)
+        if self.segment is not None:
+            pooled = pooled + self.segment_max(self.segment(hidden), segments.segment_ids, candidates).view(heads)
+        out = (o * pooled).reshape(batch, seq, width) + local
         weights = a.transpose(1, 2) if output_attentions else None
         return out, weights
 
-    def local_max(self, value: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+    def local_max(self, values: torch.Tensor, candidates: torch.Tensor | None) -> torch.Tensor:
+        """Elementwise max of `values` over each position's window, among `candidates` (0 where there is none)."""
         padding = self.kernel_size // 2
-        if key_mask is not None:
-            value = value.masked_fill(~key_mask[..., None], float("-inf"))
-        pooled = F.max_pool1d(value.transpose(1, 2), self.kernel_size, stride=1, padding=padding).transpose(1, 2)
-        if key_mask is not None:
-            window_has_key = F.max_pool1d(key_mask[:, None].to(value.dtype), self.kernel_size, 1, padding)[:, 0] > 0
-            pooled = pooled.masked_fill(~window_has_key[..., None], 0.0)
+        if candidates is not None:
+            values = values.masked_fill(~candidates[..., None], float("-inf"))
+        pooled = F.max_pool1d(values.transpose(1, 2), self.kernel_size, stride=1, padding=padding).transpose(1, 2)
+        if candidates is not None:
+            has_candidate = F.max_pool1d(candidates[:, None].to(values.dtype), self.kernel_size, 1, padding)[:, 0] > 0
+            pooled = pooled.masked_fill(~has_candidate[..., None], 0.0)
         return pooled
 
-
-MIXERS: dict[str, type[nn.Module]] = {"self": SelfAttention, "additive": AdditiveAttention, "pooling": PoolingMixer}
+    @staticmethod
+    def segment_max(values: torch.Tensor, segment_ids: torch.Tensor, candidates: torch.Tensor | None) -> torch.Tensor:
+        """Elementwise max of `values` over each position's segment, among `candidates` (0 where there is none)."""
+        if candidates is not None:
+            values = values.masked_fill(~candidates[..., None], float("-inf"))
+        index = segment_ids[..., None].expand_as(values)
+        per_segment = torch.full_like(values, float("-inf")).scatter_reduce(1, index, values, reduce="amax")
+        pooled = per_segment.gather(1, index)
+        return pooled.masked_fill(pooled == float("-inf"), 0.0)
 
 
 def sinusoidal_embeddings(positions: torch.Tensor, width: int) -> torch.Tensor:
@@ -241,6 +366,8 @@ class HybridBertLayer(GradientCheckpointingLayer):
         self.post_norm = config.norm_style == "post"
         sub_ln = config.norm_style == "sub"
         width, ffn_width = config.hidden_size, config.intermediate_size
+        if mixer_type not in MIXERS:
+            raise ValueError(f"Mixer {mixer_type!r} is declared but has no TokenMixer class registered under its name.")
         self.mixer = MIXERS[mixer_type](config)
         self.mixer_sub_norm = nn.LayerNorm(width, eps=config.layer_norm_eps) if sub_ln else nn.Identity()
         self.mixer_output = nn.Linear(width, width)
@@ -257,8 +384,15 @@ class HybridBertLayer(GradientCheckpointingLayer):
                 if linear is not None:
                     linear.init_scale = math.sqrt(math.log(2 * config.num_hidden_layers))
 
-    def forward(self, hidden: torch.Tensor, key_mask: torch.Tensor | None = None, output_attentions: bool = False):
-        mixed, weights = self.mixer(hidden if self.post_norm else self.mixer_norm(hidden), key_mask, output_attentions)
+    def forward(
+        self,
+        hidden: torch.Tensor,
+        key_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        segments: Segments | None = None,
+    ):
+        mixer_input = hidden if self.post_norm else self.mixer_norm(hidden)
+        mixed, weights = self.mixer(mixer_input, key_mask, output_attentions, segments)
         hidden = hidden + self.dropout(self.mixer_output(self.mixer_sub_norm(mixed)))
         if self.post_norm:
             hidden = self.mixer_norm(hidden)
@@ -334,9 +468,8 @@ class HybridBertPreTrainedModel(PreTrainedModel):
         elif isinstance(module, nn.LayerNorm):
             init.ones_(module.weight)
             init.zeros_(module.bias)
-        elif isinstance(module, AdditiveAttention):
-            init.normal_(module.query_score, mean=0.0, std=std)
-            init.normal_(module.key_score, mean=0.0, std=std)
+        elif isinstance(module, TokenMixer):
+            module.init_own_parameters(std)
 
     @classmethod
     def from_bert(
@@ -462,6 +595,7 @@ class HybridBertModel(HybridBertPreTrainedModel):
         super().__init__(config)
         self.embeddings = HybridBertEmbeddings(config)
         self.layers = nn.ModuleList(HybridBertLayer(config, mixer) for mixer in config.mixer_types)
+        self.uses_segments = any(layer.mixer.uses_segments for layer in self.layers)
         self.final_norm = (
             nn.Identity() if config.norm_style == "post" else nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         )
@@ -495,6 +629,17 @@ class HybridBertModel(HybridBertPreTrainedModel):
         keys = keys | ~keys.any(dim=-1, keepdim=True)
         return None if bool(keys.all()) else keys
 
+    def segments(self, input_ids: torch.Tensor | None) -> Segments | None:
+        """The batch's [CLS]/[SEP] segments when some layer's mixer reads them, else None."""
+        if not self.uses_segments:
+            return None
+        if input_ids is None:
+            raise ValueError(
+                "This model's pooling layers read [CLS]/[SEP] from input_ids (pooling_skip_boundaries or "
+                "pooling_segment_max); inputs_embeds alone is not enough."
+            )
+        return Segments.from_input_ids(input_ids, self.config.cls_token_id, self.config.sep_token_id)
+
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -527,11 +672,12 @@ class HybridBertModel(HybridBertPreTrainedModel):
             )
 
         key_mask = self.key_mask(input_ids, attention_mask)
+        segments = self.segments(input_ids)
         hidden = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
         all_hidden = (hidden,) if output_hidden_states else None
         all_weights = () if output_attentions else None
         for layer in self.layers:
-            hidden, weights = layer(hidden, key_mask=key_mask, output_attentions=output_attentions)
+            hidden, weights = layer(hidden, key_mask=key_mask, output_attentions=output_attentions, segments=segments)
             if output_hidden_states:
                 all_hidden += (hidden,)
             if output_attentions:

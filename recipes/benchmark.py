@@ -61,9 +61,9 @@ import transformers
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 from transformers import BertForMaskedLM, BertModel, HfArgumentParser, PreTrainedModel
 
-from modeling import MIXER_TYPES, SIZES, VARIANTS, HybridBertConfig, HybridBertForMaskedLM, HybridBertModel
+from modeling import MIXER_SPECS, SIZES, VARIANTS, HybridBertConfig, HybridBertForMaskedLM, HybridBertModel
 from modeling.modeling_hybrid_bert import MIXERS
-from recipes.parameters import ABLATIONS, COMPONENTS, hf_bert_breakdown, hf_bert_config, hybrid_breakdown
+from recipes.parameters import ABLATIONS, components, hf_bert_breakdown, hf_bert_config, hybrid_breakdown
 
 SECTIONS = ("params", "train", "infer", "memory", "scaling", "bf16")
 HF_BERT = "hf-bert"
@@ -377,7 +377,7 @@ def benchmark_parameters(args: BenchmarkArguments) -> dict:
         with torch.device("meta"):
             mlm_total = build_model(name, args.size, max_positions, with_mlm_head=True).num_parameters()
         models[name] = {
-            "components": {component: breakdown[component] for component in COMPONENTS},
+            "components": {component: breakdown[component] for component in components()},
             "encoder_total": breakdown["total"],
             "mlm_total": mlm_total,
         }
@@ -535,7 +535,7 @@ def with_growth(rows_by_mixer: dict[str, list[dict]]) -> dict[str, list[dict]]:
 def benchmark_mixer_scaling(args: BenchmarkArguments) -> dict:
     config = hybrid_config("bert", args.size, positions_for(args.scaling_seqs))
     mixers = {}
-    for mixer_type in MIXER_TYPES:
+    for mixer_type in MIXER_SPECS:
         torch.manual_seed(args.seed)
         mixers[mixer_type] = MIXERS[mixer_type](config).to(args.device).eval()
     rows = {mixer_type: [] for mixer_type in mixers}
@@ -761,7 +761,7 @@ def totals_of(parameter_record: dict) -> tuple[int, int]:
 
 
 def parameters_markdown(section: dict) -> str:
-    header = ["model", *COMPONENTS, "encoder total", "MLM total"]
+    header = ["model", *components(), "encoder total", "MLM total"]
     rows = [
         [name, *(f"{count / 1e6:.2f}M" for count in (*record["components"].values(), *totals_of(record)))]
         for name, record in section["models"].items()

@@ -26,12 +26,12 @@ import torch
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from transformers import HfArgumentParser
 
-from modeling import HybridBertConfig, HybridBertForMaskedLM
+from modeling import MIXER_SPECS, HybridBertConfig, HybridBertForMaskedLM
 from recipes import assets
 from recipes.budget import BUDGET_FILE
 from recipes.curves import CURVE_FILE, load_curve
 from recipes.finetune import load_downstream_results
-from recipes.parameters import COMPONENTS, hybrid_breakdown
+from recipes.parameters import components, hybrid_breakdown
 from recipes.run_record import run_key
 from recipes.tasks import TASKS
 
@@ -46,7 +46,6 @@ BASE_TAGS = ("hybrid-bert", "custom_code")
 # A machine-readable comment at the top of a card's body: which inputs regenerate it.
 PROVENANCE_MARK = "hybrid-bert-card"
 PROVENANCE_PATTERN = re.compile(rf"<!-- {PROVENANCE_MARK} (\{{.*?\}}) -->")
-MIXER_LETTERS = {"self": "S", "additive": "A", "pooling": "P"}
 
 VARIANT_DESCRIPTIONS = {
     "bert": "`bert` is vanilla BERT (post-LN, GELU, learned absolute positions): softmax self-attention in every "
@@ -247,8 +246,9 @@ def mean_and_spread(values: list[float]) -> str:
 
 
 def layout_text(mixer_types: list[str]) -> str:
-    letters = " ".join(MIXER_LETTERS[mixer] for mixer in mixer_types)
-    return f"`{letters}` (bottom to top; S = self-attention, A = additive attention, P = pooling)"
+    letters = " ".join(MIXER_SPECS[mixer].letter for mixer in mixer_types)
+    legend = ", ".join(f"{spec.letter} = {spec.label}" for spec in MIXER_SPECS.values())
+    return f"`{letters}` (bottom to top; {legend})"
 
 
 def settings_text(config: dict) -> str:
@@ -268,7 +268,7 @@ def parameter_counts(config: dict) -> dict:
     return {
         "encoder": f"{breakdown['total']:,}",
         "masked_lm": f"{masked_lm.num_parameters():,}",
-        "components": [{"name": name, "count": f"{breakdown[name]:,}"} for name in COMPONENTS if breakdown[name]],
+        "components": [{"name": name, "count": f"{breakdown[name]:,}"} for name in components() if breakdown[name]],
     }
 
 

@@ -13,7 +13,8 @@ from collections import Counter
 import torch
 from transformers import BertConfig, BertModel
 
-from modeling import VARIANTS, HybridBertConfig, HybridBertModel
+from modeling import MIXER_SPECS, VARIANTS, HybridBertConfig, HybridBertModel
+from recipes.assets import default_tokenizer
 
 # HBERT (NAACL 2024 SRW) Table 2, parameters in millions; the paper gives no breakdown.
 PAPER_TABLE_2_M = {"bert": 109.5, "addbert": 116.4, "hbert-v1": 119.8, "hbert-v2": 118.7}
@@ -24,7 +25,21 @@ ABLATIONS = {
     "addbert-wv": ("addbert", {"additive_shared_query_value": False}),  # additive attention with its own W_v
 }
 
-COMPONENTS = ("embeddings", "self", "additive", "pooling", "mixer_output", "ffn", "norms", "pooler")
+# The mixers' options that follow their reference code, one row each, and each mixer's together (its spec's
+# `reference_code`): name -> (variant, config overrides).
+MIXER_OPTIONS = {
+    "pool-hybrid +local-proj": ("pool-hybrid", {"pooling_local_projection": True}),
+    "pool-hybrid +key-value": ("pool-hybrid", {"pooling_key_as_value": True}),
+    "pool-hybrid +skip-boundaries": ("pool-hybrid", {"pooling_skip_boundaries": True}),
+    "pool-hybrid +segment-max": ("pool-hybrid", {"pooling_segment_max": True}),
+    "pool-hybrid (PoNet code)": ("pool-hybrid", MIXER_SPECS["pooling"].reference_code),
+    "addbert (Fastformer code)": ("addbert", MIXER_SPECS["additive"].reference_code),
+}
+
+
+def components() -> tuple[str, ...]:
+    """The breakdown's components: embeddings, each declared mixer (in `MIXER_SPECS` order), then the rest."""
+    return ("embeddings", *MIXER_SPECS, "mixer_output", "ffn", "norms", "pooler")
 
 
 def component_of(name: str, mixer_types: list[str]) -> str:
@@ -45,7 +60,7 @@ def component_of(name: str, mixer_types: list[str]) -> str:
 def hybrid_breakdown(config: HybridBertConfig) -> dict[str, int]:
     with torch.device("meta"):
         model = HybridBertModel(config)
-    counts = Counter({component: 0 for component in COMPONENTS})
+    counts = Counter({component: 0 for component in components()})
     for name, parameter in model.named_parameters():
         counts[component_of(name, config.mixer_types)] += parameter.numel()
     counts["total"] = model.num_parameters()
@@ -67,7 +82,7 @@ def hf_bert_breakdown(config: HybridBertConfig) -> dict[str, int]:
     bert_config = hf_bert_config(config)
     with torch.device("meta"):
         model = BertModel(bert_config)
-    counts = Counter({component: 0 for component in COMPONENTS})
+    counts = Counter({component: 0 for component in components()})
     for name, parameter in model.named_parameters():
         if "LayerNorm" in name:
             component = "norms"
@@ -90,17 +105,21 @@ def breakdowns(size: str) -> dict[str, dict[str, int]]:
     rows = {name: hybrid_breakdown(HybridBertConfig.from_variant(name, size=size)) for name in VARIANTS}
     variant, overrides = ABLATIONS["addbert-wv"]
     rows["addbert-wv"] = hybrid_breakdown(HybridBertConfig.from_variant(variant, size=size, **overrides))
+    tokenizer = default_tokenizer()  # the [CLS]/[SEP] ids that the boundary-reading options need
+    boundaries = {"cls_token_id": tokenizer.cls_token_id, "sep_token_id": tokenizer.sep_token_id}
+    for name, (variant, overrides) in MIXER_OPTIONS.items():
+        rows[name] = hybrid_breakdown(HybridBertConfig.from_variant(variant, size=size, **boundaries, **overrides))
     rows["HF BertModel"] = hf_bert_breakdown(HybridBertConfig.from_variant("bert", size=size))
     return rows
 
 
 def markdown_table(rows: dict[str, dict[str, int]], size: str) -> str:
-    header = ["model", *COMPONENTS, "total"]
+    header = ["model", *components(), "total"]
     if size == "base":
         header.append("paper (Table 2)")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, counts in rows.items():
-        cells = [name, *(f"{counts[c] / 1e6:.2f}M" for c in (*COMPONENTS, "total"))]
+        cells = [name, *(f"{counts[c] / 1e6:.2f}M" for c in (*components(), "total"))]
         if size == "base":
             paper = PAPER_TABLE_2_M.get(name)
             cells.append(f"{paper}M" if paper else "–")

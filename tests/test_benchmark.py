@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from modeling import MIXER_TYPES, VARIANTS
+from modeling import MIXER_SPECS, VARIANTS
 from recipes import benchmark
 from recipes.benchmark import (
     DENSE_HEAD_BERT,
@@ -22,7 +22,7 @@ from recipes.benchmark import (
     random_batch,
     training_models,
 )
-from recipes.parameters import COMPONENTS
+from recipes.parameters import components
 
 # One thread: other test processes may share the machine, and contended threads only slow the run down.
 QUICK_ARGV = ["--quick", "--threads", "1"]
@@ -67,7 +67,7 @@ def test_parameters_of_every_model_add_up(results):
     params = results["params"]
     assert list(params["models"]) == training_models()
     for name, counts in params["models"].items():
-        assert list(counts["components"]) == list(COMPONENTS)
+        assert list(counts["components"]) == list(components())
         assert sum(counts["components"].values()) == counts["encoder_total"], name
         assert counts["mlm_total"] > 0
     assert params["models"][HF_BERT]["encoder_total"] == params["models"]["bert"]["encoder_total"]
@@ -115,7 +115,7 @@ def test_peak_memory_of_every_model_at_every_length(results):
 def test_scaling_covers_every_mixer_and_length_with_flops(results):
     scaling = results["scaling"]
     lengths = quick_arguments().scaling_seqs
-    assert list(scaling["mixers"]) == list(MIXER_TYPES)
+    assert list(scaling["mixers"]) == list(MIXER_SPECS)
     for rows in scaling["mixers"].values():
         assert [row["seq"] for row in rows] == lengths
         assert all(row["flops"] > 0 and row["median_s"] > 0 for row in rows)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from modeling import MIXER_TYPES, SIZES, VARIANTS, HybridBertConfig
+from modeling import MIXER_SPECS, SIZES, VARIANTS, HybridBertConfig
 
 EXPECTED_SIZES = {
     "tiny": (4, 128, 2, 512),
@@ -64,7 +64,7 @@ def test_from_variant_gives_documented_dims_and_layout(variant, size):
     assert config.vocab_size == 30522
     assert config.max_position_embeddings == 512
     assert len(config.mixer_types) == layers
-    assert set(config.mixer_types) <= set(MIXER_TYPES)
+    assert set(config.mixer_types) <= set(MIXER_SPECS)
     check_layout(variant, config.mixer_types)
     assert config.variant == variant and config.size == size
 
