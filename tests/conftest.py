@@ -1,7 +1,7 @@
 from pathlib import Path
 
 import pytest
-from helpers import wikitext_paragraphs
+from helpers import architectures, wikitext_paragraphs
 
 from modeling import VARIANTS
 
@@ -9,6 +9,12 @@ from modeling import VARIANTS
 @pytest.fixture(params=list(VARIANTS))
 def variant(request) -> str:
     """Each named variant in turn."""
+    return request.param
+
+
+@pytest.fixture(params=architectures())
+def architecture(request) -> str:
+    """Each named variant, each declared mixer in every layer, and each mixer with its reference-code options."""
     return request.param
 
 

@@ -12,11 +12,14 @@ from pathlib import Path
 
 import torch
 
-from modeling import HybridBertConfig
+from modeling import MIXER_SPECS, VARIANTS, HybridBertConfig
 from recipes import assets
 
 TINY_VOCAB = 211
-MASK_ID = 4  # the tiny random vocabulary's [MASK]; real runs take it from the tokenizer
+# The tiny random vocabulary's [CLS], [SEP] and [MASK]; real runs take them from the tokenizer.
+CLS_ID, SEP_ID, MASK_ID = 2, 3, 4
+ONLY = "only-"  # an architecture made of one mixer: `only-<mixer>`, `only-<mixer>+code` with its reference-code options
+REFERENCE_CODE = "+code"
 
 
 def tiny_config(variant: str = "bert", **overrides) -> HybridBertConfig:
@@ -28,6 +31,8 @@ def tiny_config(variant: str = "bert", **overrides) -> HybridBertConfig:
         intermediate_size=64,
         max_position_embeddings=64,
         mask_token_id=MASK_ID,
+        cls_token_id=CLS_ID,
+        sep_token_id=SEP_ID,
         hidden_dropout_prob=0.0,
         attention_probs_dropout_prob=0.0,
     )
@@ -35,14 +40,34 @@ def tiny_config(variant: str = "bert", **overrides) -> HybridBertConfig:
     return HybridBertConfig.from_variant(variant, size="tiny", **fields)
 
 
-def padded_batch(batch: int = 3, seq: int = 12, vocab: int = TINY_VOCAB, seed: int = 0):
-    """Random ids (never [MASK], never padding) with right padding of different lengths per row."""
+def architectures() -> list[str]:
+    """Every named variant, every declared mixer alone in every layer, and each mixer with its reference-code options."""
+    coded = [f"{ONLY}{name}{REFERENCE_CODE}" for name, spec in MIXER_SPECS.items() if spec.reference_code]
+    return [*VARIANTS, *(f"{ONLY}{name}" for name in MIXER_SPECS), *coded]
+
+
+def architecture_config(name: str, **overrides) -> HybridBertConfig:
+    """A tiny config of a name from `architectures()`."""
+    if not name.startswith(ONLY):
+        return tiny_config(name, **overrides)
+    mixer = name.removeprefix(ONLY).removesuffix(REFERENCE_CODE)
+    options = MIXER_SPECS[mixer].reference_code if name.endswith(REFERENCE_CODE) else {}
+    return tiny_config("bert", mixer_types=[mixer] * 4, **{**options, **overrides})
+
+
+def padded_batch(batch: int = 3, seq: int = 12, vocab: int = TINY_VOCAB, seed: int = 0, boundaries: bool = False):
+    """Random ids (never [CLS], [SEP], [MASK] or padding) with right padding of different lengths per row; with
+    `boundaries`, each row reads [CLS] … [SEP] … with a [SEP] in the middle of its real tokens and none at their end,
+    so that the last segment runs on into the padding."""
     generator = torch.Generator().manual_seed(seed)
     input_ids = torch.randint(MASK_ID + 1, vocab, (batch, seq), generator=generator)
     attention_mask = torch.ones_like(input_ids)
     for row in range(1, batch):
         attention_mask[row, seq - 3 * row :] = 0
     input_ids = input_ids.masked_fill(attention_mask == 0, 0)
+    if boundaries:
+        for row, length in enumerate(attention_mask.sum(dim=1).tolist()):
+            input_ids[row, [0, length // 2]] = torch.tensor([CLS_ID, SEP_ID])
     return input_ids, attention_mask
 
 

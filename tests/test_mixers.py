@@ -13,9 +13,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from helpers import MASK_ID, padded_batch, tiny_config
-from modeling import SIZES, VARIANTS, HybridBertConfig, HybridBertModel
-from modeling.modeling_hybrid_bert import AdditiveAttention, PoolingMixer, SelfAttention
+from helpers import CLS_ID, MASK_ID, SEP_ID, architecture_config, padded_batch, tiny_config
+from modeling import MIXER_SPECS, SIZES, VARIANTS, HybridBertConfig, HybridBertModel
+from modeling.modeling_hybrid_bert import MIXERS, AdditiveAttention, PoolingMixer, Segments, SelfAttention
 
 BATCH, SEQ = 3, 9
 ROW_LENGTHS = (9, 6, 3)  # real tokens per row; the rest is padding
@@ -62,10 +62,22 @@ def reference_self_attention(mixer: SelfAttention, x: torch.Tensor, key_mask: to
     return out, probs
 
 
+def _score(scoring, h: int, vector: torch.Tensor, part: slice, d: int, full_width: bool) -> float:
+    """Head h's score of one token: w_hᵀ over the head's slice, or (full width) over the whole vector."""
+    if full_width:
+        return float(scoring.weight[h] @ vector) / math.sqrt(d)
+    return float(scoring[h] @ vector[part]) / math.sqrt(d)
+
+
 def reference_additive_attention(
-    mixer: AdditiveAttention, x: torch.Tensor, key_mask: torch.Tensor | None, shared_query_value: bool
+    mixer: AdditiveAttention,
+    x: torch.Tensor,
+    key_mask: torch.Tensor | None,
+    shared_query_value: bool,
+    full_width: bool = False,
 ):
-    """HBERT §3.1 / Fastformer per head; returns (out, weights (batch, heads, 2, seq) holding α and β)."""
+    """HBERT §3.1 / Fastformer per head; returns (out, weights (batch, heads, 2, seq) holding α and β). With
+    `full_width`, each head's scores read every head's q_i (for α) and p_i (for β), as Fastformer's code does."""
     batch, seq, width = x.shape
     heads = mixer.num_heads
     d = width // heads
@@ -76,36 +88,73 @@ def reference_additive_attention(
         q = _project(mixer.query, x[b])
         k = _project(mixer.key, x[b])
         v = q if shared_query_value else _project(mixer.value, x[b])
+        q_global = torch.zeros(width, dtype=x.dtype)
+        for h in range(heads):
+            part = slice(h * d, (h + 1) * d)
+            alpha = _softmax([_score(mixer.query_score, h, q[j], part, d, full_width) for j in keys])
+            q_global[part] = sum(a * q[j][part] for a, j in zip(alpha, keys))
+            for j, a in zip(keys, alpha):
+                weights[b, h, 0, j] = a
+        p = [q_global * k[t] for t in range(seq)]  # per head: p_t = q_g ∘ k_t
         u = [torch.zeros(width, dtype=x.dtype) for _ in range(seq)]
         for h in range(heads):
             part = slice(h * d, (h + 1) * d)
-            w_q, w_k = mixer.query_score[h], mixer.key_score[h]
-            alpha = _softmax([float(w_q @ q[j][part]) / math.sqrt(d) for j in keys])
-            q_global = sum(a * q[j][part] for a, j in zip(alpha, keys))
-            p = [q_global * k[t][part] for t in range(seq)]
-            beta = _softmax([float(w_k @ p[j]) / math.sqrt(d) for j in keys])
-            k_global = sum(bt * p[j] for bt, j in zip(beta, keys))
+            beta = _softmax([_score(mixer.key_score, h, p[j], part, d, full_width) for j in keys])
+            k_global = sum(bt * p[j][part] for bt, j in zip(beta, keys))
             for i in range(seq):
                 u[i][part] = k_global * v[i][part]
-            for j, a, bt in zip(keys, alpha, beta):
-                weights[b, h, 0, j] = a
+            for j, bt in zip(keys, beta):
                 weights[b, h, 1, j] = bt
         for i in range(seq):
             out[b, i] = mixer.transform.weight @ u[i] + mixer.transform.bias + q[i]
     return out, weights
 
 
-def reference_pooling(mixer: PoolingMixer, x: torch.Tensor, key_mask: torch.Tensor | None, kernel_size: int):
-    """Global aggregation + local max-pooling, y_i = g ∘ o_i + l_i; returns (out, a (batch, heads, seq))."""
+def naive_segments(ids: list[int]) -> list[int]:
+    """Segment number of each token: every [CLS]/[SEP] alone, and each run of tokens between them together."""
+    labels, segment, after_boundary = [], 0, False
+    for t, token in enumerate(ids):
+        boundary = token in (CLS_ID, SEP_ID)
+        if t > 0 and (boundary or after_boundary):
+            segment += 1
+        labels.append(segment)
+        after_boundary = boundary
+    return labels
+
+
+def _max_over(vectors: list[torch.Tensor], d: int, dtype) -> torch.Tensor:
+    """Elementwise max of the vectors, zero when there are none."""
+    if not vectors:
+        return torch.zeros(d, dtype=dtype)
+    result = vectors[0].clone()
+    for vector in vectors[1:]:
+        result = torch.maximum(result, vector)
+    return result
+
+
+def reference_pooling(
+    mixer: PoolingMixer, x: torch.Tensor, key_mask: torch.Tensor | None, config, ids: torch.Tensor | None = None
+):
+    """Global aggregation + local max-pooling, y_i = g ∘ o_i + l_i, with the config's PoNet-code options: W_l for
+    the local max, the key as the global value, [CLS]/[SEP] out of the local windows (and l_i = s_i = 0 at them), and
+    y_i = (g + s_i) ∘ o_i + l_i with s_i the max of W_s x_j over i's segment. Segments and boundaries come from `ids`.
+    Returns (out, a (batch, heads, seq))."""
     batch, seq, width = x.shape
     heads = mixer.num_heads
     d = width // heads
-    half = (kernel_size - 1) // 2
+    half = (config.pooling_kernel_size - 1) // 2
+    skip_boundaries, segment_max = config.pooling_skip_boundaries, config.pooling_segment_max
     out = torch.zeros(batch, seq, width, dtype=x.dtype)
     attn = torch.zeros(batch, heads, seq, dtype=x.dtype)
     for b in range(batch):
         keys = _keys_of_row(key_mask, b, seq)
-        q, k, v, o = (_project(linear, x[b]) for linear in (mixer.query, mixer.key, mixer.value, mixer.gate))
+        boundaries = {t for t in range(seq) if ids is not None and int(ids[b, t]) in (CLS_ID, SEP_ID)}
+        segment_of = naive_segments(ids[b].tolist()) if ids is not None else [0] * seq
+        pooled = [j for j in keys if not (skip_boundaries and j in boundaries)]  # what local and segment max read
+        q, k, o = (_project(linear, x[b]) for linear in (mixer.query, mixer.key, mixer.gate))
+        v = k if config.pooling_key_as_value else _project(mixer.value, x[b])
+        local_source = _project(mixer.local, x[b]) if config.pooling_local_projection else _project(mixer.value, x[b])
+        segment_source = _project(mixer.segment, x[b]) if segment_max else None
         for h in range(heads):
             part = slice(h * d, (h + 1) * d)
             q_mean = sum(q[j][part] for j in keys) / len(keys)
@@ -114,13 +163,15 @@ def reference_pooling(mixer: PoolingMixer, x: torch.Tensor, key_mask: torch.Tens
             for j, a_j in zip(keys, a):
                 attn[b, h, j] = a_j
             for i in range(seq):
-                window = [j for j in keys if abs(j - i) <= half]
-                local = torch.zeros(d, dtype=x.dtype)
-                if window:
-                    local = v[window[0]][part].clone()
-                    for j in window[1:]:
-                        local = torch.maximum(local, v[j][part])
-                out[b, i, part] = g * o[i][part] + local
+                window = [local_source[j][part] for j in pooled if abs(j - i) <= half]
+                local = _max_over(window, d, x.dtype)
+                segment = torch.zeros(d, dtype=x.dtype)
+                if segment_max:
+                    members = [segment_source[j][part] for j in pooled if segment_of[j] == segment_of[i]]
+                    segment = _max_over(members, d, x.dtype)
+                if skip_boundaries and i in boundaries:
+                    local, segment = torch.zeros_like(local), torch.zeros_like(segment)
+                out[b, i, part] = (g + segment) * o[i][part] + local
     return out, attn
 
 
@@ -213,28 +264,109 @@ def test_additive_attention_matches_naive_reference(case, shared_query_value):
 @pytest.mark.parametrize("kernel_size", [1, 3, 5])
 def test_pooling_mixer_matches_naive_reference(case, kernel_size):
     """The pooling mixer (mean, softmax, g ∘ o_i + windowed max over keys, 0 for a keyless window) equals the reference."""
-    mixer, _ = make_mixer(PoolingMixer, pooling_kernel_size=kernel_size)
+    mixer, config = make_mixer(PoolingMixer, pooling_kernel_size=kernel_size)
     hidden, key_mask = make_hidden(), key_mask_for(case)
     with torch.no_grad():
         out, _ = mixer(hidden, key_mask)
-        expected, _ = reference_pooling(mixer, hidden, key_mask, kernel_size)
+        expected, _ = reference_pooling(mixer, hidden, key_mask, config)
     positions = compared_positions(key_mask)
     torch.testing.assert_close(out[positions], expected[positions], atol=1e-5, rtol=0)
 
 
 def test_pooling_keyless_window_contributes_zero():
     """With kernel 3, a query whose window has no key gets l_i = 0: its output is exactly g ∘ o_i."""
-    mixer, _ = make_mixer(PoolingMixer, pooling_kernel_size=3)
+    mixer, config = make_mixer(PoolingMixer, pooling_kernel_size=3)
     hidden, key_mask = make_hidden(), key_mask_for("dropmask")  # row 0: positions 1..5 dropped
     with torch.no_grad():
         out, _ = mixer(hidden, key_mask)
-        expected, _ = reference_pooling(mixer, hidden, key_mask, kernel_size=3)
+        expected, _ = reference_pooling(mixer, hidden, key_mask, config)
         shifted = hidden.clone()
         shifted[0, [2, 4]] += 100.0  # the dropped neighbours in position 3's window: irrelevant as keys
         out_shifted, _ = mixer(shifted, key_mask)
     torch.testing.assert_close(out[0, 3], expected[0, 3], atol=1e-5, rtol=0)
     # Position 3 depends on itself (as gate) and on the keys elsewhere; its window's dropped neighbours change nothing.
     torch.testing.assert_close(out_shifted[0, 3], out[0, 3], atol=1e-5, rtol=0)
+
+
+# The options that follow the reference code, one at a time and all together (the spec's `reference_code`).
+POOLING_OPTIONS = {
+    "local-projection": {"pooling_local_projection": True},
+    "key-as-value": {"pooling_key_as_value": True},
+    "skip-boundaries": {"pooling_skip_boundaries": True},
+    "segment-max": {"pooling_segment_max": True},
+    "ponet-code": MIXER_SPECS["pooling"].reference_code,
+}
+ADDITIVE_OPTIONS = {
+    "full-width": {"additive_full_width_scores": True},
+    "full-width-wv": {"additive_full_width_scores": True, "additive_shared_query_value": False},
+    "fastformer-code": MIXER_SPECS["additive"].reference_code,
+}
+
+
+def boundary_ids() -> torch.Tensor:
+    """(batch, seq) ids with [CLS]/[SEP] where ROW_LENGTHS leaves real tokens (0 at padding): a row with two
+    sentences, one that starts without [CLS], and one whose last segment runs on into the padding."""
+    c, s, w = CLS_ID, SEP_ID, 7
+    return torch.tensor([[c, w, w, s, w, w, w, s, w], [w, w, s, w, w, s, 0, 0, 0], [c, w, w, 0, 0, 0, 0, 0, 0]])
+
+
+def test_segments_partition_the_ids_as_ponet_does():
+    """Segments.from_input_ids groups tokens exactly as PoNet's `get_segment_index` and the naive scan do."""
+
+    def ponet_segment_index(input_ids):  # models/modeling_ponet.py's get_segment_index, with this vocabulary's ids
+        mask = (input_ids == CLS_ID).long() + (input_ids == SEP_ID).long()
+        mask = mask + torch.cat([torch.zeros_like(mask[:, 0:1]), mask[:, :-1]], dim=1)
+        return mask.cumsum(dim=1) - 1
+
+    ids = torch.cat([boundary_ids(), torch.tensor([[s, c, 7, 7, s, s, 7, c, 7] for s, c in [(SEP_ID, CLS_ID)]])])
+    segments = Segments.from_input_ids(ids, CLS_ID, SEP_ID)
+
+    def same_segment(labels):
+        return labels[:, :, None] == labels[:, None, :]
+
+    naive = torch.tensor([naive_segments(row) for row in ids.tolist()])
+    assert torch.equal(same_segment(segments.segment_ids), same_segment(ponet_segment_index(ids)))
+    assert torch.equal(same_segment(segments.segment_ids), same_segment(naive))
+    assert torch.equal(segments.is_boundary, (ids == CLS_ID) | (ids == SEP_ID))
+    assert int(segments.segment_ids.max()) < ids.shape[1]
+
+
+@pytest.mark.parametrize("case", MASK_CASES)
+@pytest.mark.parametrize("options", list(POOLING_OPTIONS))
+def test_pooling_reference_code_options_match_naive_reference(case, options):
+    """Each PoNet-code option of the pooling mixer, alone and all together, equals the naive loop, with and without
+    padding and dropped keys; the model's Segments feed the mixer, the naive scan of the ids feeds the reference."""
+    mixer, config = make_mixer(PoolingMixer, pooling_kernel_size=3, **POOLING_OPTIONS[options])
+    hidden, key_mask, ids = make_hidden(), key_mask_for(case), boundary_ids()
+    segments = Segments.from_input_ids(ids, CLS_ID, SEP_ID) if mixer.uses_segments else None
+    with torch.no_grad():
+        out, weights = mixer(hidden, key_mask, output_attentions=True, segments=segments)
+        expected, expected_weights = reference_pooling(mixer, hidden, key_mask, config, ids)
+    positions = compared_positions(key_mask)
+    torch.testing.assert_close(out[positions], expected[positions], atol=1e-5, rtol=0)
+    torch.testing.assert_close(weights, expected_weights, atol=1e-6, rtol=0)
+    if mixer.value is not None:  # the same weights under the paper's equations give another function
+        with torch.no_grad():
+            paper, _ = reference_pooling(mixer, hidden, key_mask, tiny_config("bert"), ids)
+        assert (expected[positions] - paper[positions]).abs().max() > 1e-2
+
+
+@pytest.mark.parametrize("case", MASK_CASES)
+@pytest.mark.parametrize("options", list(ADDITIVE_OPTIONS))
+def test_additive_full_width_scores_match_naive_reference(case, options):
+    """With Fastformer-code scoring (Linear(hidden, heads)), α and β and the output equal the naive loop."""
+    overrides = ADDITIVE_OPTIONS[options]
+    mixer, config = make_mixer(AdditiveAttention, **overrides)
+    assert isinstance(mixer.query_score, nn.Linear) and mixer.query_score.weight.shape == (config.num_attention_heads, 32)
+    hidden, key_mask = make_hidden(), key_mask_for(case)
+    with torch.no_grad():
+        out, weights = mixer(hidden, key_mask, output_attentions=True)
+        expected, expected_weights = reference_additive_attention(
+            mixer, hidden, key_mask, config.additive_shared_query_value, full_width=True
+        )
+    positions = compared_positions(key_mask)
+    torch.testing.assert_close(out[positions], expected[positions], atol=1e-5, rtol=0)
+    torch.testing.assert_close(weights, expected_weights, atol=1e-6, rtol=0)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -274,11 +406,11 @@ def test_additive_weights_are_alpha_and_beta(case, shared_query_value):
 @pytest.mark.parametrize("case", ["padding", "dropmask"])
 def test_pooling_weights_are_global_aggregation_softmax(case):
     """The pooling mixer returns (batch, heads, seq) = the reference's a_j, zero at non-key positions."""
-    mixer, _ = make_mixer(PoolingMixer)
+    mixer, config = make_mixer(PoolingMixer)
     hidden, key_mask = make_hidden(), key_mask_for(case)
     with torch.no_grad():
         _, weights = mixer(hidden, key_mask, output_attentions=True)
-        _, expected = reference_pooling(mixer, hidden, key_mask, kernel_size=3)
+        _, expected = reference_pooling(mixer, hidden, key_mask, config)
     assert weights.shape == (BATCH, mixer.num_heads, SEQ)
     torch.testing.assert_close(weights, expected, atol=1e-6, rtol=0)
     assert torch.all(weights.permute(0, 2, 1)[~key_mask] == 0)
@@ -332,21 +464,21 @@ def test_self_attention_score_flops_quadruple_with_length():
 
 
 def _batch_with_masks():
-    """padded_batch() (rows of 12, 9 and 6 real tokens) with a few [MASK] tokens among the real ones."""
-    input_ids, attention_mask = padded_batch()
+    """padded_batch() with [CLS]/[SEP] (rows of 12, 9 and 6 real tokens) and a few [MASK] tokens among the real ones."""
+    input_ids, attention_mask = padded_batch(boundaries=True)
     input_ids = input_ids.clone()
     for row, col in [(0, 2), (0, 5), (1, 0), (1, 7), (2, 3)]:
         input_ids[row, col] = MASK_ID
     return input_ids, attention_mask
 
 
-def _model(variant: str, drop_mask: bool, state_dict=None) -> HybridBertModel:
+def _model(architecture: str, drop_mask: bool, state_dict=None) -> HybridBertModel:
     """A tiny model whose matrices (embeddings, projections, score vectors) are redrawn at std 0.3.
 
     At the default init (std 0.02) additive attention barely mixes tokens (its scores and k_g are tiny), which
     would make "the [MASK] embedding reaches other tokens" unobservable; larger weights make mixing visible.
     """
-    model = HybridBertModel(tiny_config(variant, drop_mask=drop_mask)).eval()
+    model = HybridBertModel(architecture_config(architecture, drop_mask=drop_mask)).eval()
     if state_dict is None:
         generator = torch.Generator().manual_seed(0)
         with torch.no_grad():
@@ -369,9 +501,9 @@ def _perturb_mask_embedding(model):
         model.embeddings.word_embeddings.weight[MASK_ID] += torch.randn(model.config.hidden_size, generator=generator)
 
 
-def test_dropmask_hides_mask_embedding_from_other_tokens(variant):
+def test_dropmask_hides_mask_embedding_from_other_tokens(architecture):
     """With DropMask on, changing the [MASK] embedding leaves the outputs at every non-[MASK] position unchanged."""
-    model = _model(variant, drop_mask=True)
+    model = _model(architecture, drop_mask=True)
     input_ids, attention_mask = _batch_with_masks()
     before = _run(model, input_ids, attention_mask)
     _perturb_mask_embedding(model)
@@ -382,9 +514,9 @@ def test_dropmask_hides_mask_embedding_from_other_tokens(variant):
     assert (after[input_ids == MASK_ID] - before[input_ids == MASK_ID]).abs().max() > 1e-2
 
 
-def test_without_dropmask_mask_embedding_reaches_other_tokens(variant):
+def test_without_dropmask_mask_embedding_reaches_other_tokens(architecture):
     """With DropMask off, the same change to the [MASK] embedding clearly alters the other tokens' outputs."""
-    model = _model(variant, drop_mask=False)
+    model = _model(architecture, drop_mask=False)
     input_ids, attention_mask = _batch_with_masks()
     before = _run(model, input_ids, attention_mask)
     _perturb_mask_embedding(model)
@@ -393,9 +525,9 @@ def test_without_dropmask_mask_embedding_reaches_other_tokens(variant):
     assert (after[others] - before[others]).abs().max() > 1e-2
 
 
-def test_dropmask_all_mask_rows_give_finite_outputs(variant):
+def test_dropmask_all_mask_rows_give_finite_outputs(architecture):
     """An all-[MASK] row, an all-[MASK]-then-padding row and a padded row together give finite outputs."""
-    model = _model(variant, drop_mask=True)
+    model = _model(architecture, drop_mask=True)
     input_ids, attention_mask = padded_batch()
     input_ids = input_ids.clone()
     input_ids[0] = MASK_ID  # every token [MASK], no padding
@@ -407,11 +539,11 @@ def test_dropmask_all_mask_rows_give_finite_outputs(variant):
     assert all(torch.isfinite(weights).all() for weights in output.attentions)
 
 
-def test_dropmask_is_a_no_op_without_mask_tokens(variant):
+def test_dropmask_is_a_no_op_without_mask_tokens(architecture):
     """On text without [MASK] (padded and unpadded), DropMask gives the same outputs as the same weights without it."""
-    with_flag = _model(variant, drop_mask=True)
-    without_flag = _model(variant, drop_mask=False, state_dict=with_flag.state_dict())
-    input_ids, attention_mask = padded_batch()
+    with_flag = _model(architecture, drop_mask=True)
+    without_flag = _model(architecture, drop_mask=False, state_dict=with_flag.state_dict())
+    input_ids, attention_mask = padded_batch(boundaries=True)
     assert not (input_ids == MASK_ID).any()
     torch.testing.assert_close(
         _run(with_flag, input_ids, attention_mask), _run(without_flag, input_ids, attention_mask), atol=1e-6, rtol=0
@@ -610,9 +742,8 @@ def test_variant_settings_reach_the_built_model(variant):
     config = tiny_config(variant)
     model = HybridBertModel(config)
     hbert = variant.startswith("hbert")
-    classes = {"self": SelfAttention, "additive": AdditiveAttention, "pooling": PoolingMixer}
     for layer, mixer_type in zip(model.layers, config.mixer_types):
-        assert isinstance(layer.mixer, classes[mixer_type])
+        assert type(layer.mixer) is MIXERS[mixer_type] and layer.mixer.mixer_type == mixer_type
         assert (layer.ffn_in.bias is None) == hbert and (layer.ffn_out.bias is None) == hbert
         assert isinstance(layer.activation, nn.ReLU) == hbert
     assert hasattr(model.embeddings, "position_embeddings") != hbert

@@ -4,7 +4,7 @@ gradient checkpointing, tied weights and position embeddings. Real forward/backw
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import MASK_ID, TINY_VOCAB, padded_batch, tiny_config
+from helpers import MASK_ID, TINY_VOCAB, architecture_config, padded_batch, tiny_config
 
 from modeling import HybridBertForMaskedLM, HybridBertForSequenceClassification, HybridBertModel
 
@@ -37,10 +37,10 @@ def mlm_labels(input_ids, attention_mask, every: int = 3):
 
 
 @pytest.mark.parametrize("cls", [HybridBertModel, HybridBertForMaskedLM])
-def test_padded_row_matches_the_same_sequence_alone(variant, cls):
+def test_padded_row_matches_the_same_sequence_alone(architecture, cls):
     """Each right-padded row of a batch gives, at its real tokens, the same output as the sequence run alone."""
-    model = seeded(cls, tiny_config(variant))
-    input_ids, attention_mask = padded_batch()
+    model = seeded(cls, architecture_config(architecture))
+    input_ids, attention_mask = padded_batch(boundaries=True)
     with torch.no_grad():
         batched = model(input_ids=input_ids, attention_mask=attention_mask)
         for row in range(input_ids.shape[0]):
@@ -50,10 +50,10 @@ def test_padded_row_matches_the_same_sequence_alone(variant, cls):
             torch.testing.assert_close(batched[key][row, :length], alone[key][0], atol=ATOL, rtol=0)
 
 
-def test_ids_at_padded_positions_do_not_change_real_outputs(variant):
+def test_ids_at_padded_positions_do_not_change_real_outputs(architecture):
     """Replacing the ids at padded positions by random ids (even [MASK]) leaves real-token outputs unchanged."""
-    model = seeded(HybridBertModel, tiny_config(variant))
-    input_ids, attention_mask = padded_batch()
+    model = seeded(HybridBertModel, architecture_config(architecture))
+    input_ids, attention_mask = padded_batch(boundaries=True)
     noisy = input_ids.clone()
     pad = attention_mask == 0
     noisy[pad] = torch.randint(1, TINY_VOCAB, (int(pad.sum()),), generator=torch.Generator().manual_seed(1))
@@ -66,10 +66,10 @@ def test_ids_at_padded_positions_do_not_change_real_outputs(variant):
     torch.testing.assert_close(dirty[real], clean[real], atol=ATOL, rtol=0)
 
 
-def test_all_padding_row_is_finite_and_does_not_change_other_rows(variant):
+def test_all_padding_row_is_finite_and_does_not_change_other_rows(architecture):
     """A row with an all-zero attention mask gives finite outputs and leaves the other rows as they are alone."""
-    model = seeded(HybridBertModel, tiny_config(variant))
-    input_ids, attention_mask = padded_batch(batch=3)
+    model = seeded(HybridBertModel, architecture_config(architecture))
+    input_ids, attention_mask = padded_batch(batch=3, boundaries=True)
     # row 0: full length, row 1: all padding, row 2: partially padded
     input_ids[1] = 0
     attention_mask[1] = 0
@@ -119,10 +119,10 @@ def test_set_attn_implementation_switches_at_run_time():
     torch.testing.assert_close(eager[real], sdpa[real], atol=ATOL, rtol=0)
 
 
-def test_requesting_attentions_does_not_change_outputs(variant):
+def test_requesting_attentions_does_not_change_outputs(architecture):
     """output_attentions=True (which takes the explicit-softmax path) gives the same hidden states as without."""
-    model = seeded(HybridBertModel, tiny_config(variant))
-    input_ids, attention_mask = padded_batch()
+    model = seeded(HybridBertModel, architecture_config(architecture))
+    input_ids, attention_mask = padded_batch(boundaries=True)
     with torch.no_grad():
         plain = model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         with_weights = model(input_ids=input_ids, attention_mask=attention_mask, output_attentions=True)
@@ -133,10 +133,10 @@ def test_requesting_attentions_does_not_change_outputs(variant):
 # --- gradients ---------------------------------------------------------------------------------------------------
 
 
-def test_gradients_reach_every_parameter(variant):
+def test_gradients_reach_every_parameter(architecture):
     """An MLM loss backward gives every trainable parameter a finite, not-all-zero gradient."""
-    model = seeded(HybridBertForMaskedLM, tiny_config(variant)).train()
-    input_ids, attention_mask = padded_batch()
+    model = seeded(HybridBertForMaskedLM, architecture_config(architecture)).train()
+    input_ids, attention_mask = padded_batch(boundaries=True)
     labels = mlm_labels(input_ids, attention_mask)
     model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss.backward()
     params = dict(model.named_parameters())
@@ -152,13 +152,13 @@ def test_gradients_reach_every_parameter(variant):
     assert "hybrid_bert.embeddings.word_embeddings.weight" in params
 
 
-def test_gradient_checkpointing_gives_the_same_loss_and_gradients(variant):
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients(architecture):
     """With dropout 0, activation checkpointing in train mode leaves the loss and every gradient unchanged."""
-    input_ids, attention_mask = padded_batch()
+    input_ids, attention_mask = padded_batch(boundaries=True)
     labels = mlm_labels(input_ids, attention_mask)
 
     def loss_and_grads(checkpointing: bool):
-        model = seeded(HybridBertForMaskedLM, tiny_config(variant)).train()
+        model = seeded(HybridBertForMaskedLM, architecture_config(architecture)).train()
         if checkpointing:
             model.activation_checkpointing_enable()
             assert model.is_activation_checkpointing
@@ -296,10 +296,10 @@ def test_classification_does_not_accept_loss_kwargs():
     assert HybridBertForSequenceClassification.accepts_loss_kwargs is False
 
 
-def test_classification_padded_row_matches_alone(variant):
+def test_classification_padded_row_matches_alone(architecture):
     """A classifier's logits for a padded row equal those for the sequence alone."""
-    model = seeded(HybridBertForSequenceClassification, tiny_config(variant, num_labels=3))
-    input_ids, attention_mask = padded_batch()
+    model = seeded(HybridBertForSequenceClassification, architecture_config(architecture, num_labels=3))
+    input_ids, attention_mask = padded_batch(boundaries=True)
     with torch.no_grad():
         batched = model(input_ids=input_ids, attention_mask=attention_mask).logits
         length = int(attention_mask[2].sum())
