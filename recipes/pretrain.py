@@ -198,6 +198,8 @@ def build_model(model_args: ModelArguments, tokenizer) -> HybridBertForMaskedLM:
         "vocab_size": len(tokenizer),
         "pad_token_id": tokenizer.pad_token_id,
         "mask_token_id": tokenizer.mask_token_id,
+        "cls_token_id": tokenizer.cls_token_id,
+        "sep_token_id": tokenizer.sep_token_id,
         "drop_mask": model_args.drop_mask,
         **parse_overrides(model_args.config_overrides),
     }

@@ -1,0 +1,141 @@
+"""Equal-budget comparison of the mixers' reference-code options against the current defaults: for each mixer whose
+spec names reference-code options, pretrain the variant that uses it most (pool-hybrid for pooling, addbert for
+additive) twice — current defaults, and with the options (`MIXER_SPECS[mixer].reference_code`) — for the same
+wall-clock budget, with each pretraining seed, then write the MLM curves side by side as one markdown table.
+
+    python -m recipes.mixer_comparison --size mini --budget 10m --seeds 1 2 3 --output_dir runs/mixer-options \
+        --table results/mixer_options.md
+
+Run directories are `<output_dir>/<variant>-<arm>-<size>-<budget>-seed<seed>` (arm: `current` or `reference-code`); a
+finished one (its `mlm_curve.json` and `budget.json` are there) is not run again: give another `--output_dir` when
+changing other arguments. Both arms of a seed start from the
+same `--seed`, see the same batches and are evaluated on the same held-out blocks at the same fractions of the budget,
+so the table pairs them by seed. Extra pretraining arguments go in `--pretrain_args`.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from transformers import HfArgumentParser
+
+from modeling import MIXER_SPECS, VARIANTS
+from recipes import pretrain
+from recipes.benchmark import markdown_table
+from recipes.budget import BUDGET_FILE
+from recipes.curves import CURVE_FILE, load_curve
+
+ARMS = ("current", "reference-code")
+TABLE_FILE = "mlm_comparison.md"
+
+
+@dataclass
+class ComparisonArguments:
+    output_dir: str = field(default="runs/mixer-options", metadata={"help": "Where the run directories go"})
+    size: str = field(default="mini", metadata={"help": "tiny, mini, small, minilm or base"})
+    budget: str = field(default="10m", metadata={"help": "Wall-clock pretraining budget of every run"})
+    seeds: list[int] = field(default_factory=lambda: [1, 2, 3], metadata={"help": "Pretraining seeds, one run each"})
+    mixers: list[str] = field(
+        default_factory=lambda: [name for name, spec in MIXER_SPECS.items() if spec.reference_code],
+        metadata={"help": "Mixers whose reference-code options are compared (default: every one that has some)"},
+    )
+    config_overrides: str = field(
+        default="", metadata={"help": "Config fields both arms override, e.g. 'hidden_size=64,num_attention_heads=2'"}
+    )
+    pretrain_args: str = field(
+        default="", metadata={"help": "Extra recipes.pretrain arguments, one string (not --config_overrides)"}
+    )
+    table: str | None = field(default=None, metadata={"help": f"The markdown table (default <output_dir>/{TABLE_FILE})"})
+
+    def __post_init__(self):
+        for mixer in self.mixers:
+            if mixer not in MIXER_SPECS or not MIXER_SPECS[mixer].reference_code:
+                having = [name for name, spec in MIXER_SPECS.items() if spec.reference_code]
+                raise ValueError(f"--mixers {mixer!r}: choose among the mixers with reference-code options: {having}.")
+        if "--config_overrides" in shlex.split(self.pretrain_args):
+            raise ValueError("Give config overrides with --config_overrides, not inside --pretrain_args.")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"--seeds must name distinct seeds; got {self.seeds}.")
+
+
+def showcase_variant(mixer: str) -> str:
+    """The named variant with the most layers of `mixer` (at 12 layers; the first such on a tie)."""
+    return max(VARIANTS, key=lambda variant: VARIANTS[variant][0](12).count(mixer))
+
+
+def arm_overrides(mixer: str, arm: str) -> dict:
+    return MIXER_SPECS[mixer].reference_code if arm == "reference-code" else {}
+
+
+def run_dir(args: ComparisonArguments, mixer: str, arm: str, seed: int) -> Path:
+    return Path(args.output_dir) / f"{showcase_variant(mixer)}-{arm}-{args.size}-{args.budget}-seed{seed}"
+
+
+def pretraining_argv(args: ComparisonArguments, mixer: str, arm: str, seed: int) -> list[str]:
+    options = [f"{name}={json.dumps(value)}" for name, value in arm_overrides(mixer, arm).items()]
+    overrides = ",".join(filter(None, [args.config_overrides, *options]))
+    return [
+        "--variant", showcase_variant(mixer), "--size", args.size, "--budget", args.budget, "--seed", str(seed),
+        *(["--config_overrides", overrides] if overrides else []), *shlex.split(args.pretrain_args),
+        "--output_dir", str(run_dir(args, mixer, arm, seed)), "--overwrite_output_dir",
+    ]  # fmt: skip
+
+
+def finished(directory: Path) -> bool:
+    return (directory / CURVE_FILE).is_file() and (directory / BUDGET_FILE).is_file()
+
+
+def mean_and_sd(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
+    spread = f" ± {scale * statistics.stdev(values):.{digits}f}" if len(values) > 1 else ""
+    return f"{scale * statistics.mean(values):.{digits}f}{spread}"
+
+
+def comparison_table(mixer: str, curves: dict[str, list[list[dict]]]) -> str:
+    """One row per evaluation point: wall-clock time, tokens seen and MLM accuracy of each arm (mean ± sd over seeds),
+    and the reference-code arm's accuracy minus the current one's, paired by seed; then the final loss."""
+    seeds = min(len(runs) for runs in curves.values())
+    points = min(len(curve) for runs in curves.values() for curve in runs)
+    header = ["point", "elapsed (s)", *(f"{arm}: {what}" for arm in ARMS for what in ("tokens", "MLM acc (%)"))]
+    header.append("reference-code − current (pp)")
+    rows = []
+    for point in range(points):
+        at = {arm: [curve[point] for curve in curves[arm][:seeds]] for arm in ARMS}
+        cells = [str(point), mean_and_sd([p["elapsed_s"] for arm in ARMS for p in at[arm]], digits=0)]
+        for arm in ARMS:
+            cells += [mean_and_sd([p["tokens_seen"] for p in at[arm]], digits=0), mean_and_sd([p["accuracy"] for p in at[arm]], 100)]
+        paired = [faithful["accuracy"] - current["accuracy"] for current, faithful in zip(at[ARMS[0]], at[ARMS[1]])]
+        rows.append([*cells, mean_and_sd(paired, 100)])
+    final_loss = {arm: mean_and_sd([curve[points - 1]["loss"] for curve in curves[arm][:seeds]], digits=3) for arm in ARMS}
+    options = ", ".join(f"`{name}={json.dumps(value)}`" for name, value in MIXER_SPECS[mixer].reference_code.items())
+    return (
+        f"### {MIXER_SPECS[mixer].label}: `{showcase_variant(mixer)}`, {seeds} seed{'s' if seeds > 1 else ''}\n\n"
+        f"reference-code: {options}. Final held-out MLM loss: current {final_loss['current']}, "
+        f"reference-code {final_loss['reference-code']}.\n\n{markdown_table(header, rows)}"
+    )
+
+
+def main(argv: list[str] | None = None) -> Path:
+    (args,) = HfArgumentParser(ComparisonArguments).parse_args_into_dataclasses(argv)
+    for mixer in args.mixers:
+        for seed in args.seeds:
+            for arm in ARMS:
+                if not finished(run_dir(args, mixer, arm, seed)):
+                    pretrain.main(pretraining_argv(args, mixer, arm, seed))
+    sections = [
+        comparison_table(mixer, {arm: [load_curve(run_dir(args, mixer, arm, seed)) for seed in args.seeds] for arm in ARMS})
+        for mixer in args.mixers
+    ]
+    table = Path(args.table or Path(args.output_dir) / TABLE_FILE)
+    table.parent.mkdir(parents=True, exist_ok=True)
+    heading = f"## Reference-code mixer options vs current defaults: size {args.size}, budget {args.budget} each\n\n"
+    table.write_text(heading + "\n\n".join(sections) + "\n", encoding="utf-8")
+    print(table.read_text(encoding="utf-8"))
+    return table
+
+
+if __name__ == "__main__":
+    main()

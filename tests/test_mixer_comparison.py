@@ -1,0 +1,88 @@
+"""The equal-budget comparison of the mixers' reference-code options (`recipes/mixer_comparison.py`): the runs it plans,
+the table it writes from recorded curves, and its argument checks. (Its pretraining runs are the pretraining recipe's,
+tested in test_pretrain.py.)"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from modeling import MIXER_SPECS, HybridBertConfig
+from recipes import mixer_comparison
+from recipes.budget import BUDGET_FILE
+from recipes.curves import save_curve
+from recipes.mixer_comparison import ARMS, ComparisonArguments, comparison_table, pretraining_argv, run_dir
+from recipes.pretrain import parse_args, parse_overrides
+
+
+def curve(accuracies: list[float], loss: float) -> list[dict]:
+    return [
+        {"elapsed_s": 10.0 * i, "tokens_seen": 1000 * i, "step": 5 * i, "accuracy": accuracy, "loss": loss}
+        for i, accuracy in enumerate(accuracies)
+    ]
+
+
+def test_both_arms_of_a_seed_differ_only_by_the_reference_code_options():
+    args = ComparisonArguments(
+        output_dir="out", size="tiny", budget="2m", seeds=[1, 2], config_overrides="hidden_size=64",
+        pretrain_args="--max_seq_length 64",
+    )  # fmt: skip
+    assert args.mixers == ["additive", "pooling"]
+    current, faithful = (pretraining_argv(args, "pooling", arm, seed=2) for arm in ARMS)
+    model_args, data_args, budget_args, training_args = parse_args(faithful)
+    assert (model_args.variant, model_args.size, budget_args.budget, training_args.seed) == ("pool-hybrid", "tiny", "2m", 2)
+    assert data_args.max_seq_length == 64
+    assert parse_overrides(model_args.config_overrides) == {"hidden_size": 64, **MIXER_SPECS["pooling"].reference_code}
+    assert parse_overrides(parse_args(current)[0].config_overrides) == {"hidden_size": 64}
+    assert training_args.output_dir == str(run_dir(args, "pooling", "reference-code", 2))
+    assert run_dir(args, "additive", "current", 1).name == "addbert-current-tiny-2m-seed1"
+    # the options make a valid config of the variant (the recipe passes the tokenizer's [CLS]/[SEP])
+    HybridBertConfig.from_variant("pool-hybrid", "tiny", cls_token_id=1, sep_token_id=2, **MIXER_SPECS["pooling"].reference_code)
+
+
+def test_table_pairs_the_arms_by_seed():
+    curves = {
+        "current": [curve([0.0, 0.10, 0.20], 5.0), curve([0.0, 0.12, 0.22], 5.2)],
+        "reference-code": [curve([0.0, 0.13, 0.21], 4.9), curve([0.0, 0.17, 0.25], 5.1)],
+    }
+    table = comparison_table("pooling", curves)
+    assert "### pooling: `pool-hybrid`, 2 seeds" in table
+    assert "Final held-out MLM loss: current 5.100 ± 0.141, reference-code 5.000 ± 0.141." in table
+    rows = [line for line in table.splitlines() if line.startswith("| 1 |") or line.startswith("| 2 |")]
+    # point 1: current 11.00 ± 1.41, reference-code 15.00 ± 2.83, paired differences 3 and 5 pp
+    assert rows[0] == "| 1 | 10 ± 0 | 1000 ± 0 | 11.00 ± 1.41 | 1000 ± 0 | 15.00 ± 2.83 | 4.00 ± 1.41 |"
+    assert rows[1].endswith("| 21.00 ± 1.41 | 2000 ± 0 | 23.00 ± 2.83 | 2.00 ± 1.41 |")
+
+
+def test_finished_runs_are_not_run_again(tmp_path, monkeypatch):
+    """With every run recorded, main only writes the table (pretraining would fail: it is not reachable)."""
+    args = ["--output_dir", str(tmp_path), "--size", "tiny", "--budget", "1m", "--seeds", "1", "2", "--mixers", "pooling"]
+    parsed = ComparisonArguments(output_dir=str(tmp_path), size="tiny", budget="1m", seeds=[1, 2], mixers=["pooling"])
+    for arm in ARMS:
+        for seed in (1, 2):
+            directory = run_dir(parsed, "pooling", arm, seed)
+            directory.mkdir(parents=True)
+            save_curve(directory, curve([0.0, 0.1 * seed], 5.0))
+            (directory / BUDGET_FILE).write_text(json.dumps({"budget": "1m"}))
+
+    def refuse(argv):
+        raise AssertionError(f"a finished run was run again: {argv}")
+
+    monkeypatch.setattr(mixer_comparison.pretrain, "main", refuse)
+    table = mixer_comparison.main(args)
+    assert table == tmp_path / mixer_comparison.TABLE_FILE
+    assert "### pooling: `pool-hybrid`, 2 seeds" in table.read_text()
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"mixers": ["self"]}, "choose among the mixers with reference-code options"),
+        ({"seeds": [1, 1]}, "distinct seeds"),
+        ({"pretrain_args": "--config_overrides hidden_size=64"}, "not inside --pretrain_args"),
+    ],
+)
+def test_bad_arguments_are_refused(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        ComparisonArguments(**overrides)
