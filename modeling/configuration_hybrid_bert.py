@@ -317,4 +317,4 @@ class HybridBertConfig(PreTrainedConfig):
         return cls(variant=variant, size=size, **fields)
 
 
-__all__ = ["MIXER_SPECS", "MixerSpec", "register_mixer_spec", "HybridBertConfig"]
+__all__ = ["MIXER_SPECS", "HybridBertConfig", "MixerSpec", "register_mixer_spec"]

@@ -49,7 +49,9 @@ class ComparisonArguments:
     pretrain_args: str = field(
         default="", metadata={"help": "Extra recipes.pretrain arguments, one string (not --config_overrides)"}
     )
-    table: str | None = field(default=None, metadata={"help": f"The markdown table (default <output_dir>/{TABLE_FILE})"})
+    table: str | None = field(
+        default=None, metadata={"help": f"The markdown table (default <output_dir>/{TABLE_FILE})"}
+    )
 
     def __post_init__(self):
         for mixer in self.mixers:
@@ -106,10 +108,15 @@ def comparison_table(mixer: str, curves: dict[str, list[list[dict]]]) -> str:
         at = {arm: [curve[point] for curve in curves[arm][:seeds]] for arm in ARMS}
         cells = [str(point), mean_and_sd([p["elapsed_s"] for arm in ARMS for p in at[arm]], digits=0)]
         for arm in ARMS:
-            cells += [mean_and_sd([p["tokens_seen"] for p in at[arm]], digits=0), mean_and_sd([p["accuracy"] for p in at[arm]], 100)]
+            cells += [
+                mean_and_sd([p["tokens_seen"] for p in at[arm]], digits=0),
+                mean_and_sd([p["accuracy"] for p in at[arm]], 100),
+            ]
         paired = [faithful["accuracy"] - current["accuracy"] for current, faithful in zip(at[ARMS[0]], at[ARMS[1]])]
         rows.append([*cells, mean_and_sd(paired, 100)])
-    final_loss = {arm: mean_and_sd([curve[points - 1]["loss"] for curve in curves[arm][:seeds]], digits=3) for arm in ARMS}
+    final_loss = {
+        arm: mean_and_sd([curve[points - 1]["loss"] for curve in curves[arm][:seeds]], digits=3) for arm in ARMS
+    }
     options = ", ".join(f"`{name}={json.dumps(value)}`" for name, value in MIXER_SPECS[mixer].reference_code.items())
     return (
         f"### {MIXER_SPECS[mixer].label}: `{showcase_variant(mixer)}`, {seeds} seed{'s' if seeds > 1 else ''}\n\n"
@@ -126,7 +133,9 @@ def main(argv: list[str] | None = None) -> Path:
                 if not finished(run_dir(args, mixer, arm, seed)):
                     pretrain.main(pretraining_argv(args, mixer, arm, seed))
     sections = [
-        comparison_table(mixer, {arm: [load_curve(run_dir(args, mixer, arm, seed)) for seed in args.seeds] for arm in ARMS})
+        comparison_table(
+            mixer, {arm: [load_curve(run_dir(args, mixer, arm, seed)) for seed in args.seeds] for arm in ARMS}
+        )
         for mixer in args.mixers
     ]
     table = Path(args.table or Path(args.output_dir) / TABLE_FILE)

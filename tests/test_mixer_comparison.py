@@ -31,14 +31,21 @@ def test_both_arms_of_a_seed_differ_only_by_the_reference_code_options():
     assert args.mixers == ["additive", "pooling"]
     current, faithful = (pretraining_argv(args, "pooling", arm, seed=2) for arm in ARMS)
     model_args, data_args, budget_args, training_args = parse_args(faithful)
-    assert (model_args.variant, model_args.size, budget_args.budget, training_args.seed) == ("pool-hybrid", "tiny", "2m", 2)
+    assert (model_args.variant, model_args.size, budget_args.budget, training_args.seed) == (
+        "pool-hybrid",
+        "tiny",
+        "2m",
+        2,
+    )
     assert data_args.max_seq_length == 64
     assert parse_overrides(model_args.config_overrides) == {"hidden_size": 64, **MIXER_SPECS["pooling"].reference_code}
     assert parse_overrides(parse_args(current)[0].config_overrides) == {"hidden_size": 64}
     assert training_args.output_dir == str(run_dir(args, "pooling", "reference-code", 2))
     assert run_dir(args, "additive", "current", 1).name == "addbert-current-tiny-2m-seed1"
     # the options make a valid config of the variant (the recipe passes the tokenizer's [CLS]/[SEP])
-    HybridBertConfig.from_variant("pool-hybrid", "tiny", cls_token_id=1, sep_token_id=2, **MIXER_SPECS["pooling"].reference_code)
+    HybridBertConfig.from_variant(
+        "pool-hybrid", "tiny", cls_token_id=1, sep_token_id=2, **MIXER_SPECS["pooling"].reference_code
+    )
 
 
 def test_table_pairs_the_arms_by_seed():
@@ -49,7 +56,7 @@ def test_table_pairs_the_arms_by_seed():
     table = comparison_table("pooling", curves)
     assert "### pooling: `pool-hybrid`, 2 seeds" in table
     assert "Final held-out MLM loss: current 5.100 ± 0.141, reference-code 5.000 ± 0.141." in table
-    rows = [line for line in table.splitlines() if line.startswith("| 1 |") or line.startswith("| 2 |")]
+    rows = [line for line in table.splitlines() if line.startswith(("| 1 |", "| 2 |"))]
     # point 1: current 11.00 ± 1.41, reference-code 15.00 ± 2.83, paired differences 3 and 5 pp
     assert rows[0] == "| 1 | 10 ± 0 | 1000 ± 0 | 11.00 ± 1.41 | 1000 ± 0 | 15.00 ± 2.83 | 4.00 ± 1.41 |"
     assert rows[1].endswith("| 21.00 ± 1.41 | 2000 ± 0 | 23.00 ± 2.83 | 2.00 ± 1.41 |")
@@ -57,7 +64,19 @@ def test_table_pairs_the_arms_by_seed():
 
 def test_finished_runs_are_not_run_again(tmp_path, monkeypatch):
     """With every run recorded, main only writes the table (pretraining would fail: it is not reachable)."""
-    args = ["--output_dir", str(tmp_path), "--size", "tiny", "--budget", "1m", "--seeds", "1", "2", "--mixers", "pooling"]
+    args = [
+        "--output_dir",
+        str(tmp_path),
+        "--size",
+        "tiny",
+        "--budget",
+        "1m",
+        "--seeds",
+        "1",
+        "2",
+        "--mixers",
+        "pooling",
+    ]
     parsed = ComparisonArguments(output_dir=str(tmp_path), size="tiny", budget="1m", seeds=[1, 2], mixers=["pooling"])
     for arm in ARMS:
         for seed in (1, 2):

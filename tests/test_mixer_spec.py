@@ -72,7 +72,9 @@ def test_reference_code_options_are_config_fields_off_by_default():
 
 
 def test_config_rejects_undeclared_mixers_naming_the_declared_ones():
-    with pytest.raises(ValueError, match=r"mixer_types\[1\]='toy' is not valid; choose one of 'self', 'additive', 'pooling'"):
+    with pytest.raises(
+        ValueError, match=r"mixer_types\[1\]='toy' is not valid; choose one of 'self', 'additive', 'pooling'"
+    ):
         tiny_config("bert", mixer_types=["self", "toy", "self", "self"])
 
 

@@ -23,6 +23,7 @@ import transformers
 from helpers import padded_batch, tiny_config
 
 from modeling import (
+    MIXER_SPECS,
     SIZES,
     VARIANTS,
     HybridBertConfig,
@@ -310,9 +311,29 @@ def test_sequence_classification_folder_loads_with_auto_model_and_auto_head_in_f
     assert report["jobs"]["head"]["config"]["variant"] == "pool-hybrid"
 
 
+def test_reference_code_options_load_in_fresh_process(tmp_path):
+    """A model with every mixer's reference-code options (segments from [CLS]/[SEP] included) loads from its folder
+    alone: the options' code and the mixer specs travel in the two shipped files."""
+    options = {name: value for spec in MIXER_SPECS.values() for name, value in spec.reference_code.items()}
+    torch.manual_seed(0)
+    config = tiny_config("bert", mixer_types=["self", "additive", "pooling", "pooling"], **options)
+    model = HybridBertForMaskedLM(config).eval()
+    perturb_flat_params_(model, 0)
+    folder = tmp_path / "reference-code"
+    model.save_pretrained(folder)
+    input_ids, attention_mask = padded_batch(boundaries=True)
+    inputs = dict(input_ids=input_ids, attention_mask=attention_mask)
+    with torch.no_grad():
+        torch.save(model(**inputs).logits, tmp_path / "logits.pt")
+    references = {"logits": str(tmp_path / "logits.pt")}
+    job = {"name": "reference-code", "auto_class": "AutoModelForMaskedLM", "dir": str(folder), "references": references}
+    report = run_in_fresh_process([job], inputs, tmp_path / "fresh")
+    assert_job_ok("reference-code", report["jobs"]["reference-code"], "HybridBertForMaskedLM")
+
+
 # Imports of the shipped files --------------------------------------------------------------------------------
 
-STDLIB_ALLOWED = {"__future__", "math", "os", "typing", "collections"}
+STDLIB_ALLOWED = {"__future__", "math", "os", "typing", "collections", "dataclasses"}
 
 
 def _imports(path: Path):
