@@ -68,7 +68,8 @@ MIXERS: dict[str, type[TokenMixer]] = {}
 
 class TokenMixer(nn.Module):
     """The contract every token mixer keeps. A mixer is one subclass per declared `MixerSpec` (see
-    configuration_hybrid_bert.py), registered by naming its spec: `class PoolingMixer(TokenMixer, mixer_type="pooling")`.
+    configuration_hybrid_bert.py), registered by naming its spec:
+    `class PoolingMixer(TokenMixer, mixer_type="pooling")`.
 
     - `__init__(config)`: built from the model's `HybridBertConfig`; sets `uses_segments` if its forward reads them.
     - `forward(hidden, key_mask, output_attentions=False, segments=None) -> (out, weights)`: `hidden` is
@@ -93,7 +94,8 @@ class TokenMixer(nn.Module):
                 f"register_mixer_spec(MixerSpec(name={mixer_type!r}, ...)). Declared: {', '.join(MIXER_SPECS)}."
             )
         if mixer_type in MIXERS:
-            raise ValueError(f"{cls.__name__}: mixer {mixer_type!r} already has a class, {MIXERS[mixer_type].__name__}.")
+            existing = MIXERS[mixer_type].__name__
+            raise ValueError(f"{cls.__name__}: mixer {mixer_type!r} already has a class, {existing}.")
         cls.mixer_type = mixer_type
         MIXERS[mixer_type] = cls
 
@@ -276,7 +278,7 @@ class PoolingMixer(TokenMixer, mixer_type="pooling"):
             q_mean = (uniform_over_keys[..., None, None] * q).sum(1)
         scores = (k * q_mean[:, None]).sum(-1) / math.sqrt(self.head_size)
         a = softmax_over_keys(scores, key_mask, dim=1)
-        pooled = (a[..., None] * v).sum(1)[:, None]
+        global_term = (a[..., None] * v).sum(1)[:, None]  # g, then g + s_i with the segment branch
 
         candidates = key_mask
         if self.skip_boundaries:
@@ -285,8 +287,9 @@ class PoolingMixer(TokenMixer, mixer_type="pooling"):
         if self.skip_boundaries:
             local = local.masked_fill(segments.is_boundary[..., None], 0.0)
         if self.segment is not None:
-            pooled = pooled + self.segment_max(self.segment(hidden), segments.segment_ids, candidates).view(heads)
-        out = (o * pooled).reshape(batch, seq, width) + local
+            segment = self.segment_max(self.segment(hidden), segments.segment_ids, candidates)
+            global_term = global_term + segment.view(heads)
+        out = (o * global_term).reshape(batch, seq, width) + local
         weights = a.transpose(1, 2) if output_attentions else None
         return out, weights
 

@@ -41,7 +41,8 @@ def tiny_config(variant: str = "bert", **overrides) -> HybridBertConfig:
 
 
 def architectures() -> list[str]:
-    """Every named variant, every declared mixer alone in every layer, and each mixer with its reference-code options."""
+    """Every named variant, every declared mixer alone in every layer, and each mixer with its reference-code
+    options."""
     coded = [f"{ONLY}{name}{REFERENCE_CODE}" for name, spec in MIXER_SPECS.items() if spec.reference_code]
     return [*VARIANTS, *(f"{ONLY}{name}" for name in MIXER_SPECS), *coded]
 
