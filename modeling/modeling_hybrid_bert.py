@@ -479,21 +479,30 @@ class HybridBertPreTrainedModel(PreTrainedModel):
         cls,
         source,
         variant: str = "bert",
-        copy_ffn_and_norms: bool | None = None,
+        copy_ffn_and_norms: bool = True,
         output_loading_info: bool = False,
         **config_overrides,
     ):
         """Build a HybridBERT model from an HF BERT (`BertModel`, `BertForMaskedLM`, … instance or directory).
 
         The `bert` variant takes every field of the source config and all its weights: it computes the same function.
-        A hybrid variant takes the source's dimensions and copies what HBERT §4.4 copies: the word and token-type
-        embeddings, the position embeddings when both sides learn them, and each self-attention layer (Q, K, V and
-        its output projection) at the same index. FFNs and LayerNorms are copied only with `copy_ffn_and_norms`
-        (default: when activation, FFN bias and norm style match the source, i.e. for the vanilla-BERT variants).
+        A hybrid variant takes the source's dimensions and, as HBERT §4.4 initialises from a pretrained BERT, copies
+        every weight that has a counterpart: the word and token-type embeddings, the position embeddings when both
+        sides learn them, each self-attention layer (Q, K, V and its output projection) at the same index, and, with
+        `copy_ffn_and_norms` (default), every FFN and the LayerNorms. FFN weights are copied whatever the activation;
+        a bias-free FFN (`ffn_bias=False`) drops BERT's FFN biases. Additive and pooling mixers, and Sub-LN's inner
+        norms, have no counterpart and keep their fresh init.
+
+        BERT's post-LN norms go to the norm that feeds the same sub-layer. For a post-LN target that is the same
+        place; for pre-LN and Sub-LN, layer i's `attention.output.LayerNorm` normalises the input of layer i's FFN
+        (→ `ffn_norm`) and its `output.LayerNorm` the input of layer i+1's mixer (→ `mixer_norm` of layer i+1, and
+        `final_norm` after the last layer). Layer 0's `mixer_norm` stays new: its input is the embeddings' LayerNorm
+        output, which post-LN does not normalise again.
 
         Returns the model, or `(model, info)` with `output_loading_info=True`, where info lists `copied`,
-        `newly_initialized` (target weights left at their fresh init) and `unused` (source weights with no
-        counterpart). Newly initialised weights are also logged.
+        `copied_from` (target weight → source weight), `newly_initialized` (target weights left at their fresh init),
+        `unused` (source weights with no counterpart) and `dropped_biases` (the unused FFN biases a bias-free target
+        has no place for). Newly initialised weights are also logged.
         """
         bert = _load_bert(source)
         source_config = bert.config
@@ -507,23 +516,20 @@ class HybridBertPreTrainedModel(PreTrainedModel):
         size = next((name for name, dims in SIZES.items() if all(fields[k] == v for k, v in dims.items())), None)
         config = HybridBertConfig.from_variant(variant, size=size or "base", **{**fields, **config_overrides})
         config.size = size
-        if copy_ffn_and_norms is None:
-            copy_ffn_and_norms = (config.norm_style, config.hidden_act, config.ffn_bias) == (
-                "post",
-                source_config.hidden_act,
-                True,
-            )
         model = cls(config)
 
         target_state = model.state_dict()
         prefix = f"{cls.base_model_prefix}." if hasattr(model, cls.base_model_prefix) else ""
-        copied, unused = {}, []
+        copied, copied_from, unused, dropped_biases = {}, {}, [], []
         for source_key, tensor in bert.state_dict().items():
             target_key = _bert_key_to_hybrid(source_key, config, copy_ffn_and_norms, prefix)
             if target_key is None or target_key not in target_state or target_state[target_key].shape != tensor.shape:
                 unused.append(source_key)
+                if target_key and ".ffn_" in target_key and target_key.endswith(".bias") and not config.ffn_bias:
+                    dropped_biases.append(source_key)
             else:
                 copied[target_key] = tensor
+                copied_from[target_key] = source_key
         model.load_state_dict(copied, strict=False)
         model.tie_weights()
         tied = set(getattr(model, "_tied_weights_keys", None) or {})
@@ -535,7 +541,8 @@ class HybridBertPreTrainedModel(PreTrainedModel):
             )
         model.eval()  # as from_pretrained leaves it
         if output_loading_info:
-            return model, {"copied": sorted(copied), "newly_initialized": newly_initialized, "unused": unused}
+            info = {"copied": sorted(copied), "copied_from": copied_from, "newly_initialized": newly_initialized}
+            return model, {**info, "unused": unused, "dropped_biases": dropped_biases}
         return model
 
 
@@ -562,21 +569,8 @@ def _bert_key_to_hybrid(key: str, config: HybridBertConfig, copy_ffn_and_norms: 
             return None
         return base + key
     if parts[0] == "encoder":
-        index, rest = int(parts[2]), ".".join(parts[3:])
-        is_self = config.mixer_types[index] == "self"
-        layer_keys = {
-            "attention.self.query": ("mixer.query", is_self),
-            "attention.self.key": ("mixer.key", is_self),
-            "attention.self.value": ("mixer.value", is_self),
-            "attention.output.dense": ("mixer_output", is_self),
-            "attention.output.LayerNorm": ("mixer_norm", copy_ffn_and_norms),
-            "intermediate.dense": ("ffn_in", copy_ffn_and_norms),
-            "output.dense": ("ffn_out", copy_ffn_and_norms),
-            "output.LayerNorm": ("ffn_norm", copy_ffn_and_norms),
-        }
-        module, _, param = rest.rpartition(".")
-        target, wanted = layer_keys.get(module, (None, False))
-        return f"{base}layers.{index}.{target}.{param}" if wanted else None
+        target = _bert_layer_module_to_hybrid(int(parts[2]), ".".join(parts[3:-1]), config, copy_ffn_and_norms)
+        return f"{base}{target}.{parts[-1]}" if target else None
     if parts[0] == "pooler":
         return base + key
     head_keys = {
@@ -588,6 +582,38 @@ def _bert_key_to_hybrid(key: str, config: HybridBertConfig, copy_ffn_and_norms: 
         return "lm_head.decoder.bias"
     module, _, param = key.rpartition(".")
     return f"{head_keys[module]}.{param}" if module in head_keys else None
+
+
+_BERT_SELF_ATTENTION = {
+    "attention.self.query": "mixer.query",
+    "attention.self.key": "mixer.key",
+    "attention.self.value": "mixer.value",
+    "attention.output.dense": "mixer_output",
+}
+_BERT_FFN = {"intermediate.dense": "ffn_in", "output.dense": "ffn_out"}
+
+
+def _bert_layer_module_to_hybrid(index: int, module: str, config: HybridBertConfig, copy_ffn_and_norms: bool) -> str | None:
+    """The HybridBERT module (under the base model) that takes BERT layer `index`'s `module`, or None.
+
+    Self-attention goes to self-attention layers only. Post-LN norms go to the norm feeding the same sub-layer: in
+    place for a post-LN target; for pre-LN/Sub-LN, `attention.output.LayerNorm` feeds this layer's FFN and
+    `output.LayerNorm` the next layer's mixer (the final norm after the last layer).
+    """
+    if module in _BERT_SELF_ATTENTION:
+        return f"layers.{index}.{_BERT_SELF_ATTENTION[module]}" if config.mixer_types[index] == "self" else None
+    if not copy_ffn_and_norms:
+        return None
+    if module in _BERT_FFN:
+        return f"layers.{index}.{_BERT_FFN[module]}"
+    post_norm = config.norm_style == "post"
+    if module == "attention.output.LayerNorm":
+        return f"layers.{index}.{'mixer_norm' if post_norm else 'ffn_norm'}"
+    if module == "output.LayerNorm":
+        if post_norm:
+            return f"layers.{index}.ffn_norm"
+        return "final_norm" if index == config.num_hidden_layers - 1 else f"layers.{index + 1}.mixer_norm"
+    return None
 
 
 class HybridBertModel(HybridBertPreTrainedModel):

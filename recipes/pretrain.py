@@ -62,8 +62,8 @@ class ModelArguments:
         default=None,
         metadata={"help": "Initialise from an HF BERT directory, or 'minilm' (the pinned all-MiniLM-L6-v2), HBERT §4.4"},
     )
-    copy_ffn_and_norms: bool | None = field(
-        default=None, metadata={"help": "With --init_from: also copy FFNs and norms (default: when their settings match)"}
+    copy_ffn_and_norms: bool = field(
+        default=True, metadata={"help": "With --init_from: also copy FFNs and norms that have a counterpart (false: embeddings and self-attention only)"}
     )
     tokenizer_name: str | None = field(
         default=None, metadata={"help": "A tokenizer directory or Hub id (default: the embedded bert-base-uncased)"}

@@ -11,11 +11,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from transformers import BertConfig
 
 from modeling import MIXER_SPECS, VARIANTS, HybridBertConfig
 from recipes import assets
 
 TINY_VOCAB = 211
+HF_VOCAB = 211
 # The tiny random vocabulary's [CLS], [SEP] and [MASK]; real runs take them from the tokenizer.
 CLS_ID, SEP_ID, MASK_ID = 2, 3, 4
 ONLY = "only-"  # an architecture made of one mixer: `only-<mixer>`, `only-<mixer>+code` with its reference-code options
@@ -70,6 +72,29 @@ def padded_batch(batch: int = 3, seq: int = 12, vocab: int = TINY_VOCAB, seed: i
         for row, length in enumerate(attention_mask.sum(dim=1).tolist()):
             input_ids[row, [0, length // 2]] = torch.tensor([CLS_ID, SEP_ID])
     return input_ids, attention_mask
+
+
+def random_hf(cls, seed: int = 0):
+    """A tiny HF BERT of class `cls` in eval mode, every weight (LayerNorms and biases too) moved off its init.
+
+    Perturbing the ones/zeros of LayerNorms and biases makes a weight copied to the wrong place show in the outputs.
+    """
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=HF_VOCAB,
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        type_vocab_size=2,
+    )
+    model = cls(config)
+    generator = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for param in model.parameters():  # tied weights appear once
+            param.add_(torch.randn(param.shape, generator=generator) * 0.1)
+    return model.eval()
 
 
 def wikitext_paragraphs(count: int) -> list[str]:

@@ -10,9 +10,8 @@ import logging
 
 import pytest
 import torch
-from helpers import padded_batch
+from helpers import HF_VOCAB, padded_batch, random_hf
 from transformers import (
-    BertConfig,
     BertForMaskedLM,
     BertModel,
     DistilBertConfig,
@@ -25,30 +24,6 @@ from modeling import HybridBertForMaskedLM, HybridBertForSequenceClassification,
 from recipes.assets import default_tokenizer, minilm_dir
 
 TOL = 1e-5
-HF_VOCAB = 211
-
-
-def random_hf(cls, seed: int = 0):
-    """A tiny HF BERT of class `cls` in eval mode, every weight (LayerNorms and biases too) moved off its init.
-
-    Perturbing the ones/zeros of LayerNorms and biases makes a weight copied to the wrong place show in the outputs.
-    """
-    torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=HF_VOCAB,
-        hidden_size=32,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        type_vocab_size=2,
-    )
-    model = cls(config)
-    generator = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for param in model.parameters():  # tied weights appear once
-            param.add_(torch.randn(param.shape, generator=generator) * 0.1)
-    return model.eval()
 
 
 def tiny_inputs():
@@ -252,7 +227,8 @@ def _attention_mapping(self_layers: list[int]) -> dict[str, str]:
 
 
 def _ffn_and_norm_mapping(num_layers: int) -> dict[str, str]:
-    """HybridBERT key -> MiniLM key for FFN weights (HBERT has no FFN bias) and LayerNorms."""
+    """HybridBERT key -> MiniLM key for FFN weights (HBERT has no FFN bias) and LayerNorms, each post-LN norm on the
+    pre-LN norm that feeds the same sub-layer (layer 0's mixer_norm has none)."""
     mapping = {
         "hybrid_bert.embeddings.norm.weight": "embeddings.LayerNorm.weight",
         "hybrid_bert.embeddings.norm.bias": "embeddings.LayerNorm.bias",
@@ -260,10 +236,11 @@ def _ffn_and_norm_mapping(num_layers: int) -> dict[str, str]:
     for i in range(num_layers):
         mapping[f"hybrid_bert.layers.{i}.ffn_in.weight"] = f"encoder.layer.{i}.intermediate.dense.weight"
         mapping[f"hybrid_bert.layers.{i}.ffn_out.weight"] = f"encoder.layer.{i}.output.dense.weight"
+        feeds_next_mixer = f"hybrid_bert.layers.{i + 1}.mixer_norm" if i + 1 < num_layers else "hybrid_bert.final_norm"
         for param in ("weight", "bias"):
             layer = f"encoder.layer.{i}"
-            mapping[f"hybrid_bert.layers.{i}.mixer_norm.{param}"] = f"{layer}.attention.output.LayerNorm.{param}"
-            mapping[f"hybrid_bert.layers.{i}.ffn_norm.{param}"] = f"encoder.layer.{i}.output.LayerNorm.{param}"
+            mapping[f"hybrid_bert.layers.{i}.ffn_norm.{param}"] = f"{layer}.attention.output.LayerNorm.{param}"
+            mapping[f"{feeds_next_mixer}.{param}"] = f"encoder.layer.{i}.output.LayerNorm.{param}"
     return mapping
 
 
@@ -275,8 +252,11 @@ def _assert_copies_equal(model, hf_minilm, mapping: dict[str, str]) -> None:
 
 @pytest.mark.parametrize("variant", ["hbert-v1", "hbert-v2"])
 def test_hybrid_from_minilm_copies_self_attention_and_token_embeddings(variant, minilm_path, hf_minilm, real_batch):
-    """hbert-v1/v2 from MiniLM: exactly the self layers' attention and word/type embeddings copied; additive new."""
-    model, info = HybridBertForMaskedLM.from_bert(minilm_path, variant=variant, output_loading_info=True)
+    """hbert-v1/v2 from MiniLM without FFNs and norms: exactly the self layers' attention and word/type embeddings
+    copied; additive new."""
+    model, info = HybridBertForMaskedLM.from_bert(
+        minilm_path, variant=variant, copy_ffn_and_norms=False, output_loading_info=True
+    )
     model.eval()
     config = model.config
     assert (config.variant, config.size, config.position_embedding_type) == (variant, "minilm", "sinusoidal")
@@ -312,11 +292,10 @@ def test_hybrid_from_minilm_copies_self_attention_and_token_embeddings(variant, 
 
 
 @pytest.mark.parametrize("variant", ["hbert-v1", "hbert-v2"])
-def test_hybrid_from_minilm_copy_ffn_and_norms_flag_copies_them(variant, minilm_path, hf_minilm):
-    """With copy_ffn_and_norms=True the FFN weights and LayerNorms are copied too; FFN biases reported unused."""
-    model, info = HybridBertForMaskedLM.from_bert(
-        minilm_path, variant=variant, copy_ffn_and_norms=True, output_loading_info=True
-    )
+def test_hybrid_from_minilm_copies_ffn_and_norms_by_default(variant, minilm_path, hf_minilm):
+    """By default the FFN weights and LayerNorms are copied too (Sub-LN: each norm where it feeds the same sub-layer);
+    FFN biases are reported unused and dropped."""
+    model, info = HybridBertForMaskedLM.from_bert(minilm_path, variant=variant, output_loading_info=True)
     self_layers = [i for i, mixer in enumerate(model.config.mixer_types) if mixer == "self"]
     attention = _attention_mapping(self_layers)
     ffn_and_norms = _ffn_and_norm_mapping(6)
@@ -326,4 +305,6 @@ def test_hybrid_from_minilm_copy_ffn_and_norms_flag_copies_them(variant, minilm_
     for i in range(6):
         assert f"encoder.layer.{i}.intermediate.dense.bias" in info["unused"]
         assert f"encoder.layer.{i}.output.dense.bias" in info["unused"]
+        assert f"encoder.layer.{i}.output.dense.bias" in info["dropped_biases"]
         assert f"hybrid_bert.layers.{i}.ffn_sub_norm.weight" in info["newly_initialized"]  # Sub-LN has no BERT twin
+    assert "hybrid_bert.layers.0.mixer_norm.weight" in info["newly_initialized"]
