@@ -10,20 +10,26 @@ CURVE_FILE = "mlm_curve.json"
 CURVE_FIELDS = ("elapsed_s", "tokens_seen", "step", "accuracy", "loss")
 
 
-def load_curve(run_dir: str | Path) -> list[dict]:
-    path = Path(run_dir) / CURVE_FILE
+def load_curve(run_dir: str | Path, name: str = CURVE_FILE) -> list[dict]:
+    path = Path(run_dir) / name
     return json.loads(path.read_text())["points"] if path.is_file() else []
 
 
-def save_curve(run_dir: str | Path, points: list[dict]) -> None:
-    path = Path(run_dir) / CURVE_FILE
+def save_curve(run_dir: str | Path, points: list[dict], name: str = CURVE_FILE, fields: tuple[str, ...] = CURVE_FIELDS) -> None:
+    path = Path(run_dir) / name
     staging = path.with_suffix(".json.tmp")
-    staging.write_text(json.dumps({"fields": CURVE_FIELDS, "points": points}, indent=2))
+    staging.write_text(json.dumps({"fields": fields, "points": points}, indent=2))
     staging.replace(path)
 
 
-def plot_curves(curves: dict[str, list[dict]], path: str | Path, title: str = "") -> None:
-    """One line per labelled curve, two panels: accuracy vs wall-clock minutes and vs tokens seen."""
+def plot_curves(
+    curves: dict[str, list[dict]],
+    path: str | Path,
+    title: str = "",
+    metric: str = "accuracy",
+    ylabel: str = "held-out MLM accuracy (%)",
+) -> None:
+    """One line per labelled curve, two panels: `metric` (×100) vs wall-clock minutes and vs tokens seen."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -34,12 +40,12 @@ def plot_curves(curves: dict[str, list[dict]], path: str | Path, title: str = ""
         for axis in (by_time, by_tokens):
             axis.set_prop_cycle(color=plt.get_cmap("tab20").colors)
     for label, points in curves.items():
-        accuracy = [100 * p["accuracy"] for p in points]
+        accuracy = [100 * p[metric] for p in points]
         by_time.plot([p["elapsed_s"] / 60 for p in points], accuracy, marker="o", markersize=3, label=label)
         by_tokens.plot([p["tokens_seen"] / 1e6 for p in points], accuracy, marker="o", markersize=3, label=label)
     by_time.set_xlabel("training wall-clock (minutes, evaluation and saving excluded)")
     by_tokens.set_xlabel("tokens seen (millions)")
-    by_time.set_ylabel("held-out MLM accuracy (%)")
+    by_time.set_ylabel(ylabel)
     for axis in (by_time, by_tokens):
         axis.grid(alpha=0.3)
     by_tokens.legend(loc="lower right", fontsize="small")

@@ -234,6 +234,23 @@ def latest_checkpoint(output_dir: Path, requested: str | bool) -> str:
     return str(checkpoints[-1])
 
 
+def check_budget_arguments(budget_args: BudgetArguments, training_args: TrainingArguments) -> tuple[float, str]:
+    """The budget in seconds and the schedule's shape, once the budget, schedule and DeepSpeed settings agree."""
+    budget_s = parse_budget(budget_args.budget)
+    deepspeed_mismatches = getattr(getattr(training_args, "hf_deepspeed_config", None), "mismatches", None)
+    if deepspeed_mismatches:
+        raise ValueError(
+            "The DeepSpeed config disagrees with the training arguments:\n" + "\n".join(deepspeed_mismatches)
+            + "\nSet those keys to 'auto' or to the same values."
+        )
+    shape = schedule_shape(training_args.lr_scheduler_type)
+    if shape not in BUDGET_SCHEDULE_SHAPES and training_args.max_steps <= 0:
+        raise ValueError(f"A budget schedule is {' or '.join(BUDGET_SCHEDULE_SHAPES)}; got --lr_scheduler_type {shape}.")
+    if training_args.max_steps <= 0 and not 0 <= training_args.warmup_steps < 1:
+        raise ValueError("With a budget schedule, --warmup_steps is a fraction of the budget in [0, 1).")
+    return budget_s, shape
+
+
 def parse_args(argv: list[str] | None):
     parser = HfArgumentParser((ModelArguments, DataArguments, BudgetArguments, PretrainingArguments))
     if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
@@ -247,18 +264,7 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
     model_args, data_args, budget_args, training_args = parse_args(argv)
 
     # Every argument is checked before anything is written.
-    budget_s = parse_budget(budget_args.budget)
-    deepspeed_mismatches = getattr(getattr(training_args, "hf_deepspeed_config", None), "mismatches", None)
-    if deepspeed_mismatches:
-        raise ValueError(
-            "The DeepSpeed config disagrees with the training arguments:\n" + "\n".join(deepspeed_mismatches)
-            + "\nSet those keys to 'auto' or to the same values."
-        )
-    shape = schedule_shape(training_args.lr_scheduler_type)
-    if shape not in BUDGET_SCHEDULE_SHAPES and training_args.max_steps <= 0:
-        raise ValueError(f"A budget schedule is {' or '.join(BUDGET_SCHEDULE_SHAPES)}; got --lr_scheduler_type {shape}.")
-    if training_args.max_steps <= 0 and not 0 <= training_args.warmup_steps < 1:
-        raise ValueError("With a budget schedule, --warmup_steps is a fraction of the budget in [0, 1).")
+    budget_s, shape = check_budget_arguments(budget_args, training_args)
     if model_args.init_from and model_args.init_from not in assets.NAMED_CHECKPOINTS and not Path(model_args.init_from).is_dir():
         raise FileNotFoundError(f"--init_from {model_args.init_from!r} is neither a directory nor one of {list(assets.NAMED_CHECKPOINTS)}.")
     HybridBertConfig.from_variant(model_args.variant, size=model_args.size or "mini")  # names checked early

@@ -1,0 +1,373 @@
+"""Heal a hybrid initialised from a pretrained BERT by distillation under a wall-clock budget.
+
+    python recipes/distill.py --teacher minilm --variant hbert-v1 --budget 30m --output_dir runs/hbert-v1-minilm-distill-30m
+    accelerate launch recipes/distill.py ...   # the same on several processes, GPUs or DeepSpeed ZeRO-2
+
+The teacher is a pretrained BERT (an HF directory, a Hub id, or `minilm`: the pinned all-MiniLM-L6-v2, offline), frozen.
+The student is the hybrid `HybridBertModel.from_bert(teacher, variant)` makes of it (HBERT §4.4: every weight with a
+counterpart copied, additive/pooling mixers new), with HBERT's settings or, with `--keep_source_settings`, the teacher's
+(post-LN, its activation, learned positions, FFN biases) in the hybrid's layout. It learns on the pretraining corpus
+(recipes/data.py's blocks, unmasked) to reproduce the teacher:
+
+    loss = hidden_states_weight · mean_l mean_tokens (1 − corr(s_l, t_l)) + embedding_weight · mean (1 − cos(ē_s, ē_t))
+
+where s_l, t_l are the student's and teacher's outputs of the embeddings (l = 0) and of every layer (the student's last
+after its final norm), corr is the Pearson correlation of the two vectors of one token (= ½ · MSE of their parameter-free
+layer-normalised forms), and ē is the mean-pooled last hidden state (the sentence embedding, as all-MiniLM-L6-v2 pools).
+Why these terms: the layer-wise term gives every new mixer a local target, the output of the attention layer it
+replaced, so an additive layer learns to stand in for that layer; it compares normalised states because a pre-LN or
+Sub-LN student's residual stream has another scale than post-LN BERT's normalised one. The sentence term aligns what
+a user of the encoder takes. Both are distances of the same kind (one minus a cosine of unit-normalised vectors, in
+[0, 2]), hence equal default weights.
+
+The budget (recipes/budget.py) counts training wall-clock only; evaluations at evenly spaced points measure the
+agreement with the teacher (mean cosine of the sentence embeddings) on a fixed held-out set of the corpus
+(`agreement_curve.json/png`). The output directory is a `save_pretrained` folder of the student (`AutoModel` with
+`trust_remote_code=True`), also a sentence-transformers folder with mean pooling, plus `budget.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from transformers import (
+    AutoModel,
+    HfArgumentParser,
+    PreTrainedModel,
+    TrainerCallback,
+    default_data_collator,
+    set_seed,
+)
+
+from modeling import HybridBertConfig, HybridBertModel
+from recipes import assets
+from recipes.budget import BUDGET_FILE, BudgetClock, BudgetTrainer, TimeBudgetCallback
+from recipes.curves import load_curve, plot_curves, save_curve
+from recipes.data import prepare
+from recipes.pretrain import (
+    BudgetArguments,
+    DataArguments,
+    ModelArguments,
+    PretrainingArguments,
+    check_budget_arguments,
+    check_output_dir,
+    corpus_spec,
+    latest_checkpoint,
+    load_tokenizer,
+    parse_overrides,
+)
+from recipes.run_record import make_run_record
+from recipes.sentence_encoder import mean_pool, save_sentence_transformer
+
+AGREEMENT_CURVE_FILE = "agreement_curve.json"
+AGREEMENT_CURVE_FIELDS = ("elapsed_s", "tokens_seen", "step", "agreement", "loss")
+
+
+@dataclass
+class DistillationArguments:
+    teacher: str = field(
+        default="minilm",
+        metadata={"help": f"The pretrained BERT: a directory, a Hub id, or one of {', '.join(assets.NAMED_CHECKPOINTS)}"},
+    )
+    variant: str = field(default="hbert-v1", metadata={"help": "The student's layout: addbert, hbert-v1, hbert-v2, pool-hybrid (or bert)"})
+    keep_source_settings: bool = field(
+        default=False,
+        metadata={"help": "The student keeps the teacher's settings (post-LN, activation, learned positions, FFN biases) "
+                  "in the hybrid's layout, instead of the variant's own (HBERT: Sub-LN, ReLU, sinusoidal, no FFN bias)"},
+    )
+    config_overrides: str | None = field(default=None, metadata={"help": "Student config fields, e.g. 'hidden_dropout_prob=0.0'"})
+    hidden_states_weight: float = field(default=1.0, metadata={"help": "Weight of the layer-wise hidden-state term"})
+    embedding_weight: float = field(default=1.0, metadata={"help": "Weight of the mean-pooled sentence-embedding term"})
+    sentence_max_seq_length: int = field(
+        default=256, metadata={"help": "Truncation length written into the sentence-transformers config (MiniLM's: 256)"}
+    )
+
+
+@dataclass
+class DistillationTrainingArguments(PretrainingArguments):
+    """Pretraining's defaults, with a learning rate for continuing from pretrained weights."""
+
+    learning_rate: float = 1e-4
+
+
+def source_settings(teacher_config) -> dict:
+    """The teacher's settings, as HybridBERT config fields (a BERT is post-LN with learned positions and FFN biases)."""
+    return dict(norm_style="post", hidden_act=teacher_config.hidden_act, ffn_bias=True, position_embedding_type="absolute")
+
+
+def layer_outputs(outputs, final_hidden: torch.Tensor) -> list[torch.Tensor]:
+    """The embeddings' and every layer's output, the last one after the final norm (the encoder's output)."""
+    return [*outputs.hidden_states[:-1], final_hidden]
+
+
+def hidden_state_distance(student: torch.Tensor, teacher: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean over kept tokens of 1 − Pearson correlation of the two width-vectors (½ · MSE of parameter-free LN forms)."""
+    width = student.shape[-1]
+    distance = 0.5 * (F.layer_norm(student.float(), (width,)) - F.layer_norm(teacher.float(), (width,))).pow(2).mean(-1)
+    if attention_mask is None:
+        return distance.mean()
+    keep = attention_mask.to(distance.dtype)
+    return (distance * keep).sum() / keep.sum().clamp_min(1.0)
+
+
+def distillation_loss(
+    student_outputs, teacher_outputs, attention_mask: torch.Tensor | None, hidden_states_weight: float, embedding_weight: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The module docstring's loss; also returns the student's and teacher's sentence embeddings."""
+    student_layers = layer_outputs(student_outputs, student_outputs.last_hidden_state)
+    teacher_layers = layer_outputs(teacher_outputs, teacher_outputs.last_hidden_state)
+    if len(student_layers) != len(teacher_layers):
+        raise ValueError(f"The student has {len(student_layers) - 1} layers and the teacher {len(teacher_layers) - 1}.")
+    hidden = torch.stack(
+        [hidden_state_distance(s, t, attention_mask) for s, t in zip(student_layers, teacher_layers, strict=True)]
+    ).mean()
+    student_embedding = mean_pool(student_outputs.last_hidden_state.float(), attention_mask)
+    teacher_embedding = mean_pool(teacher_outputs.last_hidden_state.float(), attention_mask)
+    embedding = (1 - F.cosine_similarity(student_embedding, teacher_embedding, dim=-1)).mean()
+    loss = hidden_states_weight * hidden + embedding_weight * embedding
+    return loss, student_embedding, teacher_embedding
+
+
+class DistillationTrainer(BudgetTrainer):
+    """A budgeted Trainer whose loss is `distillation_loss` against a frozen teacher. Evaluation returns the student's
+    sentence embeddings as predictions and the teacher's as labels, so `compute_metrics` measures their agreement."""
+
+    def __init__(self, *args, teacher: PreTrainedModel, hidden_states_weight: float, embedding_weight: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.teacher = teacher.to(self.args.device).eval().requires_grad_(False)
+        self.hidden_states_weight, self.embedding_weight = hidden_states_weight, embedding_weight
+
+    def _distill(self, model, inputs):
+        with torch.no_grad():
+            teacher_outputs = self.teacher(**inputs, output_hidden_states=True)
+        student_outputs = model(**inputs, output_hidden_states=True)
+        return distillation_loss(
+            student_outputs, teacher_outputs, inputs.get("attention_mask"), self.hidden_states_weight, self.embedding_weight
+        )
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss, student_embedding, teacher_embedding = self._distill(model, inputs)
+        return (loss, {"student": student_embedding, "teacher": teacher_embedding}) if return_outputs else loss
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad(), self.compute_loss_context_manager():
+            loss, student_embedding, teacher_embedding = self._distill(model, inputs)
+        if prediction_loss_only:
+            return loss.detach(), None, None
+        return loss.detach(), student_embedding, teacher_embedding
+
+
+def agreement_metrics(prediction) -> dict[str, float]:
+    """Mean cosine between the student's (predictions) and teacher's (labels) sentence embeddings."""
+    student, teacher = torch.as_tensor(prediction.predictions), torch.as_tensor(prediction.label_ids)
+    return {"agreement": F.cosine_similarity(student, teacher, dim=-1).mean().item()}
+
+
+class AgreementCurveCallback(TrainerCallback):
+    """Records each evaluation's agreement against the budget clock and tokens seen (agreement_curve.json/png)."""
+
+    def __init__(self, clock: BudgetClock, output_dir: Path, tokens_per_step: int, points: list[dict], title: str):
+        self.clock, self.output_dir, self.tokens_per_step = clock, output_dir, tokens_per_step
+        self.points, self.title = points, title
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if not state.is_world_process_zero or not metrics:
+            return
+        point = {
+            "elapsed_s": round(self.clock.elapsed_s, 3),
+            "tokens_seen": state.global_step * self.tokens_per_step,
+            "step": state.global_step,
+            "agreement": metrics["eval_agreement"],
+            "loss": metrics["eval_loss"],
+        }
+        self.points.append(point)
+        save_curve(self.output_dir, self.points, AGREEMENT_CURVE_FILE, AGREEMENT_CURVE_FIELDS)
+        plot_curves(
+            {self.title: self.points}, self.output_dir / "agreement_curve.png", title=self.title, metric="agreement",
+            ylabel="held-out cosine agreement with the teacher (×100)",
+        )  # fmt: skip
+        print(
+            f"[{point['elapsed_s']:.0f}/{self.clock.budget_s:.0f} s] step {point['step']}: agreement with the teacher "
+            f"{point['agreement']:.4f}, distillation loss {point['loss']:.4f}",
+            flush=True,
+        )
+
+
+def teacher_source(name: str) -> str:
+    """A named checkpoint's local folder, else the directory or Hub id as given."""
+    return str(assets.fetch(assets.NAMED_CHECKPOINTS[name])) if name in assets.NAMED_CHECKPOINTS else name
+
+
+def load_teacher(name: str) -> PreTrainedModel:
+    try:
+        teacher = AutoModel.from_pretrained(teacher_source(name))
+    except OSError as error:
+        raise ValueError(
+            f"--teacher {name!r} is neither one of {list(assets.NAMED_CHECKPOINTS)}, a model directory, nor a reachable "
+            f"Hub id ({error})."
+        ) from error
+    if teacher.config.model_type != "bert":
+        raise ValueError(f"--teacher must be a BERT model; {name!r} has model_type={teacher.config.model_type!r}.")
+    return teacher.eval()
+
+
+def build_student(args: DistillationArguments, teacher: PreTrainedModel) -> tuple[HybridBertModel, dict]:
+    """The hybrid initialised from the teacher, and from_bert's loading info. BERT's pooler is kept but frozen: the
+    loss does not reach it, and frozen it is no unused trainable parameter for DDP."""
+    overrides = {**(source_settings(teacher.config) if args.keep_source_settings else {}), **parse_overrides(args.config_overrides)}
+    student, info = HybridBertModel.from_bert(teacher, variant=args.variant, output_loading_info=True, **overrides)
+    if student.pooler is not None:
+        student.pooler.requires_grad_(False)
+    return student, info
+
+
+def unmasked(held_out):
+    """The held-out blocks with the masked tokens put back (their labels hold the original ids)."""
+
+    def restore(batch):
+        return {
+            "input_ids": [
+                [label if label != -100 else token for token, label in zip(ids, labels, strict=True)]
+                for ids, labels in zip(batch["input_ids"], batch["labels"], strict=True)
+            ]
+        }
+
+    return held_out.map(restore, batched=True, remove_columns=["labels"], desc="Unmasking held-out set")
+
+
+def parse_args(argv: list[str] | None):
+    parser = HfArgumentParser((DistillationArguments, DataArguments, BudgetArguments, DistillationTrainingArguments))
+    if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
+        return parser.parse_json_file(sys.argv[1])
+    return parser.parse_args_into_dataclasses(argv)
+
+
+def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[TrainerCallback] = ()) -> dict:
+    """Run the recipe; returns what budget.json records. `now` and extra `callbacks` are for tests."""
+    args, data_args, budget_args, training_args = parse_args(argv)
+
+    # Every argument is checked, and teacher and student built, before anything is written.
+    budget_s, shape = check_budget_arguments(budget_args, training_args)
+    HybridBertConfig.from_variant(args.variant, size="base")  # the variant's name, checked early
+    corpus = corpus_spec(data_args, training_args.seed)
+    corpus.validate()
+    output_dir = Path(training_args.output_dir)
+    resume = training_args.resume_from_checkpoint
+    check_output_dir(output_dir, budget_args.overwrite_output_dir, resuming=bool(resume))
+    checkpoint = latest_checkpoint(output_dir, resume) if resume else None
+    teacher = load_teacher(args.teacher)
+    set_seed(training_args.seed)  # the new mixers' initial weights follow --seed
+    student, loading_info = build_student(args, teacher)
+
+    named_teacher = args.teacher in assets.NAMED_CHECKPOINTS
+    tokenizer = load_tokenizer(ModelArguments(tokenizer_name=None if named_teacher else teacher_source(args.teacher)))
+    preparation_started = time.monotonic()
+    with training_args.main_process_first(desc="preparing data"):
+        data = prepare(corpus, tokenizer, data_args.max_seq_length, data_args.mlm_probability)
+        held_out = data.held_out
+        if data_args.max_eval_samples:
+            held_out = held_out.select(range(min(data_args.max_eval_samples, len(held_out))))
+        held_out = unmasked(held_out)
+    data_preparation_s = time.monotonic() - preparation_started
+
+    if budget_args.overwrite_output_dir and not resume and training_args.process_index == 0:
+        shutil.rmtree(output_dir, ignore_errors=True)
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+    world_size = training_args.world_size
+    samples_per_step = training_args.per_device_train_batch_size * world_size * training_args.gradient_accumulation_steps
+    loss_weights = {"hidden_states": args.hidden_states_weight, "embedding": args.embedding_weight}
+    record = make_run_record(
+        config=student.config.to_dict(),
+        data_sha256=data.fingerprint,
+        budget_s=budget_s,
+        seed=training_args.seed,
+        training={
+            "objective": "distillation",
+            "teacher": args.teacher,
+            "keep_source_settings": args.keep_source_settings,
+            "loss_weights": loss_weights,
+            "samples_per_step": samples_per_step,
+            "max_seq_length": data_args.max_seq_length,
+            "learning_rate": training_args.learning_rate,
+            "schedule": f"{'steps' if training_args.max_steps > 0 else 'budget'}-{shape}",
+            "bf16": training_args.bf16,
+        },
+        device=training_args.device,
+        world_size=world_size,
+    )
+    budget = TimeBudgetCallback(
+        budget_s, budget_args.num_eval_points, drives_schedule=training_args.max_steps <= 0, now=now, run_info={"run_record": record}
+    )
+    if training_args.max_steps <= 0:
+        training_args.max_steps = sys.maxsize // 2  # the budget, not a step count, ends training
+    if checkpoint:
+        budget.load_state(checkpoint)
+        training_args.eval_on_start = False
+    last_step = int(Path(checkpoint).name.split("-")[1]) if checkpoint else -1
+    previous_points = [p for p in load_curve(output_dir, AGREEMENT_CURVE_FILE) if p["step"] <= last_step]
+    title = f"{student.config.variant} from {args.teacher}{' (source settings)' if args.keep_source_settings else ''}, budget {budget_args.budget}"
+    curve = AgreementCurveCallback(budget.clock, output_dir, samples_per_step * data_args.max_seq_length, previous_points, title)
+    trainer = DistillationTrainer(
+        model=student,
+        args=training_args,
+        train_dataset=data.train,
+        eval_dataset=held_out,
+        data_collator=default_data_collator,
+        processing_class=tokenizer,
+        compute_metrics=agreement_metrics,
+        callbacks=[curve, *callbacks],
+        budget_callback=budget,
+        final_lr_ratio=budget_args.final_lr_ratio,
+        teacher=teacher,
+        hidden_states_weight=args.hidden_states_weight,
+        embedding_weight=args.embedding_weight,
+    )
+    trainer.train(resume_from_checkpoint=checkpoint)
+    if budget.stop_reason != "signal":
+        trainer.save_model()
+        if trainer.is_world_process_zero():
+            save_sentence_transformer(output_dir, min(args.sentence_max_seq_length, student.config.max_position_embeddings))
+
+    spent = budget.record(
+        trainer.state,
+        samples_per_step=samples_per_step,
+        tokens_per_sample=data_args.max_seq_length,
+        data_preparation_s=data_preparation_s,
+        device=record["device"],
+        threads=record["threads"],
+        world_size=world_size,
+        variant=student.config.variant,
+        size=student.config.size,
+        budget=budget_args.budget,
+        teacher=args.teacher,
+        keep_source_settings=args.keep_source_settings,
+        agreement={"start": curve.points[0]["agreement"], "end": curve.points[-1]["agreement"]} if curve.points else None,
+        initialisation={key: loading_info[key] for key in ("newly_initialized", "unused", "dropped_biases")}
+        | {"copied": len(loading_info["copied"])},
+        arguments={"distillation": asdict(args), "data": asdict(data_args), "budget": asdict(budget_args)},
+    )
+    if trainer.is_world_process_zero():
+        (output_dir / BUDGET_FILE).write_text(json.dumps(spent, indent=2, default=str))
+        agreement = spent["agreement"] or {}
+        print(
+            f"Stopped ({spent['stop_reason']}) after {spent['elapsed_s']:.1f} s of a {budget_s:.0f} s budget: "
+            f"{spent['steps']} steps, {spent['tokens_seen'] / 1e6:.2f}M tokens; agreement with the teacher "
+            f"{agreement.get('start', float('nan')):.4f} → {agreement.get('end', float('nan')):.4f}. "
+            f"Saved to {output_dir} ({AGREEMENT_CURVE_FILE}, agreement_curve.png, {BUDGET_FILE}).",
+            flush=True,
+        )
+    return spent
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""Healing by distillation (`recipes/distill.py`): the loss, a short run end to end from a tiny teacher built from a
+random BERT, and the healed student loaded in a fresh process through AutoModel, the feature-extraction pipeline and
+sentence-transformers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import BertConfig, BertModel
+
+from modeling import HybridBertModel
+from recipes.assets import default_tokenizer
+from recipes.distill import distillation_loss, hidden_state_distance, main, source_settings
+
+REPO = Path(__file__).resolve().parents[1]
+SEQ = 32
+RUN = [
+    "--variant", "hbert-v1",
+    "--max_seq_length", str(SEQ),
+    "--per_device_train_batch_size", "8",
+    "--per_device_eval_batch_size", "16",
+    "--max_eval_samples", "16",
+    "--learning_rate", "2e-3",
+    "--warmup_steps", "0",
+    "--sentence_max_seq_length", str(SEQ),
+    "--use_cpu",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def teacher_dir(tmp_path_factory) -> Path:
+    """A tiny random BERT with the real WordPiece tokenizer, saved like a Hub checkpoint."""
+    torch.manual_seed(0)
+    tokenizer = default_tokenizer()
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=4, num_attention_heads=4, intermediate_size=64,
+        max_position_embeddings=64,
+    )  # fmt: skip
+    path = tmp_path_factory.mktemp("teacher")
+    BertModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def test_hidden_state_distance_is_one_minus_correlation():
+    a, b = torch.randn(2, 3, 16), torch.randn(2, 3, 16)
+    centred = [x - x.mean(-1, keepdim=True) for x in (a, b)]
+    correlation = torch.nn.functional.cosine_similarity(*centred, dim=-1)
+    assert torch.allclose(hidden_state_distance(a, b, None), (1 - correlation).mean(), atol=1e-4)
+    assert hidden_state_distance(a, 3 * a + 1, None).abs() < 1e-4  # scale- and shift-free
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
+    expected = (1 - correlation)[mask.bool()].mean()
+    assert torch.allclose(hidden_state_distance(a, b, mask), expected, atol=1e-4)
+
+
+def test_loss_is_zero_for_an_exact_copy_and_reaches_only_the_student(teacher_dir):
+    """A student that computes the teacher's function has zero loss; the gradient reaches the student, not the teacher."""
+    teacher = BertModel.from_pretrained(teacher_dir).eval()
+    student = HybridBertModel.from_bert(teacher, variant="bert")
+    inputs = {"input_ids": torch.randint(1000, 2000, (2, 10)), "attention_mask": torch.ones(2, 10, dtype=torch.long)}
+    inputs["attention_mask"][1, 6:] = 0
+    with torch.no_grad():
+        teacher_outputs = teacher(**inputs, output_hidden_states=True)
+    loss, *_ = distillation_loss(student(**inputs, output_hidden_states=True), teacher_outputs, inputs["attention_mask"], 1.0, 1.0)
+    assert loss.abs() < 1e-5
+
+    hybrid = HybridBertModel.from_bert(teacher, variant="hbert-v1")
+    loss, student_embedding, teacher_embedding = distillation_loss(
+        hybrid(**inputs, output_hidden_states=True), teacher_outputs, inputs["attention_mask"], 1.0, 1.0
+    )
+    assert loss > 0.01 and student_embedding.shape == teacher_embedding.shape == (2, 32)
+    loss.backward()
+    assert hybrid.layers[1].mixer.query_score.grad.abs().sum() > 0  # the new additive mixer learns
+    assert all(p.grad is None for p in teacher.parameters())
+
+
+def test_source_settings_are_bert_settings_in_the_hybrid_layout(teacher_dir):
+    teacher = BertModel.from_pretrained(teacher_dir)
+    student = HybridBertModel.from_bert(teacher, variant="hbert-v1", **source_settings(teacher.config))
+    config = student.config
+    assert config.mixer_types == ["self", "additive", "self", "additive"]
+    assert (config.norm_style, config.hidden_act, config.ffn_bias, config.position_embedding_type) == (
+        "post", "gelu", True, "absolute",
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def distilled(teacher_dir, train_file, tmp_path_factory) -> tuple[Path, dict]:
+    output_dir = tmp_path_factory.mktemp("distilled") / "run"
+    spent = main([
+        "--teacher", str(teacher_dir), "--train_file", str(train_file), "--output_dir", str(output_dir),
+        "--budget", "10m", "--max_steps", "25", "--num_eval_points", "1", *RUN,
+    ])  # fmt: skip
+    return output_dir, spent
+
+
+def test_distillation_raises_agreement_and_records_the_run(distilled):
+    output_dir, spent = distilled
+    assert spent["steps"] == 25 and spent["stop_reason"] == "max_steps"
+    curve = json.loads((output_dir / "agreement_curve.json").read_text())["points"]
+    assert [p["step"] for p in curve] == [0, 25]  # at the start, and at the stop
+    assert curve[-1]["agreement"] > curve[0]["agreement"]
+    assert curve[-1]["loss"] < curve[0]["loss"]
+    record = json.loads((output_dir / "budget.json").read_text())
+    assert record["agreement"] == {"start": curve[0]["agreement"], "end": curve[-1]["agreement"]}
+    assert record["run_record"]["training"]["objective"] == "distillation"
+    assert record["variant"] == "hbert-v1" and not record["keep_source_settings"]
+    assert "layers.1.mixer.query_score" in record["initialisation"]["newly_initialized"]
+    assert len(record["initialisation"]["dropped_biases"]) == 8  # HBERT's FFNs have no bias: 2 per layer
+    assert (output_dir / "agreement_curve.png").is_file()
+
+
+LOAD_IN_FRESH_PROCESS = """
+import json, sys
+import torch
+from sentence_transformers import SentenceTransformer
+from transformers import AutoModel, AutoTokenizer, pipeline
+
+path, texts = sys.argv[1], ["The cat sat on the mat.", "Paris is the capital of France, on the Seine."]
+model = AutoModel.from_pretrained(path, trust_remote_code=True).eval()
+tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=True)
+batch = tokenizer(texts, padding=True, return_tensors="pt")
+with torch.no_grad():
+    hidden = model(**batch).last_hidden_state
+mask = batch["attention_mask"][..., None].float()
+manual = (hidden * mask).sum(1) / mask.sum(1)
+extractor = pipeline("feature-extraction", model=path, trust_remote_code=True)
+from_pipeline = torch.stack([torch.tensor(extractor(text)[0]).mean(0) for text in texts])
+encoder = SentenceTransformer(path, trust_remote_code=True, device="cpu")
+from_st = torch.tensor(encoder.encode(texts))
+print(json.dumps({
+    "class": type(model).__name__,
+    "variant": model.config.variant,
+    "pipeline_vs_manual": (from_pipeline - manual).abs().max().item(),
+    "st_vs_manual": (from_st - manual).abs().max().item(),
+    "pooling": [type(module).__name__ for module in encoder],
+}))
+"""
+
+
+def test_healed_student_loads_in_a_fresh_process(distilled, tmp_path):
+    """AutoModel, pipeline("feature-extraction") and SentenceTransformer (mean pooling) give the same embeddings."""
+    output_dir, _ = distilled
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_IN_FRESH_PROCESS, str(output_dir)],
+        cwd=tmp_path, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded["class"] == "HybridBertModel" and loaded["variant"] == "hbert-v1"
+    assert loaded["pipeline_vs_manual"] < 1e-5
+    assert loaded["st_vs_manual"] < 1e-5
+    assert loaded["pooling"] == ["Transformer", "Pooling"]
+    pooling = json.loads((output_dir / "1_Pooling" / "config.json").read_text())
+    assert pooling["pooling_mode"] == "mean"
+
+
+def test_bad_teacher_fails_before_writing(tmp_path, train_file):
+    output_dir = tmp_path / "run"
+    with pytest.raises(ValueError, match="--teacher"):
+        main(["--teacher", str(tmp_path / "missing"), "--train_file", str(train_file), "--output_dir", str(output_dir), *RUN])
+    assert not output_dir.exists()
