@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from transformers import BertConfig, BertModel
@@ -16,6 +17,9 @@ from transformers import BertConfig, BertModel
 from modeling import HybridBertModel
 from recipes.assets import default_tokenizer
 from recipes.distill import distillation_loss, hidden_state_distance, main, source_settings
+from recipes.probe import agreement, linear_probe
+from recipes.probe import main as probe_main
+from recipes.showcase import main as showcase_main
 
 REPO = Path(__file__).resolve().parents[1]
 SEQ = 32
@@ -165,3 +169,47 @@ def test_bad_teacher_fails_before_writing(tmp_path, train_file):
     with pytest.raises(ValueError, match="--teacher"):
         main(["--teacher", str(tmp_path / "missing"), "--train_file", str(train_file), "--output_dir", str(output_dir), *RUN])
     assert not output_dir.exists()
+
+
+def test_linear_probe_and_agreement():
+    """The probe separates separable classes, fails on shuffled labels' structure-free data; agreement is a cosine."""
+    generator = np.random.default_rng(0)
+    labels = generator.integers(0, 3, 300)
+    features = generator.normal(size=(300, 8)) + 4 * np.eye(8)[labels]
+    scores = linear_probe(features[:200], labels[:200], features[200:], labels[200:], seed=0)
+    assert scores["accuracy"] > 0.95 and scores["macro_f1"] > 0.95
+    noise = generator.normal(size=(300, 8))
+    assert linear_probe(noise[:200], labels[:200], noise[200:], labels[200:], seed=0)["accuracy"] < 0.6
+    assert agreement(features, features) == pytest.approx(1.0)
+    assert agreement(features, -features) == pytest.approx(-1.0)
+
+
+def test_probe_compares_students_with_their_teacher(teacher_dir, distilled, tmp_path):
+    """Teacher, a healed student and two unhealed conversions through one probe: the `bert` conversion computes the
+    teacher's function, so its probe scores equal the teacher's and it agrees fully; latency is timed for each."""
+    student_dir, _ = distilled
+    output = tmp_path / "probe.json"
+    results = probe_main([
+        "--teacher", str(teacher_dir), "--students", str(student_dir), "--unhealed", "bert", "hbert-v1",
+        "--tasks", "trec", "--max_train_samples", "200", "--max_length", str(SEQ),
+        "--latency_seqs", "16", "32", "--latency_repeats", "1", "--output_file", str(output),
+    ])  # fmt: skip
+    trec = results["tasks"]["trec"]
+    assert list(trec) == ["teacher", str(student_dir), "bert (unhealed)", "hbert-v1 (unhealed)"]
+    assert trec["teacher"]["agreement"] == pytest.approx(1.0)
+    assert trec["bert (unhealed)"]["agreement"] == pytest.approx(1.0, abs=1e-5)
+    assert trec["bert (unhealed)"]["accuracy"] == pytest.approx(trec["teacher"]["accuracy"], abs=0.005)
+    assert trec[str(student_dir)]["agreement"] > trec["hbert-v1 (unhealed)"]["agreement"]
+    for records in results["latency_ms"].values():
+        assert records["teacher"]["ratio_vs"]["teacher"] == 1.0 and len(records) == 4
+    assert json.loads(output.read_text())["tasks"]["trec"]["teacher"] == trec["teacher"]
+    assert "latency 32 (ms, ÷ teacher)" in output.with_suffix(".md").read_text()
+
+
+def test_showcase_prints_teacher_and_student_side_by_side(teacher_dir, distilled, capsys):
+    student_dir, _ = distilled
+    shown = showcase_main(["--student", str(student_dir), "--teacher", str(teacher_dir), "--latency_seq", "32", "--latency_repeats", "1"])
+    assert set(shown["similarities"]) == set(shown["neighbours"]) == set(shown["latency_ms"]) == {"teacher", "student"}
+    assert all(-1.0 <= value <= 1.0 + 1e-6 for values in shown["similarities"].values() for value in values)
+    printed = capsys.readouterr().out
+    assert "Nearest neighbour" in printed and "Latency of one 32-token sequence" in printed

@@ -1,0 +1,160 @@
+"""Evaluate sentence encoders against their teacher: frozen-embedding linear probes on the offline tasks, cosine
+agreement with the teacher on held-out sentences, and latency at 128 and 512 tokens.
+
+    python -m recipes.probe --teacher minilm --students runs/hbert-v1-minilm-distill-30m --unhealed hbert-v1 \\
+        --tasks trec wiki-topics --output_file results/probe/hbert-v1.json
+
+Every encoder (the teacher, each student folder, and each `--unhealed` variant: `from_bert(teacher)` with no healing)
+embeds a task's texts by mean pooling (recipes/sentence_encoder.py) with the teacher's tokenizer; one probe, the same
+for all (standardised features, scikit-learn's LogisticRegression), is fitted on the training split and scored on the
+test split (accuracy, macro-F1). Agreement is the mean cosine between an encoder's and the teacher's embeddings of the
+test sentences, which no encoder saw in training. Latency is one sequence of random ordinary tokens, timed in
+interleaved turns by recipes/benchmark.py's harness (median), with each encoder's ratio to the teacher.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from transformers import AutoModel, HfArgumentParser, PreTrainedModel, set_seed
+
+from modeling import HybridBertModel
+from recipes import assets
+from recipes.benchmark import VOCAB_SIZE, BenchmarkArguments, compare, inference_step, random_batch
+from recipes.distill import load_teacher
+from recipes.pretrain import ModelArguments, load_tokenizer
+from recipes.run_record import device_name, package_versions
+from recipes.sentence_encoder import encode
+from recipes.tasks import load_task, offline_tasks
+
+TEACHER = "teacher"
+
+
+@dataclass
+class ProbeArguments:
+    teacher: str = field(default="minilm", metadata={"help": "The teacher: a BERT directory, a Hub id or 'minilm'"})
+    students: list[str] = field(default_factory=list, metadata={"help": "Saved student folders (distilled, MLM-healed)"})
+    unhealed: list[str] = field(
+        default_factory=list, metadata={"help": "Variants initialised from the teacher (from_bert) and not healed"}
+    )
+    tasks: list[str] = field(default_factory=lambda: ["trec", "wiki-topics"], metadata={"help": "Offline tasks"})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Probe training rows per task (None: all)"})
+    max_length: int = field(default=128, metadata={"help": "Tokens per text when embedding"})
+    latency_seqs: list[int] = field(default_factory=lambda: [128, 512], metadata={"help": "One-sequence lengths timed"})
+    latency_repeats: int = field(default=5, metadata={"help": "Timed turns per encoder and length"})
+    seed: int = 42
+    output_file: str | None = field(default=None, metadata={"help": "Where the results JSON goes"})
+
+    def __post_init__(self):
+        unknown = [task for task in self.tasks if task not in offline_tasks()]
+        if unknown:
+            raise ValueError(f"Unknown or online task {unknown}; offline tasks: {', '.join(offline_tasks())}.")
+        missing = [path for path in self.students if not Path(path).is_dir()]
+        if missing:
+            raise FileNotFoundError(f"Student folder(s) not found: {', '.join(missing)}.")
+
+
+def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, seed: int) -> dict:
+    """Test accuracy and macro-F1 of a logistic-regression probe on standardised frozen embeddings."""
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
+    predicted = probe.fit(train_x, train_y).predict(test_x)
+    return {"accuracy": accuracy_score(test_y, predicted), "macro_f1": f1_score(test_y, predicted, average="macro")}
+
+
+def agreement(embeddings: np.ndarray, teacher_embeddings: np.ndarray) -> float:
+    """Mean cosine between corresponding rows."""
+    return F.cosine_similarity(torch.as_tensor(embeddings), torch.as_tensor(teacher_embeddings), dim=-1).mean().item()
+
+
+def latency(encoders: dict[str, PreTrainedModel], seqs: list[int], repeats: int) -> dict[int, dict[str, dict]]:
+    """Per length: each encoder's median latency (ms) for one sequence and its ratio to the teacher's."""
+    for name, model in encoders.items():
+        if model.config.vocab_size < VOCAB_SIZE:
+            raise ValueError(f"Latency uses BERT-vocabulary token ids; {name} has only {model.config.vocab_size} tokens.")
+    args = BenchmarkArguments(sections=["infer"], repeats=repeats, warmup=1, device="cpu")
+    timings = {}
+    for seq in seqs:
+        inputs = random_batch(1, seq, with_labels=False, args=args)
+        steps = {name: inference_step(model, inputs, bf16=False) for name, model in encoders.items()}
+        timings[seq] = compare(steps, "latency_ms", lambda seconds: 1000 * seconds, args, references=[TEACHER])
+    return timings
+
+
+def load_encoders(args: ProbeArguments, teacher: PreTrainedModel) -> dict[str, PreTrainedModel]:
+    encoders = {TEACHER: teacher}
+    for path in args.students:
+        encoders[str(path)] = AutoModel.from_pretrained(path, trust_remote_code=True)
+    for variant in args.unhealed:
+        set_seed(args.seed)
+        encoders[f"{variant} (unhealed)"] = HybridBertModel.from_bert(teacher, variant=variant)
+    return {name: model.eval() for name, model in encoders.items()}
+
+
+def evaluate_task(task: str, encoders: dict[str, PreTrainedModel], tokenizer, args: ProbeArguments) -> dict[str, dict]:
+    splits = load_task(task, seed=args.seed)
+    train = splits["train"]
+    if args.max_train_samples:
+        train = train.shuffle(seed=args.seed).select(range(min(args.max_train_samples, len(train))))
+    test = splits["test"]
+    results, teacher_test = {}, None
+    for name, model in encoders.items():
+        train_x = encode(model, tokenizer, train["text"], max_length=args.max_length)
+        test_x = encode(model, tokenizer, test["text"], max_length=args.max_length)
+        teacher_test = test_x if name == TEACHER else teacher_test
+        results[name] = linear_probe(train_x, np.array(train["label"]), test_x, np.array(test["label"]), args.seed)
+        results[name]["agreement"] = agreement(test_x, teacher_test)
+        print(f"{task}: {name}: probe accuracy {100 * results[name]['accuracy']:.2f}%, agreement {results[name]['agreement']:.4f}", flush=True)
+    return results
+
+
+def markdown(results: dict) -> str:
+    names = list(results["latency_ms"][str(results["arguments"]["latency_seqs"][0])])
+    header = ["encoder"] + [f"{task} probe acc." for task in results["tasks"]] + [f"{task} agreement" for task in results["tasks"]]
+    header += [f"latency {seq} (ms, ÷ teacher)" for seq in results["latency_ms"]]
+    rows = []
+    for name in names:
+        row = [name]
+        row += [f"{100 * results['tasks'][task][name]['accuracy']:.2f}%" for task in results["tasks"]]
+        row += [f"{results['tasks'][task][name]['agreement']:.4f}" for task in results["tasks"]]
+        for records in results["latency_ms"].values():
+            row.append(f"{records[name]['latency_ms']:.1f} ({records[name]['ratio_vs'][TEACHER]:.2f}×)")
+        rows.append(row)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def main(argv: list[str] | None = None) -> dict:
+    (args,) = HfArgumentParser(ProbeArguments).parse_args_into_dataclasses(argv)
+    teacher = load_teacher(args.teacher)
+    named = args.teacher in assets.NAMED_CHECKPOINTS
+    tokenizer = load_tokenizer(ModelArguments(tokenizer_name=None if named else args.teacher))
+    encoders = load_encoders(args, teacher)
+    results = {
+        "arguments": asdict(args),
+        "tasks": {task: evaluate_task(task, encoders, tokenizer, args) for task in args.tasks},
+        "latency_ms": {str(seq): records for seq, records in latency(encoders, args.latency_seqs, args.latency_repeats).items()},
+        "device": device_name("cpu"),
+        "threads": torch.get_num_threads(),
+        "versions": package_versions(),
+    }
+    table = markdown(results)
+    print(table, flush=True)
+    if args.output_file:
+        path = Path(args.output_file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=2))
+        path.with_suffix(".md").write_text(table + "\n")
+    return results
+
+
+if __name__ == "__main__":
+    main()
