@@ -35,7 +35,23 @@ ZOO_FINETUNE_EPOCHS := --output_dir runs/ablation-finetune-epochs --results_dir 
 	--finetune_seeds 1 2 3 --size tiny --tasks trec wiki-topics --benchmark false --pretrain_args "$(TINY_PRETRAIN)" \
 	--finetune_args "$(TINY_FINETUNE_SETTINGS) --num_train_epochs 10"
 
-.PHONY: venv test demo zoo clean
+# `make demo`, second part: hbert-v1 initialised from the pretrained all-MiniLM-L6-v2 (HBERT §4.4) and healed by
+# distillation for 4 minutes, then shown beside MiniLM as a sentence encoder.
+DEMO_HEALED := runs/demo/hbert-v1-minilm-distill-4m
+DEMO_HEAL := --teacher minilm --variant hbert-v1 --budget 4m --max_seq_length 64 --per_device_train_batch_size 32 \
+	--learning_rate 3e-4 --num_eval_points 4 --max_eval_samples 64 --overwrite_output_dir --output_dir $(DEMO_HEALED)
+# `make zoo-heal` (not yet run): HBERT §4.4 at MiniLM's size. Each variant starts from all-MiniLM-L6-v2 and, per seed,
+# is healed for the same budget by distillation (HBERT's settings for hbert-v1/v2, plus a row keeping MiniLM's settings in
+# the hybrid's layout) and by MLM; then probed beside MiniLM and its unhealed conversion, and every healed model and
+# MiniLM are fine-tuned on TREC and wiki-topics. A run whose budget.json exists is not run again.
+HEAL_VARIANTS := hbert-v1 hbert-v2 pool-hybrid addbert
+HEAL_SEEDS := 1 2 3
+HEAL_BUDGET := 30m
+HEAL_DIR := runs/heal
+HEAL_TRAINING := --budget $(HEAL_BUDGET) --max_seq_length 128 --per_device_train_batch_size 32 --overwrite_output_dir
+HEAL_TASKS := trec wiki-topics
+
+.PHONY: venv test demo zoo zoo-heal clean
 
 venv: $(STAMP)
 
@@ -51,12 +67,34 @@ test: venv
 
 demo: venv
 	$(BIN)/python -m recipes.zoo $(DEMO_ZOO)
+	$(BIN)/python -m recipes.distill $(DEMO_HEAL)
+	$(BIN)/python -m recipes.showcase --student $(DEMO_HEALED) --teacher minilm
 
 zoo: venv
 	$(BIN)/python -m recipes.zoo $(ZOO)
 	$(BIN)/python -m recipes.zoo $(ZOO_INIT)
 	$(BIN)/python -m recipes.zoo $(ZOO_FINETUNE_EPOCHS) --variants bert addbert hbert-v1 pool-hybrid --budgets 1m
 	$(BIN)/python -m recipes.zoo $(ZOO_FINETUNE_EPOCHS) --variants bert pool-hybrid --budgets 4m --finetune_from_scratch false
+
+zoo-heal: venv
+	set -e; for seed in $(HEAL_SEEDS); do for variant in $(HEAL_VARIANTS); do \
+	  run=$(HEAL_DIR)/$$variant-minilm; healed="$$run-distill-$(HEAL_BUDGET)-seed$$seed $$run-mlm-$(HEAL_BUDGET)-seed$$seed"; \
+	  test -f $$run-distill-$(HEAL_BUDGET)-seed$$seed/budget.json || $(BIN)/python -m recipes.distill --teacher minilm \
+	    --variant $$variant --seed $$seed $(HEAL_TRAINING) --output_dir $$run-distill-$(HEAL_BUDGET)-seed$$seed; \
+	  case $$variant in hbert-*) healed="$$healed $$run-distill-source-settings-$(HEAL_BUDGET)-seed$$seed"; \
+	    test -f $$run-distill-source-settings-$(HEAL_BUDGET)-seed$$seed/budget.json || $(BIN)/python -m recipes.distill \
+	      --teacher minilm --variant $$variant --keep_source_settings --seed $$seed $(HEAL_TRAINING) \
+	      --output_dir $$run-distill-source-settings-$(HEAL_BUDGET)-seed$$seed;; esac; \
+	  test -f $$run-mlm-$(HEAL_BUDGET)-seed$$seed/budget.json || $(BIN)/python -m recipes.pretrain --init_from minilm \
+	    --variant $$variant --seed $$seed $(HEAL_TRAINING) --output_dir $$run-mlm-$(HEAL_BUDGET)-seed$$seed; \
+	  $(BIN)/python -m recipes.probe --teacher minilm --students $$healed --unhealed $$variant --tasks $(HEAL_TASKS) \
+	    --seed $$seed --output_file results/heal/probe-$$variant-seed$$seed.json; \
+	  for model in $$healed; do for task in $(HEAL_TASKS); do \
+	    test -f $$model/downstream/$$task/pretrained-seed$$seed.json || $(BIN)/python -m recipes.finetune --model $$model \
+	      --task $$task --seed $$seed --overwrite_output_dir --output_dir $$model-$$task-seed$$seed; \
+	  done; done; \
+	done; for task in $(HEAL_TASKS); do $(BIN)/python -m recipes.finetune --model minilm --task $$task --seed $$seed \
+	  --overwrite_output_dir --output_dir $(HEAL_DIR)/minilm-$$task-seed$$seed; done; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache
