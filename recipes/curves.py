@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from transformers import TrainerCallback
+
 CURVE_FILE = "mlm_curve.json"
 CURVE_FIELDS = ("elapsed_s", "tokens_seen", "step", "accuracy", "loss")
 
@@ -54,3 +56,34 @@ def plot_curves(
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
+
+
+class EvaluationCurveCallback(TrainerCallback):
+    """Records each evaluation's `metric` against the budget clock (any object with `elapsed_s`) and tokens seen, and
+    rewrites the curve's JSON and PNG each time. Subclasses name the metric, the files and the log line."""
+
+    metric, curve_file, plot_file, ylabel = "accuracy", CURVE_FILE, "mlm_curve.png", "held-out MLM accuracy (%)"
+
+    def __init__(self, clock, output_dir: Path, tokens_per_step: int, points: list[dict], title: str):
+        self.clock, self.output_dir, self.tokens_per_step = clock, output_dir, tokens_per_step
+        self.points, self.title = points, title
+
+    def describe(self, point: dict) -> str:
+        return f"{self.metric} {point[self.metric]:.4f}, loss {point['loss']:.4f}"
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if not state.is_world_process_zero or not metrics:
+            return
+        point = {
+            "elapsed_s": round(self.clock.elapsed_s, 3),
+            "tokens_seen": state.global_step * self.tokens_per_step,
+            "step": state.global_step,
+            self.metric: metrics[f"eval_{self.metric}"],
+            "loss": metrics["eval_loss"],
+        }
+        self.points.append(point)
+        save_curve(self.output_dir, self.points, self.curve_file, tuple(point))
+        plot_curves(
+            {self.title: self.points}, self.output_dir / self.plot_file, self.title, metric=self.metric, ylabel=self.ylabel
+        )
+        print(f"[{point['elapsed_s']:.0f}/{self.clock.budget_s:.0f} s] step {point['step']}, {self.describe(point)}", flush=True)

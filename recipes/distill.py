@@ -49,26 +49,28 @@ from transformers import (
 
 from modeling import HybridBertConfig, HybridBertModel
 from recipes import assets
-from recipes.budget import BUDGET_FILE, BudgetClock, BudgetTrainer, TimeBudgetCallback
-from recipes.curves import load_curve, plot_curves, save_curve
+from recipes.budget import BUDGET_FILE, BudgetTrainer
+from recipes.curves import EvaluationCurveCallback, load_curve
 from recipes.data import prepare
 from recipes.pretrain import (
     BudgetArguments,
     DataArguments,
     ModelArguments,
     PretrainingArguments,
+    budget_callback,
     check_budget_arguments,
     check_output_dir,
     corpus_spec,
+    curve_until,
     latest_checkpoint,
     load_tokenizer,
     parse_overrides,
+    training_settings,
 )
 from recipes.run_record import make_run_record
 from recipes.sentence_encoder import mean_pool, save_sentence_transformer
 
 AGREEMENT_CURVE_FILE = "agreement_curve.json"
-AGREEMENT_CURVE_FIELDS = ("elapsed_s", "tokens_seen", "step", "agreement", "loss")
 
 
 @dataclass
@@ -172,34 +174,14 @@ def agreement_metrics(prediction) -> dict[str, float]:
     return {"agreement": F.cosine_similarity(student, teacher, dim=-1).mean().item()}
 
 
-class AgreementCurveCallback(TrainerCallback):
-    """Records each evaluation's agreement against the budget clock and tokens seen (agreement_curve.json/png)."""
+class AgreementCurveCallback(EvaluationCurveCallback):
+    """The held-out agreement curve (agreement_curve.json/png)."""
 
-    def __init__(self, clock: BudgetClock, output_dir: Path, tokens_per_step: int, points: list[dict], title: str):
-        self.clock, self.output_dir, self.tokens_per_step = clock, output_dir, tokens_per_step
-        self.points, self.title = points, title
+    metric, curve_file, plot_file = "agreement", AGREEMENT_CURVE_FILE, "agreement_curve.png"
+    ylabel = "held-out cosine agreement with the teacher (×100)"
 
-    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        if not state.is_world_process_zero or not metrics:
-            return
-        point = {
-            "elapsed_s": round(self.clock.elapsed_s, 3),
-            "tokens_seen": state.global_step * self.tokens_per_step,
-            "step": state.global_step,
-            "agreement": metrics["eval_agreement"],
-            "loss": metrics["eval_loss"],
-        }
-        self.points.append(point)
-        save_curve(self.output_dir, self.points, AGREEMENT_CURVE_FILE, AGREEMENT_CURVE_FIELDS)
-        plot_curves(
-            {self.title: self.points}, self.output_dir / "agreement_curve.png", title=self.title, metric="agreement",
-            ylabel="held-out cosine agreement with the teacher (×100)",
-        )  # fmt: skip
-        print(
-            f"[{point['elapsed_s']:.0f}/{self.clock.budget_s:.0f} s] step {point['step']}: agreement with the teacher "
-            f"{point['agreement']:.4f}, distillation loss {point['loss']:.4f}",
-            flush=True,
-        )
+    def describe(self, point: dict) -> str:
+        return f"agreement with the teacher {point['agreement']:.4f}, distillation loss {point['loss']:.4f}"
 
 
 def teacher_source(name: str) -> str:
@@ -284,37 +266,21 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
     output_dir.mkdir(parents=True, exist_ok=True)
 
     world_size = training_args.world_size
-    samples_per_step = training_args.per_device_train_batch_size * world_size * training_args.gradient_accumulation_steps
+    settings = training_settings(training_args, data_args, shape)
+    samples_per_step = settings["samples_per_step"]
     loss_weights = {"hidden_states": args.hidden_states_weight, "embedding": args.embedding_weight}
+    distillation = {"teacher": args.teacher, "keep_source_settings": args.keep_source_settings, "loss_weights": loss_weights}
     record = make_run_record(
         config=student.config.to_dict(),
         data_sha256=data.fingerprint,
         budget_s=budget_s,
         seed=training_args.seed,
-        training={
-            "objective": "distillation",
-            "teacher": args.teacher,
-            "keep_source_settings": args.keep_source_settings,
-            "loss_weights": loss_weights,
-            "samples_per_step": samples_per_step,
-            "max_seq_length": data_args.max_seq_length,
-            "learning_rate": training_args.learning_rate,
-            "schedule": f"{'steps' if training_args.max_steps > 0 else 'budget'}-{shape}",
-            "bf16": training_args.bf16,
-        },
+        training={"objective": "distillation", **distillation, **settings},
         device=training_args.device,
         world_size=world_size,
     )
-    budget = TimeBudgetCallback(
-        budget_s, budget_args.num_eval_points, drives_schedule=training_args.max_steps <= 0, now=now, run_info={"run_record": record}
-    )
-    if training_args.max_steps <= 0:
-        training_args.max_steps = sys.maxsize // 2  # the budget, not a step count, ends training
-    if checkpoint:
-        budget.load_state(checkpoint)
-        training_args.eval_on_start = False
-    last_step = int(Path(checkpoint).name.split("-")[1]) if checkpoint else -1
-    previous_points = [p for p in load_curve(output_dir, AGREEMENT_CURVE_FILE) if p["step"] <= last_step]
+    budget = budget_callback(budget_s, budget_args, training_args, checkpoint, now, record)
+    previous_points = curve_until(load_curve(output_dir, AGREEMENT_CURVE_FILE), checkpoint)
     title = f"{student.config.variant} from {args.teacher}{' (source settings)' if args.keep_source_settings else ''}, budget {budget_args.budget}"
     curve = AgreementCurveCallback(budget.clock, output_dir, samples_per_step * data_args.max_seq_length, previous_points, title)
     trainer = DistillationTrainer(

@@ -37,13 +37,12 @@ from recipes import assets
 from recipes.budget import (
     BUDGET_FILE,
     BUDGET_SCHEDULE_SHAPES,
-    BudgetClock,
     BudgetTrainer,
     TimeBudgetCallback,
     parse_budget,
     schedule_shape,
 )
-from recipes.curves import CURVE_FILE, load_curve, plot_curves, save_curve
+from recipes.curves import CURVE_FILE, EvaluationCurveCallback, load_curve
 from recipes.data import OFFLINE_CORPORA, CorpusSpec, prepare
 from recipes.run_record import make_run_record
 
@@ -130,30 +129,12 @@ def predictions_at_labels(logits: torch.Tensor, labels: torch.Tensor) -> torch.T
     return predictions
 
 
-class MlmCurveCallback(TrainerCallback):
-    """Records each evaluation against the budget clock and tokens seen; rewrites mlm_curve.json/png each time."""
+class MlmCurveCallback(EvaluationCurveCallback):
+    """The held-out MLM accuracy curve (mlm_curve.json/png)."""
 
-    def __init__(self, clock: BudgetClock, output_dir: Path, tokens_per_step: int, points: list[dict], title: str):
-        self.clock, self.output_dir, self.tokens_per_step = clock, output_dir, tokens_per_step
-        self.points, self.title = points, title
-
-    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        if not state.is_world_process_zero or not metrics:
-            return
-        point = {
-            "elapsed_s": round(self.clock.elapsed_s, 3),
-            "tokens_seen": state.global_step * self.tokens_per_step,
-            "step": state.global_step,
-            "accuracy": metrics["eval_accuracy"],
-            "loss": metrics["eval_loss"],
-        }
-        self.points.append(point)
-        save_curve(self.output_dir, self.points)
-        plot_curves({self.title: self.points}, self.output_dir / "mlm_curve.png", title=self.title)
-        print(
-            f"[{point['elapsed_s']:.0f}/{self.clock.budget_s:.0f} s] step {point['step']}, "
-            f"{point['tokens_seen'] / 1e6:.2f}M tokens: MLM accuracy {100 * point['accuracy']:.2f}%, loss {point['loss']:.3f}",
-            flush=True,
+    def describe(self, point: dict) -> str:
+        return (
+            f"{point['tokens_seen'] / 1e6:.2f}M tokens: MLM accuracy {100 * point['accuracy']:.2f}%, loss {point['loss']:.3f}"
         )
 
 
@@ -251,6 +232,43 @@ def check_budget_arguments(budget_args: BudgetArguments, training_args: Training
     return budget_s, shape
 
 
+def training_settings(training_args: TrainingArguments, data_args: DataArguments, shape: str) -> dict:
+    """What the run record keeps of the training arguments."""
+    samples_per_step = (
+        training_args.per_device_train_batch_size * training_args.world_size * training_args.gradient_accumulation_steps
+    )
+    return {
+        "samples_per_step": samples_per_step,
+        "max_seq_length": data_args.max_seq_length,
+        "learning_rate": training_args.learning_rate,
+        "schedule": f"{'steps' if training_args.max_steps > 0 else 'budget'}-{shape}",
+        "bf16": training_args.bf16,
+    }
+
+
+def budget_callback(
+    budget_s: float, budget_args: BudgetArguments, training_args: TrainingArguments, checkpoint: str | None, now, record: dict
+) -> TimeBudgetCallback:
+    """The budget's callback. Without --max_steps the budget, not a step count, ends training; a resumed run continues
+    with the budget it had left and does not evaluate again at its start."""
+    budget = TimeBudgetCallback(
+        budget_s, budget_args.num_eval_points, drives_schedule=training_args.max_steps <= 0, now=now, run_info={"run_record": record}
+    )
+    if training_args.max_steps <= 0:
+        training_args.max_steps = sys.maxsize // 2
+    if checkpoint:
+        budget.load_state(checkpoint)
+        training_args.eval_on_start = False
+    return budget
+
+
+def curve_until(points: list[dict], checkpoint: str | None) -> list[dict]:
+    """A resumed run's curve up to its checkpoint (a fresh run starts an empty one)."""
+    if not checkpoint:
+        return []
+    return [point for point in points if point["step"] <= int(Path(checkpoint).name.split("-")[1])]
+
+
 def parse_args(argv: list[str] | None):
     parser = HfArgumentParser((ModelArguments, DataArguments, BudgetArguments, PretrainingArguments))
     if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
@@ -291,32 +309,20 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
     output_dir.mkdir(parents=True, exist_ok=True)
 
     world_size = training_args.world_size
-    samples_per_step = training_args.per_device_train_batch_size * world_size * training_args.gradient_accumulation_steps
+    settings = training_settings(training_args, data_args, shape)
+    samples_per_step = settings["samples_per_step"]
     record = make_run_record(
         config=model.config.to_dict(),
         data_sha256=data.fingerprint,
         budget_s=budget_s,
         seed=training_args.seed,
-        training={
-            "samples_per_step": samples_per_step,
-            "max_seq_length": data_args.max_seq_length,
-            "learning_rate": training_args.learning_rate,
-            "schedule": f"{'steps' if training_args.max_steps > 0 else 'budget'}-{shape}",
-            "bf16": training_args.bf16,
-            "init_from": model_args.init_from,
-        },
+        training={**settings, "init_from": model_args.init_from},
         device=training_args.device,
         world_size=world_size,
     )
-    budget = TimeBudgetCallback(
-        budget_s, budget_args.num_eval_points, drives_schedule=training_args.max_steps <= 0, now=now, run_info={"run_record": record}
-    )
-    if training_args.max_steps <= 0:
-        training_args.max_steps = sys.maxsize // 2  # the budget, not a step count, ends training
-    if checkpoint:
-        budget.load_state(checkpoint)
+    budget = budget_callback(budget_s, budget_args, training_args, checkpoint, now, record)
     mlm_accuracy = evaluate.load(str(METRICS_DIR / "mlm_accuracy"))
-    previous_points = [p for p in load_curve(output_dir) if checkpoint and p["step"] <= int(Path(checkpoint).name.split("-")[1])]
+    previous_points = curve_until(load_curve(output_dir), checkpoint)
     title = f"{model.config.variant} ({model.config.size}), budget {budget_args.budget}"
     curve = MlmCurveCallback(budget.clock, output_dir, samples_per_step * data_args.max_seq_length, previous_points, title)
     trainer = BudgetTrainer(
@@ -333,8 +339,6 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
         final_lr_ratio=budget_args.final_lr_ratio,
     )
 
-    if checkpoint:
-        training_args.eval_on_start = False
     trainer.train(resume_from_checkpoint=checkpoint)
     if budget.stop_reason != "signal":
         trainer.save_model()

@@ -97,6 +97,21 @@ def random_hf(cls, seed: int = 0):
     return model.eval()
 
 
+def self_attention_mapping(self_layers: list[int], prefix: str = "") -> dict[str, str]:
+    """HybridBERT key (under `prefix`) -> HF BertModel key of the self-attention weights at the given layers."""
+    mapping = {}
+    for i in self_layers:
+        for ours, theirs in [
+            ("mixer.query", "attention.self.query"),
+            ("mixer.key", "attention.self.key"),
+            ("mixer.value", "attention.self.value"),
+            ("mixer_output", "attention.output.dense"),
+        ]:
+            for param in ("weight", "bias"):
+                mapping[f"{prefix}layers.{i}.{ours}.{param}"] = f"encoder.layer.{i}.{theirs}.{param}"
+    return mapping
+
+
 def wikitext_paragraphs(count: int) -> list[str]:
     """The first `count` paragraphs of WikiText-2's training split (real text; headings and blank lines skipped)."""
     lines = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import random_hf
+from helpers import random_hf, self_attention_mapping
 from transformers import BertModel
 
 from modeling import HybridBertModel
@@ -20,20 +20,6 @@ SOURCE_SETTINGS = dict(norm_style="post", hidden_act="gelu", ffn_bias=True, posi
 @pytest.fixture(scope="module")
 def bert():
     return random_hf(BertModel)
-
-
-def attention_mapping(self_layers: list[int]) -> dict[str, str]:
-    mapping = {}
-    for i in self_layers:
-        for ours, theirs in [
-            ("mixer.query", "attention.self.query"),
-            ("mixer.key", "attention.self.key"),
-            ("mixer.value", "attention.self.value"),
-            ("mixer_output", "attention.output.dense"),
-        ]:
-            for param in ("weight", "bias"):
-                mapping[f"layers.{i}.{ours}.{param}"] = f"encoder.layer.{i}.{theirs}.{param}"
-    return mapping
 
 
 def embeddings_mapping(learned_positions: bool) -> dict[str, str]:
@@ -88,7 +74,7 @@ def test_hybrid_with_source_settings_copies_everything_but_the_new_mixers(bert):
     assert model.config.mixer_types == ["self", "additive", "self", "additive"]
     expected = {
         **embeddings_mapping(learned_positions=True),
-        **attention_mapping([0, 2]),
+        **self_attention_mapping([0, 2]),
         **ffn_mapping(with_bias=True),
         **norm_mapping("post"),
         **POOLER,
@@ -109,7 +95,7 @@ def test_hybrid_with_hbert_settings_copies_ffns_and_moves_norms_to_what_they_nor
     assert (model.config.hidden_act, model.config.ffn_bias) == ("relu", False)
     expected = {
         **embeddings_mapping(learned_positions=False),
-        **attention_mapping([0, 2]),
+        **self_attention_mapping([0, 2]),
         **ffn_mapping(with_bias=False),
         **norm_mapping(norm_style),
         **POOLER,
@@ -129,7 +115,7 @@ def test_pool_hybrid_leaves_pooling_mixers_new(bert):
     assert model.config.mixer_types == ["self", "self", "self", "pooling"]
     expected = {
         **embeddings_mapping(learned_positions=True),
-        **attention_mapping([0, 1, 2]),
+        **self_attention_mapping([0, 1, 2]),
         **ffn_mapping(with_bias=True),
         **norm_mapping("post"),
         **POOLER,
@@ -145,7 +131,7 @@ def test_copy_ffn_and_norms_false_copies_only_embeddings_and_self_attention(bert
         bert, variant="hbert-v2", copy_ffn_and_norms=False, output_loading_info=True, **SOURCE_SETTINGS
     )
     self_layers = [i for i, mixer in enumerate(model.config.mixer_types) if mixer == "self"]
-    expected = {**embeddings_mapping(learned_positions=True), **attention_mapping(self_layers), **POOLER}
+    expected = {**embeddings_mapping(learned_positions=True), **self_attention_mapping(self_layers), **POOLER}
     for param in ("weight", "bias"):  # the embeddings' LayerNorm is a norm: not copied either
         del expected[f"embeddings.norm.{param}"]
     assert_copied_exactly(model, bert, expected, info)

@@ -10,7 +10,7 @@ import logging
 
 import pytest
 import torch
-from helpers import HF_VOCAB, padded_batch, random_hf
+from helpers import HF_VOCAB, padded_batch, random_hf, self_attention_mapping
 from transformers import (
     BertForMaskedLM,
     BertModel,
@@ -214,16 +214,7 @@ def _attention_mapping(self_layers: list[int]) -> dict[str, str]:
         "hybrid_bert.embeddings.word_embeddings.weight": "embeddings.word_embeddings.weight",
         "hybrid_bert.embeddings.token_type_embeddings.weight": "embeddings.token_type_embeddings.weight",
     }
-    for i in self_layers:
-        for ours, theirs in [
-            ("mixer.query", "attention.self.query"),
-            ("mixer.key", "attention.self.key"),
-            ("mixer.value", "attention.self.value"),
-            ("mixer_output", "attention.output.dense"),
-        ]:
-            for param in ("weight", "bias"):
-                mapping[f"hybrid_bert.layers.{i}.{ours}.{param}"] = f"encoder.layer.{i}.{theirs}.{param}"
-    return mapping
+    return mapping | self_attention_mapping(self_layers, prefix="hybrid_bert.")
 
 
 def _ffn_and_norm_mapping(num_layers: int) -> dict[str, str]:
