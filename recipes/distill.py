@@ -93,21 +93,14 @@ class DistillationArguments:
     )
 
 
-@dataclass
-class DistillationTrainingArguments(PretrainingArguments):
-    """Pretraining's defaults, with a learning rate for continuing from pretrained weights."""
-
-    learning_rate: float = 1e-4
-
-
 def source_settings(teacher_config) -> dict:
     """The teacher's settings, as HybridBERT config fields (a BERT is post-LN with learned positions and FFN biases)."""
     return dict(norm_style="post", hidden_act=teacher_config.hidden_act, ffn_bias=True, position_embedding_type="absolute")
 
 
-def layer_outputs(outputs, final_hidden: torch.Tensor) -> list[torch.Tensor]:
+def layer_outputs(outputs) -> list[torch.Tensor]:
     """The embeddings' and every layer's output, the last one after the final norm (the encoder's output)."""
-    return [*outputs.hidden_states[:-1], final_hidden]
+    return [*outputs.hidden_states[:-1], outputs.last_hidden_state]
 
 
 def hidden_state_distance(student: torch.Tensor, teacher: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
@@ -124,8 +117,7 @@ def distillation_loss(
     student_outputs, teacher_outputs, attention_mask: torch.Tensor | None, hidden_states_weight: float, embedding_weight: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The module docstring's loss; also returns the student's and teacher's sentence embeddings."""
-    student_layers = layer_outputs(student_outputs, student_outputs.last_hidden_state)
-    teacher_layers = layer_outputs(teacher_outputs, teacher_outputs.last_hidden_state)
+    student_layers, teacher_layers = layer_outputs(student_outputs), layer_outputs(teacher_outputs)
     if len(student_layers) != len(teacher_layers):
         raise ValueError(f"The student has {len(student_layers) - 1} layers and the teacher {len(teacher_layers) - 1}.")
     hidden = torch.stack(
@@ -227,7 +219,7 @@ def unmasked(held_out):
 
 
 def parse_args(argv: list[str] | None):
-    parser = HfArgumentParser((DistillationArguments, DataArguments, BudgetArguments, DistillationTrainingArguments))
+    parser = HfArgumentParser((DistillationArguments, DataArguments, BudgetArguments, PretrainingArguments))
     if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
         return parser.parse_json_file(sys.argv[1])
     return parser.parse_args_into_dataclasses(argv)
