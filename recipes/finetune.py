@@ -14,13 +14,13 @@ text-classification pipeline prints label names), HF's `train_results.json`, `ev
 evaluation), `test_results.json` and `all_results.json`, and `downstream_record.json`. When `--model` is a pretraining
 run directory (it holds `budget.json`), the same record is written to `<run>/downstream/<task>/<init>-seed<seed>.json`,
 where cards and the zoo table read it (`load_downstream_results`) without re-running anything.
+
+The output directory is the run's own (`recipes/run_dir.py`): locked while the run lives; `--overwrite_output_dir`
+replaces only a folder holding a run of this project.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +35,8 @@ from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, WEIGH
 from modeling import HybridBertConfig, HybridBertForSequenceClassification
 from recipes import assets
 from recipes.budget import BUDGET_FILE
+from recipes.input_files import check_weights, read_config, read_json
+from recipes.run_dir import check_holds_run, claim_output_dir, entries, replace_run, write_json
 from recipes.run_record import run_key
 from recipes.tasks import TASKS, get_task, load_task
 
@@ -44,6 +46,7 @@ MODEL_TYPES = ("hybrid_bert", "bert")
 WEIGHT_FILES = (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, WEIGHTS_NAME)
 DOWNSTREAM_DIR = "downstream"
 RECORD_FILE = "downstream_record.json"
+RUN_RECORD_FILES = (RECORD_FILE, "all_results.json")
 
 
 @dataclass
@@ -95,7 +98,7 @@ class FinetuningArguments(TrainingArguments):
     disable_tqdm: bool | None = True
     ddp_find_unused_parameters: bool | None = False
     overwrite_output_dir: bool = field(
-        default=False, metadata={"help": "Replace an output directory holding another run"}
+        default=False, metadata={"help": "Replace an output directory holding another run (and only a run)"}
     )
 
 
@@ -111,11 +114,13 @@ def resolve_model_dir(model: str) -> Path:
             f"--model {model!r}: {path} holds no model weights (none of {', '.join(WEIGHT_FILES)}); "
             "a pretraining run saves them when it ends."
         )
+    if (path / SAFE_WEIGHTS_NAME).is_file() or (path / SAFE_WEIGHTS_INDEX_NAME).is_file():
+        check_weights(path)
     return path
 
 
 def read_model_config(model_dir: Path) -> dict:
-    config = json.loads((model_dir / "config.json").read_text())
+    config = read_config(model_dir)
     if config.get("model_type") not in MODEL_TYPES:
         raise ValueError(f"{model_dir}: model_type {config.get('model_type')!r} is none of {', '.join(MODEL_TYPES)}.")
     return config
@@ -133,7 +138,9 @@ def load_tokenizer(model: str, model_dir: Path):
 def check_output_dir(output_dir: Path, model_dir: Path, overwrite: bool) -> None:
     if output_dir.resolve() == model_dir.resolve():
         raise ValueError(f"--output_dir {output_dir} is the model being fine-tuned; write the result elsewhere.")
-    if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
+    if overwrite:
+        check_holds_run(output_dir, RUN_RECORD_FILES)
+    elif entries(output_dir):
         raise FileExistsError(f"{output_dir} already holds a run; pass --overwrite_output_dir to replace it.")
 
 
@@ -181,7 +188,7 @@ def pretraining_identity(model_dir: Path) -> dict | None:
     budget_file = model_dir / BUDGET_FILE
     if not budget_file.is_file():
         return None
-    spent = json.loads(budget_file.read_text())
+    spent = read_json(budget_file)
     return {
         "run_dir": str(model_dir),
         "variant": spent["variant"],
@@ -199,16 +206,8 @@ def downstream_path(run_dir: Path, task: str, init: str, seed: int) -> Path:
 
 def load_downstream_results(run_dir: str | Path) -> list[dict]:
     """Every fine-tuning record written against a pretraining run, sorted by task, init and seed."""
-    records = [json.loads(path.read_text()) for path in Path(run_dir).glob(f"{DOWNSTREAM_DIR}/*/*.json")]
+    records = [read_json(path) for path in Path(run_dir).glob(f"{DOWNSTREAM_DIR}/*/*.json")]
     return sorted(records, key=lambda record: (record["task"], record["init"], record["seed"]))
-
-
-def write_json(path: Path, value: dict) -> None:
-    """Whole or not at all: readers (cards, the zoo) may look while a run writes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.tmp")
-    staging.write_text(json.dumps(value, indent=2) + "\n")
-    os.replace(staging, path)
 
 
 def training_settings(task_args: TaskArguments, training_args: FinetuningArguments) -> dict:
@@ -256,7 +255,18 @@ def main(argv: list[str] | None = None) -> dict:
     check_output_dir(output_dir, model_dir, training_args.overwrite_output_dir)
     if training_args.num_train_epochs is None:
         training_args.num_train_epochs = task.epochs
+    is_main_process = training_args.process_index == 0
+    with claim_output_dir(output_dir, is_main_process):
+        if is_main_process:
+            check_output_dir(output_dir, model_dir, training_args.overwrite_output_dir)  # as it is now that it is ours
+            if training_args.overwrite_output_dir:
+                replace_run(output_dir, RUN_RECORD_FILES)
+        return finetune(model_args, task_args, training_args, task, model_dir, tokenizer)
 
+
+def finetune(model_args, task_args, training_args, task, model_dir: Path, tokenizer) -> dict:
+    """The recipe once its arguments are checked and its output directory claimed (see `main`)."""
+    output_dir = Path(training_args.output_dir)
     with training_args.main_process_first(desc="loading the task"):
         splits = load_task(task.name, seed=task_args.split_seed)
     label_names = splits["train"].features["label"].names
@@ -266,10 +276,6 @@ def main(argv: list[str] | None = None) -> dict:
     if task_args.max_train_samples is not None:
         train = train.shuffle(seed=training_args.seed).select(range(min(task_args.max_train_samples, len(train))))
     encoded = tokenize(DatasetDict({**splits, "train": train}), tokenizer, task_args.max_seq_length)
-
-    if training_args.overwrite_output_dir and training_args.process_index == 0:
-        shutil.rmtree(output_dir, ignore_errors=True)
-    output_dir.mkdir(parents=True, exist_ok=True)
 
     metrics = evaluate.combine([str(METRICS_DIR / name) for name in METRICS])
     trainer = Trainer(
