@@ -155,7 +155,8 @@ class BudgetTrainer(AtomicCheckpointTrainer):
 
     def train(self, resume_from_checkpoint: str | None = None, **kwargs) -> TrainOutput:
         """Trainer.train, except that a checkpoint saved when training stopped (its budget spent, or `max_steps`
-        reached) is taken as the result: Trainer would run one more step before checking either."""
+        reached) is taken as the result: Trainer would run one more step before checking either. (Under DeepSpeed,
+        whose engine only exists once training starts, that one step is still taken.)"""
         if resume_from_checkpoint and not self.is_deepspeed_enabled:
             state = TrainerState.load_from_json(str(Path(resume_from_checkpoint) / TRAINER_STATE_FILE))
             if self.budget_callback.clock.expired or 0 < self.args.max_steps <= state.global_step:
@@ -258,7 +259,11 @@ class TimeBudgetCallback(TrainerCallback):
     def save_state(self, checkpoint_dir: Path) -> None:
         """The clock, into a checkpoint being saved (`BudgetTrainer` writes it before the checkpoint is published)."""
         self.clock.charge_pause("checkpointing")
-        state_file = {"elapsed_s": self.clock.elapsed_s, "paused_s": self.clock.paused_s, "evaluations_done": self.evaluations_done}
+        state_file = {
+            "elapsed_s": self.clock.elapsed_s,
+            "paused_s": self.clock.paused_s,
+            "evaluations_done": self.evaluations_done,
+        }
         (checkpoint_dir / BUDGET_STATE_FILE).write_text(json.dumps(state_file, indent=2))
 
     def on_save(self, args, state, control, **kwargs):

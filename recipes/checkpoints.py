@@ -91,10 +91,10 @@ class AtomicCheckpointTrainer(Trainer):
             if saver:
                 shutil.rmtree(staging, ignore_errors=True)
             complete = last_checkpoint(run_dir, warn=False)
+            then = f"resumes from the last complete checkpoint, {complete}" if complete else "starts the run again"
             raise CheckpointError(
-                f"Could not save {final} ({type(error).__name__}: {error}). "
-                + (f"The last complete checkpoint is {complete}; " if complete else "No checkpoint is complete; ")
-                + "fix the cause (e.g. free disk space) and run the same command again to resume."
+                f"Could not save {final} ({type(error).__name__}: {error}). Fix the cause (e.g. free disk space): "
+                f"the same command then {then}."
             ) from error
         finally:
             self._staging_dir = None
@@ -108,7 +108,8 @@ def incomplete_checkpoints(folder: Path) -> list[Path]:
 
 def last_checkpoint(folder: Path, required: tuple[str, ...] = (TRAINER_STATE_FILE,), warn: bool = True) -> str | None:
     """The newest complete `checkpoint-N` in `folder` (None if there is none). Incomplete ones (staging folders, or a
-    checkpoint-N lacking a `required` file) are skipped, with a warning naming them."""
+    checkpoint-N lacking a `required` file, as a writer other than this one may leave) are skipped, with a warning
+    naming them; hence transformers' `sort_checkpoints` rather than `get_last_checkpoint`, which takes the newest."""
     if not folder.is_dir():
         return None
     skipped = [path.name for path in incomplete_checkpoints(folder)]

@@ -83,7 +83,9 @@ def expected_shapes(config: dict) -> tuple[dict[str, tuple[int, ...]], set[str]]
     architecture = (config.get("architectures") or ["HybridBertForMaskedLM"])[0]
     model_class = getattr(modeling, architecture, None)
     if model_class is None:
-        raise InvalidInputFileError(f"config.json names architecture {architecture!r}, which is not a HybridBERT class.")
+        raise InvalidInputFileError(
+            f"config.json names architecture {architecture!r}, which is not a HybridBERT class."
+        )
     fields = {key: value for key, value in config.items() if key not in ("architectures", "auto_map", "model_type")}
     with torch.device("meta"):
         model = model_class(modeling.HybridBertConfig(**fields))

@@ -50,7 +50,6 @@ from recipes.budget import (
     schedule_shape,
 )
 from recipes.checkpoints import (
-    IDENTITY_FIELDS,
     STAGING_PREFIX,
     TRAINER_STATE_FILE,
     check_resumable,
@@ -65,6 +64,10 @@ from recipes.run_record import make_run_record
 
 METRICS_DIR = Path(__file__).resolve().parent / "metrics"
 REQUIRED_CHECKPOINT_FILES = (TRAINER_STATE_FILE, BUDGET_STATE_FILE)
+# The dimensions `HybridBertForMaskedLM.from_bert` takes from an --init_from model's config.
+SOURCE_DIMENSIONS = (
+    "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "max_position_embeddings",
+)  # fmt: skip
 OVERRIDABLE_FIELDS = tuple(
     name
     for name in HybridBertConfig().to_dict()
@@ -202,7 +205,7 @@ def requested_config(model_args: ModelArguments, tokenizer=None) -> dict:
     if not model_args.init_from:
         return HybridBertConfig.from_variant(model_args.variant, size=model_args.size or "mini", **fields).to_dict()
     source = read_config(init_from_dir(model_args.init_from))
-    dimensions = {name: source[name] for name in IDENTITY_FIELDS if name in source and name not in fields}
+    dimensions = {name: source[name] for name in SOURCE_DIMENSIONS if name in source and name not in fields}
     config = HybridBertConfig.from_variant(model_args.variant, size="base", **dimensions, **fields).to_dict()
     config.pop("size")  # follows the source, like its other dimensions
     return config

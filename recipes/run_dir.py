@@ -58,7 +58,9 @@ def holds_saved_model(folder: Path) -> bool:
 
 def run_markers(folder: Path, record_files: Sequence[str]) -> list[str]:
     """The entries that show `folder` holds a run of this project: record files, checkpoints, a saved model."""
-    found = [name for name in entries(folder) if name in record_files or any(fnmatch(name, p) for p in CHECKPOINT_PATTERNS)]
+    found = [
+        name for name in entries(folder) if name in record_files or any(fnmatch(name, p) for p in CHECKPOINT_PATTERNS)
+    ]
     return found + (["config.json"] if holds_saved_model(folder) else [])
 
 
@@ -108,7 +110,9 @@ def claim_output_dir(folder: Path, is_main_process: bool = True) -> Iterator[Non
             "to end, or choose another --output_dir."
         ) from None
     if previous_holder is not None:
-        warnings.warn(f"{folder}: took over the lock left by PID {previous_holder}, which no longer runs.", stacklevel=3)
+        warnings.warn(
+            f"{folder}: took over the lock left by PID {previous_holder}, which no longer runs.", stacklevel=3
+        )
     try:
         yield
     finally:

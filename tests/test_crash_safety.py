@@ -23,7 +23,7 @@ from types import SimpleNamespace
 
 import pytest
 from safetensors.torch import load_file, save_file
-from test_pretrain import BUDGET_FIELDS, TINY, ModelClock
+from test_pretrain import TINY, ModelClock
 from transformers import TrainerCallback
 
 import recipes.pretrain
@@ -187,7 +187,9 @@ def held_save(tmp_path_factory, train_file) -> SimpleNamespace:
         if process.poll() is None:
             process.kill()
             process.wait()
-    left = SimpleNamespace(checkpoints=_checkpoints(output_dir), lock=(output_dir / LOCK_FILE).exists())
+    checkpoints = _checkpoints(output_dir)
+    whole = [name for name in checkpoints if (output_dir / name / BUDGET_STATE_FILE).is_file()]
+    left = SimpleNamespace(checkpoints=checkpoints, whole=whole, lock=(output_dir / LOCK_FILE).exists())
     again = _run(argv, work / "again.log")
     return SimpleNamespace(
         output_dir=output_dir, pid=process.pid, holding=holding, left=left, second=second,
@@ -212,7 +214,7 @@ def test_kill_9_during_a_save_leaves_the_last_complete_checkpoint(held_save, uni
     holding = held_save.holding
     assert holding.parent.name == f"tmp-{holding.name}"
     (complete,) = held_save.left.checkpoints
-    assert complete != holding.name
+    assert complete != holding.name and held_save.left.whole == [complete]
     assert held_save.again.returncode == 0, held_save.log[-3000:]
     assert f"skipping incomplete checkpoint(s) {holding.parent.name}" in held_save.log
     assert f"Resuming from {held_save.output_dir / complete}." in held_save.log
@@ -235,7 +237,9 @@ def _mount_tmpfs(path: Path, size: str) -> None:
     path.mkdir()
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root; this suite does not run as root")
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True
+    )
     if result.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
 
@@ -260,7 +264,10 @@ def test_full_1mb_filesystem_fails_with_one_error_and_no_partial_checkpoint(smal
     """On a 1 MB filesystem the first checkpoint does not fit: one CheckpointError saying so, and no checkpoint-N or
     staging folder is left (nor the lock)."""
     output_dir = small_disk("1M") / "run"
-    with pytest.raises(CheckpointError, match=r"Could not save .*checkpoint-2 .*No space left on device.*No checkpoint"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"Could not save .*checkpoint-2 .*No space left on device.*the same command then starts the run again",
+    ):
         pretrain(_argv(train_file, output_dir, "--max_steps", "2", "--num_eval_points", "0"))
     assert not list(output_dir.glob("*checkpoint-*")) and not (output_dir / LOCK_FILE).exists()
 
@@ -284,7 +291,12 @@ def test_disk_full_mid_run_keeps_the_last_checkpoint_and_the_same_command_resume
     disk = small_disk("64M")
     output_dir, filler = disk / "run", disk / "filler"
     argv = _argv(train_file, output_dir, "--budget", "4s", "--num_eval_points", "2")
-    with ModelClock() as clock, pytest.raises(CheckpointError, match="The last complete checkpoint is .*checkpoint-8"):
+    with (
+        ModelClock() as clock,
+        pytest.raises(
+            CheckpointError, match="the same command then resumes from the last complete checkpoint, .*checkpoint-8"
+        ),
+    ):
         pretrain(argv, now=clock, callbacks=[FillDiskAfterFirstSave(filler)])
     assert _checkpoints(output_dir) == ["checkpoint-8"] and not list(output_dir.glob("tmp-checkpoint-*"))
     filler.unlink()
@@ -312,7 +324,10 @@ def test_run_cut_after_its_final_checkpoint_finishes_without_another_step(tmp_pa
     assert second["stop_reason"] == "budget" and set(second) == set(first)
     assert _checkpoints(output_dir) == ["checkpoint-8", "checkpoint-16"]
     check_weights(output_dir)
-    saved, final = load_file(output_dir / "model.safetensors"), load_file(output_dir / "checkpoint-16" / "model.safetensors")
+    saved, final = (
+        load_file(output_dir / "model.safetensors"),
+        load_file(output_dir / "checkpoint-16" / "model.safetensors"),
+    )
     assert saved.keys() == final.keys() and all((saved[k] == final[k]).all() for k in saved)
 
 
@@ -320,7 +335,10 @@ def test_finished_run_is_not_resumed_or_replaced_without_being_asked(uninterrupt
     """The same command on a finished run is refused (it would retrain nothing), naming both ways forward."""
     output_dir = tmp_path / "copy"
     shutil.copytree(uninterrupted.output_dir, output_dir)
-    with pytest.raises(FileExistsError, match=r"finished run \(stop_reason 'budget'\).*--overwrite_output_dir.*--resume_from_checkpoint"):
+    with pytest.raises(
+        FileExistsError,
+        match=r"finished run \(stop_reason 'budget'\).*--overwrite_output_dir.*--resume_from_checkpoint",
+    ):
         pretrain(_argv(train_file, output_dir, "--budget", "2s"))
 
 
@@ -340,8 +358,13 @@ def test_overwrite_refuses_a_folder_of_unrelated_files(recipe, tmp_path, train_f
         if recipe == "pretrain":
             argv, run = _argv(train_file, folder, "--max_steps", "1", "--overwrite_output_dir"), pretrain
         else:
-            argv, run = ["--model", str(model), "--task", "trec", "--output_dir", str(folder), "--overwrite_output_dir"], finetune
-        with pytest.raises(NotARunError, match=f"refuses to empty {folder}: it holds {named}, not a run of this project"):
+            argv, run = (
+                ["--model", str(model), "--task", "trec", "--output_dir", str(folder), "--overwrite_output_dir"],
+                finetune,
+            )
+        with pytest.raises(
+            NotARunError, match=f"refuses to empty {folder}: it holds {named}, not a run of this project"
+        ):
             run(argv)
         assert {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
 
@@ -353,7 +376,9 @@ def _hold_lock(folder: Path) -> subprocess.Popen:
     """A separate process holding `folder`'s lock until killed."""
     code = "import sys, time; from pathlib import Path; from recipes.run_dir import claim_output_dir\n"
     code += "with claim_output_dir(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(3600)\n"
-    process = subprocess.Popen([sys.executable, "-c", code, str(folder)], cwd=REPO, env=ENV, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, str(folder)], cwd=REPO, env=ENV, stdout=subprocess.PIPE, text=True
+    )
     assert process.stdout.readline().strip() == "held"
     return process
 
@@ -398,7 +423,9 @@ def no_data_preparation(monkeypatch):
         ("num_attention_head=2", r"did you mean 'num_attention_heads'"),
     ],
 )
-def test_unknown_config_override_is_refused_naming_close_matches(tmp_path, train_file, no_data_preparation, overrides, message):
+def test_unknown_config_override_is_refused_naming_close_matches(
+    tmp_path, train_file, no_data_preparation, overrides, message
+):
     with pytest.raises(ValueError, match=message):
         pretrain([*_argv(train_file, tmp_path / "run"), "--config_overrides", overrides])
     assert not (tmp_path / "run").exists()
@@ -406,7 +433,9 @@ def test_unknown_config_override_is_refused_naming_close_matches(tmp_path, train
 
 def test_positions_below_max_seq_length_fail_before_data_preparation(tmp_path, train_file, no_data_preparation):
     with pytest.raises(ValueError, match="--max_seq_length 32 exceeds the model's max_position_embeddings 16"):
-        pretrain([*_argv(train_file, tmp_path / "run"), "--config_overrides", "hidden_size=32,max_position_embeddings=16"])
+        pretrain(
+            [*_argv(train_file, tmp_path / "run"), "--config_overrides", "hidden_size=32,max_position_embeddings=16"]
+        )
     assert not (tmp_path / "run").exists()
 
 
@@ -414,8 +443,14 @@ def test_positions_below_max_seq_length_fail_before_data_preparation(tmp_path, t
     "change, named",
     [
         (["--variant", "bert"], "variant='hbert-v1'.*requested variant='bert'"),
-        (["--size", "mini", "--config_overrides", ""], "size='tiny'.*hidden_size=32.*requested size='mini'.*hidden_size=256"),
-        (["--config_overrides", "hidden_size=64,num_attention_heads=2,intermediate_size=64,num_hidden_layers=2"], "hidden_size=32.*hidden_size=64"),
+        (
+            ["--size", "mini", "--config_overrides", ""],
+            "size='tiny'.*hidden_size=32.*requested size='mini'.*hidden_size=256",
+        ),
+        (
+            ["--config_overrides", "hidden_size=64,num_attention_heads=2,intermediate_size=64,num_hidden_layers=2"],
+            "hidden_size=32.*hidden_size=64",
+        ),
     ],
     ids=["variant", "size", "dimensions"],
 )
@@ -424,7 +459,9 @@ def test_resuming_another_model_is_refused_before_loading(
 ):
     """A checkpoint is compared with the requested model before anything is loaded: one line naming both."""
     checkpoint = uninterrupted.output_dir / _checkpoints(uninterrupted.output_dir)[-1]
-    with pytest.raises(CheckpointError, match=f"{checkpoint} holds a different model than requested: checkpoint {named}"):
+    with pytest.raises(
+        CheckpointError, match=f"{checkpoint} holds a different model than requested: checkpoint {named}"
+    ):
         pretrain([*_argv(train_file, tmp_path / "run", "--resume_from_checkpoint", str(checkpoint)), *change])
 
 
@@ -460,7 +497,10 @@ def test_corrupt_weights_and_invalid_config_are_named(tmp_path, uninterrupted):
     (broken / "config.json").write_text('{"model_type": "hybrid_bert",')
     cases = [
         (truncated, f"{weights} is not a readable safetensors file"),
-        (reshaped, f"{reshaped / 'model.safetensors'} does not match {reshaped / 'config.json'}: {name} is \\[100, 32\\]"),
+        (
+            reshaped,
+            f"{reshaped / 'model.safetensors'} does not match {reshaped / 'config.json'}: {name} is \\[100, 32\\]",
+        ),
         (broken, f"{broken / 'config.json'} is not valid JSON"),
     ]
     for model, message in cases:
