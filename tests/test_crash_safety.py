@@ -331,6 +331,30 @@ def test_run_cut_after_its_final_checkpoint_finishes_without_another_step(tmp_pa
     assert saved.keys() == final.keys() and all((saved[k] == final[k]).all() for k in saved)
 
 
+class SigtermAtStep(TrainerCallback):
+    """Sends this process SIGTERM at the end of a given step (as a scheduler or `kill` would)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_run_stopped_by_sigterm_is_resumed_by_the_same_command(tmp_path, train_file):
+    """SIGTERM at step 5 of a 4 s budget: a checkpoint where it stopped and budget.json with stop_reason 'signal'; the
+    same command resumes there and ends where an uninterrupted run ends (16 steps of 0.25 s on the model clock)."""
+    output_dir = tmp_path / "run"
+    argv = _argv(train_file, output_dir, "--budget", "4s", "--num_eval_points", "2")
+    with ModelClock() as clock:
+        stopped = pretrain(argv, now=clock, callbacks=[SigtermAtStep(5)])
+    assert stopped["stop_reason"] == "signal" and _checkpoints(output_dir)[-1] == f"checkpoint-{stopped['steps']}"
+    with ModelClock() as clock:
+        spent = pretrain(argv, now=clock)
+    assert spent["stop_reason"] == "budget" and spent["steps"] == 16 and set(spent) == set(stopped)
+
+
 def test_finished_run_is_not_resumed_or_replaced_without_being_asked(uninterrupted, tmp_path, train_file):
     """The same command on a finished run is refused (it would retrain nothing), naming both ways forward."""
     output_dir = tmp_path / "copy"
