@@ -642,7 +642,9 @@ class HybridBertModel(HybridBertPreTrainedModel):
 
         Keys are the non-padding positions, minus [MASK] tokens under DropMask. A row left without keys falls back:
         an all-[MASK] row keeps its [MASK] tokens as keys, and an all-padding row attends to every position (its
-        outputs are finite but meaningless).
+        outputs are finite but meaningless). A mask that lets every position through is dropped only in eager mode on
+        the CPU: elsewhere, reading it back would stall the device or break the compiled graph, and an all-True mask
+        gives the same outputs.
         """
         keys = attention_mask.bool() if attention_mask is not None else None
         if self.config.drop_mask:
@@ -656,7 +658,9 @@ class HybridBertModel(HybridBertPreTrainedModel):
         if keys is None:
             return None
         keys = keys | ~keys.any(dim=-1, keepdim=True)
-        return None if bool(keys.all()) else keys
+        if keys.device.type == "cpu" and not torch.compiler.is_compiling() and bool(keys.all()):
+            return None
+        return keys
 
     def segments(self, input_ids: torch.Tensor | None) -> Segments | None:
         """The batch's [CLS]/[SEP] segments when some layer's mixer reads them, else None."""

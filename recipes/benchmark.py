@@ -12,8 +12,9 @@ which isolates what the sparse MLM head buys). Inference times the bare encoders
     python -m recipes.benchmark --sections infer --base_size base --long_seq 2048
     python -m recipes.benchmark --quick --output_dir /tmp/bench    # tiny sizes, short lengths: what the tests run
     python -m recipes.benchmark --device cuda --dtype bfloat16
+    python -m recipes.benchmark --sections recipe --recipe_compile   # fp32 recipe vs defaults (+ compile), MFU, profile
 
-Sections (--sections): params, train, infer, memory, scaling, bf16. Writes benchmark_<device>.json and
+Sections (--sections): params, train, infer, memory, scaling, bf16, recipe. Writes benchmark_<device>.json and
 benchmark_<device>.md into --output_dir (<device> is `cpu`, or the CUDA device's name). The JSON:
 
     metadata        device, device_name, threads, dtype, torch, transformers, python, date, arguments
@@ -26,6 +27,10 @@ benchmark_<device>.md into --output_dir (<device> is `cpu`, or the CUDA device's
                     mixers: {mixer: [{seq, median_s, times_s, flops, time_growth, flops_growth, time_vs_self,
                     flops_vs_self, gflop_per_s}]}
     bf16            metric "tokens_per_s", settings: [{model, size, seq, batch, precisions: {float32, bfloat16}}]
+    recipe          metric "tokens_per_s", configurations {name: {bf16, attention_mask, compile}}, matmul_peak_flops
+                    {configuration: FLOP/s}, settings: [{model, size, seq, batch, model_flops_per_token, compile_s,
+                    configs: {configuration: record + mfu}}], profile {model, seq, configuration, sdpa_kernels,
+                    ops: [{op, calls_per_step, ms_per_step, share}]}
     targets         [{target, ratio, goal, met, basis}]
 
 A timed record holds its metric, median_s and times_s (seconds per call, one per turn); a memory record peak_mib and
@@ -58,14 +63,16 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 import transformers
+from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 from transformers import BertForMaskedLM, BertModel, HfArgumentParser, PreTrainedModel
 
 from modeling import MIXER_SPECS, SIZES, VARIANTS, HybridBertConfig, HybridBertForMaskedLM, HybridBertModel
 from modeling.modeling_hybrid_bert import MIXERS
+from recipes.mfu import matmul_peak, mfu, mlm_training_flops_per_token, native_bf16
 from recipes.parameters import ABLATIONS, components, hf_bert_breakdown, hf_bert_config, hybrid_breakdown
 
-SECTIONS = ("params", "train", "infer", "memory", "scaling", "bf16")
+SECTIONS = ("params", "train", "infer", "memory", "scaling", "bf16", "recipe")
 HF_BERT = "hf-bert"
 DENSE_HEAD_BERT = "bert-dense-head"
 SEPARATE_VALUE_ADDBERT = "addbert-wv"
@@ -119,6 +126,8 @@ QUICK_SETTINGS = dict(
     scaling_seqs=[32, 64, 128, 256],
     bf16_seq=32,
     bf16_tokens_per_step=128,
+    recipe_seqs=[32],
+    recipe_tokens_per_step=128,
     repeats=2,
 )
 
@@ -153,6 +162,17 @@ class BenchmarkArguments:
     bf16_models: list[str] = field(default_factory=lambda: ["bert"], metadata={"help": "models of the bf16 section"})
     bf16_seq: int = field(default=128, metadata={"help": "sequence length of the bf16 comparison"})
     bf16_tokens_per_step: int = field(default=512, metadata={"help": "tokens per step of the bf16 comparison"})
+    recipe_models: list[str] = field(
+        default_factory=lambda: list(VARIANTS), metadata={"help": "models of the recipe section (fp32 vs defaults)"}
+    )
+    recipe_seqs: list[int] = field(default_factory=lambda: [128], metadata={"help": "sequence lengths of recipe"})
+    recipe_tokens_per_step: int = field(
+        default=4096, metadata={"help": "tokens per step of the recipe section (pretrain.py's 32 × 128)"}
+    )
+    recipe_compile: bool = field(
+        default=False, metadata={"help": "recipe section: also the defaults under torch.compile, and compile time"}
+    )
+    profile_rows: int = field(default=15, metadata={"help": "recipe section: ops listed in the per-op profile"})
     repeats: int = field(default=5, metadata={"help": "timed turns per model and setting (the median is reported)"})
     warmup: int = field(default=1, metadata={"help": "untimed calls per model before each setting's turns (>= 1)"})
     threads: int | None = field(default=None, metadata={"help": "torch threads (default: torch.get_num_threads())"})
@@ -177,6 +197,7 @@ class BenchmarkArguments:
         _check_names("section", self.sections, SECTIONS)
         _check_names("size", [self.size, self.base_size], SIZES)
         _check_names("bf16 model", self.bf16_models, training_models())
+        _check_names("recipe model", self.recipe_models, training_models())
         self.train_seqs = sorted(self.train_seqs)
         self.scaling_seqs = sorted(self.scaling_seqs)
         if self.threads is None:
@@ -593,6 +614,101 @@ def benchmark_bf16(args: BenchmarkArguments) -> dict:
     return {"metric": "tokens_per_s", "settings": settings}
 
 
+RECIPE_FP32 = "fp32 recipe"
+RECIPE_DEFAULTS = "defaults"
+RECIPE_COMPILED = "defaults + compile"
+PROFILE_STEPS = 3
+
+
+def recipe_configurations(args: BenchmarkArguments) -> dict[str, dict]:
+    """The pretraining recipe's settings before and after: fp32 with the collator's all-ones attention mask, and
+    recipes/pretrain.py's defaults (bf16 autocast where the device has native bf16, no all-ones mask), optionally
+    compiled. Both use fused AdamW, as transformers' Trainer does by default."""
+    bf16 = native_bf16(args.device)
+    configurations = {
+        RECIPE_FP32: {"bf16": False, "attention_mask": True, "compile": False},
+        RECIPE_DEFAULTS: {"bf16": bf16, "attention_mask": False, "compile": False},
+    }
+    if args.recipe_compile:
+        configurations[RECIPE_COMPILED] = {"bf16": bf16, "attention_mask": False, "compile": True}
+    return configurations
+
+
+def op_profile(step: Callable[[], None], args: BenchmarkArguments) -> tuple[list[dict], list[str]]:
+    """The ops taking the most self time over a few steps (device time on CUDA), and the SDPA kernels that ran."""
+    device = torch.device(args.device)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as profiler:
+        for _ in range(PROFILE_STEPS):
+            step()
+        synchronize(device)
+    events = profiler.key_averages()
+    self_time = operator.attrgetter("self_device_time_total" if device.type == "cuda" else "self_cpu_time_total")
+    total = sum(self_time(event) for event in events)
+    ranked = sorted(events, key=self_time, reverse=True)[: args.profile_rows]
+    rows = [
+        {
+            "op": event.key,
+            "calls_per_step": event.count / PROFILE_STEPS,
+            "ms_per_step": self_time(event) / 1e3 / PROFILE_STEPS,
+            "share": self_time(event) / total,
+        }
+        for event in ranked
+    ]
+    attention_kernels = sorted({event.key for event in events if "scaled_dot_product" in event.key})
+    return rows, attention_kernels
+
+
+def benchmark_recipe(args: BenchmarkArguments) -> dict:
+    """Training steps of the fp32 recipe against the recipe's defaults, interleaved on same-seed models: tokens/s,
+    MFU against the measured matmul peak of each configuration's dtype, and a per-op profile of the defaults."""
+    configurations = recipe_configurations(args)
+    peaks = {
+        name: matmul_peak(args.device, torch.bfloat16 if settings["bf16"] else torch.float32)
+        for name, settings in configurations.items()
+    }
+    settings_rows, profiled = [], None
+    for name in args.recipe_models:
+        for seq in args.recipe_seqs:
+            batch_size = batch_size_for(args.recipe_tokens_per_step, seq)
+            batch = random_batch(batch_size, seq, with_labels=True, args=args)
+            unmasked = {key: value for key, value in batch.items() if key != "attention_mask"}
+            labelled_fraction = (batch["labels"] != -100).float().mean().item()
+            steps, compile_s = {}, None
+            for configuration, settings in configurations.items():
+                model = build_models([name], args.size, positions_for(args.recipe_seqs), True, args)[name]
+                optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+                compiled = torch.compile(model) if settings["compile"] else model
+                step = training_step(compiled, optimizer, batch if settings["attention_mask"] else unmasked, settings["bf16"])
+                if settings["compile"]:
+                    compile_s = seconds_per_call(step, 1, args.device)  # the first call compiles
+                steps[configuration] = step
+            tokens = batch_size * seq
+            flops_per_token = mlm_training_flops_per_token(model, seq, labelled_fraction)
+            records = compare(steps, "tokens_per_s", lambda seconds: tokens / seconds, args, references=(RECIPE_FP32,))
+            for configuration, record in records.items():
+                record["mfu"] = mfu(record["tokens_per_s"], flops_per_token, peaks[configuration])
+            settings_rows.append(
+                {
+                    "model": name, "size": args.size, "seq": seq, "batch": batch_size,
+                    "model_flops_per_token": flops_per_token, "compile_s": compile_s, "configs": records,
+                }
+            )  # fmt: skip
+            log_records(f"recipe {name} {args.size} {batch_size}x{seq}", records, "tokens_per_s")
+            if profiled is None:
+                profiled = {"model": name, "seq": seq, "configuration": RECIPE_DEFAULTS}
+                profiled["ops"], profiled["sdpa_kernels"] = op_profile(steps[RECIPE_DEFAULTS], args)
+            del steps
+            free_memory()
+    return {
+        "metric": "tokens_per_s",
+        "configurations": configurations,
+        "matmul_peak_flops": peaks,
+        "settings": settings_rows,
+        "profile": profiled,
+    }
+
+
 SECTION_RUNNERS: dict[str, Callable[[BenchmarkArguments], dict]] = {
     "params": benchmark_parameters,
     "train": benchmark_training,
@@ -600,6 +716,7 @@ SECTION_RUNNERS: dict[str, Callable[[BenchmarkArguments], dict]] = {
     "memory": benchmark_memory,
     "scaling": benchmark_mixer_scaling,
     "bf16": benchmark_bf16,
+    "recipe": benchmark_recipe,
 }
 
 
@@ -664,6 +781,11 @@ def targets(args: BenchmarkArguments) -> list[Target]:
             f"bf16 autocast vs fp32: bert training tokens/s, {args.base_size}, seq {args.bf16_seq}", "bf16",
             {"model": "bert"}, "bfloat16", "float32", ">=", 1.5, "bf16 matrix units (avx512_bf16, tensor cores)",
             rows_key="precisions",
+        ),
+        Target(
+            f"pretraining defaults vs fp32 recipe: bert training tokens/s, {args.size}, seq {args.recipe_seqs[0]}",
+            "recipe", {"model": "bert", "seq": args.recipe_seqs[0]}, RECIPE_DEFAULTS, RECIPE_FP32, ">=", 2.0,
+            "bf16 autocast on native bf16 matmuls, no all-ones attention mask", rows_key="configs",
         ),
     ]  # fmt: skip
 
@@ -828,6 +950,39 @@ def bf16_markdown(section: dict) -> str:
     )
 
 
+def recipe_markdown(section: dict) -> str:
+    peaks = ", ".join(f"{name} {flops / 1e9:,.0f} GFLOP/s" for name, flops in section["matmul_peak_flops"].items())
+    described = "; ".join(
+        f"{name}: {'bf16 autocast' if c['bf16'] else 'fp32'}{', all-ones attention mask' if c['attention_mask'] else ''}"
+        f"{', torch.compile' if c['compile'] else ''}"
+        for name, c in section["configurations"].items()
+    )
+    header = ["model", "size", "batch × seq", "configuration", "tokens/s", "MFU", f"÷ {RECIPE_FP32}", "compile (s)"]
+    rows = [
+        [
+            setting["model"], setting["size"], f"{setting['batch']} × {setting['seq']}", name,
+            f"{record['tokens_per_s']:,.0f}", f"{100 * record['mfu']:.1f}%", format_ratio(record["ratio_vs"][RECIPE_FP32]),
+            f"{setting['compile_s']:.0f}" if name == RECIPE_COMPILED else "–",
+        ]  # fmt: skip
+        for setting in section["settings"]
+        for name, record in setting["configs"].items()
+    ]
+    profiled = section["profile"]
+    op_rows = [
+        [f"`{op['op']}`", f"{op['calls_per_step']:g}", f"{op['ms_per_step']:,.1f}", f"{100 * op['share']:.1f}%"]
+        for op in profiled["ops"]
+    ]
+    return (
+        f"Training steps (forward with labels, backward, fused AdamW) of {described}; {TIMING}. MFU: tokens/s × model "
+        f"FLOPs per token (recipes/mfu.py: matmuls and attention, ×3 for the backward, the sparse head at its labelled "
+        f"rows) over the measured matmul peak of the configuration's dtype ({peaks}).\n\n{markdown_table(header, rows)}"
+        f"\n\nWhere a `{profiled['configuration']}` step of `{profiled['model']}` at seq {profiled['seq']} spends its "
+        f"time (torch.profiler, self time per op, mean of {PROFILE_STEPS} steps; SDPA kernels that ran: "
+        f"{', '.join(f'`{kernel}`' for kernel in profiled['sdpa_kernels']) or 'none'}):\n\n"
+        + markdown_table(["op", "calls per step", "ms per step", "share"], op_rows)
+    )
+
+
 def targets_markdown(evaluated: list[dict]) -> str:
     met_labels = {True: "yes", False: "no", None: "not measured"}
     rows = [
@@ -844,6 +999,7 @@ SECTION_MARKDOWN = {
     "memory": ("Training peak memory", memory_markdown),
     "scaling": ("Mixer time and FLOPs against length", scaling_markdown),
     "bf16": ("bf16 autocast against fp32", bf16_markdown),
+    "recipe": ("The pretraining recipe: fp32 against its defaults, with MFU", recipe_markdown),
 }
 
 

@@ -281,11 +281,25 @@ def initialisation_text(init_from: str | None) -> str:
     return f"from the local BERT folder `{Path(init_from).name}` (HBERT §4.4)"
 
 
+def utilisation_text(utilisation: dict | None) -> str:
+    """MFU against the measured peak ("–" for runs recorded before MFU was)."""
+    if utilisation is None:
+        return "–"
+    peak = f"{utilisation['matmul_peak_flops'] / 1e9:,.0f} GFLOP/s"
+    return f"{100 * utilisation['mfu']:.1f}% of the measured {utilisation['matmul_dtype']} matmul peak ({peak} per device)"
+
+
+def accelerate_settings_text(training: dict) -> str:
+    """What accelerate ran ("–" for runs recorded before it was recorded)."""
+    if "mixed_precision" not in training:
+        return "–"
+    return f"`{training['mixed_precision']}`, torch.compile {training['torch_compile'] or 'off'}, {training['optimizer']}"
+
+
 def spent_rows(spent: dict) -> list[tuple[str, str]]:
     record, training = spent["run_record"], spent["run_record"]["training"]
     paused = ", ".join(f"{reason} {seconds(value)}" for reason, value in spent["paused_breakdown_s"].items())
     per_step = f"{training['samples_per_step']} per step × {training['max_seq_length']} tokens"
-    precision = ", bf16" if training["bf16"] else ""
     return [
         ("budget", f"`{spent['budget']}` = {seconds(spent['budget_s'])} of training"),
         ("elapsed (training)", f"{seconds(spent['elapsed_s'])} (overshoot {spent['overshoot_s']:+.1f} s)"),
@@ -296,8 +310,10 @@ def spent_rows(spent: dict) -> list[tuple[str, str]]:
         ("samples", f"{spent['samples']:,} ({per_step})"),
         ("tokens seen", f"{spent['tokens_seen']:,}"),
         ("tokens/s", f"{spent['tokens_per_s']:,.0f}"),
+        ("model-FLOPs utilisation", utilisation_text(spent.get("utilisation"))),
+        ("precision, compilation, optimizer", accelerate_settings_text(training)),
         ("hardware", f"{spent['device']}, {spent['threads']} threads, {spent['world_size']} process(es)"),
-        ("learning rate", f"{training['learning_rate']:g}, schedule `{training['schedule']}`{precision}"),
+        ("learning rate", f"{training['learning_rate']:g}, schedule `{training['schedule']}`"),
         ("seed", str(record["seed"])),
         ("code", f"git `{record['git_commit']}`"),
         ("versions", ", ".join(f"{name} {version}" for name, version in record["versions"].items())),

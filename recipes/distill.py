@@ -64,6 +64,7 @@ from recipes.pretrain import (
     curve_until,
     load_tokenizer,
     parse_overrides,
+    settings_in_use,
     training_settings,
 )
 from recipes.run_dir import write_json
@@ -292,6 +293,7 @@ def distill(args, data_args, budget_args, training_args, budget_s, shape, corpus
         embedding_weight=args.embedding_weight,
     )
     trainer.train(resume_from_checkpoint=checkpoint)
+    record["training"].update(settings_in_use(trainer))
     if budget.stop_reason != "signal":
         trainer.save_model()
         if trainer.is_world_process_zero():

@@ -520,20 +520,29 @@ def short_commit(commit: str) -> str:
     return head[:7] + ("+dirty" if dirty else "")
 
 
+def mfu_cell(spent: dict) -> str:
+    """A run's model-FLOPs utilisation, "–" for runs recorded before it was."""
+    return f"{100 * spent['utilisation']['mfu']:.1f}%" if "utilisation" in spent else "–"
+
+
 def mlm_table(entries: list[ZooEntry]) -> list[str]:
     lines = [
-        "| variant | size | budget | held-out MLM accuracy | steps | tokens seen | threads | load average (1 min) | commit |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| variant | size | budget | held-out MLM accuracy | steps | tokens seen | tokens/s | MFU | threads "
+        "| load average (1 min) | commit |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for entry in entries:
         finals = [run.curve[-1]["accuracy"] for run in entry.runs if run.curve]
         steps = ", ".join(f"{run.spent['steps']:,}" for run in entry.runs)
         tokens = ", ".join(f"{run.spent['tokens_seen']:,}" for run in entry.runs)
+        rates = ", ".join(f"{run.spent['tokens_per_s']:,.0f}" for run in entry.runs)
+        mfus = ", ".join(mfu_cell(run.spent) for run in entry.runs)
         threads = ", ".join(sorted({str(run.spent["threads"]) for run in entry.runs}))
         loads = ", ".join(f"{run.spent['run_record']['load_average'][0]:.2f}" for run in entry.runs)
         commits = ", ".join(sorted({short_commit(run.spent["run_record"]["git_commit"]) for run in entry.runs}))
         lines.append(
-            f"| {entry.name} | {entry.size} | {entry.budget} | {summary(finals)} | {steps} | {tokens} | {threads} "
+            f"| {entry.name} | {entry.size} | {entry.budget} | {summary(finals)} | {steps} | {tokens} | {rates} | {mfus} "
+            f"| {threads} "
             f"| {loads} | {commits} |"
         )
     return [*lines, ""]
@@ -614,8 +623,9 @@ def render_results(entries: list[ZooEntry], references: dict[str, list[dict]], b
     lines += [
         "## Held-out MLM accuracy reached per variant × budget",
         "",
-        "The last evaluation of each run (steps, tokens seen and the load average at its start listed per pretraining "
-        f"seed, with the code commit each ran at); curves in `{CURVES_FILE}`.",
+        "The last evaluation of each run (steps, tokens seen, training tokens/s, model-FLOPs utilisation against the "
+        "measured matmul peak of the precision it ran in — \"–\" where the record predates it — and the load average "
+        f"at its start listed per pretraining seed, with the code commit each ran at); curves in `{CURVES_FILE}`.",
         "",
         *mlm_table(entries),
         "## Table 2: parameters and latency",

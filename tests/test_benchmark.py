@@ -22,6 +22,7 @@ from recipes.benchmark import (
     random_batch,
     training_models,
 )
+from recipes.mfu import native_bf16
 from recipes.parameters import components
 
 # One thread: other test processes may share the machine, and contended threads only slow the run down.
@@ -140,6 +141,26 @@ def test_bf16_section_compares_both_precisions(results):
     (setting,) = results["bf16"]["settings"]
     assert setting["model"] == "bert"
     assert setting["precisions"]["bfloat16"]["ratio_vs"]["float32"] > 0
+
+
+def test_recipe_section_times_the_fp32_recipe_against_the_defaults_with_mfu(results):
+    """Every variant in both configurations, MFU = tokens/s × counted FLOPs per token / the peak of the
+    configuration's dtype, and a per-op profile of a defaults step naming the SDPA kernel that ran."""
+    recipe = results["recipe"]
+    args = quick_arguments()
+    assert list(recipe["configurations"]) == [benchmark.RECIPE_FP32, benchmark.RECIPE_DEFAULTS]
+    assert recipe["configurations"][benchmark.RECIPE_DEFAULTS]["bf16"] == native_bf16("cpu")
+    assert [(s["model"], s["seq"]) for s in recipe["settings"]] == [(name, args.recipe_seqs[0]) for name in VARIANTS]
+    for setting in recipe["settings"]:
+        assert setting["model_flops_per_token"] > 0 and setting["compile_s"] is None
+        for name, record in setting["configs"].items():
+            peak = recipe["matmul_peak_flops"][name]
+            assert record["mfu"] == pytest.approx(record["tokens_per_s"] * setting["model_flops_per_token"] / peak)
+            assert set(record["ratio_vs"]) == {benchmark.RECIPE_FP32}
+    profiled = recipe["profile"]
+    assert profiled["model"] == "bert" and len(profiled["ops"]) == args.profile_rows
+    assert sum(op["share"] for op in profiled["ops"]) <= 1.0 + 1e-9
+    assert any("scaled_dot_product" in kernel for kernel in profiled["sdpa_kernels"])
 
 
 def test_every_target_is_measured(results):

@@ -304,7 +304,7 @@ def test_skewed_clock_ranks_still_agree_on_stop_and_lr(skewed):
 
 @pytest.fixture(scope="module")
 def loss_runs(tmp_path_factory, train_file) -> tuple[Launch, Launch]:
-    """(1 rank x 8, 2 DDP ranks x 4): 3 SGD steps from the same initial weights on the same pre-masked blocks (the
+    """(1 rank x 8, 2 DDP ranks x 4): 3 fp32 SGD steps from the same initial weights on the same pre-masked blocks (the
     recipe's collator passes examples that carry labels through), no dropout, no clipping, a constant LR."""
     workdir = tmp_path_factory.mktemp("loss")
     init = workdir / "init.pt"
@@ -312,7 +312,7 @@ def loss_runs(tmp_path_factory, train_file) -> tuple[Launch, Launch]:
         *TINY, "--config_overrides", f"{OVERRIDES},hidden_dropout_prob=0.0,attention_probs_dropout_prob=0.0",
         "--train_file", str(train_file), "--budget", "1h", "--max_steps", "3", "--logging_steps", "1",
         "--optim", "sgd", "--learning_rate", "0.5", "--max_grad_norm", "0", "--lr_scheduler_type", "constant",
-        "--warmup_steps", "0", "--num_eval_points", "0", "--eval_on_start", "false",
+        "--warmup_steps", "0", "--num_eval_points", "0", "--eval_on_start", "false", "--no_bf16",
     ]  # fmt: skip
     one = _launch(
         "python", workdir / "one", [*common, "--per_device_train_batch_size", "8", "--output_dir", str(workdir / "one" / "run")],

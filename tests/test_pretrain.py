@@ -19,8 +19,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from recipes import assets
 from recipes.budget import BUDGET_STATE_FILE
-from recipes.pretrain import main
+from recipes.mfu import matmul_peak, native_bf16
+from recipes.pretrain import HeldOutCollator, main
 from recipes.run_record import KEY_FIELDS, PACKAGES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -230,6 +232,44 @@ def test_max_steps_run_evaluates_at_the_end(max_steps_run):
     assert points[0]["step"] == 0
     _assert_monotone_curve(points)
     assert points[-1]["step"] == 3, f"no evaluation at the end of training: curve steps {[p['step'] for p in points]}"
+
+
+def test_record_says_what_ran_and_its_mfu(max_steps_run):
+    """The record holds what accelerate ran, not the flags: bf16 by default where this CPU multiplies bf16 natively,
+    no compilation, fused AdamW; and MFU = tokens/s × counted model FLOPs per token / that precision's measured peak."""
+    _, spent = max_steps_run
+    training, utilisation = spent["run_record"]["training"], spent["utilisation"]
+    bf16 = native_bf16("cpu")
+    assert training["mixed_precision"] == ("bf16" if bf16 else "no")
+    assert training["torch_compile"] is None and training["optimizer"] == "AdamW (fused)"
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    assert utilisation["matmul_dtype"] == str(dtype).removeprefix("torch.")
+    assert utilisation["matmul_peak_flops"] == matmul_peak("cpu", dtype) and utilisation["devices"] == 1
+    expected = spent["tokens_per_s"] * utilisation["model_flops_per_token"] / utilisation["matmul_peak_flops"]
+    assert utilisation["mfu"] == pytest.approx(expected) and utilisation["mfu"] > 0
+
+
+def test_training_batches_without_padding_carry_no_attention_mask():
+    """Packed blocks need no mask: the model then takes its unmasked path without reading a mask back from the
+    device; a batch with padding keeps its mask."""
+    collator = HeldOutCollator(assets.default_tokenizer(), mlm_probability=0.15)
+    full = collator([{"input_ids": [101, 2000, 2001, 102]}, {"input_ids": [101, 2002, 2003, 102]}])
+    assert set(full) == {"input_ids", "labels"}
+    padded = collator([{"input_ids": [101, 2000, 102]}, {"input_ids": [101, 2002, 2003, 102]}])
+    assert padded["attention_mask"].tolist() == [[1, 1, 1, 0], [1, 1, 1, 1]]
+
+
+@pytest.mark.parametrize("launcher, flag, recorded", [("bf16", "--no_bf16", "bf16"), (None, "--no_bf16", "no")])
+def test_recorded_precision_is_accelerates_not_the_flag(tmp_path, train_file, monkeypatch, launcher, flag, recorded):
+    """bf16 chosen by an accelerate config (ACCELERATE_MIXED_PRECISION, as `accelerate launch` sets it) is recorded as
+    bf16 although --bf16 is off; --no_bf16 alone trains and records fp32."""
+    if launcher:
+        monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", launcher)
+    else:
+        monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
+    spent = main(_argv(train_file, tmp_path / "run", "--max_steps", "1", "--num_eval_points", "0", flag))
+    assert spent["run_record"]["training"]["mixed_precision"] == recorded
+    assert spent["utilisation"]["matmul_dtype"] == {"bf16": "bfloat16", "no": "float32"}[recorded]
 
 
 def _wait_for(predicate, timeout: float, process: subprocess.Popen) -> None:
