@@ -293,7 +293,8 @@ def accelerate_settings_text(training: dict) -> str:
     """What accelerate ran ("–" for runs recorded before it was recorded)."""
     if "mixed_precision" not in training:
         return "–"
-    return f"`{training['mixed_precision']}`, torch.compile {training['torch_compile'] or 'off'}, {training['optimizer']}"
+    optimizer = training["optimizer"] or "no optimizer step in the process that finished the run"
+    return f"`{training['mixed_precision']}`, torch.compile {training['torch_compile'] or 'off'}, {optimizer}"
 
 
 def spent_rows(spent: dict) -> list[tuple[str, str]]:

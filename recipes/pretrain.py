@@ -404,12 +404,15 @@ def innermost_optimizer(optimizer: torch.optim.Optimizer) -> torch.optim.Optimiz
 def settings_in_use(trainer: BudgetTrainer) -> dict:
     """Precision, compilation and optimizer as the run really had them: accelerate's state (which an accelerate
     config or DeepSpeed may have set), not the command-line flags."""
-    optimizer = innermost_optimizer(trainer.optimizer)
     backend = trainer.accelerator.state.dynamo_plugin.backend.value.lower()
+    optimizer = None
+    if trainer.optimizer is not None:  # None when a run resumed from its final checkpoint takes no step
+        inner = innermost_optimizer(trainer.optimizer)
+        optimizer = type(inner).__name__ + (" (fused)" if inner.defaults.get("fused") else "")
     return {
         "mixed_precision": trainer.accelerator.mixed_precision,
         "torch_compile": None if backend == "no" else backend,
-        "optimizer": type(optimizer).__name__ + (" (fused)" if optimizer.defaults.get("fused") else ""),
+        "optimizer": optimizer,
     }
 
 
