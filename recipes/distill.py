@@ -231,8 +231,10 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
 
     # Every argument is checked before anything is written (a claimed output directory left empty is removed again).
     budget_s, shape = check_budget_arguments(budget_args, training_args)
+    if budget_args.calibration:
+        raise ValueError("--calibration is a pretraining option (recipes/pretrain.py); distillation runs on the clock.")
     HybridBertConfig.from_variant(args.variant, size="base")  # the variant's name, checked early
-    corpus = corpus_spec(data_args, training_args.seed)
+    corpus = corpus_spec(data_args)
     corpus.validate()
     with claimed_output_dir(training_args, budget_args.overwrite_output_dir, AGREEMENT_CURVE_FILE) as checkpoint:
         return distill(args, data_args, budget_args, training_args, budget_s, shape, corpus, checkpoint, now, callbacks)

@@ -6,7 +6,10 @@
 The budget is wall-clock seconds of training (see recipes/budget.py): the clock starts at the first step, evaluation
 and checkpoint saving pause it, it is checked every step and agreed across ranks, and the same elapsed time drives the
 learning rate (warmup, then decay to its end value exactly at the deadline). `--max_steps` switches to a step-based
-schedule. The output directory is a `save_pretrained` folder (loadable with `trust_remote_code=True`) plus
+schedule. `--calibration FILE` (a record of `python -m recipes.calibration`) turns the budget into the variant's
+calibrated step count, and the schedule and evaluation points follow the steps: a rerun makes the same steps on any
+load. The held-out split and masks follow `--held_out_seed`, the training order and masks `--data_seed`, neither
+`--seed`. The output directory is a `save_pretrained` folder (loadable with `trust_remote_code=True`) plus
 `budget.json` (what was spent and the run record) and `mlm_curve.json/png`.
 
 The output directory is the run's own (`recipes/run_dir.py`): locked while the run lives, replaced by
@@ -48,6 +51,15 @@ from recipes.budget import (
     TimeBudgetCallback,
     parse_budget,
     schedule_shape,
+)
+from recipes.calibration import (
+    CalibratedClock,
+    calibrated_steps,
+    check_settings,
+    file_sha256,
+    load_record,
+    precision_name,
+    run_settings,
 )
 from recipes.checkpoints import (
     STAGING_PREFIX,
@@ -106,6 +118,9 @@ class DataArguments:
     max_seq_length: int = 128
     mlm_probability: float = 0.15
     max_eval_samples: int | None = field(default=512, metadata={"help": "Blocks of the held-out set evaluated (None: all)"})
+    held_out_seed: int = field(
+        default=42, metadata={"help": "Seed of the held-out split (where the source has none) and of its masks"}
+    )
 
 
 @dataclass
@@ -113,6 +128,10 @@ class BudgetArguments:
     budget: str = field(default="10m", metadata={"help": "Wall-clock training budget: 90s, 10m, 2h, 1d, 1h30m"})
     num_eval_points: int = field(default=10, metadata={"help": "Evaluations at evenly spaced points of the budget"})
     final_lr_ratio: float = field(default=0.0, metadata={"help": "LR at the deadline, as a fraction of the peak"})
+    calibration: str | None = field(
+        default=None,
+        metadata={"help": "A calibration record (python -m recipes.calibration): train the budget's calibrated steps"},
+    )
     overwrite_output_dir: bool = field(
         default=False, metadata={"help": "Replace an output directory holding another run (and only a run)"}
     )
@@ -139,6 +158,9 @@ class PretrainingArguments(TrainingArguments):
     save_total_limit: int | None = 2
     report_to: None | str | list[str] = "none"
     eval_on_start: bool = True
+    # The training order and the training batches' masks follow data_seed, not --seed: every variant and pretraining
+    # seed sees the same batches.
+    data_seed: int | None = 42
     dataloader_pin_memory: bool = torch.cuda.is_available()
     # Without an accelerator, ranks must be CPU ranks (gloo); otherwise accelerate runs them as unconnected processes.
     use_cpu: bool = not torch.accelerator.is_available()
@@ -149,8 +171,8 @@ class PretrainingArguments(TrainingArguments):
 class HeldOutCollator:
     """Masks training batches on the fly; passes the pre-masked held-out blocks (they carry labels) through."""
 
-    def __init__(self, tokenizer, mlm_probability: float):
-        self.masking = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability)
+    def __init__(self, tokenizer, mlm_probability: float, seed: int | None = None):
+        self.masking = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability, seed=seed)
 
     def __call__(self, examples):
         return default_data_collator(examples) if "labels" in examples[0] else self.masking(examples)
@@ -223,8 +245,9 @@ def init_from_dir(init_from: str) -> str | Path:
     return assets.fetch(assets.NAMED_CHECKPOINTS[init_from]) if init_from in assets.NAMED_CHECKPOINTS else init_from
 
 
-def corpus_spec(data_args: DataArguments, seed: int) -> CorpusSpec:
-    """The text source the arguments name (the embedded WikiText-2 when they name none)."""
+def corpus_spec(data_args: DataArguments) -> CorpusSpec:
+    """The text source the arguments name (the embedded WikiText-2 when they name none), its held-out split and masks
+    drawn with --held_out_seed whatever the run's --seed."""
     return CorpusSpec(
         dataset=data_args.dataset or (None if data_args.dataset_name or data_args.train_file else "wikitext-2-raw"),
         dataset_name=data_args.dataset_name,
@@ -232,7 +255,7 @@ def corpus_spec(data_args: DataArguments, seed: int) -> CorpusSpec:
         train_file=data_args.train_file,
         validation_file=data_args.validation_file,
         validation_split_percentage=data_args.validation_split_percentage,
-        seed=seed,
+        seed=data_args.held_out_seed,
     )
 
 
@@ -324,14 +347,23 @@ def training_settings(training_args: TrainingArguments, data_args: DataArguments
         "learning_rate": training_args.learning_rate,
         "schedule": f"{'steps' if training_args.max_steps > 0 else 'budget'}-{shape}",
         "bf16": training_args.bf16,
+        "data_seed": training_args.data_seed,
+        "held_out_seed": data_args.held_out_seed,
     }
 
 
 def budget_callback(
-    budget_s: float, budget_args: BudgetArguments, training_args: TrainingArguments, checkpoint: str | None, now, record: dict
+    budget_s: float,
+    budget_args: BudgetArguments,
+    training_args: TrainingArguments,
+    checkpoint: str | None,
+    now,
+    record: dict,
+    steps: int | None = None,
 ) -> TimeBudgetCallback:
     """The budget's callback. Without --max_steps the budget, not a step count, ends training; a resumed run continues
-    with the budget it had left and does not evaluate again at its start."""
+    with the budget it had left and does not evaluate again at its start. With calibrated `steps` (and `now` a
+    `CalibratedClock`), those steps end training and the budget clock reaches the budget at the last one."""
     budget = TimeBudgetCallback(
         budget_s,
         budget_args.num_eval_points,
@@ -340,7 +372,9 @@ def budget_callback(
         run_info={"run_record": record},
         save_at_eval_points=budget_args.save_at_eval_points,
     )
-    if training_args.max_steps <= 0:
+    if steps:
+        training_args.max_steps = steps
+    elif training_args.max_steps <= 0:
         training_args.max_steps = sys.maxsize // 2
     if checkpoint:
         budget.load_state(checkpoint)
@@ -374,6 +408,34 @@ def claimed_output_dir(training_args: TrainingArguments, overwrite: bool, curve_
         yield checkpoint
 
 
+def calibration_info(budget_args, model_args, data_args, training_args, budget_s: float) -> dict | None:
+    """With --calibration: the budget, its calibrated step count for this variant, and the record's file and sha256,
+    after checking the record was measured at this run's settings."""
+    if not budget_args.calibration:
+        return None
+    if training_args.max_steps > 0:
+        raise ValueError("--calibration turns --budget into a step count; drop --max_steps.")
+    record = load_record(budget_args.calibration)
+    settings = run_settings(
+        size=model_args.size or "mini",
+        config_overrides=model_args.config_overrides,
+        per_device_train_batch_size=training_args.per_device_train_batch_size,
+        max_seq_length=data_args.max_seq_length,
+        precision=precision_name(training_args.bf16, training_args.fp16),
+        device_type=training_args.device.type,
+        threads=torch.get_num_threads(),
+        world_size=training_args.world_size,
+        gradient_accumulation_steps=training_args.gradient_accumulation_steps,
+    )
+    check_settings(record, settings, model_args.variant)
+    return {
+        "file": str(budget_args.calibration),
+        "sha256": file_sha256(budget_args.calibration),
+        "budget_s": budget_s,
+        "steps": calibrated_steps(record, model_args.variant, budget_s),
+    }
+
+
 def parse_args(argv: list[str] | None):
     parser = HfArgumentParser((ModelArguments, DataArguments, BudgetArguments, PretrainingArguments))
     if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
@@ -393,7 +455,10 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
     positions = requested_config(model_args)["max_position_embeddings"]  # names and overrides checked early
     if positions < data_args.max_seq_length:
         raise ValueError(f"--max_seq_length {data_args.max_seq_length} exceeds the model's max_position_embeddings {positions}.")
-    corpus = corpus_spec(data_args, training_args.seed)
+    if training_args.data_seed is None:
+        raise ValueError("--data_seed must be set: the training order and masks follow it, not --seed.")
+    calibration = calibration_info(budget_args, model_args, data_args, training_args, budget_s)
+    corpus = corpus_spec(data_args)
     corpus.validate()
     with claimed_output_dir(training_args, budget_args.overwrite_output_dir) as checkpoint:
         return pretrain(model_args, data_args, budget_args, training_args, budget_s, shape, corpus, checkpoint, now, callbacks)
@@ -423,11 +488,14 @@ def pretrain(model_args, data_args, budget_args, training_args, budget_s, shape,
         data_sha256=data.fingerprint,
         budget_s=budget_s,
         seed=training_args.seed,
-        training={**settings, "init_from": model_args.init_from},
+        training={**settings, "init_from": model_args.init_from, **({"calibration": calibration} if calibration else {})},
         device=training_args.device,
         world_size=world_size,
     )
-    budget = budget_callback(budget_s, budget_args, training_args, checkpoint, now, record)
+    step_clock = CalibratedClock(budget_s, calibration["steps"]) if calibration else None
+    budget = budget_callback(
+        budget_s, budget_args, training_args, checkpoint, step_clock or now, record, calibration and calibration["steps"]
+    )
     mlm_accuracy = evaluate.load(str(METRICS_DIR / "mlm_accuracy"))
     previous_points = curve_until(load_curve(output_dir), checkpoint)
     title = f"{model.config.variant} ({model.config.size}), budget {budget_args.budget}"
@@ -437,11 +505,11 @@ def pretrain(model_args, data_args, budget_args, training_args, budget_s, shape,
         args=training_args,
         train_dataset=data.train,
         eval_dataset=held_out,
-        data_collator=HeldOutCollator(tokenizer, data_args.mlm_probability),
+        data_collator=HeldOutCollator(tokenizer, data_args.mlm_probability, training_args.data_seed + training_args.process_index),
         processing_class=tokenizer,
         compute_metrics=lambda p: mlm_accuracy.compute(predictions=p.predictions, references=p.label_ids),
         preprocess_logits_for_metrics=predictions_at_labels,
-        callbacks=[curve, *callbacks],
+        callbacks=[*([step_clock] if step_clock else []), curve, *callbacks],
         budget_callback=budget,
         final_lr_ratio=budget_args.final_lr_ratio,
     )
