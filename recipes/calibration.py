@@ -94,11 +94,14 @@ def check_settings(record: dict, settings: dict, variant: str) -> None:
     ]
     if differences:
         raise ValueError(
-            "The calibration record was measured at other settings than this run's:\n  " + "\n  ".join(differences)
+            "The calibration record was measured at other settings than this run's:\n  "
+            + "\n  ".join(differences)
             + "\nMeasure at the run's settings with `python -m recipes.calibration`."
         )
     if variant not in record["variants"]:
-        raise ValueError(f"The calibration record has no variant {variant!r} (it has: {', '.join(record['variants'])}).")
+        raise ValueError(
+            f"The calibration record has no variant {variant!r} (it has: {', '.join(record['variants'])})."
+        )
 
 
 def calibrated_steps(record: dict, variant: str, budget_s: float) -> int:
@@ -195,7 +198,11 @@ def masked_batches(tokenizer, args: CalibrationArguments, count: int) -> list[di
     collator = DataCollatorForLanguageModeling(tokenizer, seed=args.seed)
     batches = []
     for _ in range(count):
-        body = ordinary[torch.randint(len(ordinary), (args.per_device_train_batch_size, args.max_seq_length - 2), generator=generator)]
+        body = ordinary[
+            torch.randint(
+                len(ordinary), (args.per_device_train_batch_size, args.max_seq_length - 2), generator=generator
+            )
+        ]
         cls = torch.full((len(body), 1), tokenizer.cls_token_id)
         sep = torch.full((len(body), 1), tokenizer.sep_token_id)
         batches.append(collator([{"input_ids": row} for row in torch.cat([cls, body, sep], dim=1)]))
@@ -211,7 +218,11 @@ def measure(args: CalibrationArguments, tokenizer=None) -> dict:
     if min(args.rounds, args.steps_per_turn) < 1 or args.warmup_steps < 0:
         raise ValueError("--rounds and --steps_per_turn must be at least 1, --warmup_steps at least 0.")
     tokenizer = tokenizer or default_tokenizer()
-    device = torch.device("cpu") if args.use_cpu or not torch.accelerator.is_available() else torch.accelerator.current_accelerator()
+    device = (
+        torch.device("cpu")
+        if args.use_cpu or not torch.accelerator.is_available()
+        else torch.accelerator.current_accelerator()
+    )
     batches = masked_batches(tokenizer, args, count=max(1, min(8, args.steps_per_turn)))
     trainees = {variant: _Trainee(variant, args, tokenizer, device, batches) for variant in args.variants}
     for trainee in trainees.values():

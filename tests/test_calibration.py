@@ -62,7 +62,9 @@ def test_a_record_at_other_settings_is_refused_before_anything_is_written(record
     output_dir = tmp_path / "run"
     argv = _pretrain_argv("bert", train_file, output_dir, "--calibration", str(record_file), "--budget", "2s")
     argv[argv.index("--max_seq_length") + 1] = "64"
-    with pytest.raises(ValueError, match=r"other settings than this run's:\n  max_seq_length: measured at 32, this run has 64"):
+    with pytest.raises(
+        ValueError, match=r"other settings than this run's:\n  max_seq_length: measured at 32, this run has 64"
+    ):
         main(argv)
     with pytest.raises(ValueError, match="no variant 'pool-hybrid'"):
         main(_pretrain_argv("pool-hybrid", train_file, output_dir, "--calibration", str(record_file)))
@@ -116,7 +118,10 @@ def test_every_variant_and_seed_sees_the_same_held_out_masks_and_training_batche
     seen, fingerprints = [], []
     for variant, seed in (("bert", "1"), ("hbert-v1", "2")):
         inputs = TrainingInputs()
-        spent = main(_pretrain_argv(variant, train_file, tmp_path / variant, "--max_steps", "2", "--seed", seed), callbacks=[inputs])
+        spent = main(
+            _pretrain_argv(variant, train_file, tmp_path / variant, "--max_steps", "2", "--seed", seed),
+            callbacks=[inputs],
+        )
         seen.append(inputs.batches)
         fingerprints.append(spent["run_record"]["data_sha256"])
         assert spent["run_record"]["training"]["held_out_seed"] == 42
