@@ -28,7 +28,7 @@ from transformers import HfArgumentParser
 from recipes.stats import classification_scores
 from recipes.tasks import get_task, load_task, offline_tasks
 
-C_GRID = (0.1, 1.0, 10.0)
+C_GRID = (0.1, 1.0, 10.0, 100.0, 1000.0)
 
 
 def majority_class(fit_labels: list[int], test_labels: list[int], label_names: list[str]) -> dict:
