@@ -461,10 +461,14 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
     corpus = corpus_spec(data_args)
     corpus.validate()
     with claimed_output_dir(training_args, budget_args.overwrite_output_dir) as checkpoint:
-        return pretrain(model_args, data_args, budget_args, training_args, budget_s, shape, corpus, checkpoint, now, callbacks)
+        return pretrain(
+            model_args, data_args, budget_args, training_args, budget_s, shape, corpus, checkpoint, now, callbacks, calibration
+        )
 
 
-def pretrain(model_args, data_args, budget_args, training_args, budget_s, shape, corpus, checkpoint, now, callbacks) -> dict:
+def pretrain(
+    model_args, data_args, budget_args, training_args, budget_s, shape, corpus, checkpoint, now, callbacks, calibration
+) -> dict:
     """The recipe once its arguments are checked and its output directory claimed (see `main`)."""
     output_dir = Path(training_args.output_dir)
     tokenizer = load_tokenizer(model_args)
