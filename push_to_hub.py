@@ -18,7 +18,6 @@ not answer within a few seconds (`HF_ENDPOINT` chooses the Hub), fails with one 
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import tempfile
@@ -31,12 +30,12 @@ import httpx2
 from huggingface_hub import HfApi, ModelCard, get_token
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineModeIsEnabled
 from huggingface_hub.utils import get_session, validate_repo_id
-from transformers import HfArgumentParser
+from transformers import HfArgumentParser, PretrainedConfig
 
-from recipes.budget import BUDGET_FILE
-from recipes.cards import CARD_FILE, RecordedRun, build_card, percent, repo_names, zoo_runs
+from recipes.cards import CARD_FILE, build_card
 from recipes.curves import CURVE_FILE
-from recipes.finetune import DOWNSTREAM_DIR
+from recipes.markdown import percent
+from recipes.records import BUDGET_FILE, DOWNSTREAM_DIR, RecordedRun, pretraining_runs, repo_names
 
 # What a user needs to load a model; every saved folder and checkpoint of the recipe has them.
 MODEL_FILES = (
@@ -110,7 +109,7 @@ def model_files(folder: Path) -> list[str]:
     missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
     if missing:
         raise PushError(f"{folder} is missing {', '.join(missing)}: it is not a complete saved model.")
-    auto_map = json.loads((folder / "config.json").read_text()).get("auto_map", {})
+    auto_map = PretrainedConfig.get_config_dict(folder)[0].get("auto_map", {})
     unmapped = [name for name in AUTO_MAP_CLASSES if name not in auto_map]
     if unmapped:
         raise PushError(
@@ -159,8 +158,9 @@ def plan_repo(run_dir: str | Path, repo_id: str, with_checkpoints: bool, benchma
     if not card.data.eval_results:
         raise PushError(f"The card of {run_dir} has no results: {CURVE_FILE} holds no held-out evaluation.")
     run = RecordedRun.read(run_dir)
+    spent = run.record
     summary = (
-        f"{run.spent['variant']} ({run.spent['size']}), budget {run.spent['budget']}: {run.spent['steps']:,} steps, "
+        f"{spent.variant} ({spent.size}), budget {spent.budget}: {spent.steps:,} steps, "
         f"held-out MLM accuracy {percent(run.curve[-1]['accuracy'])}, {len(run.downstream)} downstream record(s)"
     )
     uploads = [Upload(MAIN, run_dir, tuple(copied), card), *(checkpoint_uploads(run_dir) if with_checkpoints else [])]
@@ -176,7 +176,7 @@ def make_plan(run_dir: str | None, args: PushArguments) -> PushPlan:
         return PushPlan((plan_repo(run_dir, args.repo_id, args.with_checkpoints, args.benchmark),), args.private)
     if not args.namespace or args.repo_id:
         raise PushError("--zoo needs --namespace ORG and takes no --repo-id (repo names come from the runs).")
-    run_dirs = zoo_runs(args.zoo)
+    run_dirs = pretraining_runs(args.zoo)
     if not run_dirs:
         raise PushError(f"{args.zoo} holds no run directory (a subfolder with {BUDGET_FILE}).")
     try:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import re
 import statistics
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,19 +27,23 @@ from transformers import HfArgumentParser
 
 from modeling import MIXER_SPECS, HybridBertConfig, HybridBertForMaskedLM
 from recipes import assets
-from recipes.budget import BUDGET_FILE
-from recipes.curves import CURVE_FILE, load_curve
-from recipes.finetune import load_downstream_results
+from recipes.environment import REPO_ROOT, portable_path
+from recipes.markdown import mean_and_spread, percent, seconds, tokens
 from recipes.parameters import components, hybrid_breakdown
-from recipes.run_record import run_key
+from recipes.records import (
+    BUDGET_FILE,
+    BenchmarkRecord,
+    FinetuningRecord,
+    PretrainingRecord,
+    RecordedRun,
+    pretraining_runs,
+    repo_names,
+)
 from recipes.tasks import TASKS
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 CARDS_DIR = REPO_ROOT / "model_cards"
 TEMPLATE_PATH = CARDS_DIR / "template.md"
 CARD_FILE = "README.md"
-# The files a card is built from: a run directory missing one cannot have a card.
-CARD_INPUTS = (BUDGET_FILE, CURVE_FILE, "config.json")
 LICENSE = "apache-2.0"  # the project's license (pyproject.toml), under which the weights are published
 BASE_TAGS = ("hybrid-bert", "custom_code")
 # A machine-readable comment at the top of a card's body: which inputs regenerate it.
@@ -59,79 +62,6 @@ VARIANT_DESCRIPTIONS = {
     "pool-hybrid": "`pool-hybrid` is the pooling hybrid of arXiv:2307.07258: self-attention in the bottom two thirds "
     "of the layers and a pooling network (global aggregation + local max-pooling, after PoNet) above.",
 }
-
-
-# --- what a card reads ------------------------------------------------------------------------------------------
-
-
-def missing_card_inputs(run_dir: Path) -> list[str]:
-    """The records a finished pretraining run holds that this one lacks (an interrupted run has no config.json)."""
-    return [name for name in CARD_INPUTS if not (run_dir / name).is_file()]
-
-
-@dataclass(frozen=True)
-class RecordedRun:
-    """What a card is built from: the run's record, config, MLM curve and current downstream records."""
-
-    spent: dict
-    config: dict
-    curve: list[dict]
-    downstream: list[dict]
-    stale_downstream: int
-
-    @classmethod
-    def read(cls, run_dir: str | Path) -> RecordedRun:
-        run_dir = Path(run_dir)
-        missing = missing_card_inputs(run_dir)
-        if missing:
-            raise FileNotFoundError(f"{run_dir} is not a finished pretraining run: it has no {', '.join(missing)}.")
-        spent = json.loads((run_dir / BUDGET_FILE).read_text())
-        # A record made before the run was resumed with a larger budget describes other weights: it is left out.
-        key = run_key(spent["run_record"])
-        records = load_downstream_results(run_dir)
-        current = [record for record in records if (record.get("pretraining") or {}).get("run_key") == key]
-        return cls(
-            spent=spent,
-            config=json.loads((run_dir / "config.json").read_text()),
-            curve=load_curve(run_dir),
-            downstream=current,
-            stale_downstream=len(records) - len(current),
-        )
-
-    @property
-    def arguments(self) -> dict:
-        return self.spent["arguments"]
-
-
-def repo_name(run_dir: str | Path) -> str:
-    """One repo per variant × size × budget: `<variant>[-dropmask]-<size>[-init-<source>]-<budget>`, e.g.
-    `hbert-v1-mini-10m`, `bert-dropmask-tiny-1m`, `hbert-v2-minilm-init-minilm-2m` (HBERT §4.4)."""
-    run_dir = Path(run_dir)
-    spent = json.loads((run_dir / BUDGET_FILE).read_text())
-    drop_mask = json.loads((run_dir / "config.json").read_text()).get("drop_mask", False)
-    init_from = spent["arguments"]["model"].get("init_from")
-    return "-".join([
-        spent["variant"], *(["dropmask"] if drop_mask else []), spent["size"],
-        *([f"init-{Path(init_from).name}"] if init_from else []), spent["budget"],
-    ])  # fmt: skip
-
-
-def repo_names(run_dirs: Iterable[str | Path]) -> dict[Path, str]:
-    """Each run's `repo_name`; runs that share one (several pretraining seeds) each get `-seed<N>` after it."""
-    names = {Path(run_dir): repo_name(run_dir) for run_dir in run_dirs}
-    shared = {name for name in names.values() if list(names.values()).count(name) > 1}
-    for run_dir, name in names.items():
-        if name in shared:
-            names[run_dir] = f"{name}-seed{json.loads((run_dir / BUDGET_FILE).read_text())['run_record']['seed']}"
-    repeated = sorted({name for name in names.values() if list(names.values()).count(name) > 1})
-    if repeated:
-        raise ValueError(f"Several runs map to the same repo (same variant, size, budget and seed): {', '.join(repeated)}.")
-    return names
-
-
-def zoo_runs(zoo_dir: str | Path) -> list[Path]:
-    """The pretraining run directories of a zoo: its subfolders holding a budget.json."""
-    return sorted(path.parent for path in Path(zoo_dir).glob(f"*/{BUDGET_FILE}"))
 
 
 # --- data sets: true Hub ids only -------------------------------------------------------------------------------
@@ -222,26 +152,6 @@ def base_model(init_from: str | None) -> str | None:
     return assets.SOURCES[source].online.repo_id if source else None
 
 
-# --- numbers as the card writes them ---------------------------------------------------------------------------
-
-
-def percent(fraction: float) -> str:
-    return f"{100 * fraction:.2f}%"
-
-
-def seconds(value: float) -> str:
-    return f"{value:,.1f} s" if value < 120 else f"{value:,.0f} s ({value / 60:,.1f} min)"
-
-
-def tokens(count: int) -> str:
-    return f"{count:,} tokens" if count < 1e6 else f"{count / 1e6:,.2f}M tokens"
-
-
-def mean_and_spread(values: list[float]) -> str:
-    spread = f" ± {100 * statistics.stdev(values):.2f}" if len(values) > 1 else ""
-    return f"{100 * statistics.mean(values):.2f}{spread}%"
-
-
 # --- the card's parts -----------------------------------------------------------------------------------------
 
 
@@ -251,20 +161,19 @@ def layout_text(mixer_types: list[str]) -> str:
     return f"`{letters}` (bottom to top; {legend})"
 
 
-def settings_text(config: dict) -> str:
-    bias = "with" if config["ffn_bias"] else "without"
+def settings_text(config: HybridBertConfig) -> str:
+    bias = "with" if config.ffn_bias else "without"
     return (
-        f"{config['norm_style']}-LN, {config['hidden_act']}, FFN {bias} bias, {config['position_embedding_type']} "
-        f"positions, dropout {config['hidden_dropout_prob']:g}"
+        f"{config.norm_style}-LN, {config.hidden_act}, FFN {bias} bias, {config.position_embedding_type} "
+        f"positions, dropout {config.hidden_dropout_prob:g}"
     )
 
 
-def parameter_counts(config: dict) -> dict:
+def parameter_counts(config: HybridBertConfig) -> dict:
     """Encoder components (recipes/parameters.py) and the MLM model's total, counted on the meta device."""
-    hybrid_config = HybridBertConfig.from_dict(config)
-    breakdown = hybrid_breakdown(hybrid_config)
+    breakdown = hybrid_breakdown(config)
     with torch.device("meta"):
-        masked_lm = HybridBertForMaskedLM(hybrid_config)
+        masked_lm = HybridBertForMaskedLM(config)
     return {
         "encoder": f"{breakdown['total']:,}",
         "masked_lm": f"{masked_lm.num_parameters():,}",
@@ -281,27 +190,27 @@ def initialisation_text(init_from: str | None) -> str:
     return f"from the local BERT folder `{Path(init_from).name}` (HBERT §4.4)"
 
 
-def spent_rows(spent: dict) -> list[tuple[str, str]]:
-    record, training = spent["run_record"], spent["run_record"]["training"]
-    paused = ", ".join(f"{reason} {seconds(value)}" for reason, value in spent["paused_breakdown_s"].items())
+def spent_rows(spent: PretrainingRecord) -> list[tuple[str, str]]:
+    record, training = spent.run_record, spent.run_record.training
+    paused = ", ".join(f"{reason} {seconds(value)}" for reason, value in spent.paused_breakdown_s.items())
     per_step = f"{training['samples_per_step']} per step × {training['max_seq_length']} tokens"
     precision = ", bf16" if training["bf16"] else ""
     return [
-        ("budget", f"`{spent['budget']}` = {seconds(spent['budget_s'])} of training"),
-        ("elapsed (training)", f"{seconds(spent['elapsed_s'])} (overshoot {spent['overshoot_s']:+.1f} s)"),
-        ("paused (not counted)", f"{seconds(spent['paused_s'])}: {paused}"),
-        ("data preparation (before the clock)", seconds(spent["data_preparation_s"])),
-        ("stopped by", f"`{spent['stop_reason']}`"),
-        ("optimizer steps", f"{spent['steps']:,}"),
-        ("samples", f"{spent['samples']:,} ({per_step})"),
-        ("tokens seen", f"{spent['tokens_seen']:,}"),
-        ("tokens/s", f"{spent['tokens_per_s']:,.0f}"),
-        ("hardware", f"{spent['device']}, {spent['threads']} threads, {spent['world_size']} process(es)"),
+        ("budget", f"`{spent.budget}` = {seconds(spent.budget_s)} of training"),
+        ("elapsed (training)", f"{seconds(spent.elapsed_s)} (overshoot {spent.overshoot_s:+.1f} s)"),
+        ("paused (not counted)", f"{seconds(spent.paused_s)}: {paused}"),
+        ("data preparation (before the clock)", seconds(spent.data_preparation_s)),
+        ("stopped by", f"`{spent.stop_reason}`"),
+        ("optimizer steps", f"{spent.steps:,}"),
+        ("samples", f"{spent.samples:,} ({per_step})"),
+        ("tokens seen", f"{spent.tokens_seen:,}"),
+        ("tokens/s", f"{spent.tokens_per_s:,.0f}"),
+        ("hardware", f"{spent.device}, {spent.threads} threads, {spent.world_size} process(es)"),
         ("learning rate", f"{training['learning_rate']:g}, schedule `{training['schedule']}`{precision}"),
-        ("seed", str(record["seed"])),
-        ("code", f"git `{record['git_commit']}`"),
-        ("versions", ", ".join(f"{name} {version}" for name, version in record["versions"].items())),
-    ]  # fmt: skip
+        ("seed", str(record.seed)),
+        ("code", f"git `{record.git_commit}`"),
+        ("versions", ", ".join(f"{name} {version}" for name, version in record.versions.items())),
+    ]
 
 
 def curve_rows(curve: list[dict]) -> list[dict]:
@@ -317,42 +226,42 @@ def curve_rows(curve: list[dict]) -> list[dict]:
     ]
 
 
-def downstream_rows(records: list[dict]) -> list[dict]:
+def downstream_rows(records: list[FinetuningRecord]) -> list[dict]:
     """One row per task this checkpoint was fine-tuned on, with the baselines recorded beside it."""
     rows = []
-    for task_name in sorted({record["task"] for record in records}):
-        of_task = [record for record in records if record["task"] == task_name]
-        pretrained = [record for record in of_task if record["init"] == "pretrained"]
+    for task_name in sorted({record.task for record in records}):
+        of_task = [record for record in records if record.task == task_name]
+        pretrained = [record for record in of_task if record.init == "pretrained"]
         if not pretrained:
             continue  # only a from-scratch baseline: nothing about this checkpoint
-        scratch = [record for record in of_task if record["init"] == "scratch"]
+        scratch = [record for record in of_task if record.init == "scratch"]
         hub_id = task_hub_id(task_name)
         rows.append({
             "name": task_name,
             "description": TASKS[task_name].description,
             "hub_note": f"Hub dataset: `{hub_id}`." if hub_id else "An offline substitute, not a Hub dataset.",
             "hub_id": hub_id,
-            "accuracy": mean_and_spread([record["test"]["accuracy"] for record in pretrained]),
-            "macro_f1": mean_and_spread([record["test"]["macro_f1"] for record in pretrained]),
-            "accuracy_mean": statistics.mean(record["test"]["accuracy"] for record in pretrained),
-            "macro_f1_mean": statistics.mean(record["test"]["macro_f1"] for record in pretrained),
+            "accuracy": mean_and_spread([record.test["accuracy"] for record in pretrained]),
+            "macro_f1": mean_and_spread([record.test["macro_f1"] for record in pretrained]),
+            "accuracy_mean": statistics.mean(record.test["accuracy"] for record in pretrained),
+            "macro_f1_mean": statistics.mean(record.test["macro_f1"] for record in pretrained),
             "seed_count": len(pretrained),
-            "seeds": ", ".join(str(record["seed"]) for record in pretrained),
-            "train_samples": ", ".join(sorted({f"{record['train_samples']:,}" for record in pretrained})),
-            "scratch_accuracy": mean_and_spread([r["test"]["accuracy"] for r in scratch]) if scratch else "–",
-            "majority_accuracy": percent(pretrained[0]["majority_class"]["accuracy"]),
-            "test_samples": f"{pretrained[0]['test']['samples']:,}",
+            "seeds": ", ".join(str(record.seed) for record in pretrained),
+            "train_samples": ", ".join(sorted({f"{record.train_samples:,}" for record in pretrained})),
+            "scratch_accuracy": mean_and_spread([r.test["accuracy"] for r in scratch]) if scratch else "–",
+            "majority_accuracy": percent(pretrained[0].majority_class["accuracy"]),
+            "test_samples": f"{pretrained[0].test['samples']:,}",
         })  # fmt: skip
     return rows
 
 
-def benchmark_context(benchmark: dict, source: str, variant: str) -> dict:
+def benchmark_context(benchmark: BenchmarkRecord, source: str, variant: str) -> dict:
     """The variant's parameters and encoder latencies beside `bert` and HF's BertModel."""
-    metadata = benchmark["metadata"]
+    metadata = benchmark.metadata
     compared = [variant, *(name for name in ("bert", "hf-bert") if name != variant)]
-    params = benchmark.get("params", {})
+    params = benchmark.section("params")
     latency = []
-    for setting in benchmark.get("infer", {}).get("settings", []):
+    for setting in benchmark.section("infer").get("settings", []):
         models = setting["models"]
         if variant not in models:
             continue
@@ -386,38 +295,32 @@ def benchmark_context(benchmark: dict, source: str, variant: str) -> dict:
 # --- the card -----------------------------------------------------------------------------------------------------
 
 
-def portable_path(path: str | Path) -> str:
-    """A path as the card records it: relative to the repository when inside it, so cards move with checkouts."""
-    resolved = Path(path).resolve()
-    return str(resolved.relative_to(REPO_ROOT)) if resolved.is_relative_to(REPO_ROOT) else str(resolved)
-
-
 def eval_results(run: RecordedRun, corpus: Corpus, downstream: list[dict]) -> list[EvalResult]:
     """model-index: held-out MLM accuracy and loss at the curve's last point, and each downstream task's test scores
     (the mean over this checkpoint's seeds)."""
     if not run.curve:
         return []
     final = run.curve[-1]
-    held_out = dict(
-        task_type="fill-mask",
-        task_name="Masked language modelling (held-out)",
-        dataset_type=corpus.index_type,
-        dataset_name=corpus.index_name,
-        dataset_config=corpus.hub_config,
-        dataset_split=corpus.held_out_split,
-    )
+    held_out = {
+        "task_type": "fill-mask",
+        "task_name": "Masked language modelling (held-out)",
+        "dataset_type": corpus.index_type,
+        "dataset_name": corpus.index_name,
+        "dataset_config": corpus.hub_config,
+        "dataset_split": corpus.held_out_split,
+    }
     results = [
         EvalResult(**held_out, metric_type=metric, metric_name=f"MLM {metric}", metric_value=round(final[metric], 4))
         for metric in ("accuracy", "loss")
     ]
     for row in downstream:
-        task = dict(
-            task_type="text-classification",
-            task_name="Text classification",
-            dataset_type=row["hub_id"] or row["name"],
-            dataset_name=row["name"] if row["hub_id"] else f"{row['name']} (offline substitute, not a Hub dataset)",
-            dataset_split="test",
-        )
+        task = {
+            "task_type": "text-classification",
+            "task_name": "Text classification",
+            "dataset_type": row["hub_id"] or row["name"],
+            "dataset_name": row["name"] if row["hub_id"] else f"{row['name']} (offline substitute, not a Hub dataset)",
+            "dataset_split": "test",
+        }
         seeds = f"mean of {row['seed_count']} seed{'s' if row['seed_count'] > 1 else ''}"
         accuracy = round(row["accuracy_mean"], 4)
         macro_f1 = round(row["macro_f1_mean"], 4)
@@ -434,9 +337,9 @@ def eval_results(run: RecordedRun, corpus: Corpus, downstream: list[dict]) -> li
 def build_card(run_dir: str | Path, repo_id: str, benchmark_json: str | Path | None = None) -> ModelCard:
     """The card of a pretraining run directory, to be published as `repo_id`."""
     run = RecordedRun.read(run_dir)
-    spent, config = run.spent, run.config
-    corpus = pretraining_corpus(run.arguments["data"])
-    init_from = run.arguments["model"]["init_from"]
+    spent, config = run.record, run.config
+    corpus = pretraining_corpus(spent.arguments["data"])
+    init_from = spent.init_from
     downstream = downstream_rows(run.downstream)
     name = repo_id.split("/")[-1]
     card_data = ModelCardData(
@@ -445,7 +348,7 @@ def build_card(run_dir: str | Path, repo_id: str, benchmark_json: str | Path | N
         license=LICENSE,
         library_name="transformers",
         pipeline_tag="fill-mask",
-        tags=[*BASE_TAGS, spent["variant"], f"size-{spent['size']}", f"budget-{spent['budget']}"],
+        tags=[*BASE_TAGS, spent.variant, f"size-{spent.size}", f"budget-{spent.budget}"],
         datasets=[corpus.hub_id] if corpus.hub_id else None,
         base_model=base_model(init_from),
         eval_results=eval_results(run, corpus, downstream) or None,
@@ -454,11 +357,11 @@ def build_card(run_dir: str | Path, repo_id: str, benchmark_json: str | Path | N
     benchmark = None
     if benchmark_json is not None:
         provenance["benchmark"] = portable_path(benchmark_json)
-        measured = json.loads(Path(benchmark_json).read_text())
-        benchmark = benchmark_context(measured, provenance["benchmark"], spent["variant"])
+        measured = BenchmarkRecord.read(benchmark_json)
+        benchmark = benchmark_context(measured, provenance["benchmark"], spent.variant)
     final = run.curve[-1] if run.curve else None
     accuracy = f"Its held-out MLM accuracy is {percent(final['accuracy'])}." if final else "It has no MLM evaluation."
-    load = run.spent["run_record"].get("load_average")
+    load = spent.run_record.load_average
     return ModelCard.from_template(
         card_data,
         template_path=str(TEMPLATE_PATH),
@@ -466,25 +369,25 @@ def build_card(run_dir: str | Path, repo_id: str, benchmark_json: str | Path | N
         repo_id=repo_id,
         model_name=name,
         summary=(
-            f"A `{spent['size']}` `{spent['variant']}` HybridBERT encoder pretrained with masked language modelling "
-            f"for a wall-clock budget of `{spent['budget']}` on {spent['device']} ({spent['threads']} threads): "
-            f"{spent['steps']:,} steps, {tokens(spent['tokens_seen'])}. {accuracy} Generated from the run's "
+            f"A `{spent.size}` `{spent.variant}` HybridBERT encoder pretrained with masked language modelling "
+            f"for a wall-clock budget of `{spent.budget}` on {spent.device} ({spent.threads} threads): "
+            f"{spent.steps:,} steps, {tokens(spent.tokens_seen)}. {accuracy} Generated from the run's "
             "records by `recipes/cards.py`; do not edit by hand."
         ),
-        variant=spent["variant"],
-        size=spent["size"],
-        drop_mask=config.get("drop_mask", False),
-        variant_description=VARIANT_DESCRIPTIONS[spent["variant"]],
+        variant=spent.variant,
+        size=spent.size,
+        drop_mask=config.drop_mask,
+        variant_description=VARIANT_DESCRIPTIONS[spent.variant],
         dimensions=(
-            f"{config['num_hidden_layers']} layers × hidden {config['hidden_size']}, {config['num_attention_heads']} "
-            f"heads, FFN {config['intermediate_size']}, vocabulary {config['vocab_size']:,}, "
-            f"{config['max_position_embeddings']} positions"
+            f"{config.num_hidden_layers} layers × hidden {config.hidden_size}, {config.num_attention_heads} "
+            f"heads, FFN {config.intermediate_size}, vocabulary {config.vocab_size:,}, "
+            f"{config.max_position_embeddings} positions"
         ),
-        layout=layout_text(config["mixer_types"]),
+        layout=layout_text(config.mixer_types),
         settings=settings_text(config),
         parameters=parameter_counts(config),
         initialisation=initialisation_text(init_from),
-        config_overrides=run.arguments["model"]["config_overrides"],
+        config_overrides=spent.arguments["model"]["config_overrides"],
         spent=spent_rows(spent),
         corpus=corpus,
         curve=curve_rows(run.curve),
@@ -493,8 +396,8 @@ def build_card(run_dir: str | Path, repo_id: str, benchmark_json: str | Path | N
         stale_downstream=run.stale_downstream,
         benchmark=benchmark,
         budget_limitation=(
-            f"This checkpoint had a budget of `{spent['budget']}` ({seconds(spent['elapsed_s'])} of training) on "
-            f"{spent['threads']} threads of {spent['device']}, {tokens(spent['tokens_seen'])}."
+            f"This checkpoint had a budget of `{spent.budget}` ({seconds(spent.elapsed_s)} of training) on "
+            f"{spent.threads} threads of {spent.device}, {tokens(spent.tokens_seen)}."
         ),
         shared_machine=(
             f"Speeds (tokens/s, latency) were measured on the machine as it was, load average "
@@ -547,7 +450,7 @@ def regenerate_zoo_cards(
     """Write `cards_dir/<repo-name>/README.md` for every run directory of the zoo."""
     return [
         write_card(run_dir, f"{namespace}/{name}", Path(cards_dir) / name / CARD_FILE, benchmark_json)
-        for run_dir, name in repo_names(zoo_runs(zoo_dir)).items()
+        for run_dir, name in repo_names(pretraining_runs(zoo_dir)).items()
     ]
 
 

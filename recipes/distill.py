@@ -28,7 +28,6 @@ agreement with the teacher (mean cosine of the sentence embeddings) on a fixed h
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import time
@@ -49,7 +48,7 @@ from transformers import (
 
 from modeling import HybridBertConfig, HybridBertModel
 from recipes import assets
-from recipes.budget import BUDGET_FILE, BudgetTrainer
+from recipes.budget import BudgetTrainer
 from recipes.curves import EvaluationCurveCallback, load_curve
 from recipes.data import prepare
 from recipes.pretrain import (
@@ -67,7 +66,7 @@ from recipes.pretrain import (
     parse_overrides,
     training_settings,
 )
-from recipes.run_record import make_run_record
+from recipes.records import BUDGET_FILE, RunRecord, write_json
 from recipes.sentence_encoder import mean_pool, save_sentence_transformer
 
 AGREEMENT_CURVE_FILE = "agreement_curve.json"
@@ -262,7 +261,7 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
     samples_per_step = settings["samples_per_step"]
     loss_weights = {"hidden_states": args.hidden_states_weight, "embedding": args.embedding_weight}
     distillation = {"teacher": args.teacher, "keep_source_settings": args.keep_source_settings, "loss_weights": loss_weights}
-    record = make_run_record(
+    record = asdict(RunRecord.collect(
         config=student.config.to_dict(),
         data_sha256=data.fingerprint,
         budget_s=budget_s,
@@ -270,7 +269,7 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
         training={"objective": "distillation", **distillation, **settings},
         device=training_args.device,
         world_size=world_size,
-    )
+    ))
     budget = budget_callback(budget_s, budget_args, training_args, checkpoint, now, record)
     previous_points = curve_until(load_curve(output_dir, AGREEMENT_CURVE_FILE), checkpoint)
     title = f"{student.config.variant} from {args.teacher}{' (source settings)' if args.keep_source_settings else ''}, budget {budget_args.budget}"
@@ -315,7 +314,7 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
         arguments={"distillation": asdict(args), "data": asdict(data_args), "budget": asdict(budget_args)},
     )
     if trainer.is_world_process_zero():
-        (output_dir / BUDGET_FILE).write_text(json.dumps(spent, indent=2, default=str))
+        write_json(output_dir / BUDGET_FILE, spent)
         agreement = spent["agreement"] or {}
         print(
             f"Stopped ({spent['stop_reason']}) after {spent['elapsed_s']:.1f} s of a {budget_s:.0f} s budget: "

@@ -31,8 +31,8 @@ from modeling import HybridBertModel
 from recipes import assets
 from recipes.benchmark import VOCAB_SIZE, BenchmarkArguments, compare, inference_step, random_batch
 from recipes.distill import load_teacher
+from recipes.environment import device_name, package_versions
 from recipes.pretrain import ModelArguments, load_tokenizer
-from recipes.run_record import device_name, package_versions
 from recipes.sentence_encoder import encode
 from recipes.tasks import load_task, offline_tasks
 

@@ -19,7 +19,6 @@ from recipes.cards import (
     card_provenance,
     pretraining_corpus,
     regenerate_zoo_cards,
-    repo_names,
     stale_cards,
     task_hub_id,
     write_card,
@@ -28,6 +27,7 @@ from recipes.cards import base_model as card_base_model
 from recipes.cards import main as cards_main
 from recipes.finetune import main as finetune
 from recipes.pretrain import main as pretrain
+from recipes.records import repo_names
 
 REPO_ID = "zoo-org/hbert-v1-tiny-3s"
 FINETUNING = (  # (task, init, seed) of each recorded downstream run
