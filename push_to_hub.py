@@ -35,7 +35,8 @@ from transformers import HfArgumentParser, PretrainedConfig
 from recipes.cards import CARD_FILE, build_card
 from recipes.curves import CURVE_FILE
 from recipes.markdown import percent
-from recipes.records import BUDGET_FILE, DOWNSTREAM_DIR, RecordedRun, pretraining_runs, repo_names
+from recipes.records import BUDGET_FILE, DOWNSTREAM_DIR
+from recipes.runs import RecordedRun, pretraining_runs, repo_names
 
 # What a user needs to load a model; every saved folder and checkpoint of the recipe has them.
 MODEL_FILES = (
@@ -68,7 +69,7 @@ class PushArguments:
     private: bool = field(default=False, metadata={"help": "Create the repos (and the collection) private"})
     dry_run: bool = field(default=False, metadata={"help": "Check, stage and print the plan; no network call"})
     with_checkpoints: bool = field(default=False, metadata={"help": "Push each checkpoint-N as branch step-N"})
-    benchmark: str | None = field(default=None, metadata={"help": "A recipes/benchmark.py JSON for the cards"})
+    benchmark: str | None = field(default=None, metadata={"help": "A recipes.benchmark JSON for the cards"})
 
 
 @dataclass(frozen=True)

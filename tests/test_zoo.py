@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from recipes import zoo
-from recipes.records import FinetuningRecord, split_variant
+from recipes.records import FinetuningRecord
+from recipes.runs import split_variant
 from recipes.zoo import arguments as zoo_arguments
 from recipes.zoo import plan as zoo_plan
 from recipes.zoo import report as zoo_report
@@ -34,11 +35,40 @@ def zoo_argv(
     root: Path, train_file: Path, variants=VARIANTS, budgets=("2s",), finetune_seeds=FINETUNE_SEEDS
 ) -> list[str]:
     return [
-        "--output_dir", str(root / "zoo"), "--results_dir", str(root / "results"), "--size", "tiny",
-        "--variants", *variants, "--budgets", *budgets, "--tasks", "trec",
-        "--finetune_seeds", *map(str, finetune_seeds), "--pretrain_seeds", "1",
-        "--pretrain_args", pretrain_args(train_file), "--finetune_args", FINETUNE_ARGS,
-    ]  # fmt: skip
+        "--output_dir",
+        str(root / "zoo"),
+        "--results_dir",
+        str(root / "results"),
+        "--size",
+        "tiny",
+        "--variants",
+        *variants,
+        "--budgets",
+        *budgets,
+        "--tasks",
+        "trec",
+        "--finetune_seeds",
+        *map(str, finetune_seeds),
+        "--pretrain_seeds",
+        "1",
+        "--pretrain_args",
+        pretrain_args(train_file),
+        "--finetune_args",
+        FINETUNE_ARGS,
+    ]
+
+
+def tiny_zoo_arguments(root: Path, train_file: Path) -> zoo_arguments.ZooArguments:
+    """The arguments `zoo_argv` gives, as the planner takes them."""
+    return zoo_arguments.ZooArguments(
+        output_dir=str(root / "zoo"),
+        variants=VARIANTS,
+        budgets=["2s"],
+        tasks=["trec"],
+        finetune_seeds=FINETUNE_SEEDS,
+        pretrain_args=pretrain_args(train_file),
+        finetune_args=FINETUNE_ARGS,
+    )
 
 
 def file_mtimes(directory: Path) -> dict[str, int]:
@@ -86,17 +116,24 @@ def test_an_empty_zoo_plans_every_step(tmp_path):
     plan = zoo_plan.plan_zoo(args)
     assert [step.run_dir.name for step in plan.pretraining] == ["bert-tiny-2s-seed1"]
     assert sorted((step.init, step.seed) for step in plan.finetuning) == [
-        ("pretrained", 1), ("pretrained", 2), ("scratch", 1), ("scratch", 2)
-    ]  # fmt: skip
+        ("pretrained", 1),
+        ("pretrained", 2),
+        ("scratch", 1),
+        ("scratch", 2),
+    ]
     assert all(step.runs for step in plan.steps)
 
 
 def test_no_pretraining_baseline_is_planned_once_per_variant(tmp_path):
     """Random weights do not depend on the budget or pretraining seed: the baseline goes with each variant's first run."""
     args = zoo_arguments.ZooArguments(
-        output_dir=str(tmp_path), variants=["bert", "addbert"], budgets=["2s", "3s"], tasks=["trec"],
-        finetune_seeds=[1, 2], headline_pretrain_seeds=[1, 2],
-    )  # fmt: skip
+        output_dir=str(tmp_path),
+        variants=["bert", "addbert"],
+        budgets=["2s", "3s"],
+        tasks=["trec"],
+        finetune_seeds=[1, 2],
+        headline_pretrain_seeds=[1, 2],
+    )
     plan = zoo_plan.plan_zoo(args)
     scratch = {(Path(step.model).name, step.seed) for step in plan.finetuning if step.init == "scratch"}
     assert scratch == {(f"{variant}-tiny-2s-seed1", seed) for variant in ("bert", "addbert") for seed in (1, 2)}
@@ -109,16 +146,31 @@ def test_no_pretraining_baseline_is_planned_once_per_variant(tmp_path):
 def test_init_experiment_plans_both_starts_and_the_reference(tmp_path):
     """HBERT §4.4: each variant pretrained from MiniLM's weights and from scratch, and MiniLM fine-tuned as it is."""
     args = zoo_arguments.ZooArguments(
-        output_dir=str(tmp_path), variants=["hbert-v1"], size="minilm", starts=["scratch", "minilm"], budgets=["2m"],
-        tasks=["trec"], finetune_seeds=[1, 2], finetune_from_scratch=False, reference_models=["minilm"],
-    )  # fmt: skip
+        output_dir=str(tmp_path),
+        variants=["hbert-v1"],
+        size="minilm",
+        starts=["scratch", "minilm"],
+        budgets=["2m"],
+        tasks=["trec"],
+        finetune_seeds=[1, 2],
+        finetune_from_scratch=False,
+        reference_models=["minilm"],
+    )
     plan = zoo_plan.plan_zoo(args)
     names = [step.run_dir.name for step in plan.pretraining]
     assert names == ["hbert-v1-minilm-2m-seed1", "hbert-v1-minilm-init-minilm-2m-seed1"]
-    starts = [step.argv[step.argv.index("--init_from") + 1] if "--init_from" in step.argv else None for step in plan.pretraining]
+    starts = [
+        step.argv[step.argv.index("--init_from") + 1] if "--init_from" in step.argv else None
+        for step in plan.pretraining
+    ]
     assert starts == [None, "minilm"]
-    assert [(step.model, step.task, step.seed) for step in plan.references] == [("minilm", "trec", 1), ("minilm", "trec", 2)]
-    assert all(step.output_dir.is_relative_to(tmp_path / zoo_arguments.REFERENCE_DIR / "minilm") for step in plan.references)
+    assert [(step.model, step.task, step.seed) for step in plan.references] == [
+        ("minilm", "trec", 1),
+        ("minilm", "trec", 2),
+    ]
+    assert all(
+        step.output_dir.is_relative_to(tmp_path / zoo_arguments.REFERENCE_DIR / "minilm") for step in plan.references
+    )
     assert len(plan.finetuning) == 2 * 2 + 2 and all(step.runs for step in plan.steps)
 
 
@@ -171,18 +223,18 @@ def test_write_results_is_deterministic_and_matches_the_written_file(tiny_zoo, t
 def test_rerunning_the_same_zoo_skips_everything(tiny_zoo, train_file):
     root, _ = tiny_zoo
     before = {variant: file_mtimes(run_dir(root, variant)) for variant in VARIANTS}
+    benchmark_dir = root / "results" / zoo_arguments.RECORDS_DIR / f"{zoo_arguments.BENCHMARK_PREFIX}tiny"
+    measured = file_mtimes(benchmark_dir)
     plan = zoo.main(zoo_argv(root, train_file))
     assert not any(step.runs for step in plan.steps)
     assert {variant: file_mtimes(run_dir(root, variant)) for variant in VARIANTS} == before
+    assert file_mtimes(benchmark_dir) == measured  # same code, versions, device and arguments: not re-measured
 
 
 @pytest.mark.slow
 def test_a_changed_pretraining_input_replans_exactly_that_run(tiny_zoo, train_file):
     root, _ = tiny_zoo
-    args = zoo_arguments.ZooArguments(
-        output_dir=str(root / "zoo"), variants=VARIANTS, budgets=["2s"], tasks=["trec"], finetune_seeds=FINETUNE_SEEDS,
-        pretrain_args=pretrain_args(train_file), finetune_args=FINETUNE_ARGS,
-    )  # fmt: skip
+    args = tiny_zoo_arguments(root, train_file)
     assert not any(step.runs for step in zoo_plan.plan_zoo(args).steps)
     args.pretrain_args += " --learning_rate 2e-4"
     assert all(step.runs for step in zoo_plan.plan_zoo(args).steps)  # both runs share the changed arguments
@@ -204,14 +256,10 @@ def test_a_new_budget_runs_only_that_run(tiny_zoo, train_file):
 @pytest.mark.slow
 def test_a_changed_finetuning_setting_reruns_only_the_finetuning(tiny_zoo, train_file):
     root, _ = tiny_zoo
-    args = zoo_arguments.ZooArguments(
-        output_dir=str(root / "zoo"), variants=VARIANTS, budgets=["2s"], tasks=["trec"], finetune_seeds=FINETUNE_SEEDS,
-        pretrain_args=pretrain_args(train_file), finetune_args=FINETUNE_ARGS,
-    )  # fmt: skip
+    args = tiny_zoo_arguments(root, train_file)
     args.finetune_args += " --learning_rate 1e-3"
     plan = zoo_plan.plan_zoo(args)
     assert not any(step.runs for step in plan.pretraining) and all(step.runs for step in plan.finetuning)
-
 
 
 def test_best_run_skips_an_interrupted_run(tiny_zoo, tmp_path):
@@ -238,6 +286,7 @@ def test_results_only_rebuilds_results_and_cards_without_running(tiny_zoo, train
     plan = zoo.main([*zoo_argv(root, train_file), "--results_only", "true"])
     assert plan.steps == [] and card.is_file() and (root / "results" / "zoo.md").is_file()
     assert {variant: file_mtimes(run_dir(root, variant)) for variant in VARIANTS} == runs
+
 
 # --- the committed zoo ------------------------------------------------------------------------------------------
 
@@ -268,7 +317,10 @@ def test_committed_records_hold_the_whole_matrix():
             assert len(zoo_report.scratch_accuracies(matrix, entry, task)) == 3, (entry.name, task)
     shared = ("training", "threads", "device", "versions")
     records = [run.record.run_record for entry in matrix for run in entry.runs]
-    assert all({key: getattr(record, key) for key in shared} == {key: getattr(records[0], key) for key in shared} for record in records)
+    assert all(
+        {key: getattr(record, key) for key in shared} == {key: getattr(records[0], key) for key in shared}
+        for record in records
+    )
     # the data hash covers the seed's shuffle: one hash per pretraining seed, the same for every variant
     assert len({(record.seed, record.data_sha256) for record in records}) == len({r.seed for r in records})
 
@@ -297,7 +349,8 @@ def test_committed_ablation_differs_from_the_matrix_only_in_the_finetuning_lengt
     matrix = {(entry.label, entry.budget): entry for entry in zoo_report.zoo_entries(COMMITTED_RECORDS)}
     ablation = zoo_report.zoo_entries(COMMITTED_ABLATION / zoo_arguments.RECORDS_DIR)
     assert sorted((entry.label, entry.budget) for entry in ablation) == sorted(
-        [(label, "1m") for label in ("bert", "addbert", "hbert-v1", "pool-hybrid")] + [("bert", "4m"), ("pool-hybrid", "4m")]
+        [(label, "1m") for label in ("bert", "addbert", "hbert-v1", "pool-hybrid")]
+        + [("bert", "4m"), ("pool-hybrid", "4m")]
     )
     same_pretraining = ("config_sha256", "data_sha256", "budget_s", "seed", "training", "threads")
     for entry in ablation:
@@ -318,5 +371,7 @@ def finetune_settings(entry, task: str) -> set[tuple[float, str]]:
     """(epochs, the other fine-tuning settings) of each of an entry's fine-tunings on a task."""
     return {
         (record.training["num_train_epochs"], json.dumps({**record.training, "num_train_epochs": None}, sort_keys=True))
-        for run in entry.runs for record in run.downstream if record.task == task
-    }  # fmt: skip
+        for run in entry.runs
+        for record in run.downstream
+        if record.task == task
+    }

@@ -8,7 +8,7 @@ from pathlib import Path
 from modeling import VARIANTS
 from recipes import assets
 from recipes.budget import parse_budget
-from recipes.records import DROP_MASK_SUFFIX, split_variant
+from recipes.runs import DROP_MASK_SUFFIX, split_variant
 
 HEADLINE_VARIANTS = ("hbert-v1", "bert")  # the headline comparison, at the shortest budget
 REFERENCE_VARIANT = "bert"  # paired-seed differences are taken against it
@@ -87,5 +87,5 @@ class ZooArguments:
             )
         for budget in self.budgets:
             parse_budget(budget)
-        self.records_dir = self.records_dir or str(Path(self.output_dir) / RECORDS_DIR)
+        self.records_dir = self.records_dir or str(Path(self.results_dir) / RECORDS_DIR)
         self.cards_dir = self.cards_dir or str(Path(self.output_dir) / "cards")

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from recipes import finetune, pretrain
 from recipes.budget import parse_budget
-from recipes.records import FinetuningKey, FinetuningRecord, PretrainingRecord, plain, run_name, split_variant
+from recipes.records import FinetuningKey, FinetuningRecord, PretrainingRecord, plain
+from recipes.runs import run_name, split_variant
 from recipes.zoo.arguments import HEADLINE_VARIANTS, INITS, REFERENCE_DIR, SCRATCH, ZooArguments
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from recipes.curves import plot_curves
 from recipes.environment import portable_path
 from recipes.markdown import markdown_table, mean_and_spread, percent
-from recipes.records import BenchmarkRecord, FinetuningRecord, RecordedRun, pretraining_runs, write_text_atomic
+from recipes.records import BenchmarkRecord, FinetuningRecord, write_text_atomic
+from recipes.runs import RecordedRun, pretraining_runs
 from recipes.zoo.arguments import BENCHMARK_PREFIX, CURVES_FILE, REFERENCE_DIR, REFERENCE_VARIANT, RESULTS_FILE, SCRATCH
 
 

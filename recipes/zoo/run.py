@@ -7,15 +7,10 @@ import shutil
 from pathlib import Path
 
 from recipes import benchmark, finetune, pretrain
+from recipes.benchmark.harness import metadata
 from recipes.cards import CARD_FILE, write_card
-from recipes.records import (
-    DOWNSTREAM_DIR,
-    FinetuningRecord,
-    PretrainingRecord,
-    RecordedRun,
-    pretraining_runs,
-    repo_names,
-)
+from recipes.records import DOWNSTREAM_DIR, BenchmarkRecord, FinetuningRecord, PretrainingRecord, benchmark_key
+from recipes.runs import RecordedRun, pretraining_runs, repo_names
 from recipes.zoo.arguments import BENCHMARK_PREFIX, REFERENCE_DIR, ZooArguments
 from recipes.zoo.plan import FinetuningStep, ZooPlan
 
@@ -38,21 +33,17 @@ def gather_reference_record(step: FinetuningStep, records_dir: Path) -> None:
 
 
 def run_benchmark(args: ZooArguments) -> Path:
-    """Parameters and latencies of every variant at the zoo's size beside HF's BERT (Table 2, the cards)."""
+    """Parameters and latencies of every variant at the zoo's size beside HF's BERT (Table 2, the cards); skipped when
+    the recorded benchmark was measured with the same code, versions, device and arguments."""
     output_dir = Path(args.records_dir) / f"{BENCHMARK_PREFIX}{args.size}"
-    json_path, _ = benchmark.main(
-        [
-            "--sections",
-            "params",
-            "infer",
-            "--size",
-            args.size,
-            "--base_size",
-            args.size,
-            "--output_dir",
-            str(output_dir),
-        ]
-    )
+    argv = ["--sections", "params", "infer", "--size", args.size, "--base_size", args.size]
+    argv += ["--output_dir", str(output_dir)]
+    benchmark_args = benchmark.parse_args(argv)
+    json_path, _ = benchmark.report_paths(benchmark_args)
+    if json_path.is_file() and BenchmarkRecord.read(json_path).key() == benchmark_key(metadata(benchmark_args)):
+        print(f"skip benchmark {json_path}", flush=True)
+        return json_path
+    json_path, _ = benchmark.main(argv)
     return json_path
 
 
