@@ -25,9 +25,9 @@ from transformers import HfArgumentParser
 
 from modeling import MIXER_SPECS, VARIANTS
 from recipes import pretrain
+from recipes.curves import CURVE_FILE, load_curve
 from recipes.markdown import markdown_table
 from recipes.records import PretrainingRecord, write_text_atomic
-from recipes.curves import CURVE_FILE, load_curve
 
 ARMS = ("current", "reference-code")
 TABLE_FILE = "mlm_comparison.md"
