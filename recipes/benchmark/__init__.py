@@ -86,7 +86,8 @@ def write_reports(record: BenchmarkRecord, args: BenchmarkArguments) -> tuple[Pa
 
 
 def parse_args(argv: list[str] | None) -> BenchmarkArguments:
-    (args,) = HfArgumentParser(BenchmarkArguments).parse_args_into_dataclasses(args=argv)
+    parser = HfArgumentParser(BenchmarkArguments, prog="python -m recipes.benchmark")
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
     return args
 
 

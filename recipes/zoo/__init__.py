@@ -54,7 +54,7 @@ def print_report(args: ZooArguments, results_path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> ZooPlan:
-    (args,) = HfArgumentParser(ZooArguments).parse_args_into_dataclasses(argv)
+    (args,) = HfArgumentParser(ZooArguments, prog="python -m recipes.zoo").parse_args_into_dataclasses(argv)
     if args.results_only:
         written = write_cards(Path(args.records_dir), Path(args.cards_dir), args.namespace)
         results = write_results(args.records_dir, args.results_dir)
