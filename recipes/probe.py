@@ -9,7 +9,7 @@ embeds a task's texts by mean pooling (recipes/sentence_encoder.py) with the tea
 for all (standardised features, scikit-learn's LogisticRegression), is fitted on the training split and scored on the
 test split (accuracy, macro-F1). Agreement is the mean cosine between an encoder's and the teacher's embeddings of the
 test sentences, which no encoder saw in training. Latency is one sequence of random ordinary tokens, timed in
-interleaved turns by recipes/benchmark.py's harness (median), with each encoder's ratio to the teacher.
+interleaved turns by recipes.benchmark's harness (median), with each encoder's ratio to the teacher.
 """
 
 from __future__ import annotations
