@@ -10,10 +10,11 @@ run's results (budget.json, mlm_curve.json, the downstream records) and the curv
 `checkpoint-N` of a run goes to branch `step-N` of its repo (its weights, config, code and tokenizer). `--zoo` publishes
 every run directory of a folder (repo names `<variant>-<size>-<budget>`) and groups the repos in a Hub Collection.
 
-Everything is checked and staged before the first network call: a missing file, or a card without results, is refused
-with one message naming it. `--dry-run` stops there and prints the plan and the staged files. Otherwise the token comes
-from the usual places (`HF_TOKEN`, `hf auth login`) and is never printed or written; a missing token, or a Hub that does
-not answer within a few seconds (`HF_ENDPOINT` chooses the Hub), fails with one message before anything is created.
+Everything is checked and staged before the first network call: a missing file, weights that safetensors cannot open
+or that do not match config.json, or a card without results, is refused with one message naming it. `--dry-run` stops
+there and prints the plan and the staged files. Otherwise the token comes from the usual places (`HF_TOKEN`,
+`hf auth login`) and is never printed or written; a missing token, or a Hub that does not answer within a few seconds
+(`HF_ENDPOINT` chooses the Hub), fails with one message before anything is created.
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ import httpx2
 from huggingface_hub import HfApi, ModelCard, get_token
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineModeIsEnabled
 from huggingface_hub.utils import get_session, validate_repo_id
-from transformers import HfArgumentParser, PretrainedConfig
+from transformers import HfArgumentParser
 
 from recipes.cards import CARD_FILE, build_card
 from recipes.curves import CURVE_FILE
+from recipes.input_files import InvalidInputFileError, check_weights, read_config
 from recipes.markdown import percent
 from recipes.records import BUDGET_FILE, DOWNSTREAM_DIR
 from recipes.runs import RecordedRun, pretraining_runs, repo_names
@@ -106,11 +108,16 @@ class PushPlan:
 
 
 def model_files(folder: Path) -> list[str]:
-    """The loadable model in `folder`; refuses when a file or the config's `auto_map` is missing."""
+    """The loadable model in `folder`; refuses when a file or the config's `auto_map` is missing, or when the weights
+    do not open with safetensors or do not match the config."""
     missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
     if missing:
         raise PushError(f"{folder} is missing {', '.join(missing)}: it is not a complete saved model.")
-    auto_map = PretrainedConfig.get_config_dict(folder)[0].get("auto_map", {})
+    try:
+        auto_map = read_config(folder).get("auto_map", {})
+        check_weights(folder)
+    except InvalidInputFileError as error:
+        raise PushError(str(error)) from None
     unmapped = [name for name in AUTO_MAP_CLASSES if name not in auto_map]
     if unmapped:
         raise PushError(

@@ -5,10 +5,12 @@ saving pause it (data preparation happens before it starts). Every optimizer ste
 across ranks (the maximum over ranks), and that one agreed number drives both the stop decision and the learning rate:
 
 - `TimeBudgetCallback` ticks the clock after each optimizer step, stops training at the deadline (overshoot below one
-  step), saves a final checkpoint, asks for evaluations at evenly spaced points of the budget, honours SIGTERM/SIGINT,
-  and sums up what was spent (`record`: with the recipe's `run_info` and extra fields, the run's `budget.json`).
+  step), saves a final checkpoint, asks for evaluations (and checkpoints) at evenly spaced points of the budget,
+  honours SIGTERM/SIGINT, and sums up what was spent (`record`: with the recipe's `run_info` and extra fields, the
+  run's `budget.json`).
 - `BudgetTrainer` overrides `Trainer.create_scheduler` with a schedule of elapsed time rather than of steps: warmup,
-  then decay to its end value exactly at the deadline.
+  then decay to its end value exactly at the deadline. Its checkpoints are atomic (`recipes.checkpoints`) and carry the
+  clock (`budget_state.json`); resumed from one whose budget is already spent, it trains no further step.
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch.optim.lr_scheduler import LambdaLR
-from transformers import Trainer, TrainerCallback
+from transformers import TrainerCallback, TrainerState
+from transformers.trainer_utils import TrainOutput
+
+from recipes.checkpoints import TRAINER_STATE_FILE, AtomicCheckpointTrainer
 
 BUDGET_STATE_FILE = "budget_state.json"
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -121,7 +126,7 @@ def schedule_shape(lr_scheduler_type) -> str:
     return str(getattr(lr_scheduler_type, "value", lr_scheduler_type))
 
 
-class BudgetTrainer(Trainer):
+class BudgetTrainer(AtomicCheckpointTrainer):
     """A Trainer whose learning rate follows the budget clock instead of the step count (unless `max_steps` is set)."""
 
     def __init__(self, *args, budget_callback: TimeBudgetCallback, final_lr_ratio: float = 0.0, callbacks=None, **kwargs):
@@ -145,12 +150,29 @@ class BudgetTrainer(Trainer):
             self._created_lr_scheduler = True
         return self.lr_scheduler
 
+    def write_checkpoint_extras(self, checkpoint_dir: Path) -> None:
+        self.budget_callback.save_state(checkpoint_dir)
+
+    def train(self, resume_from_checkpoint: str | None = None, **kwargs) -> TrainOutput:
+        """Trainer.train, except that a checkpoint saved when training stopped (its budget spent, or `max_steps`
+        reached) is taken as the result: Trainer would run one more step before checking either. (Under DeepSpeed,
+        whose engine only exists once training starts, that one step is still taken.)"""
+        if resume_from_checkpoint and not self.is_deepspeed_enabled:
+            state = TrainerState.load_from_json(str(Path(resume_from_checkpoint) / TRAINER_STATE_FILE))
+            if self.budget_callback.clock.expired or 0 < self.args.max_steps <= state.global_step:
+                self._load_from_checkpoint(resume_from_checkpoint)
+                self.state = state
+                self.budget_callback.stop_reason = "budget" if self.budget_callback.clock.expired else "max_steps"
+                return TrainOutput(state.global_step, 0.0, {})
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+
 
 class TimeBudgetCallback(TrainerCallback):
     """Stops training when the agreed budget clock expires, evaluates at `num_eval_points` evenly spaced points of
     the budget, and pauses the clock while evaluating and saving.
 
     `drives_schedule`: whether `BudgetTrainer` should build the time-driven LR schedule (False with `max_steps`).
+    `save_at_eval_points`: also save a checkpoint at each evaluation point, so that a killed run resumes from there.
     """
 
     def __init__(
@@ -160,9 +182,11 @@ class TimeBudgetCallback(TrainerCallback):
         drives_schedule: bool = True,
         now: Callable[[], float] = time.monotonic,
         run_info: dict | None = None,
+        save_at_eval_points: bool = False,
     ):
         self.clock = BudgetClock(budget_s, now=now)
         self.num_eval_points = num_eval_points
+        self.save_at_eval_points = save_at_eval_points
         self.drives_schedule = drives_schedule
         self.run_info = run_info or {}
         self.scheduler: LambdaLR | None = None
@@ -223,6 +247,7 @@ class TimeBudgetCallback(TrainerCallback):
             control.should_evaluate = self.stop_reason != "signal" and self.num_eval_points > 0
         elif self.num_eval_points and self.clock.progress >= (self.evaluations_done + 1) / self.num_eval_points:
             control.should_evaluate = True
+            control.should_save = control.should_save or self.save_at_eval_points
         if control.should_evaluate:
             self.evaluations_done = max(self.evaluations_done + 1, int(self.clock.progress * self.num_eval_points))
         if control.should_evaluate or control.should_save:
@@ -231,17 +256,18 @@ class TimeBudgetCallback(TrainerCallback):
     def on_evaluate(self, args, state, control, **kwargs):
         self.clock.charge_pause("evaluation")
 
+    def save_state(self, checkpoint_dir: Path) -> None:
+        """The clock, into a checkpoint being saved (`BudgetTrainer` writes it before the checkpoint is published)."""
+        self.clock.charge_pause("checkpointing")
+        state_file = {
+            "elapsed_s": self.clock.elapsed_s,
+            "paused_s": self.clock.paused_s,
+            "evaluations_done": self.evaluations_done,
+        }
+        (checkpoint_dir / BUDGET_STATE_FILE).write_text(json.dumps(state_file, indent=2))
+
     def on_save(self, args, state, control, **kwargs):
         self.clock.charge_pause("checkpointing")
-        if state.is_world_process_zero:
-            checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if checkpoint.is_dir():
-                state_file = {
-                    "elapsed_s": self.clock.elapsed_s,
-                    "paused_s": self.clock.paused_s,
-                    "evaluations_done": self.evaluations_done,
-                }
-                (checkpoint / BUDGET_STATE_FILE).write_text(json.dumps(state_file, indent=2))
 
     def on_train_end(self, args, state, control, **kwargs):
         for signum, handler in self._previous_handlers.items():

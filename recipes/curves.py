@@ -84,7 +84,7 @@ class EvaluationCurveCallback(TrainerCallback):
         }
         self.points.append(point)
         save_curve(self.output_dir, self.points, self.curve_file, tuple(point))
-        plot_curves(
-            {self.title: self.points}, self.output_dir / self.plot_file, self.title, metric=self.metric, ylabel=self.ylabel
-        )
+        staging = self.output_dir / f"{self.plot_file}.tmp.png"  # whole or not at all, like the JSON
+        plot_curves({self.title: self.points}, staging, self.title, metric=self.metric, ylabel=self.ylabel)
+        staging.replace(self.output_dir / self.plot_file)
         print(f"[{point['elapsed_s']:.0f}/{self.clock.budget_s:.0f} s] step {point['step']}, {self.describe(point)}", flush=True)

@@ -20,6 +20,7 @@ from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
 from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBase
 
 from recipes import assets
+from recipes.input_files import check_utf8
 
 OFFLINE_CORPORA = ("wikitext-2-raw", "wiki-vital-leads")
 _WIKITEXT_ARTICLE_TITLE = re.compile(r"^ = [^=].* = $")
@@ -52,6 +53,8 @@ class CorpusSpec:
                 raise FileNotFoundError(f"Text file not found: {path}")
             if path and Path(path).stat().st_size == 0:
                 raise ValueError(f"Text file {path} is empty.")
+            if path:
+                check_utf8(path)
         if not 0 < self.validation_split_percentage < 100:
             raise ValueError("--validation_split_percentage must be between 0 and 100.")
 

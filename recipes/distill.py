@@ -28,7 +28,6 @@ agreement with the teacher (mean cosine of the sentence embeddings) on a fixed h
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -49,19 +48,20 @@ from transformers import (
 from modeling import HybridBertConfig, HybridBertModel
 from recipes import assets
 from recipes.budget import BudgetTrainer
+from recipes.checkpoints import check_resumable
 from recipes.curves import EvaluationCurveCallback, load_curve
 from recipes.data import prepare
 from recipes.pretrain import (
+    REQUIRED_CHECKPOINT_FILES,
     BudgetArguments,
     DataArguments,
     ModelArguments,
     PretrainingArguments,
     budget_callback,
     check_budget_arguments,
-    check_output_dir,
+    claimed_output_dir,
     corpus_spec,
     curve_until,
-    latest_checkpoint,
     load_tokenizer,
     parse_overrides,
     training_settings,
@@ -228,18 +228,23 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
     """Run the recipe; returns what budget.json records. `now` and extra `callbacks` are for tests."""
     args, data_args, budget_args, training_args = parse_args(argv)
 
-    # Every argument is checked, and teacher and student built, before anything is written.
+    # Every argument is checked before anything is written (a claimed output directory left empty is removed again).
     budget_s, shape = check_budget_arguments(budget_args, training_args)
     HybridBertConfig.from_variant(args.variant, size="base")  # the variant's name, checked early
     corpus = corpus_spec(data_args, training_args.seed)
     corpus.validate()
+    with claimed_output_dir(training_args, budget_args.overwrite_output_dir, AGREEMENT_CURVE_FILE) as checkpoint:
+        return distill(args, data_args, budget_args, training_args, budget_s, shape, corpus, checkpoint, now, callbacks)
+
+
+def distill(args, data_args, budget_args, training_args, budget_s, shape, corpus, checkpoint, now, callbacks) -> dict:
+    """The recipe once its arguments are checked and its output directory claimed (see `main`)."""
     output_dir = Path(training_args.output_dir)
-    resume = training_args.resume_from_checkpoint
-    check_output_dir(output_dir, budget_args.overwrite_output_dir, resuming=bool(resume))
-    checkpoint = latest_checkpoint(output_dir, resume) if resume else None
     teacher = load_teacher(args.teacher)
     set_seed(training_args.seed)  # the new mixers' initial weights follow --seed
     student, loading_info = build_student(args, teacher)
+    if checkpoint:
+        check_resumable(checkpoint, student.config.to_dict(), REQUIRED_CHECKPOINT_FILES)
 
     named_teacher = args.teacher in assets.NAMED_CHECKPOINTS
     tokenizer = load_tokenizer(ModelArguments(tokenizer_name=None if named_teacher else teacher_source(args.teacher)))
@@ -251,10 +256,6 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
             held_out = held_out.select(range(min(data_args.max_eval_samples, len(held_out))))
         held_out = unmasked(held_out)
     data_preparation_s = time.monotonic() - preparation_started
-
-    if budget_args.overwrite_output_dir and not resume and training_args.process_index == 0:
-        shutil.rmtree(output_dir, ignore_errors=True)
-    output_dir.mkdir(parents=True, exist_ok=True)
 
     world_size = training_args.world_size
     settings = training_settings(training_args, data_args, shape)

@@ -14,31 +14,37 @@ text-classification pipeline prints label names), HF's `train_results.json`, `ev
 evaluation), `test_results.json` and `all_results.json`, and `downstream_record.json`. When `--model` is a pretraining
 run directory (it holds `budget.json`), the same record is written to `<run>/downstream/<task>/<init>-seed<seed>.json`,
 where cards and the zoo read it (`recipes.records.FinetuningRecord`) without re-running anything.
+
+The output directory is the run's own (`recipes/run_dir.py`): locked while the run lives; `--overwrite_output_dir`
+replaces only a folder holding a run of this project.
 """
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import evaluate
 import numpy as np
 from datasets import DatasetDict
-from transformers import AutoTokenizer, PretrainedConfig, Trainer, set_seed
+from transformers import AutoTokenizer, Trainer, set_seed
 from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, WEIGHTS_NAME
 
 from modeling import HybridBertConfig, HybridBertForSequenceClassification
 from recipes import arguments as recipe_arguments
 from recipes import assets
 from recipes.arguments import RecipeTrainingArguments
+from recipes.input_files import check_weights, read_config
 from recipes.records import FinetuningRecord, PretrainingIdentity, PretrainingRecord
+from recipes.run_dir import check_holds_run, claim_output_dir, entries, replace_run
 from recipes.tasks import TASKS, get_task, load_task
 
 METRICS_DIR = Path(__file__).resolve().parent / "metrics"
 METRICS = ("accuracy", "f1")  # accuracy (the paper's metric) and macro-F1
 MODEL_TYPES = ("hybrid_bert", "bert")
 WEIGHT_FILES = (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, WEIGHTS_NAME)
+# What marks a folder as a fine-tuning run of this project (`--overwrite_output_dir` replaces only such a folder).
+RUN_RECORD_FILES = (FinetuningRecord.FILE, "all_results.json")
 
 
 @dataclass
@@ -83,7 +89,7 @@ class FinetuningArguments(RecipeTrainingArguments):
     eval_strategy: str = "epoch"
     logging_strategy: str = "epoch"
     overwrite_output_dir: bool = field(
-        default=False, metadata={"help": "Replace an output directory holding another run"}
+        default=False, metadata={"help": "Replace an output directory holding another run (and only a run)"}
     )
 
 
@@ -99,11 +105,13 @@ def resolve_model_dir(model: str) -> Path:
             f"--model {model!r}: {path} holds no model weights (none of {', '.join(WEIGHT_FILES)}); "
             "a pretraining run saves them when it ends."
         )
+    if (path / SAFE_WEIGHTS_NAME).is_file() or (path / SAFE_WEIGHTS_INDEX_NAME).is_file():
+        check_weights(path)
     return path
 
 
 def read_model_config(model_dir: Path) -> dict:
-    config, _ = PretrainedConfig.get_config_dict(model_dir)
+    config = read_config(model_dir)
     if config.get("model_type") not in MODEL_TYPES:
         raise ValueError(f"{model_dir}: model_type {config.get('model_type')!r} is none of {', '.join(MODEL_TYPES)}.")
     return config
@@ -121,7 +129,9 @@ def load_tokenizer(model: str, model_dir: Path):
 def check_output_dir(output_dir: Path, model_dir: Path, overwrite: bool) -> None:
     if output_dir.resolve() == model_dir.resolve():
         raise ValueError(f"--output_dir {output_dir} is the model being fine-tuned; write the result elsewhere.")
-    if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
+    if overwrite:
+        check_holds_run(output_dir, RUN_RECORD_FILES)
+    elif entries(output_dir):
         raise FileExistsError(f"{output_dir} already holds a run; pass --overwrite_output_dir to replace it.")
 
 
@@ -211,7 +221,18 @@ def main(argv: list[str] | None = None) -> FinetuningRecord:
     check_output_dir(output_dir, model_dir, training_args.overwrite_output_dir)
     if training_args.num_train_epochs is None:
         training_args.num_train_epochs = task.epochs
+    is_main_process = training_args.process_index == 0
+    with claim_output_dir(output_dir, is_main_process):
+        if is_main_process:
+            check_output_dir(output_dir, model_dir, training_args.overwrite_output_dir)  # as it is now that it is ours
+            if training_args.overwrite_output_dir:
+                replace_run(output_dir, RUN_RECORD_FILES)
+        return finetune(model_args, task_args, training_args, task, model_dir, tokenizer)
 
+
+def finetune(model_args, task_args, training_args, task, model_dir: Path, tokenizer) -> dict:
+    """The recipe once its arguments are checked and its output directory claimed (see `main`)."""
+    output_dir = Path(training_args.output_dir)
     with training_args.main_process_first(desc="loading the task"):
         splits = load_task(task.name, seed=task_args.split_seed)
     label_names = splits["train"].features["label"].names
@@ -221,10 +242,6 @@ def main(argv: list[str] | None = None) -> FinetuningRecord:
     if task_args.max_train_samples is not None:
         train = train.shuffle(seed=training_args.seed).select(range(min(task_args.max_train_samples, len(train))))
     encoded = tokenize(DatasetDict({**splits, "train": train}), tokenizer, task_args.max_seq_length)
-
-    if training_args.overwrite_output_dir and training_args.process_index == 0:
-        shutil.rmtree(output_dir, ignore_errors=True)
-    output_dir.mkdir(parents=True, exist_ok=True)
 
     metrics = evaluate.combine([str(METRICS_DIR / name) for name in METRICS])
     trainer = Trainer(

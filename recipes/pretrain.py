@@ -8,15 +8,21 @@ and checkpoint saving pause it, it is checked every step and agreed across ranks
 learning rate (warmup, then decay to its end value exactly at the deadline). `--max_steps` switches to a step-based
 schedule. The output directory is a `save_pretrained` folder (loadable with `trust_remote_code=True`) plus
 `budget.json` (what was spent and the run record) and `mlm_curve.json/png`.
+
+The output directory is the run's own (`recipes/run_dir.py`): locked while the run lives, replaced by
+`--overwrite_output_dir` only when it holds a run. A checkpoint is saved atomically at each evaluation point
+(`recipes/checkpoints.py`), and the same command run again after a crash or kill resumes from the last complete one.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -37,17 +43,37 @@ from recipes import assets
 from recipes.arguments import RecipeTrainingArguments
 from recipes.budget import (
     BUDGET_SCHEDULE_SHAPES,
+    BUDGET_STATE_FILE,
     BudgetTrainer,
     TimeBudgetCallback,
     parse_budget,
     schedule_shape,
 )
+from recipes.checkpoints import (
+    STAGING_PREFIX,
+    TRAINER_STATE_FILE,
+    check_resumable,
+    incomplete_checkpoints,
+    last_checkpoint,
+)
 from recipes.curves import CURVE_FILE, EvaluationCurveCallback, load_curve
 from recipes.data import OFFLINE_CORPORA, CorpusSpec, planned_fingerprint, prepare
 from recipes.environment import git_commit, package_versions
-from recipes.records import PretrainingKey, PretrainingRecord, RunRecord, plain
+from recipes.input_files import read_config
+from recipes.records import BUDGET_FILE, PretrainingKey, PretrainingRecord, RunRecord, plain
+from recipes.run_dir import check_holds_run, claim_output_dir, describe, entries, replace_run
 
 METRICS_DIR = Path(__file__).resolve().parent / "metrics"
+REQUIRED_CHECKPOINT_FILES = (TRAINER_STATE_FILE, BUDGET_STATE_FILE)
+# The dimensions `HybridBertForMaskedLM.from_bert` takes from an --init_from model's config.
+SOURCE_DIMENSIONS = (
+    "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "max_position_embeddings",
+)  # fmt: skip
+OVERRIDABLE_FIELDS = tuple(
+    name
+    for name in HybridBertConfig().to_dict()
+    if name not in ("_name_or_path", "architectures", "model_type", "transformers_version", "variant", "size")
+)
 
 
 @dataclass
@@ -88,7 +114,16 @@ class BudgetArguments:
     budget: str = field(default="10m", metadata={"help": "Wall-clock training budget: 90s, 10m, 2h, 1d, 1h30m"})
     num_eval_points: int = field(default=10, metadata={"help": "Evaluations at evenly spaced points of the budget"})
     final_lr_ratio: float = field(default=0.0, metadata={"help": "LR at the deadline, as a fraction of the peak"})
-    overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace an output directory holding another run"})
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Replace an output directory holding another run (and only a run)"}
+    )
+    save_at_eval_points: bool = field(
+        default=True,
+        metadata={
+            "help": "Save a checkpoint at each evaluation point (the last --save_total_limit kept), so that the same "
+            "command resumes a killed run from there; --no_save_at_eval_points saves only at the end"
+        },
+    )
 
 
 @dataclass
@@ -101,6 +136,7 @@ class PretrainingArguments(RecipeTrainingArguments):
     per_device_train_batch_size: int = 32
     per_device_eval_batch_size: int = 64
     logging_steps: float = 10
+    save_total_limit: int | None = 2  # the budget callback saves at each evaluation point; the last two are kept
     eval_on_start: bool = True
 
 
@@ -133,17 +169,40 @@ class MlmCurveCallback(EvaluationCurveCallback):
 
 
 def parse_overrides(text: str | None) -> dict:
-    """'a=1,b=0.5,c=true' → typed values (JSON where it parses, else the string)."""
+    """'a=1,b=0.5,c=true' → typed values (JSON where it parses, else the string); only fields a config has."""
     overrides = {}
     for item in filter(None, (text or "").split(",")):
         if "=" not in item:
             raise ValueError(f"--config_overrides item {item!r} is not key=value.")
         key, raw = (part.strip() for part in item.split("=", 1))
+        if key not in OVERRIDABLE_FIELDS:
+            close = difflib.get_close_matches(key, OVERRIDABLE_FIELDS, n=3)
+            raise ValueError(
+                f"--config_overrides: {key!r} is not a config field"
+                + (f"; did you mean {' or '.join(map(repr, close))}?" if close else f" (fields: {', '.join(OVERRIDABLE_FIELDS)}).")
+            )
         try:
             overrides[key] = json.loads(raw)
         except json.JSONDecodeError:
             overrides[key] = raw
     return overrides
+
+
+def requested_config(model_args: ModelArguments, tokenizer=None) -> dict:
+    """The config this run asks for, computed without building a model: the variant at its size (with --init_from,
+    the source's dimensions), the overrides, and (given the tokenizer) its vocabulary and token ids."""
+    fields = {"drop_mask": model_args.drop_mask, **parse_overrides(model_args.config_overrides)}
+    if tokenizer is not None:
+        fields.update(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, mask_token_id=tokenizer.mask_token_id)
+    elif fields["drop_mask"]:
+        fields.setdefault("mask_token_id", 0)  # a stand-in while only the shape is checked; the tokenizer's comes later
+    if not model_args.init_from:
+        return HybridBertConfig.from_variant(model_args.variant, size=model_args.size or "mini", **fields).to_dict()
+    source = read_config(init_from_dir(model_args.init_from))
+    dimensions = {name: source[name] for name in SOURCE_DIMENSIONS if name in source and name not in fields}
+    config = HybridBertConfig.from_variant(model_args.variant, size="base", **dimensions, **fields).to_dict()
+    config.pop("size")  # follows the source, like its other dimensions
+    return config
 
 
 def load_tokenizer(model_args: ModelArguments):
@@ -152,6 +211,10 @@ def load_tokenizer(model_args: ModelArguments):
         tokenizer.model_max_length = min(tokenizer.model_max_length, 512)
         return tokenizer
     return assets.default_tokenizer()
+
+
+def init_from_dir(init_from: str) -> str | Path:
+    return assets.fetch(assets.NAMED_CHECKPOINTS[init_from]) if init_from in assets.NAMED_CHECKPOINTS else init_from
 
 
 def corpus_spec(data_args: DataArguments, seed: int) -> CorpusSpec:
@@ -179,9 +242,8 @@ def build_model(model_args: ModelArguments, tokenizer) -> HybridBertForMaskedLM:
         **parse_overrides(model_args.config_overrides),
     }
     if model_args.init_from:
-        source = assets.fetch(assets.NAMED_CHECKPOINTS[model_args.init_from]) if model_args.init_from in assets.NAMED_CHECKPOINTS else model_args.init_from
         model = HybridBertForMaskedLM.from_bert(
-            source, variant=model_args.variant, copy_ffn_and_norms=model_args.copy_ffn_and_norms, **fields
+            init_from_dir(model_args.init_from), variant=model_args.variant, copy_ffn_and_norms=model_args.copy_ffn_and_norms, **fields
         )
         if model_args.size and model.config.size != model_args.size:
             raise ValueError(f"--size {model_args.size} does not match the --init_from model (size {model.config.size}).")
@@ -190,23 +252,41 @@ def build_model(model_args: ModelArguments, tokenizer) -> HybridBertForMaskedLM:
     return HybridBertForMaskedLM(config)
 
 
-def check_output_dir(output_dir: Path, overwrite: bool, resuming: bool) -> None:
-    if resuming or not output_dir.exists() or not any(output_dir.iterdir()):
-        return
-    if not overwrite:
+def resume_point(output_dir: Path, resume: str | None, overwrite: bool, curve_file: str = CURVE_FILE) -> str | None:
+    """The checkpoint this run continues from (None: a fresh start), from the arguments and what the output folder
+    holds: an unfinished run (no budget.json, or one stopped by a signal) continues from its last complete
+    checkpoint without being asked; a finished run, or anything else, is refused unless replaced."""
+    if resume and overwrite:
+        raise ValueError("--overwrite_output_dir and --resume_from_checkpoint contradict each other: pass one.")
+    if overwrite:
+        check_holds_run(output_dir, (BUDGET_FILE, curve_file))
+        return None
+    if resume and resume.lower() not in ("true", "latest"):
+        return resume
+    checkpoint = last_checkpoint(output_dir, REQUIRED_CHECKPOINT_FILES)
+    if resume:
+        if not checkpoint:
+            raise FileNotFoundError(f"No complete checkpoint-* folder in {output_dir} to resume from.")
+        return checkpoint
+    names = entries(output_dir)
+    if not names:
+        return None
+    stop_reason = PretrainingRecord.read(output_dir).stop_reason if PretrainingRecord.exists(output_dir) else "signal"
+    if stop_reason != "signal":
         raise FileExistsError(
-            f"{output_dir} already holds a run; pass --overwrite_output_dir to replace it "
-            "or --resume_from_checkpoint to continue it."
+            f"{output_dir} already holds a finished run (stop_reason {stop_reason!r}); pass --overwrite_output_dir to "
+            "replace it, or --resume_from_checkpoint with a larger --budget to continue it."
         )
-
-
-def latest_checkpoint(output_dir: Path, requested: str | bool) -> str:
-    if isinstance(requested, str) and requested.lower() not in ("true", "latest"):
-        return requested
-    checkpoints = sorted(output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-    if not checkpoints:
-        raise FileNotFoundError(f"No checkpoint-* folder in {output_dir} to resume from.")
-    return str(checkpoints[-1])
+    if checkpoint:
+        return checkpoint
+    # What a run that died before its first checkpoint leaves: its curve, and writes and saves cut short.
+    partial_run = (Path(curve_file).stem, f"{STAGING_PREFIX}checkpoint-", f".{BUDGET_FILE}")
+    if all(name.startswith(partial_run) for name in names):
+        return None  # it starts again
+    raise FileExistsError(
+        f"{output_dir} already holds {describe(names)} and no run to resume; pass --overwrite_output_dir to "
+        "replace a run of this project, or choose another --output_dir."
+    )
 
 
 def check_budget_arguments(budget_args: BudgetArguments, training_args: TrainingArguments) -> tuple[float, str]:
@@ -247,7 +327,12 @@ def budget_callback(
     not a step count, ends training; a resumed run continues with the budget it had left and does not evaluate again
     at its start."""
     budget = TimeBudgetCallback(
-        budget_s, budget_args.num_eval_points, drives_schedule=training_args.max_steps <= 0, now=now, run_info={"run_record": record}
+        budget_s,
+        budget_args.num_eval_points,
+        drives_schedule=training_args.max_steps <= 0,
+        now=now,
+        run_info={"run_record": record},
+        save_at_eval_points=budget_args.save_at_eval_points,
     )
     if training_args.max_steps <= 0:
         training_args.max_steps = sys.maxsize // 2
@@ -262,6 +347,25 @@ def curve_until(points: list[dict], checkpoint: str | None) -> list[dict]:
     if not checkpoint:
         return []
     return [point for point in points if point["step"] <= int(Path(checkpoint).name.split("-")[1])]
+
+
+@contextmanager
+def claimed_output_dir(training_args: TrainingArguments, overwrite: bool, curve_file: str = CURVE_FILE) -> Iterator[str | None]:
+    """Holds the output directory's lock for the body and yields the checkpoint the run continues from (None: a fresh
+    start; see `resume_point`). The main process first replaces a run (--overwrite_output_dir) and removes
+    checkpoints cut short."""
+    output_dir = Path(training_args.output_dir)
+    is_main_process = training_args.process_index == 0
+    with claim_output_dir(output_dir, is_main_process):
+        checkpoint = resume_point(output_dir, training_args.resume_from_checkpoint, overwrite, curve_file)
+        if is_main_process:
+            if overwrite:
+                replace_run(output_dir, (BUDGET_FILE, curve_file))
+            for incomplete in incomplete_checkpoints(output_dir):
+                shutil.rmtree(incomplete)
+            if checkpoint:
+                print(f"Resuming from {checkpoint}.", flush=True)
+        yield checkpoint
 
 
 def parse_args(argv: list[str] | None):
@@ -303,15 +407,21 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
     budget_s, shape = check_budget_arguments(budget_args, training_args)
     if model_args.init_from and model_args.init_from not in assets.NAMED_CHECKPOINTS and not Path(model_args.init_from).is_dir():
         raise FileNotFoundError(f"--init_from {model_args.init_from!r} is neither a directory nor one of {list(assets.NAMED_CHECKPOINTS)}.")
-    HybridBertConfig.from_variant(model_args.variant, size=model_args.size or "mini")  # names checked early
+    positions = requested_config(model_args)["max_position_embeddings"]  # names and overrides checked early
+    if positions < data_args.max_seq_length:
+        raise ValueError(f"--max_seq_length {data_args.max_seq_length} exceeds the model's max_position_embeddings {positions}.")
     corpus = corpus_spec(data_args, training_args.seed)
     corpus.validate()
-    output_dir = Path(training_args.output_dir)
-    resume = training_args.resume_from_checkpoint
-    check_output_dir(output_dir, budget_args.overwrite_output_dir, resuming=bool(resume))
-    checkpoint = latest_checkpoint(output_dir, resume) if resume else None
+    with claimed_output_dir(training_args, budget_args.overwrite_output_dir) as checkpoint:
+        return pretrain(model_args, data_args, budget_args, training_args, budget_s, shape, corpus, checkpoint, now, callbacks)
 
+
+def pretrain(model_args, data_args, budget_args, training_args, budget_s, shape, corpus, checkpoint, now, callbacks) -> dict:
+    """The recipe once its arguments are checked and its output directory claimed (see `main`)."""
+    output_dir = Path(training_args.output_dir)
     tokenizer = load_tokenizer(model_args)
+    if checkpoint:
+        check_resumable(checkpoint, requested_config(model_args, tokenizer), REQUIRED_CHECKPOINT_FILES)
     preparation_started = time.monotonic()
     with training_args.main_process_first(desc="preparing data"):
         data = prepare(corpus, tokenizer, data_args.max_seq_length, data_args.mlm_probability)
@@ -321,10 +431,6 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
         held_out = held_out.select(range(min(data_args.max_eval_samples, len(held_out))))
     set_seed(training_args.seed)  # the initial weights follow --seed, on any number of ranks
     model = build_model(model_args, tokenizer)
-
-    if budget_args.overwrite_output_dir and not resume and training_args.process_index == 0:
-        shutil.rmtree(output_dir, ignore_errors=True)
-    output_dir.mkdir(parents=True, exist_ok=True)
 
     world_size = training_args.world_size
     settings = training_settings(training_args, data_args, shape)

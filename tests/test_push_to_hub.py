@@ -219,6 +219,32 @@ def test_incomplete_run_is_refused_before_any_call(run_dir, tmp_path, missing):
     assert api.calls == []
 
 
+def test_truncated_weights_are_refused_even_in_a_dry_run(run_dir, tmp_path):
+    """A model.safetensors cut short (as a full disk or an interrupted copy leaves it) is refused before staging,
+    dry run included, naming the file."""
+    copy = tmp_path / run_dir.name
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("checkpoint-*"))
+    weights = copy / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size - 1000])
+    api = RecordingHfApi(tmp_path / "received")
+    with pytest.raises(PushError, match=f"{weights} is not a readable safetensors file"):
+        main([str(copy), "--repo-id", REPO_ID, "--dry-run"], api=api)
+    assert api.calls == []
+
+
+def test_weights_that_do_not_match_the_config_are_refused(run_dir, tmp_path):
+    """Weights of another shape than config.json says (a config edited after training) are refused before staging,
+    naming the file and the tensor."""
+    copy = tmp_path / run_dir.name
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("checkpoint-*"))
+    config = json.loads((copy / "config.json").read_text())
+    config["intermediate_size"] *= 2
+    (copy / "config.json").write_text(json.dumps(config))
+    shapes = r"hybrid_bert.layers.0.ffn_in.weight is \[64, 32\] in model.safetensors, the config needs \[128, 32\]"
+    with pytest.raises(PushError, match=rf"{copy / 'model.safetensors'} does not match {copy / 'config.json'}: {shapes}"):
+        main([str(copy), "--repo-id", REPO_ID, "--dry-run"], api=RecordingHfApi(tmp_path / "received"))
+
+
 def test_config_without_auto_map_is_refused(run_dir, tmp_path):
     """A config.json without auto_map cannot load as remote code: refused, nothing called."""
     copy = tmp_path / run_dir.name
