@@ -15,7 +15,6 @@ Each baseline has accuracy and macro-F1 (`recipes.stats.classification_scores`, 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from transformers import HfArgumentParser
 
+from recipes.records import write_json
 from recipes.stats import classification_scores
 from recipes.tasks import get_task, load_task, offline_tasks
 
@@ -86,10 +86,7 @@ def main(argv: list[str] | None = None) -> dict:
         get_task(name)  # every name checked before any work
     results = {"seed": args.seed, "tasks": {name: task_baselines(name, args.seed) for name in args.tasks}}
     output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = output.with_name(f".{output.name}.partial")
-    staging.write_text(json.dumps(results, indent=2) + "\n")
-    staging.replace(output)
+    write_json(output, results)
     for name, baselines in results["tasks"].items():
         cells = [
             f"{label} {100 * baselines[key]['accuracy']:.1f}% / {100 * baselines[key]['macro_f1']:.1f}"

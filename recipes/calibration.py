@@ -19,7 +19,6 @@ used only at the settings it was measured at (`run_settings`); any difference is
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import statistics
 import tempfile
@@ -33,7 +32,8 @@ from transformers import DataCollatorForLanguageModeling, HfArgumentParser, Trai
 
 from modeling import HybridBertConfig
 from recipes.assets import default_tokenizer
-from recipes.run_record import device_name
+from recipes.environment import device_name
+from recipes.records import read_json_object, write_json
 
 FORMAT = 1
 
@@ -69,14 +69,8 @@ def run_settings(
 
 
 def load_record(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Calibration record not found: {path}")
-    try:
-        record = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not a calibration record (not JSON: {error}).") from None
-    if not isinstance(record, dict) or record.get("format") != FORMAT or not {"settings", "variants"} <= set(record):
+    record = read_json_object(path, "calibration record")
+    if record.get("format") != FORMAT or not {"settings", "variants"} <= set(record):
         raise ValueError(f"{path} is not a calibration record (format {FORMAT} with 'settings' and 'variants').")
     return record
 
@@ -265,10 +259,7 @@ def main(argv: list[str] | None = None) -> dict:
     (args,) = HfArgumentParser(CalibrationArguments).parse_args_into_dataclasses(argv)
     output = Path(args.output)
     record = measure(args)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = output.with_name(f".{output.name}.partial")
-    staging.write_text(json.dumps(record, indent=2) + "\n")
-    staging.replace(output)
+    write_json(output, record)
     for variant, measured in record["variants"].items():
         print(f"{variant}: {measured['steps_per_s']:.3f} steps/s, {measured['tokens_per_s']:.0f} tokens/s", flush=True)
     print(f"Wrote {output}", flush=True)

@@ -34,7 +34,6 @@ import torch
 from transformers import (
     AutoTokenizer,
     DataCollatorForLanguageModeling,
-    HfArgumentParser,
     TrainerCallback,
     TrainingArguments,
     default_data_collator,
@@ -42,9 +41,10 @@ from transformers import (
 )
 
 from modeling import HybridBertConfig, HybridBertForMaskedLM
+from recipes import arguments as recipe_arguments
 from recipes import assets
+from recipes.arguments import RecipeTrainingArguments
 from recipes.budget import (
-    BUDGET_FILE,
     BUDGET_SCHEDULE_SHAPES,
     BUDGET_STATE_FILE,
     BudgetTrainer,
@@ -69,10 +69,11 @@ from recipes.checkpoints import (
     last_checkpoint,
 )
 from recipes.curves import CURVE_FILE, EvaluationCurveCallback, load_curve
-from recipes.data import OFFLINE_CORPORA, CorpusSpec, prepare
-from recipes.input_files import read_config, read_json
-from recipes.run_dir import check_holds_run, claim_output_dir, describe, entries, replace_run, write_json
-from recipes.run_record import make_run_record
+from recipes.data import OFFLINE_CORPORA, CorpusSpec, planned_fingerprint, prepare
+from recipes.environment import git_commit, package_versions
+from recipes.input_files import read_config
+from recipes.records import BUDGET_FILE, PretrainingKey, PretrainingRecord, RunRecord, plain
+from recipes.run_dir import check_holds_run, claim_output_dir, describe, entries, replace_run
 
 METRICS_DIR = Path(__file__).resolve().parent / "metrics"
 REQUIRED_CHECKPOINT_FILES = (TRAINER_STATE_FILE, BUDGET_STATE_FILE)
@@ -145,7 +146,7 @@ class BudgetArguments:
 
 
 @dataclass
-class PretrainingArguments(TrainingArguments):
+class PretrainingArguments(RecipeTrainingArguments):
     """TrainingArguments with this recipe's defaults (HBERT §4.2: Adam, lr 1e-4)."""
 
     learning_rate: float = 1e-4
@@ -154,18 +155,11 @@ class PretrainingArguments(TrainingArguments):
     per_device_train_batch_size: int = 32
     per_device_eval_batch_size: int = 64
     logging_steps: float = 10
-    save_strategy: str = "no"  # the budget callback saves: at each evaluation point and at the end
-    save_total_limit: int | None = 2
-    report_to: None | str | list[str] = "none"
+    save_total_limit: int | None = 2  # the budget callback saves at each evaluation point; the last two are kept
     eval_on_start: bool = True
     # The training order and the training batches' masks follow data_seed, not --seed: every variant and pretraining
     # seed sees the same batches.
     data_seed: int | None = 42
-    dataloader_pin_memory: bool = torch.cuda.is_available()
-    # Without an accelerator, ranks must be CPU ranks (gloo); otherwise accelerate runs them as unconnected processes.
-    use_cpu: bool = not torch.accelerator.is_available()
-    disable_tqdm: bool | None = True
-    ddp_find_unused_parameters: bool | None = False
 
 
 class HeldOutCollator:
@@ -300,8 +294,7 @@ def resume_point(output_dir: Path, resume: str | None, overwrite: bool, curve_fi
     names = entries(output_dir)
     if not names:
         return None
-    budget_file = output_dir / BUDGET_FILE
-    stop_reason = read_json(budget_file).get("stop_reason") if budget_file.is_file() else "signal"
+    stop_reason = PretrainingRecord.read(output_dir).stop_reason if PretrainingRecord.exists(output_dir) else "signal"
     if stop_reason != "signal":
         raise FileExistsError(
             f"{output_dir} already holds a finished run (stop_reason {stop_reason!r}); pass --overwrite_output_dir to "
@@ -358,12 +351,13 @@ def budget_callback(
     training_args: TrainingArguments,
     checkpoint: str | None,
     now,
-    record: dict,
+    record,
     steps: int | None = None,
 ) -> TimeBudgetCallback:
-    """The budget's callback. Without --max_steps the budget, not a step count, ends training; a resumed run continues
-    with the budget it had left and does not evaluate again at its start. With calibrated `steps` (and `now` a
-    `CalibratedClock`), those steps end training and the budget clock reaches the budget at the last one."""
+    """The budget's callback, which adds `record` (the run record) to what it sums up. Without --max_steps the budget,
+    not a step count, ends training; a resumed run continues with the budget it had left and does not evaluate again
+    at its start. With calibrated `steps` (and `now` a `CalibratedClock`), those steps end training and the budget
+    clock reaches the budget at the last one."""
     budget = TimeBudgetCallback(
         budget_s,
         budget_args.num_eval_points,
@@ -437,10 +431,33 @@ def calibration_info(budget_args, model_args, data_args, training_args, budget_s
 
 
 def parse_args(argv: list[str] | None):
-    parser = HfArgumentParser((ModelArguments, DataArguments, BudgetArguments, PretrainingArguments))
-    if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
-        return parser.parse_json_file(sys.argv[1])
-    return parser.parse_args_into_dataclasses(argv)
+    return recipe_arguments.parse_args((ModelArguments, DataArguments, BudgetArguments, PretrainingArguments), argv)
+
+
+def recorded_arguments(model_args: ModelArguments, data_args: DataArguments, budget_args: BudgetArguments) -> dict:
+    """The arguments as budget.json records them."""
+    return plain({"model": asdict(model_args), "data": asdict(data_args), "budget": asdict(budget_args)})
+
+
+def planned_key(argv: list[str]) -> PretrainingKey:
+    """The key of the run these arguments would make, without running it (`PretrainingRecord.key()` once it ran)."""
+    model_args, data_args, budget_args, training_args = parse_args(argv)
+    settings = training_settings(training_args, data_args, schedule_shape(training_args.lr_scheduler_type))
+    return PretrainingKey(
+        git_commit=git_commit(),
+        versions=package_versions(),
+        data_sha256=planned_fingerprint(
+            corpus_spec(data_args),
+            load_tokenizer(model_args),
+            data_args.max_seq_length,
+            data_args.mlm_probability,
+        ),
+        budget_s=parse_budget(budget_args.budget),
+        seed=training_args.seed,
+        arguments=recorded_arguments(model_args, data_args, budget_args),
+        samples_per_step=settings["samples_per_step"],
+        learning_rate=settings["learning_rate"],
+    )
 
 
 def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[TrainerCallback] = ()) -> dict:
@@ -487,7 +504,7 @@ def pretrain(
     world_size = training_args.world_size
     settings = training_settings(training_args, data_args, shape)
     samples_per_step = settings["samples_per_step"]
-    record = make_run_record(
+    run_record = RunRecord.collect(
         config=model.config.to_dict(),
         data_sha256=data.fingerprint,
         budget_s=budget_s,
@@ -498,7 +515,7 @@ def pretrain(
     )
     step_clock = CalibratedClock(budget_s, calibration["steps"]) if calibration else None
     budget = budget_callback(
-        budget_s, budget_args, training_args, checkpoint, step_clock or now, record, calibration and calibration["steps"]
+        budget_s, budget_args, training_args, checkpoint, step_clock or now, run_record, calibration and calibration["steps"]
     )
     mlm_accuracy = evaluate.load(str(METRICS_DIR / "mlm_accuracy"))
     previous_points = curve_until(load_curve(output_dir), checkpoint)
@@ -522,29 +539,30 @@ def pretrain(
     if budget.stop_reason != "signal":
         trainer.save_model()
 
-    spent = budget.record(
-        trainer.state,
-        samples_per_step=samples_per_step,
-        tokens_per_sample=data_args.max_seq_length,
-        data_preparation_s=data_preparation_s,
-        device=record["device"],
-        threads=record["threads"],
-        world_size=world_size,
-        variant=model.config.variant,
-        size=model.config.size,
-        budget=budget_args.budget,
-        arguments={"model": asdict(model_args), "data": asdict(data_args), "budget": asdict(budget_args)},
+    record = PretrainingRecord(
+        **budget.record(
+            trainer.state,
+            samples_per_step=samples_per_step,
+            tokens_per_sample=data_args.max_seq_length,
+            data_preparation_s=data_preparation_s,
+            device=run_record.device,
+            threads=run_record.threads,
+            world_size=world_size,
+            variant=model.config.variant,
+            size=model.config.size,
+            budget=budget_args.budget,
+            arguments=recorded_arguments(model_args, data_args, budget_args),
+        )
     )
     if trainer.is_world_process_zero():
-        write_json(output_dir / BUDGET_FILE, spent)
+        record.write(output_dir)
         print(
-            f"Stopped ({spent['stop_reason']}) after {spent['elapsed_s']:.1f} s of a {budget_s:.0f} s budget: "
-            f"{spent['steps']} steps, {spent['tokens_seen'] / 1e6:.2f}M tokens, {spent['tokens_per_s']:.0f} tokens/s. "
-            f"Saved to {output_dir} ({CURVE_FILE}, mlm_curve.png, {BUDGET_FILE}).",
+            f"Stopped ({record.stop_reason}) after {record.elapsed_s:.1f} s of a {budget_s:.0f} s budget: "
+            f"{record.steps} steps, {record.tokens_seen / 1e6:.2f}M tokens, {record.tokens_per_s:.0f} tokens/s. "
+            f"Saved to {output_dir} ({CURVE_FILE}, mlm_curve.png, {PretrainingRecord.FILE}).",
             flush=True,
         )
-    return spent
-
+    return record.to_dict()
 
 if __name__ == "__main__":
     main()
