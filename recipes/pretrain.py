@@ -71,7 +71,7 @@ from recipes.checkpoints import (
 from recipes.curves import CURVE_FILE, EvaluationCurveCallback, load_curve
 from recipes.data import OFFLINE_CORPORA, CorpusSpec, planned_fingerprint, prepare
 from recipes.environment import git_commit, package_versions
-from recipes.input_files import read_config
+from recipes.input_files import read_config, read_json
 from recipes.records import BUDGET_FILE, PretrainingKey, PretrainingRecord, RunRecord, plain
 from recipes.run_dir import check_holds_run, claim_output_dir, describe, entries, replace_run
 
@@ -294,7 +294,9 @@ def resume_point(output_dir: Path, resume: str | None, overwrite: bool, curve_fi
     names = entries(output_dir)
     if not names:
         return None
-    stop_reason = PretrainingRecord.read(output_dir).stop_reason if PretrainingRecord.exists(output_dir) else "signal"
+    # Only the stop reason matters here, and a folder left by a run that died while writing may hold a partial record.
+    budget_file = output_dir / BUDGET_FILE
+    stop_reason = read_json(budget_file).get("stop_reason") if budget_file.is_file() else "signal"
     if stop_reason != "signal":
         raise FileExistsError(
             f"{output_dir} already holds a finished run (stop_reason {stop_reason!r}); pass --overwrite_output_dir to "
