@@ -20,7 +20,6 @@ recipes/assets.py): nothing is downloaded.
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import shutil
@@ -34,7 +33,9 @@ import torch
 from transformers import HfArgumentParser
 
 from recipes import benchmark
-from recipes.budget import BUDGET_FILE
+from recipes.benchmark.harness import HF_BERT, RECIPE_FP32
+from recipes.markdown import markdown_table, ratio
+from recipes.records import BenchmarkRecord, PretrainingRecord, write_json, write_text_atomic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ZERO2_CONFIG = REPO_ROOT / "recipes" / "ds_zero2.json"
@@ -67,7 +68,7 @@ class GpuCheckArguments:
 def benchmark_argv(args: GpuCheckArguments) -> list[str]:
     return [
         "--device", args.device, "--sections", "recipe", "--size", args.size,
-        "--recipe_models", "bert", benchmark.HF_BERT, "--recipe_seqs", *map(str, args.seqs),
+        "--recipe_models", "bert", HF_BERT, "--recipe_seqs", *map(str, args.seqs),
         "--recipe_tokens_per_step", str(args.tokens_per_step), "--recipe_compile", str(args.torch_compile),
         "--repeats", str(args.repeats), "--output_dir", args.output_dir,
     ]  # fmt: skip
@@ -83,7 +84,7 @@ def zero2_command(args: GpuCheckArguments, run_dir: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def run_zero2(args: GpuCheckArguments) -> dict:
+def run_zero2(args: GpuCheckArguments) -> PretrainingRecord:
     """The ZeRO-2 run's budget.json; its weights and checkpoint go to a temporary folder that is then removed."""
     run_dir = Path(tempfile.mkdtemp(prefix="zero2-")) / "run"
     try:
@@ -93,34 +94,35 @@ def run_zero2(args: GpuCheckArguments) -> dict:
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
         }
         subprocess.run(zero2_command(args, run_dir), cwd=REPO_ROOT, env=env, check=True)
-        return json.loads((run_dir / BUDGET_FILE).read_text())
+        return PretrainingRecord.read(run_dir)
     finally:
         shutil.rmtree(run_dir.parent, ignore_errors=True)
 
 
-def summary_markdown(measured: dict, zero2: dict | None) -> str:
-    recipe = measured["recipe"]
+def summary_markdown(measured: BenchmarkRecord, zero2: PretrainingRecord | None) -> str:
+    recipe = measured.section("recipe")
+    rows = [
+        [
+            setting["model"], str(setting["seq"]), name, f"{record['tokens_per_s']:,.0f}", f"{100 * record['mfu']:.1f}%",
+            ratio(record["ratio_vs"][RECIPE_FP32]),
+        ]  # fmt: skip
+        for setting in recipe["settings"]
+        for name, record in setting["configs"].items()
+    ]
     lines = [
-        f"# GPU check: {measured['metadata']['device_name']}",
+        f"# GPU check: {measured.metadata['device_name']}",
         "",
         f"SDPA kernels that ran (a `defaults` step of `{recipe['profile']['model']}`): "
         + ", ".join(f"`{kernel}`" for kernel in recipe["profile"]["sdpa_kernels"]),
         "",
-        "| model | seq | configuration | tokens/s | MFU | ÷ fp32 recipe |",
-        "|---|---|---|---|---|---|",
+        *markdown_table(["model", "seq", "configuration", "tokens/s", "MFU", f"÷ {RECIPE_FP32}"], rows),
     ]
-    for setting in recipe["settings"]:
-        for name, record in setting["configs"].items():
-            lines.append(
-                f"| {setting['model']} | {setting['seq']} | {name} | {record['tokens_per_s']:,.0f} | "
-                f"{100 * record['mfu']:.1f}% | {benchmark.format_ratio(record['ratio_vs'][benchmark.RECIPE_FP32])} |"
-            )
     if zero2 is not None:
-        training, utilisation = zero2["run_record"]["training"], zero2["utilisation"]
+        training, utilisation = zero2.run_record.training, zero2.utilisation
         lines += [
             "",
             (
-                f"ZeRO-2, one process: {zero2['steps']} steps, {zero2['tokens_per_s']:,.0f} tokens/s, MFU "
+                f"ZeRO-2, one process: {zero2.steps} steps, {zero2.tokens_per_s:,.0f} tokens/s, MFU "
                 f"{100 * utilisation['mfu']:.1f}% of the {utilisation['matmul_dtype']} peak; mixed precision "
                 f"`{training['mixed_precision']}`, optimizer {training['optimizer']}."
             ),
@@ -134,9 +136,8 @@ def main(argv: list[str] | None = None) -> Path:
     zero2 = run_zero2(args) if args.zero2_steps > 0 else None
     output_dir = Path(args.output_dir)
     if zero2 is not None:
-        (output_dir / "zero2_budget.json").write_text(json.dumps(zero2, indent=2) + "\n")
-    summary = output_dir / "summary.md"
-    summary.write_text(summary_markdown(json.loads(json_path.read_text()), zero2))
+        write_json(output_dir / "zero2_budget.json", zero2.to_dict())
+    summary = write_text_atomic(output_dir / "summary.md", summary_markdown(BenchmarkRecord.read(json_path), zero2))
     print(summary.read_text())
     return summary
 

@@ -28,7 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from transformers import PreTrainedModel
 
 from recipes import assets
-from recipes.run_record import device_name
+from recipes.environment import device_name
 
 # Square matmul sizes that reach the device's steady-state rate (a CPU's caches, a GPU's many SMs).
 PEAK_MATMUL_SIZE = {"cpu": 2048, "cuda": 8192}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from recipes import gpu_check
-from recipes.benchmark import HF_BERT, RECIPE_DEFAULTS, RECIPE_FP32
+from recipes.benchmark.harness import HF_BERT, RECIPE_DEFAULTS, RECIPE_FP32
 
 SMOKE = ["--device", "cpu", "--size", "tiny", "--seqs", "32", "--tokens_per_step", "64", "--torch_compile", "false",
          "--repeats", "1", "--zero2_steps", "0"]  # fmt: skip
