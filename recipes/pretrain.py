@@ -139,6 +139,8 @@ class PretrainingArguments(TrainingArguments):
     save_total_limit: int | None = 2
     report_to: None | str | list[str] = "none"
     eval_on_start: bool = True
+    # The held-out inputs reach the metric, which counts accuracy at [MASK] positions beside all labelled ones.
+    include_for_metrics: list[str] = field(default_factory=lambda: ["inputs"])
     dataloader_pin_memory: bool = torch.cuda.is_available()
     # Without an accelerator, ranks must be CPU ranks (gloo); otherwise accelerate runs them as unconnected processes.
     use_cpu: bool = not torch.accelerator.is_available()
@@ -168,9 +170,12 @@ def predictions_at_labels(logits: torch.Tensor, labels: torch.Tensor) -> torch.T
 class MlmCurveCallback(EvaluationCurveCallback):
     """The held-out MLM accuracy curve (mlm_curve.json/png)."""
 
+    extra_metrics = ("mask_accuracy",)
+
     def describe(self, point: dict) -> str:
         return (
-            f"{point['tokens_seen'] / 1e6:.2f}M tokens: MLM accuracy {100 * point['accuracy']:.2f}%, loss {point['loss']:.3f}"
+            f"{point['tokens_seen'] / 1e6:.2f}M tokens: MLM accuracy {100 * point['accuracy']:.2f}% "
+            f"({100 * point['mask_accuracy']:.2f}% at [MASK]), loss {point['loss']:.3f}"
         )
 
 
@@ -439,7 +444,9 @@ def pretrain(model_args, data_args, budget_args, training_args, budget_s, shape,
         eval_dataset=held_out,
         data_collator=HeldOutCollator(tokenizer, data_args.mlm_probability),
         processing_class=tokenizer,
-        compute_metrics=lambda p: mlm_accuracy.compute(predictions=p.predictions, references=p.label_ids),
+        compute_metrics=lambda p: mlm_accuracy.compute(
+            predictions=p.predictions, references=p.label_ids, inputs=p.inputs, mask_token_id=tokenizer.mask_token_id
+        ),
         preprocess_logits_for_metrics=predictions_at_labels,
         callbacks=[curve, *callbacks],
         budget_callback=budget,
