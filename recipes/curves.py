@@ -8,6 +8,8 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from recipes.records import write_json
+
 CURVE_FILE = "mlm_curve.json"
 CURVE_FIELDS = ("elapsed_s", "tokens_seen", "step", "accuracy", "loss")
 
@@ -17,11 +19,10 @@ def load_curve(run_dir: str | Path, name: str = CURVE_FILE) -> list[dict]:
     return json.loads(path.read_text())["points"] if path.is_file() else []
 
 
-def save_curve(run_dir: str | Path, points: list[dict], name: str = CURVE_FILE, fields: tuple[str, ...] = CURVE_FIELDS) -> None:
-    path = Path(run_dir) / name
-    staging = path.with_suffix(".json.tmp")
-    staging.write_text(json.dumps({"fields": fields, "points": points}, indent=2))
-    staging.replace(path)
+def save_curve(
+    run_dir: str | Path, points: list[dict], name: str = CURVE_FILE, fields: tuple[str, ...] = CURVE_FIELDS
+) -> None:
+    write_json(Path(run_dir) / name, {"fields": fields, "points": points})
 
 
 def plot_curves(

@@ -21,8 +21,9 @@ import pytest
 import torch
 
 from recipes.budget import BUDGET_STATE_FILE
+from recipes.environment import PACKAGES
 from recipes.pretrain import METRICS_DIR, main
-from recipes.run_record import KEY_FIELDS, PACKAGES
+from recipes.records import RunRecord
 
 REPO = Path(__file__).resolve().parents[1]
 SEQ, BATCH = 32, 4
@@ -147,7 +148,7 @@ def test_budgeted_run_writes_complete_budget_json(budgeted_run):
     assert written["data_preparation_s"] >= 0  # logged separately; the clock only starts at the first step
     assert written["world_size"] == 1 and written["threads"] >= 1 and written["device"]
     record = written["run_record"]
-    for name in (*KEY_FIELDS, "device", "threads", "world_size"):
+    for name in (*RunRecord.KEY_FIELDS, "device", "threads", "world_size"):
         assert name in record, name
     assert set(record["versions"]) == set(PACKAGES)
     assert record["versions"]["transformers"].startswith("5.")
