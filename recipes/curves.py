@@ -61,9 +61,11 @@ def plot_curves(
 
 class EvaluationCurveCallback(TrainerCallback):
     """Records each evaluation's `metric` against the budget clock (any object with `elapsed_s`) and tokens seen, and
-    rewrites the curve's JSON and PNG each time. Subclasses name the metric, the files and the log line."""
+    rewrites the curve's JSON and PNG each time. Subclasses name the metric, the files and the log line, and any
+    `extra_metrics` recorded beside the plotted one."""
 
     metric, curve_file, plot_file, ylabel = "accuracy", CURVE_FILE, "mlm_curve.png", "held-out MLM accuracy (%)"
+    extra_metrics: tuple[str, ...] = ()
 
     def __init__(self, clock, output_dir: Path, tokens_per_step: int, points: list[dict], title: str):
         self.clock, self.output_dir, self.tokens_per_step = clock, output_dir, tokens_per_step
@@ -80,6 +82,7 @@ class EvaluationCurveCallback(TrainerCallback):
             "tokens_seen": state.global_step * self.tokens_per_step,
             "step": state.global_step,
             self.metric: metrics[f"eval_{self.metric}"],
+            **{name: metrics[f"eval_{name}"] for name in self.extra_metrics},
             "loss": metrics["eval_loss"],
         }
         self.points.append(point)

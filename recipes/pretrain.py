@@ -160,6 +160,8 @@ class PretrainingArguments(RecipeTrainingArguments):
     logging_steps: float = 10
     save_total_limit: int | None = 2  # the budget callback saves at each evaluation point; the last two are kept
     eval_on_start: bool = True
+    # The held-out inputs reach the metric, which counts accuracy at [MASK] positions beside all labelled ones.
+    include_for_metrics: list[str] = field(default_factory=lambda: ["inputs"])
     # The training order and the training batches' masks follow data_seed, not --seed: every variant and pretraining
     # seed sees the same batches.
     data_seed: int | None = 42
@@ -193,9 +195,12 @@ def predictions_at_labels(logits: torch.Tensor, labels: torch.Tensor) -> torch.T
 class MlmCurveCallback(EvaluationCurveCallback):
     """The held-out MLM accuracy curve (mlm_curve.json/png)."""
 
+    extra_metrics = ("mask_accuracy",)
+
     def describe(self, point: dict) -> str:
         return (
-            f"{point['tokens_seen'] / 1e6:.2f}M tokens: MLM accuracy {100 * point['accuracy']:.2f}%, loss {point['loss']:.3f}"
+            f"{point['tokens_seen'] / 1e6:.2f}M tokens: MLM accuracy {100 * point['accuracy']:.2f}% "
+            f"({100 * point['mask_accuracy']:.2f}% at [MASK]), loss {point['loss']:.3f}"
         )
 
 
@@ -562,7 +567,9 @@ def pretrain(
         eval_dataset=held_out,
         data_collator=HeldOutCollator(tokenizer, data_args.mlm_probability, training_args.data_seed + training_args.process_index),
         processing_class=tokenizer,
-        compute_metrics=lambda p: mlm_accuracy.compute(predictions=p.predictions, references=p.label_ids),
+        compute_metrics=lambda p: mlm_accuracy.compute(
+            predictions=p.predictions, references=p.label_ids, inputs=p.inputs, mask_token_id=tokenizer.mask_token_id
+        ),
         preprocess_logits_for_metrics=predictions_at_labels,
         callbacks=[*([step_clock] if step_clock else []), curve, *callbacks],
         budget_callback=budget,

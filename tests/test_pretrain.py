@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import evaluate
 import pytest
 import torch
 
@@ -23,7 +24,7 @@ from recipes import assets
 from recipes.budget import BUDGET_STATE_FILE
 from recipes.environment import PACKAGES
 from recipes.mfu import matmul_peak, native_bf16
-from recipes.pretrain import HeldOutCollator, main
+from recipes.pretrain import METRICS_DIR, HeldOutCollator, main
 from recipes.records import RunRecord
 
 REPO = Path(__file__).resolve().parents[1]
@@ -88,9 +89,38 @@ def _assert_monotone_curve(points: list[dict]) -> None:
     for earlier, later in zip(points, points[1:]):
         assert later["step"] > earlier["step"]
     for point in points:
-        assert set(point) >= {"elapsed_s", "tokens_seen", "step", "accuracy", "loss"}
+        assert set(point) >= {"elapsed_s", "tokens_seen", "step", "accuracy", "mask_accuracy", "loss"}
         assert point["tokens_seen"] == point["step"] * TOKENS_PER_STEP
-        assert 0.0 <= point["accuracy"] <= 1.0 and point["loss"] > 0
+        assert 0.0 <= point["accuracy"] <= 1.0 and 0.0 <= point["mask_accuracy"] <= 1.0 and point["loss"] > 0
+
+
+MASK_ID = 103
+
+
+def test_mlm_accuracy_counts_mask_positions_apart():
+    """Four labelled positions, two of them [MASK]: 3 of 4 right overall, 1 of 2 at [MASK]. An unlabelled [MASK]
+    (the last position) counts in neither."""
+    metric = evaluate.load(str(METRICS_DIR / "mlm_accuracy"))
+    inputs = [[101, MASK_ID, 7, MASK_ID, 9, MASK_ID]]
+    references = [[-100, 5, 7, 8, 4, -100]]
+    predictions = [[-100, 5, 7, 1, 4, -100]]
+    result = metric.compute(predictions=predictions, references=references, inputs=inputs, mask_token_id=MASK_ID)
+    assert result == {"accuracy": 0.75, "labelled_tokens": 4, "mask_accuracy": 0.5, "masked_tokens": 2}
+    assert metric.compute(predictions=predictions, references=references) == {"accuracy": 0.75, "labelled_tokens": 4}
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({"inputs": [[101, MASK_ID]]}, "both `inputs` and `mask_token_id`"),
+        ({"mask_token_id": MASK_ID}, "both `inputs` and `mask_token_id`"),
+        ({"inputs": [[101, MASK_ID, 7]], "mask_token_id": MASK_ID}, "shape"),
+    ],
+)
+def test_mlm_accuracy_rejects_incomplete_mask_arguments(extra, message):
+    metric = evaluate.load(str(METRICS_DIR / "mlm_accuracy"))
+    with pytest.raises(ValueError, match=message):
+        metric.compute(predictions=[[5, 6]], references=[[5, -100]], **extra)
 
 
 @pytest.fixture(scope="module")
