@@ -12,6 +12,7 @@ import torch
 from transformers import TrainerCallback
 
 from recipes import calibration
+from recipes.arguments import bf16_where_native
 from recipes.budget import parse_budget
 from recipes.pretrain import main
 
@@ -40,7 +41,7 @@ def test_the_record_holds_settings_throughput_and_machine(record_file):
     record = json.loads(record_file.read_text())
     assert record["settings"] == calibration.run_settings(
         size="tiny", config_overrides=OVERRIDES, per_device_train_batch_size=BATCH, max_seq_length=SEQ,
-        precision="fp32", device_type="cpu", threads=torch.get_num_threads(),
+        precision="bf16" if bf16_where_native() else "fp32", device_type="cpu", threads=torch.get_num_threads(),
     )  # fmt: skip
     assert set(record["variants"]) == {"bert", "hbert-v1"}
     for measured in record["variants"].values():
@@ -75,6 +76,22 @@ def test_a_record_at_other_settings_is_refused_before_anything_is_written(record
     not_a_record.write_text("{}")
     with pytest.raises(ValueError, match="is not a calibration record"):
         main(_pretrain_argv("bert", train_file, output_dir, "--calibration", str(not_a_record)))
+    assert not output_dir.exists()
+
+
+def test_the_precision_checked_is_the_one_the_run_will_train_in(record_file, train_file, tmp_path, monkeypatch):
+    """pretrain.py compares the precision accelerate will run, not the --bf16 flag: with --no_bf16 an accelerate config
+    (ACCELERATE_MIXED_PRECISION, as `accelerate launch` sets it) decides. Measured with the defaults, so the run
+    here differs from the record in precision alone."""
+    measured = calibration.load_record(record_file)["settings"]["precision"]
+    other = "fp32" if measured == "bf16" else "bf16"
+    if other == "bf16":
+        monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    output_dir = tmp_path / "run"
+    argv = _pretrain_argv("bert", train_file, output_dir, "--calibration", str(record_file), "--no_bf16")
+    refusal = rf"other settings than this run's:\n  precision: measured at '{measured}', this run has '{other}'\n"
+    with pytest.raises(ValueError, match=refusal):
+        main(argv)
     assert not output_dir.exists()
 
 
