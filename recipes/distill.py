@@ -47,7 +47,7 @@ from transformers import (
 
 from modeling import HybridBertConfig, HybridBertModel
 from recipes import assets
-from recipes.budget import BUDGET_FILE, BudgetTrainer
+from recipes.budget import BudgetTrainer
 from recipes.checkpoints import check_resumable
 from recipes.curves import EvaluationCurveCallback, load_curve
 from recipes.data import prepare
@@ -66,8 +66,7 @@ from recipes.pretrain import (
     parse_overrides,
     training_settings,
 )
-from recipes.run_dir import write_json
-from recipes.run_record import make_run_record
+from recipes.records import BUDGET_FILE, RunRecord, write_json
 from recipes.sentence_encoder import mean_pool, save_sentence_transformer
 
 AGREEMENT_CURVE_FILE = "agreement_curve.json"
@@ -231,8 +230,10 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
 
     # Every argument is checked before anything is written (a claimed output directory left empty is removed again).
     budget_s, shape = check_budget_arguments(budget_args, training_args)
+    if budget_args.calibration:
+        raise ValueError("--calibration is a pretraining option (recipes/pretrain.py); distillation runs on the clock.")
     HybridBertConfig.from_variant(args.variant, size="base")  # the variant's name, checked early
-    corpus = corpus_spec(data_args, training_args.seed)
+    corpus = corpus_spec(data_args)
     corpus.validate()
     with claimed_output_dir(training_args, budget_args.overwrite_output_dir, AGREEMENT_CURVE_FILE) as checkpoint:
         return distill(args, data_args, budget_args, training_args, budget_s, shape, corpus, checkpoint, now, callbacks)
@@ -263,7 +264,7 @@ def distill(args, data_args, budget_args, training_args, budget_s, shape, corpus
     samples_per_step = settings["samples_per_step"]
     loss_weights = {"hidden_states": args.hidden_states_weight, "embedding": args.embedding_weight}
     distillation = {"teacher": args.teacher, "keep_source_settings": args.keep_source_settings, "loss_weights": loss_weights}
-    record = make_run_record(
+    record = asdict(RunRecord.collect(
         config=student.config.to_dict(),
         data_sha256=data.fingerprint,
         budget_s=budget_s,
@@ -271,7 +272,7 @@ def distill(args, data_args, budget_args, training_args, budget_s, shape, corpus
         training={"objective": "distillation", **distillation, **settings},
         device=training_args.device,
         world_size=world_size,
-    )
+    ))
     budget = budget_callback(budget_s, budget_args, training_args, checkpoint, now, record)
     previous_points = curve_until(load_curve(output_dir, AGREEMENT_CURVE_FILE), checkpoint)
     title = f"{student.config.variant} from {args.teacher}{' (source settings)' if args.keep_source_settings else ''}, budget {budget_args.budget}"

@@ -14,7 +14,7 @@ Outputs (`--output_dir`): the fine-tuned model (`save_pretrained` folder with th
 text-classification pipeline prints label names), HF's `train_results.json`, `eval_results.json` (the final validation
 evaluation), `test_results.json` and `all_results.json`, and `downstream_record.json`. When `--model` is a pretraining
 run directory (it holds `budget.json`), the same record is written to `<run>/downstream/<task>/<init>-seed<seed>.json`,
-where cards and the zoo table read it (`load_downstream_results`) without re-running anything.
+where cards and the zoo read it (`recipes.records.FinetuningRecord`) without re-running anything.
 
 The output directory is the run's own (`recipes/run_dir.py`): locked while the run lives; `--overwrite_output_dir`
 replaces only a folder holding a run of this project.
@@ -22,32 +22,30 @@ replaces only a folder holding a run of this project.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import evaluate
 import numpy as np
-import torch
 from datasets import DatasetDict
-from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
+from transformers import Trainer, set_seed
 from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
 
 from modeling import HybridBertConfig, HybridBertForSequenceClassification
+from recipes import arguments as recipe_arguments
 from recipes import assets
-from recipes.budget import BUDGET_FILE
-from recipes.input_files import check_weights, read_config, read_json
-from recipes.run_dir import check_holds_run, claim_output_dir, entries, replace_run, write_json
+from recipes.arguments import RecipeTrainingArguments
+from recipes.input_files import check_weights, read_config
+from recipes.records import FinetuningRecord, PretrainingIdentity, PretrainingRecord
 from recipes.references import folder_tokenizer, model_type, resolve_model
-from recipes.run_record import run_key
+from recipes.run_dir import check_holds_run, claim_output_dir, entries, replace_run
 from recipes.tasks import TASKS, get_task, load_task
 
 METRICS_DIR = Path(__file__).resolve().parent / "metrics"
 METRICS = ("accuracy", "f1")  # accuracy (the paper's metric) and macro-F1
 MODEL_TYPES = ("hybrid_bert", "bert")
-DOWNSTREAM_DIR = "downstream"
-RECORD_FILE = "downstream_record.json"
-RUN_RECORD_FILES = (RECORD_FILE, "all_results.json")
+# What marks a folder as a fine-tuning run of this project (`--overwrite_output_dir` replaces only such a folder).
+RUN_RECORD_FILES = (FinetuningRecord.FILE, "all_results.json")
 
 
 @dataclass
@@ -83,7 +81,7 @@ class TaskArguments:
 
 
 @dataclass
-class FinetuningArguments(TrainingArguments):
+class FinetuningArguments(RecipeTrainingArguments):
     """TrainingArguments with this recipe's defaults (HBERT §4.2: batch size 64 in every fine-tuning experiment)."""
 
     per_device_train_batch_size: int = 64
@@ -95,12 +93,6 @@ class FinetuningArguments(TrainingArguments):
     learning_rate: float = 5e-5
     eval_strategy: str = "epoch"
     logging_strategy: str = "epoch"
-    save_strategy: str = "no"
-    report_to: None | str | list[str] = "none"
-    dataloader_pin_memory: bool = torch.cuda.is_available()
-    # Without an accelerator, ranks must be CPU ranks (gloo); otherwise accelerate runs them as unconnected processes.
-    use_cpu: bool = not torch.accelerator.is_available()
-    ddp_find_unused_parameters: bool | None = False
     overwrite_output_dir: bool = field(
         default=False, metadata={"help": "Replace an output directory holding another run (and only a run)"}
     )
@@ -167,33 +159,6 @@ def scores(metrics: dict[str, float], prefix: str) -> dict[str, float]:
     return {"accuracy": metrics[f"{prefix}_accuracy"], "macro_f1": metrics[f"{prefix}_macro_f1"]}
 
 
-def pretraining_identity(model_dir: Path) -> dict | None:
-    """What identifies the pretraining run behind `model_dir` (None when it is not a pretraining run directory)."""
-    budget_file = model_dir / BUDGET_FILE
-    if not budget_file.is_file():
-        return None
-    spent = read_json(budget_file)
-    return {
-        "run_dir": str(model_dir),
-        "variant": spent["variant"],
-        "size": spent["size"],
-        "budget": spent["budget"],
-        "budget_s": spent["budget_s"],
-        "seed": spent["run_record"]["seed"],
-        "run_key": run_key(spent["run_record"]),
-    }
-
-
-def downstream_path(run_dir: Path, task: str, init: str, seed: int) -> Path:
-    return run_dir / DOWNSTREAM_DIR / task / f"{init}-seed{seed}.json"
-
-
-def load_downstream_results(run_dir: str | Path) -> list[dict]:
-    """Every fine-tuning record written against a pretraining run, sorted by task, init and seed."""
-    records = [read_json(path) for path in Path(run_dir).glob(f"{DOWNSTREAM_DIR}/*/*.json")]
-    return sorted(records, key=lambda record: (record["task"], record["init"], record["seed"]))
-
-
 def training_settings(task_args: TaskArguments, training_args: FinetuningArguments) -> dict:
     """The settings recorded with a result: with the model, task, init and seed, what makes two fine-tunings the same
     (the zoo re-runs one whose recorded settings differ from those it would use)."""
@@ -211,13 +176,15 @@ def training_settings(task_args: TaskArguments, training_args: FinetuningArgumen
 
 
 def parse_args(argv: list[str] | None):
-    parser = HfArgumentParser((ModelArguments, TaskArguments, FinetuningArguments))
-    if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
-        return parser.parse_json_file(sys.argv[1])
-    return parser.parse_args_into_dataclasses(argv)
+    return recipe_arguments.parse_args((ModelArguments, TaskArguments, FinetuningArguments), argv)
 
 
-def main(argv: list[str] | None = None) -> dict:
+def pretraining_identity(model_dir: Path) -> PretrainingIdentity | None:
+    """The pretraining run behind `model_dir` (None when it is not a pretraining run directory)."""
+    return PretrainingRecord.read(model_dir).identity(model_dir) if PretrainingRecord.exists(model_dir) else None
+
+
+def main(argv: list[str] | None = None) -> FinetuningRecord:
     """Run the recipe; returns the downstream record."""
     model_args, task_args, training_args = parse_args(argv)
 
@@ -280,38 +247,37 @@ def finetune(model_args, task_args, training_args, task, model_dir: Path, tokeni
     test_metrics = trainer.evaluate(encoded["test"], metric_key_prefix="test")
 
     init = "scratch" if model_args.from_scratch else "pretrained"
-    record = {
-        "task": task.name,
-        "init": init,
-        "seed": training_args.seed,
-        "split_seed": task_args.split_seed if not task.online else None,
-        "model": {
+    record = FinetuningRecord(
+        task=task.name,
+        init=init,
+        seed=training_args.seed,
+        split_seed=task_args.split_seed if not task.online else None,
+        model={
             "name_or_path": model_args.model,
             "revision": model_args.model_revision,
             "variant": model.config.variant,
             "size": model.config.size,
         },
-        "pretraining": pretraining_identity(model_dir),
-        "epochs": trainer.state.epoch,  # as trained: --max_steps may end training before --num_train_epochs
-        "train_samples": len(encoded["train"]),
-        "test": {**scores(test_metrics, "test"), "samples": len(encoded["test"])},
-        "validation": [{"epoch": e["epoch"], **scores(e, "eval"), "loss": e["eval_loss"]} for e in evaluations],
-        "majority_class": majority_class_baseline(
-            splits["train"]["label"], splits["test"]["label"], metrics, label_names
-        ),
-        "training": training_settings(task_args, training_args),
-    }
+        pretraining=pretraining_identity(model_dir),
+        epochs=trainer.state.epoch,  # as trained: --max_steps may end training before --num_train_epochs
+        train_samples=len(encoded["train"]),
+        test={**scores(test_metrics, "test"), "samples": len(encoded["test"])},
+        validation=[{"epoch": e["epoch"], **scores(e, "eval"), "loss": e["eval_loss"]} for e in evaluations],
+        majority_class=majority_class_baseline(splits["train"]["label"], splits["test"]["label"], metrics, label_names),
+        training=training_settings(task_args, training_args),
+    )
     trainer.save_metrics("train", train_result.metrics)
     trainer.save_metrics("eval", {k: v for k, v in evaluations[-1].items() if k.startswith("eval_")})
     trainer.save_metrics("test", test_metrics)
     if trainer.is_world_process_zero():
-        write_json(output_dir / RECORD_FILE, record)
-        if record["pretraining"] and Path(model_args.model).is_dir():  # a local run, not a Hub cache snapshot
-            write_json(downstream_path(model_dir, task.name, init, training_args.seed), record)
+        record.write(output_dir / FinetuningRecord.FILE)
+        if record.pretraining and Path(model_args.model).is_dir():  # a local run, not a Hub cache snapshot
+            record.write(FinetuningRecord.downstream_path(model_dir, task.name, init, training_args.seed))
+        baseline = record.majority_class
         print(
-            f"{task.name} ({init}, seed {training_args.seed}): test accuracy {100 * record['test']['accuracy']:.2f}%, "
-            f"macro-F1 {100 * record['test']['macro_f1']:.2f}% (majority class: "
-            f"{100 * record['majority_class']['accuracy']:.2f}%, {100 * record['majority_class']['macro_f1']:.2f}%). "
+            f"{task.name} ({init}, seed {training_args.seed}): test accuracy {100 * record.test['accuracy']:.2f}%, "
+            f"macro-F1 {100 * record.test['macro_f1']:.2f}% (majority class: "
+            f"{100 * baseline['accuracy']:.2f}%, {100 * baseline['macro_f1']:.2f}%). "
             f"Saved to {output_dir}.",
             flush=True,
         )

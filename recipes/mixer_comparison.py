@@ -25,9 +25,9 @@ from transformers import HfArgumentParser
 
 from modeling import MIXER_SPECS, VARIANTS
 from recipes import pretrain
-from recipes.benchmark import markdown_table
-from recipes.budget import BUDGET_FILE
 from recipes.curves import CURVE_FILE, load_curve
+from recipes.markdown import markdown_table
+from recipes.records import PretrainingRecord, write_text_atomic
 
 ARMS = ("current", "reference-code")
 TABLE_FILE = "mlm_comparison.md"
@@ -88,7 +88,7 @@ def pretraining_argv(args: ComparisonArguments, mixer: str, arm: str, seed: int)
 
 
 def finished(directory: Path) -> bool:
-    return (directory / CURVE_FILE).is_file() and (directory / BUDGET_FILE).is_file()
+    return (directory / CURVE_FILE).is_file() and PretrainingRecord.exists(directory)
 
 
 def mean_and_sd(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
@@ -118,10 +118,11 @@ def comparison_table(mixer: str, curves: dict[str, list[list[dict]]]) -> str:
         arm: mean_and_sd([curve[points - 1]["loss"] for curve in curves[arm][:seeds]], digits=3) for arm in ARMS
     }
     options = ", ".join(f"`{name}={json.dumps(value)}`" for name, value in MIXER_SPECS[mixer].reference_code.items())
+    table = "\n".join(markdown_table(header, rows))
     return (
         f"### {MIXER_SPECS[mixer].label}: `{showcase_variant(mixer)}`, {seeds} seed{'s' if seeds > 1 else ''}\n\n"
         f"reference-code: {options}. Final held-out MLM loss: current {final_loss['current']}, "
-        f"reference-code {final_loss['reference-code']}.\n\n{markdown_table(header, rows)}"
+        f"reference-code {final_loss['reference-code']}.\n\n{table}"
     )
 
 
@@ -139,9 +140,8 @@ def main(argv: list[str] | None = None) -> Path:
         for mixer in args.mixers
     ]
     table = Path(args.table or Path(args.output_dir) / TABLE_FILE)
-    table.parent.mkdir(parents=True, exist_ok=True)
     heading = f"## Reference-code mixer options vs current defaults: size {args.size}, budget {args.budget} each\n\n"
-    table.write_text(heading + "\n\n".join(sections) + "\n", encoding="utf-8")
+    write_text_atomic(table, heading + "\n\n".join(sections) + "\n")
     print(table.read_text(encoding="utf-8"))
     return table
 

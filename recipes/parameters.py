@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from collections import Counter
 
 import torch
@@ -15,6 +14,8 @@ from transformers import BertConfig, BertModel
 
 from modeling import MIXER_SPECS, VARIANTS, HybridBertConfig, HybridBertModel
 from recipes.assets import default_tokenizer
+from recipes.markdown import markdown_table
+from recipes.records import write_json
 
 # HBERT (NAACL 2024 SRW) Table 2, parameters in millions; the paper gives no breakdown.
 PAPER_TABLE_2_M = {"bert": 109.5, "addbert": 116.4, "hbert-v1": 119.8, "hbert-v2": 118.7}
@@ -113,18 +114,18 @@ def breakdowns(size: str) -> dict[str, dict[str, int]]:
     return rows
 
 
-def markdown_table(rows: dict[str, dict[str, int]], size: str) -> str:
+def breakdown_table(rows: dict[str, dict[str, int]], size: str) -> str:
     header = ["model", *components(), "total"]
     if size == "base":
         header.append("paper (Table 2)")
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = []
     for name, counts in rows.items():
         cells = [name, *(f"{counts[c] / 1e6:.2f}M" for c in (*components(), "total"))]
         if size == "base":
             paper = PAPER_TABLE_2_M.get(name)
             cells.append(f"{paper}M" if paper else "–")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        lines.append(cells)
+    return "\n".join(markdown_table(header, lines))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -133,10 +134,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", help="also write the counts to this JSON file")
     args = parser.parse_args(argv)
     rows = breakdowns(args.size)
-    print(markdown_table(rows, args.size))
+    print(breakdown_table(rows, args.size))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"size": args.size, "parameters": rows}, f, indent=2)
+        write_json(args.json, {"size": args.size, "parameters": rows})
 
 
 if __name__ == "__main__":

@@ -10,7 +10,10 @@ the user's text (`--text_column_name` for a .csv/.json file or a Hub dataset) un
 The budget is wall-clock seconds of training (see recipes/budget.py): the clock starts at the first step, evaluation
 and checkpoint saving pause it, it is checked every step and agreed across ranks, and the same elapsed time drives the
 learning rate (warmup, then decay to its end value exactly at the deadline). `--max_steps` switches to a step-based
-schedule. The output directory is a `save_pretrained` folder (loadable with `trust_remote_code=True`) plus
+schedule. `--calibration FILE` (a record of `python -m recipes.calibration`) turns the budget into the variant's
+calibrated step count, and the schedule and evaluation points follow the steps: a rerun makes the same steps on any
+load. The held-out split and masks follow `--held_out_seed`, the training order and masks `--data_seed`, neither
+`--seed`. The output directory is a `save_pretrained` folder (loadable with `trust_remote_code=True`) plus
 `budget.json` (what was spent and the run record) and `mlm_curve.json/png`.
 
 The output directory is the run's own (`recipes/run_dir.py`): locked while the run lives, replaced by
@@ -35,7 +38,6 @@ import torch
 from transformers import (
     AutoTokenizer,
     DataCollatorForLanguageModeling,
-    HfArgumentParser,
     TrainerCallback,
     TrainingArguments,
     default_data_collator,
@@ -43,15 +45,25 @@ from transformers import (
 )
 
 from modeling import HybridBertConfig, HybridBertForMaskedLM
+from recipes import arguments as recipe_arguments
 from recipes import assets
+from recipes.arguments import RecipeTrainingArguments
 from recipes.budget import (
-    BUDGET_FILE,
     BUDGET_SCHEDULE_SHAPES,
     BUDGET_STATE_FILE,
     BudgetTrainer,
     TimeBudgetCallback,
     parse_budget,
     schedule_shape,
+)
+from recipes.calibration import (
+    CalibratedClock,
+    calibrated_steps,
+    check_settings,
+    file_sha256,
+    load_record,
+    precision_name,
+    run_settings,
 )
 from recipes.checkpoints import (
     STAGING_PREFIX,
@@ -61,11 +73,12 @@ from recipes.checkpoints import (
     last_checkpoint,
 )
 from recipes.curves import CURVE_FILE, EvaluationCurveCallback, load_curve
-from recipes.data import OFFLINE_CORPORA, CorpusSpec, prepare
+from recipes.data import OFFLINE_CORPORA, CorpusSpec, planned_fingerprint, prepare
+from recipes.environment import git_commit, package_versions
 from recipes.input_files import read_config, read_json
-from recipes.run_dir import check_holds_run, claim_output_dir, describe, entries, replace_run, write_json
+from recipes.records import BUDGET_FILE, PretrainingKey, PretrainingRecord, RunRecord, plain
 from recipes.references import folder_tokenizer, require_model_type, resolve_model
-from recipes.run_record import make_run_record
+from recipes.run_dir import check_holds_run, claim_output_dir, describe, entries, replace_run
 
 METRICS_DIR = Path(__file__).resolve().parent / "metrics"
 REQUIRED_CHECKPOINT_FILES = (TRAINER_STATE_FILE, BUDGET_STATE_FILE)
@@ -133,6 +146,9 @@ class DataArguments:
     max_seq_length: int = 128
     mlm_probability: float = 0.15
     max_eval_samples: int | None = field(default=512, metadata={"help": "Blocks of the held-out set evaluated (None: all)"})
+    held_out_seed: int = field(
+        default=42, metadata={"help": "Seed of the held-out split (where the source has none) and of its masks"}
+    )
 
 
 @dataclass
@@ -140,6 +156,10 @@ class BudgetArguments:
     budget: str = field(default="10m", metadata={"help": "Wall-clock training budget: 90s, 10m, 2h, 1d, 1h30m"})
     num_eval_points: int = field(default=10, metadata={"help": "Evaluations at evenly spaced points of the budget"})
     final_lr_ratio: float = field(default=0.0, metadata={"help": "LR at the deadline, as a fraction of the peak"})
+    calibration: str | None = field(
+        default=None,
+        metadata={"help": "A calibration record (python -m recipes.calibration): train the budget's calibrated steps"},
+    )
     overwrite_output_dir: bool = field(
         default=False, metadata={"help": "Replace an output directory holding another run (and only a run)"}
     )
@@ -153,7 +173,7 @@ class BudgetArguments:
 
 
 @dataclass
-class PretrainingArguments(TrainingArguments):
+class PretrainingArguments(RecipeTrainingArguments):
     """TrainingArguments with this recipe's defaults (HBERT §4.2: Adam, lr 1e-4)."""
 
     learning_rate: float = 1e-4
@@ -162,23 +182,22 @@ class PretrainingArguments(TrainingArguments):
     per_device_train_batch_size: int = 32
     per_device_eval_batch_size: int = 64
     logging_steps: float = 10
-    save_strategy: str = "no"  # the budget callback saves: at each evaluation point and at the end
-    save_total_limit: int | None = 2
-    report_to: None | str | list[str] = "none"
+    save_total_limit: int | None = 2  # the budget callback saves at each evaluation point; the last two are kept
     eval_on_start: bool = True
-    dataloader_pin_memory: bool = torch.cuda.is_available()
-    # Without an accelerator, ranks must be CPU ranks (gloo); otherwise accelerate runs them as unconnected processes.
-    use_cpu: bool = not torch.accelerator.is_available()
-    ddp_find_unused_parameters: bool | None = False
     # Logged with every step's loss (and so sent to each `report_to` tracker), beside the budget spent.
     include_num_input_tokens_seen: str | bool = True
+    # The held-out inputs reach the metric, which counts accuracy at [MASK] positions beside all labelled ones.
+    include_for_metrics: list[str] = field(default_factory=lambda: ["inputs"])
+    # The training order and the training batches' masks follow data_seed, not --seed: every variant and pretraining
+    # seed sees the same batches.
+    data_seed: int | None = 42
 
 
 class HeldOutCollator:
     """Masks training batches on the fly; passes the pre-masked held-out blocks (they carry labels) through."""
 
-    def __init__(self, tokenizer, mlm_probability: float):
-        self.masking = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability)
+    def __init__(self, tokenizer, mlm_probability: float, seed: int | None = None):
+        self.masking = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability, seed=seed)
 
     def __call__(self, examples):
         return default_data_collator(examples) if "labels" in examples[0] else self.masking(examples)
@@ -196,9 +215,12 @@ def predictions_at_labels(logits: torch.Tensor, labels: torch.Tensor) -> torch.T
 class MlmCurveCallback(EvaluationCurveCallback):
     """The held-out MLM accuracy curve (mlm_curve.json/png)."""
 
+    extra_metrics = ("mask_accuracy",)
+
     def describe(self, point: dict) -> str:
         return (
-            f"{point['tokens_seen'] / 1e6:.2f}M tokens: MLM accuracy {100 * point['accuracy']:.2f}%, loss {point['loss']:.3f}"
+            f"{point['tokens_seen'] / 1e6:.2f}M tokens: MLM accuracy {100 * point['accuracy']:.2f}% "
+            f"({100 * point['mask_accuracy']:.2f}% at [MASK]), loss {point['loss']:.3f}"
         )
 
 
@@ -282,8 +304,9 @@ def resolve_start(model_args: ModelArguments) -> Path | None:
     return None
 
 
-def corpus_spec(data_args: DataArguments, seed: int) -> CorpusSpec:
-    """The text source the arguments name (the embedded WikiText-2 when they name none)."""
+def corpus_spec(data_args: DataArguments) -> CorpusSpec:
+    """The text source the arguments name (the embedded WikiText-2 when they name none), its held-out split and masks
+    drawn with --held_out_seed whatever the run's --seed."""
     return CorpusSpec(
         dataset=data_args.dataset or (None if data_args.dataset_name or data_args.train_file else "wikitext-2-raw"),
         dataset_name=data_args.dataset_name,
@@ -292,7 +315,7 @@ def corpus_spec(data_args: DataArguments, seed: int) -> CorpusSpec:
         validation_file=data_args.validation_file,
         text_column_name=data_args.text_column_name or "text",
         validation_split_percentage=data_args.validation_split_percentage,
-        seed=seed,
+        seed=data_args.held_out_seed,
     )
 
 
@@ -344,6 +367,7 @@ def resume_point(output_dir: Path, resume: str | None, overwrite: bool, curve_fi
     names = entries(output_dir)
     if not names:
         return None
+    # Only the stop reason matters here, and a folder left by a run that died while writing may hold a partial record.
     budget_file = output_dir / BUDGET_FILE
     stop_reason = read_json(budget_file).get("stop_reason") if budget_file.is_file() else "signal"
     if stop_reason != "signal":
@@ -391,14 +415,24 @@ def training_settings(training_args: TrainingArguments, data_args: DataArguments
         "learning_rate": training_args.learning_rate,
         "schedule": f"{'steps' if training_args.max_steps > 0 else 'budget'}-{shape}",
         "bf16": training_args.bf16,
+        "data_seed": training_args.data_seed,
+        "held_out_seed": data_args.held_out_seed,
     }
 
 
 def budget_callback(
-    budget_s: float, budget_args: BudgetArguments, training_args: TrainingArguments, checkpoint: str | None, now, record: dict
+    budget_s: float,
+    budget_args: BudgetArguments,
+    training_args: TrainingArguments,
+    checkpoint: str | None,
+    now,
+    record,
+    steps: int | None = None,
 ) -> TimeBudgetCallback:
-    """The budget's callback. Without --max_steps the budget, not a step count, ends training; a resumed run continues
-    with the budget it had left and does not evaluate again at its start."""
+    """The budget's callback, which adds `record` (the run record) to what it sums up. Without --max_steps the budget,
+    not a step count, ends training; a resumed run continues with the budget it had left and does not evaluate again
+    at its start. With calibrated `steps` (and `now` a `CalibratedClock`), those steps end training and the budget
+    clock reaches the budget at the last one."""
     budget = TimeBudgetCallback(
         budget_s,
         budget_args.num_eval_points,
@@ -407,7 +441,9 @@ def budget_callback(
         run_info={"run_record": record},
         save_at_eval_points=budget_args.save_at_eval_points,
     )
-    if training_args.max_steps <= 0:
+    if steps:
+        training_args.max_steps = steps
+    elif training_args.max_steps <= 0:
         training_args.max_steps = sys.maxsize // 2
     if checkpoint:
         budget.load_state(checkpoint)
@@ -441,11 +477,62 @@ def claimed_output_dir(training_args: TrainingArguments, overwrite: bool, curve_
         yield checkpoint
 
 
+def calibration_info(budget_args, model_args, data_args, training_args, budget_s: float) -> dict | None:
+    """With --calibration: the budget, its calibrated step count for this variant, and the record's file and sha256,
+    after checking the record was measured at this run's settings."""
+    if not budget_args.calibration:
+        return None
+    if training_args.max_steps > 0:
+        raise ValueError("--calibration turns --budget into a step count; drop --max_steps.")
+    record = load_record(budget_args.calibration)
+    settings = run_settings(
+        size=model_args.size or "mini",
+        config_overrides=model_args.config_overrides,
+        per_device_train_batch_size=training_args.per_device_train_batch_size,
+        max_seq_length=data_args.max_seq_length,
+        precision=precision_name(training_args.bf16, training_args.fp16),
+        device_type=training_args.device.type,
+        threads=torch.get_num_threads(),
+        world_size=training_args.world_size,
+        gradient_accumulation_steps=training_args.gradient_accumulation_steps,
+    )
+    check_settings(record, settings, model_args.variant)
+    return {
+        "file": str(budget_args.calibration),
+        "sha256": file_sha256(budget_args.calibration),
+        "budget_s": budget_s,
+        "steps": calibrated_steps(record, model_args.variant, budget_s),
+    }
+
+
 def parse_args(argv: list[str] | None):
-    parser = HfArgumentParser((ModelArguments, DataArguments, BudgetArguments, PretrainingArguments))
-    if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
-        return parser.parse_json_file(sys.argv[1])
-    return parser.parse_args_into_dataclasses(argv)
+    return recipe_arguments.parse_args((ModelArguments, DataArguments, BudgetArguments, PretrainingArguments), argv)
+
+
+def recorded_arguments(model_args: ModelArguments, data_args: DataArguments, budget_args: BudgetArguments) -> dict:
+    """The arguments as budget.json records them."""
+    return plain({"model": asdict(model_args), "data": asdict(data_args), "budget": asdict(budget_args)})
+
+
+def planned_key(argv: list[str]) -> PretrainingKey:
+    """The key of the run these arguments would make, without running it (`PretrainingRecord.key()` once it ran)."""
+    model_args, data_args, budget_args, training_args = parse_args(argv)
+    settings = training_settings(training_args, data_args, schedule_shape(training_args.lr_scheduler_type))
+    return PretrainingKey(
+        git_commit=git_commit(),
+        versions=package_versions(),
+        data_sha256=planned_fingerprint(
+            corpus_spec(data_args),
+            load_tokenizer(model_args, resolve_start(model_args)),
+            data_args.max_seq_length,
+            data_args.mlm_probability,
+        ),
+        budget_s=parse_budget(budget_args.budget),
+        seed=training_args.seed,
+        arguments=recorded_arguments(model_args, data_args, budget_args),
+        samples_per_step=settings["samples_per_step"],
+        learning_rate=settings["learning_rate"],
+    )
 
 
 def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[TrainerCallback] = ()) -> dict:
@@ -459,13 +546,21 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
     positions = requested_config(model_args, start=start)["max_position_embeddings"]  # names and overrides checked early
     if positions < data_args.max_seq_length:
         raise ValueError(f"--max_seq_length {data_args.max_seq_length} exceeds the model's max_position_embeddings {positions}.")
-    corpus = corpus_spec(data_args, training_args.seed)
+    if training_args.data_seed is None:
+        raise ValueError("--data_seed must be set: the training order and masks follow it, not --seed.")
+    calibration = calibration_info(budget_args, model_args, data_args, training_args, budget_s)
+    corpus = corpus_spec(data_args)
     corpus.validate()
     with claimed_output_dir(training_args, budget_args.overwrite_output_dir) as checkpoint:
-        return pretrain(model_args, data_args, budget_args, training_args, budget_s, shape, corpus, checkpoint, now, callbacks, start)
+        return pretrain(
+            model_args, data_args, budget_args, training_args, budget_s, shape, corpus, checkpoint, now, callbacks,
+            calibration, start,
+        )  # fmt: skip
 
 
-def pretrain(model_args, data_args, budget_args, training_args, budget_s, shape, corpus, checkpoint, now, callbacks, start) -> dict:
+def pretrain(
+    model_args, data_args, budget_args, training_args, budget_s, shape, corpus, checkpoint, now, callbacks, calibration, start
+) -> dict:
     """The recipe once its arguments are checked and its output directory claimed (see `main`)."""
     output_dir = Path(training_args.output_dir)
     tokenizer = load_tokenizer(model_args, start)
@@ -487,7 +582,7 @@ def pretrain(model_args, data_args, budget_args, training_args, budget_s, shape,
     world_size = training_args.world_size
     settings = training_settings(training_args, data_args, shape)
     samples_per_step = settings["samples_per_step"]
-    record = make_run_record(
+    run_record = RunRecord.collect(
         config=model.config.to_dict(),
         data_sha256=data.fingerprint,
         budget_s=budget_s,
@@ -497,11 +592,15 @@ def pretrain(model_args, data_args, budget_args, training_args, budget_s, shape,
             "init_from": model_args.init_from,
             "model_name_or_path": model_args.model_name_or_path,
             "model_revision": model_args.model_revision,
+            **({"calibration": calibration} if calibration else {}),
         },
         device=training_args.device,
         world_size=world_size,
     )
-    budget = budget_callback(budget_s, budget_args, training_args, checkpoint, now, record)
+    step_clock = CalibratedClock(budget_s, calibration["steps"]) if calibration else None
+    budget = budget_callback(
+        budget_s, budget_args, training_args, checkpoint, step_clock or now, run_record, calibration and calibration["steps"]
+    )
     mlm_accuracy = evaluate.load(str(METRICS_DIR / "mlm_accuracy"))
     previous_points = curve_until(load_curve(output_dir), checkpoint)
     title = f"{model.config.variant} ({model.config.size}), budget {budget_args.budget}"
@@ -512,11 +611,13 @@ def pretrain(model_args, data_args, budget_args, training_args, budget_s, shape,
         args=training_args,
         train_dataset=data.train,
         eval_dataset=held_out,
-        data_collator=HeldOutCollator(tokenizer, data_args.mlm_probability),
+        data_collator=HeldOutCollator(tokenizer, data_args.mlm_probability, training_args.data_seed + training_args.process_index),
         processing_class=tokenizer,
-        compute_metrics=lambda p: mlm_accuracy.compute(predictions=p.predictions, references=p.label_ids),
+        compute_metrics=lambda p: mlm_accuracy.compute(
+            predictions=p.predictions, references=p.label_ids, inputs=p.inputs, mask_token_id=tokenizer.mask_token_id
+        ),
         preprocess_logits_for_metrics=predictions_at_labels,
-        callbacks=[curve, *callbacks],
+        callbacks=[*([step_clock] if step_clock else []), curve, *callbacks],
         budget_callback=budget,
         final_lr_ratio=budget_args.final_lr_ratio,
     )
@@ -525,29 +626,30 @@ def pretrain(model_args, data_args, budget_args, training_args, budget_s, shape,
     if budget.stop_reason != "signal":
         trainer.save_model()
 
-    spent = budget.record(
-        trainer.state,
-        samples_per_step=samples_per_step,
-        tokens_per_sample=data_args.max_seq_length,
-        data_preparation_s=data_preparation_s,
-        device=record["device"],
-        threads=record["threads"],
-        world_size=world_size,
-        variant=model.config.variant,
-        size=model.config.size,
-        budget=budget_args.budget,
-        arguments={"model": asdict(model_args), "data": asdict(data_args), "budget": asdict(budget_args)},
+    record = PretrainingRecord(
+        **budget.record(
+            trainer.state,
+            samples_per_step=samples_per_step,
+            tokens_per_sample=data_args.max_seq_length,
+            data_preparation_s=data_preparation_s,
+            device=run_record.device,
+            threads=run_record.threads,
+            world_size=world_size,
+            variant=model.config.variant,
+            size=model.config.size,
+            budget=budget_args.budget,
+            arguments=recorded_arguments(model_args, data_args, budget_args),
+        )
     )
     if trainer.is_world_process_zero():
-        write_json(output_dir / BUDGET_FILE, spent)
+        record.write(output_dir)
         print(
-            f"Stopped ({spent['stop_reason']}) after {spent['elapsed_s']:.1f} s of a {budget_s:.0f} s budget: "
-            f"{spent['steps']} steps, {spent['tokens_seen'] / 1e6:.2f}M tokens, {spent['tokens_per_s']:.0f} tokens/s. "
-            f"Saved to {output_dir} ({CURVE_FILE}, mlm_curve.png, {BUDGET_FILE}).",
+            f"Stopped ({record.stop_reason}) after {record.elapsed_s:.1f} s of a {budget_s:.0f} s budget: "
+            f"{record.steps} steps, {record.tokens_seen / 1e6:.2f}M tokens, {record.tokens_per_s:.0f} tokens/s. "
+            f"Saved to {output_dir} ({CURVE_FILE}, mlm_curve.png, {PretrainingRecord.FILE}).",
             flush=True,
         )
-    return spent
-
+    return record.to_dict()
 
 if __name__ == "__main__":
     main()

@@ -9,7 +9,7 @@ embeds a task's texts by mean pooling (recipes/sentence_encoder.py) with the tea
 for all (standardised features, scikit-learn's LogisticRegression), is fitted on the training split and scored on the
 test split (accuracy, macro-F1). Agreement is the mean cosine between an encoder's and the teacher's embeddings of the
 test sentences, which no encoder saw in training. Latency is one sequence of random ordinary tokens, timed in
-interleaved turns by recipes/benchmark.py's harness (median), with each encoder's ratio to the teacher.
+interleaved turns by recipes.benchmark's harness (median), with each encoder's ratio to the teacher.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from transformers import AutoModel, HfArgumentParser, PreTrainedModel, set_seed
 
 from modeling import HybridBertModel
 from recipes import assets
-from recipes.benchmark import VOCAB_SIZE, BenchmarkArguments, compare, inference_step, random_batch
+from recipes.benchmark.harness import VOCAB_SIZE, BenchmarkArguments, compare, inference_step, random_batch
 from recipes.distill import load_teacher
+from recipes.environment import device_name, package_versions
 from recipes.pretrain import ModelArguments, load_tokenizer
-from recipes.run_record import device_name, package_versions
 from recipes.sentence_encoder import encode
 from recipes.tasks import load_task, offline_tasks
 

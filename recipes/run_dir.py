@@ -6,7 +6,6 @@
   folder the claim created is removed again if the run left nothing in it.
 - `replace_run` empties a folder for `--overwrite_output_dir`, but only one holding a run of this project (one of the
   recipe's record files, a `checkpoint-N`, or a saved HybridBERT); anything else is refused, naming what it holds.
-- `write_json` writes a record whole or not at all (a temporary file renamed into place).
 """
 
 from __future__ import annotations
@@ -120,10 +119,3 @@ def claim_output_dir(folder: Path, is_main_process: bool = True) -> Iterator[Non
         if created and not entries(folder):
             shutil.rmtree(folder, ignore_errors=True)
 
-
-def write_json(path: Path, value: dict) -> None:
-    """Whole or not at all: readers (cards, the zoo, a resumed run) may look while a run writes, or after it died."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.tmp")
-    staging.write_text(json.dumps(value, indent=2, default=str) + "\n")
-    os.replace(staging, path)

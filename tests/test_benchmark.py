@@ -1,7 +1,8 @@
-"""recipes/benchmark.py: one --quick run (tiny sizes, short lengths, memory probes in real subprocesses) must cover every
+"""recipes/benchmark: one --quick run (tiny sizes, short lengths, memory probes in real subprocesses) must cover every
 model × metric in its JSON and every section in its markdown. Timings are never asserted: only coverage, FLOP counts
 and bookkeeping."""
 
+import itertools
 import json
 
 import pytest
@@ -9,13 +10,16 @@ import torch
 
 from modeling import MIXER_SPECS, VARIANTS
 from recipes import benchmark
-from recipes.benchmark import (
+from recipes.benchmark import report as benchmark_report
+from recipes.benchmark import sections as benchmark_sections
+from recipes.benchmark import targets as benchmark_targets
+from recipes.benchmark.harness import (
     DENSE_HEAD_BERT,
-    SEPARATE_VALUE_ADDBERT,
     FIRST_ORDINARY_TOKEN_ID,
     HF_BERT,
     QUICK_SETTINGS,
     REFERENCES,
+    SEPARATE_VALUE_ADDBERT,
     BenchmarkArguments,
     encoder_models,
     hybrid_config,
@@ -46,8 +50,7 @@ def markdown(report):
 
 
 def quick_arguments(*argv: str) -> BenchmarkArguments:
-    (args,) = benchmark.HfArgumentParser(BenchmarkArguments).parse_args_into_dataclasses(args=[*QUICK_ARGV, *argv])
-    return args
+    return benchmark.parse_args([*QUICK_ARGV, *argv])
 
 
 def settings_by_shape(section: dict) -> dict[tuple, dict]:
@@ -132,7 +135,7 @@ def test_linear_mixers_flops_grow_linearly(results, mixer):
 
 def test_self_attention_flops_grow_super_linearly(results):
     rows = results["scaling"]["mixers"]["self"]
-    for shorter, longer in zip(rows, rows[1:]):
+    for shorter, longer in itertools.pairwise(rows):
         assert longer["flops"] / shorter["flops"] > 1.1 * longer["seq"] / shorter["seq"]
 
 
@@ -144,7 +147,7 @@ def test_bf16_section_compares_both_precisions(results):
 
 def test_every_target_is_measured(results):
     targets = results["targets"]
-    assert len(targets) == len(benchmark.targets(quick_arguments()))
+    assert len(targets) == len(benchmark_targets.targets(quick_arguments()))
     for target in targets:
         assert target["ratio"] is not None, target["target"]
         assert target["met"] in (True, False)
@@ -158,7 +161,7 @@ def test_markdown_has_metadata_and_every_section(results, markdown):
     assert meta["threads"] == 1
     for text in ("threads: 1", "dtype: float32", meta["device_name"], torch.__version__, meta["transformers"]):
         assert text in markdown
-    for title, _ in benchmark.SECTION_MARKDOWN.values():
+    for title, _ in benchmark_report.SECTION_MARKDOWN.values():
         assert f"## {title}" in markdown
     assert "## Targets" in markdown
     for name in training_models():
@@ -182,11 +185,11 @@ def test_self_attention_flops_include_the_attention_term():
     QKᵀ and AV are counted."""
     config = hybrid_config("bert", "tiny", 512)
     hidden_size, length = config.hidden_size, 32
-    mixer = benchmark.MIXERS["self"](config).eval()
-    step = benchmark.mixer_step(mixer, torch.randn(1, length, hidden_size), backward=False, bf16=False)
+    mixer = benchmark_sections.MIXERS["self"](config).eval()
+    step = benchmark_sections.mixer_step(mixer, torch.randn(1, length, hidden_size), backward=False, bf16=False)
     projections = 3 * 2 * length * hidden_size**2
     attention = 2 * 2 * length**2 * hidden_size
-    assert benchmark.flops_of(step) == projections + attention
+    assert benchmark_sections.flops_of(step) == projections + attention
 
 
 def test_quick_keeps_options_given_explicitly():

@@ -13,21 +13,20 @@ import pytest
 from huggingface_hub import ModelCard
 
 from recipes import benchmark
+from recipes.card_sources import base_model as card_base_model
+from recipes.card_sources import pretraining_corpus, task_hub_id
 from recipes.cards import (
     CARDS_DIR,
     build_card,
     card_provenance,
-    pretraining_corpus,
     regenerate_zoo_cards,
-    repo_names,
     stale_cards,
-    task_hub_id,
     write_card,
 )
-from recipes.cards import base_model as card_base_model
 from recipes.cards import main as cards_main
 from recipes.finetune import main as finetune
 from recipes.pretrain import main as pretrain
+from recipes.runs import repo_names
 
 REPO_ID = "zoo-org/hbert-v1-tiny-3s"
 FINETUNING = (  # (task, init, seed) of each recorded downstream run

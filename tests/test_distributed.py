@@ -26,7 +26,8 @@ from safetensors.torch import load_file
 from helpers import free_port
 
 from recipes import assets
-from recipes.budget import BUDGET_FILE, BUDGET_STATE_FILE, budget_schedule
+from recipes.budget import BUDGET_STATE_FILE, budget_schedule
+from recipes.records import BUDGET_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 WORKER = REPO / "tests" / "distributed_worker.py"

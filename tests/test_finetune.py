@@ -20,11 +20,11 @@ from recipes import assets
 from recipes.finetune import (
     FinetuningArguments,
     build_classifier,
-    load_downstream_results,
     main,
     parse_args,
 )
 from recipes.pretrain import main as pretrain
+from recipes.records import FinetuningRecord, PretrainingRecord
 
 TREC_LABELS = ["DESC", "ENTY", "ABBR", "HUM", "NUM", "LOC"]
 TREC_TEST_ENTY = 94  # the official test split's rows of ENTY, the training split's most frequent class
@@ -47,7 +47,7 @@ def run_dir(tmp_path_factory, train_file) -> Path:
 
 
 @pytest.fixture(scope="module")
-def finetuned(run_dir, tmp_path_factory) -> tuple[Path, dict]:
+def finetuned(run_dir, tmp_path_factory) -> tuple[Path, FinetuningRecord]:
     """(output dir, record) of 3 epochs on 4,000 TREC questions from the pretrained tiny checkpoint (batch 64)."""
     output_dir = tmp_path_factory.mktemp("finetuned") / "trec"
     record = main([
@@ -58,7 +58,7 @@ def finetuned(run_dir, tmp_path_factory) -> tuple[Path, dict]:
 
 
 @pytest.fixture(scope="module")
-def from_scratch(run_dir, finetuned, tmp_path_factory) -> tuple[Path, dict]:
+def from_scratch(run_dir, finetuned, tmp_path_factory) -> tuple[Path, FinetuningRecord]:
     """(output dir, record) of the same architecture from random init: 1 epoch on 500 questions (after `finetuned`)."""
     output_dir = tmp_path_factory.mktemp("scratch") / "trec"
     record = main([
@@ -84,36 +84,36 @@ def test_finetuning_beats_the_majority_class(finetuned):
     """From the pretrained tiny checkpoint, 3 short epochs on TREC clearly beat always answering the majority class
     (ENTY) on the official test split, in accuracy and in macro-F1."""
     _, record = finetuned
-    majority = record["majority_class"]
+    majority = record.majority_class
     assert majority["label"] == "ENTY" and majority["accuracy"] == pytest.approx(TREC_TEST_ENTY / 500)
-    assert record["test"]["samples"] == 500
-    assert record["test"]["accuracy"] > majority["accuracy"] + 0.1, record["test"]
-    assert record["test"]["macro_f1"] > majority["macro_f1"] + 0.1, record["test"]
-    assert [point["epoch"] for point in record["validation"]] == [1.0, 2.0, 3.0]
+    assert record.test["samples"] == 500
+    assert record.test["accuracy"] > majority["accuracy"] + 0.1, record.test
+    assert record.test["macro_f1"] > majority["macro_f1"] + 0.1, record.test
+    assert [point["epoch"] for point in record.validation] == [1.0, 2.0, 3.0]
 
 
 def test_results_are_written_and_read_back(finetuned, run_dir):
     """HF's results files hold the train, final validation and test metrics; the record is written to the output dir
-    and against the pretraining run (with its identity from budget.json), and `load_downstream_results` reads it."""
+    and against the pretraining run (with its identity from budget.json), and both read back as the same record."""
     output_dir, record = finetuned
     splits = ("train", "eval", "test", "all")
     results = {split: json.loads((output_dir / f"{split}_results.json").read_text()) for split in splits}
-    assert results["eval"]["eval_accuracy"] == record["validation"][-1]["accuracy"]
-    assert results["test"]["test_accuracy"] == record["test"]["accuracy"]
-    assert results["test"]["test_macro_f1"] == record["test"]["macro_f1"]
+    assert results["eval"]["eval_accuracy"] == record.validation[-1]["accuracy"]
+    assert results["test"]["test_accuracy"] == record.test["accuracy"]
+    assert results["test"]["test_macro_f1"] == record.test["macro_f1"]
     assert results["all"] == {**results["train"], **results["eval"], **results["test"]}
 
-    written = json.loads((output_dir / "downstream_record.json").read_text())
-    assert written == record
-    assert json.loads((run_dir / "downstream" / "trec" / "pretrained-seed42.json").read_text()) == record
+    assert FinetuningRecord.read(output_dir / "downstream_record.json") == record
+    assert FinetuningRecord.read(run_dir / "downstream" / "trec" / "pretrained-seed42.json") == record
     budget = json.loads((run_dir / "budget.json").read_text())
-    pretraining = record["pretraining"]
-    assert pretraining["run_dir"] == str(run_dir)
-    assert (pretraining["variant"], pretraining["size"], pretraining["budget"]) == ("hbert-v1", "tiny", "1h")
-    assert pretraining["budget_s"] == budget["budget_s"] and pretraining["seed"] == budget["run_record"]["seed"]
-    assert (record["task"], record["init"], record["seed"], record["split_seed"]) == ("trec", "pretrained", 42, 42)
-    assert record["epochs"] == 3.0 and record["train_samples"] == 4000
-    assert record in load_downstream_results(run_dir)
+    pretraining = record.pretraining
+    assert pretraining.run_dir == str(run_dir)
+    assert (pretraining.variant, pretraining.size, pretraining.budget) == ("hbert-v1", "tiny", "1h")
+    assert pretraining.budget_s == budget["budget_s"] and pretraining.seed == budget["run_record"]["seed"]
+    assert pretraining.run_key == PretrainingRecord.read(run_dir).run_record.run_key()
+    assert (record.task, record.init, record.seed, record.split_seed) == ("trec", "pretrained", 42, 42)
+    assert record.epochs == 3.0 and record.train_samples == 4000
+    assert record in FinetuningRecord.read_downstream(run_dir)
 
 
 def test_text_classification_pipeline_prints_label_names(finetuned):
@@ -135,10 +135,10 @@ def test_from_scratch_is_recorded_as_the_no_pretraining_baseline(from_scratch, f
     """--from_scratch trains the same architecture from random init and is recorded beside the pretrained result:
     the run directory then lists both, sorted by init."""
     output_dir, record = from_scratch
-    assert record["init"] == "scratch" and record["model"] == finetuned[1]["model"]
+    assert record.init == "scratch" and record.model == finetuned[1].model
     assert (run_dir / "downstream" / "trec" / "scratch-seed42.json").is_file()
     assert (output_dir / "model.safetensors").is_file()
-    assert [r["init"] for r in load_downstream_results(run_dir)] == ["pretrained", "scratch"]
+    assert [r.init for r in FinetuningRecord.read_downstream(run_dir)] == ["pretrained", "scratch"]
 
 
 def test_from_scratch_does_not_load_the_checkpoint(run_dir):
@@ -178,8 +178,8 @@ def test_converted_bert_folder_finetunes(bert_dir, tmp_path):
         "--model", str(bert_dir), *QUICK, "--max_train_samples", "64", "--num_train_epochs", "1",
         "--output_dir", str(tmp_path / "out"),
     ])  # fmt: skip
-    assert record["model"]["variant"] == "bert" and record["pretraining"] is None
-    assert json.loads((tmp_path / "out" / "downstream_record.json").read_text()) == record
+    assert record.model["variant"] == "bert" and record.pretraining is None
+    assert FinetuningRecord.read(tmp_path / "out" / "downstream_record.json") == record
     assert sorted(p.name for p in bert_dir.iterdir()) == before
 
 
@@ -192,9 +192,9 @@ def test_minilm_reference_learns_trec(tmp_path):
         "--num_train_epochs", "2",
         "--learning_rate", "1e-4", "--output_dir", str(tmp_path / "out"),
     ])  # fmt: skip
-    assert (record["model"]["variant"], record["model"]["size"]) == ("bert", "minilm")
-    assert record["test"]["accuracy"] > 0.75, record["test"]
-    assert record["test"]["accuracy"] > record["majority_class"]["accuracy"] + 0.5
+    assert (record.model["variant"], record.model["size"]) == ("bert", "minilm")
+    assert record.test["accuracy"] > 0.75, record.test
+    assert record.test["accuracy"] > record.majority_class["accuracy"] + 0.5
 
 
 # -- bad input: one clear error before anything is written ----------------------------------------------------------

@@ -16,12 +16,14 @@ import sys
 import time
 from pathlib import Path
 
+import evaluate
 import pytest
 import torch
 
 from recipes.budget import BUDGET_STATE_FILE
-from recipes.pretrain import main
-from recipes.run_record import KEY_FIELDS, PACKAGES
+from recipes.environment import PACKAGES
+from recipes.pretrain import METRICS_DIR, main
+from recipes.records import RunRecord
 
 REPO = Path(__file__).resolve().parents[1]
 SEQ, BATCH = 32, 4
@@ -85,9 +87,38 @@ def _assert_monotone_curve(points: list[dict]) -> None:
     for earlier, later in zip(points, points[1:]):
         assert later["step"] > earlier["step"]
     for point in points:
-        assert set(point) >= {"elapsed_s", "tokens_seen", "step", "accuracy", "loss"}
+        assert set(point) >= {"elapsed_s", "tokens_seen", "step", "accuracy", "mask_accuracy", "loss"}
         assert point["tokens_seen"] == point["step"] * TOKENS_PER_STEP
-        assert 0.0 <= point["accuracy"] <= 1.0 and point["loss"] > 0
+        assert 0.0 <= point["accuracy"] <= 1.0 and 0.0 <= point["mask_accuracy"] <= 1.0 and point["loss"] > 0
+
+
+MASK_ID = 103
+
+
+def test_mlm_accuracy_counts_mask_positions_apart():
+    """Four labelled positions, two of them [MASK]: 3 of 4 right overall, 1 of 2 at [MASK]. An unlabelled [MASK]
+    (the last position) counts in neither."""
+    metric = evaluate.load(str(METRICS_DIR / "mlm_accuracy"))
+    inputs = [[101, MASK_ID, 7, MASK_ID, 9, MASK_ID]]
+    references = [[-100, 5, 7, 8, 4, -100]]
+    predictions = [[-100, 5, 7, 1, 4, -100]]
+    result = metric.compute(predictions=predictions, references=references, inputs=inputs, mask_token_id=MASK_ID)
+    assert result == {"accuracy": 0.75, "labelled_tokens": 4, "mask_accuracy": 0.5, "masked_tokens": 2}
+    assert metric.compute(predictions=predictions, references=references) == {"accuracy": 0.75, "labelled_tokens": 4}
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({"inputs": [[101, MASK_ID]]}, "both `inputs` and `mask_token_id`"),
+        ({"mask_token_id": MASK_ID}, "both `inputs` and `mask_token_id`"),
+        ({"inputs": [[101, MASK_ID, 7]], "mask_token_id": MASK_ID}, "shape"),
+    ],
+)
+def test_mlm_accuracy_rejects_incomplete_mask_arguments(extra, message):
+    metric = evaluate.load(str(METRICS_DIR / "mlm_accuracy"))
+    with pytest.raises(ValueError, match=message):
+        metric.compute(predictions=[[5, 6]], references=[[5, -100]], **extra)
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +148,7 @@ def test_budgeted_run_writes_complete_budget_json(budgeted_run):
     assert written["data_preparation_s"] >= 0  # logged separately; the clock only starts at the first step
     assert written["world_size"] == 1 and written["threads"] >= 1 and written["device"]
     record = written["run_record"]
-    for name in (*KEY_FIELDS, "device", "threads", "world_size"):
+    for name in (*RunRecord.KEY_FIELDS, "device", "threads", "world_size"):
         assert name in record, name
     assert set(record["versions"]) == set(PACKAGES)
     assert record["versions"]["transformers"].startswith("5.")

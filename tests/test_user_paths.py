@@ -22,7 +22,6 @@ from transformers import BertConfig, BertForMaskedLM
 
 from modeling import HybridBertConfig, HybridBertForMaskedLM
 from recipes.assets import default_tokenizer
-from recipes.finetune import main as finetune
 from recipes.finetune import parse_args as finetune_args
 from recipes.pretrain import main as pretrain
 

@@ -1,0 +1,3 @@
+from recipes.benchmark import main
+
+main()

@@ -1,0 +1,270 @@
+"""Calibrated budgets: a wall-clock budget turned into each variant's step count, from a measured throughput.
+
+    python -m recipes.calibration --variants bert hbert-v1 --size mini --per_device_train_batch_size 32 \
+        --max_seq_length 128 --output results/calibration/mini-b32-l128.json
+
+Each variant is built as `recipes/pretrain.py` builds it and trained on masked blocks with the recipe's optimizer
+(`Trainer.create_optimizer` with `PretrainingArguments`' defaults), gradient clipping and precision. After a few
+warm-up steps each, the variants take turns: every round times `steps_per_turn` steps of each variant in turn, so a
+change in the machine's load falls on all of them alike, and each variant's throughput is the median over its turns.
+The record (JSON) holds the settings it was measured at, per variant the steps/s and tokens/s, and the machine, device,
+torch version and time of the measurement.
+
+`recipes/pretrain.py --calibration FILE --budget 10m` then trains for `calibrated_steps(record, variant, 600)` steps
+(the budget times the variant's median steps/s, rounded down), with the learning-rate schedule and evaluation points
+laid out on those steps, so a rerun makes the same number of steps whatever else the machine is doing. A record is
+used only at the settings it was measured at (`run_settings`); any difference is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from transformers import DataCollatorForLanguageModeling, HfArgumentParser, Trainer, TrainerCallback
+
+from modeling import HybridBertConfig
+from recipes.assets import default_tokenizer
+from recipes.environment import device_name
+from recipes.records import read_json_object, write_json
+
+FORMAT = 1
+
+
+def precision_name(bf16: bool, fp16: bool = False) -> str:
+    return "bf16" if bf16 else "fp16" if fp16 else "fp32"
+
+
+def run_settings(
+    *,
+    size: str,
+    config_overrides: str | None,
+    per_device_train_batch_size: int,
+    max_seq_length: int,
+    precision: str,
+    device_type: str,
+    threads: int,
+    world_size: int = 1,
+    gradient_accumulation_steps: int = 1,
+) -> dict:
+    """Everything a step's duration depends on; a calibration record applies to a run only if these are equal."""
+    return {
+        "size": size,
+        "config_overrides": config_overrides or None,
+        "per_device_train_batch_size": per_device_train_batch_size,
+        "max_seq_length": max_seq_length,
+        "precision": precision,
+        "device_type": device_type,
+        "threads": threads,
+        "world_size": world_size,
+        "gradient_accumulation_steps": gradient_accumulation_steps,
+    }
+
+
+def load_record(path: str | Path) -> dict:
+    record = read_json_object(path, "calibration record")
+    if record.get("format") != FORMAT or not {"settings", "variants"} <= set(record):
+        raise ValueError(f"{path} is not a calibration record (format {FORMAT} with 'settings' and 'variants').")
+    return record
+
+
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def check_settings(record: dict, settings: dict, variant: str) -> None:
+    """One error naming every setting where the run differs from the measurement, or the missing variant."""
+    differences = [
+        f"{name}: measured at {record['settings'].get(name)!r}, this run has {value!r}"
+        for name, value in settings.items()
+        if record["settings"].get(name) != value
+    ]
+    if differences:
+        raise ValueError(
+            "The calibration record was measured at other settings than this run's:\n  "
+            + "\n  ".join(differences)
+            + "\nMeasure at the run's settings with `python -m recipes.calibration`."
+        )
+    if variant not in record["variants"]:
+        raise ValueError(
+            f"The calibration record has no variant {variant!r} (it has: {', '.join(record['variants'])})."
+        )
+
+
+def calibrated_steps(record: dict, variant: str, budget_s: float) -> int:
+    """The steps `variant` makes in `budget_s` seconds at the record's median throughput (rounded down, at least 1)."""
+    return max(1, math.floor(budget_s * record["variants"][variant]["steps_per_s"]))
+
+
+class CalibratedClock(TrainerCallback):
+    """Budget time that advances by `budget_s / steps` per optimizer step and not otherwise: the budget clock of a
+    calibrated run (`TimeBudgetCallback(now=clock)`), so the schedule and evaluation points depend on steps alone.
+    It must come before the budget callback, which reads it at each optimizer step."""
+
+    def __init__(self, budget_s: float, steps: int):
+        self.seconds_per_step = budget_s / steps
+        self.steps_done = 0
+
+    def __call__(self) -> float:
+        return self.steps_done * self.seconds_per_step
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.steps_done = state.global_step  # a resumed run continues from its checkpoint's step
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        self.steps_done += 1
+
+
+# -- measuring ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CalibrationArguments:
+    variants: list[str] = field(metadata={"help": "Variants to measure, e.g. bert hbert-v1 hbert-v2"})
+    output: str = field(metadata={"help": "Where the calibration record (JSON) is written"})
+    size: str = field(default="mini", metadata={"help": "Model size, as pretrain.py's --size"})
+    config_overrides: str | None = field(default=None, metadata={"help": "As pretrain.py's --config_overrides"})
+    per_device_train_batch_size: int = 32
+    max_seq_length: int = 128
+    bf16: bool = field(default=False, metadata={"help": "Measure under bf16 autocast, as pretrain.py --bf16"})
+    use_cpu: bool = field(default=False, metadata={"help": "Measure on the CPU even where an accelerator exists"})
+    warmup_steps: int = field(default=3, metadata={"help": "Untimed steps per variant before the turns"})
+    rounds: int = field(default=5, metadata={"help": "Timed turns per variant (each variant's median is taken)"})
+    steps_per_turn: int = field(default=5, metadata={"help": "Training steps per timed turn"})
+    seed: int = 0
+
+
+class _Trainee:
+    """One variant's model, optimizer and batches, stepping exactly as a Trainer training step does."""
+
+    def __init__(self, variant: str, args: CalibrationArguments, tokenizer, device: torch.device, batches: list[dict]):
+        # pretrain.py imports this module for --calibration; the model and optimizer come from pretrain.py.
+        from recipes.pretrain import ModelArguments, PretrainingArguments, build_model
+
+        self.model = build_model(
+            ModelArguments(variant=variant, size=args.size, config_overrides=args.config_overrides), tokenizer
+        ).to(device)
+        self.model.train()
+        with tempfile.TemporaryDirectory() as scratch:
+            training_args = PretrainingArguments(
+                output_dir=scratch, per_device_train_batch_size=args.per_device_train_batch_size, bf16=args.bf16,
+                use_cpu=device.type == "cpu",
+            )  # fmt: skip
+            self.optimizer = Trainer(model=self.model, args=training_args).create_optimizer()
+        self.max_grad_norm = training_args.max_grad_norm
+        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16)
+        self.batches, self.device, self.next_batch = batches, device, 0
+
+    def step(self) -> None:
+        batch = {name: tensor.to(self.device) for name, tensor in self.batches[self.next_batch].items()}
+        self.next_batch = (self.next_batch + 1) % len(self.batches)
+        with self.autocast:
+            loss = self.model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def timed(self, steps: int) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        started = time.perf_counter()
+        for _ in range(steps):
+            self.step()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter() - started
+
+
+def masked_batches(tokenizer, args: CalibrationArguments, count: int) -> list[dict]:
+    """Blocks of [CLS] ordinary tokens [SEP], masked by the recipe's collator. A step's cost does not depend on which
+    tokens a block holds, only on its shape and the share masked."""
+    generator = torch.Generator().manual_seed(args.seed)
+    special = set(tokenizer.all_special_ids)
+    ordinary = torch.tensor([i for i in range(len(tokenizer)) if i not in special])
+    collator = DataCollatorForLanguageModeling(tokenizer, seed=args.seed)
+    batches = []
+    for _ in range(count):
+        body = ordinary[
+            torch.randint(
+                len(ordinary), (args.per_device_train_batch_size, args.max_seq_length - 2), generator=generator
+            )
+        ]
+        cls = torch.full((len(body), 1), tokenizer.cls_token_id)
+        sep = torch.full((len(body), 1), tokenizer.sep_token_id)
+        batches.append(collator([{"input_ids": row} for row in torch.cat([cls, body, sep], dim=1)]))
+    return batches
+
+
+def measure(args: CalibrationArguments, tokenizer=None) -> dict:
+    """Interleaved turns over the variants; the calibration record."""
+    for variant in args.variants:
+        HybridBertConfig.from_variant(variant, size=args.size)  # names checked before anything is built
+    if len(set(args.variants)) != len(args.variants):
+        raise ValueError(f"--variants names a variant twice: {args.variants}.")
+    if min(args.rounds, args.steps_per_turn) < 1 or args.warmup_steps < 0:
+        raise ValueError("--rounds and --steps_per_turn must be at least 1, --warmup_steps at least 0.")
+    tokenizer = tokenizer or default_tokenizer()
+    device = (
+        torch.device("cpu")
+        if args.use_cpu or not torch.accelerator.is_available()
+        else torch.accelerator.current_accelerator()
+    )
+    batches = masked_batches(tokenizer, args, count=max(1, min(8, args.steps_per_turn)))
+    trainees = {variant: _Trainee(variant, args, tokenizer, device, batches) for variant in args.variants}
+    for trainee in trainees.values():
+        trainee.timed(args.warmup_steps)
+    turns = {variant: [] for variant in args.variants}
+    for round_index in range(args.rounds):
+        # Each round starts one variant later, so no variant always runs right after the same other one.
+        order = args.variants[round_index % len(args.variants) :] + args.variants[: round_index % len(args.variants)]
+        for variant in order:
+            turns[variant].append(trainees[variant].timed(args.steps_per_turn))
+    tokens_per_step = args.per_device_train_batch_size * args.max_seq_length
+    variants = {}
+    for variant, seconds in turns.items():
+        steps_per_s = statistics.median(args.steps_per_turn / s for s in seconds)
+        variants[variant] = {
+            "steps_per_s": steps_per_s,
+            "tokens_per_s": steps_per_s * tokens_per_step,
+            "turn_seconds": seconds,
+        }
+    return {
+        "format": FORMAT,
+        "settings": run_settings(
+            size=args.size,
+            config_overrides=args.config_overrides,
+            per_device_train_batch_size=args.per_device_train_batch_size,
+            max_seq_length=args.max_seq_length,
+            precision=precision_name(args.bf16),
+            device_type=device.type,
+            threads=torch.get_num_threads(),
+        ),
+        "protocol": {"warmup_steps": args.warmup_steps, "rounds": args.rounds, "steps_per_turn": args.steps_per_turn},
+        "variants": variants,
+        "device": device_name(device),
+        "torch": torch.__version__,
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    (args,) = HfArgumentParser(CalibrationArguments).parse_args_into_dataclasses(argv)
+    output = Path(args.output)
+    record = measure(args)
+    write_json(output, record)
+    for variant, measured in record["variants"].items():
+        print(f"{variant}: {measured['steps_per_s']:.3f} steps/s, {measured['tokens_per_s']:.0f} tokens/s", flush=True)
+    print(f"Wrote {output}", flush=True)
+    return record
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""Where and with what a result was produced: the code commit, package versions, device and machine load."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+PACKAGES = ("torch", "transformers", "accelerate", "datasets", "evaluate", "deepspeed", "safetensors", "tokenizers")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def git_commit(repo: Path = REPO_ROOT) -> str:
+    """HEAD's hash, with '+dirty' when tracked files differ from it ('unknown' outside a git checkout)."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
+
+
+def device_name(device: torch.device | str = "cpu") -> str:
+    """The accelerator's name, or the CPU's model name."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "cpu"
+
+
+def load_average() -> list[float]:
+    """1, 5 and 15 minute load averages (empty where the platform has none): speeds depend on them."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def portable_path(path: str | Path) -> str:
+    """A path as generated files record it: relative to the repository when inside it, so they move with checkouts."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(REPO_ROOT)) if resolved.is_relative_to(REPO_ROOT) else str(resolved)

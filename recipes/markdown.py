@@ -1,0 +1,34 @@
+"""How the generated reports (zoo results, cards, benchmark) write tables and numbers, so that they agree."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Sequence
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    """A GitHub-flavoured table, one line per row."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(cells) + " |" for cells in rows]
+
+
+def percent(fraction: float) -> str:
+    return f"{100 * fraction:.2f}%"
+
+
+def seconds(value: float) -> str:
+    return f"{value:,.1f} s" if value < 120 else f"{value:,.0f} s ({value / 60:,.1f} min)"
+
+
+def tokens(count: int) -> str:
+    return f"{count:,} tokens" if count < 1e6 else f"{count / 1e6:,.2f}M tokens"
+
+
+def mean_and_spread(values: list[float]) -> str:
+    """Mean ± sample standard deviation, in percent."""
+    spread = f" ± {100 * statistics.stdev(values):.2f}" if len(values) > 1 else ""
+    return f"{100 * statistics.mean(values):.2f}{spread}%"
+
+
+def ratio(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}×"

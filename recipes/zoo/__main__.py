@@ -1,0 +1,3 @@
+from recipes.zoo import main
+
+main()
