@@ -43,7 +43,7 @@ from recipes.runs import RecordedRun, pretraining_runs, repo_names
 # What a user needs to load a model; every saved folder and checkpoint of the recipe has them.
 MODEL_FILES = (
     "model.safetensors", "config.json", "configuration_hybrid_bert.py", "modeling_hybrid_bert.py",
-    "tokenizer.json", "tokenizer_config.json",
+    "tokenizer.json", "tokenizer_config.json", "modules.json", "sentence_bert_config.json", "1_Pooling/config.json",
 )  # fmt: skip
 # Tokenizer files some tokenizers save and others do not.
 OPTIONAL_MODEL_FILES = ("special_tokens_map.json", "vocab.txt")

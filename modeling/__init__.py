@@ -4,7 +4,9 @@
 from .configuration_hybrid_bert import MIXER_SPECS, SIZES, VARIANTS, HybridBertConfig, MixerSpec, register_mixer_spec
 from .modeling_hybrid_bert import (
     HybridBertForMaskedLM,
+    HybridBertForQuestionAnswering,
     HybridBertForSequenceClassification,
+    HybridBertForTokenClassification,
     HybridBertModel,
     HybridBertPreTrainedModel,
     TokenMixer,
@@ -14,6 +16,8 @@ HybridBertConfig.register_for_auto_class("AutoConfig")
 HybridBertModel.register_for_auto_class("AutoModel")
 HybridBertForMaskedLM.register_for_auto_class("AutoModelForMaskedLM")
 HybridBertForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
+HybridBertForTokenClassification.register_for_auto_class("AutoModelForTokenClassification")
+HybridBertForQuestionAnswering.register_for_auto_class("AutoModelForQuestionAnswering")
 
 __all__ = [
     "MIXER_SPECS",
@@ -27,4 +31,6 @@ __all__ = [
     "HybridBertModel",
     "HybridBertForMaskedLM",
     "HybridBertForSequenceClassification",
+    "HybridBertForTokenClassification",
+    "HybridBertForQuestionAnswering",
 ]

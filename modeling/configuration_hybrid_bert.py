@@ -166,7 +166,8 @@ class HybridBertConfig(PreTrainedConfig):
         init (std 0.02) this keeps fairseq/torchscale's token-to-position ratio (there, √d-scaled tokens of std d^-½
         beside unit sinusoids); unit sinusoids would swamp the tokens and stall MLM at the unigram distribution.
     sparse_prediction (`bool`): with labels, run the MLM head only at labelled positions (as ModernBERT does);
-        the returned logits are then one row per labelled token. Without labels the head runs everywhere.
+        the returned logits are then one row per labelled token. Without labels the head runs everywhere. A training
+        setting: saved configs have it off, so a loaded model's logits are (batch, sequence, vocab), labels or not.
     drop_mask (`bool`): DropMask (2307.07258): tokens equal to `mask_token_id` are not keys of any mixer (they still
         are queries). Needs `mask_token_id`.
     additive_shared_query_value (`bool`, default true): additive attention uses the query projection as the value,

@@ -9,6 +9,7 @@ This file travels with every saved model (remote code): it imports only torch an
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from typing import NamedTuple
@@ -20,7 +21,13 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.modeling_outputs import BaseModelOutputWithPooling, MaskedLMOutput, SequenceClassifierOutput
+from transformers.modeling_outputs import (
+    BaseModelOutputWithPooling,
+    MaskedLMOutput,
+    QuestionAnsweringModelOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
 from transformers.utils import logging
 
 from .configuration_hybrid_bert import MIXER_SPECS, SIZES, HybridBertConfig
@@ -438,7 +445,37 @@ AUTO_MAP = {
     "AutoModel": "modeling_hybrid_bert.HybridBertModel",
     "AutoModelForMaskedLM": "modeling_hybrid_bert.HybridBertForMaskedLM",
     "AutoModelForSequenceClassification": "modeling_hybrid_bert.HybridBertForSequenceClassification",
+    "AutoModelForTokenClassification": "modeling_hybrid_bert.HybridBertForTokenClassification",
+    "AutoModelForQuestionAnswering": "modeling_hybrid_bert.HybridBertForQuestionAnswering",
 }
+# sentence-transformers reads these beside the weights: the encoder (module 0, this folder) then mean pooling over the
+# non-padding tokens (module 1), the pooling the sentence-transformers models the zoo builds on (all-MiniLM-L6-v2) use.
+SENTENCE_TRANSFORMERS_MODULES = [
+    {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+    {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+]
+
+
+def write_sentence_transformers_files(folder: str | os.PathLike, config: HybridBertConfig) -> None:
+    """modules.json, sentence_bert_config.json and 1_Pooling/config.json: `SentenceTransformer(folder,
+    trust_remote_code=True)` then loads the folder as an encoder with mean pooling."""
+    folder = os.fspath(folder)
+    os.makedirs(os.path.join(folder, "1_Pooling"), exist_ok=True)
+    pooling = {
+        "word_embedding_dimension": config.hidden_size,
+        "pooling_mode_cls_token": False,
+        "pooling_mode_mean_tokens": True,
+        "pooling_mode_max_tokens": False,
+        "pooling_mode_mean_sqrt_len_tokens": False,
+    }
+    files = {
+        "modules.json": SENTENCE_TRANSFORMERS_MODULES,
+        "sentence_bert_config.json": {"max_seq_length": config.max_position_embeddings, "do_lower_case": False},
+        os.path.join("1_Pooling", "config.json"): pooling,
+    }
+    for name, content in files.items():
+        with open(os.path.join(folder, name), "w", encoding="utf-8") as f:
+            json.dump(content, f, indent=2)
 
 
 class HybridBertPreTrainedModel(PreTrainedModel):
@@ -454,9 +491,18 @@ class HybridBertPreTrainedModel(PreTrainedModel):
         # call time, so `model.set_attn_implementation("eager" | "sdpa")` is safe at any moment.
         return True
 
-    def save_pretrained(self, *args, **kwargs):
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`, writing what every saved folder serves: `auto_map` for every head, the
+        sentence-transformers files, and dense MLM logits (`sparse_prediction` off in the saved config: a training
+        recipe that wants the sparse head turns it on for its own run)."""
         self.config.auto_map = AUTO_MAP
-        return super().save_pretrained(*args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            write_sentence_transformers_files(save_directory, self.config)
+        sparse_prediction, self.config.sparse_prediction = self.config.sparse_prediction, False
+        try:
+            return super().save_pretrained(save_directory, *args, **kwargs)
+        finally:
+            self.config.sparse_prediction = sparse_prediction
 
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
@@ -513,6 +559,9 @@ class HybridBertPreTrainedModel(PreTrainedModel):
         if variant == "bert":
             shared += ["hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout"]
         fields = {name: getattr(source_config, name) for name in shared}
+        label_fields = ("num_labels", "id2label", "label2id")
+        if type(bert).__name__.endswith(LABELLED_BERT_HEADS) and not any(name in config_overrides for name in label_fields):
+            fields.update(id2label=source_config.id2label, label2id=source_config.label2id)
         size = next((name for name, dims in SIZES.items() if all(fields[k] == v for k, v in dims.items())), None)
         config = HybridBertConfig.from_variant(variant, size=size or "base", **{**fields, **config_overrides})
         config.size = size
@@ -546,12 +595,21 @@ class HybridBertPreTrainedModel(PreTrainedModel):
         return model
 
 
-def _load_bert(source):
-    if isinstance(source, (str, os.PathLike)):
-        from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
+# BERT heads whose labels (`id2label`) travel with their classifier weights.
+LABELLED_BERT_HEADS = ("ForSequenceClassification", "ForTokenClassification")
 
-        architectures = AutoConfig.from_pretrained(source).architectures or []
-        loader = AutoModelForMaskedLM if any("MaskedLM" in name for name in architectures) else AutoModel
+
+def _load_bert(source):
+    """An HF BERT instance as given, or loaded from a directory (or Hub id) with the head its config names, so that
+    heads with a HybridBERT counterpart (MLM, sequence and token classification, question answering) are copied."""
+    if isinstance(source, (str, os.PathLike)):
+        import transformers
+
+        config = transformers.AutoConfig.from_pretrained(source)
+        if config.model_type != "bert":
+            raise ValueError(f"from_bert expects an HF BERT model or directory, got model_type={config.model_type!r}.")
+        architecture = (config.architectures or ["BertModel"])[0]
+        loader = getattr(transformers, architecture, transformers.AutoModel)
         source = loader.from_pretrained(source, attn_implementation="eager")
     if getattr(source.config, "model_type", None) != "bert":
         raise ValueError(f"from_bert expects an HF BERT model or directory, got model_type={source.config.model_type!r}.")
@@ -581,6 +639,8 @@ def _bert_key_to_hybrid(key: str, config: HybridBertConfig, copy_ffn_and_norms: 
     if key == "cls.predictions.bias":
         return "lm_head.decoder.bias"
     module, _, param = key.rpartition(".")
+    if module in ("classifier", "qa_outputs"):  # the same names and shapes in BERT's and HybridBERT's heads
+        return key
     return f"{head_keys[module]}.{param}" if module in head_keys else None
 
 
@@ -848,9 +908,104 @@ class HybridBertForSequenceClassification(HybridBertPreTrainedModel):
         return output if return_dict else output.to_tuple()
 
 
+class HybridBertForTokenClassification(HybridBertPreTrainedModel):
+    """HybridBERT with BERT's token-classification head (NER, POS): dropout and a linear layer at every position, no
+    pooler. The loss is the mean cross-entropy over tokens whose label is not -100."""
+
+    accepts_loss_kwargs = False
+
+    def __init__(self, config: HybridBertConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.hybrid_bert = HybridBertModel(config, add_pooling_layer=False)
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> TokenClassifierOutput | tuple:
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.hybrid_bert(
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
+        )  # fmt: skip
+        logits = self.classifier(self.dropout(outputs.last_hidden_state))
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits.view(-1, self.num_labels).float(), labels.view(-1), ignore_index=-100)
+        output = TokenClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+        return output if return_dict else output.to_tuple()
+
+
+class HybridBertForQuestionAnswering(HybridBertPreTrainedModel):
+    """HybridBERT with BERT's extractive question-answering head: a linear layer at every position giving a start and
+    an end logit. The loss, as in BERT, is the mean of the start and end cross-entropies; positions outside the
+    sequence are clamped to its length and ignored."""
+
+    accepts_loss_kwargs = False
+
+    def __init__(self, config: HybridBertConfig):
+        super().__init__(config)
+        self.hybrid_bert = HybridBertModel(config, add_pooling_layer=False)
+        self.qa_outputs = nn.Linear(config.hidden_size, 2)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        start_positions: torch.LongTensor | None = None,
+        end_positions: torch.LongTensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> QuestionAnsweringModelOutput | tuple:
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.hybrid_bert(
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
+        )  # fmt: skip
+        start_logits, end_logits = self.qa_outputs(outputs.last_hidden_state).unbind(dim=-1)
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            ignored = start_logits.shape[1]
+            start = start_positions.reshape(-1).clamp(0, ignored)
+            end = end_positions.reshape(-1).clamp(0, ignored)
+            loss = (
+                F.cross_entropy(start_logits.float(), start, ignore_index=ignored)
+                + F.cross_entropy(end_logits.float(), end, ignore_index=ignored)
+            ) / 2
+        output = QuestionAnsweringModelOutput(
+            loss=loss,
+            start_logits=start_logits.contiguous(),
+            end_logits=end_logits.contiguous(),
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+        return output if return_dict else output.to_tuple()
+
+
 __all__ = [
     "HybridBertPreTrainedModel",
     "HybridBertModel",
     "HybridBertForMaskedLM",
     "HybridBertForSequenceClassification",
+    "HybridBertForTokenClassification",
+    "HybridBertForQuestionAnswering",
 ]

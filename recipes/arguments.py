@@ -24,15 +24,14 @@ def bf16_where_native() -> bool:
 
 @dataclass
 class RecipeTrainingArguments(TrainingArguments):
-    """TrainingArguments as both recipes run them: no reporting service, no tqdm, every process on the same device
-    kind, and no checkpoint unless the recipe asks for one."""
+    """TrainingArguments as both recipes run them: no reporting service, every process on the same device kind, and no
+    checkpoint unless the recipe asks for one. Progress bars stay on (pretraining's fills with the budget clock)."""
 
     save_strategy: str = "no"
     report_to: None | str | list[str] = "none"
     dataloader_pin_memory: bool = torch.cuda.is_available()
     # Without an accelerator, ranks must be CPU ranks (gloo); otherwise accelerate runs them as unconnected processes.
     use_cpu: bool = not torch.accelerator.is_available()
-    disable_tqdm: bool | None = True
     ddp_find_unused_parameters: bool | None = False
 
 

@@ -28,10 +28,11 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch.optim.lr_scheduler import LambdaLR
-from transformers import TrainerCallback, TrainerState
+from transformers import ProgressCallback, TrainerCallback, TrainerState
 from transformers.trainer_utils import TrainOutput
 
 from recipes.checkpoints import TRAINER_STATE_FILE, AtomicCheckpointTrainer
+from recipes.progress import BudgetProgressCallback
 
 BUDGET_STATE_FILE = "budget_state.json"
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -133,8 +134,18 @@ class BudgetTrainer(AtomicCheckpointTrainer):
         # The budget callback comes last: what other callbacks do on evaluation (e.g. plotting curves) is then
         # charged to the evaluation pause.
         super().__init__(*args, callbacks=[*(callbacks or []), budget_callback], **kwargs)
+        # Trainer's bar counts toward max_steps, which the budget replaces: the bar fills with the budget clock instead.
+        self.remove_callback(ProgressCallback)
+        if not self.args.disable_tqdm:
+            self.add_callback(BudgetProgressCallback(budget_callback.clock))
         self.budget_callback = budget_callback
         self.final_lr_ratio = final_lr_ratio
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        # Every tracker `report_to` names sees the budget spent beside Trainer's own values.
+        logs["budget_elapsed_s"] = self.budget_callback.clock.elapsed_s
+        logs["budget_fraction"] = self.budget_callback.clock.progress
+        super().log(logs, start_time)
 
     def create_scheduler(self, num_training_steps: int, optimizer=None):
         if not self.budget_callback.drives_schedule:

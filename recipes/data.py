@@ -23,6 +23,8 @@ from recipes import assets
 from recipes.input_files import check_utf8
 
 OFFLINE_CORPORA = ("wikitext-2-raw", "wiki-vital-leads")
+# datasets' loader for a local file by its extension; any other file is text, one document per line.
+FILE_LOADERS = {".csv": "csv", ".json": "json", ".jsonl": "json"}
 _WIKITEXT_ARTICLE_TITLE = re.compile(r"^ = [^=].* = $")
 _WIKITEXT_ESCAPES = {" @-@ ": "-", " @,@ ": ",", " @.@ ": "."}
 
@@ -38,6 +40,7 @@ class CorpusSpec:
     validation_file: str | None = None
     validation_split_percentage: float = 5.0
     seed: int = 42
+    text_column_name: str = "text"
 
     def validate(self) -> None:
         chosen = [name for name in ("dataset", "dataset_name", "train_file") if getattr(self, name)]
@@ -120,10 +123,19 @@ def load_corpus(spec: CorpusSpec) -> tuple[DatasetDict, str]:
         data_files = {"train": spec.train_file}
         if spec.validation_file:
             data_files["validation"] = spec.validation_file
-        corpus = load_dataset("text", data_files=data_files)
+        corpus = load_dataset(FILE_LOADERS.get(Path(spec.train_file).suffix, "text"), data_files=data_files)
 
-    if "text" not in corpus["train"].column_names:
-        raise ValueError(f"The training data has no 'text' column (columns: {corpus['train'].column_names}).")
+    corpus = DatasetDict({split: corpus[split] for split in ("train", "validation") if split in corpus})
+    column = spec.text_column_name
+    for split in corpus:
+        if column not in corpus[split].column_names:
+            raise ValueError(
+                f"The {split} data has no {column!r} column (its columns: {', '.join(corpus[split].column_names)}); "
+                "name the text column with --text_column_name."
+            )
+    corpus = corpus.select_columns([column])
+    if column != "text":
+        corpus = corpus.rename_column(column, "text")
     corpus = corpus.filter(lambda row: bool(row["text"] and row["text"].strip()))
     if len(corpus["train"]) == 0:
         raise ValueError("The training data holds no text.")
@@ -133,9 +145,12 @@ def load_corpus(spec: CorpusSpec) -> tuple[DatasetDict, str]:
     return DatasetDict({"train": corpus["train"], "validation": corpus["validation"]}), fingerprint
 
 
-def pack_into_blocks(documents: Dataset, tokenizer: PreTrainedTokenizerBase, max_seq_length: int) -> Dataset:
-    """Tokenise without special tokens, join documents with [SEP], cut into blocks of max_seq_length − 2 tokens and
-    wrap each as [CLS] … [SEP] (the remainder that does not fill a block is dropped)."""
+def pack_into_blocks(
+    documents: Dataset, tokenizer: PreTrainedTokenizerBase, max_seq_length: int, num_proc: int | None = None
+) -> Dataset:
+    """Tokenise without special tokens (in `num_proc` processes), join documents with [SEP], cut into blocks of
+    max_seq_length − 2 tokens and wrap each as [CLS] … [SEP] (the remainder that does not fill a block is dropped).
+    Packing runs in one process: its batches decide where blocks end, so they must not depend on `num_proc`."""
     body = max_seq_length - 2
 
     def tokenize(batch):
@@ -146,7 +161,9 @@ def pack_into_blocks(documents: Dataset, tokenizer: PreTrainedTokenizerBase, max
         blocks = [stream[start : start + body] for start in range(0, len(stream) - body + 1, body)]
         return {"input_ids": [[tokenizer.cls_token_id, *block, tokenizer.sep_token_id] for block in blocks]}
 
-    tokenized = documents.map(tokenize, batched=True, remove_columns=documents.column_names, desc="Tokenising")
+    tokenized = documents.map(
+        tokenize, batched=True, remove_columns=documents.column_names, num_proc=num_proc, desc="Tokenising"
+    )
     return tokenized.map(pack, batched=True, batch_size=2000, remove_columns=["ids"], desc="Packing")
 
 
@@ -196,6 +213,8 @@ def preparation_settings(
         "mlm_probability": mlm_probability,
         "seed": spec.seed,
         "validation_split_percentage": spec.validation_split_percentage,
+        # Only a column other than "text" is named, so that every source read from "text" keeps its fingerprint.
+        **({"text_column": spec.text_column_name} if spec.text_column_name != "text" else {}),
         "format": 1,
     }
 
@@ -213,9 +232,13 @@ def planned_fingerprint(
 
 
 def prepare(
-    spec: CorpusSpec, tokenizer: PreTrainedTokenizerBase, max_seq_length: int, mlm_probability: float
+    spec: CorpusSpec,
+    tokenizer: PreTrainedTokenizerBase,
+    max_seq_length: int,
+    mlm_probability: float,
+    num_proc: int | None = None,
 ) -> PreparedData:
-    """Load from the cache, or build and store atomically."""
+    """Load from the cache, or build (tokenising in `num_proc` processes) and store atomically."""
     if max_seq_length < 8 or max_seq_length > tokenizer.model_max_length:
         raise ValueError(f"--max_seq_length {max_seq_length} must be between 8 and {tokenizer.model_max_length}.")
     corpus, source = load_corpus(spec)
@@ -223,8 +246,10 @@ def prepare(
     fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
     target = assets.cache_dir() / "datasets" / fingerprint[:16]
     if not is_stored(target):
-        train = pack_into_blocks(corpus["train"], tokenizer, max_seq_length)
-        held_out = mask_once(pack_into_blocks(corpus["validation"], tokenizer, max_seq_length), tokenizer, mlm_probability, spec.seed)
+        train = pack_into_blocks(corpus["train"], tokenizer, max_seq_length, num_proc)
+        held_out = mask_once(
+            pack_into_blocks(corpus["validation"], tokenizer, max_seq_length, num_proc), tokenizer, mlm_probability, spec.seed
+        )
         if len(train) == 0:
             raise ValueError(f"The training text is shorter than one block of {max_seq_length} tokens.")
         if len(held_out) == 0:

@@ -68,7 +68,7 @@ from recipes.pretrain import (
     training_settings,
 )
 from recipes.records import BUDGET_FILE, RunRecord, write_json
-from recipes.sentence_encoder import mean_pool, save_sentence_transformer
+from recipes.sentence_encoder import mean_pool
 
 AGREEMENT_CURVE_FILE = "agreement_curve.json"
 
@@ -88,9 +88,6 @@ class DistillationArguments:
     config_overrides: str | None = field(default=None, metadata={"help": "Student config fields, e.g. 'hidden_dropout_prob=0.0'"})
     hidden_states_weight: float = field(default=1.0, metadata={"help": "Weight of the layer-wise hidden-state term"})
     embedding_weight: float = field(default=1.0, metadata={"help": "Weight of the mean-pooled sentence-embedding term"})
-    sentence_max_seq_length: int = field(
-        default=256, metadata={"help": "Truncation length written into the sentence-transformers config (MiniLM's: 256)"}
-    )
 
 
 def source_settings(teacher_config) -> dict:
@@ -297,8 +294,6 @@ def distill(args, data_args, budget_args, training_args, budget_s, shape, corpus
     record["training"].update(settings_in_use(trainer))
     if budget.stop_reason != "signal":
         trainer.save_model()
-        if trainer.is_world_process_zero():
-            save_sentence_transformer(output_dir, min(args.sentence_max_seq_length, student.config.max_position_embeddings))
 
     spent = budget.record(
         trainer.state,

@@ -5,8 +5,9 @@
     python recipes/finetune.py --model runs/hbert-v1-mini-10m --task trec --from_scratch ...   # no-pretraining baseline
     python recipes/finetune.py --model minilm --task trec ...       # the pretrained all-MiniLM-L6-v2, as a reference
 
-`--model` is a HybridBERT folder (a pretraining run directory or any `save_pretrained` folder, with any head), an HF
-BERT folder (converted with `from_bert(variant="bert")`, which computes the same function), or `minilm`. `--task` is one
+`--model` is a HybridBERT checkpoint (a pretraining run directory or any `save_pretrained` folder, with any head), an
+HF BERT checkpoint (converted with `from_bert(variant="bert")`, which computes the same function), either as a folder or
+a Hub repo id (`--model_revision` picks a branch, tag or commit), or `minilm`. `--task` is one
 of `recipes.tasks.TASKS`. The model is evaluated on the validation split every epoch and on the test split at the end.
 
 Outputs (`--output_dir`): the fine-tuned model (`save_pretrained` folder with the tokenizer and `id2label`, so the
@@ -27,8 +28,8 @@ from pathlib import Path
 import evaluate
 import numpy as np
 from datasets import DatasetDict
-from transformers import AutoTokenizer, Trainer, set_seed
-from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, WEIGHTS_NAME
+from transformers import Trainer, set_seed
+from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
 
 from modeling import HybridBertConfig, HybridBertForSequenceClassification
 from recipes import arguments as recipe_arguments
@@ -36,13 +37,13 @@ from recipes import assets
 from recipes.arguments import RecipeTrainingArguments
 from recipes.input_files import check_weights, read_config
 from recipes.records import FinetuningRecord, PretrainingIdentity, PretrainingRecord
+from recipes.references import folder_tokenizer, model_type, resolve_model
 from recipes.run_dir import check_holds_run, claim_output_dir, entries, replace_run
 from recipes.tasks import TASKS, get_task, load_task
 
 METRICS_DIR = Path(__file__).resolve().parent / "metrics"
 METRICS = ("accuracy", "f1")  # accuracy (the paper's metric) and macro-F1
 MODEL_TYPES = ("hybrid_bert", "bert")
-WEIGHT_FILES = (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, WEIGHTS_NAME)
 # What marks a folder as a fine-tuning run of this project (`--overwrite_output_dir` replaces only such a folder).
 RUN_RECORD_FILES = (FinetuningRecord.FILE, "all_results.json")
 
@@ -51,8 +52,12 @@ RUN_RECORD_FILES = (FinetuningRecord.FILE, "all_results.json")
 class ModelArguments:
     model: str = field(
         metadata={
-            "help": f"A HybridBERT folder (e.g. a pretraining run), an HF BERT folder, or one of {list(assets.NAMED_CHECKPOINTS)}"
+            "help": "A HybridBERT or HF BERT checkpoint: a folder (e.g. a pretraining run), a Hub repo id, or one of "
+            f"{list(assets.NAMED_CHECKPOINTS)}"
         }
+    )
+    model_revision: str | None = field(
+        default=None, metadata={"help": "With a Hub repo id: the branch (e.g. step-N), tag or commit (default: main)"}
     )
     from_scratch: bool = field(
         default=False, metadata={"help": "The same architecture from random init: the no-pretraining baseline"}
@@ -93,23 +98,6 @@ class FinetuningArguments(RecipeTrainingArguments):
     )
 
 
-def resolve_model_dir(model: str) -> Path:
-    """The folder behind `--model`, checked to hold a config and weights."""
-    path = assets.fetch(assets.NAMED_CHECKPOINTS[model]) if model in assets.NAMED_CHECKPOINTS else Path(model)
-    if not path.is_dir():
-        raise FileNotFoundError(f"--model {model!r} is neither a model directory nor one of {list(assets.NAMED_CHECKPOINTS)}.")
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"--model {model!r}: {path} has no config.json, so it is not a saved model.")
-    if not any((path / name).is_file() for name in WEIGHT_FILES):
-        raise FileNotFoundError(
-            f"--model {model!r}: {path} holds no model weights (none of {', '.join(WEIGHT_FILES)}); "
-            "a pretraining run saves them when it ends."
-        )
-    if (path / SAFE_WEIGHTS_NAME).is_file() or (path / SAFE_WEIGHTS_INDEX_NAME).is_file():
-        check_weights(path)
-    return path
-
-
 def read_model_config(model_dir: Path) -> dict:
     config = read_config(model_dir)
     if config.get("model_type") not in MODEL_TYPES:
@@ -120,10 +108,7 @@ def read_model_config(model_dir: Path) -> dict:
 def load_tokenizer(model: str, model_dir: Path):
     # MiniLM's own tokenizer.json pads and truncates everything to 128 tokens (see assets.minilm_dir): use the same
     # vocabulary without those settings, as for any folder saved without a tokenizer.
-    if model in assets.NAMED_CHECKPOINTS or not (model_dir / "tokenizer_config.json").is_file():
-        return assets.default_tokenizer()
-    # A HybridBERT folder's config is remote code (auto_map) that AutoTokenizer reads; the tokenizer itself is BERT's.
-    return AutoTokenizer.from_pretrained(model_dir, trust_remote_code=True)
+    return assets.default_tokenizer() if model in assets.NAMED_CHECKPOINTS else folder_tokenizer(model_dir)
 
 
 def check_output_dir(output_dir: Path, model_dir: Path, overwrite: bool) -> None:
@@ -144,7 +129,7 @@ def build_classifier(
         "id2label": dict(enumerate(label_names)),
         "label2id": {name: i for i, name in enumerate(label_names)},
     }
-    if read_model_config(model_dir)["model_type"] == "bert":
+    if model_type(model_dir) == "bert":
         model = HybridBertForSequenceClassification.from_bert(model_dir, variant="bert", **labels)
         return HybridBertForSequenceClassification(model.config) if from_scratch else model
     if from_scratch:
@@ -205,7 +190,9 @@ def main(argv: list[str] | None = None) -> FinetuningRecord:
 
     # Every argument is checked before anything is written.
     task = get_task(task_args.task)
-    model_dir = resolve_model_dir(model_args.model)
+    model_dir = resolve_model(model_args.model, model_args.model_revision, "--model")
+    if (model_dir / SAFE_WEIGHTS_NAME).is_file() or (model_dir / SAFE_WEIGHTS_INDEX_NAME).is_file():
+        check_weights(model_dir)
     model_config = read_model_config(model_dir)
     if not 8 <= task_args.max_seq_length <= model_config["max_position_embeddings"]:
         raise ValueError(
@@ -265,7 +252,12 @@ def finetune(model_args, task_args, training_args, task, model_dir: Path, tokeni
         init=init,
         seed=training_args.seed,
         split_seed=task_args.split_seed if not task.online else None,
-        model={"name_or_path": model_args.model, "variant": model.config.variant, "size": model.config.size},
+        model={
+            "name_or_path": model_args.model,
+            "revision": model_args.model_revision,
+            "variant": model.config.variant,
+            "size": model.config.size,
+        },
         pretraining=pretraining_identity(model_dir),
         epochs=trainer.state.epoch,  # as trained: --max_steps may end training before --num_train_epochs
         train_samples=len(encoded["train"]),
@@ -279,7 +271,7 @@ def finetune(model_args, task_args, training_args, task, model_dir: Path, tokeni
     trainer.save_metrics("test", test_metrics)
     if trainer.is_world_process_zero():
         record.write(output_dir / FinetuningRecord.FILE)
-        if record.pretraining:
+        if record.pretraining and Path(model_args.model).is_dir():  # a local run, not a Hub cache snapshot
             record.write(FinetuningRecord.downstream_path(model_dir, task.name, init, training_args.seed))
         baseline = record.majority_class
         print(

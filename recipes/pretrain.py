@@ -2,6 +2,10 @@
 
     accelerate launch recipes/pretrain.py --variant hbert-v1 --size mini --budget 10m --output_dir runs/hbert-v1-mini-10m
     python recipes/pretrain.py ...   # the same, one process
+    python recipes/pretrain.py --model_name_or_path RUN_DIR|ORG/NAME --train_file my_corpus.txt --budget 1h ...
+
+The last continues pretraining a HybridBERT checkpoint (a folder or a Hub repo id, `--model_revision` for a branch) on
+the user's text (`--text_column_name` for a .csv/.json file or a Hub dataset) under a new budget.
 
 The budget is wall-clock seconds of training (see recipes/budget.py): the clock starts at the first step, evaluation
 and checkpoint saving pause it, it is checked every step and agreed across ranks, and the same elapsed time drives the
@@ -74,6 +78,7 @@ from recipes.environment import git_commit, package_versions
 from recipes.input_files import read_config, read_json
 from recipes.mfu import MIXED_PRECISION_DTYPES, mlm_training_flops_per_token, utilisation_record
 from recipes.records import BUDGET_FILE, PretrainingKey, PretrainingRecord, RunRecord, plain
+from recipes.references import folder_tokenizer, require_model_type, resolve_model
 from recipes.run_dir import check_holds_run, claim_output_dir, describe, entries, replace_run
 
 METRICS_DIR = Path(__file__).resolve().parent / "metrics"
@@ -91,7 +96,20 @@ OVERRIDABLE_FIELDS = tuple(
 
 @dataclass
 class ModelArguments:
-    variant: str = field(default="bert", metadata={"help": "bert, addbert, hbert-v1, hbert-v2 or pool-hybrid"})
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Continue pretraining a HybridBERT checkpoint (a folder, a run's checkpoint-N, or a Hub repo id) "
+            "on this run's data and budget; its config fixes the model"
+        },
+    )
+    model_revision: str | None = field(
+        default=None,
+        metadata={"help": "With a Hub repo id in --model_name_or_path or --init_from: branch, tag or commit (default main)"},
+    )
+    variant: str | None = field(
+        default=None, metadata={"help": "bert, addbert, hbert-v1, hbert-v2 or pool-hybrid (default bert)"}
+    )
     size: str | None = field(default=None, metadata={"help": "tiny, mini, small, minilm or base (default mini)"})
     config_overrides: str | None = field(
         default=None, metadata={"help": "Config fields to override, e.g. 'hidden_dropout_prob=0.0,num_hidden_layers=6'"}
@@ -99,7 +117,10 @@ class ModelArguments:
     drop_mask: bool = field(default=False, metadata={"help": "DropMask: [MASK] tokens are not keys of any mixer"})
     init_from: str | None = field(
         default=None,
-        metadata={"help": "Initialise from an HF BERT directory, or 'minilm' (the pinned all-MiniLM-L6-v2), HBERT §4.4"},
+        metadata={
+            "help": "Initialise from an HF BERT (a folder, a Hub repo id, or 'minilm': the pinned all-MiniLM-L6-v2), "
+            "HBERT §4.4"
+        },
     )
     copy_ffn_and_norms: bool = field(
         default=True, metadata={"help": "With --init_from: also copy FFNs and norms that have a counterpart (false: embeddings and self-attention only)"}
@@ -112,10 +133,16 @@ class ModelArguments:
 @dataclass
 class DataArguments:
     dataset: str | None = field(default=None, metadata={"help": f"Offline corpus: {', '.join(OFFLINE_CORPORA)} (default wikitext-2-raw)"})
-    dataset_name: str | None = field(default=None, metadata={"help": "A Hub dataset with a 'text' column (needs a network)"})
+    dataset_name: str | None = field(default=None, metadata={"help": "A Hub dataset (needs a network)"})
     dataset_config_name: str | None = field(default=None)
-    train_file: str | None = field(default=None, metadata={"help": "A text file, one document per line"})
+    train_file: str | None = field(
+        default=None, metadata={"help": "A text file (one document per line), or a .csv/.json/.jsonl file"}
+    )
     validation_file: str | None = field(default=None)
+    text_column_name: str | None = field(
+        default=None, metadata={"help": "The column of --dataset_name or a .csv/.json train file that holds the text (default 'text')"}
+    )
+    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes that tokenise the text"})
     validation_split_percentage: float = field(default=5.0, metadata={"help": "Held-out share when the source has no validation split"})
     max_seq_length: int = 128
     mlm_probability: float = 0.15
@@ -160,6 +187,8 @@ class PretrainingArguments(RecipeTrainingArguments):
     logging_steps: float = 10
     save_total_limit: int | None = 2  # the budget callback saves at each evaluation point; the last two are kept
     eval_on_start: bool = True
+    # Logged with every step's loss (and so sent to each `report_to` tracker), beside the budget spent.
+    include_num_input_tokens_seen: str | bool = True
     # The held-out inputs reach the metric, which counts accuracy at [MASK] positions beside all labelled ones.
     include_for_metrics: list[str] = field(default_factory=lambda: ["inputs"])
     # The training order and the training batches' masks follow data_seed, not --seed: every variant and pretraining
@@ -224,33 +253,64 @@ def parse_overrides(text: str | None) -> dict:
     return overrides
 
 
-def requested_config(model_args: ModelArguments, tokenizer=None) -> dict:
+def requested_config(model_args: ModelArguments, tokenizer=None, start: Path | None = None) -> dict:
     """The config this run asks for, computed without building a model: the variant at its size (with --init_from,
-    the source's dimensions), the overrides, and (given the tokenizer) its vocabulary and token ids."""
+    the source's dimensions), the overrides, and (given the tokenizer) its vocabulary and token ids; with
+    --model_name_or_path, the checkpoint's (`start`, the resolved folder)."""
+    if model_args.model_name_or_path:
+        return read_config(start)
     fields = {"drop_mask": model_args.drop_mask, **parse_overrides(model_args.config_overrides)}
     if tokenizer is not None:
         fields.update(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, mask_token_id=tokenizer.mask_token_id)
     elif fields["drop_mask"]:
         fields.setdefault("mask_token_id", 0)  # a stand-in while only the shape is checked; the tokenizer's comes later
     if not model_args.init_from:
-        return HybridBertConfig.from_variant(model_args.variant, size=model_args.size or "mini", **fields).to_dict()
-    source = read_config(init_from_dir(model_args.init_from))
+        return HybridBertConfig.from_variant(model_args.variant or "bert", size=model_args.size or "mini", **fields).to_dict()
+    source = read_config(start)
     dimensions = {name: source[name] for name in SOURCE_DIMENSIONS if name in source and name not in fields}
-    config = HybridBertConfig.from_variant(model_args.variant, size="base", **dimensions, **fields).to_dict()
+    config = HybridBertConfig.from_variant(model_args.variant or "bert", size="base", **dimensions, **fields).to_dict()
     config.pop("size")  # follows the source, like its other dimensions
     return config
 
 
-def load_tokenizer(model_args: ModelArguments):
+def load_tokenizer(model_args: ModelArguments, start: Path | None = None):
+    """--tokenizer_name's, else the continued checkpoint's own (`start`, the resolved --model_name_or_path), else the
+    embedded bert-base-uncased one."""
     if model_args.tokenizer_name:
         tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name)
         tokenizer.model_max_length = min(tokenizer.model_max_length, 512)
         return tokenizer
+    if model_args.model_name_or_path:
+        return folder_tokenizer(start or resolve_start(model_args))
     return assets.default_tokenizer()
 
 
-def init_from_dir(init_from: str) -> str | Path:
-    return assets.fetch(assets.NAMED_CHECKPOINTS[init_from]) if init_from in assets.NAMED_CHECKPOINTS else init_from
+def resolve_start(model_args: ModelArguments) -> Path | None:
+    """The local folder of the checkpoint a run starts from: a HybridBERT checkpoint it continues
+    (--model_name_or_path) or an HF BERT it converts (--init_from); None for fresh weights."""
+    if model_args.model_name_or_path:
+        new_model_arguments = ("variant", "size", "config_overrides", "init_from", "drop_mask")
+        new_model = [name for name in new_model_arguments if getattr(model_args, name)]
+        if new_model:
+            raise ValueError(
+                f"--model_name_or_path continues a checkpoint whose config fixes the model; drop --{', --'.join(new_model)}."
+            )
+        folder = resolve_model(model_args.model_name_or_path, model_args.model_revision, "--model_name_or_path")
+        require_model_type(
+            folder, ("hybrid_bert",), "--model_name_or_path", model_args.model_name_or_path,
+            hint="Start a HybridBERT from a BERT checkpoint with --init_from.",
+        )  # fmt: skip
+        return folder
+    if model_args.init_from:
+        folder = resolve_model(model_args.init_from, model_args.model_revision, "--init_from")
+        require_model_type(
+            folder, ("bert",), "--init_from", model_args.init_from,
+            hint="Continue pretraining a HybridBERT checkpoint with --model_name_or_path.",
+        )  # fmt: skip
+        return folder
+    if model_args.model_revision:
+        raise ValueError("--model_revision applies to a Hub repo id in --model_name_or_path or --init_from; neither is given.")
+    return None
 
 
 def corpus_spec(data_args: DataArguments) -> CorpusSpec:
@@ -262,13 +322,20 @@ def corpus_spec(data_args: DataArguments) -> CorpusSpec:
         dataset_config_name=data_args.dataset_config_name,
         train_file=data_args.train_file,
         validation_file=data_args.validation_file,
+        text_column_name=data_args.text_column_name or "text",
         validation_split_percentage=data_args.validation_split_percentage,
         seed=data_args.held_out_seed,
     )
 
 
-def build_model(model_args: ModelArguments, tokenizer) -> HybridBertForMaskedLM:
-    """A fresh variant, or one initialised from a BERT; token ids and vocabulary size come from the tokenizer."""
+def build_model(model_args: ModelArguments, tokenizer, start: Path | None = None) -> HybridBertForMaskedLM:
+    """The checkpoint `start` continued, or a fresh variant, or one initialised from the BERT `start`; a new model's
+    token ids and vocabulary size come from the tokenizer."""
+    if model_args.model_name_or_path:
+        model = HybridBertForMaskedLM.from_pretrained(start)
+        if len(tokenizer) > model.config.vocab_size:
+            raise ValueError(f"The tokenizer has {len(tokenizer)} tokens; the checkpoint only {model.config.vocab_size}.")
+        return model
     fields = {
         "vocab_size": len(tokenizer),
         "pad_token_id": tokenizer.pad_token_id,
@@ -278,14 +345,15 @@ def build_model(model_args: ModelArguments, tokenizer) -> HybridBertForMaskedLM:
         "drop_mask": model_args.drop_mask,
         **parse_overrides(model_args.config_overrides),
     }
+    variant = model_args.variant or "bert"
     if model_args.init_from:
         model = HybridBertForMaskedLM.from_bert(
-            init_from_dir(model_args.init_from), variant=model_args.variant, copy_ffn_and_norms=model_args.copy_ffn_and_norms, **fields
+            start, variant=variant, copy_ffn_and_norms=model_args.copy_ffn_and_norms, **fields
         )
         if model_args.size and model.config.size != model_args.size:
             raise ValueError(f"--size {model_args.size} does not match the --init_from model (size {model.config.size}).")
         return model
-    config = HybridBertConfig.from_variant(model_args.variant, size=model_args.size or "mini", **fields)
+    config = HybridBertConfig.from_variant(variant, size=model_args.size or "mini", **fields)
     return HybridBertForMaskedLM(config)
 
 
@@ -487,7 +555,7 @@ def planned_key(argv: list[str]) -> PretrainingKey:
         versions=package_versions(),
         data_sha256=planned_fingerprint(
             corpus_spec(data_args),
-            load_tokenizer(model_args),
+            load_tokenizer(model_args, resolve_start(model_args)),
             data_args.max_seq_length,
             data_args.mlm_probability,
         ),
@@ -506,9 +574,8 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
 
     # Every argument is checked before anything is written.
     budget_s, shape = check_budget_arguments(budget_args, training_args)
-    if model_args.init_from and model_args.init_from not in assets.NAMED_CHECKPOINTS and not Path(model_args.init_from).is_dir():
-        raise FileNotFoundError(f"--init_from {model_args.init_from!r} is neither a directory nor one of {list(assets.NAMED_CHECKPOINTS)}.")
-    positions = requested_config(model_args)["max_position_embeddings"]  # names and overrides checked early
+    start = resolve_start(model_args)
+    positions = requested_config(model_args, start=start)["max_position_embeddings"]  # names and overrides checked early
     if positions < data_args.max_seq_length:
         raise ValueError(f"--max_seq_length {data_args.max_seq_length} exceeds the model's max_position_embeddings {positions}.")
     if training_args.data_seed is None:
@@ -518,27 +585,31 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
     corpus.validate()
     with claimed_output_dir(training_args, budget_args.overwrite_output_dir) as checkpoint:
         return pretrain(
-            model_args, data_args, budget_args, training_args, budget_s, shape, corpus, checkpoint, now, callbacks, calibration
-        )
+            model_args, data_args, budget_args, training_args, budget_s, shape, corpus, checkpoint, now, callbacks,
+            calibration, start,
+        )  # fmt: skip
 
 
 def pretrain(
-    model_args, data_args, budget_args, training_args, budget_s, shape, corpus, checkpoint, now, callbacks, calibration
+    model_args, data_args, budget_args, training_args, budget_s, shape, corpus, checkpoint, now, callbacks, calibration, start
 ) -> dict:
     """The recipe once its arguments are checked and its output directory claimed (see `main`)."""
     output_dir = Path(training_args.output_dir)
-    tokenizer = load_tokenizer(model_args)
+    tokenizer = load_tokenizer(model_args, start)
     if checkpoint:
-        check_resumable(checkpoint, requested_config(model_args, tokenizer), REQUIRED_CHECKPOINT_FILES)
+        check_resumable(checkpoint, requested_config(model_args, tokenizer, start), REQUIRED_CHECKPOINT_FILES)
     preparation_started = time.monotonic()
     with training_args.main_process_first(desc="preparing data"):
-        data = prepare(corpus, tokenizer, data_args.max_seq_length, data_args.mlm_probability)
+        data = prepare(
+            corpus, tokenizer, data_args.max_seq_length, data_args.mlm_probability, data_args.preprocessing_num_workers
+        )
     data_preparation_s = time.monotonic() - preparation_started
     held_out = data.held_out
     if data_args.max_eval_samples:
         held_out = held_out.select(range(min(data_args.max_eval_samples, len(held_out))))
     set_seed(training_args.seed)  # the initial weights follow --seed, on any number of ranks
-    model = build_model(model_args, tokenizer)
+    model = build_model(model_args, tokenizer, start)
+    model.config.sparse_prediction = True  # this recipe's loss needs the MLM head at masked positions only
 
     world_size = training_args.world_size
     settings = training_settings(training_args, data_args, shape)
@@ -548,7 +619,13 @@ def pretrain(
         data_sha256=data.fingerprint,
         budget_s=budget_s,
         seed=training_args.seed,
-        training={**settings, "init_from": model_args.init_from, **({"calibration": calibration} if calibration else {})},
+        training={
+            **settings,
+            "init_from": model_args.init_from,
+            "model_name_or_path": model_args.model_name_or_path,
+            "model_revision": model_args.model_revision,
+            **({"calibration": calibration} if calibration else {}),
+        },
         device=training_args.device,
         world_size=world_size,
     )
@@ -559,7 +636,8 @@ def pretrain(
     mlm_accuracy = evaluate.load(str(METRICS_DIR / "mlm_accuracy"))
     previous_points = curve_until(load_curve(output_dir), checkpoint)
     title = f"{model.config.variant} ({model.config.size}), budget {budget_args.budget}"
-    curve = MlmCurveCallback(budget.clock, output_dir, samples_per_step * data_args.max_seq_length, previous_points, title)
+    tokens_per_step = samples_per_step * data_args.max_seq_length
+    curve = MlmCurveCallback(budget.clock, output_dir, tokens_per_step, previous_points, title)
     trainer = BudgetTrainer(
         model=model,
         args=training_args,

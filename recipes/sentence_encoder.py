@@ -1,10 +1,9 @@
 """A saved encoder used as a sentence encoder: mean pooling over non-padding tokens (as all-MiniLM-L6-v2 does), batched
-encoding of texts, and the sentence-transformers files that make a saved folder load with
-`SentenceTransformer(path, trust_remote_code=True)`."""
+encoding of texts. (Every saved folder already loads with `SentenceTransformer(path, trust_remote_code=True)`:
+`save_pretrained` writes the sentence-transformers files.)"""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -38,22 +37,3 @@ def encode(
         hidden = model(**batch).last_hidden_state
         rows.append(mean_pool(hidden, batch["attention_mask"]).float().cpu().numpy())
     return np.concatenate(rows) if rows else np.zeros((0, model.config.hidden_size), dtype=np.float32)
-
-
-def save_sentence_transformer(model_dir: str | Path, max_seq_length: int) -> None:
-    """Add sentence-transformers' files (modules.json, sentence_bert_config.json, 1_Pooling/) to a saved encoder folder,
-    with mean pooling: sentence-transformers itself writes them, from the folder loaded as its Transformer module."""
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.base.modules.transformer import Transformer
-    from sentence_transformers.sentence_transformer.modules.pooling import Pooling
-
-    remote_code = {"trust_remote_code": True}
-    transformer = Transformer(
-        str(model_dir),
-        model_kwargs=remote_code,
-        config_kwargs=remote_code,
-        processor_kwargs=remote_code,
-        max_seq_length=max_seq_length,
-    )
-    pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
-    SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(model_dir), create_model_card=False)

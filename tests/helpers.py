@@ -74,8 +74,9 @@ def padded_batch(batch: int = 3, seq: int = 12, vocab: int = TINY_VOCAB, seed: i
     return input_ids, attention_mask
 
 
-def random_hf(cls, seed: int = 0):
-    """A tiny HF BERT of class `cls` in eval mode, every weight (LayerNorms and biases too) moved off its init.
+def random_hf(cls, seed: int = 0, **config_fields):
+    """A tiny HF BERT of class `cls` (any `config_fields` set, e.g. `id2label`) in eval mode, every weight (LayerNorms
+    and biases too) moved off its init.
 
     Perturbing the ones/zeros of LayerNorms and biases makes a weight copied to the wrong place show in the outputs.
     """
@@ -88,6 +89,7 @@ def random_hf(cls, seed: int = 0):
         intermediate_size=64,
         max_position_embeddings=64,
         type_vocab_size=2,
+        **config_fields,
     )
     model = cls(config)
     generator = torch.Generator().manual_seed(seed + 1)

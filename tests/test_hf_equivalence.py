@@ -13,6 +13,9 @@ import torch
 from helpers import HF_VOCAB, padded_batch, random_hf, self_attention_mapping
 from transformers import (
     BertForMaskedLM,
+    BertForQuestionAnswering,
+    BertForSequenceClassification,
+    BertForTokenClassification,
     BertModel,
     DistilBertConfig,
     DistilBertModel,
@@ -20,7 +23,13 @@ from transformers import (
     RobertaModel,
 )
 
-from modeling import HybridBertForMaskedLM, HybridBertForSequenceClassification, HybridBertModel
+from modeling import (
+    HybridBertForMaskedLM,
+    HybridBertForQuestionAnswering,
+    HybridBertForSequenceClassification,
+    HybridBertForTokenClassification,
+    HybridBertModel,
+)
 from recipes.assets import default_tokenizer, minilm_dir
 
 TOL = 1e-5
@@ -95,6 +104,37 @@ def test_sequence_classification_from_hf_bert_model_keeps_pooler_and_reports_cla
     assert sorted(info["newly_initialized"]) == ["classifier.bias", "classifier.weight"]
     assert info["unused"] == []
     assert "classifier.weight" in caplog.text
+
+
+HEADS = [
+    (BertForSequenceClassification, HybridBertForSequenceClassification, ("logits",)),
+    (BertForTokenClassification, HybridBertForTokenClassification, ("logits",)),
+    (BertForQuestionAnswering, HybridBertForQuestionAnswering, ("start_logits", "end_logits")),
+]
+
+
+@pytest.mark.parametrize("source_kind", ["instance", "directory"])
+@pytest.mark.parametrize("hf_class, hybrid_class, outputs", HEADS, ids=[h[1].__name__ for h in HEADS])
+def test_bert_heads_map_to_hybrid_heads_with_same_outputs_and_labels(hf_class, hybrid_class, outputs, source_kind, tmp_path):
+    """A fine-tuned BERT head (sequence or token classification, extractive QA) converts with its weights and label
+    names: the same outputs, nothing newly initialised, nothing unused."""
+    labels = {0: "O", 1: "PER", 2: "LOC"}
+    hf = random_hf(hf_class) if hf_class is BertForQuestionAnswering else random_hf(hf_class, id2label=labels)
+    if source_kind == "directory":
+        hf.save_pretrained(tmp_path)
+    model, info = hybrid_class.from_bert(hf if source_kind == "instance" else tmp_path, output_loading_info=True)
+    inputs = tiny_inputs()
+    with torch.no_grad():
+        expected, got = hf(**inputs), model(**inputs)
+    for name in outputs:
+        got_output, expected_output = getattr(got, name), getattr(expected, name)
+        if hf_class is BertForSequenceClassification:  # one row per sequence
+            assert (got_output - expected_output).abs().max().item() <= TOL
+        else:
+            assert max_diff_at_tokens(got_output, expected_output, inputs["attention_mask"]) <= TOL
+    assert info["newly_initialized"] == [] and info["unused"] == []
+    if hf_class is not BertForQuestionAnswering:
+        assert model.config.id2label == labels
 
 
 def test_hybrid_bert_model_from_hf_bert_model_matches_hidden_states_and_pooler():

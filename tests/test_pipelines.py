@@ -6,14 +6,27 @@ pipeline's answer is checked against the same model run directly.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
-from transformers import pipeline
+import json
+import logging
 
-from modeling import HybridBertConfig, HybridBertForMaskedLM, HybridBertForSequenceClassification
+from sentence_transformers import SentenceTransformer
+from transformers import AutoModelForMaskedLM, AutoModelForQuestionAnswering, pipeline
+
+from modeling import (
+    HybridBertConfig,
+    HybridBertForMaskedLM,
+    HybridBertForQuestionAnswering,
+    HybridBertForSequenceClassification,
+    HybridBertForTokenClassification,
+)
 from recipes.assets import default_tokenizer
 
 LABELS = {0: "negative", 1: "positive"}
+ENTITY_LABELS = {0: "O", 1: "PER", 2: "LOC"}
 MASKED_SENTENCE = "the capital of france is [MASK] and it is a [MASK] city."
 TOP_K = 5
 
@@ -132,3 +145,76 @@ def test_feature_extraction_pipeline_returns_encoder_states(masked_lm, tokenizer
     with torch.no_grad():
         expected = model.hybrid_bert(**encoded).last_hidden_state
     assert (features - expected).abs().max().item() <= 1e-5
+
+
+def test_token_classification_pipeline_tags_each_word_with_the_models_label(tokenizer, tmp_path):
+    """token-classification from the folder tags every word with the label the model itself gives its token."""
+    torch.manual_seed(3)
+    config = HybridBertConfig.from_variant(
+        "pool-hybrid", "tiny", id2label=ENTITY_LABELS, label2id={name: i for i, name in ENTITY_LABELS.items()}
+    )
+    model = HybridBertForTokenClassification(config).eval()
+    tag = pipeline("token-classification", model=_save(model, tokenizer, tmp_path), trust_remote_code=True)
+    _assert_remote_code(tag)
+    sentence = "ada lovelace lived in london"
+    entities = tag(sentence, ignore_labels=[])  # every token, "O" included
+    encoded = tokenizer(sentence, return_tensors="pt")
+    with torch.no_grad():
+        probs = model(**encoded).logits[0].softmax(dim=-1)
+    words = tokenizer.convert_ids_to_tokens(encoded["input_ids"][0])
+    assert [entity["word"] for entity in entities] == words[1:-1]  # [CLS] and [SEP] are not tagged
+    for entity in entities:
+        assert entity["entity"] == ENTITY_LABELS[int(probs[entity["index"]].argmax())]
+        assert entity["score"] == pytest.approx(probs[entity["index"]].max().item(), abs=1e-6)
+
+
+def test_question_answering_folder_gives_the_models_span_logits(tokenizer, tmp_path):
+    """AutoModelForQuestionAnswering from the folder gives the model's start/end logits over (question, context);
+    transformers 5 removed the `question-answering` pipeline, so the span is read from them as it did."""
+    torch.manual_seed(4)
+    model = HybridBertForQuestionAnswering(HybridBertConfig.from_variant("hbert-v2", "tiny")).eval()
+    folder = _save(model, tokenizer, tmp_path)
+    loaded = AutoModelForQuestionAnswering.from_pretrained(folder, trust_remote_code=True).eval()
+    assert type(loaded).__module__.startswith("transformers_modules.")
+    encoded = tokenizer("where does ada live?", "ada lives in london.", return_tensors="pt")
+    with torch.no_grad():
+        got, expected = loaded(**encoded), model(**encoded)
+    torch.testing.assert_close(got.start_logits, expected.start_logits)
+    torch.testing.assert_close(got.end_logits, expected.end_logits)
+    assert got.start_logits.shape == encoded["input_ids"].shape
+    loss = loaded(**encoded, start_positions=torch.tensor([9]), end_positions=torch.tensor([10])).loss
+    assert torch.isfinite(loss) and loss > 0
+
+
+def test_saved_masked_lm_gives_dense_logits_with_labels(masked_lm, tokenizer):
+    """A model trained with the sparse head (config on) saves with it off: reloaded, logits with labels are
+    (batch, sequence, vocab), as HF's run_mlm.py metrics expect; the model in memory keeps its setting."""
+    model, folder = masked_lm
+    assert model.config.sparse_prediction
+    assert json.loads((Path(folder) / "config.json").read_text())["sparse_prediction"] is False
+    loaded = AutoModelForMaskedLM.from_pretrained(folder, trust_remote_code=True).eval()
+    encoded = tokenizer(MASKED_SENTENCE, return_tensors="pt")
+    labels = torch.full_like(encoded["input_ids"], -100)
+    labels[0, 3] = tokenizer.convert_tokens_to_ids("paris")
+    with torch.no_grad():
+        dense = loaded(**encoded, labels=labels)
+        sparse = model(**encoded, labels=labels)
+    assert dense.logits.shape == (1, encoded["input_ids"].shape[1], len(tokenizer))
+    assert sparse.logits.shape == (1, len(tokenizer))
+    torch.testing.assert_close(dense.loss, sparse.loss)
+
+
+def test_sentence_transformers_loads_the_folder_with_mean_pooling(masked_lm, tokenizer, caplog):
+    """SentenceTransformer(folder, trust_remote_code=True) finds the saved modules (no guessing, no warning) and
+    embeds a sentence as the mean of the encoder's hidden states over its tokens."""
+    model, folder = masked_lm
+    with caplog.at_level(logging.WARNING):
+        encoder = SentenceTransformer(folder, trust_remote_code=True, device="cpu")
+    assert "No sentence-transformers model found" not in caplog.text
+    sentences = ["hybrid encoders mix attention types.", "a short one."]
+    embeddings = encoder.encode(sentences, convert_to_tensor=True)
+    encoded = tokenizer(sentences, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model.hybrid_bert(**encoded).last_hidden_state
+    mask = encoded["attention_mask"].unsqueeze(-1).float()
+    torch.testing.assert_close(embeddings, (hidden * mask).sum(1) / mask.sum(1), atol=1e-5, rtol=1e-5)

@@ -41,6 +41,7 @@ REPO_ID = f"{NAMESPACE}/hbert-v1-tiny-3s"
 USER_FILES = {
     "README.md", "config.json", "configuration_hybrid_bert.py", "modeling_hybrid_bert.py", "model.safetensors",
     "tokenizer.json", "tokenizer_config.json", "budget.json", "mlm_curve.json", "mlm_curve.png",
+    "modules.json", "sentence_bert_config.json", "1_Pooling/config.json",
 }  # fmt: skip
 MODEL_FILES = set(push_to_hub.MODEL_FILES)
 # Variables that would point huggingface_hub at a real token or the real Hub: removed from every child process.

@@ -28,7 +28,9 @@ from modeling import (
     VARIANTS,
     HybridBertConfig,
     HybridBertForMaskedLM,
+    HybridBertForQuestionAnswering,
     HybridBertForSequenceClassification,
+    HybridBertForTokenClassification,
 )
 from recipes.assets import default_tokenizer
 
@@ -39,6 +41,8 @@ AUTO_MAP = {
     "AutoModel": "modeling_hybrid_bert.HybridBertModel",
     "AutoModelForMaskedLM": "modeling_hybrid_bert.HybridBertForMaskedLM",
     "AutoModelForSequenceClassification": "modeling_hybrid_bert.HybridBertForSequenceClassification",
+    "AutoModelForTokenClassification": "modeling_hybrid_bert.HybridBertForTokenClassification",
+    "AutoModelForQuestionAnswering": "modeling_hybrid_bert.HybridBertForQuestionAnswering",
 }
 REAL_VOCAB = 30522
 MAX_DIFF = 1e-6
@@ -207,15 +211,33 @@ def assert_remote_files_shipped(folder: Path) -> None:
 # Saved folder ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("model_class", [HybridBertForMaskedLM, HybridBertForSequenceClassification])
+@pytest.mark.parametrize(
+    "model_class",
+    [
+        HybridBertForMaskedLM,
+        HybridBertForSequenceClassification,
+        HybridBertForTokenClassification,
+        HybridBertForQuestionAnswering,
+    ],
+)
 def test_saved_folder_has_safetensors_code_and_full_auto_map(model_class, tmp_path):
-    """save_pretrained writes model.safetensors (no .bin), both .py files, and auto_map for all four Auto classes."""
+    """save_pretrained writes model.safetensors (no .bin), both .py files, auto_map for every Auto class and the
+    sentence-transformers files (the encoder, then mean pooling at the hidden size)."""
     model_class(tiny_config("hbert-v1")).save_pretrained(tmp_path)
     assert_remote_files_shipped(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["model_type"] == "hybrid_bert"
     assert config["architectures"] == [model_class.__name__]
     assert config.get("auto_map") == AUTO_MAP
+    modules = json.loads((tmp_path / "modules.json").read_text())
+    assert [(m["path"], m["type"]) for m in modules] == [
+        ("", "sentence_transformers.models.Transformer"),
+        ("1_Pooling", "sentence_transformers.models.Pooling"),
+    ]
+    pooling = json.loads((tmp_path / "1_Pooling" / "config.json").read_text())
+    assert pooling["pooling_mode_mean_tokens"] and not pooling["pooling_mode_cls_token"]
+    assert pooling["word_embedding_dimension"] == config["hidden_size"]
+    assert json.loads((tmp_path / "sentence_bert_config.json").read_text())["max_seq_length"] == 64
 
 
 # Every variant x every size ----------------------------------------------------------------------------------
@@ -333,7 +355,7 @@ def test_reference_code_options_load_in_fresh_process(tmp_path):
 
 # Imports of the shipped files --------------------------------------------------------------------------------
 
-STDLIB_ALLOWED = {"__future__", "math", "os", "typing", "collections", "dataclasses"}
+STDLIB_ALLOWED = {"__future__", "math", "os", "json", "typing", "collections", "dataclasses"}
 
 
 def _imports(path: Path):
@@ -369,7 +391,8 @@ def _import_problem(level: int, module: str, names: list[str]) -> str | None:
 
 @pytest.mark.parametrize("filename", REMOTE_FILES)
 def test_remote_code_imports_only_torch_stdlib_and_public_transformers(filename):
-    """Every import in a shipped file is torch, math/os/typing/collections, public transformers or the sibling file."""
+    """Every import in a shipped file is torch, math/os/json/typing/collections, public transformers or the sibling
+    file."""
     imports = list(_imports(MODELING_DIR / filename))
     assert imports, "no imports parsed"
     problems = [
