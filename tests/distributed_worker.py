@@ -123,8 +123,8 @@ def main() -> None:
 
     build_model, recipe_init = pretrain.build_model, {}
 
-    def build_model_observed(model_args, tokenizer):
-        model = build_model(model_args, tokenizer)
+    def build_model_observed(model_args, tokenizer, start=None):
+        model = build_model(model_args, tokenizer, start)
         recipe_init["sha256"] = parameter_sha256(model)
         if options.save_init_weights and rank == 0:
             torch.save(model.state_dict(), options.save_init_weights)
