@@ -66,6 +66,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
 
 demo: venv

@@ -288,7 +288,9 @@ class HybridBertConfig(PreTrainedConfig):
         if self.pooling_kernel_size < 1 or self.pooling_kernel_size % 2 == 0:
             raise ValueError(f"pooling_kernel_size={self.pooling_kernel_size} must be a positive odd number.")
         if self.drop_mask and self.mask_token_id is None:
-            raise ValueError("drop_mask=True needs mask_token_id (take it from the tokenizer: tokenizer.mask_token_id).")
+            raise ValueError(
+                "drop_mask=True needs mask_token_id (take it from the tokenizer: tokenizer.mask_token_id)."
+            )
         boundary_options = self.pooling_skip_boundaries or self.pooling_segment_max
         if boundary_options and (self.cls_token_id is None or self.sep_token_id is None):
             raise ValueError(

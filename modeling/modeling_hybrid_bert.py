@@ -560,7 +560,9 @@ class HybridBertPreTrainedModel(PreTrainedModel):
             shared += ["hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout"]
         fields = {name: getattr(source_config, name) for name in shared}
         label_fields = ("num_labels", "id2label", "label2id")
-        if type(bert).__name__.endswith(LABELLED_BERT_HEADS) and not any(name in config_overrides for name in label_fields):
+        if type(bert).__name__.endswith(LABELLED_BERT_HEADS) and not any(
+            name in config_overrides for name in label_fields
+        ):
             fields.update(id2label=source_config.id2label, label2id=source_config.label2id)
         size = next((name for name, dims in SIZES.items() if all(fields[k] == v for k, v in dims.items())), None)
         config = HybridBertConfig.from_variant(variant, size=size or "base", **{**fields, **config_overrides})
@@ -612,7 +614,9 @@ def _load_bert(source):
         loader = getattr(transformers, architecture, transformers.AutoModel)
         source = loader.from_pretrained(source, attn_implementation="eager")
     if getattr(source.config, "model_type", None) != "bert":
-        raise ValueError(f"from_bert expects an HF BERT model or directory, got model_type={source.config.model_type!r}.")
+        raise ValueError(
+            f"from_bert expects an HF BERT model or directory, got model_type={source.config.model_type!r}."
+        )
     return source
 
 
@@ -653,7 +657,9 @@ _BERT_SELF_ATTENTION = {
 _BERT_FFN = {"intermediate.dense": "ffn_in", "output.dense": "ffn_out"}
 
 
-def _bert_layer_module_to_hybrid(index: int, module: str, config: HybridBertConfig, copy_ffn_and_norms: bool) -> str | None:
+def _bert_layer_module_to_hybrid(
+    index: int, module: str, config: HybridBertConfig, copy_ffn_and_norms: bool
+) -> str | None:
     """The HybridBERT module (under the base model) that takes BERT layer `index`'s `module`, or None.
 
     Self-attention goes to self-attention layers only. Post-LN norms go to the norm feeding the same sub-layer: in
@@ -686,7 +692,9 @@ class HybridBertModel(HybridBertPreTrainedModel):
         self.layers = nn.ModuleList(HybridBertLayer(config, mixer) for mixer in config.mixer_types)
         self.uses_segments = any(layer.mixer.uses_segments for layer in self.layers)
         self.final_norm = (
-            nn.Identity() if config.norm_style == "post" else nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+            nn.Identity()
+            if config.norm_style == "post"
+            else nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         )
         self.pooler = HybridBertPooler(config) if add_pooling_layer else None
         self.post_init()
@@ -709,7 +717,9 @@ class HybridBertModel(HybridBertPreTrainedModel):
         keys = attention_mask.bool() if attention_mask is not None else None
         if self.config.drop_mask:
             if input_ids is None:
-                raise ValueError("drop_mask=True needs input_ids to find [MASK] tokens; inputs_embeds alone is not enough.")
+                raise ValueError(
+                    "drop_mask=True needs input_ids to find [MASK] tokens; inputs_embeds alone is not enough."
+                )
             kept = input_ids != self.config.mask_token_id
             if keys is not None:
                 kept = kept & keys

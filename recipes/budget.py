@@ -130,7 +130,9 @@ def schedule_shape(lr_scheduler_type) -> str:
 class BudgetTrainer(AtomicCheckpointTrainer):
     """A Trainer whose learning rate follows the budget clock instead of the step count (unless `max_steps` is set)."""
 
-    def __init__(self, *args, budget_callback: TimeBudgetCallback, final_lr_ratio: float = 0.0, callbacks=None, **kwargs):
+    def __init__(
+        self, *args, budget_callback: TimeBudgetCallback, final_lr_ratio: float = 0.0, callbacks=None, **kwargs
+    ):
         # The budget callback comes last: what other callbacks do on evaluation (e.g. plotting curves) is then
         # charged to the evaluation pause.
         super().__init__(*args, callbacks=[*(callbacks or []), budget_callback], **kwargs)
@@ -211,7 +213,9 @@ class TimeBudgetCallback(TrainerCallback):
         """Continue from a checkpoint with the budget it had left."""
         path = Path(checkpoint_dir) / BUDGET_STATE_FILE
         if not path.is_file():
-            raise FileNotFoundError(f"{checkpoint_dir} holds no {BUDGET_STATE_FILE}: it was not written by a budgeted run.")
+            raise FileNotFoundError(
+                f"{checkpoint_dir} holds no {BUDGET_STATE_FILE}: it was not written by a budgeted run."
+            )
         saved = json.loads(path.read_text())
         self.clock.elapsed_s = saved["elapsed_s"]
         self.clock.paused_s = saved["paused_s"]

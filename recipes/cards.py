@@ -100,7 +100,9 @@ def utilisation_text(utilisation: dict | None) -> str:
     if utilisation is None:
         return "–"
     peak = f"{utilisation['matmul_peak_flops'] / 1e9:,.0f} GFLOP/s"
-    return f"{100 * utilisation['mfu']:.1f}% of the measured {utilisation['matmul_dtype']} matmul peak ({peak} per device)"
+    return (
+        f"{100 * utilisation['mfu']:.1f}% of the measured {utilisation['matmul_dtype']} matmul peak ({peak} per device)"
+    )
 
 
 def accelerate_settings_text(training: dict) -> str:

@@ -90,4 +90,7 @@ class EvaluationCurveCallback(TrainerCallback):
         staging = self.output_dir / f"{self.plot_file}.tmp.png"  # whole or not at all, like the JSON
         plot_curves({self.title: self.points}, staging, self.title, metric=self.metric, ylabel=self.ylabel)
         staging.replace(self.output_dir / self.plot_file)
-        print(f"[{point['elapsed_s']:.0f}/{self.clock.budget_s:.0f} s] step {point['step']}, {self.describe(point)}", flush=True)
+        print(
+            f"[{point['elapsed_s']:.0f}/{self.clock.budget_s:.0f} s] step {point['step']}, {self.describe(point)}",
+            flush=True,
+        )

@@ -169,7 +169,9 @@ def pack_into_blocks(
 
 def mask_once(blocks: Dataset, tokenizer: PreTrainedTokenizerBase, mlm_probability: float, seed: int) -> Dataset:
     """Apply BERT's 80/10/10 masking once, with a fixed seed, and keep the result (`input_ids`, `labels`)."""
-    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability, seed=seed, return_tensors="np")
+    collator = DataCollatorForLanguageModeling(
+        tokenizer, mlm_probability=mlm_probability, seed=seed, return_tensors="np"
+    )
 
     def mask(batch):
         masked = collator([{"input_ids": ids} for ids in batch["input_ids"]])
@@ -203,7 +205,11 @@ class PreparedData:
 
 
 def preparation_settings(
-    spec: CorpusSpec, source: str | None, tokenizer: PreTrainedTokenizerBase, max_seq_length: int, mlm_probability: float
+    spec: CorpusSpec,
+    source: str | None,
+    tokenizer: PreTrainedTokenizerBase,
+    max_seq_length: int,
+    mlm_probability: float,
 ) -> dict:
     """Everything that shapes the prepared blocks: their sha256 is the data fingerprint a run records."""
     return {
@@ -248,7 +254,10 @@ def prepare(
     if not is_stored(target):
         train = pack_into_blocks(corpus["train"], tokenizer, max_seq_length, num_proc)
         held_out = mask_once(
-            pack_into_blocks(corpus["validation"], tokenizer, max_seq_length, num_proc), tokenizer, mlm_probability, spec.seed
+            pack_into_blocks(corpus["validation"], tokenizer, max_seq_length, num_proc),
+            tokenizer,
+            mlm_probability,
+            spec.seed,
         )
         if len(train) == 0:
             raise ValueError(f"The training text is shorter than one block of {max_seq_length} tokens.")

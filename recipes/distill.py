@@ -77,22 +77,33 @@ AGREEMENT_CURVE_FILE = "agreement_curve.json"
 class DistillationArguments:
     teacher: str = field(
         default="minilm",
-        metadata={"help": f"The pretrained BERT: a directory, a Hub id, or one of {', '.join(assets.NAMED_CHECKPOINTS)}"},
+        metadata={
+            "help": f"The pretrained BERT: a directory, a Hub id, or one of {', '.join(assets.NAMED_CHECKPOINTS)}"
+        },
     )
-    variant: str = field(default="hbert-v1", metadata={"help": "The student's layout: addbert, hbert-v1, hbert-v2, pool-hybrid (or bert)"})
+    variant: str = field(
+        default="hbert-v1",
+        metadata={"help": "The student's layout: addbert, hbert-v1, hbert-v2, pool-hybrid (or bert)"},
+    )
     keep_source_settings: bool = field(
         default=False,
-        metadata={"help": "The student keeps the teacher's settings (post-LN, activation, learned positions, FFN biases) "
-                  "in the hybrid's layout, instead of the variant's own (HBERT: Sub-LN, ReLU, sinusoidal, no FFN bias)"},
+        metadata={
+            "help": "The student keeps the teacher's settings (post-LN, activation, learned positions, FFN biases) "
+            "in the hybrid's layout, instead of the variant's own (HBERT: Sub-LN, ReLU, sinusoidal, no FFN bias)"
+        },
     )
-    config_overrides: str | None = field(default=None, metadata={"help": "Student config fields, e.g. 'hidden_dropout_prob=0.0'"})
+    config_overrides: str | None = field(
+        default=None, metadata={"help": "Student config fields, e.g. 'hidden_dropout_prob=0.0'"}
+    )
     hidden_states_weight: float = field(default=1.0, metadata={"help": "Weight of the layer-wise hidden-state term"})
     embedding_weight: float = field(default=1.0, metadata={"help": "Weight of the mean-pooled sentence-embedding term"})
 
 
 def source_settings(teacher_config) -> dict:
     """The teacher's settings, as HybridBERT config fields (a BERT is post-LN with learned positions and FFN biases)."""
-    return dict(norm_style="post", hidden_act=teacher_config.hidden_act, ffn_bias=True, position_embedding_type="absolute")
+    return dict(
+        norm_style="post", hidden_act=teacher_config.hidden_act, ffn_bias=True, position_embedding_type="absolute"
+    )
 
 
 def layer_outputs(outputs) -> list[torch.Tensor]:
@@ -100,7 +111,9 @@ def layer_outputs(outputs) -> list[torch.Tensor]:
     return [*outputs.hidden_states[:-1], outputs.last_hidden_state]
 
 
-def hidden_state_distance(student: torch.Tensor, teacher: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+def hidden_state_distance(
+    student: torch.Tensor, teacher: torch.Tensor, attention_mask: torch.Tensor | None
+) -> torch.Tensor:
     """Mean over kept tokens of 1 − Pearson correlation of the two width-vectors (½ · MSE of parameter-free LN forms)."""
     width = student.shape[-1]
     distance = 0.5 * (F.layer_norm(student.float(), (width,)) - F.layer_norm(teacher.float(), (width,))).pow(2).mean(-1)
@@ -111,7 +124,11 @@ def hidden_state_distance(student: torch.Tensor, teacher: torch.Tensor, attentio
 
 
 def distillation_loss(
-    student_outputs, teacher_outputs, attention_mask: torch.Tensor | None, hidden_states_weight: float, embedding_weight: float
+    student_outputs,
+    teacher_outputs,
+    attention_mask: torch.Tensor | None,
+    hidden_states_weight: float,
+    embedding_weight: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The module docstring's loss; also returns the student's and teacher's sentence embeddings."""
     student_layers, teacher_layers = layer_outputs(student_outputs), layer_outputs(teacher_outputs)
@@ -141,7 +158,11 @@ class DistillationTrainer(BudgetTrainer):
             teacher_outputs = self.teacher(**inputs, output_hidden_states=True)
         student_outputs = model(**inputs, output_hidden_states=True)
         return distillation_loss(
-            student_outputs, teacher_outputs, inputs.get("attention_mask"), self.hidden_states_weight, self.embedding_weight
+            student_outputs,
+            teacher_outputs,
+            inputs.get("attention_mask"),
+            self.hidden_states_weight,
+            self.embedding_weight,
         )
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -194,7 +215,10 @@ def load_teacher(name: str) -> PreTrainedModel:
 def build_student(args: DistillationArguments, teacher: PreTrainedModel) -> tuple[HybridBertModel, dict]:
     """The hybrid initialised from the teacher, and from_bert's loading info. BERT's pooler is kept but frozen: the
     loss does not reach it, and frozen it is no unused trainable parameter for DDP."""
-    overrides = {**(source_settings(teacher.config) if args.keep_source_settings else {}), **parse_overrides(args.config_overrides)}
+    overrides = {
+        **(source_settings(teacher.config) if args.keep_source_settings else {}),
+        **parse_overrides(args.config_overrides),
+    }
     student, info = HybridBertModel.from_bert(teacher, variant=args.variant, output_loading_info=True, **overrides)
     if student.pooler is not None:
         student.pooler.requires_grad_(False)
@@ -261,20 +285,28 @@ def distill(args, data_args, budget_args, training_args, budget_s, shape, corpus
     settings = training_settings(training_args, data_args, shape)
     samples_per_step = settings["samples_per_step"]
     loss_weights = {"hidden_states": args.hidden_states_weight, "embedding": args.embedding_weight}
-    distillation = {"teacher": args.teacher, "keep_source_settings": args.keep_source_settings, "loss_weights": loss_weights}
-    record = asdict(RunRecord.collect(
-        config=student.config.to_dict(),
-        data_sha256=data.fingerprint,
-        budget_s=budget_s,
-        seed=training_args.seed,
-        training={"objective": "distillation", **distillation, **settings},
-        device=training_args.device,
-        world_size=world_size,
-    ))
+    distillation = {
+        "teacher": args.teacher,
+        "keep_source_settings": args.keep_source_settings,
+        "loss_weights": loss_weights,
+    }
+    record = asdict(
+        RunRecord.collect(
+            config=student.config.to_dict(),
+            data_sha256=data.fingerprint,
+            budget_s=budget_s,
+            seed=training_args.seed,
+            training={"objective": "distillation", **distillation, **settings},
+            device=training_args.device,
+            world_size=world_size,
+        )
+    )
     budget = budget_callback(budget_s, budget_args, training_args, checkpoint, now, record)
     previous_points = curve_until(load_curve(output_dir, AGREEMENT_CURVE_FILE), checkpoint)
     title = f"{student.config.variant} from {args.teacher}{' (source settings)' if args.keep_source_settings else ''}, budget {budget_args.budget}"
-    curve = AgreementCurveCallback(budget.clock, output_dir, samples_per_step * data_args.max_seq_length, previous_points, title)
+    curve = AgreementCurveCallback(
+        budget.clock, output_dir, samples_per_step * data_args.max_seq_length, previous_points, title
+    )
     trainer = DistillationTrainer(
         model=student,
         args=training_args,
@@ -308,7 +340,9 @@ def distill(args, data_args, budget_args, training_args, budget_s, shape, corpus
         budget=budget_args.budget,
         teacher=args.teacher,
         keep_source_settings=args.keep_source_settings,
-        agreement={"start": curve.points[0]["agreement"], "end": curve.points[-1]["agreement"]} if curve.points else None,
+        agreement={"start": curve.points[0]["agreement"], "end": curve.points[-1]["agreement"]}
+        if curve.points
+        else None,
         initialisation={key: loading_info[key] for key in ("newly_initialized", "unused", "dropped_biases")}
         | {"copied": len(loading_info["copied"])},
         arguments={"distillation": asdict(args), "data": asdict(data_args), "budget": asdict(budget_args)},

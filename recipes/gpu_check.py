@@ -103,7 +103,11 @@ def summary_markdown(measured: BenchmarkRecord, zero2: PretrainingRecord | None)
     recipe = measured.section("recipe")
     rows = [
         [
-            setting["model"], str(setting["seq"]), name, f"{record['tokens_per_s']:,.0f}", f"{100 * record['mfu']:.1f}%",
+            setting["model"],
+            str(setting["seq"]),
+            name,
+            f"{record['tokens_per_s']:,.0f}",
+            f"{100 * record['mfu']:.1f}%",
             ratio(record["ratio_vs"][RECIPE_FP32]),
         ]  # fmt: skip
         for setting in recipe["settings"]

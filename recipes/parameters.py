@@ -1,7 +1,7 @@
 """Parameter counts per component, for every variant beside HF's own BERT and the HBERT paper's Table 2.
 
-    python -m recipes.parameters --size base            # markdown table on stdout
-    python -m recipes.parameters --size base --json out.json
+python -m recipes.parameters --size base            # markdown table on stdout
+python -m recipes.parameters --size base --json out.json
 """
 
 from __future__ import annotations

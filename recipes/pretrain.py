@@ -105,7 +105,9 @@ class ModelArguments:
     )
     model_revision: str | None = field(
         default=None,
-        metadata={"help": "With a Hub repo id in --model_name_or_path or --init_from: branch, tag or commit (default main)"},
+        metadata={
+            "help": "With a Hub repo id in --model_name_or_path or --init_from: branch, tag or commit (default main)"
+        },
     )
     variant: str | None = field(
         default=None, metadata={"help": "bert, addbert, hbert-v1, hbert-v2 or pool-hybrid (default bert)"}
@@ -123,7 +125,10 @@ class ModelArguments:
         },
     )
     copy_ffn_and_norms: bool = field(
-        default=True, metadata={"help": "With --init_from: also copy FFNs and norms that have a counterpart (false: embeddings and self-attention only)"}
+        default=True,
+        metadata={
+            "help": "With --init_from: also copy FFNs and norms that have a counterpart (false: embeddings and self-attention only)"
+        },
     )
     tokenizer_name: str | None = field(
         default=None, metadata={"help": "A tokenizer directory or Hub id (default: the embedded bert-base-uncased)"}
@@ -132,7 +137,9 @@ class ModelArguments:
 
 @dataclass
 class DataArguments:
-    dataset: str | None = field(default=None, metadata={"help": f"Offline corpus: {', '.join(OFFLINE_CORPORA)} (default wikitext-2-raw)"})
+    dataset: str | None = field(
+        default=None, metadata={"help": f"Offline corpus: {', '.join(OFFLINE_CORPORA)} (default wikitext-2-raw)"}
+    )
     dataset_name: str | None = field(default=None, metadata={"help": "A Hub dataset (needs a network)"})
     dataset_config_name: str | None = field(default=None)
     train_file: str | None = field(
@@ -140,13 +147,20 @@ class DataArguments:
     )
     validation_file: str | None = field(default=None)
     text_column_name: str | None = field(
-        default=None, metadata={"help": "The column of --dataset_name or a .csv/.json train file that holds the text (default 'text')"}
+        default=None,
+        metadata={
+            "help": "The column of --dataset_name or a .csv/.json train file that holds the text (default 'text')"
+        },
     )
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes that tokenise the text"})
-    validation_split_percentage: float = field(default=5.0, metadata={"help": "Held-out share when the source has no validation split"})
+    validation_split_percentage: float = field(
+        default=5.0, metadata={"help": "Held-out share when the source has no validation split"}
+    )
     max_seq_length: int = 128
     mlm_probability: float = 0.15
-    max_eval_samples: int | None = field(default=512, metadata={"help": "Blocks of the held-out set evaluated (None: all)"})
+    max_eval_samples: int | None = field(
+        default=512, metadata={"help": "Blocks of the held-out set evaluated (None: all)"}
+    )
     held_out_seed: int = field(
         default=42, metadata={"help": "Seed of the held-out split (where the source has none) and of its masks"}
     )
@@ -244,7 +258,11 @@ def parse_overrides(text: str | None) -> dict:
             close = difflib.get_close_matches(key, OVERRIDABLE_FIELDS, n=3)
             raise ValueError(
                 f"--config_overrides: {key!r} is not a config field"
-                + (f"; did you mean {' or '.join(map(repr, close))}?" if close else f" (fields: {', '.join(OVERRIDABLE_FIELDS)}).")
+                + (
+                    f"; did you mean {' or '.join(map(repr, close))}?"
+                    if close
+                    else f" (fields: {', '.join(OVERRIDABLE_FIELDS)})."
+                )
             )
         try:
             overrides[key] = json.loads(raw)
@@ -261,11 +279,15 @@ def requested_config(model_args: ModelArguments, tokenizer=None, start: Path | N
         return read_config(start)
     fields = {"drop_mask": model_args.drop_mask, **parse_overrides(model_args.config_overrides)}
     if tokenizer is not None:
-        fields.update(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, mask_token_id=tokenizer.mask_token_id)
+        fields.update(
+            vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, mask_token_id=tokenizer.mask_token_id
+        )
     elif fields["drop_mask"]:
         fields.setdefault("mask_token_id", 0)  # a stand-in while only the shape is checked; the tokenizer's comes later
     if not model_args.init_from:
-        return HybridBertConfig.from_variant(model_args.variant or "bert", size=model_args.size or "mini", **fields).to_dict()
+        return HybridBertConfig.from_variant(
+            model_args.variant or "bert", size=model_args.size or "mini", **fields
+        ).to_dict()
     source = read_config(start)
     dimensions = {name: source[name] for name in SOURCE_DIMENSIONS if name in source and name not in fields}
     config = HybridBertConfig.from_variant(model_args.variant or "bert", size="base", **dimensions, **fields).to_dict()
@@ -309,7 +331,9 @@ def resolve_start(model_args: ModelArguments) -> Path | None:
         )  # fmt: skip
         return folder
     if model_args.model_revision:
-        raise ValueError("--model_revision applies to a Hub repo id in --model_name_or_path or --init_from; neither is given.")
+        raise ValueError(
+            "--model_revision applies to a Hub repo id in --model_name_or_path or --init_from; neither is given."
+        )
     return None
 
 
@@ -334,7 +358,9 @@ def build_model(model_args: ModelArguments, tokenizer, start: Path | None = None
     if model_args.model_name_or_path:
         model = HybridBertForMaskedLM.from_pretrained(start)
         if len(tokenizer) > model.config.vocab_size:
-            raise ValueError(f"The tokenizer has {len(tokenizer)} tokens; the checkpoint only {model.config.vocab_size}.")
+            raise ValueError(
+                f"The tokenizer has {len(tokenizer)} tokens; the checkpoint only {model.config.vocab_size}."
+            )
         return model
     fields = {
         "vocab_size": len(tokenizer),
@@ -351,7 +377,9 @@ def build_model(model_args: ModelArguments, tokenizer, start: Path | None = None
             start, variant=variant, copy_ffn_and_norms=model_args.copy_ffn_and_norms, **fields
         )
         if model_args.size and model.config.size != model_args.size:
-            raise ValueError(f"--size {model_args.size} does not match the --init_from model (size {model.config.size}).")
+            raise ValueError(
+                f"--size {model_args.size} does not match the --init_from model (size {model.config.size})."
+            )
         return model
     config = HybridBertConfig.from_variant(variant, size=model_args.size or "mini", **fields)
     return HybridBertForMaskedLM(config)
@@ -402,12 +430,15 @@ def check_budget_arguments(budget_args: BudgetArguments, training_args: Training
     deepspeed_mismatches = getattr(getattr(training_args, "hf_deepspeed_config", None), "mismatches", None)
     if deepspeed_mismatches:
         raise ValueError(
-            "The DeepSpeed config disagrees with the training arguments:\n" + "\n".join(deepspeed_mismatches)
+            "The DeepSpeed config disagrees with the training arguments:\n"
+            + "\n".join(deepspeed_mismatches)
             + "\nSet those keys to 'auto' or to the same values."
         )
     shape = schedule_shape(training_args.lr_scheduler_type)
     if shape not in BUDGET_SCHEDULE_SHAPES and training_args.max_steps <= 0:
-        raise ValueError(f"A budget schedule is {' or '.join(BUDGET_SCHEDULE_SHAPES)}; got --lr_scheduler_type {shape}.")
+        raise ValueError(
+            f"A budget schedule is {' or '.join(BUDGET_SCHEDULE_SHAPES)}; got --lr_scheduler_type {shape}."
+        )
     if training_args.max_steps <= 0 and not 0 <= training_args.warmup_steps < 1:
         raise ValueError("With a budget schedule, --warmup_steps is a fraction of the budget in [0, 1).")
     return budget_s, shape
@@ -468,7 +499,9 @@ def curve_until(points: list[dict], checkpoint: str | None) -> list[dict]:
 
 
 @contextmanager
-def claimed_output_dir(training_args: TrainingArguments, overwrite: bool, curve_file: str = CURVE_FILE) -> Iterator[str | None]:
+def claimed_output_dir(
+    training_args: TrainingArguments, overwrite: bool, curve_file: str = CURVE_FILE
+) -> Iterator[str | None]:
     """Holds the output directory's lock for the body and yields the checkpoint the run continues from (None: a fresh
     start; see `resume_point`). The main process first replaces a run (--overwrite_output_dir) and removes
     checkpoints cut short."""
@@ -575,9 +608,13 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
     # Every argument is checked before anything is written.
     budget_s, shape = check_budget_arguments(budget_args, training_args)
     start = resolve_start(model_args)
-    positions = requested_config(model_args, start=start)["max_position_embeddings"]  # names and overrides checked early
+    positions = requested_config(model_args, start=start)[
+        "max_position_embeddings"
+    ]  # names and overrides checked early
     if positions < data_args.max_seq_length:
-        raise ValueError(f"--max_seq_length {data_args.max_seq_length} exceeds the model's max_position_embeddings {positions}.")
+        raise ValueError(
+            f"--max_seq_length {data_args.max_seq_length} exceeds the model's max_position_embeddings {positions}."
+        )
     if training_args.data_seed is None:
         raise ValueError("--data_seed must be set: the training order and masks follow it, not --seed.")
     calibration = calibration_info(budget_args, model_args, data_args, training_args, budget_s)
@@ -591,7 +628,18 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
 
 
 def pretrain(
-    model_args, data_args, budget_args, training_args, budget_s, shape, corpus, checkpoint, now, callbacks, calibration, start
+    model_args,
+    data_args,
+    budget_args,
+    training_args,
+    budget_s,
+    shape,
+    corpus,
+    checkpoint,
+    now,
+    callbacks,
+    calibration,
+    start,
 ) -> dict:
     """The recipe once its arguments are checked and its output directory claimed (see `main`)."""
     output_dir = Path(training_args.output_dir)
@@ -631,7 +679,13 @@ def pretrain(
     )
     step_clock = CalibratedClock(budget_s, calibration["steps"]) if calibration else None
     budget = budget_callback(
-        budget_s, budget_args, training_args, checkpoint, step_clock or now, run_record, calibration and calibration["steps"]
+        budget_s,
+        budget_args,
+        training_args,
+        checkpoint,
+        step_clock or now,
+        run_record,
+        calibration and calibration["steps"],
     )
     mlm_accuracy = evaluate.load(str(METRICS_DIR / "mlm_accuracy"))
     previous_points = curve_until(load_curve(output_dir), checkpoint)
@@ -643,7 +697,9 @@ def pretrain(
         args=training_args,
         train_dataset=data.train,
         eval_dataset=held_out,
-        data_collator=HeldOutCollator(tokenizer, data_args.mlm_probability, training_args.data_seed + training_args.process_index),
+        data_collator=HeldOutCollator(
+            tokenizer, data_args.mlm_probability, training_args.data_seed + training_args.process_index
+        ),
         processing_class=tokenizer,
         compute_metrics=lambda p: mlm_accuracy.compute(
             predictions=p.predictions, references=p.label_ids, inputs=p.inputs, mask_token_id=tokenizer.mask_token_id
@@ -697,6 +753,7 @@ def pretrain(
             flush=True,
         )
     return record.to_dict()
+
 
 if __name__ == "__main__":
     main()

@@ -42,7 +42,9 @@ TEACHER = "teacher"
 @dataclass
 class ProbeArguments:
     teacher: str = field(default="minilm", metadata={"help": "The teacher: a BERT directory, a Hub id or 'minilm'"})
-    students: list[str] = field(default_factory=list, metadata={"help": "Saved student folders (distilled, MLM-healed)"})
+    students: list[str] = field(
+        default_factory=list, metadata={"help": "Saved student folders (distilled, MLM-healed)"}
+    )
     unhealed: list[str] = field(
         default_factory=list, metadata={"help": "Variants initialised from the teacher (from_bert) and not healed"}
     )
@@ -79,7 +81,9 @@ def latency(encoders: dict[str, PreTrainedModel], seqs: list[int], repeats: int)
     """Per length: each encoder's median latency (ms) for one sequence and its ratio to the teacher's."""
     for name, model in encoders.items():
         if model.config.vocab_size < VOCAB_SIZE:
-            raise ValueError(f"Latency uses BERT-vocabulary token ids; {name} has only {model.config.vocab_size} tokens.")
+            raise ValueError(
+                f"Latency uses BERT-vocabulary token ids; {name} has only {model.config.vocab_size} tokens."
+            )
     args = BenchmarkArguments(sections=["infer"], repeats=repeats, warmup=1, device="cpu")
     timings = {}
     for seq in seqs:
@@ -112,13 +116,20 @@ def evaluate_task(task: str, encoders: dict[str, PreTrainedModel], tokenizer, ar
         teacher_test = test_x if name == TEACHER else teacher_test
         results[name] = linear_probe(train_x, np.array(train["label"]), test_x, np.array(test["label"]), args.seed)
         results[name]["agreement"] = agreement(test_x, teacher_test)
-        print(f"{task}: {name}: probe accuracy {100 * results[name]['accuracy']:.2f}%, agreement {results[name]['agreement']:.4f}", flush=True)
+        print(
+            f"{task}: {name}: probe accuracy {100 * results[name]['accuracy']:.2f}%, agreement {results[name]['agreement']:.4f}",
+            flush=True,
+        )
     return results
 
 
 def markdown(results: dict) -> str:
     names = list(results["latency_ms"][str(results["arguments"]["latency_seqs"][0])])
-    header = ["encoder"] + [f"{task} probe acc." for task in results["tasks"]] + [f"{task} agreement" for task in results["tasks"]]
+    header = (
+        ["encoder"]
+        + [f"{task} probe acc." for task in results["tasks"]]
+        + [f"{task} agreement" for task in results["tasks"]]
+    )
     header += [f"latency {seq} (ms, ÷ teacher)" for seq in results["latency_ms"]]
     rows = []
     for name in names:
@@ -141,7 +152,9 @@ def main(argv: list[str] | None = None) -> dict:
     results = {
         "arguments": asdict(args),
         "tasks": {task: evaluate_task(task, encoders, tokenizer, args) for task in args.tasks},
-        "latency_ms": {str(seq): records for seq, records in latency(encoders, args.latency_seqs, args.latency_repeats).items()},
+        "latency_ms": {
+            str(seq): records for seq, records in latency(encoders, args.latency_seqs, args.latency_repeats).items()
+        },
         "device": device_name("cpu"),
         "threads": torch.get_num_threads(),
         "versions": package_versions(),

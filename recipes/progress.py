@@ -8,10 +8,10 @@ prints go above it, as with Trainer's own bar.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tqdm.auto import tqdm
 from transformers import TrainerCallback
-
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from recipes.budget import BudgetClock

@@ -30,7 +30,9 @@ def resolve_model(reference: str, revision: str | None = None, argument: str = "
     named = reference in assets.NAMED_CHECKPOINTS
     local = Path(reference)
     if (named or local.exists()) and revision:
-        raise ValueError(f"{argument} {reference!r} is not a Hub repo id; a revision ({revision!r}) applies to those only.")
+        raise ValueError(
+            f"{argument} {reference!r} is not a Hub repo id; a revision ({revision!r}) applies to those only."
+        )
     if named:
         folder = assets.fetch(assets.NAMED_CHECKPOINTS[reference])
     elif local.exists():

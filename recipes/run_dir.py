@@ -118,4 +118,3 @@ def claim_output_dir(folder: Path, is_main_process: bool = True) -> Iterator[Non
         lock.release()
         if created and not entries(folder):
             shutil.rmtree(folder, ignore_errors=True)
-

@@ -4,7 +4,6 @@ encoding of texts. (Every saved folder already loads with `SentenceTransformer(p
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase

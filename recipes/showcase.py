@@ -55,7 +55,9 @@ def normalised(embeddings: np.ndarray) -> np.ndarray:
 def main(argv: list[str] | None = None) -> dict:
     (args,) = HfArgumentParser(ShowcaseArguments).parse_args_into_dataclasses(argv)
     teacher = load_teacher(args.teacher)
-    tokenizer = load_tokenizer(ModelArguments(tokenizer_name=None if args.teacher in assets.NAMED_CHECKPOINTS else args.teacher))
+    tokenizer = load_tokenizer(
+        ModelArguments(tokenizer_name=None if args.teacher in assets.NAMED_CHECKPOINTS else args.teacher)
+    )
     encoders = {TEACHER: teacher, "student": AutoModel.from_pretrained(args.student, trust_remote_code=True).eval()}
 
     similarities = {}
@@ -74,7 +76,9 @@ def main(argv: list[str] | None = None) -> dict:
     print("\nNearest neighbour of each query among the documents (teacher | student):")
     for query, by_teacher, by_student in zip(QUERIES, neighbours[TEACHER], neighbours["student"], strict=True):
         same = "same" if by_teacher == by_student else "differs"
-        print(f"  {query!r}\n      teacher: {DOCUMENTS[by_teacher]!r}\n      student: {DOCUMENTS[by_student]!r} ({same})")
+        print(
+            f"  {query!r}\n      teacher: {DOCUMENTS[by_teacher]!r}\n      student: {DOCUMENTS[by_student]!r} ({same})"
+        )
 
     records = latency(encoders, [args.latency_seq], args.latency_repeats)[args.latency_seq]
     print(f"\nLatency of one {args.latency_seq}-token sequence (median of {args.latency_repeats} interleaved turns):")

@@ -182,8 +182,17 @@ TASKS: dict[str, Task] = {
             text_column="extract",
             label_column="topic",
             label_names=(
-                "Arts", "Biology and health sciences", "Everyday life", "Geography", "History", "Mathematics",
-                "People", "Philosophy and religion", "Physical sciences", "Society and social sciences", "Technology",
+                "Arts",
+                "Biology and health sciences",
+                "Everyday life",
+                "Geography",
+                "History",
+                "Mathematics",
+                "People",
+                "Philosophy and religion",
+                "Physical sciences",
+                "Society and social sciences",
+                "Technology",
             ),  # fmt: skip
             epochs=10,
             read=_read_wiki_topics,
@@ -280,5 +289,3 @@ def _complete_splits(source: DatasetDict, seed: int) -> DatasetDict:
     train, test = (train, source["test"]) if "test" in source else carve(train)
     train, validation = carve(train)
     return DatasetDict({"train": train, "validation": validation, "test": test})
-
-

@@ -138,7 +138,9 @@ def git(repo: Path, *args: str) -> str:
     """Run git in `repo` with a fixed identity; fails the test with git's message."""
     identity = {"GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@localhost"}
     identity.update(GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@localhost")
-    result = subprocess.run(["git", "-C", str(repo), *args], env={**os.environ, **identity}, capture_output=True, text=True)
+    result = subprocess.run(
+        ["git", "-C", str(repo), *args], env={**os.environ, **identity}, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
@@ -155,7 +157,10 @@ def serve_olah(mirrors: Path, workdir: Path) -> Iterator[str]:
     )
     log = (workdir / "olah.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "olah.server", "--config", str(config)], cwd=workdir, stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "olah.server", "--config", str(config)],
+        cwd=workdir,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 60

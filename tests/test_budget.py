@@ -45,7 +45,13 @@ LONG_RUN = 10**6  # max_steps large enough never to be the reason to stop: the b
 @pytest.mark.parametrize(
     "text, seconds",
     [
-        ("90s", 90), ("10m", 600), ("2h", 7200), ("1d", 86400), ("1h30m", 5400), ("600", 600), (" 2H ", 7200),
+        ("90s", 90),
+        ("10m", 600),
+        ("2h", 7200),
+        ("1d", 86400),
+        ("1h30m", 5400),
+        ("600", 600),
+        (" 2H ", 7200),
         ("1.5m", 90),
     ],  # fmt: skip
 )
@@ -222,8 +228,19 @@ def _args(output_dir: Path, shape: str = "linear", max_steps: int = LONG_RUN) ->
     )
 
 
-def _trainer(tokenizer, blocks, output_dir, budget, clock, duration, shape="linear", final_lr_ratio=0.0,
-             max_steps=LONG_RUN, callbacks=(), eval_seconds=0.0):
+def _trainer(
+    tokenizer,
+    blocks,
+    output_dir,
+    budget,
+    clock,
+    duration,
+    shape="linear",
+    final_lr_ratio=0.0,
+    max_steps=LONG_RUN,
+    callbacks=(),
+    eval_seconds=0.0,
+):
     """A BudgetTrainer on the real blocks; `Steps`, `EvalTime` and a `Recorder` are added after the budget callback."""
     train, held_out = blocks
     trainer = BudgetTrainer(
@@ -310,9 +327,7 @@ def test_step_estimated_schedule_misses_end_value_at_deadline(tmp_path, tokenize
         reference.step()
     assert recorder.lr_after[-1] == pytest.approx(reference.get_last_lr()[0])
     assert recorder.lr_after[-1] > 0.4 * PEAK_LR  # nowhere near the end value 0 at the deadline
-    assert recorder.lr_after[-1] != pytest.approx(
-        PEAK_LR * budget_schedule(1.0, WARMUP, 0.0, "linear"), abs=1e-12
-    )
+    assert recorder.lr_after[-1] != pytest.approx(PEAK_LR * budget_schedule(1.0, WARMUP, 0.0, "linear"), abs=1e-12)
 
 
 def test_evaluation_and_saving_pause_the_clock(tmp_path, tokenizer, blocks):

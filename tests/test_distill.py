@@ -69,7 +69,9 @@ def test_loss_is_zero_for_an_exact_copy_and_reaches_only_the_student(teacher_dir
     inputs["attention_mask"][1, 6:] = 0
     with torch.no_grad():
         teacher_outputs = teacher(**inputs, output_hidden_states=True)
-    loss, *_ = distillation_loss(student(**inputs, output_hidden_states=True), teacher_outputs, inputs["attention_mask"], 1.0, 1.0)
+    loss, *_ = distillation_loss(
+        student(**inputs, output_hidden_states=True), teacher_outputs, inputs["attention_mask"], 1.0, 1.0
+    )
     assert loss.abs() < 1e-5
 
     hybrid = HybridBertModel.from_bert(teacher, variant="hbert-v1")
@@ -151,7 +153,10 @@ def test_healed_student_loads_in_a_fresh_process(distilled, tmp_path):
     output_dir, _ = distilled
     result = subprocess.run(
         [sys.executable, "-c", LOAD_IN_FRESH_PROCESS, str(output_dir)],
-        cwd=tmp_path, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
@@ -166,7 +171,17 @@ def test_healed_student_loads_in_a_fresh_process(distilled, tmp_path):
 def test_bad_teacher_fails_before_writing(tmp_path, train_file):
     output_dir = tmp_path / "run"
     with pytest.raises(ValueError, match="--teacher"):
-        main(["--teacher", str(tmp_path / "missing"), "--train_file", str(train_file), "--output_dir", str(output_dir), *RUN])
+        main(
+            [
+                "--teacher",
+                str(tmp_path / "missing"),
+                "--train_file",
+                str(train_file),
+                "--output_dir",
+                str(output_dir),
+                *RUN,
+            ]
+        )
     assert not output_dir.exists()
 
 
@@ -207,7 +222,9 @@ def test_probe_compares_students_with_their_teacher(teacher_dir, distilled, tmp_
 
 def test_showcase_prints_teacher_and_student_side_by_side(teacher_dir, distilled, capsys):
     student_dir, _ = distilled
-    shown = showcase_main(["--student", str(student_dir), "--teacher", str(teacher_dir), "--latency_seq", "32", "--latency_repeats", "1"])
+    shown = showcase_main(
+        ["--student", str(student_dir), "--teacher", str(teacher_dir), "--latency_seq", "32", "--latency_repeats", "1"]
+    )
     assert set(shown["similarities"]) == set(shown["neighbours"]) == set(shown["latency_ms"]) == {"teacher", "student"}
     assert all(-1.0 <= value <= 1.0 + 1e-6 for values in shown["similarities"].values() for value in values)
     printed = capsys.readouterr().out

@@ -21,9 +21,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from helpers import free_port
+from safetensors.torch import load_file
 
 from recipes import assets
 from recipes.budget import BUDGET_STATE_FILE, budget_schedule
@@ -32,7 +31,10 @@ from recipes.records import BUDGET_FILE
 REPO = Path(__file__).resolve().parents[1]
 WORKER = REPO / "tests" / "distributed_worker.py"
 ACCELERATE_CONFIGS = REPO / "recipes" / "accelerate"
-DS_CONFIGS = {"ds_zero2": REPO / "recipes" / "ds_zero2.json", "ds_zero2_offload": REPO / "recipes" / "ds_zero2_offload.json"}
+DS_CONFIGS = {
+    "ds_zero2": REPO / "recipes" / "ds_zero2.json",
+    "ds_zero2_offload": REPO / "recipes" / "ds_zero2_offload.json",
+}
 OVERRIDES = "hidden_size=32,num_attention_heads=2,intermediate_size=64"
 TINY = [
     "--variant", "hbert-v1",
@@ -68,7 +70,15 @@ def _launcher(kind: str) -> list[str]:
     if kind == "python":
         return [sys.executable]
     if kind == "torchrun":
-        return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port())]
+        return [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            str(free_port()),
+        ]
     config = {"ddp": "cpu_2proc.yaml", "deepspeed": "deepspeed_zero2.yaml"}[kind]
     return [
         sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ACCELERATE_CONFIGS / config),
@@ -112,7 +122,6 @@ def _launch(kind: str, workdir: Path, recipe_args: list[str], worker_args: list[
     reports = [json.loads((report_dir / f"rank{r}.json").read_text()) for r in range(ranks)]
     output_dir = Path(recipe_args[recipe_args.index("--output_dir") + 1])
     return Launch(kind, output_dir, reports, output)
-
 
 
 def _budget_args(train_file: Path, output_dir: Path, budget_s: float, *extra: str) -> list[str]:
@@ -255,7 +264,9 @@ def test_resume_continues_with_the_remaining_budget(resumed):
         assert report["steps"][0]["elapsed_s"] > first_elapsed
         assert report["steps"][-1]["elapsed_s"] >= RESUMED_BUDGET_S > report["steps"][-2]["elapsed_s"]
         for record in report["steps"]:
-            assert record["lr"][0] == pytest.approx(_scheduled_lr(record["elapsed_s"], RESUMED_BUDGET_S), rel=1e-9, abs=1e-15)
+            assert record["lr"][0] == pytest.approx(
+                _scheduled_lr(record["elapsed_s"], RESUMED_BUDGET_S), rel=1e-9, abs=1e-15
+            )
     rank0, rank1 = second.reports
     assert rank0["spent"]["steps"] == rank1["spent"]["steps"] == second.budget_json["steps"]
     assert [s["elapsed_s"] for s in rank0["steps"]] == [s["elapsed_s"] for s in rank1["steps"]]
@@ -370,7 +381,9 @@ def test_same_seed_starts_from_the_same_weights_on_one_and_two_ranks(loss_runs):
 def _tiny_model():
     from recipes.pretrain import ModelArguments, build_model
 
-    return build_model(ModelArguments(variant="hbert-v1", size="tiny", config_overrides=OVERRIDES), assets.default_tokenizer())
+    return build_model(
+        ModelArguments(variant="hbert-v1", size="tiny", config_overrides=OVERRIDES), assets.default_tokenizer()
+    )
 
 
 def _has_auto(node) -> bool:

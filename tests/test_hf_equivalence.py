@@ -115,7 +115,9 @@ HEADS = [
 
 @pytest.mark.parametrize("source_kind", ["instance", "directory"])
 @pytest.mark.parametrize("hf_class, hybrid_class, outputs", HEADS, ids=[h[1].__name__ for h in HEADS])
-def test_bert_heads_map_to_hybrid_heads_with_same_outputs_and_labels(hf_class, hybrid_class, outputs, source_kind, tmp_path):
+def test_bert_heads_map_to_hybrid_heads_with_same_outputs_and_labels(
+    hf_class, hybrid_class, outputs, source_kind, tmp_path
+):
     """A fine-tuned BERT head (sequence or token classification, extractive QA) converts with its weights and label
     names: the same outputs, nothing newly initialised, nothing unused."""
     labels = {0: "O", 1: "PER", 2: "LOC"}

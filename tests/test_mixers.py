@@ -10,10 +10,10 @@ import math
 
 import pytest
 import torch
+from helpers import CLS_ID, MASK_ID, SEP_ID, architecture_config, padded_batch, tiny_config
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from helpers import CLS_ID, MASK_ID, SEP_ID, architecture_config, padded_batch, tiny_config
 from modeling import MIXER_SPECS, SIZES, VARIANTS, HybridBertConfig, HybridBertModel
 from modeling.modeling_hybrid_bert import MIXERS, AdditiveAttention, PoolingMixer, Segments, SelfAttention
 

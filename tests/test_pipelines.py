@@ -6,13 +6,12 @@ pipeline's answer is checked against the same model run directly.
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
 import pytest
 import torch
-import json
-import logging
-
 from sentence_transformers import SentenceTransformer
 from transformers import AutoModelForMaskedLM, AutoModelForQuestionAnswering, pipeline
 

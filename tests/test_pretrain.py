@@ -73,7 +73,6 @@ def _timed_main(argv: list[str]) -> dict:
         return main(argv, now=clock)
 
 
-
 def _argv(train_file: Path, output_dir: Path, *extra: str) -> list[str]:
     return [*TINY, "--train_file", str(train_file), "--output_dir", str(output_dir), *extra]
 
@@ -202,7 +201,11 @@ def test_output_dir_loads_with_remote_code_and_fill_mask(budgeted_run, tmp_path)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
     result = subprocess.run(
         [sys.executable, "-c", LOAD_SCRIPT, str(output_dir)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     loaded = json.loads(result.stdout.strip().splitlines()[-1])

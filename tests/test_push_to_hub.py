@@ -24,8 +24,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from huggingface_hub import HfApi
 from helpers import free_port, git, serve_olah
+from huggingface_hub import HfApi
 from test_cards import shared_recorded_run
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
@@ -242,7 +242,9 @@ def test_weights_that_do_not_match_the_config_are_refused(run_dir, tmp_path):
     config["intermediate_size"] *= 2
     (copy / "config.json").write_text(json.dumps(config))
     shapes = r"hybrid_bert.layers.0.ffn_in.weight is \[64, 32\] in model.safetensors, the config needs \[128, 32\]"
-    with pytest.raises(PushError, match=rf"{copy / 'model.safetensors'} does not match {copy / 'config.json'}: {shapes}"):
+    with pytest.raises(
+        PushError, match=rf"{copy / 'model.safetensors'} does not match {copy / 'config.json'}: {shapes}"
+    ):
         main([str(copy), "--repo-id", REPO_ID, "--dry-run"], api=RecordingHfApi(tmp_path / "received"))
 
 

@@ -17,7 +17,6 @@ import datasets
 import huggingface_hub
 import pytest
 from datasets import ClassLabel, Dataset, Features, Sequence, Value
-
 from helpers import git, serve_olah
 
 from recipes import assets
@@ -284,6 +283,7 @@ def hub_mirror(tmp_path_factory):
     _massive_repo(root / "mirrors" / "datasets" / "AmazonScience" / "massive")
     with serve_olah(root / "mirrors", root) as url:
         yield url
+
 
 LOAD_ONLINE_TASKS = r"""
 import json

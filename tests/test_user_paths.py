@@ -125,7 +125,9 @@ def bert_folder(tmp_path_factory) -> Path:
     "case",
     ["bert-as-checkpoint", "checkpoint-with-variant", "missing-text-column", "no-such-folder", "revision-of-folder"],
 )
-def test_bad_model_or_data_arguments_fail_with_one_error_before_writing(case, checkpoint, bert_folder, body_corpus, tmp_path):
+def test_bad_model_or_data_arguments_fail_with_one_error_before_writing(
+    case, checkpoint, bert_folder, body_corpus, tmp_path
+):
     """Each bad reference or data argument raises one error that says what is wrong; no output folder appears."""
     data = ["--train_file", str(body_corpus), "--text_column_name", "body"]
     argv, error, message = {

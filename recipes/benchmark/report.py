@@ -5,8 +5,8 @@ from __future__ import annotations
 from recipes.benchmark.harness import (
     METRIC_COLUMNS,
     MLM_PROBABILITY,
-    RECIPE_COMPILED,
     PROFILE_STEPS,
+    RECIPE_COMPILED,
     RECIPE_FP32,
     REFERENCES,
     TIMING,
@@ -131,8 +131,13 @@ def recipe_markdown(section: dict) -> str:
     header = ["model", "size", "batch × seq", "configuration", "tokens/s", "MFU", f"÷ {RECIPE_FP32}", "compile (s)"]
     rows = [
         [
-            setting["model"], setting["size"], f"{setting['batch']} × {setting['seq']}", name,
-            f"{record['tokens_per_s']:,.0f}", f"{100 * record['mfu']:.1f}%", format_ratio(record["ratio_vs"][RECIPE_FP32]),
+            setting["model"],
+            setting["size"],
+            f"{setting['batch']} × {setting['seq']}",
+            name,
+            f"{record['tokens_per_s']:,.0f}",
+            f"{100 * record['mfu']:.1f}%",
+            format_ratio(record["ratio_vs"][RECIPE_FP32]),
             f"{setting['compile_s']:.0f}" if name == RECIPE_COMPILED else "–",
         ]  # fmt: skip
         for setting in section["settings"]

@@ -251,7 +251,7 @@ def render_results(
         "",
         (
             "The last evaluation of each run (steps, tokens seen, training tokens/s, model-FLOPs utilisation against "
-            "the measured matmul peak of the precision it ran in — \"–\" where the record predates it — and the load "
+            'the measured matmul peak of the precision it ran in — "–" where the record predates it — and the load '
             "average at its start listed per pretraining seed, with the code commit each ran at); curves in "
             f"`{CURVES_FILE}`."
         ),

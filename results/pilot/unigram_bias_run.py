@@ -1,9 +1,12 @@
 """The pilot's b16 lr 2e-3 run with the MLM decoder bias initialised to the log unigram frequencies of the training
 blocks (a callback on train begin; the recipe itself is unchanged)."""
+
 import sys
+
 import numpy as np
 import torch
 from transformers import TrainerCallback
+
 from recipes import assets
 from recipes.data import CorpusSpec, prepare
 from recipes.pretrain import main

@@ -45,7 +45,9 @@ class MlmAccuracy(evaluate.Metric):
             ),
         )
 
-    def _compute(self, predictions, references, ignore_index: int = -100, inputs=None, mask_token_id: int | None = None):
+    def _compute(
+        self, predictions, references, ignore_index: int = -100, inputs=None, mask_token_id: int | None = None
+    ):
         if (inputs is None) != (mask_token_id is None):
             raise ValueError("Pass both `inputs` and `mask_token_id` for the [MASK]-position accuracy, or neither.")
         predictions, references = np.asarray(predictions), np.asarray(references)
