@@ -115,8 +115,8 @@ def main() -> None:
     if options.premasked:
         prepare = pretrain.prepare
 
-        def prepare_premasked(spec, tokenizer, max_seq_length, mlm_probability):
-            data = prepare(spec, tokenizer, max_seq_length, mlm_probability)
+        def prepare_premasked(spec, tokenizer, max_seq_length, mlm_probability, *args):
+            data = prepare(spec, tokenizer, max_seq_length, mlm_probability, *args)
             return dataclasses.replace(data, train=mask_once(data.train, tokenizer, mlm_probability, spec.seed))
 
         pretrain.prepare = prepare_premasked

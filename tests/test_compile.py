@@ -7,6 +7,11 @@ Graph breaks are found by dynamo's tracing, before any backend runs, so most tes
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from helpers import MASK_ID, padded_batch, tiny_config
@@ -104,8 +109,7 @@ def test_sequence_classification_head_compiles_in_one_graph():
     torch.testing.assert_close(out.loss, eager(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss)
 
 
-@pytest.mark.slow
-def test_inductor_compiles_a_bf16_training_step_of_the_sparse_mlm_model():
+def inductor_bf16_training_step() -> None:
     """The backend the recipe's --torch_compile uses: inductor generates the training graph of the sparse-head MLM
     model under bf16 autocast in one piece, and its loss matches eager to bf16 precision."""
     model = HybridBertForMaskedLM(tiny_config("hbert-v1", drop_mask=True)).train()
@@ -117,3 +121,16 @@ def test_inductor_compiles_a_bf16_training_step_of_the_sparse_mlm_model():
         expected = eager(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
     loss.backward()
     torch.testing.assert_close(loss, expected, atol=2e-2, rtol=2e-2)
+
+
+@pytest.mark.slow
+def test_inductor_compiles_a_bf16_training_step_of_the_sparse_mlm_model():
+    """`inductor_bf16_training_step` in a fresh process: inductor's C++ builder imports setuptools, whose distutils
+    shim refuses a process in which an earlier test already imported the standard library's distutils."""
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "tests"), str(root)])}
+    code = "import test_compile; test_compile.inductor_bf16_training_step()"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL
+    )
+    assert result.returncode == 0, result.stderr[-3000:]

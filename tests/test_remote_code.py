@@ -45,7 +45,8 @@ AUTO_MAP = {
     "AutoModelForQuestionAnswering": "modeling_hybrid_bert.HybridBertForQuestionAnswering",
 }
 REAL_VOCAB = 30522
-MAX_DIFF = 1e-6
+# fp32 rounding at logits of magnitude ~10: the fresh process may run the same math through another kernel.
+MAX_DIFF = 1e-5
 
 # Runs in the fresh process. argv: manifest path, report path. The manifest lists jobs: load `dir` with the Auto
 # class `auto_class`, run it on the saved inputs, compare each output field with its saved reference.
