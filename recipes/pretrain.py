@@ -82,6 +82,11 @@ from recipes.references import folder_tokenizer, require_model_type, resolve_mod
 from recipes.run_dir import check_holds_run, claim_output_dir, describe, entries, replace_run
 
 METRICS_DIR = Path(__file__).resolve().parent / "metrics"
+# The arguments that name a checkpoint to start from: the model type each takes, and where the other kind goes.
+START_ARGUMENTS = (
+    ("model_name_or_path", ("hybrid_bert",), "Start a HybridBERT from a BERT checkpoint with --init_from."),
+    ("init_from", ("bert",), "Continue pretraining a HybridBERT checkpoint with --model_name_or_path."),
+)
 REQUIRED_CHECKPOINT_FILES = (TRAINER_STATE_FILE, BUDGET_STATE_FILE)
 # The dimensions `HybridBertForMaskedLM.from_bert` takes from an --init_from model's config.
 SOURCE_DIMENSIONS = (
@@ -317,19 +322,12 @@ def resolve_start(model_args: ModelArguments) -> Path | None:
             raise ValueError(
                 f"--model_name_or_path continues a checkpoint whose config fixes the model; drop --{', --'.join(new_model)}."
             )
-        folder = resolve_model(model_args.model_name_or_path, model_args.model_revision, "--model_name_or_path")
-        require_model_type(
-            folder, ("hybrid_bert",), "--model_name_or_path", model_args.model_name_or_path,
-            hint="Start a HybridBERT from a BERT checkpoint with --init_from.",
-        )  # fmt: skip
-        return folder
-    if model_args.init_from:
-        folder = resolve_model(model_args.init_from, model_args.model_revision, "--init_from")
-        require_model_type(
-            folder, ("bert",), "--init_from", model_args.init_from,
-            hint="Continue pretraining a HybridBERT checkpoint with --model_name_or_path.",
-        )  # fmt: skip
-        return folder
+    for argument, model_types, hint in START_ARGUMENTS:
+        reference = getattr(model_args, argument)
+        if reference:
+            folder = resolve_model(reference, model_args.model_revision, f"--{argument}")
+            require_model_type(folder, model_types, f"--{argument}", reference, hint=hint)
+            return folder
     if model_args.model_revision:
         raise ValueError(
             "--model_revision applies to a Hub repo id in --model_name_or_path or --init_from; neither is given."
