@@ -259,7 +259,11 @@ class TimeBudgetCallback(TrainerCallback):
         if self.stop_reason:
             control.should_training_stop = True
             control.should_save = True
-            control.should_evaluate = self.stop_reason != "signal" and self.num_eval_points > 0
+            # The last step evaluates when the budget's points or the Trainer's own --eval_strategy ask for it; a
+            # signalled run leaves at once.
+            control.should_evaluate = self.stop_reason != "signal" and (
+                self.num_eval_points > 0 or control.should_evaluate
+            )
         elif self.num_eval_points and self.clock.progress >= (self.evaluations_done + 1) / self.num_eval_points:
             control.should_evaluate = True
             control.should_save = control.should_save or self.save_at_eval_points

@@ -149,7 +149,8 @@ class _Trainee:
 
     def __init__(self, variant: str, args: CalibrationArguments, tokenizer, device: torch.device, batches: list[dict]):
         # pretrain.py imports this module for --calibration; the model and optimizer come from pretrain.py.
-        from recipes.pretrain import ModelArguments, PretrainingArguments, build_model
+        from recipes.pretrain_arguments import ModelArguments, PretrainingArguments
+        from recipes.starting_model import build_model
 
         self.model = build_model(
             ModelArguments(variant=variant, size=args.size, config_overrides=args.config_overrides), tokenizer

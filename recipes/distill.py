@@ -51,24 +51,21 @@ from recipes.budget import BudgetTrainer
 from recipes.checkpoints import check_resumable
 from recipes.curves import EvaluationCurveCallback, load_curve
 from recipes.data import prepare
-from recipes.pretrain import (
-    REQUIRED_CHECKPOINT_FILES,
+from recipes.pretrain import budget_callback, settings_in_use
+from recipes.pretrain_arguments import (
     BudgetArguments,
     DataArguments,
     ModelArguments,
     PretrainingArguments,
-    budget_callback,
     check_budget_arguments,
-    claimed_output_dir,
     corpus_spec,
-    curve_until,
-    load_tokenizer,
     parse_overrides,
-    settings_in_use,
     training_settings,
 )
 from recipes.records import BUDGET_FILE, RunRecord, write_json
+from recipes.resume import REQUIRED_CHECKPOINT_FILES, claimed_output_dir, curve_until
 from recipes.sentence_encoder import mean_pool
+from recipes.starting_model import load_tokenizer
 
 AGREEMENT_CURVE_FILE = "agreement_curve.json"
 

@@ -23,39 +23,17 @@ The output directory is the run's own (`recipes/run_dir.py`): locked while the r
 
 from __future__ import annotations
 
-import difflib
-import json
-import shutil
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import evaluate
 import torch
-from transformers import (
-    AutoTokenizer,
-    DataCollatorForLanguageModeling,
-    TrainerCallback,
-    TrainingArguments,
-    default_data_collator,
-    set_seed,
-)
+from transformers import TrainerCallback, TrainingArguments, set_seed
 
-from modeling import HybridBertConfig, HybridBertForMaskedLM
-from recipes import arguments as recipe_arguments
-from recipes import assets
-from recipes.arguments import BF16_HELP, RecipeTrainingArguments, bf16_where_native
-from recipes.budget import (
-    BUDGET_SCHEDULE_SHAPES,
-    BUDGET_STATE_FILE,
-    BudgetTrainer,
-    TimeBudgetCallback,
-    parse_budget,
-    schedule_shape,
-)
+from recipes.budget import BudgetTrainer, TimeBudgetCallback, parse_budget, schedule_shape
 from recipes.calibration import (
     CalibratedClock,
     calibrated_steps,
@@ -65,397 +43,30 @@ from recipes.calibration import (
     precision_name,
     run_settings,
 )
-from recipes.checkpoints import (
-    STAGING_PREFIX,
-    TRAINER_STATE_FILE,
-    check_resumable,
-    incomplete_checkpoints,
-    last_checkpoint,
-)
-from recipes.curves import CURVE_FILE, EvaluationCurveCallback, load_curve
-from recipes.data import OFFLINE_CORPORA, CorpusSpec, planned_fingerprint, prepare
+from recipes.checkpoints import check_resumable
+from recipes.curves import CURVE_FILE, load_curve
+from recipes.data import planned_fingerprint, prepare
 from recipes.environment import git_commit, package_versions
-from recipes.input_files import read_config, read_json
+from recipes.held_out import METRICS_DIR, HeldOutCollator, MlmCurveCallback, predictions_at_labels
 from recipes.mfu import MIXED_PRECISION_DTYPES, mlm_training_flops_per_token, utilisation_record
-from recipes.records import BUDGET_FILE, PretrainingKey, PretrainingRecord, RunRecord, plain
-from recipes.references import folder_tokenizer, require_model_type, resolve_model
-from recipes.run_dir import check_holds_run, claim_output_dir, describe, entries, replace_run
-
-METRICS_DIR = Path(__file__).resolve().parent / "metrics"
-# The arguments that name a checkpoint to start from: the model type each takes, and where the other kind goes.
-START_ARGUMENTS = (
-    ("model_name_or_path", ("hybrid_bert",), "Start a HybridBERT from a BERT checkpoint with --init_from."),
-    ("init_from", ("bert",), "Continue pretraining a HybridBERT checkpoint with --model_name_or_path."),
+from recipes.pretrain_arguments import (
+    BudgetArguments,
+    check_budget_arguments,
+    corpus_spec,
+    parse_args,
+    recorded_arguments,
+    training_mlm_probability,
+    training_settings,
 )
-REQUIRED_CHECKPOINT_FILES = (TRAINER_STATE_FILE, BUDGET_STATE_FILE)
-# The dimensions `HybridBertForMaskedLM.from_bert` takes from an --init_from model's config.
-SOURCE_DIMENSIONS = (
-    "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "max_position_embeddings",
-)  # fmt: skip
-OVERRIDABLE_FIELDS = tuple(
-    name
-    for name in HybridBertConfig().to_dict()
-    if name not in ("_name_or_path", "architectures", "model_type", "transformers_version", "variant", "size")
+from recipes.records import PretrainingKey, PretrainingRecord, RunRecord
+from recipes.resume import REQUIRED_CHECKPOINT_FILES, claimed_output_dir, curve_until
+from recipes.starting_model import (
+    build_model,
+    load_tokenizer,
+    requested_config,
+    resolve_start,
+    set_unigram_decoder_bias,
 )
-
-
-@dataclass
-class ModelArguments:
-    model_name_or_path: str | None = field(
-        default=None,
-        metadata={
-            "help": "Continue pretraining a HybridBERT checkpoint (a folder, a run's checkpoint-N, or a Hub repo id) "
-            "on this run's data and budget; its config fixes the model"
-        },
-    )
-    model_revision: str | None = field(
-        default=None,
-        metadata={
-            "help": "With a Hub repo id in --model_name_or_path or --init_from: branch, tag or commit (default main)"
-        },
-    )
-    variant: str | None = field(
-        default=None, metadata={"help": "bert, addbert, hbert-v1, hbert-v2 or pool-hybrid (default bert)"}
-    )
-    size: str | None = field(default=None, metadata={"help": "tiny, mini, small, minilm or base (default mini)"})
-    config_overrides: str | None = field(
-        default=None, metadata={"help": "Config fields to override, e.g. 'hidden_dropout_prob=0.0,num_hidden_layers=6'"}
-    )
-    drop_mask: bool = field(default=False, metadata={"help": "DropMask: [MASK] tokens are not keys of any mixer"})
-    init_from: str | None = field(
-        default=None,
-        metadata={
-            "help": "Initialise from an HF BERT (a folder, a Hub repo id, or 'minilm': the pinned all-MiniLM-L6-v2), "
-            "HBERT §4.4"
-        },
-    )
-    copy_ffn_and_norms: bool = field(
-        default=True,
-        metadata={
-            "help": "With --init_from: also copy FFNs and norms that have a counterpart (false: embeddings and self-attention only)"
-        },
-    )
-    tokenizer_name: str | None = field(
-        default=None, metadata={"help": "A tokenizer directory or Hub id (default: the embedded bert-base-uncased)"}
-    )
-
-
-@dataclass
-class DataArguments:
-    dataset: str | None = field(
-        default=None, metadata={"help": f"Offline corpus: {', '.join(OFFLINE_CORPORA)} (default wikitext-2-raw)"}
-    )
-    dataset_name: str | None = field(default=None, metadata={"help": "A Hub dataset (needs a network)"})
-    dataset_config_name: str | None = field(default=None)
-    train_file: str | None = field(
-        default=None, metadata={"help": "A text file (one document per line), or a .csv/.json/.jsonl file"}
-    )
-    validation_file: str | None = field(default=None)
-    text_column_name: str | None = field(
-        default=None,
-        metadata={
-            "help": "The column of --dataset_name or a .csv/.json train file that holds the text (default 'text')"
-        },
-    )
-    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes that tokenise the text"})
-    validation_split_percentage: float = field(
-        default=5.0, metadata={"help": "Held-out share when the source has no validation split"}
-    )
-    max_seq_length: int = 128
-    mlm_probability: float = 0.15
-    max_eval_samples: int | None = field(
-        default=512, metadata={"help": "Blocks of the held-out set evaluated (None: all)"}
-    )
-    held_out_seed: int = field(
-        default=42, metadata={"help": "Seed of the held-out split (where the source has none) and of its masks"}
-    )
-
-
-@dataclass
-class BudgetArguments:
-    budget: str = field(default="10m", metadata={"help": "Wall-clock training budget: 90s, 10m, 2h, 1d, 1h30m"})
-    num_eval_points: int = field(default=10, metadata={"help": "Evaluations at evenly spaced points of the budget"})
-    final_lr_ratio: float = field(default=0.0, metadata={"help": "LR at the deadline, as a fraction of the peak"})
-    calibration: str | None = field(
-        default=None,
-        metadata={"help": "A calibration record (python -m recipes.calibration): train the budget's calibrated steps"},
-    )
-    overwrite_output_dir: bool = field(
-        default=False, metadata={"help": "Replace an output directory holding another run (and only a run)"}
-    )
-    save_at_eval_points: bool = field(
-        default=True,
-        metadata={
-            "help": "Save a checkpoint at each evaluation point (the last --save_total_limit kept), so that the same "
-            "command resumes a killed run from there; --no_save_at_eval_points saves only at the end"
-        },
-    )
-
-
-@dataclass
-class PretrainingArguments(RecipeTrainingArguments):
-    """TrainingArguments with this recipe's defaults (HBERT §4.2: Adam, lr 1e-4) and the fastest settings that keep
-    fp32's loss curve: bf16 autocast where the device has native bf16, and fused AdamW (transformers' default with
-    torch ≥ 2.8). `--torch_compile` stays opt-in: see the benchmark's `recipe` section for when it wins."""
-
-    learning_rate: float = 1e-4
-    weight_decay: float = 0.01
-    warmup_steps: float = 0.05
-    per_device_train_batch_size: int = 32
-    per_device_eval_batch_size: int = 64
-    logging_steps: float = 10
-    save_total_limit: int | None = 2  # the budget callback saves at each evaluation point; the last two are kept
-    eval_on_start: bool = True
-    # Logged with every step's loss (and so sent to each `report_to` tracker), beside the budget spent.
-    include_num_input_tokens_seen: str | bool = True
-    # The held-out inputs reach the metric, which counts accuracy at [MASK] positions beside all labelled ones.
-    include_for_metrics: list[str] = field(default_factory=lambda: ["inputs"])
-    # The training order and the training batches' masks follow data_seed, not --seed: every variant and pretraining
-    # seed sees the same batches.
-    data_seed: int | None = 42
-    bf16: bool = field(default=bf16_where_native(), metadata={"help": BF16_HELP})
-
-
-class HeldOutCollator:
-    """Masks training batches on the fly; passes the pre-masked held-out blocks (they carry labels) through."""
-
-    def __init__(self, tokenizer, mlm_probability: float, seed: int | None = None):
-        self.masking = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability, seed=seed)
-
-    def __call__(self, examples):
-        batch = default_data_collator(examples) if "labels" in examples[0] else self.masking(examples)
-        # Packed blocks hold no padding: without a mask the model takes its unmasked path, decided here on the host
-        # instead of by reading the mask back from the device in every forward.
-        if "attention_mask" in batch and bool(batch["attention_mask"].all()):
-            del batch["attention_mask"]
-        return batch
-
-
-def predictions_at_labels(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Argmax token ids laid out like `labels` (-100 elsewhere), from sparse or full MLM logits, so full-vocabulary
-    logits are never accumulated over the evaluation set."""
-    labelled = labels != -100
-    predictions = torch.full_like(labels, -100)
-    predictions[labelled] = logits.argmax(-1) if logits.dim() == 2 else logits.argmax(-1)[labelled]
-    return predictions
-
-
-class MlmCurveCallback(EvaluationCurveCallback):
-    """The held-out MLM accuracy curve (mlm_curve.json/png)."""
-
-    extra_metrics = ("mask_accuracy",)
-
-    def describe(self, point: dict) -> str:
-        return (
-            f"{point['tokens_seen'] / 1e6:.2f}M tokens: MLM accuracy {100 * point['accuracy']:.2f}% "
-            f"({100 * point['mask_accuracy']:.2f}% at [MASK]), loss {point['loss']:.3f}"
-        )
-
-
-def parse_overrides(text: str | None) -> dict:
-    """'a=1,b=0.5,c=true' → typed values (JSON where it parses, else the string); only fields a config has."""
-    overrides = {}
-    for item in filter(None, (text or "").split(",")):
-        if "=" not in item:
-            raise ValueError(f"--config_overrides item {item!r} is not key=value.")
-        key, raw = (part.strip() for part in item.split("=", 1))
-        if key not in OVERRIDABLE_FIELDS:
-            close = difflib.get_close_matches(key, OVERRIDABLE_FIELDS, n=3)
-            raise ValueError(
-                f"--config_overrides: {key!r} is not a config field"
-                + (
-                    f"; did you mean {' or '.join(map(repr, close))}?"
-                    if close
-                    else f" (fields: {', '.join(OVERRIDABLE_FIELDS)})."
-                )
-            )
-        try:
-            overrides[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            overrides[key] = raw
-    return overrides
-
-
-def requested_config(model_args: ModelArguments, tokenizer=None, start: Path | None = None) -> dict:
-    """The config this run asks for, computed without building a model: the variant at its size (with --init_from,
-    the source's dimensions), the overrides, and (given the tokenizer) its vocabulary and token ids; with
-    --model_name_or_path, the checkpoint's (`start`, the resolved folder)."""
-    if model_args.model_name_or_path:
-        return read_config(start)
-    fields = {"drop_mask": model_args.drop_mask, **parse_overrides(model_args.config_overrides)}
-    if tokenizer is not None:
-        fields.update(
-            vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, mask_token_id=tokenizer.mask_token_id
-        )
-    elif fields["drop_mask"]:
-        fields.setdefault("mask_token_id", 0)  # a stand-in while only the shape is checked; the tokenizer's comes later
-    if not model_args.init_from:
-        return HybridBertConfig.from_variant(
-            model_args.variant or "bert", size=model_args.size or "mini", **fields
-        ).to_dict()
-    source = read_config(start)
-    dimensions = {name: source[name] for name in SOURCE_DIMENSIONS if name in source and name not in fields}
-    config = HybridBertConfig.from_variant(model_args.variant or "bert", size="base", **dimensions, **fields).to_dict()
-    config.pop("size")  # follows the source, like its other dimensions
-    return config
-
-
-def load_tokenizer(model_args: ModelArguments, start: Path | None = None):
-    """--tokenizer_name's, else the continued checkpoint's own (`start`, the resolved --model_name_or_path), else the
-    embedded bert-base-uncased one."""
-    if model_args.tokenizer_name:
-        tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name)
-        tokenizer.model_max_length = min(tokenizer.model_max_length, 512)
-        return tokenizer
-    if model_args.model_name_or_path:
-        return folder_tokenizer(start or resolve_start(model_args))
-    return assets.default_tokenizer()
-
-
-def resolve_start(model_args: ModelArguments) -> Path | None:
-    """The local folder of the checkpoint a run starts from: a HybridBERT checkpoint it continues
-    (--model_name_or_path) or an HF BERT it converts (--init_from); None for fresh weights."""
-    if model_args.model_name_or_path:
-        new_model_arguments = ("variant", "size", "config_overrides", "init_from", "drop_mask")
-        new_model = [name for name in new_model_arguments if getattr(model_args, name)]
-        if new_model:
-            raise ValueError(
-                f"--model_name_or_path continues a checkpoint whose config fixes the model; drop --{', --'.join(new_model)}."
-            )
-    for argument, model_types, hint in START_ARGUMENTS:
-        reference = getattr(model_args, argument)
-        if reference:
-            folder = resolve_model(reference, model_args.model_revision, f"--{argument}")
-            require_model_type(folder, model_types, f"--{argument}", reference, hint=hint)
-            return folder
-    if model_args.model_revision:
-        raise ValueError(
-            "--model_revision applies to a Hub repo id in --model_name_or_path or --init_from; neither is given."
-        )
-    return None
-
-
-def corpus_spec(data_args: DataArguments) -> CorpusSpec:
-    """The text source the arguments name (the embedded WikiText-2 when they name none), its held-out split and masks
-    drawn with --held_out_seed whatever the run's --seed."""
-    return CorpusSpec(
-        dataset=data_args.dataset or (None if data_args.dataset_name or data_args.train_file else "wikitext-2-raw"),
-        dataset_name=data_args.dataset_name,
-        dataset_config_name=data_args.dataset_config_name,
-        train_file=data_args.train_file,
-        validation_file=data_args.validation_file,
-        text_column_name=data_args.text_column_name or "text",
-        validation_split_percentage=data_args.validation_split_percentage,
-        seed=data_args.held_out_seed,
-    )
-
-
-def build_model(model_args: ModelArguments, tokenizer, start: Path | None = None) -> HybridBertForMaskedLM:
-    """The checkpoint `start` continued, or a fresh variant, or one initialised from the BERT `start`; a new model's
-    token ids and vocabulary size come from the tokenizer."""
-    if model_args.model_name_or_path:
-        model = HybridBertForMaskedLM.from_pretrained(start)
-        if len(tokenizer) > model.config.vocab_size:
-            raise ValueError(
-                f"The tokenizer has {len(tokenizer)} tokens; the checkpoint only {model.config.vocab_size}."
-            )
-        return model
-    fields = {
-        "vocab_size": len(tokenizer),
-        "pad_token_id": tokenizer.pad_token_id,
-        "mask_token_id": tokenizer.mask_token_id,
-        "cls_token_id": tokenizer.cls_token_id,
-        "sep_token_id": tokenizer.sep_token_id,
-        "drop_mask": model_args.drop_mask,
-        **parse_overrides(model_args.config_overrides),
-    }
-    variant = model_args.variant or "bert"
-    if model_args.init_from:
-        model = HybridBertForMaskedLM.from_bert(
-            start, variant=variant, copy_ffn_and_norms=model_args.copy_ffn_and_norms, **fields
-        )
-        if model_args.size and model.config.size != model_args.size:
-            raise ValueError(
-                f"--size {model_args.size} does not match the --init_from model (size {model.config.size})."
-            )
-        return model
-    config = HybridBertConfig.from_variant(variant, size=model_args.size or "mini", **fields)
-    return HybridBertForMaskedLM(config)
-
-
-def resume_point(output_dir: Path, resume: str | None, overwrite: bool, curve_file: str = CURVE_FILE) -> str | None:
-    """The checkpoint this run continues from (None: a fresh start), from the arguments and what the output folder
-    holds: an unfinished run (no budget.json, or one stopped by a signal) continues from its last complete
-    checkpoint without being asked; a finished run, or anything else, is refused unless replaced."""
-    if resume and overwrite:
-        raise ValueError("--overwrite_output_dir and --resume_from_checkpoint contradict each other: pass one.")
-    if overwrite:
-        check_holds_run(output_dir, (BUDGET_FILE, curve_file))
-        return None
-    if resume and resume.lower() not in ("true", "latest"):
-        return resume
-    checkpoint = last_checkpoint(output_dir, REQUIRED_CHECKPOINT_FILES)
-    if resume:
-        if not checkpoint:
-            raise FileNotFoundError(f"No complete checkpoint-* folder in {output_dir} to resume from.")
-        return checkpoint
-    names = entries(output_dir)
-    if not names:
-        return None
-    # Only the stop reason matters here, and a folder left by a run that died while writing may hold a partial record.
-    budget_file = output_dir / BUDGET_FILE
-    stop_reason = read_json(budget_file).get("stop_reason") if budget_file.is_file() else "signal"
-    if stop_reason != "signal":
-        raise FileExistsError(
-            f"{output_dir} already holds a finished run (stop_reason {stop_reason!r}); pass --overwrite_output_dir to "
-            "replace it, or --resume_from_checkpoint with a larger --budget to continue it."
-        )
-    if checkpoint:
-        return checkpoint
-    # What a run that died before its first checkpoint leaves: its curve, and writes and saves cut short.
-    partial_run = (Path(curve_file).stem, f"{STAGING_PREFIX}checkpoint-", f".{BUDGET_FILE}")
-    if all(name.startswith(partial_run) for name in names):
-        return None  # it starts again
-    raise FileExistsError(
-        f"{output_dir} already holds {describe(names)} and no run to resume; pass --overwrite_output_dir to "
-        "replace a run of this project, or choose another --output_dir."
-    )
-
-
-def check_budget_arguments(budget_args: BudgetArguments, training_args: TrainingArguments) -> tuple[float, str]:
-    """The budget in seconds and the schedule's shape, once the budget, schedule and DeepSpeed settings agree."""
-    budget_s = parse_budget(budget_args.budget)
-    deepspeed_mismatches = getattr(getattr(training_args, "hf_deepspeed_config", None), "mismatches", None)
-    if deepspeed_mismatches:
-        raise ValueError(
-            "The DeepSpeed config disagrees with the training arguments:\n"
-            + "\n".join(deepspeed_mismatches)
-            + "\nSet those keys to 'auto' or to the same values."
-        )
-    shape = schedule_shape(training_args.lr_scheduler_type)
-    if shape not in BUDGET_SCHEDULE_SHAPES and training_args.max_steps <= 0:
-        raise ValueError(
-            f"A budget schedule is {' or '.join(BUDGET_SCHEDULE_SHAPES)}; got --lr_scheduler_type {shape}."
-        )
-    if training_args.max_steps <= 0 and not 0 <= training_args.warmup_steps < 1:
-        raise ValueError("With a budget schedule, --warmup_steps is a fraction of the budget in [0, 1).")
-    return budget_s, shape
-
-
-def training_settings(training_args: TrainingArguments, data_args: DataArguments, shape: str) -> dict:
-    """What the run record keeps of the training arguments (the precision accelerate ran is added after training:
-    `settings_in_use`)."""
-    samples_per_step = (
-        training_args.per_device_train_batch_size * training_args.world_size * training_args.gradient_accumulation_steps
-    )
-    return {
-        "samples_per_step": samples_per_step,
-        "max_seq_length": data_args.max_seq_length,
-        "learning_rate": training_args.learning_rate,
-        "schedule": f"{'steps' if training_args.max_steps > 0 else 'budget'}-{shape}",
-        "data_seed": training_args.data_seed,
-        "held_out_seed": data_args.held_out_seed,
-    }
 
 
 def budget_callback(
@@ -487,34 +98,6 @@ def budget_callback(
         budget.load_state(checkpoint)
         training_args.eval_on_start = False
     return budget
-
-
-def curve_until(points: list[dict], checkpoint: str | None) -> list[dict]:
-    """A resumed run's curve up to its checkpoint (a fresh run starts an empty one)."""
-    if not checkpoint:
-        return []
-    return [point for point in points if point["step"] <= int(Path(checkpoint).name.split("-")[1])]
-
-
-@contextmanager
-def claimed_output_dir(
-    training_args: TrainingArguments, overwrite: bool, curve_file: str = CURVE_FILE
-) -> Iterator[str | None]:
-    """Holds the output directory's lock for the body and yields the checkpoint the run continues from (None: a fresh
-    start; see `resume_point`). The main process first replaces a run (--overwrite_output_dir) and removes
-    checkpoints cut short."""
-    output_dir = Path(training_args.output_dir)
-    is_main_process = training_args.process_index == 0
-    with claim_output_dir(output_dir, is_main_process):
-        checkpoint = resume_point(output_dir, training_args.resume_from_checkpoint, overwrite, curve_file)
-        if is_main_process:
-            if overwrite:
-                replace_run(output_dir, (BUDGET_FILE, curve_file))
-            for incomplete in incomplete_checkpoints(output_dir):
-                shutil.rmtree(incomplete)
-            if checkpoint:
-                print(f"Resuming from {checkpoint}.", flush=True)
-        yield checkpoint
 
 
 def innermost_optimizer(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
@@ -568,15 +151,6 @@ def calibration_info(budget_args, model_args, data_args, training_args, budget_s
     }
 
 
-def parse_args(argv: list[str] | None):
-    return recipe_arguments.parse_args((ModelArguments, DataArguments, BudgetArguments, PretrainingArguments), argv)
-
-
-def recorded_arguments(model_args: ModelArguments, data_args: DataArguments, budget_args: BudgetArguments) -> dict:
-    """The arguments as budget.json records them."""
-    return plain({"model": asdict(model_args), "data": asdict(data_args), "budget": asdict(budget_args)})
-
-
 def planned_key(argv: list[str]) -> PretrainingKey:
     """The key of the run these arguments would make, without running it (`PretrainingRecord.key()` once it ran)."""
     model_args, data_args, budget_args, training_args = parse_args(argv)
@@ -606,13 +180,16 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
     # Every argument is checked before anything is written.
     budget_s, shape = check_budget_arguments(budget_args, training_args)
     start = resolve_start(model_args)
-    positions = requested_config(model_args, start=start)[
-        "max_position_embeddings"
-    ]  # names and overrides checked early
+    # The config's field names and overrides are checked here, before data preparation.
+    positions = requested_config(model_args, start=start)["max_position_embeddings"]
     if positions < data_args.max_seq_length:
         raise ValueError(
             f"--max_seq_length {data_args.max_seq_length} exceeds the model's max_position_embeddings {positions}."
         )
+    for name in ("mlm_probability", "training_mlm_probability"):
+        rate = getattr(data_args, name)
+        if rate is not None and not 0 < rate < 1:
+            raise ValueError(f"--{name} is a fraction of the tokens in (0, 1); got {rate}.")
     if training_args.data_seed is None:
         raise ValueError("--data_seed must be set: the training order and masks follow it, not --seed.")
     calibration = calibration_info(budget_args, model_args, data_args, training_args, budget_s)
@@ -655,6 +232,8 @@ def pretrain(
         held_out = held_out.select(range(min(data_args.max_eval_samples, len(held_out))))
     set_seed(training_args.seed)  # the initial weights follow --seed, on any number of ranks
     model = build_model(model_args, tokenizer, start)
+    if model_args.unigram_decoder_bias:
+        set_unigram_decoder_bias(model, data.train, tokenizer)
     model.config.sparse_prediction = True  # this recipe's loss needs the MLM head at masked positions only
 
     world_size = training_args.world_size
@@ -696,7 +275,7 @@ def pretrain(
         train_dataset=data.train,
         eval_dataset=held_out,
         data_collator=HeldOutCollator(
-            tokenizer, data_args.mlm_probability, training_args.data_seed + training_args.process_index
+            tokenizer, training_mlm_probability(data_args), training_args.data_seed + training_args.process_index
         ),
         processing_class=tokenizer,
         compute_metrics=lambda p: mlm_accuracy.compute(
@@ -708,7 +287,7 @@ def pretrain(
         final_lr_ratio=budget_args.final_lr_ratio,
     )
 
-    flops_per_token = mlm_training_flops_per_token(model, data_args.max_seq_length, data_args.mlm_probability)
+    flops_per_token = mlm_training_flops_per_token(model, data_args.max_seq_length, training_mlm_probability(data_args))
 
     trainer.train(resume_from_checkpoint=checkpoint)
     run_record.training.update(settings_in_use(trainer))

@@ -32,8 +32,9 @@ from recipes import assets
 from recipes.benchmark.harness import VOCAB_SIZE, BenchmarkArguments, compare, inference_step, random_batch
 from recipes.distill import load_teacher
 from recipes.environment import device_name, package_versions
-from recipes.pretrain import ModelArguments, load_tokenizer
+from recipes.pretrain_arguments import ModelArguments
 from recipes.sentence_encoder import encode
+from recipes.starting_model import load_tokenizer
 from recipes.tasks import load_task, offline_tasks
 
 TEACHER = "teacher"

@@ -13,9 +13,10 @@ from transformers import AutoModel, HfArgumentParser
 
 from recipes import assets
 from recipes.distill import load_teacher
-from recipes.pretrain import ModelArguments, load_tokenizer
+from recipes.pretrain_arguments import ModelArguments
 from recipes.probe import TEACHER, latency
 from recipes.sentence_encoder import encode
+from recipes.starting_model import load_tokenizer
 
 PAIRS = [
     ("A man is playing a guitar.", "Someone is strumming a musical instrument."),

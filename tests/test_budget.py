@@ -29,7 +29,7 @@ from recipes.budget import (
     parse_budget,
 )
 from recipes.data import mask_once, pack_into_blocks
-from recipes.pretrain import HeldOutCollator
+from recipes.held_out import HeldOutCollator
 
 SEQ = 32
 BATCH = 4
@@ -209,8 +209,8 @@ def _tiny_mlm(tokenizer) -> HybridBertForMaskedLM:
     return HybridBertForMaskedLM(config)
 
 
-def _args(output_dir: Path, shape: str = "linear", max_steps: int = LONG_RUN) -> TrainingArguments:
-    return TrainingArguments(
+def _args(output_dir: Path, shape: str = "linear", max_steps: int = LONG_RUN, **overrides) -> TrainingArguments:
+    settings = dict(
         output_dir=str(output_dir),
         use_cpu=True,
         per_device_train_batch_size=BATCH,
@@ -226,6 +226,7 @@ def _args(output_dir: Path, shape: str = "linear", max_steps: int = LONG_RUN) ->
         dataloader_num_workers=0,
         seed=0,
     )
+    return TrainingArguments(**{**settings, **overrides})
 
 
 def _trainer(
@@ -240,12 +241,13 @@ def _trainer(
     max_steps=LONG_RUN,
     callbacks=(),
     eval_seconds=0.0,
+    **arguments,
 ):
     """A BudgetTrainer on the real blocks; `Steps`, `EvalTime` and a `Recorder` are added after the budget callback."""
     train, held_out = blocks
     trainer = BudgetTrainer(
         model=_tiny_mlm(tokenizer),
-        args=_args(output_dir, shape, max_steps),
+        args=_args(output_dir, shape, max_steps, **arguments),
         train_dataset=train,
         eval_dataset=held_out,
         data_collator=HeldOutCollator(tokenizer, 0.15),
@@ -389,6 +391,19 @@ def test_evaluations_at_evenly_spaced_points_of_the_budget(tmp_path, tokenizer, 
     for k, p in enumerate(progress, start=1):
         assert p >= k / 4
     assert budget.evaluations_done == 4
+
+
+def test_the_trainers_step_evaluations_include_the_last_step(tmp_path, tokenizer, blocks):
+    """Without budget points (num_eval_points=0), --eval_strategy steps still evaluates at the step that ends the
+    run: the stop does not cancel an evaluation the Trainer scheduled there."""
+    clock = FakeClock()
+    budget = TimeBudgetCallback(budget_s=BUDGET, num_eval_points=0, now=clock)
+    trainer, recorder = _trainer(
+        tokenizer, blocks, tmp_path, budget, clock, steady, max_steps=10, eval_strategy="steps", eval_steps=5
+    )
+    trainer.train()
+    assert budget.stop_reason == "max_steps"
+    assert [step for step, _ in recorder.evaluations] == [5, 10]
 
 
 def test_resume_continues_remaining_budget_with_time_driven_lr(tmp_path, tokenizer, blocks):

@@ -379,7 +379,8 @@ def test_same_seed_starts_from_the_same_weights_on_one_and_two_ranks(loss_runs):
 
 
 def _tiny_model():
-    from recipes.pretrain import ModelArguments, build_model
+    from recipes.pretrain_arguments import ModelArguments
+    from recipes.starting_model import build_model
 
     return build_model(
         ModelArguments(variant="hbert-v1", size="tiny", config_overrides=OVERRIDES), assets.default_tokenizer()
@@ -403,7 +404,7 @@ def test_deepspeed_config_validates_offline_against_the_recipe_arguments(name, t
     from transformers import HfArgumentParser
     from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
-    from recipes.pretrain import PretrainingArguments
+    from recipes.pretrain_arguments import PretrainingArguments
 
     path = DS_CONFIGS[name]
     raw = json.loads(path.read_text())
@@ -444,7 +445,7 @@ def test_mismatching_deepspeed_config_fails_offline_validation(key, value, hf_ke
     from transformers import HfArgumentParser
     from transformers.integrations.deepspeed import HfTrainerDeepSpeedConfig, unset_hf_deepspeed_config
 
-    from recipes.pretrain import PretrainingArguments
+    from recipes.pretrain_arguments import PretrainingArguments
 
     config = {**json.loads(DS_CONFIGS["ds_zero2"].read_text()), key: value}
     argv = ["--output_dir", str(tmp_path), "--per_device_train_batch_size", "4"]

@@ -10,8 +10,8 @@ from transformers import BertForMaskedLM
 
 from modeling import HybridBertForMaskedLM
 from recipes import mfu
+from recipes.arguments import bf16_where_native
 from recipes.parameters import hf_bert_config
-from recipes.pretrain import bf16_where_native
 
 SEQ = 24
 

@@ -12,7 +12,7 @@ from modeling import MIXER_SPECS, HybridBertConfig
 from recipes import mixer_comparison
 from recipes.curves import save_curve
 from recipes.mixer_comparison import ARMS, ComparisonArguments, comparison_table, pretraining_argv, run_dir
-from recipes.pretrain import parse_args, parse_overrides
+from recipes.pretrain_arguments import parse_args, parse_overrides
 from recipes.records import BUDGET_FILE
 
 

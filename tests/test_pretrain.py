@@ -9,23 +9,31 @@ time and evaluation points are exact and nothing depends on the machine's speed.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import evaluate
 import pytest
 import torch
+from datasets import Dataset
+from helpers import wikitext_paragraphs
 
+from modeling import HybridBertConfig, HybridBertForMaskedLM
 from recipes import assets
 from recipes.budget import BUDGET_STATE_FILE
+from recipes.data import pack_into_blocks
 from recipes.environment import PACKAGES
+from recipes.held_out import METRICS_DIR, HeldOutCollator
 from recipes.mfu import matmul_peak, native_bf16
-from recipes.pretrain import METRICS_DIR, HeldOutCollator, main
+from recipes.pretrain import main
 from recipes.records import RunRecord
+from recipes.starting_model import set_unigram_decoder_bias
 
 REPO = Path(__file__).resolve().parents[1]
 SEQ, BATCH = 32, 4
@@ -283,6 +291,58 @@ def test_record_says_what_ran_and_its_mfu(max_steps_run):
     assert utilisation["mfu"] == pytest.approx(expected) and utilisation["mfu"] > 0
 
 
+def test_unigram_decoder_bias_starts_a_fresh_model_on_the_plateau(tmp_path, train_file):
+    """--unigram_decoder_bias: before its first step the model ranks the most frequent training token first and its
+    held-out loss is far below a fresh model's (which is about log(vocabulary): every token alike)."""
+    first_points = {}
+    for flag in ((), ("--unigram_decoder_bias",)):
+        output_dir = tmp_path / ("unigram" if flag else "fresh")
+        main(_argv(train_file, output_dir, "--max_steps", "1", "--num_eval_points", "1", *flag))
+        first_points[bool(flag)] = _curve(output_dir)[0]
+    assert first_points[False]["step"] == first_points[True]["step"] == 0
+    vocabulary = len(assets.default_tokenizer())
+    assert first_points[False]["loss"] == pytest.approx(math.log(vocabulary), abs=0.5)
+    assert first_points[True]["loss"] < first_points[False]["loss"] - 2
+
+
+def test_unigram_decoder_bias_ranks_tokens_by_their_training_counts():
+    """The bias orders tokens as their counts in the training blocks do: the most frequent first, special tokens
+    (never labels) with the unseen ones at the bottom."""
+    tokenizer = assets.default_tokenizer()
+    train = pack_into_blocks(Dataset.from_dict({"text": wikitext_paragraphs(30)}), tokenizer, SEQ)
+    config = HybridBertConfig.from_variant(
+        "bert", size="tiny", vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id
+    )
+    model = HybridBertForMaskedLM(config)
+    set_unigram_decoder_bias(model, train, tokenizer)
+    bias = model.get_output_embeddings().bias
+    counts = Counter(token for block in train["input_ids"] for token in block)
+    for special in tokenizer.all_special_ids:
+        counts.pop(special, None)
+    (most_frequent, _), *_ = counts.most_common(1)
+    assert int(bias.argmax()) == most_frequent
+    unseen = next(token for token in range(len(tokenizer)) if token not in counts)
+    assert bias[tokenizer.cls_token_id] == bias[unseen] == bias.min()
+    rare = min(counts, key=counts.get)
+    assert bias[unseen] < bias[rare] < bias[most_frequent]
+
+
+def test_training_masking_rate_leaves_the_held_out_set_alone(tmp_path, train_file):
+    """--training_mlm_probability changes the training batches only: the held-out blocks, their masks and the
+    fingerprint are those of the default rate, so the first held-out loss (same initial weights) is identical."""
+    runs = {}
+    for rate in (None, "0.4"):
+        output_dir = tmp_path / str(rate)
+        extra = ("--training_mlm_probability", rate) if rate else ()
+        spent = main(_argv(train_file, output_dir, "--max_steps", "1", "--num_eval_points", "1", *extra))
+        runs[rate] = spent, _curve(output_dir)[0]
+    (default, default_start), (higher, higher_start) = runs[None], runs["0.4"]
+    assert higher["run_record"]["data_sha256"] == default["run_record"]["data_sha256"]
+    assert higher_start["loss"] == default_start["loss"]
+    assert higher["arguments"]["data"]["training_mlm_probability"] == 0.4
+    assert higher["utilisation"]["model_flops_per_token"] > default["utilisation"]["model_flops_per_token"]
+
+
 def test_training_batches_without_padding_carry_no_attention_mask():
     """Packed blocks need no mask: the model then takes its unmasked path without reading a mask back from the
     device; a batch with padding keeps its mask."""
@@ -367,8 +427,10 @@ def test_signal_saves_checkpoint_and_exits_cleanly(tmp_path, train_file, signum)
         (["--budget", "0"], ValueError, "positive"),
         (["--budget=-5m"], ValueError, "-5m"),
         (["--variant", "nope"], ValueError, "nope"),
+        (["--training_mlm_probability", "1.5"], ValueError, "training_mlm_probability"),
+        (["--unigram_decoder_bias", "--init_from", "minilm"], ValueError, "fresh weights"),
     ],
-    ids=["budget-abc", "budget-0", "budget-negative", "variant-nope"],
+    ids=["budget-abc", "budget-0", "budget-negative", "variant-nope", "masking-rate", "bias-on-checkpoint"],
 )
 def test_bad_arguments_fail_before_writing(tmp_path, train_file, extra, error, message):
     """An unparseable or non-positive budget or an unknown variant raises one clear error; no output dir appears."""

@@ -1,0 +1,87 @@
+"""Which checkpoint a budgeted run continues from, decided from the arguments and what its output folder holds,
+with the folder claimed for the run's lifetime (pretraining and distillation share it)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from transformers import TrainingArguments
+
+from recipes.budget import BUDGET_STATE_FILE
+from recipes.checkpoints import STAGING_PREFIX, TRAINER_STATE_FILE, incomplete_checkpoints, last_checkpoint
+from recipes.curves import CURVE_FILE
+from recipes.input_files import read_json
+from recipes.records import BUDGET_FILE
+from recipes.run_dir import check_holds_run, claim_output_dir, describe, entries, replace_run
+
+REQUIRED_CHECKPOINT_FILES = (TRAINER_STATE_FILE, BUDGET_STATE_FILE)
+
+
+def resume_point(output_dir: Path, resume: str | None, overwrite: bool, curve_file: str = CURVE_FILE) -> str | None:
+    """The checkpoint this run continues from (None: a fresh start), from the arguments and what the output folder
+    holds: an unfinished run (no budget.json, or one stopped by a signal) continues from its last complete
+    checkpoint without being asked; a finished run, or anything else, is refused unless replaced."""
+    if resume and overwrite:
+        raise ValueError("--overwrite_output_dir and --resume_from_checkpoint contradict each other: pass one.")
+    if overwrite:
+        check_holds_run(output_dir, (BUDGET_FILE, curve_file))
+        return None
+    if resume and resume.lower() not in ("true", "latest"):
+        return resume
+    checkpoint = last_checkpoint(output_dir, REQUIRED_CHECKPOINT_FILES)
+    if resume:
+        if not checkpoint:
+            raise FileNotFoundError(f"No complete checkpoint-* folder in {output_dir} to resume from.")
+        return checkpoint
+    names = entries(output_dir)
+    if not names:
+        return None
+    # Only the stop reason matters here, and a folder left by a run that died while writing may hold a partial record.
+    budget_file = output_dir / BUDGET_FILE
+    stop_reason = read_json(budget_file).get("stop_reason") if budget_file.is_file() else "signal"
+    if stop_reason != "signal":
+        raise FileExistsError(
+            f"{output_dir} already holds a finished run (stop_reason {stop_reason!r}); pass --overwrite_output_dir to "
+            "replace it, or --resume_from_checkpoint with a larger --budget to continue it."
+        )
+    if checkpoint:
+        return checkpoint
+    # What a run that died before its first checkpoint leaves: its curve, and writes and saves cut short.
+    partial_run = (Path(curve_file).stem, f"{STAGING_PREFIX}checkpoint-", f".{BUDGET_FILE}")
+    if all(name.startswith(partial_run) for name in names):
+        return None  # it starts again
+    raise FileExistsError(
+        f"{output_dir} already holds {describe(names)} and no run to resume; pass --overwrite_output_dir to "
+        "replace a run of this project, or choose another --output_dir."
+    )
+
+
+def curve_until(points: list[dict], checkpoint: str | None) -> list[dict]:
+    """A resumed run's curve up to its checkpoint (a fresh run starts an empty one)."""
+    if not checkpoint:
+        return []
+    return [point for point in points if point["step"] <= int(Path(checkpoint).name.split("-")[1])]
+
+
+@contextmanager
+def claimed_output_dir(
+    training_args: TrainingArguments, overwrite: bool, curve_file: str = CURVE_FILE
+) -> Iterator[str | None]:
+    """Holds the output directory's lock for the body and yields the checkpoint the run continues from (None: a fresh
+    start; see `resume_point`). The main process first replaces a run (--overwrite_output_dir) and removes
+    checkpoints cut short."""
+    output_dir = Path(training_args.output_dir)
+    is_main_process = training_args.process_index == 0
+    with claim_output_dir(output_dir, is_main_process):
+        checkpoint = resume_point(output_dir, training_args.resume_from_checkpoint, overwrite, curve_file)
+        if is_main_process:
+            if overwrite:
+                replace_run(output_dir, (BUDGET_FILE, curve_file))
+            for incomplete in incomplete_checkpoints(output_dir):
+                shutil.rmtree(incomplete)
+            if checkpoint:
+                print(f"Resuming from {checkpoint}.", flush=True)
+        yield checkpoint
