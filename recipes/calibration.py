@@ -34,7 +34,9 @@ from modeling import HybridBertConfig
 from recipes.arguments import BF16_HELP, bf16_where_native
 from recipes.assets import default_tokenizer
 from recipes.environment import device_name
+from recipes.pretrain_arguments import ModelArguments, PretrainingArguments, parse_args, training_mlm_probability
 from recipes.records import read_json_object, write_json
+from recipes.starting_model import build_model
 
 FORMAT = 1
 
@@ -48,6 +50,8 @@ def run_settings(
     *,
     size: str,
     config_overrides: str | None,
+    pretraining_dropout: float,
+    mlm_probability: float,
     per_device_train_batch_size: int,
     max_seq_length: int,
     precision: str,
@@ -60,6 +64,8 @@ def run_settings(
     return {
         "size": size,
         "config_overrides": config_overrides or None,
+        "pretraining_dropout": pretraining_dropout,
+        "mlm_probability": mlm_probability,
         "per_device_train_batch_size": per_device_train_batch_size,
         "max_seq_length": max_seq_length,
         "precision": precision,
@@ -133,6 +139,10 @@ class CalibrationArguments:
     output: str = field(metadata={"help": "Where the calibration record (JSON) is written"})
     size: str = field(default="mini", metadata={"help": "Model size, as pretrain.py's --size"})
     config_overrides: str | None = field(default=None, metadata={"help": "As pretrain.py's --config_overrides"})
+    pretraining_dropout: float = field(default=0.0, metadata={"help": "As pretrain.py's --pretraining_dropout"})
+    mlm_probability: float = field(
+        default=0.15, metadata={"help": "Masking rate of the training batches (pretrain.py's training rate)"}
+    )
     per_device_train_batch_size: int = 32
     max_seq_length: int = 128
     # pretrain.py's default, so that a calibration made with defaults is one pretrain.py accepts with its defaults
@@ -148,12 +158,14 @@ class _Trainee:
     """One variant's model, optimizer and batches, stepping exactly as a Trainer training step does."""
 
     def __init__(self, variant: str, args: CalibrationArguments, tokenizer, device: torch.device, batches: list[dict]):
-        # pretrain.py imports this module for --calibration; the model and optimizer come from pretrain.py.
-        from recipes.pretrain_arguments import ModelArguments, PretrainingArguments
-        from recipes.starting_model import build_model
-
         self.model = build_model(
-            ModelArguments(variant=variant, size=args.size, config_overrides=args.config_overrides), tokenizer
+            ModelArguments(
+                variant=variant,
+                size=args.size,
+                config_overrides=args.config_overrides,
+                pretraining_dropout=args.pretraining_dropout,
+            ),
+            tokenizer,
         ).to(device)
         self.model.train()
         with tempfile.TemporaryDirectory() as scratch:
@@ -193,7 +205,7 @@ def masked_batches(tokenizer, args: CalibrationArguments, count: int) -> list[di
     generator = torch.Generator().manual_seed(args.seed)
     special = set(tokenizer.all_special_ids)
     ordinary = torch.tensor([i for i in range(len(tokenizer)) if i not in special])
-    collator = DataCollatorForLanguageModeling(tokenizer, seed=args.seed)
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=args.mlm_probability, seed=args.seed)
     batches = []
     for _ in range(count):
         body = ordinary[
@@ -245,6 +257,8 @@ def measure(args: CalibrationArguments, tokenizer=None) -> dict:
         "settings": run_settings(
             size=args.size,
             config_overrides=args.config_overrides,
+            pretraining_dropout=args.pretraining_dropout,
+            mlm_probability=args.mlm_probability,
             per_device_train_batch_size=args.per_device_train_batch_size,
             max_seq_length=args.max_seq_length,
             precision=precision_name("bf16" if args.bf16 else "no"),
@@ -257,6 +271,20 @@ def measure(args: CalibrationArguments, tokenizer=None) -> dict:
         "torch": torch.__version__,
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def argv_matching(pretraining_argv: list[str], output: Path | str) -> list[str]:
+    """The calibration command that measures a pretraining command's variant at that command's settings."""
+    model_args, data_args, _, training_args = parse_args(pretraining_argv)
+    overrides = ["--config_overrides", model_args.config_overrides] if model_args.config_overrides else []
+    return [
+        "--variants", model_args.variant or "bert", "--size", model_args.size or "mini", *overrides,
+        "--pretraining_dropout", str(model_args.pretraining_dropout),
+        "--mlm_probability", str(training_mlm_probability(data_args)),
+        "--per_device_train_batch_size", str(training_args.per_device_train_batch_size),
+        "--max_seq_length", str(data_args.max_seq_length), "--bf16", str(training_args.bf16),
+        "--output", str(output),
+    ]  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -6,11 +6,14 @@ wall-clock budget, with each pretraining seed, then write the MLM curves side by
     python -m recipes.mixer_comparison --size mini --budget 10m --seeds 1 2 3 --output_dir runs/mixer-options \
         --table results/mixer_options.md
 
-Run directories are `<output_dir>/<variant>-<arm>-<size>-<budget>-seed<seed>` (arm: `current` or `reference-code`); a
-finished one (its `mlm_curve.json` and `budget.json` are there) is not run again: give another `--output_dir` when
-changing other arguments. Both arms of a seed start from the
-same `--seed`, see the same batches and are evaluated on the same held-out blocks at the same fractions of the budget,
-so the table pairs them by seed. Extra pretraining arguments go in `--pretrain_args`.
+Equal wall-clock is calibrated: before its runs, each arm's training throughput is measured at the runs' settings
+(`recipes/calibration.py`; `<output_dir>/calibration-<variant>-<arm>-<size>.json`, kept and reused), and each run trains
+for its arm's calibrated steps, so neither a rerun nor the machine's load changes a result (`--no_calibrate`: the live
+clock). Run directories are `<output_dir>/<variant>-<arm>-<size>-<budget>-seed<seed>` (arm: `current` or
+`reference-code`); a finished one (its `mlm_curve.json` and `budget.json` are there) is not run again, and one killed
+part-way resumes from its last checkpoint: give another `--output_dir` when changing other arguments. Both arms of a
+seed start from the same `--seed`, see the same batches and are evaluated on the same held-out blocks at the same
+fractions of the budget, so the table pairs them by seed. Extra pretraining arguments go in `--pretrain_args`.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from pathlib import Path
 from transformers import HfArgumentParser
 
 from modeling import MIXER_SPECS, VARIANTS
-from recipes import pretrain
+from recipes import calibration, pretrain
 from recipes.curves import CURVE_FILE, load_curve
 from recipes.markdown import markdown_table
 from recipes.records import PretrainingRecord, write_text_atomic
@@ -48,6 +51,14 @@ class ComparisonArguments:
     )
     pretrain_args: str = field(
         default="", metadata={"help": "Extra recipes.pretrain arguments, one string (not --config_overrides)"}
+    )
+    calibrate: bool = field(
+        default=True,
+        metadata={
+            "help": "Measure each arm's training throughput first (a recipes.calibration record per arm in "
+            "--output_dir) and train every run for its arm's calibrated steps: equal wall-clock that neither a rerun "
+            "nor the machine's load changes. --no_calibrate trains each run on the live clock"
+        },
     )
     table: str | None = field(
         default=None, metadata={"help": f"The markdown table (default <output_dir>/{TABLE_FILE})"}
@@ -77,13 +88,19 @@ def run_dir(args: ComparisonArguments, mixer: str, arm: str, seed: int) -> Path:
     return Path(args.output_dir) / f"{showcase_variant(mixer)}-{arm}-{args.size}-{args.budget}-seed{seed}"
 
 
+def calibration_file(args: ComparisonArguments, mixer: str, arm: str) -> Path:
+    return Path(args.output_dir) / f"calibration-{showcase_variant(mixer)}-{arm}-{args.size}.json"
+
+
 def pretraining_argv(args: ComparisonArguments, mixer: str, arm: str, seed: int) -> list[str]:
+    """The run's command; a run killed part-way resumes from its last checkpoint when the comparison runs again."""
     options = [f"{name}={json.dumps(value)}" for name, value in arm_overrides(mixer, arm).items()]
     overrides = ",".join(filter(None, [args.config_overrides, *options]))
+    calibration = ["--calibration", str(calibration_file(args, mixer, arm))] if args.calibrate else []
     return [
         "--variant", showcase_variant(mixer), "--size", args.size, "--budget", args.budget, "--seed", str(seed),
-        *(["--config_overrides", overrides] if overrides else []), *shlex.split(args.pretrain_args),
-        "--output_dir", str(run_dir(args, mixer, arm, seed)), "--overwrite_output_dir",
+        *(["--config_overrides", overrides] if overrides else []), *calibration, *shlex.split(args.pretrain_args),
+        "--output_dir", str(run_dir(args, mixer, arm, seed)),
     ]  # fmt: skip
 
 
@@ -129,6 +146,10 @@ def comparison_table(mixer: str, curves: dict[str, list[list[dict]]]) -> str:
 def main(argv: list[str] | None = None) -> Path:
     (args,) = HfArgumentParser(ComparisonArguments).parse_args_into_dataclasses(argv)
     for mixer in args.mixers:
+        for arm in ARMS:
+            record = calibration_file(args, mixer, arm)
+            if args.calibrate and not record.is_file():
+                calibration.main(calibration.argv_matching(pretraining_argv(args, mixer, arm, args.seeds[0]), record))
         for seed in args.seeds:
             for arm in ARMS:
                 if not finished(run_dir(args, mixer, arm, seed)):

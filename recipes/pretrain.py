@@ -133,6 +133,8 @@ def calibration_info(budget_args, model_args, data_args, training_args, budget_s
     settings = run_settings(
         size=model_args.size or "mini",
         config_overrides=model_args.config_overrides,
+        pretraining_dropout=model_args.pretraining_dropout,
+        mlm_probability=training_mlm_probability(data_args),
         per_device_train_batch_size=training_args.per_device_train_batch_size,
         max_seq_length=data_args.max_seq_length,
         # Resolved as the Trainer's accelerator will run it: --bf16/--fp16, else accelerate's config.

@@ -28,13 +28,24 @@ SOURCE_DIMENSIONS = (
 )  # fmt: skip
 
 
+def new_model_fields(model_args: ModelArguments) -> dict:
+    """The config fields a new model takes from the arguments: DropMask, the pretraining dropout, and the overrides
+    (which win over the dropout)."""
+    return {
+        "drop_mask": model_args.drop_mask,
+        "hidden_dropout_prob": model_args.pretraining_dropout,
+        "attention_probs_dropout_prob": model_args.pretraining_dropout,
+        **parse_overrides(model_args.config_overrides),
+    }
+
+
 def requested_config(model_args: ModelArguments, tokenizer=None, start: Path | None = None) -> dict:
     """The config this run asks for, computed without building a model: the variant at its size (with --init_from,
     the source's dimensions), the overrides, and (given the tokenizer) its vocabulary and token ids; with
     --model_name_or_path, the checkpoint's (`start`, the resolved folder)."""
     if model_args.model_name_or_path:
         return read_config(start)
-    fields = {"drop_mask": model_args.drop_mask, **parse_overrides(model_args.config_overrides)}
+    fields = new_model_fields(model_args)
     if tokenizer is not None:
         fields.update(
             vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, mask_token_id=tokenizer.mask_token_id
@@ -68,7 +79,9 @@ def resolve_start(model_args: ModelArguments) -> Path | None:
     """The local folder of the checkpoint a run starts from: a HybridBERT checkpoint it continues
     (--model_name_or_path) or an HF BERT it converts (--init_from); None for fresh weights."""
     if model_args.model_name_or_path:
-        new_model_arguments = ("variant", "size", "config_overrides", "init_from", "drop_mask", "unigram_decoder_bias")
+        new_model_arguments = (
+            "variant", "size", "config_overrides", "init_from", "drop_mask", "pretraining_dropout", "unigram_decoder_bias",
+        )  # fmt: skip
         new_model = [name for name in new_model_arguments if getattr(model_args, name)]
         if new_model:
             raise ValueError(
@@ -105,8 +118,7 @@ def build_model(model_args: ModelArguments, tokenizer, start: Path | None = None
         "mask_token_id": tokenizer.mask_token_id,
         "cls_token_id": tokenizer.cls_token_id,
         "sep_token_id": tokenizer.sep_token_id,
-        "drop_mask": model_args.drop_mask,
-        **parse_overrides(model_args.config_overrides),
+        **new_model_fields(model_args),
     }
     variant = model_args.variant or "bert"
     if model_args.init_from:

@@ -155,6 +155,9 @@ def test_recipe_section_times_the_fp32_recipe_against_the_defaults_with_mfu(resu
     args = quick_arguments()
     assert list(recipe["configurations"]) == [RECIPE_FP32, RECIPE_DEFAULTS]
     assert recipe["configurations"][RECIPE_DEFAULTS]["bf16"] == native_bf16("cpu")
+    # today's recipe trains with the variant's dropout; the defaults with the recipe's pretraining dropout (none)
+    assert recipe["configurations"][RECIPE_FP32]["dropout"] is None
+    assert recipe["configurations"][RECIPE_DEFAULTS]["dropout"] == 0.0
     assert [(s["model"], s["seq"]) for s in recipe["settings"]] == [(name, args.recipe_seqs[0]) for name in VARIANTS]
     for setting in recipe["settings"]:
         assert setting["model_flops_per_token"] > 0 and setting["compile_s"] is None
@@ -227,3 +230,15 @@ def test_unknown_section_or_model_is_rejected():
         quick_arguments("--sections", "speed")
     with pytest.raises(ValueError, match="unknown bf16 model"):
         quick_arguments("--bf16_models", "gpt2")
+
+
+def test_recipe_configurations_build_their_own_dropout_on_the_shared_size():
+    """--recipe_config_overrides sizes every configuration alike; only the recipe's defaults take its pretraining
+    dropout, today's fp32 recipe keeps the variant's."""
+    args = BenchmarkArguments(sections=["recipe"], recipe_config_overrides="num_hidden_layers=6")
+    configurations = benchmark_sections.recipe_configurations(args)
+    fields = {name: benchmark_sections.recipe_model_fields(args, c["dropout"]) for name, c in configurations.items()}
+    assert fields[RECIPE_FP32] == {"num_hidden_layers": 6}
+    assert fields[RECIPE_DEFAULTS] == {
+        "num_hidden_layers": 6, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0
+    }  # fmt: skip

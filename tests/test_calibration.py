@@ -40,7 +40,8 @@ def record_file(tmp_path_factory) -> Path:
 def test_the_record_holds_settings_throughput_and_machine(record_file):
     record = json.loads(record_file.read_text())
     assert record["settings"] == calibration.run_settings(
-        size="tiny", config_overrides=OVERRIDES, per_device_train_batch_size=BATCH, max_seq_length=SEQ,
+        size="tiny", config_overrides=OVERRIDES, pretraining_dropout=0.0, mlm_probability=0.15,
+        per_device_train_batch_size=BATCH, max_seq_length=SEQ,
         precision="bf16" if bf16_where_native() else "fp32", device_type="cpu", threads=torch.get_num_threads(),
     )  # fmt: skip
     assert set(record["variants"]) == {"bert", "hbert-v1"}
@@ -68,6 +69,13 @@ def test_a_record_at_other_settings_is_refused_before_anything_is_written(record
         ValueError, match=r"other settings than this run's:\n  max_seq_length: measured at 32, this run has 64"
     ):
         main(argv)
+    for extra, setting in (
+        ("--pretraining_dropout", "pretraining_dropout"),
+        ("--training_mlm_probability", "mlm_prob"),
+    ):
+        calibrated = _pretrain_argv("bert", train_file, output_dir, "--calibration", str(record_file), extra, "0.3")
+        with pytest.raises(ValueError, match=rf"\n  {setting}\w*: measured at 0.\d+, this run has 0.3"):
+            main(calibrated)
     with pytest.raises(ValueError, match="no variant 'pool-hybrid'"):
         main(_pretrain_argv("pool-hybrid", train_file, output_dir, "--calibration", str(record_file)))
     with pytest.raises(ValueError, match="drop --max_steps"):
@@ -153,3 +161,20 @@ def test_every_variant_and_seed_sees_the_same_held_out_masks_and_training_batche
         assert torch.equal(ids_a, ids_b) and torch.equal(labels_a, labels_b)
     other = main(_pretrain_argv("bert", train_file, tmp_path / "other", "--max_steps", "1", "--held_out_seed", "5"))
     assert other["run_record"]["data_sha256"] != fingerprints[0]
+
+
+def test_the_calibration_matching_a_pretraining_command_is_one_it_accepts(train_file, tmp_path):
+    """`argv_matching` measures a command's variant at the command's own settings (dropout and training masking rate
+    included): the pretraining command takes the record and trains its calibrated steps."""
+    argv = _pretrain_argv(
+        "pool-hybrid", train_file, tmp_path / "run", "--pretraining_dropout", "0.05",
+        "--training_mlm_probability", "0.3", "--budget", "2s", "--num_eval_points", "1",
+    )  # fmt: skip
+    record_file = tmp_path / "calibration.json"
+    measured = calibration.main(
+        [*calibration.argv_matching(argv, record_file), "--warmup_steps", "1", "--rounds", "2", "--steps_per_turn", "1"]
+    )
+    assert list(measured["variants"]) == ["pool-hybrid"]
+    assert (measured["settings"]["pretraining_dropout"], measured["settings"]["mlm_probability"]) == (0.05, 0.3)
+    spent = main([*argv, "--calibration", str(record_file)])
+    assert spent["steps"] == calibration.calibrated_steps(measured, "pool-hybrid", 2.0)

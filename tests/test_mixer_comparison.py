@@ -41,6 +41,11 @@ def test_both_arms_of_a_seed_differ_only_by_the_reference_code_options():
     assert parse_overrides(model_args.config_overrides) == {"hidden_size": 64, **MIXER_SPECS["pooling"].reference_code}
     assert parse_overrides(parse_args(current)[0].config_overrides) == {"hidden_size": 64}
     assert training_args.output_dir == str(run_dir(args, "pooling", "reference-code", 2))
+    assert not budget_args.overwrite_output_dir  # a killed run resumes
+    # each arm trains its own calibrated steps, measured at the run's settings
+    budget_file = parse_args(current)[2].calibration
+    assert budget_args.calibration == str(mixer_comparison.calibration_file(args, "pooling", "reference-code"))
+    assert budget_file == str(mixer_comparison.calibration_file(args, "pooling", "current")) != budget_args.calibration
     assert run_dir(args, "additive", "current", 1).name == "addbert-current-tiny-2m-seed1"
     # the options make a valid config of the variant (the recipe passes the tokenizer's [CLS]/[SEP])
     HybridBertConfig.from_variant(
@@ -85,10 +90,13 @@ def test_finished_runs_are_not_run_again(tmp_path, monkeypatch):
             save_curve(directory, curve([0.0, 0.1 * seed], 5.0))
             (directory / BUDGET_FILE).write_text(json.dumps({"budget": "1m"}))
 
+        mixer_comparison.calibration_file(parsed, "pooling", arm).write_text("{}")
+
     def refuse(argv):
-        raise AssertionError(f"a finished run was run again: {argv}")
+        raise AssertionError(f"a finished run or a made measurement was run again: {argv}")
 
     monkeypatch.setattr(mixer_comparison.pretrain, "main", refuse)
+    monkeypatch.setattr(mixer_comparison.calibration, "main", refuse)
     table = mixer_comparison.main(args)
     assert table == tmp_path / mixer_comparison.TABLE_FILE
     assert "### pooling: `pool-hybrid`, 2 seeds" in table.read_text()

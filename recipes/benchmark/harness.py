@@ -110,6 +110,13 @@ class BenchmarkArguments:
     recipe_tokens_per_step: int = field(
         default=4096, metadata={"help": "tokens per step of the recipe section (pretrain.py's 32 × 128)"}
     )
+    recipe_config_overrides: str | None = field(
+        default=None,
+        metadata={
+            "help": "recipe section: config fields of every configuration, as pretrain.py's --config_overrides "
+            "(e.g. the study's size: num_hidden_layers=6)"
+        },
+    )
     recipe_compile: bool = field(
         default=False, metadata={"help": "recipe section: also the defaults under torch.compile, and compile time"}
     )
@@ -177,28 +184,29 @@ def positions_for(seqs: Iterable[int]) -> int:
     return max(MIN_POSITIONS, *seqs)
 
 
-def hybrid_config(name: str, size: str, max_positions: int) -> HybridBertConfig:
-    """The project's config behind a model name; `hf-bert` has the dimensions of the `bert` variant."""
+def hybrid_config(name: str, size: str, max_positions: int, **fields) -> HybridBertConfig:
+    """The project's config behind a model name, with `fields` on top; `hf-bert` has the dimensions of the `bert`
+    variant."""
     variant, overrides = ABLATIONS.get(name, (name if name in VARIANTS else "bert", {}))
     return HybridBertConfig.from_variant(
-        variant, size=size, max_position_embeddings=max_positions, attn_implementation="sdpa", **overrides
+        variant, size=size, max_position_embeddings=max_positions, attn_implementation="sdpa", **overrides, **fields
     )
 
 
-def build_model(name: str, size: str, max_positions: int, with_mlm_head: bool) -> PreTrainedModel:
-    config = hybrid_config(name, size, max_positions)
+def build_model(name: str, size: str, max_positions: int, with_mlm_head: bool, **fields) -> PreTrainedModel:
+    config = hybrid_config(name, size, max_positions, **fields)
     if name == HF_BERT:
         return (BertForMaskedLM if with_mlm_head else BertModel)(hf_bert_config(config))
     return (HybridBertForMaskedLM if with_mlm_head else HybridBertModel)(config)
 
 
 def build_models(
-    names: Iterable[str], size: str, max_positions: int, with_mlm_head: bool, args: BenchmarkArguments
+    names: Iterable[str], size: str, max_positions: int, with_mlm_head: bool, args: BenchmarkArguments, **fields
 ) -> dict[str, PreTrainedModel]:
     models = {}
     for name in names:
         torch.manual_seed(args.seed)
-        models[name] = build_model(name, size, max_positions, with_mlm_head).to(args.device)
+        models[name] = build_model(name, size, max_positions, with_mlm_head, **fields).to(args.device)
     return models
 
 

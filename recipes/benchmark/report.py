@@ -121,18 +121,24 @@ def bf16_markdown(section: dict) -> str:
     )
 
 
+def recipe_dropout(configuration: dict) -> str:
+    # Records made before the recipe had its own pretraining dropout ran every configuration with the variant's.
+    dropout = configuration.get("dropout")
+    return "the variant's dropout" if dropout is None else f"dropout {dropout:g}"
+
+
 def recipe_markdown(section: dict) -> str:
     peaks = ", ".join(f"{name} {flops / 1e9:,.0f} GFLOP/s" for name, flops in section["matmul_peak_flops"].items())
     described = "; ".join(
         f"{name}: {'bf16 autocast' if c['bf16'] else 'fp32'}{', all-ones attention mask' if c['attention_mask'] else ''}"
-        f"{', torch.compile' if c['compile'] else ''}"
+        f", {recipe_dropout(c)}{', torch.compile' if c['compile'] else ''}"
         for name, c in section["configurations"].items()
     )
     header = ["model", "size", "batch × seq", "configuration", "tokens/s", "MFU", f"÷ {RECIPE_FP32}", "compile (s)"]
     rows = [
         [
             setting["model"],
-            setting["size"],
+            setting["size"] + (f" ({setting['config_overrides']})" if setting.get("config_overrides") else ""),
             f"{setting['batch']} × {setting['seq']}",
             name,
             f"{record['tokens_per_s']:,.0f}",

@@ -48,6 +48,7 @@ from recipes.benchmark.harness import (
 )
 from recipes.mfu import matmul_peak, mfu, mlm_training_flops_per_token, native_bf16
 from recipes.parameters import components, hf_bert_breakdown, hybrid_breakdown
+from recipes.pretrain_arguments import ModelArguments, parse_overrides
 
 # The first step allocates AdamW's state; the second shows the steady-state peak.
 PROBE_TRAINING_STEPS = 2
@@ -295,17 +296,27 @@ def benchmark_bf16(args: BenchmarkArguments) -> dict:
 
 
 def recipe_configurations(args: BenchmarkArguments) -> dict[str, dict]:
-    """The pretraining recipe's settings before and after: fp32 with the collator's all-ones attention mask, and
-    recipes/pretrain.py's defaults (bf16 autocast where the device has native bf16, no all-ones mask), optionally
-    compiled. Both use fused AdamW, as transformers' Trainer does by default."""
+    """The pretraining recipe's settings before and after: fp32 with the collator's all-ones attention mask and the
+    variant's own dropout, and recipes/pretrain.py's defaults (bf16 autocast where the device has native bf16, no
+    all-ones mask, its pretraining dropout), optionally compiled. All use fused AdamW, as transformers' Trainer does
+    by default. `dropout` None is the variant's own."""
     bf16 = native_bf16(args.device)
+    dropout = ModelArguments().pretraining_dropout
     configurations = {
-        RECIPE_FP32: {"bf16": False, "attention_mask": True, "compile": False},
-        RECIPE_DEFAULTS: {"bf16": bf16, "attention_mask": False, "compile": False},
+        RECIPE_FP32: {"bf16": False, "attention_mask": True, "dropout": None, "compile": False},
+        RECIPE_DEFAULTS: {"bf16": bf16, "attention_mask": False, "dropout": dropout, "compile": False},
     }
     if args.recipe_compile:
-        configurations[RECIPE_COMPILED] = {"bf16": bf16, "attention_mask": False, "compile": True}
+        configurations[RECIPE_COMPILED] = {**configurations[RECIPE_DEFAULTS], "compile": True}
     return configurations
+
+
+def recipe_model_fields(args: BenchmarkArguments, dropout: float | None) -> dict:
+    """The config fields of a recipe configuration: --recipe_config_overrides, and the configuration's dropout."""
+    fields = parse_overrides(args.recipe_config_overrides)
+    if dropout is not None:
+        fields.update(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    return fields
 
 
 def op_profile(step: Callable[[], None], args: BenchmarkArguments) -> tuple[list[dict], list[str]]:
@@ -350,7 +361,8 @@ def benchmark_recipe(args: BenchmarkArguments) -> dict:
             labelled_fraction = (batch["labels"] != -100).float().mean().item()
             steps, compile_s = {}, None
             for configuration, settings in configurations.items():
-                model = build_models([name], args.size, positions_for(args.recipe_seqs), True, args)[name]
+                fields = recipe_model_fields(args, settings["dropout"])
+                model = build_models([name], args.size, positions_for(args.recipe_seqs), True, args, **fields)[name]
                 optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
                 compiled = torch.compile(model) if settings["compile"] else model
                 inputs = batch if settings["attention_mask"] else unmasked
@@ -367,7 +379,7 @@ def benchmark_recipe(args: BenchmarkArguments) -> dict:
                 record["mfu"] = mfu(record["tokens_per_s"], flops_per_token, peaks[configuration])
             settings_rows.append(
                 {
-                    "model": name, "size": args.size, "seq": seq, "batch": batch_size,
+                    "model": name, "size": args.size, "config_overrides": args.recipe_config_overrides, "seq": seq, "batch": batch_size,
                     "model_flops_per_token": flops_per_token, "compile_s": compile_s, "configs": records,
                 }
             )  # fmt: skip
