@@ -60,6 +60,12 @@ class ComparisonArguments:
             "nor the machine's load changes. --no_calibrate trains each run on the live clock"
         },
     )
+    only_calibrate: bool = field(
+        default=False,
+        metadata={
+            "help": "Make the missing calibration records and stop (measure while the machine is idle, train later)"
+        },
+    )
     table: str | None = field(
         default=None, metadata={"help": f"The markdown table (default <output_dir>/{TABLE_FILE})"}
     )
@@ -71,6 +77,8 @@ class ComparisonArguments:
                 raise ValueError(f"--mixers {mixer!r}: choose among the mixers with reference-code options: {having}.")
         if "--config_overrides" in shlex.split(self.pretrain_args):
             raise ValueError("Give config overrides with --config_overrides, not inside --pretrain_args.")
+        if self.only_calibrate and not self.calibrate:
+            raise ValueError("--only_calibrate makes the calibration records that --no_calibrate turns off.")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"--seeds must name distinct seeds; got {self.seeds}.")
 
@@ -143,13 +151,16 @@ def comparison_table(mixer: str, curves: dict[str, list[list[dict]]]) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> Path:
+def main(argv: list[str] | None = None) -> Path | None:
     (args,) = HfArgumentParser(ComparisonArguments).parse_args_into_dataclasses(argv)
     for mixer in args.mixers:
         for arm in ARMS:
             record = calibration_file(args, mixer, arm)
             if args.calibrate and not record.is_file():
                 calibration.main(calibration.argv_matching(pretraining_argv(args, mixer, arm, args.seeds[0]), record))
+    if args.only_calibrate:
+        return None
+    for mixer in args.mixers:
         for seed in args.seeds:
             for arm in ARMS:
                 if not finished(run_dir(args, mixer, arm, seed)):

@@ -108,8 +108,42 @@ def test_finished_runs_are_not_run_again(tmp_path, monkeypatch):
         ({"mixers": ["self"]}, "choose among the mixers with reference-code options"),
         ({"seeds": [1, 1]}, "distinct seeds"),
         ({"pretrain_args": "--config_overrides hidden_size=64"}, "not inside --pretrain_args"),
+        ({"only_calibrate": True, "calibrate": False}, "--no_calibrate turns off"),
     ],
 )
 def test_bad_arguments_are_refused(overrides, message):
     with pytest.raises(ValueError, match=message):
         ComparisonArguments(**overrides)
+
+
+def test_only_calibrate_measures_each_missing_arm_and_trains_nothing(tmp_path, monkeypatch):
+    """--only_calibrate makes one record per arm that lacks one, at the arm's own settings, and stops."""
+    args = ComparisonArguments(output_dir=str(tmp_path), size="tiny", budget="1m", mixers=["pooling"])
+    mixer_comparison.calibration_file(args, "pooling", "current").write_text("{}")  # already measured
+    measured = []
+
+    def calibrate(argv):
+        measured.append(argv)
+
+    def refuse(argv):
+        raise AssertionError(f"--only_calibrate trained: {argv}")
+
+    monkeypatch.setattr(mixer_comparison.calibration, "main", calibrate)
+    monkeypatch.setattr(mixer_comparison.pretrain, "main", refuse)
+    argv = [
+        "--output_dir",
+        str(tmp_path),
+        "--size",
+        "tiny",
+        "--budget",
+        "1m",
+        "--mixers",
+        "pooling",
+        "--only_calibrate",
+    ]
+    assert mixer_comparison.main(argv) is None
+    (calibration_argv,) = measured
+    output = calibration_argv[calibration_argv.index("--output") + 1]
+    assert output == str(mixer_comparison.calibration_file(args, "pooling", "reference-code"))
+    overrides = parse_overrides(calibration_argv[calibration_argv.index("--config_overrides") + 1])
+    assert overrides == MIXER_SPECS["pooling"].reference_code
