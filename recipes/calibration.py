@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import math
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -219,58 +220,88 @@ def masked_batches(tokenizer, args: CalibrationArguments, count: int) -> list[di
     return batches
 
 
-def measure(args: CalibrationArguments, tokenizer=None) -> dict:
-    """Interleaved turns over the variants; the calibration record."""
+def _check(args: CalibrationArguments) -> None:
     for variant in args.variants:
         HybridBertConfig.from_variant(variant, size=args.size)  # names checked before anything is built
     if len(set(args.variants)) != len(args.variants):
         raise ValueError(f"--variants names a variant twice: {args.variants}.")
     if min(args.rounds, args.steps_per_turn) < 1 or args.warmup_steps < 0:
         raise ValueError("--rounds and --steps_per_turn must be at least 1, --warmup_steps at least 0.")
+
+
+def measure(args: CalibrationArguments, tokenizer=None) -> dict:
+    """Interleaved turns over the variants; the calibration record."""
+    return measure_together([args], tokenizer)[0]
+
+
+def measure_together(measurements: list[CalibrationArguments], tokenizer=None) -> list[dict]:
+    """The records of several measurements (e.g. the arms of a comparison, which differ in their config overrides)
+    made as one: every variant of every measurement takes its turn in the same rounds, so a change in the machine's
+    speed falls on all alike and the records compare with each other. Rounds, warm-up and turn length are the first
+    measurement's."""
+    for args in measurements:
+        _check(args)
+    protocol = measurements[0]
     tokenizer = tokenizer or default_tokenizer()
     device = (
         torch.device("cpu")
-        if args.use_cpu or not torch.accelerator.is_available()
+        if protocol.use_cpu or not torch.accelerator.is_available()
         else torch.accelerator.current_accelerator()
     )
-    batches = masked_batches(tokenizer, args, count=max(1, min(8, args.steps_per_turn)))
-    trainees = {variant: _Trainee(variant, args, tokenizer, device, batches) for variant in args.variants}
+    trainees = {}
+    for index, args in enumerate(measurements):
+        batches = masked_batches(tokenizer, args, count=max(1, min(8, protocol.steps_per_turn)))
+        for variant in args.variants:
+            trainees[index, variant] = _Trainee(variant, args, tokenizer, device, batches)
     for trainee in trainees.values():
-        trainee.timed(args.warmup_steps)
-    turns = {variant: [] for variant in args.variants}
-    for round_index in range(args.rounds):
-        # Each round starts one variant later, so no variant always runs right after the same other one.
-        order = args.variants[round_index % len(args.variants) :] + args.variants[: round_index % len(args.variants)]
-        for variant in order:
-            turns[variant].append(trainees[variant].timed(args.steps_per_turn))
-    tokens_per_step = args.per_device_train_batch_size * args.max_seq_length
-    variants = {}
-    for variant, seconds in turns.items():
-        steps_per_s = statistics.median(args.steps_per_turn / s for s in seconds)
-        variants[variant] = {
-            "steps_per_s": steps_per_s,
-            "tokens_per_s": steps_per_s * tokens_per_step,
-            "turn_seconds": seconds,
-        }
-    return {
-        "format": FORMAT,
-        "settings": run_settings(
-            size=args.size,
-            config_overrides=args.config_overrides,
-            pretraining_dropout=args.pretraining_dropout,
-            mlm_probability=args.mlm_probability,
-            per_device_train_batch_size=args.per_device_train_batch_size,
-            max_seq_length=args.max_seq_length,
-            precision=precision_name("bf16" if args.bf16 else "no"),
-            device_type=device.type,
-            threads=torch.get_num_threads(),
-        ),
-        "protocol": {"warmup_steps": args.warmup_steps, "rounds": args.rounds, "steps_per_turn": args.steps_per_turn},
-        "variants": variants,
-        "device": device_name(device),
-        "torch": torch.__version__,
-        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+        trainee.timed(protocol.warmup_steps)
+    keys = list(trainees)
+    turns = {key: [] for key in keys}
+    for round_index in range(protocol.rounds):
+        # Each round starts one turn later, so no variant always runs right after the same other one.
+        shift = round_index % len(keys)
+        for key in keys[shift:] + keys[:shift]:
+            turns[key].append(trainees[key].timed(protocol.steps_per_turn))
+    measured_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    records = []
+    for index, args in enumerate(measurements):
+        tokens_per_step = args.per_device_train_batch_size * args.max_seq_length
+        variants = {}
+        for variant in args.variants:
+            seconds = turns[index, variant]
+            steps_per_s = statistics.median(protocol.steps_per_turn / s for s in seconds)
+            variants[variant] = {
+                "steps_per_s": steps_per_s,
+                "tokens_per_s": steps_per_s * tokens_per_step,
+                "turn_seconds": seconds,
+            }
+        records.append(
+            {
+                "format": FORMAT,
+                "settings": run_settings(
+                    size=args.size,
+                    config_overrides=args.config_overrides,
+                    pretraining_dropout=args.pretraining_dropout,
+                    mlm_probability=args.mlm_probability,
+                    per_device_train_batch_size=args.per_device_train_batch_size,
+                    max_seq_length=args.max_seq_length,
+                    precision=precision_name("bf16" if args.bf16 else "no"),
+                    device_type=device.type,
+                    threads=torch.get_num_threads(),
+                ),
+                "protocol": {
+                    "warmup_steps": protocol.warmup_steps,
+                    "rounds": protocol.rounds,
+                    "steps_per_turn": protocol.steps_per_turn,
+                    "measured_with": len(measurements),
+                },
+                "variants": variants,
+                "device": device_name(device),
+                "torch": torch.__version__,
+                "measured_at": measured_at,
+            }
+        )
+    return records
 
 
 def argv_matching(pretraining_argv: list[str], output: Path | str) -> list[str]:
@@ -287,15 +318,24 @@ def argv_matching(pretraining_argv: list[str], output: Path | str) -> list[str]:
     ]  # fmt: skip
 
 
+def calibrate_together(argvs: list[list[str]]) -> list[dict]:
+    """Several calibration commands measured as one (`measure_together`); each record goes to its own --output."""
+    measurements = [HfArgumentParser(CalibrationArguments).parse_args_into_dataclasses(argv)[0] for argv in argvs]
+    records = measure_together(measurements)
+    for args, record in zip(measurements, records, strict=True):
+        write_json(Path(args.output), record)
+        for variant, measured in record["variants"].items():
+            print(
+                f"{variant} ({args.config_overrides or 'no overrides'}): {measured['steps_per_s']:.3f} steps/s, "
+                f"{measured['tokens_per_s']:.0f} tokens/s",
+                flush=True,
+            )
+        print(f"Wrote {args.output}", flush=True)
+    return records
+
+
 def main(argv: list[str] | None = None) -> dict:
-    (args,) = HfArgumentParser(CalibrationArguments).parse_args_into_dataclasses(argv)
-    output = Path(args.output)
-    record = measure(args)
-    write_json(output, record)
-    for variant, measured in record["variants"].items():
-        print(f"{variant}: {measured['steps_per_s']:.3f} steps/s, {measured['tokens_per_s']:.0f} tokens/s", flush=True)
-    print(f"Wrote {output}", flush=True)
-    return record
+    return calibrate_together([argv if argv is not None else sys.argv[1:]])[0]
 
 
 if __name__ == "__main__":

@@ -7,9 +7,9 @@ wall-clock budget, with each pretraining seed, then write the MLM curves side by
         --table results/mixer_options.md
 
 Equal wall-clock is calibrated: before its runs, each arm's training throughput is measured at the runs' settings
-(`recipes/calibration.py`; `<output_dir>/calibration-<variant>-<arm>-<size>.json`, kept and reused), and each run trains
-for its arm's calibrated steps, so neither a rerun nor the machine's load changes a result (`--no_calibrate`: the live
-clock). Run directories are `<output_dir>/<variant>-<arm>-<size>-<budget>-seed<seed>` (arm: `current` or
+(`recipes/calibration.py`, both arms of a mixer in one interleaved measurement, kept and reused as
+`<output_dir>/calibration-<variant>-<arm>-<size>.json`), and each run trains for its arm's calibrated steps, so neither
+a rerun nor the machine's load changes a result (`--no_calibrate`: the live clock). Run directories are `<output_dir>/<variant>-<arm>-<size>-<budget>-seed<seed>` (arm: `current` or
 `reference-code`); a finished one (its `mlm_curve.json` and `budget.json` are there) is not run again, and one killed
 part-way resumes from its last checkpoint: give another `--output_dir` when changing other arguments. Both arms of a
 seed start from the same `--seed`, see the same batches and are evaluated on the same held-out blocks at the same
@@ -154,10 +154,17 @@ def comparison_table(mixer: str, curves: dict[str, list[list[dict]]]) -> str:
 def main(argv: list[str] | None = None) -> Path | None:
     (args,) = HfArgumentParser(ComparisonArguments).parse_args_into_dataclasses(argv)
     for mixer in args.mixers:
-        for arm in ARMS:
-            record = calibration_file(args, mixer, arm)
-            if args.calibrate and not record.is_file():
-                calibration.main(calibration.argv_matching(pretraining_argv(args, mixer, arm, args.seeds[0]), record))
+        missing = [arm for arm in ARMS if not calibration_file(args, mixer, arm).is_file()]
+        if args.calibrate and missing:
+            # Both arms in one interleaved measurement, so that their step counts compare.
+            calibration.calibrate_together(
+                [
+                    calibration.argv_matching(
+                        pretraining_argv(args, mixer, arm, args.seeds[0]), calibration_file(args, mixer, arm)
+                    )
+                    for arm in ARMS
+                ]
+            )
     if args.only_calibrate:
         return None
     for mixer in args.mixers:

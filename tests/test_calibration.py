@@ -178,3 +178,22 @@ def test_the_calibration_matching_a_pretraining_command_is_one_it_accepts(train_
     assert (measured["settings"]["pretraining_dropout"], measured["settings"]["mlm_probability"]) == (0.05, 0.3)
     spent = main([*argv, "--calibration", str(record_file)])
     assert spent["steps"] == calibration.calibrated_steps(measured, "pool-hybrid", 2.0)
+
+
+def test_measurements_made_together_share_their_rounds(tmp_path):
+    """Two measurements that differ in their config overrides, made as one: each record keeps its own settings and
+    variants, with the rounds and the time of the one measurement."""
+    argvs = [
+        ["--variants", "pool-hybrid", *MEASURED, "--warmup_steps", "1", "--rounds", "2", "--steps_per_turn", "1",
+         "--output", str(tmp_path / "current.json")],
+        ["--variants", "pool-hybrid", *MEASURED[:3], f"{OVERRIDES},pooling_local_projection=true", *MEASURED[4:],
+         "--output", str(tmp_path / "faithful.json")],
+    ]  # fmt: skip
+    current, faithful = calibration.calibrate_together(argvs)
+    assert json.loads((tmp_path / "faithful.json").read_text()) == faithful
+    assert faithful["settings"]["config_overrides"] == f"{OVERRIDES},pooling_local_projection=true"
+    assert current["settings"]["config_overrides"] == OVERRIDES
+    for record in (current, faithful):
+        assert record["protocol"] == {"warmup_steps": 1, "rounds": 2, "steps_per_turn": 1, "measured_with": 2}
+        assert len(record["variants"]["pool-hybrid"]["turn_seconds"]) == 2
+    assert current["measured_at"] == faithful["measured_at"]

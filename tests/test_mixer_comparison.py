@@ -96,7 +96,7 @@ def test_finished_runs_are_not_run_again(tmp_path, monkeypatch):
         raise AssertionError(f"a finished run or a made measurement was run again: {argv}")
 
     monkeypatch.setattr(mixer_comparison.pretrain, "main", refuse)
-    monkeypatch.setattr(mixer_comparison.calibration, "main", refuse)
+    monkeypatch.setattr(mixer_comparison.calibration, "calibrate_together", refuse)
     table = mixer_comparison.main(args)
     assert table == tmp_path / mixer_comparison.TABLE_FILE
     assert "### pooling: `pool-hybrid`, 2 seeds" in table.read_text()
@@ -116,19 +116,17 @@ def test_bad_arguments_are_refused(overrides, message):
         ComparisonArguments(**overrides)
 
 
-def test_only_calibrate_measures_each_missing_arm_and_trains_nothing(tmp_path, monkeypatch):
-    """--only_calibrate makes one record per arm that lacks one, at the arm's own settings, and stops."""
+def test_only_calibrate_measures_both_arms_together_and_trains_nothing(tmp_path, monkeypatch):
+    """--only_calibrate measures a mixer whose records are missing, both arms in one measurement at each arm's own
+    settings, and stops."""
     args = ComparisonArguments(output_dir=str(tmp_path), size="tiny", budget="1m", mixers=["pooling"])
-    mixer_comparison.calibration_file(args, "pooling", "current").write_text("{}")  # already measured
+    mixer_comparison.calibration_file(args, "pooling", "current").write_text("{}")  # one arm measured before
     measured = []
-
-    def calibrate(argv):
-        measured.append(argv)
 
     def refuse(argv):
         raise AssertionError(f"--only_calibrate trained: {argv}")
 
-    monkeypatch.setattr(mixer_comparison.calibration, "main", calibrate)
+    monkeypatch.setattr(mixer_comparison.calibration, "calibrate_together", measured.append)
     monkeypatch.setattr(mixer_comparison.pretrain, "main", refuse)
     argv = [
         "--output_dir",
@@ -142,8 +140,10 @@ def test_only_calibrate_measures_each_missing_arm_and_trains_nothing(tmp_path, m
         "--only_calibrate",
     ]
     assert mixer_comparison.main(argv) is None
-    (calibration_argv,) = measured
-    output = calibration_argv[calibration_argv.index("--output") + 1]
-    assert output == str(mixer_comparison.calibration_file(args, "pooling", "reference-code"))
-    overrides = parse_overrides(calibration_argv[calibration_argv.index("--config_overrides") + 1])
+    (together,) = measured
+    outputs = [arm_argv[arm_argv.index("--output") + 1] for arm_argv in together]
+    assert outputs == [str(mixer_comparison.calibration_file(args, "pooling", arm)) for arm in ARMS]
+    current, faithful = together
+    assert "--config_overrides" not in current
+    overrides = parse_overrides(faithful[faithful.index("--config_overrides") + 1])
     assert overrides == MIXER_SPECS["pooling"].reference_code
