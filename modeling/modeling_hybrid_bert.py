@@ -119,6 +119,10 @@ class TokenMixer(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} does not implement forward.")
 
 
+# The longest sequence at which bf16 training on a CPU runs its self-attention in fp32 (`SelfAttention.attend`).
+CPU_FP32_ATTENTION_MAX_LENGTH = 256
+
+
 class SelfAttention(TokenMixer, mixer_type="self"):
     """Softmax self-attention (Vaswani et al., 2017). Per head, with Q = XW_q, K = XW_k, V = XW_v of head size d:
 
@@ -155,10 +159,26 @@ class SelfAttention(TokenMixer, mixer_type="self"):
             weights = scores.softmax(dim=-1)
             out = self.dropout(weights) @ v
         else:
-            out = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=column_mask, dropout_p=self.dropout.p if self.training else 0.0
-            )
+            out = self.attend(q, k, v, column_mask, dropout_p=self.dropout.p if self.training else 0.0)
         return out.transpose(1, 2).reshape(batch, seq, width), weights
+
+    @staticmethod
+    def attend(q, k, v, column_mask, dropout_p: float) -> torch.Tensor:
+        """`scaled_dot_product_attention`, in fp32 when training bf16 on a CPU at up to
+        `CPU_FP32_ATTENTION_MAX_LENGTH` tokens: there PyTorch's bf16 attention kernels (the flash kernel's backward)
+        take about twice as long as fp32's, casts included, while from ~300 tokens bf16 is the faster."""
+        if (
+            q.device.type == "cpu"
+            and q.dtype == torch.bfloat16
+            and torch.is_grad_enabled()
+            and q.shape[-2] <= CPU_FP32_ATTENTION_MAX_LENGTH
+        ):
+            with torch.autocast("cpu", enabled=False):
+                out = F.scaled_dot_product_attention(
+                    q.float(), k.float(), v.float(), attn_mask=column_mask, dropout_p=dropout_p
+                )
+            return out.to(q.dtype)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=column_mask, dropout_p=dropout_p)
 
 
 class AdditiveAttention(TokenMixer, mixer_type="additive"):

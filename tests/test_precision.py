@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from helpers import MASK_ID, TINY_VOCAB, tiny_config
 
 from modeling import HybridBertForMaskedLM
+from modeling.modeling_hybrid_bert import CPU_FP32_ATTENTION_MAX_LENGTH, SelfAttention
 
 STEPS, BATCH, SEQ = 200, 8, 32
 LANGUAGE_SIZE = 24
@@ -65,3 +67,26 @@ def test_bf16_follows_the_fp32_loss_curve(variant, batches):
     assert fp32[:WINDOW].mean() - fp32[-WINDOW:].mean() > 0.5, "the run must learn for the comparison to mean much"
     gap = (bf16[-WINDOW:].mean() - fp32[-WINDOW:].mean()).abs().item()
     assert gap < TOLERANCE, f"{variant}: bf16 ends {gap:.4f} away from fp32"
+
+
+@pytest.mark.parametrize(
+    "seq, grad, expected",
+    [
+        (CPU_FP32_ATTENTION_MAX_LENGTH, True, "fp32"),
+        (CPU_FP32_ATTENTION_MAX_LENGTH, False, "bf16"),
+        (512, True, "bf16"),
+    ],
+    ids=["training-short", "inference-short", "training-long"],
+)
+def test_bf16_self_attention_on_cpu_trains_short_sequences_in_fp32(seq, grad, expected):
+    """Training in bf16 on a CPU, self-attention over at most CPU_FP32_ATTENTION_MAX_LENGTH tokens runs in fp32 (its
+    kernels are faster there) and returns bf16; inference and longer sequences keep the bf16 kernel."""
+    generator = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 2, seq, 16, generator=generator).bfloat16() for _ in range(3))
+    with torch.set_grad_enabled(grad), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = SelfAttention.attend(q, k, v, None, dropout_p=0.0)
+    fp32 = F.scaled_dot_product_attention(q.float(), k.float(), v.float()).bfloat16()
+    bf16 = F.scaled_dot_product_attention(q, k, v)
+    assert out.dtype == torch.bfloat16
+    assert torch.equal(out, fp32 if expected == "fp32" else bf16)
+    assert not torch.equal(fp32, bf16)  # the two paths are told apart
