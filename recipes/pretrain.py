@@ -234,7 +234,7 @@ def pretrain(
         held_out = held_out.select(range(min(data_args.max_eval_samples, len(held_out))))
     set_seed(training_args.seed)  # the initial weights follow --seed, on any number of ranks
     model = build_model(model_args, tokenizer, start)
-    if model_args.unigram_decoder_bias:
+    if model_args.unigram_decoder_bias and not (model_args.init_from or model_args.model_name_or_path):
         set_unigram_decoder_bias(model, data.train, tokenizer)
     model.config.sparse_prediction = True  # this recipe's loss needs the MLM head at masked positions only
 

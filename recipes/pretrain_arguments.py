@@ -69,11 +69,11 @@ class ModelArguments:
         },
     )
     unigram_decoder_bias: bool = field(
-        default=False,
+        default=True,
         metadata={
-            "help": "Start the MLM decoder's bias at the log unigram frequencies of the training blocks (fresh weights "
-            "only): the model predicts the unigram distribution before its first step, so the budget is not spent "
-            "learning it"
+            "help": "Fresh weights start with the MLM decoder's bias at the log unigram frequencies of the training "
+            "blocks, so the model predicts the unigram distribution before its first step and the budget is not spent "
+            "learning it (no effect with --init_from or --model_name_or_path, whose weights are kept)"
         },
     )
     tokenizer_name: str | None = field(

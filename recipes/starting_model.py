@@ -80,15 +80,13 @@ def resolve_start(model_args: ModelArguments) -> Path | None:
     (--model_name_or_path) or an HF BERT it converts (--init_from); None for fresh weights."""
     if model_args.model_name_or_path:
         new_model_arguments = (
-            "variant", "size", "config_overrides", "init_from", "drop_mask", "pretraining_dropout", "unigram_decoder_bias",
+            "variant", "size", "config_overrides", "init_from", "drop_mask", "pretraining_dropout",
         )  # fmt: skip
         new_model = [name for name in new_model_arguments if getattr(model_args, name)]
         if new_model:
             raise ValueError(
                 f"--model_name_or_path continues a checkpoint whose config fixes the model; drop --{', --'.join(new_model)}."
             )
-    if model_args.unigram_decoder_bias and model_args.init_from:
-        raise ValueError("--unigram_decoder_bias initialises fresh weights; drop it with --init_from.")
     for argument, model_types, hint in START_ARGUMENTS:
         reference = getattr(model_args, argument)
         if reference:

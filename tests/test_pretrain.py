@@ -292,13 +292,13 @@ def test_record_says_what_ran_and_its_mfu(max_steps_run):
 
 
 def test_unigram_decoder_bias_starts_a_fresh_model_on_the_plateau(tmp_path, train_file):
-    """--unigram_decoder_bias: before its first step the model ranks the most frequent training token first and its
-    held-out loss is far below a fresh model's (which is about log(vocabulary): every token alike)."""
+    """With the unigram decoder bias (the default), a fresh model's held-out loss before its first step is far below
+    that of one without it (about log(vocabulary): every token alike)."""
     first_points = {}
-    for flag in ((), ("--unigram_decoder_bias",)):
-        output_dir = tmp_path / ("unigram" if flag else "fresh")
+    for flag in (("--no_unigram_decoder_bias",), ()):
+        output_dir = tmp_path / ("fresh" if flag else "unigram")
         main(_argv(train_file, output_dir, "--max_steps", "1", "--num_eval_points", "1", *flag))
-        first_points[bool(flag)] = _curve(output_dir)[0]
+        first_points[not flag] = _curve(output_dir)[0]
     assert first_points[False]["step"] == first_points[True]["step"] == 0
     vocabulary = len(assets.default_tokenizer())
     assert first_points[False]["loss"] == pytest.approx(math.log(vocabulary), abs=0.5)
@@ -428,9 +428,8 @@ def test_signal_saves_checkpoint_and_exits_cleanly(tmp_path, train_file, signum)
         (["--budget=-5m"], ValueError, "-5m"),
         (["--variant", "nope"], ValueError, "nope"),
         (["--training_mlm_probability", "1.5"], ValueError, "training_mlm_probability"),
-        (["--unigram_decoder_bias", "--init_from", "minilm"], ValueError, "fresh weights"),
     ],
-    ids=["budget-abc", "budget-0", "budget-negative", "variant-nope", "masking-rate", "bias-on-checkpoint"],
+    ids=["budget-abc", "budget-0", "budget-negative", "variant-nope", "masking-rate"],
 )
 def test_bad_arguments_fail_before_writing(tmp_path, train_file, extra, error, message):
     """An unparseable or non-positive budget or an unknown variant raises one clear error; no output dir appears."""
