@@ -67,21 +67,14 @@ def test_table_pairs_the_arms_by_seed():
     assert rows[1].endswith("| 21.00 ± 1.41 | 2000 ± 0 | 23.00 ± 2.83 | 2.00 ± 1.41 |")
 
 
+def _pooling_argv(output_dir, *extra: str) -> list[str]:
+    """The comparison's command line for the pooling mixer at size tiny, 1-minute budgets."""
+    return ["--output_dir", str(output_dir), "--size", "tiny", "--budget", "1m", "--mixers", "pooling", *extra]
+
+
 def test_finished_runs_are_not_run_again(tmp_path, monkeypatch):
     """With every run recorded, main only writes the table (pretraining would fail: it is not reachable)."""
-    args = [
-        "--output_dir",
-        str(tmp_path),
-        "--size",
-        "tiny",
-        "--budget",
-        "1m",
-        "--seeds",
-        "1",
-        "2",
-        "--mixers",
-        "pooling",
-    ]
+    args = _pooling_argv(tmp_path, "--seeds", "1", "2")
     parsed = ComparisonArguments(output_dir=str(tmp_path), size="tiny", budget="1m", seeds=[1, 2], mixers=["pooling"])
     for arm in ARMS:
         for seed in (1, 2):
@@ -128,18 +121,7 @@ def test_only_calibrate_measures_both_arms_together_and_trains_nothing(tmp_path,
 
     monkeypatch.setattr(mixer_comparison.calibration, "calibrate_together", measured.append)
     monkeypatch.setattr(mixer_comparison.pretrain, "main", refuse)
-    argv = [
-        "--output_dir",
-        str(tmp_path),
-        "--size",
-        "tiny",
-        "--budget",
-        "1m",
-        "--mixers",
-        "pooling",
-        "--only_calibrate",
-    ]
-    assert mixer_comparison.main(argv) is None
+    assert mixer_comparison.main(_pooling_argv(tmp_path, "--only_calibrate")) is None
     (together,) = measured
     outputs = [arm_argv[arm_argv.index("--output") + 1] for arm_argv in together]
     assert outputs == [str(mixer_comparison.calibration_file(args, "pooling", arm)) for arm in ARMS]
