@@ -29,6 +29,7 @@ from transformers import PreTrainedModel
 
 from recipes import assets
 from recipes.environment import device_name
+from recipes.records import write_json
 
 # Square matmul sizes that reach the device's steady-state rate (a CPU's caches, a GPU's many SMs).
 PEAK_MATMUL_SIZE = {"cpu": 2048, "cuda": 8192}
@@ -108,10 +109,7 @@ def matmul_peak(
     cached = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
     if remeasure or key not in cached:
         cached[key] = measure_matmul_peak(device, dtype)
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        staged = cache_file.with_suffix(f".{time.monotonic_ns()}.tmp")
-        staged.write_text(json.dumps(cached, indent=2) + "\n")
-        staged.replace(cache_file)  # readers never see a half-written cache
+        write_json(cache_file, cached)
     return cached[key]
 
 

@@ -28,10 +28,11 @@ DOWNSTREAM_DIR = "downstream"
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Whole or not at all: readers (cards, the zoo, a resumed run) may look while a run writes."""
+    """Whole or not at all: readers (cards, the zoo, a resumed run) may look while a run writes, and processes that
+    write the same file (ranks, concurrent runs sharing a cache) each stage their own copy."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.tmp")
+    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     staging.write_text(text, encoding="utf-8")
     os.replace(staging, path)
     return path
