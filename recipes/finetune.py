@@ -8,7 +8,9 @@
 `--model` is a HybridBERT checkpoint (a pretraining run directory or any `save_pretrained` folder, with any head), an
 HF BERT checkpoint (converted with `from_bert(variant="bert")`, which computes the same function), either as a folder or
 a Hub repo id (`--model_revision` picks a branch, tag or commit), or `minilm`. `--task` is one
-of `recipes.tasks.TASKS`. The model is evaluated on the validation split every epoch and on the test split at the end.
+of `recipes.tasks.TASKS`. The model is evaluated on the validation split every epoch; the epoch with the best validation
+macro-F1 is kept (`--metric_for_best_model`, `--load_best_model_at_end false` keeps the last) and scored once on the
+test split.
 
 Outputs (`--output_dir`): the fine-tuned model (`save_pretrained` folder with the tokenizer and `id2label`, so the
 text-classification pipeline prints label names), HF's `train_results.json`, `eval_results.json` (the final validation
@@ -22,6 +24,7 @@ replaces only a folder holding a run of this project.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +32,7 @@ import evaluate
 import numpy as np
 from datasets import DatasetDict
 from transformers import Trainer, set_seed
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
 
 from modeling import HybridBertConfig, HybridBertForSequenceClassification
@@ -93,6 +97,12 @@ class FinetuningArguments(RecipeTrainingArguments):
     learning_rate: float = 5e-5
     eval_strategy: str = "epoch"
     logging_strategy: str = "epoch"
+    # The model kept and scored on the test split is the epoch that scored best on validation (macro-F1, which a
+    # model answering one class cannot win on an unbalanced task); the epoch checkpoints are removed afterwards.
+    save_strategy: str = "epoch"
+    save_total_limit: int | None = 1
+    load_best_model_at_end: bool = True
+    metric_for_best_model: str | None = "macro_f1"
     overwrite_output_dir: bool = field(
         default=False, metadata={"help": "Replace an output directory holding another run (and only a run)"}
     )
@@ -159,6 +169,14 @@ def scores(metrics: dict[str, float], prefix: str) -> dict[str, float]:
     return {"accuracy": metrics[f"{prefix}_accuracy"], "macro_f1": metrics[f"{prefix}_macro_f1"]}
 
 
+def selected_evaluation(evaluations: list[dict], best_checkpoint: str | None) -> dict:
+    """The validation evaluation of the model kept: the best checkpoint's (its step), else the last one."""
+    if best_checkpoint is None:
+        return evaluations[-1]
+    step = int(Path(best_checkpoint).name.rsplit("-", 1)[1])
+    return next(entry for entry in evaluations if entry["step"] == step)
+
+
 def training_settings(task_args: TaskArguments, training_args: FinetuningArguments) -> dict:
     """The settings recorded with a result: with the model, task, init and seed, what makes two fine-tunings the same
     (the zoo re-runs one whose recorded settings differ from those it would use)."""
@@ -172,6 +190,7 @@ def training_settings(task_args: TaskArguments, training_args: FinetuningArgumen
         "max_seq_length": task_args.max_seq_length,
         "max_train_samples": task_args.max_train_samples,
         "split_seed": task_args.split_seed,
+        "selected_by": training_args.metric_for_best_model if training_args.load_best_model_at_end else "last epoch",
     }
 
 
@@ -240,11 +259,15 @@ def finetune(model_args, task_args, training_args, task, model_dir: Path, tokeni
         compute_metrics=lambda p: metrics.compute(predictions=p.predictions.argmax(-1), references=p.label_ids),
     )
     train_result = trainer.train()
-    trainer.save_model()
+    trainer.save_model()  # the selected model: the best epoch on validation, or the last
     if not any("eval_accuracy" in e and e["step"] == trainer.state.global_step for e in trainer.state.log_history):
         trainer.evaluate()  # --eval_strategy did not evaluate the final model
     evaluations = [entry for entry in trainer.state.log_history if "eval_accuracy" in entry]
+    selected = selected_evaluation(evaluations, trainer.state.best_model_checkpoint)
     test_metrics = trainer.evaluate(encoded["test"], metric_key_prefix="test")
+    if trainer.is_world_process_zero():
+        for checkpoint in output_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+            shutil.rmtree(checkpoint)
 
     init = "scratch" if model_args.from_scratch else "pretrained"
     record = FinetuningRecord(
@@ -267,7 +290,7 @@ def finetune(model_args, task_args, training_args, task, model_dir: Path, tokeni
         training=training_settings(task_args, training_args),
     )
     trainer.save_metrics("train", train_result.metrics)
-    trainer.save_metrics("eval", {k: v for k, v in evaluations[-1].items() if k.startswith("eval_")})
+    trainer.save_metrics("eval", {k: v for k, v in selected.items() if k.startswith("eval_")})
     trainer.save_metrics("test", test_metrics)
     if trainer.is_world_process_zero():
         record.write(output_dir / FinetuningRecord.FILE)

@@ -69,13 +69,14 @@ def from_scratch(run_dir, finetuned, tmp_path_factory) -> tuple[Path, Finetuning
 
 
 def test_paper_defaults():
-    """Without flags: batch 64 (eval 128), learning rate 5e-5, per-epoch validation, no checkpoints, the task's epochs,
-    sequence length 128, and fine-tuning seed 42 apart from the split seed."""
+    """Without flags: batch 64 (eval 128), learning rate 5e-5, per-epoch validation keeping the epoch with the best
+    validation macro-F1, the task's epochs, sequence length 128, and fine-tuning seed 42 apart from the split seed."""
     model_args, task_args, training_args = parse_args(["--model", "minilm", "--task", "trec", "--output_dir", "out"])
     assert isinstance(training_args, FinetuningArguments)
     assert (training_args.per_device_train_batch_size, training_args.per_device_eval_batch_size) == (64, 128)
     assert training_args.learning_rate == 5e-5 and training_args.num_train_epochs is None
-    assert (training_args.eval_strategy, training_args.save_strategy) == ("epoch", "no")
+    assert (training_args.eval_strategy, training_args.save_strategy) == ("epoch", "epoch")
+    assert training_args.load_best_model_at_end and training_args.metric_for_best_model == "macro_f1"
     assert task_args.max_seq_length == 128 and (training_args.seed, task_args.split_seed) == (42, 42)
     assert not model_args.from_scratch
 
@@ -93,12 +94,17 @@ def test_finetuning_beats_the_majority_class(finetuned):
 
 
 def test_results_are_written_and_read_back(finetuned, run_dir):
-    """HF's results files hold the train, final validation and test metrics; the record is written to the output dir
+    """HF's results files hold the train, selected epoch's validation and test metrics (the epoch with the best
+    validation macro-F1 is kept and tested); the record is written to the output dir
     and against the pretraining run (with its identity from budget.json), and both read back as the same record."""
     output_dir, record = finetuned
     splits = ("train", "eval", "test", "all")
     results = {split: json.loads((output_dir / f"{split}_results.json").read_text()) for split in splits}
-    assert results["eval"]["eval_accuracy"] == record.validation[-1]["accuracy"]
+    best = max(record.validation, key=lambda evaluation: evaluation["macro_f1"])  # the first of equals, as Trainer
+    assert results["eval"]["eval_accuracy"] == best["accuracy"]
+    assert results["eval"]["eval_macro_f1"] == best["macro_f1"]
+    assert record.training["selected_by"] == "macro_f1"
+    assert not list(output_dir.glob("checkpoint-*"))  # the kept epoch is the saved model; its checkpoints are gone
     assert results["test"]["test_accuracy"] == record.test["accuracy"]
     assert results["test"]["test_macro_f1"] == record.test["macro_f1"]
     assert results["all"] == {**results["train"], **results["eval"], **results["test"]}
