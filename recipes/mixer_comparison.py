@@ -14,6 +14,7 @@ a rerun nor the machine's load changes a result (`--no_calibrate`: the live cloc
 part-way resumes from its last checkpoint: give another `--output_dir` when changing other arguments. Both arms of a
 seed start from the same `--seed`, see the same batches and are evaluated on the same held-out blocks at the same
 fractions of the budget, so the table pairs them by seed. Extra pretraining arguments go in `--pretrain_args`.
+`--report_only` writes the table of the mixers finished so far without running anything.
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ class ComparisonArguments:
         metadata={
             "help": "Make the missing calibration records and stop (measure while the machine is idle, train later)"
         },
+    )
+    report_only: bool = field(
+        default=False,
+        metadata={"help": "Train nothing: write the table of the mixers whose runs have all finished"},
     )
     table: str | None = field(
         default=None, metadata={"help": f"The markdown table (default <output_dir>/{TABLE_FILE})"}
@@ -151,8 +156,33 @@ def comparison_table(mixer: str, curves: dict[str, list[list[dict]]]) -> str:
     )
 
 
+def write_table(args: ComparisonArguments) -> Path:
+    """The table of every mixer whose runs have all finished; the heading names the mixers still running."""
+    complete = [
+        mixer
+        for mixer in args.mixers
+        if all(finished(run_dir(args, mixer, arm, seed)) for arm in ARMS for seed in args.seeds)
+    ]
+    sections = [
+        comparison_table(
+            mixer, {arm: [load_curve(run_dir(args, mixer, arm, seed)) for seed in args.seeds] for arm in ARMS}
+        )
+        for mixer in complete
+    ]
+    pending = [mixer for mixer in args.mixers if mixer not in complete]
+    heading = f"## Reference-code mixer options vs current defaults: size {args.size}, budget {args.budget} each\n\n"
+    if pending:
+        heading += f"Not finished yet: {', '.join(pending)}.\n\n"
+    table = Path(args.table or Path(args.output_dir) / TABLE_FILE)
+    write_text_atomic(table, heading + "\n\n".join(sections) + "\n")
+    print(table.read_text(encoding="utf-8"))
+    return table
+
+
 def main(argv: list[str] | None = None) -> Path | None:
     (args,) = HfArgumentParser(ComparisonArguments).parse_args_into_dataclasses(argv)
+    if args.report_only:
+        return write_table(args)
     for mixer in args.mixers:
         missing = [arm for arm in ARMS if not calibration_file(args, mixer, arm).is_file()]
         if args.calibrate and missing:
@@ -172,17 +202,7 @@ def main(argv: list[str] | None = None) -> Path | None:
             for arm in ARMS:
                 if not finished(run_dir(args, mixer, arm, seed)):
                     pretrain.main(pretraining_argv(args, mixer, arm, seed))
-    sections = [
-        comparison_table(
-            mixer, {arm: [load_curve(run_dir(args, mixer, arm, seed)) for seed in args.seeds] for arm in ARMS}
-        )
-        for mixer in args.mixers
-    ]
-    table = Path(args.table or Path(args.output_dir) / TABLE_FILE)
-    heading = f"## Reference-code mixer options vs current defaults: size {args.size}, budget {args.budget} each\n\n"
-    write_text_atomic(table, heading + "\n\n".join(sections) + "\n")
-    print(table.read_text(encoding="utf-8"))
-    return table
+    return write_table(args)
 
 
 if __name__ == "__main__":

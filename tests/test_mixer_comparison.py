@@ -129,3 +129,24 @@ def test_only_calibrate_measures_both_arms_together_and_trains_nothing(tmp_path,
     assert "--config_overrides" not in current
     overrides = parse_overrides(faithful[faithful.index("--config_overrides") + 1])
     assert overrides == MIXER_SPECS["pooling"].reference_code
+
+
+def test_report_only_tables_the_finished_mixers_and_names_the_others(tmp_path, monkeypatch):
+    """--report_only trains and measures nothing: the table holds the mixers whose runs have all finished and its
+    heading names the ones still running."""
+    args = ComparisonArguments(output_dir=str(tmp_path), size="tiny", budget="1m", seeds=[1])
+    for arm in ARMS:
+        directory = run_dir(args, "pooling", arm, 1)
+        directory.mkdir(parents=True)
+        save_curve(directory, curve([0.0, 0.1], 5.0))
+        (directory / BUDGET_FILE).write_text(json.dumps({"budget": "1m"}))
+
+    def refuse(argv):
+        raise AssertionError(f"--report_only ran something: {argv}")
+
+    monkeypatch.setattr(mixer_comparison.pretrain, "main", refuse)
+    monkeypatch.setattr(mixer_comparison.calibration, "calibrate_together", refuse)
+    argv = ["--output_dir", str(tmp_path), "--size", "tiny", "--budget", "1m", "--seeds", "1", "--report_only"]
+    text = mixer_comparison.main(argv).read_text()
+    assert "Not finished yet: additive." in text
+    assert "### pooling: `pool-hybrid`, 1 seed" in text and "### additive" not in text
