@@ -32,6 +32,7 @@ from recipes import calibration, pretrain
 from recipes.curves import CURVE_FILE, load_curve
 from recipes.markdown import markdown_table
 from recipes.records import PretrainingRecord, write_text_atomic
+from recipes.stats import paired_difference
 
 ARMS = ("current", "reference-code")
 TABLE_FILE = "mlm_comparison.md"
@@ -149,10 +150,20 @@ def comparison_table(mixer: str, curves: dict[str, list[list[dict]]]) -> str:
     }
     options = ", ".join(f"`{name}={json.dumps(value)}`" for name, value in MIXER_SPECS[mixer].reference_code.items())
     table = "\n".join(markdown_table(header, rows))
+    final = {
+        arm: {seed: curve[points - 1]["accuracy"] for seed, curve in enumerate(curves[arm][:seeds])} for arm in ARMS
+    }
+    interval = ""
+    if seeds > 1:
+        difference = paired_difference(final[ARMS[1]], final[ARMS[0]])
+        interval = (
+            f" Final MLM accuracy, reference-code − current: {100 * difference.mean:+.2f} points, 95% interval "
+            f"[{100 * difference.low:+.2f}, {100 * difference.high:+.2f}] over {seeds} paired seeds."
+        )
     return (
         f"### {MIXER_SPECS[mixer].label}: `{showcase_variant(mixer)}`, {seeds} seed{'s' if seeds > 1 else ''}\n\n"
         f"reference-code: {options}. Final held-out MLM loss: current {final_loss['current']}, "
-        f"reference-code {final_loss['reference-code']}.\n\n{table}"
+        f"reference-code {final_loss['reference-code']}.{interval}\n\n{table}"
     )
 
 

@@ -61,6 +61,8 @@ def test_table_pairs_the_arms_by_seed():
     table = comparison_table("pooling", curves)
     assert "### pooling: `pool-hybrid`, 2 seeds" in table
     assert "Final held-out MLM loss: current 5.100 ± 0.141, reference-code 5.000 ± 0.141." in table
+    # last point: differences 1 and 3 pp; t(0.975, 1) = 12.706, sd 1.414 / √2 → ± 12.71
+    assert "reference-code − current: +2.00 points, 95% interval [-10.71, +14.71] over 2 paired seeds." in table
     rows = [line for line in table.splitlines() if line.startswith(("| 1 |", "| 2 |"))]
     # point 1: current 11.00 ± 1.41, reference-code 15.00 ± 2.83, paired differences 3 and 5 pp
     assert rows[0] == "| 1 | 10 ± 0 | 1000 ± 0 | 11.00 ± 1.41 | 1000 ± 0 | 15.00 ± 2.83 | 4.00 ± 1.41 |"
