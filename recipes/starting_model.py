@@ -48,10 +48,17 @@ def requested_config(model_args: ModelArguments, tokenizer=None, start: Path | N
     fields = new_model_fields(model_args)
     if tokenizer is not None:
         fields.update(
-            vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, mask_token_id=tokenizer.mask_token_id
+            vocab_size=len(tokenizer),
+            pad_token_id=tokenizer.pad_token_id,
+            mask_token_id=tokenizer.mask_token_id,
+            cls_token_id=tokenizer.cls_token_id,
+            sep_token_id=tokenizer.sep_token_id,
         )
-    elif fields["drop_mask"]:
-        fields.setdefault("mask_token_id", 0)  # a stand-in while only the shape is checked; the tokenizer's comes later
+    else:
+        # Stand-ins while only the fields are checked (DropMask and the pooling options that read [CLS]/[SEP] need
+        # token ids); the tokenizer's come later.
+        for name in ("mask_token_id", "cls_token_id", "sep_token_id"):
+            fields.setdefault(name, 0)
     if not model_args.init_from:
         return HybridBertConfig.from_variant(
             model_args.variant or "bert", size=model_args.size or "mini", **fields

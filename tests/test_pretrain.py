@@ -484,3 +484,17 @@ def test_existing_run_needs_overwrite_flag(tmp_path, train_file):
     assert spent["steps"] == 1
     assert not (output_dir / "other.txt").exists()
     assert json.loads((output_dir / "budget.json").read_text())["steps"] == 1
+
+
+def test_pooling_options_that_read_cls_and_sep_pretrain(tmp_path, train_file):
+    """The reference-code pooling options that read [CLS]/[SEP] pass the early config check (which has no tokenizer
+    yet) and train with the tokenizer's ids."""
+    options = "pooling_skip_boundaries=true,pooling_segment_max=true"
+    argv = _argv(train_file, tmp_path / "run", "--max_steps", "1", "--num_eval_points", "1")
+    argv[argv.index("hbert-v1")] = "pool-hybrid"
+    argv[argv.index("--config_overrides") + 1] += f",{options}"
+    main(argv)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    tokenizer = assets.default_tokenizer()
+    assert config["pooling_segment_max"] and config["pooling_skip_boundaries"]
+    assert (config["cls_token_id"], config["sep_token_id"]) == (tokenizer.cls_token_id, tokenizer.sep_token_id)
