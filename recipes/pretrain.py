@@ -108,8 +108,8 @@ def innermost_optimizer(optimizer: torch.optim.Optimizer) -> torch.optim.Optimiz
 
 
 def settings_in_use(trainer: BudgetTrainer) -> dict:
-    """Precision, compilation and optimizer as the run really had them: accelerate's state (which an accelerate
-    config or DeepSpeed may have set), not the command-line flags."""
+    """Precision, compilation, optimizer and distribution as the run really had them: accelerate's state (which an
+    accelerate config or DeepSpeed may have set), not the command-line flags."""
     backend = trainer.accelerator.state.dynamo_plugin.backend.value.lower()
     optimizer = None
     if trainer.optimizer is not None:  # None when a run resumed from its final checkpoint takes no step
@@ -119,6 +119,7 @@ def settings_in_use(trainer: BudgetTrainer) -> dict:
         "mixed_precision": trainer.accelerator.mixed_precision,
         "torch_compile": None if backend == "no" else backend,
         "optimizer": optimizer,
+        "distributed_type": trainer.accelerator.distributed_type.value,  # NO, MULTI_CPU, MULTI_GPU, DEEPSPEED, ...
     }
 
 

@@ -1,9 +1,12 @@
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import architectures, wikitext_paragraphs
+from transformers import BertConfig, BertModel
 
 from modeling import VARIANTS
+from recipes.assets import default_tokenizer
 
 
 @pytest.fixture(params=list(VARIANTS))
@@ -23,4 +26,19 @@ def train_file(tmp_path_factory) -> Path:
     """The first 120 paragraphs of WikiText-2's training split, one per line (about 600 blocks of 32 tokens)."""
     path = tmp_path_factory.mktemp("text") / "train.txt"
     path.write_text("\n".join(wikitext_paragraphs(120)) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def teacher_dir(tmp_path_factory) -> Path:
+    """A tiny random BERT with the real WordPiece tokenizer, saved like a Hub checkpoint."""
+    torch.manual_seed(0)
+    tokenizer = default_tokenizer()
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=4, num_attention_heads=4, intermediate_size=64,
+        max_position_embeddings=64,
+    )  # fmt: skip
+    path = tmp_path_factory.mktemp("teacher")
+    BertModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
     return path

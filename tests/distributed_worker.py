@@ -1,10 +1,12 @@
-"""One rank of a multi-process run of the pretraining recipe, for tests/test_distributed.py.
+"""One rank of a multi-process run of the pretraining (or distillation) recipe, for tests/test_distributed.py.
 
     accelerate launch ... tests/distributed_worker.py --report_dir DIR [--clock_rate 1.5] [--premasked] -- <recipe args>
+    accelerate launch ... tests/distributed_worker.py --report_dir DIR --recipe distill -- <distillation args>
     torchrun ... tests/distributed_worker.py --report_dir DIR -- <recipe args>
     python tests/distributed_worker.py --report_dir DIR -- <recipe args>        # one process
 
-Runs the real `recipes.pretrain.main(argv, now=..., callbacks=[...])` and writes `DIR/rank{R}.json`: what `main`
+Runs the real `recipes.pretrain.main(argv, now=..., callbacks=[...])` (or `recipes.distill.main`, whose budget
+callback comes from the same place) and writes `DIR/rank{R}.json`: what `main`
 returned on that rank; per optimizer step the agreed budget clock, this rank's clock reading before the agreement and
 the learning rate; the Trainer's log history; and a sha256 of the final parameters.
 
@@ -34,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 
-from recipes import pretrain  # noqa: E402
+from recipes import distill, pretrain  # noqa: E402
 from recipes.budget import TimeBudgetCallback  # noqa: E402
 from recipes.data import mask_once  # noqa: E402
 
@@ -102,6 +104,7 @@ class Recorder(TrainerCallback):
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--report_dir", required=True)
+    parser.add_argument("--recipe", choices=["pretrain", "distill"], default="pretrain")
     parser.add_argument("--clock_rate", type=float, default=1.0)
     parser.add_argument("--premasked", action="store_true")
     parser.add_argument("--save_init_weights", help="Save the weights the recipe initialised (rank 0) to this file")
@@ -141,7 +144,8 @@ def main() -> None:
         return start + rate * (time.monotonic() - start)
 
     recorder = Recorder()
-    spent = pretrain.main(recipe_argv, now=now, callbacks=[recorder])
+    recipe = {"pretrain": pretrain, "distill": distill}[options.recipe]
+    spent = recipe.main(recipe_argv, now=now, callbacks=[recorder])
 
     report = {
         "rank": rank,

@@ -12,10 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import BertConfig, BertModel
+from transformers import BertModel
 
 from modeling import HybridBertModel
-from recipes.assets import default_tokenizer
 from recipes.distill import distillation_loss, hidden_state_distance, main, source_settings
 from recipes.probe import agreement, linear_probe
 from recipes.probe import main as probe_main
@@ -33,21 +32,6 @@ RUN = [
     "--warmup_steps", "0",
     "--use_cpu",
 ]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def teacher_dir(tmp_path_factory) -> Path:
-    """A tiny random BERT with the real WordPiece tokenizer, saved like a Hub checkpoint."""
-    torch.manual_seed(0)
-    tokenizer = default_tokenizer()
-    config = BertConfig(
-        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=4, num_attention_heads=4, intermediate_size=64,
-        max_position_embeddings=64,
-    )  # fmt: skip
-    path = tmp_path_factory.mktemp("teacher")
-    BertModel(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
 
 
 def test_hidden_state_distance_is_one_minus_correlation():
@@ -123,6 +107,7 @@ def test_distillation_raises_agreement_and_records_the_run(distilled):
 LOAD_IN_FRESH_PROCESS = """
 import json, sys
 import torch
+from transformers import BertModel
 from sentence_transformers import SentenceTransformer
 from transformers import AutoModel, AutoTokenizer, pipeline
 

@@ -208,8 +208,9 @@ def test_budget_json_is_written_once_by_the_main_process(run):
 
 LOAD_SCRIPT = r"""
 import hashlib, json, sys, torch
-from transformers import AutoModelForMaskedLM
-model = AutoModelForMaskedLM.from_pretrained(sys.argv[1], trust_remote_code=True)
+import transformers
+auto_class = getattr(transformers, sys.argv[2])
+model = auto_class.from_pretrained(sys.argv[1], trust_remote_code=True)
 digest = hashlib.sha256()
 for name, tensor in sorted(model.state_dict().items()):
     digest.update(name.encode())
@@ -218,19 +219,62 @@ print(json.dumps({"module": type(model).__module__, "variant": model.config.vari
 """
 
 
-@pytest.mark.slow
-def test_saved_model_loads_with_remote_code_and_holds_the_trained_parameters(run, tmp_path):
-    """A fresh process loads the output dir with trust_remote_code=True, and its parameters are the ranks' final ones."""
+def _load_in_fresh_process(output_dir: Path, auto_class: str, tmp_path: Path) -> dict:
+    """What LOAD_SCRIPT reports of the output dir loaded through `auto_class` with trust_remote_code=True."""
     env = {**_env(), "HF_MODULES_CACHE": str(tmp_path / "modules")}
     result = subprocess.run(
-        [sys.executable, "-c", LOAD_SCRIPT, str(run.output_dir)],
+        [sys.executable, "-c", LOAD_SCRIPT, str(output_dir), auto_class],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert loaded["module"].startswith("transformers_modules")  # the copied remote code, not the repo's package
+    return loaded
+
+
+@pytest.mark.slow
+def test_saved_model_loads_with_remote_code_and_holds_the_trained_parameters(run, tmp_path):
+    """A fresh process loads the output dir with trust_remote_code=True, and its parameters are the ranks' final ones."""
+    loaded = _load_in_fresh_process(run.output_dir, "AutoModelForMaskedLM", tmp_path)
     assert loaded["variant"] == "hbert-v1"
     assert loaded["sha256"] == run.reports[0]["parameters_sha256"]
+    expected = {"ddp": "MULTI_CPU", "deepspeed": "DEEPSPEED"}[run.kind]
+    assert run.budget_json["run_record"]["training"]["distributed_type"] == expected
+
+
+# -- distillation on DeepSpeed ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def distilled(tmp_path_factory, train_file, teacher_dir) -> Launch:
+    """recipes/distill.py healing a tiny hbert-v1 from a tiny random BERT for 6 steps on 2 DeepSpeed ZeRO-2 ranks."""
+    workdir = tmp_path_factory.mktemp("deepspeed-distill")
+    args = [
+        "--teacher", str(teacher_dir), "--variant", "hbert-v1", "--train_file", str(train_file),
+        "--output_dir", str(workdir / "run"), "--max_seq_length", "32", "--per_device_train_batch_size", "4",
+        "--per_device_eval_batch_size", "16", "--max_eval_samples", "16", "--learning_rate", "2e-3",
+        "--warmup_steps", "0", "--budget", "10m", "--max_steps", "6", "--num_eval_points", "1",
+    ]  # fmt: skip
+    return _launch("deepspeed", workdir, args, ["--recipe", "distill"])
+
+
+@pytest.mark.slow
+def test_distillation_trains_on_two_deepspeed_ranks(distilled, tmp_path):
+    """Both ranks step through DeepSpeed's optimizer and end with identical parameters; the main process records the
+    run once, as a 2-rank DeepSpeed run; the saved student holds those parameters and agrees more with its teacher
+    than at the start."""
+    reports = distilled.reports
+    assert [report["deepspeed"] for report in reports] == [True, True]
+    assert {report["optimizer"] for report in reports} == {"DeepSpeedOptimizerWrapper"}
+    assert [report["global_step"] for report in reports] == [6, 6]
+    assert reports[0]["parameters_sha256"] == reports[1]["parameters_sha256"]
+    spent = distilled.budget_json
+    assert spent["world_size"] == 2 and spent["steps"] == 6 and spent["samples"] == 6 * 4 * 2
+    assert spent["run_record"]["training"]["distributed_type"] == "DEEPSPEED"
+    assert spent["agreement"]["end"] > spent["agreement"]["start"]
+    assert distilled.output.count("Stopped (max_steps)") == 1, distilled.output[-3000:]
+    loaded = _load_in_fresh_process(distilled.output_dir, "AutoModel", tmp_path)
+    assert loaded["variant"] == "hbert-v1" and loaded["sha256"] == reports[0]["parameters_sha256"]
 
 
 # -- resume ----------------------------------------------------------------------------------------------------------
