@@ -21,7 +21,10 @@ class MixerSpec:
     label: its name in prose ("additive attention").
     description: one sentence: what it is and where it comes from.
     equations: its reference equations per head (the class docstring and naive test follow them).
-    reference_code: the config fields that make it compute what its authors' reference code computes.
+    paper_equations: the config field values under which it computes exactly `equations`.
+    reference_code: the config field values that make it compute what its authors' reference code computes.
+    The config's defaults are one or the other per field, as the equal-budget comparison of the two chose
+    (recipes/mixer_comparison.py; README "The mixers: paper, reference code, and departures").
     """
 
     name: str
@@ -29,6 +32,7 @@ class MixerSpec:
     label: str
     description: str
     equations: str
+    paper_equations: dict = field(default_factory=dict)
     reference_code: dict = field(default_factory=dict)
 
 
@@ -45,6 +49,8 @@ def register_mixer_spec(spec: MixerSpec) -> MixerSpec:
     taken = {other.letter: other.name for other in MIXER_SPECS.values()}
     if spec.letter in taken:
         raise ValueError(f"Mixer {spec.name!r}: letter {spec.letter!r} is already {taken[spec.letter]!r}'s.")
+    if set(spec.paper_equations) != set(spec.reference_code):
+        raise ValueError(f"Mixer {spec.name!r}: paper_equations and reference_code must set the same config fields.")
     MIXER_SPECS[spec.name] = spec
     return spec
 
@@ -68,6 +74,7 @@ register_mixer_spec(
             "α_i = softmax_i(w_qᵀ q_i / √d),  q_g = Σ_i α_i q_i;  p_i = q_g ∘ k_i;  "
             "β_i = softmax_i(w_kᵀ p_i / √d),  k_g = Σ_i β_i p_i;  out_i = W_r (k_g ∘ v_i) + q_i"
         ),
+        paper_equations={"additive_shared_query_value": True, "additive_full_width_scores": False},
         reference_code={"additive_shared_query_value": True, "additive_full_width_scores": True},
     )
 )
@@ -84,6 +91,12 @@ register_mixer_spec(
             "q̄ = mean_i q_i;  a_j = softmax_j(q̄ᵀ k_j / √d),  g = Σ_j a_j v_j;  "
             "l_i = max_{|j−i|≤w} v_j;  y_i = g ∘ o_i + l_i"
         ),
+        paper_equations={
+            "pooling_local_projection": False,
+            "pooling_key_as_value": False,
+            "pooling_skip_boundaries": False,
+            "pooling_segment_max": False,
+        },
         reference_code={
             "pooling_local_projection": True,
             "pooling_key_as_value": True,

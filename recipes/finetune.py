@@ -10,7 +10,11 @@ HF BERT checkpoint (converted with `from_bert(variant="bert")`, which computes t
 a Hub repo id (`--model_revision` picks a branch, tag or commit), or `minilm`. `--task` is one
 of `recipes.tasks.TASKS`. The model is evaluated on the validation split every epoch; the epoch with the best validation
 macro-F1 is kept (`--metric_for_best_model`, `--load_best_model_at_end false` keeps the last) and scored once on the
-test split.
+test split. With `--learning_rates 5e-5 1e-4 2e-4` the model is fine-tuned once per rate (each in
+`<output_dir>/lr-<rate>`, removed afterwards) and the run whose selected epoch scores best on validation is kept and
+scored once on the test split; the record lists every rate's validation scores (`learning_rate_search`).
+(`Trainer.hyperparameter_search` would train the winner a second time and score a run by its last evaluation, not
+its selected epoch.)
 
 Outputs (`--output_dir`): the fine-tuned model (`save_pretrained` folder with the tokenizer and `id2label`, so the
 text-classification pipeline prints label names), HF's `train_results.json`, `eval_results.json` (the final validation
@@ -24,6 +28,7 @@ replaces only a folder holding a run of this project.
 
 from __future__ import annotations
 
+import copy
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,6 +108,13 @@ class FinetuningArguments(RecipeTrainingArguments):
     save_total_limit: int | None = 1
     load_best_model_at_end: bool = True
     metric_for_best_model: str | None = "macro_f1"
+    learning_rates: list[float] | None = field(
+        default=None,
+        metadata={
+            "help": "A grid: fine-tune once per rate and keep the run that scores best on validation "
+            "(--metric_for_best_model); --learning_rate is then unused"
+        },
+    )
     overwrite_output_dir: bool = field(
         default=False, metadata={"help": "Replace an output directory holding another run (and only a run)"}
     )
@@ -177,11 +189,40 @@ def selected_evaluation(evaluations: list[dict], best_checkpoint: str | None) ->
     return next(entry for entry in evaluations if entry["step"] == step)
 
 
+def grid_point(training_args: FinetuningArguments, learning_rate: float) -> FinetuningArguments:
+    """The arguments of one run of a learning-rate grid: that rate, and an output directory of its own (a copy, as
+    `Trainer.hyperparameter_search` sets each trial's values on the arguments)."""
+    point = copy.copy(training_args)
+    point.learning_rate = learning_rate
+    point.output_dir = str(Path(training_args.output_dir) / f"lr-{learning_rate:g}")
+    return point
+
+
+def train_selected(model, training_args, encoded: DatasetDict, tokenizer, metrics) -> tuple:
+    """(trainer, train result, validation evaluations, the selected one): one fine-tuning, its best epoch on
+    validation loaded at the end (or its last)."""
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=encoded["train"],
+        eval_dataset=encoded["validation"],
+        processing_class=tokenizer,
+        compute_metrics=lambda p: metrics.compute(predictions=p.predictions.argmax(-1), references=p.label_ids),
+    )
+    train_result = trainer.train()
+    if not any("eval_accuracy" in e and e["step"] == trainer.state.global_step for e in trainer.state.log_history):
+        trainer.evaluate()  # --eval_strategy did not evaluate the final model
+    evaluations = [entry for entry in trainer.state.log_history if "eval_accuracy" in entry]
+    return trainer, train_result, evaluations, selected_evaluation(evaluations, trainer.state.best_model_checkpoint)
+
+
 def training_settings(task_args: TaskArguments, training_args: FinetuningArguments) -> dict:
     """The settings recorded with a result: with the model, task, init and seed, what makes two fine-tunings the same
     (the zoo re-runs one whose recorded settings differ from those it would use)."""
     return {
-        "learning_rate": training_args.learning_rate,
+        # With a grid, the rate used is an outcome (the record's `learning_rate_search`), not a setting.
+        "learning_rate": training_args.learning_rate if training_args.learning_rates is None else None,
+        "learning_rate_grid": training_args.learning_rates,
         "batch_size": training_args.per_device_train_batch_size
         * training_args.gradient_accumulation_steps
         * training_args.world_size,
@@ -223,6 +264,12 @@ def main(argv: list[str] | None = None) -> FinetuningRecord:
         raise ValueError(f"The tokenizer has {len(tokenizer)} tokens; the model only {model_config['vocab_size']}.")
     if task_args.max_train_samples is not None and task_args.max_train_samples < 1:
         raise ValueError("--max_train_samples must be at least 1.")
+    if training_args.learning_rates is not None:
+        rates = training_args.learning_rates
+        if not rates or min(rates) <= 0 or len(set(rates)) != len(rates):
+            raise ValueError(f"--learning_rates {rates}: give one or more distinct positive rates.")
+        if not training_args.load_best_model_at_end or not training_args.metric_for_best_model:
+            raise ValueError("--learning_rates selects by validation: keep --load_best_model_at_end and a metric.")
     output_dir = Path(training_args.output_dir)
     check_output_dir(output_dir, model_dir, training_args.overwrite_output_dir)
     if training_args.num_train_epochs is None:
@@ -242,32 +289,42 @@ def finetune(model_args, task_args, training_args, task, model_dir: Path, tokeni
     with training_args.main_process_first(desc="loading the task"):
         splits = load_task(task.name, seed=task_args.split_seed)
     label_names = splits["train"].features["label"].names
-    set_seed(training_args.seed)  # the classifier head (and every weight, from scratch) is drawn from it
-    model = build_classifier(model_dir, label_names, model_args.from_scratch)
     train = splits["train"]
     if task_args.max_train_samples is not None:
         train = train.shuffle(seed=training_args.seed).select(range(min(task_args.max_train_samples, len(train))))
     encoded = tokenize(DatasetDict({**splits, "train": train}), tokenizer, task_args.max_seq_length)
-
     metrics = evaluate.combine([str(METRICS_DIR / name) for name in METRICS])
-    trainer = Trainer(
-        model=model,
-        args=training_args,
-        train_dataset=encoded["train"],
-        eval_dataset=encoded["validation"],
-        processing_class=tokenizer,
-        compute_metrics=lambda p: metrics.compute(predictions=p.predictions.argmax(-1), references=p.label_ids),
-    )
-    train_result = trainer.train()
-    trainer.save_model()  # the selected model: the best epoch on validation, or the last
-    if not any("eval_accuracy" in e and e["step"] == trainer.state.global_step for e in trainer.state.log_history):
-        trainer.evaluate()  # --eval_strategy did not evaluate the final model
-    evaluations = [entry for entry in trainer.state.log_history if "eval_accuracy" in entry]
-    selected = selected_evaluation(evaluations, trainer.state.best_model_checkpoint)
+
+    def run(run_args: FinetuningArguments) -> tuple:
+        set_seed(run_args.seed)  # the classifier head (and every weight, from scratch) is drawn from it
+        model = build_classifier(model_dir, label_names, model_args.from_scratch)
+        return train_selected(model, run_args, encoded, tokenizer, metrics)
+
+    search = None
+    if training_args.learning_rates is None:
+        trainer, train_result, evaluations, selected = run(training_args)
+    else:
+        runs = [run(grid_point(training_args, rate)) for rate in training_args.learning_rates]
+        # max() keeps the first of equal scores: the grid's order breaks ties.
+        best_metric = f"eval_{training_args.metric_for_best_model}"
+        best = max(runs, key=lambda one: one[3][best_metric])
+        search = [
+            {
+                "learning_rate": trainer.args.learning_rate,
+                "epoch": chosen["epoch"],
+                **scores(chosen, "eval"),
+                "selected": trainer is best[0],
+            }
+            for trainer, _, _, chosen in runs
+        ]
+        trainer, train_result, evaluations, selected = best
+        trainer.args.output_dir = str(output_dir)
+    model = trainer.model
+    trainer.save_model(output_dir)  # the selected model: the best epoch on validation, or the last
     test_metrics = trainer.evaluate(encoded["test"], metric_key_prefix="test")
     if trainer.is_world_process_zero():
-        for checkpoint in output_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
-            shutil.rmtree(checkpoint)
+        for leftover in [*output_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*"), *output_dir.glob("lr-*")]:
+            shutil.rmtree(leftover)
 
     init = "scratch" if model_args.from_scratch else "pretrained"
     record = FinetuningRecord(
@@ -288,6 +345,7 @@ def finetune(model_args, task_args, training_args, task, model_dir: Path, tokeni
         validation=[{"epoch": e["epoch"], **scores(e, "eval"), "loss": e["eval_loss"]} for e in evaluations],
         majority_class=majority_class_baseline(splits["train"]["label"], splits["test"]["label"], metrics, label_names),
         training=training_settings(task_args, training_args),
+        learning_rate_search=search,
     )
     trainer.save_metrics("train", train_result.metrics)
     trainer.save_metrics("eval", {k: v for k, v in selected.items() if k.startswith("eval_")})

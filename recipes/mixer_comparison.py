@@ -1,7 +1,8 @@
-"""Equal-budget comparison of the mixers' reference-code options against the current defaults: for each mixer whose
-spec names reference-code options, pretrain the variant that uses it most (pool-hybrid for pooling, addbert for
-additive) twice — current defaults, and with the options (`MIXER_SPECS[mixer].reference_code`) — for the same
-wall-clock budget, with each pretraining seed, then write the MLM curves side by side as one markdown table.
+"""Equal-budget comparison of each mixer as its paper's equations define it against its authors' reference code: for
+each mixer whose spec names reference-code options, pretrain the variant that uses it most (pool-hybrid for pooling,
+addbert for additive) twice — with the options at `MIXER_SPECS[mixer].paper_equations` and at `.reference_code` —
+for the same wall-clock budget, with each pretraining seed, then write the MLM curves side by side as one markdown
+table. Both arms name their options explicitly, so the comparison means the same whichever the config's defaults are.
 
     python -m recipes.mixer_comparison --size mini --budget 10m --seeds 1 2 3 --output_dir runs/mixer-options \
         --table results/mixer_options.md
@@ -9,12 +10,13 @@ wall-clock budget, with each pretraining seed, then write the MLM curves side by
 Equal wall-clock is calibrated: before its runs, each arm's training throughput is measured at the runs' settings
 (`recipes/calibration.py`, both arms of a mixer in one interleaved measurement, kept and reused as
 `<output_dir>/calibration-<variant>-<arm>-<size>.json`), and each run trains for its arm's calibrated steps, so neither
-a rerun nor the machine's load changes a result (`--no_calibrate`: the live clock). Run directories are `<output_dir>/<variant>-<arm>-<size>-<budget>-seed<seed>` (arm: `current` or
-`reference-code`); a finished one (its `mlm_curve.json` and `budget.json` are there) is not run again, and one killed
-part-way resumes from its last checkpoint: give another `--output_dir` when changing other arguments. Both arms of a
-seed start from the same `--seed`, see the same batches and are evaluated on the same held-out blocks at the same
-fractions of the budget, so the table pairs them by seed. Extra pretraining arguments go in `--pretrain_args`.
-`--report_only` writes the table of the mixers finished so far without running anything.
+a rerun nor the machine's load changes a result (`--no_calibrate`: the live clock). Run directories are
+`<output_dir>/<variant>-<arm>-<size>-<budget>-seed<seed>` (arm: `paper` or `reference-code`); a finished one (its
+`mlm_curve.json` and `budget.json` are there) is not run again, and one killed part-way resumes from its last
+checkpoint: give another `--output_dir` when changing other arguments. Both arms of a seed start from the same
+`--seed`, see the same batches and are evaluated on the same held-out blocks at the same fractions of the budget, so
+the table pairs them by seed. Extra pretraining arguments go in `--pretrain_args`. `--report_only` writes the table of
+the mixers finished so far without running anything.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from recipes.markdown import markdown_table
 from recipes.records import PretrainingRecord, write_text_atomic
 from recipes.stats import paired_difference
 
-ARMS = ("current", "reference-code")
+ARMS = ("paper", "reference-code")
 TABLE_FILE = "mlm_comparison.md"
 
 
@@ -95,7 +97,8 @@ def showcase_variant(mixer: str) -> str:
 
 
 def arm_overrides(mixer: str, arm: str) -> dict:
-    return MIXER_SPECS[mixer].reference_code if arm == "reference-code" else {}
+    spec = MIXER_SPECS[mixer]
+    return spec.reference_code if arm == "reference-code" else spec.paper_equations
 
 
 def run_dir(args: ComparisonArguments, mixer: str, arm: str, seed: int) -> Path:
@@ -129,11 +132,11 @@ def mean_and_sd(values: list[float], scale: float = 1.0, digits: int = 2) -> str
 
 def comparison_table(mixer: str, curves: dict[str, list[list[dict]]]) -> str:
     """One row per evaluation point: wall-clock time, tokens seen and MLM accuracy of each arm (mean ± sd over seeds),
-    and the reference-code arm's accuracy minus the current one's, paired by seed; then the final loss."""
+    and the reference-code arm's accuracy minus the paper one's, paired by seed; then the final loss."""
     seeds = min(len(runs) for runs in curves.values())
     points = min(len(curve) for runs in curves.values() for curve in runs)
     header = ["point", "elapsed (s)", *(f"{arm}: {what}" for arm in ARMS for what in ("tokens", "MLM acc (%)"))]
-    header.append("reference-code − current (pp)")
+    header.append("reference-code − paper (pp)")
     rows = []
     for point in range(points):
         at = {arm: [curve[point] for curve in curves[arm][:seeds]] for arm in ARMS}
@@ -143,12 +146,15 @@ def comparison_table(mixer: str, curves: dict[str, list[list[dict]]]) -> str:
                 mean_and_sd([p["tokens_seen"] for p in at[arm]], digits=0),
                 mean_and_sd([p["accuracy"] for p in at[arm]], 100),
             ]
-        paired = [faithful["accuracy"] - current["accuracy"] for current, faithful in zip(at[ARMS[0]], at[ARMS[1]])]
+        paired = [coded["accuracy"] - paper["accuracy"] for paper, coded in zip(at[ARMS[0]], at[ARMS[1]])]
         rows.append([*cells, mean_and_sd(paired, 100)])
     final_loss = {
         arm: mean_and_sd([curve[points - 1]["loss"] for curve in curves[arm][:seeds]], digits=3) for arm in ARMS
     }
-    options = ", ".join(f"`{name}={json.dumps(value)}`" for name, value in MIXER_SPECS[mixer].reference_code.items())
+    options = {
+        arm: ", ".join(f"`{name}={json.dumps(value)}`" for name, value in arm_overrides(mixer, arm).items())
+        for arm in ARMS
+    }
     table = "\n".join(markdown_table(header, rows))
     final = {
         arm: {seed: curve[points - 1]["accuracy"] for seed, curve in enumerate(curves[arm][:seeds])} for arm in ARMS
@@ -157,13 +163,13 @@ def comparison_table(mixer: str, curves: dict[str, list[list[dict]]]) -> str:
     if seeds > 1:
         difference = paired_difference(final[ARMS[1]], final[ARMS[0]])
         interval = (
-            f" Final MLM accuracy, reference-code − current: {100 * difference.mean:+.2f} points, 95% interval "
+            f" Final MLM accuracy, reference-code − paper: {100 * difference.mean:+.2f} points, 95% interval "
             f"[{100 * difference.low:+.2f}, {100 * difference.high:+.2f}] over {seeds} paired seeds."
         )
     return (
         f"### {MIXER_SPECS[mixer].label}: `{showcase_variant(mixer)}`, {seeds} seed{'s' if seeds > 1 else ''}\n\n"
-        f"reference-code: {options}. Final held-out MLM loss: current {final_loss['current']}, "
-        f"reference-code {final_loss['reference-code']}.{interval}\n\n{table}"
+        f"paper: {options['paper']}; reference-code: {options['reference-code']}. Final held-out MLM loss: paper "
+        f"{final_loss['paper']}, reference-code {final_loss['reference-code']}.{interval}\n\n{table}"
     )
 
 
@@ -181,7 +187,9 @@ def write_table(args: ComparisonArguments) -> Path:
         for mixer in complete
     ]
     pending = [mixer for mixer in args.mixers if mixer not in complete]
-    heading = f"## Reference-code mixer options vs current defaults: size {args.size}, budget {args.budget} each\n\n"
+    heading = (
+        f"## Mixers as their papers state them vs their reference code: size {args.size}, budget {args.budget} each\n\n"
+    )
     if pending:
         heading += f"Not finished yet: {', '.join(pending)}.\n\n"
     table = Path(args.table or Path(args.output_dir) / TABLE_FILE)

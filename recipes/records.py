@@ -300,6 +300,8 @@ class FinetuningRecord:
     validation: list[dict]
     majority_class: dict  # {"label", "accuracy", "macro_f1"}
     training: dict
+    # With a learning-rate grid: per rate, the validation scores of its selected epoch (the record's model is the best).
+    learning_rate_search: list[dict] | None = None
 
     @staticmethod
     def downstream_path(run_dir: str | Path, task: str, init: str, seed: int) -> Path:

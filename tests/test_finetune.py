@@ -9,6 +9,7 @@ learning rate fit for a barely trained tiny model.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -204,6 +205,36 @@ def test_minilm_reference_learns_trec(tmp_path):
 
 
 # -- bad input: one clear error before anything is written ----------------------------------------------------------
+
+
+def test_learning_rate_grid_keeps_the_rate_that_scores_best_on_validation(run_dir, tmp_path):
+    """--learning_rates fine-tunes once per rate from the same start and keeps the run whose selected epoch scores best
+    on validation: a rate too small to move the weights loses to one that learns. Only the kept model is saved and
+    tested; every rate's validation scores are recorded, and the grid (not the rate it chose) is the setting."""
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run, ignore=shutil.ignore_patterns("downstream"))
+    output_dir = tmp_path / "grid"
+    record = main([
+        "--model", str(run), *QUICK, "--max_train_samples", "4000", "--num_train_epochs", "2",
+        "--learning_rates", "1e-9", "2e-3", "--output_dir", str(output_dir),
+    ])  # fmt: skip
+    tiny, learning = record.learning_rate_search
+    assert (tiny["learning_rate"], learning["learning_rate"]) == (1e-9, 2e-3)
+    assert learning["macro_f1"] > tiny["macro_f1"] and learning["selected"] and not tiny["selected"]
+    assert record.training["learning_rate"] is None and record.training["learning_rate_grid"] == [1e-9, 2e-3]
+    results = {split: json.loads((output_dir / f"{split}_results.json").read_text()) for split in ("eval", "test")}
+    assert results["eval"]["eval_macro_f1"] == learning["macro_f1"] == max(e["macro_f1"] for e in record.validation)
+    assert results["test"]["test_macro_f1"] == record.test["macro_f1"]
+    assert record.test["macro_f1"] > record.majority_class["macro_f1"] + 0.1
+    assert not [*output_dir.glob("lr-*"), *output_dir.glob("checkpoint-*")]  # only the kept model is left
+    assert FinetuningRecord.read(output_dir / "downstream_record.json") == record
+
+
+@pytest.mark.parametrize("grid", [["0"], ["1e-3", "1e-3"]])
+def test_bad_learning_rate_grid_fails_before_writing(run_dir, tmp_path, grid):
+    with pytest.raises(ValueError, match="give one or more distinct positive rates"):
+        main(["--model", str(run_dir), *QUICK, "--learning_rates", *grid, "--output_dir", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
 
 
 def test_unknown_task_fails_before_writing(run_dir, tmp_path):

@@ -29,7 +29,7 @@ def test_both_arms_of_a_seed_differ_only_by_the_reference_code_options():
         pretrain_args="--max_seq_length 64",
     )  # fmt: skip
     assert args.mixers == ["additive", "pooling"]
-    current, faithful = (pretraining_argv(args, "pooling", arm, seed=2) for arm in ARMS)
+    paper, faithful = (pretraining_argv(args, "pooling", arm, seed=2) for arm in ARMS)
     model_args, data_args, budget_args, training_args = parse_args(faithful)
     assert (model_args.variant, model_args.size, budget_args.budget, training_args.seed) == (
         "pool-hybrid",
@@ -39,14 +39,17 @@ def test_both_arms_of_a_seed_differ_only_by_the_reference_code_options():
     )
     assert data_args.max_seq_length == 64
     assert parse_overrides(model_args.config_overrides) == {"hidden_size": 64, **MIXER_SPECS["pooling"].reference_code}
-    assert parse_overrides(parse_args(current)[0].config_overrides) == {"hidden_size": 64}
+    assert parse_overrides(parse_args(paper)[0].config_overrides) == {
+        "hidden_size": 64,
+        **MIXER_SPECS["pooling"].paper_equations,
+    }
     assert training_args.output_dir == str(run_dir(args, "pooling", "reference-code", 2))
     assert not budget_args.overwrite_output_dir  # a killed run resumes
     # each arm trains its own calibrated steps, measured at the run's settings
-    budget_file = parse_args(current)[2].calibration
+    budget_file = parse_args(paper)[2].calibration
     assert budget_args.calibration == str(mixer_comparison.calibration_file(args, "pooling", "reference-code"))
-    assert budget_file == str(mixer_comparison.calibration_file(args, "pooling", "current")) != budget_args.calibration
-    assert run_dir(args, "additive", "current", 1).name == "addbert-current-tiny-2m-seed1"
+    assert budget_file == str(mixer_comparison.calibration_file(args, "pooling", "paper")) != budget_args.calibration
+    assert run_dir(args, "additive", "paper", 1).name == "addbert-paper-tiny-2m-seed1"
     # the options make a valid config of the variant (the recipe passes the tokenizer's [CLS]/[SEP])
     HybridBertConfig.from_variant(
         "pool-hybrid", "tiny", cls_token_id=1, sep_token_id=2, **MIXER_SPECS["pooling"].reference_code
@@ -55,16 +58,20 @@ def test_both_arms_of_a_seed_differ_only_by_the_reference_code_options():
 
 def test_table_pairs_the_arms_by_seed():
     curves = {
-        "current": [curve([0.0, 0.10, 0.20], 5.0), curve([0.0, 0.12, 0.22], 5.2)],
+        "paper": [curve([0.0, 0.10, 0.20], 5.0), curve([0.0, 0.12, 0.22], 5.2)],
         "reference-code": [curve([0.0, 0.13, 0.21], 4.9), curve([0.0, 0.17, 0.25], 5.1)],
     }
     table = comparison_table("pooling", curves)
     assert "### pooling: `pool-hybrid`, 2 seeds" in table
-    assert "Final held-out MLM loss: current 5.100 ± 0.141, reference-code 5.000 ± 0.141." in table
+    assert "Final held-out MLM loss: paper 5.100 ± 0.141, reference-code 5.000 ± 0.141." in table
+    assert (
+        "paper: `pooling_local_projection=false`, " in table
+        and "reference-code: `pooling_local_projection=true`" in table
+    )
     # last point: differences 1 and 3 pp; t(0.975, 1) = 12.706, sd 1.414 / √2 → ± 12.71
-    assert "reference-code − current: +2.00 points, 95% interval [-10.71, +14.71] over 2 paired seeds." in table
+    assert "reference-code − paper: +2.00 points, 95% interval [-10.71, +14.71] over 2 paired seeds." in table
     rows = [line for line in table.splitlines() if line.startswith(("| 1 |", "| 2 |"))]
-    # point 1: current 11.00 ± 1.41, reference-code 15.00 ± 2.83, paired differences 3 and 5 pp
+    # point 1: paper 11.00 ± 1.41, reference-code 15.00 ± 2.83, paired differences 3 and 5 pp
     assert rows[0] == "| 1 | 10 ± 0 | 1000 ± 0 | 11.00 ± 1.41 | 1000 ± 0 | 15.00 ± 2.83 | 4.00 ± 1.41 |"
     assert rows[1].endswith("| 21.00 ± 1.41 | 2000 ± 0 | 23.00 ± 2.83 | 2.00 ± 1.41 |")
 
@@ -115,7 +122,7 @@ def test_only_calibrate_measures_both_arms_together_and_trains_nothing(tmp_path,
     """--only_calibrate measures a mixer whose records are missing, both arms in one measurement at each arm's own
     settings, and stops."""
     args = ComparisonArguments(output_dir=str(tmp_path), size="tiny", budget="1m", mixers=["pooling"])
-    mixer_comparison.calibration_file(args, "pooling", "current").write_text("{}")  # one arm measured before
+    mixer_comparison.calibration_file(args, "pooling", "paper").write_text("{}")  # one arm measured before
     measured = []
 
     def refuse(argv):
@@ -127,8 +134,8 @@ def test_only_calibrate_measures_both_arms_together_and_trains_nothing(tmp_path,
     (together,) = measured
     outputs = [arm_argv[arm_argv.index("--output") + 1] for arm_argv in together]
     assert outputs == [str(mixer_comparison.calibration_file(args, "pooling", arm)) for arm in ARMS]
-    current, faithful = together
-    assert "--config_overrides" not in current
+    paper, faithful = together
+    assert parse_overrides(paper[paper.index("--config_overrides") + 1]) == MIXER_SPECS["pooling"].paper_equations
     overrides = parse_overrides(faithful[faithful.index("--config_overrides") + 1])
     assert overrides == MIXER_SPECS["pooling"].reference_code
 

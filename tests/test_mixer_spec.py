@@ -100,6 +100,13 @@ def test_specs_refuse_taken_names_and_letters():
         register_mixer_spec(MixerSpec(name="other", letter="S", label="x", description="x", equations="x"))
     with pytest.raises(ValueError, match="must be one upper-case letter"):
         register_mixer_spec(MixerSpec(name="other", letter="xy", label="x", description="x", equations="x"))
+    with pytest.raises(ValueError, match="paper_equations and reference_code must set the same config fields"):
+        register_mixer_spec(
+            MixerSpec(
+                name="other", letter="O", label="x", description="x", equations="x",
+                paper_equations={"pooling_key_as_value": False}, reference_code={"pooling_segment_max": True},
+            )
+        )  # fmt: skip
     assert "other" not in MIXER_SPECS
 
 
