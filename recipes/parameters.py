@@ -26,14 +26,17 @@ ABLATIONS = {
     "addbert-wv": ("addbert", {"additive_shared_query_value": False}),  # additive attention with its own W_v
 }
 
-# The mixers' options that follow their reference code, one row each, and each mixer's together (its spec's
-# `reference_code`): name -> (variant, config overrides).
+# The mixers' options that follow their reference code, one row each, and each mixer as its paper's equations and as
+# its reference code define it (its spec's `paper_equations` and `reference_code`; one of them is the default row's):
+# name -> (variant, config overrides).
 MIXER_OPTIONS = {
     "pool-hybrid +local-proj": ("pool-hybrid", {"pooling_local_projection": True}),
     "pool-hybrid +key-value": ("pool-hybrid", {"pooling_key_as_value": True}),
     "pool-hybrid +skip-boundaries": ("pool-hybrid", {"pooling_skip_boundaries": True}),
     "pool-hybrid +segment-max": ("pool-hybrid", {"pooling_segment_max": True}),
+    "pool-hybrid (paper equations)": ("pool-hybrid", MIXER_SPECS["pooling"].paper_equations),
     "pool-hybrid (PoNet code)": ("pool-hybrid", MIXER_SPECS["pooling"].reference_code),
+    "addbert (paper equations)": ("addbert", MIXER_SPECS["additive"].paper_equations),
     "addbert (Fastformer code)": ("addbert", MIXER_SPECS["additive"].reference_code),
 }
 

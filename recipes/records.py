@@ -323,7 +323,10 @@ class FinetuningRecord:
         return sorted(records, key=lambda record: (record.task, record.init, record.seed))
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        if data["learning_rate_search"] is None:
+            del data["learning_rate_search"]  # only a grid run has one; records without keep their format
+        return data
 
     def write(self, path: str | Path) -> Path:
         return write_json(path, self.to_dict())

@@ -82,7 +82,9 @@ def test_hybrid_with_source_settings_copies_everything_but_the_new_mixers(bert):
     assert_copied_exactly(model, bert, expected, info)
     assert info["dropped_biases"] == []
     for i in (1, 3):
-        assert {f"layers.{i}.mixer.query_score", f"layers.{i}.mixer_output.weight"} <= set(info["newly_initialized"])
+        assert {f"layers.{i}.mixer.query_score.weight", f"layers.{i}.mixer_output.weight"} <= set(
+            info["newly_initialized"]
+        )
         assert f"encoder.layer.{i}.attention.self.query.weight" in info["unused"]
 
 

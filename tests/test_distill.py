@@ -64,7 +64,7 @@ def test_loss_is_zero_for_an_exact_copy_and_reaches_only_the_student(teacher_dir
     )
     assert loss > 0.01 and student_embedding.shape == teacher_embedding.shape == (2, 32)
     loss.backward()
-    assert hybrid.layers[1].mixer.query_score.grad.abs().sum() > 0  # the new additive mixer learns
+    assert hybrid.layers[1].mixer.query_score.weight.grad.abs().sum() > 0  # the new additive mixer learns
     assert all(p.grad is None for p in teacher.parameters())
 
 
@@ -99,7 +99,7 @@ def test_distillation_raises_agreement_and_records_the_run(distilled):
     assert record["agreement"] == {"start": curve[0]["agreement"], "end": curve[-1]["agreement"]}
     assert record["run_record"]["training"]["objective"] == "distillation"
     assert record["variant"] == "hbert-v1" and not record["keep_source_settings"]
-    assert "layers.1.mixer.query_score" in record["initialisation"]["newly_initialized"]
+    assert "layers.1.mixer.query_score.weight" in record["initialisation"]["newly_initialized"]
     assert len(record["initialisation"]["dropped_biases"]) == 8  # HBERT's FFNs have no bias: 2 per layer
     assert (output_dir / "agreement_curve.png").is_file()
 

@@ -311,7 +311,7 @@ def test_hybrid_from_minilm_copies_self_attention_and_token_embeddings(variant, 
     for i in additive_layers:
         prefixes = (f"hybrid_bert.layers.{i}.mixer.", f"hybrid_bert.layers.{i}.mixer_output.")
         mixer_keys = [key for key in state if key.startswith(prefixes)]
-        assert f"hybrid_bert.layers.{i}.mixer.query_score" in mixer_keys
+        assert f"hybrid_bert.layers.{i}.mixer.query_score.weight" in mixer_keys
         assert set(mixer_keys) <= newly, f"additive layer {i}: {sorted(set(mixer_keys) - newly)} not reported new"
         assert f"encoder.layer.{i}.attention.self.query.weight" in info["unused"]
     # Everything is either copied, reported new, or the decoder tied to the (copied) word embeddings.

@@ -35,13 +35,13 @@ H, HEADS = 32, 4  # tiny_config's width and heads
 # Each option, and each mixer's reference-code options together: (variant, overrides, mixer, its parameters per layer).
 LINEAR = H * H + H
 OPTION_COUNTS = {
-    "paper pooling": ("pool-hybrid", {}, "pooling", 4 * LINEAR),
+    "paper pooling": ("pool-hybrid", MIXER_SPECS["pooling"].paper_equations, "pooling", 4 * LINEAR),
     "local projection": ("pool-hybrid", {"pooling_local_projection": True}, "pooling", 5 * LINEAR),
     "key as value": ("pool-hybrid", {"pooling_key_as_value": True}, "pooling", 4 * LINEAR),
     "skip boundaries": ("pool-hybrid", {"pooling_skip_boundaries": True}, "pooling", 4 * LINEAR),
     "segment max": ("pool-hybrid", {"pooling_segment_max": True}, "pooling", 5 * LINEAR),
     "PoNet code": ("pool-hybrid", MIXER_SPECS["pooling"].reference_code, "pooling", 5 * LINEAR),
-    "paper additive": ("addbert", {}, "additive", 3 * LINEAR + 2 * H),
+    "paper additive": ("addbert", MIXER_SPECS["additive"].paper_equations, "additive", 3 * LINEAR + 2 * H),
     "Fastformer code": ("addbert", MIXER_SPECS["additive"].reference_code, "additive", 3 * LINEAR + 2 * H * HEADS),
 }
 
@@ -59,16 +59,39 @@ def test_every_declared_mixer_has_its_class_and_a_unique_letter():
     assert len(set(letters)) == len(letters)
 
 
-def test_reference_code_options_are_config_fields_off_by_default():
-    """A spec's reference_code names real config fields; the defaults are the paper's equations except where the
-    spec's reference code agrees with them (the shared query/value of additive attention)."""
+def test_defaults_are_the_options_the_comparison_chose():
+    """A spec's options are real boolean config fields; the defaults are the paper's equations for pooling and the
+    reference code for additive attention (full-width scores), as the equal-budget comparison measured
+    (results/mixer_options/mlm_comparison.md)."""
     defaults = HybridBertConfig()
     for spec in MIXER_SPECS.values():
-        for field_name, value in spec.reference_code.items():
+        for field_name, value in {**spec.paper_equations, **spec.reference_code}.items():
             assert hasattr(defaults, field_name), field_name
             assert isinstance(value, bool)
-    assert not any(getattr(defaults, name) for name in MIXER_SPECS["pooling"].reference_code)
-    assert defaults.additive_shared_query_value and not defaults.additive_full_width_scores
+    for field_name, value in MIXER_SPECS["pooling"].paper_equations.items():
+        assert getattr(defaults, field_name) == value, field_name
+    for field_name, value in MIXER_SPECS["additive"].reference_code.items():
+        assert getattr(defaults, field_name) == value, field_name
+
+
+def test_a_checkpoint_saved_before_an_option_existed_loads_as_it_was_trained(tmp_path):
+    """A saved config.json without `additive_full_width_scores` (saved before the option existed, when additive
+    attention scored per head) loads with per-head scores and the saved weights, although the default is now full
+    width; a saved config that names the option, and a fresh config, keep theirs."""
+    config = tiny_config("addbert", **MIXER_SPECS["additive"].paper_equations)
+    model = HybridBertModel(config).eval()
+    model.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    del saved["additive_full_width_scores"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    loaded, info = HybridBertModel.from_pretrained(tmp_path, output_loading_info=True)
+    assert not loaded.config.additive_full_width_scores
+    assert not any(info.values()), info  # no missing, unexpected or mismatched weights
+    ids = torch.randint(5, 100, (2, 7))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(ids).last_hidden_state, model(ids).last_hidden_state)
+    full = HybridBertConfig.from_dict({**saved, "additive_full_width_scores": True})
+    assert full.additive_full_width_scores and HybridBertConfig().additive_full_width_scores
 
 
 def test_config_rejects_undeclared_mixers_naming_the_declared_ones():

@@ -19,6 +19,7 @@ from modeling.modeling_hybrid_bert import MIXERS, AdditiveAttention, PoolingMixe
 
 BATCH, SEQ = 3, 9
 ROW_LENGTHS = (9, 6, 3)  # real tokens per row; the rest is padding
+PER_HEAD_SCORES = {"additive_full_width_scores": False}  # the paper's per-head scoring vectors (not the default)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -250,7 +251,7 @@ def test_self_attention_matches_naive_reference(case, attn_implementation):
 @pytest.mark.parametrize("shared_query_value", [False, True])
 def test_additive_attention_matches_naive_reference(case, shared_query_value):
     """Additive attention (α, q_g, p, β, k_g, u, W_r u + q) equals the per-token reference, with and without v = q."""
-    mixer, _ = make_mixer(AdditiveAttention, additive_shared_query_value=shared_query_value)
+    mixer, _ = make_mixer(AdditiveAttention, **PER_HEAD_SCORES, additive_shared_query_value=shared_query_value)
     assert (mixer.value is None) == shared_query_value
     hidden, key_mask = make_hidden(), key_mask_for(case)
     with torch.no_grad():
@@ -393,7 +394,7 @@ def test_self_attention_weights_match_reference_and_skip_non_keys(case):
 @pytest.mark.parametrize("shared_query_value", [False, True])
 def test_additive_weights_are_alpha_and_beta(case, shared_query_value):
     """Additive attention returns (batch, heads, 2, seq) = the reference's α and β, zero at non-key positions."""
-    mixer, _ = make_mixer(AdditiveAttention, additive_shared_query_value=shared_query_value)
+    mixer, _ = make_mixer(AdditiveAttention, **PER_HEAD_SCORES, additive_shared_query_value=shared_query_value)
     hidden, key_mask = make_hidden(), key_mask_for(case)
     with torch.no_grad():
         _, weights = mixer(hidden, key_mask, output_attentions=True)
