@@ -45,8 +45,8 @@ DEMO_HEAL := --teacher minilm --variant hbert-v1 --keep_source_settings --budget
 	--overwrite_output_dir --output_dir $(DEMO_HEALED)
 # `make zoo-heal` (not yet run): HBERT §4.4 at MiniLM's size. Each variant starts from all-MiniLM-L6-v2 and, per seed,
 # is healed for the same budget by distillation (HBERT's settings for hbert-v1/v2, plus a row keeping MiniLM's settings in
-# the hybrid's layout) and by MLM; then probed beside MiniLM and its unhealed conversion, and every healed model and
-# MiniLM are fine-tuned on TREC and wiki-topics. A run whose budget.json exists is not run again.
+# the hybrid's layout) and by MLM; then probed beside MiniLM and its unhealed conversion, and every healed model, the
+# unhealed conversions (`recipes.finetune --convert_to`) and MiniLM are fine-tuned on TREC and wiki-topics. A run whose budget.json exists is not run again.
 HEAL_VARIANTS := hbert-v1 hbert-v2 pool-hybrid addbert
 HEAL_SEEDS := 1 2 3
 HEAL_BUDGET := 30m
@@ -98,6 +98,13 @@ zoo-heal: venv
 	    test -f $$model/downstream/$$task/pretrained-seed$$seed.json || $(BIN)/python -m recipes.finetune --model $$model \
 	      --task $$task --seed $$seed --overwrite_output_dir --output_dir $$model-$$task-seed$$seed; \
 	  done; done; \
+	  for task in $(HEAL_TASKS); do out=$$run-unhealed-$$task-seed$$seed; \
+	    test -f $$out/downstream_record.json || $(BIN)/python -m recipes.finetune --model minilm --convert_to $$variant \
+	      --task $$task --seed $$seed --overwrite_output_dir --output_dir $$out; \
+	    case $$variant in hbert-*) out=$$run-unhealed-source-settings-$$task-seed$$seed; \
+	      test -f $$out/downstream_record.json || $(BIN)/python -m recipes.finetune --model minilm --convert_to $$variant \
+	        --keep_source_settings --task $$task --seed $$seed --overwrite_output_dir --output_dir $$out;; esac; \
+	  done; \
 	done; for task in $(HEAL_TASKS); do $(BIN)/python -m recipes.finetune --model minilm --task $$task --seed $$seed \
 	  --overwrite_output_dir --output_dir $(HEAL_DIR)/minilm-$$task-seed$$seed; done; done
 

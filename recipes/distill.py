@@ -65,7 +65,7 @@ from recipes.pretrain_arguments import (
 from recipes.records import BUDGET_FILE, RunRecord, write_json
 from recipes.resume import REQUIRED_CHECKPOINT_FILES, claimed_output_dir, curve_until
 from recipes.sentence_encoder import mean_pool
-from recipes.starting_model import load_tokenizer
+from recipes.starting_model import load_tokenizer, source_settings
 
 AGREEMENT_CURVE_FILE = "agreement_curve.json"
 
@@ -94,13 +94,6 @@ class DistillationArguments:
     )
     hidden_states_weight: float = field(default=1.0, metadata={"help": "Weight of the layer-wise hidden-state term"})
     embedding_weight: float = field(default=1.0, metadata={"help": "Weight of the mean-pooled sentence-embedding term"})
-
-
-def source_settings(teacher_config) -> dict:
-    """The teacher's settings, as HybridBERT config fields (a BERT is post-LN with learned positions and FFN biases)."""
-    return dict(
-        norm_style="post", hidden_act=teacher_config.hidden_act, ffn_bias=True, position_embedding_type="absolute"
-    )
 
 
 def layer_outputs(outputs) -> list[torch.Tensor]:

@@ -36,11 +36,11 @@ from pathlib import Path
 import evaluate
 import numpy as np
 from datasets import DatasetDict
-from transformers import Trainer, set_seed
+from transformers import BertConfig, Trainer, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
 
-from modeling import HybridBertConfig, HybridBertForSequenceClassification
+from modeling import VARIANTS, HybridBertConfig, HybridBertForSequenceClassification
 from recipes import arguments as recipe_arguments
 from recipes import assets
 from recipes.arguments import RecipeTrainingArguments
@@ -48,6 +48,7 @@ from recipes.input_files import check_weights, read_config
 from recipes.records import FinetuningRecord, PretrainingIdentity, PretrainingRecord
 from recipes.references import folder_tokenizer, model_type, resolve_model
 from recipes.run_dir import check_holds_run, claim_output_dir, entries, replace_run
+from recipes.starting_model import source_settings
 from recipes.tasks import TASKS, get_task, load_task
 
 METRICS_DIR = Path(__file__).resolve().parent / "metrics"
@@ -70,6 +71,20 @@ class ModelArguments:
     )
     from_scratch: bool = field(
         default=False, metadata={"help": "The same architecture from random init: the no-pretraining baseline"}
+    )
+    convert_to: str | None = field(
+        default=None,
+        metadata={
+            "help": f"With an HF BERT --model: fine-tune the hybrid `from_bert` makes of it (HBERT §4.4: every weight "
+            f"with a counterpart copied, the new mixers fresh; not healed) instead of the BERT ({', '.join(VARIANTS)})"
+        },
+    )
+    keep_source_settings: bool = field(
+        default=False,
+        metadata={
+            "help": "With --convert_to: the BERT's settings (post-LN, its activation, learned positions) in the "
+            "variant's layout, as recipes/distill.py --keep_source_settings"
+        },
     )
 
 
@@ -143,21 +158,36 @@ def check_output_dir(output_dir: Path, model_dir: Path, overwrite: bool) -> None
 
 
 def build_classifier(
-    model_dir: Path, label_names: list[str], from_scratch: bool
+    model_dir: Path,
+    label_names: list[str],
+    from_scratch: bool,
+    convert_to: str = "bert",
+    conversion: dict | None = None,
 ) -> HybridBertForSequenceClassification:
-    """A classifier with the task's labels in its config, from the folder's weights or (from_scratch) at random init."""
+    """A classifier with the task's labels in its config, from the folder's weights or (from_scratch) at random init.
+    An HF BERT folder is converted with `from_bert` into `convert_to` (with the `conversion` config overrides)."""
     labels = {
         "num_labels": len(label_names),
         "id2label": dict(enumerate(label_names)),
         "label2id": {name: i for i, name in enumerate(label_names)},
     }
     if model_type(model_dir) == "bert":
-        model = HybridBertForSequenceClassification.from_bert(model_dir, variant="bert", **labels)
+        model = HybridBertForSequenceClassification.from_bert(
+            model_dir, variant=convert_to, **(conversion or {}), **labels
+        )
         return HybridBertForSequenceClassification(model.config) if from_scratch else model
     if from_scratch:
         return HybridBertForSequenceClassification(HybridBertConfig.from_pretrained(model_dir, **labels))
     # A pretraining run has an MLM head and no pooler or classifier; a fine-tuned folder may have other labels.
     return HybridBertForSequenceClassification.from_pretrained(model_dir, ignore_mismatched_sizes=True, **labels)
+
+
+def conversion(model_args: ModelArguments, model_dir: Path) -> tuple[str, dict]:
+    """The variant an HF BERT --model becomes and the config overrides of its conversion."""
+    if model_args.convert_to is None:
+        return "bert", {}
+    settings = source_settings(BertConfig.from_pretrained(model_dir)) if model_args.keep_source_settings else {}
+    return model_args.convert_to, settings
 
 
 def tokenize(splits: DatasetDict, tokenizer, max_seq_length: int) -> DatasetDict:
@@ -254,6 +284,13 @@ def main(argv: list[str] | None = None) -> FinetuningRecord:
     if (model_dir / SAFE_WEIGHTS_NAME).is_file() or (model_dir / SAFE_WEIGHTS_INDEX_NAME).is_file():
         check_weights(model_dir)
     model_config = read_model_config(model_dir)
+    if model_args.convert_to is not None:
+        if model_config["model_type"] != "bert":
+            raise ValueError(f"--convert_to converts an HF BERT checkpoint; {model_args.model} is a HybridBERT one.")
+        if model_args.convert_to not in VARIANTS:
+            raise ValueError(f"--convert_to {model_args.convert_to!r}: choose one of {', '.join(VARIANTS)}.")
+    elif model_args.keep_source_settings:
+        raise ValueError("--keep_source_settings needs --convert_to (the variant the BERT is converted into).")
     if not 8 <= task_args.max_seq_length <= model_config["max_position_embeddings"]:
         raise ValueError(
             f"--max_seq_length {task_args.max_seq_length} must be between 8 and the model's "
@@ -297,7 +334,7 @@ def finetune(model_args, task_args, training_args, task, model_dir: Path, tokeni
 
     def run(run_args: FinetuningArguments) -> tuple:
         set_seed(run_args.seed)  # the classifier head (and every weight, from scratch) is drawn from it
-        model = build_classifier(model_dir, label_names, model_args.from_scratch)
+        model = build_classifier(model_dir, label_names, model_args.from_scratch, *conversion(model_args, model_dir))
         return train_selected(model, run_args, encoded, tokenizer, metrics)
 
     search = None
@@ -337,6 +374,11 @@ def finetune(model_args, task_args, training_args, task, model_dir: Path, tokeni
             "revision": model_args.model_revision,
             "variant": model.config.variant,
             "size": model.config.size,
+            **(
+                {"converted": {"keep_source_settings": model_args.keep_source_settings}}
+                if model_args.convert_to
+                else {}
+            ),
         },
         pretraining=pretraining_identity(model_dir),
         epochs=trainer.state.epoch,  # as trained: --max_steps may end training before --num_train_epochs

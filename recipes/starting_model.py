@@ -22,6 +22,12 @@ START_ARGUMENTS = (
 )
 
 
+def source_settings(bert_config) -> dict:
+    """A BERT's settings as HybridBERT config fields (a BERT is post-LN with learned positions and FFN biases): a
+    hybrid converted with them keeps the source's settings in the variant's layout."""
+    return dict(norm_style="post", hidden_act=bert_config.hidden_act, ffn_bias=True, position_embedding_type="absolute")
+
+
 # The dimensions `HybridBertForMaskedLM.from_bert` takes from an --init_from model's config.
 SOURCE_DIMENSIONS = (
     "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "max_position_embeddings",

@@ -15,10 +15,11 @@ import torch
 from transformers import BertModel
 
 from modeling import HybridBertModel
-from recipes.distill import distillation_loss, hidden_state_distance, main, source_settings
+from recipes.distill import distillation_loss, hidden_state_distance, main
 from recipes.probe import agreement, linear_probe
 from recipes.probe import main as probe_main
 from recipes.showcase import main as showcase_main
+from recipes.starting_model import source_settings
 
 REPO = Path(__file__).resolve().parents[1]
 SEQ = 32

@@ -190,6 +190,45 @@ def test_converted_bert_folder_finetunes(bert_dir, tmp_path):
     assert sorted(p.name for p in bert_dir.iterdir()) == before
 
 
+def test_unhealed_conversion_of_a_bert_folder_finetunes(bert_dir, tmp_path):
+    """--convert_to fine-tunes the hybrid `from_bert` makes of an HF BERT (HBERT §4.4, not healed): its copied
+    weights are the BERT's, its additive mixers new; with --keep_source_settings it keeps the BERT's post-LN and
+    learned positions. The record names the variant and the conversion."""
+    source = load_file(bert_dir / "model.safetensors")["embeddings.word_embeddings.weight"]
+    hybrid = build_classifier(bert_dir, TREC_LABELS, False, "hbert-v1", {})
+    kept = build_classifier(bert_dir, TREC_LABELS, False, "hbert-v1", {"norm_style": "post", "ffn_bias": True})
+    for classifier in (hybrid, kept):
+        assert torch.equal(classifier.hybrid_bert.embeddings.word_embeddings.weight, source)
+        assert classifier.config.mixer_types == ["self", "additive"]
+    assert (hybrid.config.norm_style, kept.config.norm_style) == ("sub", "post")
+    record = main([
+        "--model", str(bert_dir), "--convert_to", "hbert-v1", "--keep_source_settings", *QUICK,
+        "--max_train_samples", "64", "--num_train_epochs", "1", "--output_dir", str(tmp_path / "out"),
+    ])  # fmt: skip
+    assert record.model["variant"] == "hbert-v1" and record.model["converted"] == {"keep_source_settings": True}
+    saved = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert (saved["norm_style"], saved["position_embedding_type"]) == ("post", "absolute")
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--convert_to", "hbert-v9"], "--convert_to 'hbert-v9': choose one of bert, addbert"),
+        (["--keep_source_settings"], "--keep_source_settings needs --convert_to"),
+    ],
+)
+def test_bad_conversion_fails_before_writing(bert_dir, tmp_path, arguments, message):
+    with pytest.raises(ValueError, match=message):
+        main(["--model", str(bert_dir), *QUICK, *arguments, "--output_dir", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+
+
+def test_conversion_needs_a_bert_checkpoint(run_dir, tmp_path):
+    with pytest.raises(ValueError, match="--convert_to converts an HF BERT checkpoint"):
+        main(["--model", str(run_dir), *QUICK, "--convert_to", "addbert", "--output_dir", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.slow
 def test_minilm_reference_learns_trec(tmp_path):
     """The real pretrained all-MiniLM-L6-v2 (`--model minilm`), 2 epochs on 640 questions at 32 tokens, answers most
@@ -202,9 +241,6 @@ def test_minilm_reference_learns_trec(tmp_path):
     assert (record.model["variant"], record.model["size"]) == ("bert", "minilm")
     assert record.test["accuracy"] > 0.75, record.test
     assert record.test["accuracy"] > record.majority_class["accuracy"] + 0.5
-
-
-# -- bad input: one clear error before anything is written ----------------------------------------------------------
 
 
 def test_learning_rate_grid_keeps_the_rate_that_scores_best_on_validation(run_dir, tmp_path):
@@ -228,6 +264,9 @@ def test_learning_rate_grid_keeps_the_rate_that_scores_best_on_validation(run_di
     assert record.test["macro_f1"] > record.majority_class["macro_f1"] + 0.1
     assert not [*output_dir.glob("lr-*"), *output_dir.glob("checkpoint-*")]  # only the kept model is left
     assert FinetuningRecord.read(output_dir / "downstream_record.json") == record
+
+
+# -- bad input: one clear error before anything is written ----------------------------------------------------------
 
 
 @pytest.mark.parametrize("grid", [["0"], ["1e-3", "1e-3"]])
