@@ -92,7 +92,8 @@ zoo-heal: venv
 	      --output_dir $$run-distill-source-settings-$(HEAL_BUDGET)-seed$$seed;; esac; \
 	  test -f $$run-mlm-$(HEAL_BUDGET)-seed$$seed/budget.json || $(BIN)/python -m recipes.pretrain --init_from minilm \
 	    --variant $$variant --seed $$seed $(HEAL_TRAINING) --output_dir $$run-mlm-$(HEAL_BUDGET)-seed$$seed; \
-	  $(BIN)/python -m recipes.probe --teacher minilm --students $$healed --unhealed $$variant --tasks $(HEAL_TASKS) \
+	  kept=; case $$variant in hbert-*) kept="--unhealed_source_settings $$variant";; esac; \
+	  $(BIN)/python -m recipes.probe --teacher minilm --students $$healed --unhealed $$variant $$kept --tasks $(HEAL_TASKS) \
 	    --seed $$seed --output_file results/heal/probe-$$variant-seed$$seed.json; \
 	  for model in $$healed; do for task in $(HEAL_TASKS); do \
 	    test -f $$model/downstream/$$task/pretrained-seed$$seed.json || $(BIN)/python -m recipes.finetune --model $$model \

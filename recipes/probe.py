@@ -4,7 +4,8 @@ agreement with the teacher on held-out sentences, and latency at 128 and 512 tok
     python -m recipes.probe --teacher minilm --students runs/hbert-v1-minilm-distill-30m --unhealed hbert-v1 \\
         --tasks trec wiki-topics --output_file results/probe/hbert-v1.json
 
-Every encoder (the teacher, each student folder, and each `--unhealed` variant: `from_bert(teacher)` with no healing)
+Every encoder (the teacher, each student folder, and each `--unhealed` variant: `from_bert(teacher)` with no healing,
+with the variant's settings or, `--unhealed_source_settings`, the teacher's)
 embeds a task's texts by mean pooling (recipes/sentence_encoder.py) with the teacher's tokenizer; one probe, the same
 for all (standardised features, scikit-learn's LogisticRegression), is fitted on the training split and scored on the
 test split (accuracy, macro-F1). Agreement is the mean cosine between an encoder's and the teacher's embeddings of the
@@ -34,7 +35,7 @@ from recipes.distill import load_teacher
 from recipes.environment import device_name, package_versions
 from recipes.pretrain_arguments import ModelArguments
 from recipes.sentence_encoder import encode
-from recipes.starting_model import load_tokenizer
+from recipes.starting_model import load_tokenizer, source_settings
 from recipes.tasks import load_task, offline_tasks
 
 TEACHER = "teacher"
@@ -48,6 +49,12 @@ class ProbeArguments:
     )
     unhealed: list[str] = field(
         default_factory=list, metadata={"help": "Variants initialised from the teacher (from_bert) and not healed"}
+    )
+    unhealed_source_settings: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Variants initialised from the teacher with its settings (distill.py --keep_source_settings)"
+        },
     )
     tasks: list[str] = field(default_factory=lambda: ["trec", "wiki-topics"], metadata={"help": "Offline tasks"})
     max_train_samples: int | None = field(default=None, metadata={"help": "Probe training rows per task (None: all)"})
@@ -101,6 +108,11 @@ def load_encoders(args: ProbeArguments, teacher: PreTrainedModel) -> dict[str, P
     for variant in args.unhealed:
         set_seed(args.seed)
         encoders[f"{variant} (unhealed)"] = HybridBertModel.from_bert(teacher, variant=variant)
+    for variant in args.unhealed_source_settings:
+        set_seed(args.seed)
+        encoders[f"{variant} (unhealed, source settings)"] = HybridBertModel.from_bert(
+            teacher, variant=variant, **source_settings(teacher.config)
+        )
     return {name: model.eval() for name, model in encoders.items()}
 
 

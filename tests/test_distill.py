@@ -185,23 +185,26 @@ def test_linear_probe_and_agreement():
 
 
 def test_probe_compares_students_with_their_teacher(teacher_dir, distilled, tmp_path):
-    """Teacher, a healed student and two unhealed conversions through one probe: the `bert` conversion computes the
-    teacher's function, so its probe scores equal the teacher's and it agrees fully; latency is timed for each."""
+    """Teacher, a healed student and three unhealed conversions through one probe: the `bert` conversion computes the
+    teacher's function, so its probe scores equal the teacher's and it agrees fully; `hbert-v1` keeping the teacher's
+    settings copies more of it and agrees more than with HBERT's; latency is timed for each."""
     student_dir, _ = distilled
     output = tmp_path / "probe.json"
     results = probe_main([
         "--teacher", str(teacher_dir), "--students", str(student_dir), "--unhealed", "bert", "hbert-v1",
-        "--tasks", "trec", "--max_train_samples", "200", "--max_length", str(SEQ),
+        "--unhealed_source_settings", "hbert-v1", "--tasks", "trec", "--max_train_samples", "200", "--max_length", str(SEQ),
         "--latency_seqs", "16", "32", "--latency_repeats", "1", "--output_file", str(output),
     ])  # fmt: skip
     trec = results["tasks"]["trec"]
-    assert list(trec) == ["teacher", str(student_dir), "bert (unhealed)", "hbert-v1 (unhealed)"]
+    kept = "hbert-v1 (unhealed, source settings)"
+    assert list(trec) == ["teacher", str(student_dir), "bert (unhealed)", "hbert-v1 (unhealed)", kept]
+    assert trec[kept]["agreement"] > trec["hbert-v1 (unhealed)"]["agreement"]
     assert trec["teacher"]["agreement"] == pytest.approx(1.0)
     assert trec["bert (unhealed)"]["agreement"] == pytest.approx(1.0, abs=1e-5)
     assert trec["bert (unhealed)"]["accuracy"] == pytest.approx(trec["teacher"]["accuracy"], abs=0.005)
     assert trec[str(student_dir)]["agreement"] > trec["hbert-v1 (unhealed)"]["agreement"]
     for records in results["latency_ms"].values():
-        assert records["teacher"]["ratio_vs"]["teacher"] == 1.0 and len(records) == 4
+        assert records["teacher"]["ratio_vs"]["teacher"] == 1.0 and len(records) == 5
     assert json.loads(output.read_text())["tasks"]["trec"]["teacher"] == trec["teacher"]
     assert "latency 32 (ms, ÷ teacher)" in output.with_suffix(".md").read_text()
 
