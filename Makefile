@@ -43,16 +43,12 @@ DEMO_HEALED := runs/demo/hbert-v1-minilm-distill-source-settings-4m
 DEMO_HEAL := --teacher minilm --variant hbert-v1 --keep_source_settings --budget 4m --max_seq_length 64 \
 	--per_device_train_batch_size 32 --learning_rate 3e-4 --num_eval_points 4 --max_eval_samples 64 \
 	--overwrite_output_dir --output_dir $(DEMO_HEALED)
-# `make zoo-heal` (not yet run): HBERT §4.4 at MiniLM's size. Each variant starts from all-MiniLM-L6-v2 and, per seed,
-# is healed for the same budget by distillation (HBERT's settings for hbert-v1/v2, plus a row keeping MiniLM's settings in
-# the hybrid's layout) and by MLM; then probed beside MiniLM and its unhealed conversion, and every healed model, the
-# unhealed conversions (`recipes.finetune --convert_to`) and MiniLM are fine-tuned on TREC and wiki-topics. A run whose budget.json exists is not run again.
-HEAL_VARIANTS := hbert-v1 hbert-v2 pool-hybrid addbert
-HEAL_SEEDS := 1 2 3
-HEAL_BUDGET := 30m
-HEAL_DIR := runs/heal
-HEAL_TRAINING := --budget $(HEAL_BUDGET) --max_seq_length 128 --per_device_train_batch_size 32 --overwrite_output_dir
-HEAL_TASKS := trec wiki-topics
+# `make zoo-heal`: HBERT §4.4 at MiniLM's size (recipes/heal_study.py: its plan, resumable; results/heal/table.md).
+# Each variant is made from all-MiniLM-L6-v2 and, per seed, healed by distillation for 600 steps (HBERT's settings,
+# and for hbert-v1/v2 also MiniLM's settings in the hybrid's layout), probed beside MiniLM and its unhealed
+# conversions, and fine-tuned on TREC and wiki-topics beside them and MiniLM. MLM healing joins with
+# `--objectives distillation mlm --mlm_steps N` once N (the MLM steps that take 600 distillation steps' time) is measured.
+HEAL_STUDY := --variants hbert-v1 hbert-v2 pool-hybrid addbert --seeds 1 2 3 --steps 600
 
 .PHONY: venv test demo zoo zoo-heal clean
 
@@ -82,32 +78,7 @@ zoo: venv
 	$(BIN)/python -m recipes.zoo $(ZOO_FINETUNE_EPOCHS) --variants bert pool-hybrid --budgets 4m --finetune_from_scratch false
 
 zoo-heal: venv
-	set -e; for seed in $(HEAL_SEEDS); do for variant in $(HEAL_VARIANTS); do \
-	  run=$(HEAL_DIR)/$$variant-minilm; healed="$$run-distill-$(HEAL_BUDGET)-seed$$seed $$run-mlm-$(HEAL_BUDGET)-seed$$seed"; \
-	  test -f $$run-distill-$(HEAL_BUDGET)-seed$$seed/budget.json || $(BIN)/python -m recipes.distill --teacher minilm \
-	    --variant $$variant --seed $$seed $(HEAL_TRAINING) --output_dir $$run-distill-$(HEAL_BUDGET)-seed$$seed; \
-	  case $$variant in hbert-*) healed="$$healed $$run-distill-source-settings-$(HEAL_BUDGET)-seed$$seed"; \
-	    test -f $$run-distill-source-settings-$(HEAL_BUDGET)-seed$$seed/budget.json || $(BIN)/python -m recipes.distill \
-	      --teacher minilm --variant $$variant --keep_source_settings --seed $$seed $(HEAL_TRAINING) \
-	      --output_dir $$run-distill-source-settings-$(HEAL_BUDGET)-seed$$seed;; esac; \
-	  test -f $$run-mlm-$(HEAL_BUDGET)-seed$$seed/budget.json || $(BIN)/python -m recipes.pretrain --init_from minilm \
-	    --variant $$variant --seed $$seed $(HEAL_TRAINING) --output_dir $$run-mlm-$(HEAL_BUDGET)-seed$$seed; \
-	  kept=; case $$variant in hbert-*) kept="--unhealed_source_settings $$variant";; esac; \
-	  $(BIN)/python -m recipes.probe --teacher minilm --students $$healed --unhealed $$variant $$kept --tasks $(HEAL_TASKS) \
-	    --seed $$seed --output_file results/heal/probe-$$variant-seed$$seed.json; \
-	  for model in $$healed; do for task in $(HEAL_TASKS); do \
-	    test -f $$model/downstream/$$task/pretrained-seed$$seed.json || $(BIN)/python -m recipes.finetune --model $$model \
-	      --task $$task --seed $$seed --overwrite_output_dir --output_dir $$model-$$task-seed$$seed; \
-	  done; done; \
-	  for task in $(HEAL_TASKS); do out=$$run-unhealed-$$task-seed$$seed; \
-	    test -f $$out/downstream_record.json || $(BIN)/python -m recipes.finetune --model minilm --convert_to $$variant \
-	      --task $$task --seed $$seed --overwrite_output_dir --output_dir $$out; \
-	    case $$variant in hbert-*) out=$$run-unhealed-source-settings-$$task-seed$$seed; \
-	      test -f $$out/downstream_record.json || $(BIN)/python -m recipes.finetune --model minilm --convert_to $$variant \
-	        --keep_source_settings --task $$task --seed $$seed --overwrite_output_dir --output_dir $$out;; esac; \
-	  done; \
-	done; for task in $(HEAL_TASKS); do $(BIN)/python -m recipes.finetune --model minilm --task $$task --seed $$seed \
-	  --overwrite_output_dir --output_dir $(HEAL_DIR)/minilm-$$task-seed$$seed; done; done
+	$(BIN)/python -m recipes.heal_study $(HEAL_STUDY)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

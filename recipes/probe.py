@@ -15,7 +15,6 @@ interleaved turns by recipes.benchmark's harness (median), with each encoder's r
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -33,7 +32,9 @@ from recipes import assets
 from recipes.benchmark.harness import VOCAB_SIZE, BenchmarkArguments, compare, inference_step, random_batch
 from recipes.distill import load_teacher
 from recipes.environment import device_name, package_versions
+from recipes.markdown import markdown_table
 from recipes.pretrain_arguments import ModelArguments
+from recipes.records import PretrainingRecord, write_json, write_text_atomic
 from recipes.sentence_encoder import encode
 from recipes.starting_model import load_tokenizer, source_settings
 from recipes.tasks import load_task, offline_tasks
@@ -61,7 +62,16 @@ class ProbeArguments:
     max_length: int = field(default=128, metadata={"help": "Tokens per text when embedding"})
     latency_seqs: list[int] = field(default_factory=lambda: [128, 512], metadata={"help": "One-sequence lengths timed"})
     latency_repeats: int = field(default=5, metadata={"help": "Timed turns per encoder and length"})
-    seed: int = 42
+    seed: int = field(
+        default=42, metadata={"help": "Seeds the unhealed conversions' new mixers and the probe's training subset"}
+    )
+    split_seed: int = field(
+        default=42,
+        metadata={
+            "help": "Seed of the splits an offline task lacks; kept apart from --seed so that every seed is scored on "
+            "the same test rows (as recipes/finetune.py)"
+        },
+    )
     output_file: str | None = field(default=None, metadata={"help": "Where the results JSON goes"})
 
     def __post_init__(self):
@@ -105,19 +115,51 @@ def load_encoders(args: ProbeArguments, teacher: PreTrainedModel) -> dict[str, P
     encoders = {TEACHER: teacher}
     for path in args.students:
         encoders[str(path)] = AutoModel.from_pretrained(path, trust_remote_code=True)
-    for variant in args.unhealed:
-        set_seed(args.seed)
-        encoders[f"{variant} (unhealed)"] = HybridBertModel.from_bert(teacher, variant=variant)
-    for variant in args.unhealed_source_settings:
-        set_seed(args.seed)
-        encoders[f"{variant} (unhealed, source settings)"] = HybridBertModel.from_bert(
-            teacher, variant=variant, **source_settings(teacher.config)
-        )
+    for variants, keep in ((args.unhealed, False), (args.unhealed_source_settings, True)):
+        for variant in variants:
+            set_seed(args.seed)
+            settings = source_settings(teacher.config) if keep else {}
+            encoders[unhealed_name(variant, keep)] = HybridBertModel.from_bert(teacher, variant=variant, **settings)
     return {name: model.eval() for name, model in encoders.items()}
 
 
+def describe_encoders(args: ProbeArguments) -> dict[str, dict]:
+    """What each encoder is, for tables over seeds (recipes/heal_table.py): the teacher; a student folder's variant,
+    healing objective, settings, steps, seed and run key (from its budget.json); an unhealed conversion's variant and
+    settings. `seed` is the unit a table pairs on: a student's training seed, else the probe's."""
+    described = {TEACHER: {"kind": TEACHER, "name": args.teacher, "seed": args.seed}}
+    for path in args.students:
+        if not PretrainingRecord.exists(path):
+            described[str(path)] = {"kind": "student", "seed": None}
+            continue
+        record = PretrainingRecord.read(path)
+        training = record.run_record.training
+        described[str(path)] = {
+            "kind": "healed",
+            "variant": record.variant,
+            "objective": training.get("objective", "mlm"),
+            "keep_source_settings": bool(training.get("keep_source_settings", False)),
+            "steps": record.steps,
+            "seed": record.seed,
+            "run_key": record.run_record.run_key(),
+        }
+    for variants, keep in ((args.unhealed, False), (args.unhealed_source_settings, True)):
+        for variant in variants:
+            described[unhealed_name(variant, keep)] = {
+                "kind": "unhealed",
+                "variant": variant,
+                "keep_source_settings": keep,
+                "seed": args.seed,
+            }
+    return described
+
+
+def unhealed_name(variant: str, keep_source_settings: bool) -> str:
+    return f"{variant} (unhealed{', source settings' if keep_source_settings else ''})"
+
+
 def evaluate_task(task: str, encoders: dict[str, PreTrainedModel], tokenizer, args: ProbeArguments) -> dict[str, dict]:
-    splits = load_task(task, seed=args.seed)
+    splits = load_task(task, seed=args.split_seed)
     train = splits["train"]
     if args.max_train_samples:
         train = train.shuffle(seed=args.seed).select(range(min(args.max_train_samples, len(train))))
@@ -152,8 +194,7 @@ def markdown(results: dict) -> str:
         for records in results["latency_ms"].values():
             row.append(f"{records[name]['latency_ms']:.1f} ({records[name]['ratio_vs'][TEACHER]:.2f}×)")
         rows.append(row)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+    return "\n".join(markdown_table(header, rows))
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -164,6 +205,7 @@ def main(argv: list[str] | None = None) -> dict:
     encoders = load_encoders(args, teacher)
     results = {
         "arguments": asdict(args),
+        "encoders": describe_encoders(args),
         "tasks": {task: evaluate_task(task, encoders, tokenizer, args) for task in args.tasks},
         "latency_ms": {
             str(seq): records for seq, records in latency(encoders, args.latency_seqs, args.latency_repeats).items()
@@ -175,10 +217,8 @@ def main(argv: list[str] | None = None) -> dict:
     table = markdown(results)
     print(table, flush=True)
     if args.output_file:
-        path = Path(args.output_file)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(results, indent=2))
-        path.with_suffix(".md").write_text(table + "\n")
+        path = write_json(args.output_file, results)
+        write_text_atomic(path.with_suffix(".md"), table + "\n")
     return results
 
 

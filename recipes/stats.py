@@ -2,7 +2,8 @@
 
 - `paired_difference`: a model's scores minus the reference model's over matched units (the pretraining seed: seed s of
   a variant is paired with seed s of the reference, which saw the same data order and held-out masks), with a Student-t
-  interval over the differences; `covers_zero` says whether the data leave the sign open.
+  interval over the differences; `covers_zero` says whether the data leave the sign open. `mean_interval` is that
+  interval for any sample (a ratio per seed, say).
 - `classification_scores`: accuracy and macro-F1 (the local `evaluate` modules the fine-tuning recipe uses) and whether
   the model predicted one class only, the failure a high accuracy on an unbalanced task hides.
 """
@@ -57,13 +58,18 @@ def paired_difference(
             f"A paired interval needs at least 2 matched units; matched {list(units)} "
             f"(scores: {sorted(scores)}, reference: {sorted(reference)})."
         )
+    mean, half_width = mean_interval([scores[unit] - reference[unit] for unit in units], confidence)
+    return PairedDifference(mean, half_width, confidence, units)
+
+
+def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """The mean of `values` and the half-width of its Student-t interval: t_{(1+confidence)/2, n−1} · sd / √n."""
+    if len(values) < 2:
+        raise ValueError(f"An interval needs at least 2 values; got {len(values)}.")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be between 0 and 1, got {confidence}.")
-    differences = [scores[unit] - reference[unit] for unit in units]
-    n = len(differences)
-    quantile = student_t.ppf((1 + confidence) / 2, df=n - 1)
-    half_width = quantile * statistics.stdev(differences) / math.sqrt(n)
-    return PairedDifference(statistics.fmean(differences), half_width, confidence, units)
+    quantile = student_t.ppf((1 + confidence) / 2, df=len(values) - 1)
+    return statistics.fmean(values), quantile * statistics.stdev(values) / math.sqrt(len(values))
 
 
 def one_class(predictions: Sequence[int]) -> bool:

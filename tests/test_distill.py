@@ -16,6 +16,7 @@ from transformers import BertModel
 
 from modeling import HybridBertModel
 from recipes.distill import distillation_loss, hidden_state_distance, main
+from recipes.heal_table import main as heal_table_main
 from recipes.probe import agreement, linear_probe
 from recipes.probe import main as probe_main
 from recipes.showcase import main as showcase_main
@@ -207,6 +208,17 @@ def test_probe_compares_students_with_their_teacher(teacher_dir, distilled, tmp_
         assert records["teacher"]["ratio_vs"]["teacher"] == 1.0 and len(records) == 5
     assert json.loads(output.read_text())["tasks"]["trec"]["teacher"] == trec["teacher"]
     assert "latency 32 (ms, ÷ teacher)" in output.with_suffix(".md").read_text()
+    described = results["encoders"][str(student_dir)]
+    assert {key: described[key] for key in ("kind", "variant", "objective", "keep_source_settings", "steps")} == {
+        "kind": "healed", "variant": "hbert-v1", "objective": "distillation", "keep_source_settings": False, "steps": 25,
+    }  # fmt: skip
+    assert results["encoders"][kept] == {
+        "kind": "unhealed", "variant": "hbert-v1", "keep_source_settings": True, "seed": 42,
+    }  # fmt: skip
+    rows = heal_table_main(["--probes", str(output)])["rows"]
+    assert (
+        rows["hbert-v1, distillation 25 steps"]["tasks"]["trec"]["probe"]["mean"] == trec[str(student_dir)]["accuracy"]
+    )
 
 
 def test_showcase_prints_teacher_and_student_side_by_side(teacher_dir, distilled, capsys):

@@ -1,0 +1,307 @@
+"""The healing study (HBERT §4.4): hybrids made from a pretrained BERT, healed or not, against their teacher.
+
+    python -m recipes.heal_study --variants hbert-v1 --seeds 1 2 3 --objectives distillation --dry_run
+    python -m recipes.heal_study                      # the whole of `make zoo-heal`
+
+For each seed and variant, the plan is: heal the variant made from the teacher by distillation for `--steps` steps
+(with the variant's settings, and for `--source_settings_variants` also keeping the teacher's) and, with
+`--objectives mlm`, by MLM for `--mlm_steps`; probe every healed student beside the teacher and the unhealed
+conversions (`recipes/probe.py`); fine-tune each healed student, each unhealed conversion (`recipes.finetune
+--convert_to`) and the teacher on every task with the seed. Budgets are step counts, so a rerun trains the same
+models whatever else the machine does; the clock (`--budget` in `--training_args`) only caps a runaway run. A step
+whose record exists is skipped, so the same command resumes the study; stopping one mid-run loses only that run (the
+recipes resume from their checkpoints). The records (no weights) are gathered into `--results_dir`, and the table
+(`recipes/heal_table.py`) is written from them.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+import shutil
+import statistics
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from transformers import HfArgumentParser
+
+from modeling import VARIANTS
+from recipes import distill, finetune, heal_table, pretrain, probe
+from recipes.curves import CURVE_FILE
+from recipes.environment import device_name
+from recipes.records import BUDGET_FILE, FinetuningRecord, read_json_object, write_json
+from recipes.tasks import offline_tasks
+
+OBJECTIVES = ("distillation", "mlm")
+RUN_LABELS = {"distillation": "distill", "mlm": "mlm"}  # in run folder names
+CURVE_FILES = {"distillation": [distill.AGREEMENT_CURVE_FILE, "agreement_curve.png"], "mlm": [CURVE_FILE]}
+SETTINGS = ("own", "source")
+STEP_TIMES_FILE, STEP_TIMES_KIND = "step_times.json", "step-time record"
+
+
+@dataclass
+class HealStudyArguments:
+    teacher: str = field(default="minilm", metadata={"help": "The pretrained BERT every hybrid is made from"})
+    variants: list[str] = field(default_factory=lambda: ["hbert-v1", "hbert-v2", "pool-hybrid", "addbert"])
+    source_settings_variants: list[str] = field(
+        default_factory=lambda: ["hbert-v1", "hbert-v2"],
+        metadata={"help": "Variants also distilled (and converted) keeping the teacher's settings"},
+    )
+    settings: list[str] = field(
+        default_factory=lambda: list(SETTINGS),
+        metadata={
+            "help": "Distill with each variant's own settings (own) and/or, for --source_settings_variants, the "
+            "teacher's (source)"
+        },
+    )
+    seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
+    objectives: list[str] = field(
+        default_factory=lambda: ["distillation"],
+        metadata={"help": "distillation and/or mlm (with --step_times: MLM steps that take --steps' time)"},
+    )
+    steps: int = field(default=600, metadata={"help": "Distillation steps: the budget"})
+    step_times: str | None = field(
+        default=None,
+        metadata={
+            "help": "With --objectives mlm: the record --measure_step_times wrote, which gives each variant's MLM steps "
+            "for the wall-clock of --steps distillation steps"
+        },
+    )
+    measure_step_times: bool = field(
+        default=False,
+        metadata={
+            "help": "Only measure: time each variant's distillation and MLM healing steps in alternating short runs "
+            "and write the record --step_times reads (results_dir/step_times.json)"
+        },
+    )
+    measure_steps: int = field(default=20, metadata={"help": "Steps per timed run when measuring"})
+    measure_rounds: int = field(default=2, metadata={"help": "Timed runs per variant and objective when measuring"})
+    tasks: list[str] = field(default_factory=lambda: ["trec", "wiki-topics"])
+    training_args: str = field(
+        default="--max_seq_length 128 --per_device_train_batch_size 32 --budget 3h",
+        metadata={"help": "Arguments of every healing run (distill.py and pretrain.py)"},
+    )
+    probe_args: str = field(default="--max_train_samples 2000", metadata={"help": "Arguments of every probe"})
+    finetune_args: list[str] = field(
+        default_factory=lambda: [
+            "trec=--num_train_epochs 4",
+            "wiki-topics=--num_train_epochs 3 --max_train_samples 2000",
+        ],
+        metadata={"help": "TASK=ARGUMENTS of recipes/finetune.py per task"},
+    )
+    runs_dir: str = "runs/heal"
+    results_dir: str = "results/heal"
+    dry_run: bool = field(default=False, metadata={"help": "Print the plan, run nothing"})
+
+    def __post_init__(self):
+        for name, values, valid in (
+            ("--variants", self.variants, VARIANTS),
+            ("--source_settings_variants", self.source_settings_variants, VARIANTS),
+            ("--objectives", self.objectives, OBJECTIVES),
+            ("--settings", self.settings, SETTINGS),
+            ("--tasks", self.tasks, offline_tasks()),
+        ):
+            unknown = [value for value in values if value not in valid]
+            if unknown:
+                raise ValueError(f"{name}: {unknown} not among {', '.join(valid)}.")
+        if "mlm" in self.objectives and not self.measure_step_times:
+            if not self.step_times:
+                raise ValueError(
+                    "--objectives mlm needs --step_times: the record of `--measure_step_times`, which turns --steps "
+                    "distillation steps into the MLM steps that take the same wall-clock."
+                )
+            measured = read_json_object(self.step_times, STEP_TIMES_KIND)
+            missing = [variant for variant in self.variants if variant not in measured.get("variants", {})]
+            if missing or measured.get("settings") != step_time_settings(self):
+                raise ValueError(
+                    f"{self.step_times} was measured for {sorted(measured.get('variants', {}))} at "
+                    f"{measured.get('settings')}; this study needs {self.variants} at {step_time_settings(self)}."
+                )
+        tasks = dict(entry.split("=", 1) for entry in self.finetune_args if "=" in entry)
+        if len(tasks) != len(self.finetune_args) or set(tasks) - set(self.tasks):
+            raise ValueError(f"--finetune_args: TASK=ARGUMENTS for tasks among {self.tasks}; got {self.finetune_args}.")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One recipe run: what it is, its entry point and arguments, and the record whose existence means it is done."""
+
+    name: str
+    main: Callable[[list[str]], object]
+    argv: list[str]
+    record: Path
+
+    @property
+    def done(self) -> bool:
+        return self.record.is_file()
+
+
+def step_time_settings(args: HealStudyArguments) -> dict:
+    """What the measured step times depend on; a step-time record applies only where these are equal."""
+    return {
+        "teacher": args.teacher,
+        "training_args": args.training_args,
+        "steps": args.steps,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def healing_argv(
+    args: HealStudyArguments, variant: str, objective: str, keep: bool, seed: int, count: int, run_dir: Path
+):
+    """The distill.py or pretrain.py arguments of one healing run, and its entry point."""
+    common = ["--variant", variant, "--seed", str(seed), "--max_steps", str(count), *shlex.split(args.training_args)]
+    common += ["--output_dir", str(run_dir), "--overwrite_output_dir"]
+    if objective == "distillation":
+        return distill.main, ["--teacher", args.teacher, *(["--keep_source_settings"] if keep else []), *common]
+    return pretrain.main, ["--init_from", args.teacher, *common]
+
+
+def healing_steps(args: HealStudyArguments, variant: str, seed: int) -> list[Step]:
+    distilled_settings = [
+        keep
+        for keep, name in ((False, "own"), (True, "source"))
+        if name in args.settings and (not keep or variant in args.source_settings_variants)
+    ]
+    steps = []
+    for objective in args.objectives:
+        for keep in distilled_settings if objective == "distillation" else (False,):
+            count = args.steps if objective == "distillation" else mlm_steps(args, variant)
+            settings = "-source-settings" if keep else ""
+            label = f"{variant}-{Path(args.teacher).name}-{RUN_LABELS[objective]}{settings}-{count}steps-seed{seed}"
+            run_dir = Path(args.runs_dir) / label
+            entry, argv = healing_argv(args, variant, objective, keep, seed, count, run_dir)
+            steps.append(Step(label, entry, argv, run_dir / BUDGET_FILE))
+    return steps
+
+
+def mlm_steps(args: HealStudyArguments, variant: str) -> int:
+    return read_json_object(args.step_times, STEP_TIMES_KIND)["variants"][variant]["mlm_steps"]
+
+
+def training_device(args: HealStudyArguments) -> torch.device:
+    if "--use_cpu" in shlex.split(args.training_args) or not torch.accelerator.is_available():
+        return torch.device("cpu")
+    return torch.accelerator.current_accelerator()
+
+
+def measure_step_times(args: HealStudyArguments) -> dict:
+    """Seconds per training step of each variant's distillation and MLM healing, from alternating short runs of the
+    two recipes (the budget clock's training time over the steps; the order alternates between rounds, so a change in
+    the machine's load falls on both), and the MLM steps that take the time of --steps distillation steps."""
+    times = {variant: {objective: [] for objective in OBJECTIVES} for variant in args.variants}
+    with tempfile.TemporaryDirectory() as scratch:
+        for round_index in range(args.measure_rounds):
+            for variant in args.variants:
+                for objective in OBJECTIVES if round_index % 2 == 0 else OBJECTIVES[::-1]:
+                    run_dir = Path(scratch) / f"{variant}-{objective}-{round_index}"
+                    entry, argv = healing_argv(args, variant, objective, False, 0, args.measure_steps, run_dir)
+                    spent = entry([*argv, "--num_eval_points", "0", "--max_eval_samples", "16"])
+                    times[variant][objective].append(spent["elapsed_s"] / spent["steps"])
+    variants = {}
+    for variant, measured in times.items():
+        distillation, mlm = (statistics.median(measured[objective]) for objective in OBJECTIVES)
+        variants[variant] = {
+            "distillation_s_per_step": distillation,
+            "mlm_s_per_step": mlm,
+            "runs_s_per_step": measured,
+            "mlm_steps": max(1, math.floor(args.steps * distillation / mlm)),
+        }
+    return {
+        "settings": step_time_settings(args),
+        "protocol": {"steps_per_run": args.measure_steps, "rounds": args.measure_rounds},
+        "variants": variants,
+        "device": device_name(training_device(args)),
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def unhealed_models(args: HealStudyArguments, variant: str) -> list[tuple[str, list[str]]]:
+    """(name, finetune.py arguments) of each unhealed conversion of `variant`."""
+    models = [(f"{variant}-{args.teacher}-unhealed", ["--convert_to", variant])]
+    if variant in args.source_settings_variants:
+        models.append(
+            (f"{variant}-{args.teacher}-unhealed-source-settings", ["--convert_to", variant, "--keep_source_settings"])
+        )
+    return models
+
+
+def finetuning_step(args: HealStudyArguments, name: str, model_argv: list[str], task: str, seed: int) -> Step:
+    per_task = dict(entry.split("=", 1) for entry in args.finetune_args)
+    output_dir = Path(args.runs_dir) / "finetuned" / f"{name}-{task}"
+    argv = [*model_argv, "--task", task, "--seed", str(seed), *shlex.split(per_task.get(task, ""))]
+    argv += ["--output_dir", str(output_dir), "--overwrite_output_dir"]
+    return Step(output_dir.name, finetune.main, argv, output_dir / FinetuningRecord.FILE)
+
+
+def plan(args: HealStudyArguments) -> list[Step]:
+    steps = []
+    for seed in args.seeds:
+        for variant in args.variants:
+            healed = healing_steps(args, variant, seed)
+            steps += healed
+            probe_argv = ["--teacher", args.teacher, "--students", *(str(step.record.parent) for step in healed)]
+            probe_argv += ["--unhealed", variant, "--tasks", *args.tasks, "--seed", str(seed)]
+            if variant in args.source_settings_variants:
+                probe_argv += ["--unhealed_source_settings", variant]
+            output = Path(args.results_dir) / f"probe-{variant}-seed{seed}.json"
+            probe_argv += [*shlex.split(args.probe_args), "--output_file", str(output)]
+            steps.append(Step(output.name, probe.main, probe_argv, output))
+            for task in args.tasks:
+                for step in healed:
+                    steps.append(finetuning_step(args, step.name, ["--model", str(step.record.parent)], task, seed))
+                for name, convert in unhealed_models(args, variant):
+                    steps.append(
+                        finetuning_step(args, f"{name}-seed{seed}", ["--model", args.teacher, *convert], task, seed)
+                    )
+        for task in args.tasks:
+            steps.append(
+                finetuning_step(args, f"{Path(args.teacher).name}-seed{seed}", ["--model", args.teacher], task, seed)
+            )
+    return steps
+
+
+def gather(step: Step, results_dir: Path) -> None:
+    """A healing run's record and curve, or a fine-tuning's record, copied into the results (no weights)."""
+    if step.main is finetune.main:
+        destination = results_dir / "finetuned" / f"{step.name}.json"
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(step.record, destination)
+    elif step.main is not probe.main:
+        run_dir, destination = step.record.parent, results_dir / "runs" / step.name
+        destination.mkdir(parents=True, exist_ok=True)
+        objective = "distillation" if step.main is distill.main else "mlm"
+        for name in [BUDGET_FILE, *CURVE_FILES[objective]]:
+            if (run_dir / name).is_file():
+                shutil.copyfile(run_dir / name, destination / name)
+
+
+def main(argv: list[str] | None = None) -> list[Step]:
+    (args,) = HfArgumentParser(HealStudyArguments).parse_args_into_dataclasses(argv)
+    if args.measure_step_times:
+        path = write_json(Path(args.results_dir) / STEP_TIMES_FILE, measure_step_times(args))
+        print(f"Step times written to {path}.", flush=True)
+        return []
+    steps = plan(args)
+    print(f"Healing study: {sum(not step.done for step in steps)} of {len(steps)} steps to run.", flush=True)
+    for step in steps:
+        print(f"{'skip' if step.done else 'run '} {step.name}", flush=True)
+    if args.dry_run:
+        return steps
+    results_dir = Path(args.results_dir)
+    for step in steps:
+        if not step.done:
+            step.main(step.argv)
+        gather(step, results_dir)
+    probes = sorted(str(path) for path in results_dir.glob("probe-*.json"))
+    finetuned = sorted(str(path) for path in (results_dir / "finetuned").glob("*.json"))
+    heal_table.main(["--probes", *probes, "--finetuned", *finetuned, "--output", str(results_dir / "table.md")])
+    return steps
+
+
+if __name__ == "__main__":
+    main()

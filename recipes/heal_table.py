@@ -1,0 +1,228 @@
+"""The healing table: what healing buys a hybrid made from a pretrained BERT, over seeds, against its teacher.
+
+    python -m recipes.heal_table --probes results/heal/probe-*.json --finetuned results/heal/finetuned/*.json \\
+        --output results/heal/table.md
+
+Rows are encoders as `recipes/probe.py` describes them: the teacher; each variant healed by an objective
+(distillation, MLM) for a number of steps, with its own settings or the teacher's; each unhealed conversion. A row
+pools its seeds (a healed student's training seed; for the teacher and the unhealed conversions, the probe's or the
+fine-tuning's seed). Per task it shows the frozen-embedding probe accuracy and, from `recipes/finetune.py` records,
+the fine-tuned test accuracy: mean ± standard deviation over seeds, and the accuracy as a share of the teacher's,
+paired by seed (seed s of a row against the teacher's seed s), with its Student-t interval. A fine-tuning record
+joins a row by the run key of the student it started from (probe records name it), by its `--convert_to` settings,
+or, started from no run, as the teacher. Agreement with the teacher and the latency ratio at the longest timed
+length come from the probe records.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from transformers import HfArgumentParser
+
+from recipes.markdown import markdown_table, ratio
+from recipes.records import FinetuningRecord, read_json_object, write_json, write_text_atomic
+from recipes.stats import mean_interval
+
+TEACHER = "teacher"
+PROBE_KIND = "probe record"
+
+
+@dataclass
+class HealTableArguments:
+    probes: list[str] = field(metadata={"help": "recipes/probe.py JSON records (one per seed)"})
+    finetuned: list[str] = field(default_factory=list, metadata={"help": "recipes/finetune.py downstream records"})
+    confidence: float = field(default=0.95, metadata={"help": "Of the intervals of the share of the teacher"})
+    output: str | None = field(default=None, metadata={"help": "The markdown table (a .json beside it)"})
+
+
+def row_name(described: dict) -> str:
+    """The row an encoder belongs to: the same for every seed of one setting."""
+    if described["kind"] == TEACHER:
+        return TEACHER
+    settings = ", teacher's settings" if described["keep_source_settings"] else ""
+    if described["kind"] == "unhealed":
+        return f"{described['variant']}, not healed{settings}"
+    if described["kind"] == "healed":
+        return f"{described['variant']}, {described['objective']} {described['steps']} steps{settings}"
+    raise ValueError(f"A probe record describes an encoder of unknown kind {described['kind']!r}.")
+
+
+@dataclass
+class Scores:
+    """Per row and task, one score per seed."""
+
+    by_row: dict[str, dict[str, dict[int, float]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(dict))
+    )
+
+    def add(self, row: str, task: str, seed: int, value: float, source: str) -> None:
+        if seed in self.by_row[row][task]:
+            raise ValueError(f"{source}: a second score for {row!r} on {task} at seed {seed}.")
+        self.by_row[row][task][seed] = value
+
+
+@dataclass
+class Collected:
+    probe: Scores = field(default_factory=Scores)
+    finetuned: Scores = field(default_factory=Scores)
+    agreement: Scores = field(default_factory=Scores)
+    latency_ratio: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    latency_seq: int | None = None
+    rows: list[str] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=list)
+    rows_by_run_key: dict[str, str] = field(default_factory=dict)
+
+    def see(self, row: str, task: str | None = None) -> None:
+        if row not in self.rows:
+            self.rows.append(row)
+        if task is not None and task not in self.tasks:
+            self.tasks.append(task)
+
+
+def collect_probe(collected: Collected, path: str) -> None:
+    record = read_json_object(path, PROBE_KIND)
+    if "encoders" not in record:
+        raise ValueError(f"{path} describes no encoders: a probe record from before recipes/probe.py wrote them.")
+    longest = str(max(int(seq) for seq in record["latency_ms"]))
+    collected.latency_seq = int(longest)
+    for name, described in record["encoders"].items():
+        row = row_name(described)
+        collected.see(row)
+        if described.get("run_key"):
+            collected.rows_by_run_key[described["run_key"]] = row
+        for task, scores in record["tasks"].items():
+            collected.see(row, task)
+            collected.probe.add(row, task, described["seed"], scores[name]["accuracy"], path)
+            collected.agreement.add(row, task, described["seed"], scores[name]["agreement"], path)
+        collected.latency_ratio[row].append(record["latency_ms"][longest][name]["ratio_vs"][TEACHER])
+
+
+def finetuned_row(collected: Collected, record: FinetuningRecord, path: str) -> tuple[str, int]:
+    converted = record.model.get("converted")
+    if converted is not None:
+        described = {"kind": "unhealed", "variant": record.model["variant"], **converted}
+        return row_name(described), record.seed
+    if record.pretraining is None:
+        return TEACHER, record.seed
+    row = collected.rows_by_run_key.get(record.pretraining.run_key)
+    if row is None:
+        raise ValueError(
+            f"{path} fine-tuned {record.pretraining.run_dir} (run key {record.pretraining.run_key}), which no probe "
+            "record describes: probe it, or leave the record out."
+        )
+    if record.seed != record.pretraining.seed:
+        raise ValueError(
+            f"{path}: fine-tuning seed {record.seed} of a student trained with seed {record.pretraining.seed}; the "
+            "table pairs seed s with the teacher's seed s, so fine-tune each student with its own seed."
+        )
+    return row, record.pretraining.seed
+
+
+def collect(args: HealTableArguments) -> Collected:
+    if not args.probes:
+        raise ValueError("--probes: at least one probe record.")
+    collected = Collected()
+    for path in args.probes:
+        collect_probe(collected, path)
+    for path in args.finetuned:
+        record = FinetuningRecord.read(path)
+        row, seed = finetuned_row(collected, record, path)
+        collected.see(row, record.task)
+        collected.finetuned.add(row, record.task, seed, record.test["accuracy"], path)
+    return collected
+
+
+def summary(scores: dict[int, float], teacher: dict[int, float], confidence: float) -> dict | None:
+    """Mean, sd, seeds; and the share of the teacher's score, paired by seed, with its interval (from 2 pairs)."""
+    if not scores:
+        return None
+    values = list(scores.values())
+    result = {
+        "seeds": sorted(scores),
+        "mean": statistics.fmean(values),
+        "sd": statistics.stdev(values) if len(values) > 1 else None,
+    }
+    shares = [scores[seed] / teacher[seed] for seed in sorted(scores) if seed in teacher]
+    if shares:
+        result["share_of_teacher"] = {"mean": statistics.fmean(shares), "pairs": len(shares)}
+        if len(shares) > 1:
+            mean, half_width = mean_interval(shares, confidence)
+            result["share_of_teacher"] |= {"low": mean - half_width, "high": mean + half_width}
+    return result
+
+
+def summarise(collected: Collected, confidence: float) -> dict:
+    rows = {}
+    for row in collected.rows:
+        entry = {"tasks": {}}
+        for task in collected.tasks:
+            entry["tasks"][task] = {
+                kind: summary(
+                    getattr(collected, kind).by_row[row][task],
+                    getattr(collected, kind).by_row[TEACHER][task],
+                    confidence,
+                )
+                for kind in ("probe", "finetuned")
+            }
+            agreements = list(collected.agreement.by_row[row][task].values())
+            entry["tasks"][task]["agreement"] = statistics.fmean(agreements) if agreements else None
+        ratios = collected.latency_ratio.get(row)
+        entry["latency_ratio"] = statistics.fmean(ratios) if ratios else None
+        rows[row] = entry
+    return {"confidence": confidence, "latency_seq": collected.latency_seq, "tasks": collected.tasks, "rows": rows}
+
+
+def cell(result: dict | None, is_teacher: bool) -> str:
+    if result is None:
+        return "–"
+    spread = f" ± {100 * result['sd']:.1f}" if result["sd"] is not None else ""
+    text = f"{100 * result['mean']:.1f}{spread} (n={len(result['seeds'])})"
+    share = result.get("share_of_teacher")
+    if is_teacher or share is None:
+        return text
+    interval = f" [{100 * share['low']:.1f}, {100 * share['high']:.1f}]" if "low" in share else ""
+    return f"{text}; {100 * share['mean']:.1f}%{interval}"
+
+
+def markdown(summarised: dict) -> str:
+    header = ["encoder"]
+    for task in summarised["tasks"]:
+        header += [f"{task} probe", f"{task} fine-tuned", f"{task} agreement"]
+    header.append(f"latency at {summarised['latency_seq']} tokens ÷ teacher")
+    body = []
+    for row, entry in summarised["rows"].items():
+        line = [row]
+        for task in summarised["tasks"]:
+            scores = entry["tasks"][task]
+            line += [cell(scores["probe"], row == TEACHER), cell(scores["finetuned"], row == TEACHER)]
+            line.append("–" if scores["agreement"] is None else f"{scores['agreement']:.3f}")
+        line.append(ratio(entry["latency_ratio"]))
+        body.append(line)
+    legend = (
+        f"Accuracy on the test split, % (mean ± sd over seeds, n seeds); after ';' the share of the teacher's accuracy "
+        f"paired by seed, with its {100 * summarised['confidence']:.0f}% Student-t interval over seeds. Probe: "
+        "frozen mean-pooled embeddings, logistic regression. Agreement: mean cosine with the teacher's embeddings of "
+        "the test texts."
+    )
+    return "\n".join(markdown_table(header, body)) + "\n\n" + legend + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    (args,) = HfArgumentParser(HealTableArguments).parse_args_into_dataclasses(argv)
+    if not 0 < args.confidence < 1:
+        raise ValueError(f"--confidence must be between 0 and 1, got {args.confidence}.")
+    summarised = summarise(collect(args), args.confidence)
+    text = markdown(summarised)
+    print(text, flush=True)
+    if args.output:
+        write_text_atomic(args.output, text)
+        write_json(Path(args.output).with_suffix(".json"), summarised)
+    return summarised
+
+
+if __name__ == "__main__":
+    main()

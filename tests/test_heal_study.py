@@ -1,0 +1,77 @@
+"""recipes/heal_study.py end to end on a tiny teacher: every planned run is made once, its records gathered, the table
+written from them, and the same command afterwards runs nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from recipes.heal_study import main
+
+
+def study_argv(teacher_dir, train_file, tmp_path) -> list[str]:
+    return [
+        "--teacher", str(teacher_dir), "--variants", "hbert-v1", "--source_settings_variants", "hbert-v1",
+        "--settings", "source", "--objectives", "distillation", "--seeds", "1", "2", "--steps", "3",
+        "--tasks", "trec",
+        "--training_args", f"--train_file {train_file} --max_seq_length 32 --per_device_train_batch_size 8 "
+        "--max_eval_samples 16 --num_eval_points 1 --budget 10m --use_cpu",
+        "--probe_args", "--max_train_samples 60 --max_length 32 --latency_seqs 16 --latency_repeats 1",
+        "--finetune_args", "trec=--max_train_samples 32 --num_train_epochs 1 --max_seq_length 32 --use_cpu",
+        "--runs_dir", str(tmp_path / "runs"), "--results_dir", str(tmp_path / "results"),
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_study_runs_once_gathers_records_and_writes_the_table(teacher_dir, train_file, tmp_path):
+    argv = study_argv(teacher_dir, train_file, tmp_path)
+    steps = main(argv)
+    # per seed: the distillation, its probe, trec fine-tunings of the student, both unhealed conversions and the teacher
+    assert len(steps) == 2 * 6 and all(step.done for step in steps)
+    results = tmp_path / "results"
+    run = f"hbert-v1-{teacher_dir.name}-distill-source-settings-3steps-seed1"
+    assert sorted(path.name for path in (results / "runs" / run).iterdir()) == [
+        "agreement_curve.json", "agreement_curve.png", "budget.json",
+    ]  # fmt: skip
+    assert len(list((results / "finetuned").glob("*.json"))) == 2 * 4
+    table = json.loads((results / "table.json").read_text())
+    assert set(table["rows"]) == {
+        "teacher",
+        "hbert-v1, distillation 3 steps, teacher's settings",
+        "hbert-v1, not healed",
+        "hbert-v1, not healed, teacher's settings",
+    }
+    for row in table["rows"].values():
+        trec = row["tasks"]["trec"]
+        assert trec["probe"]["seeds"] == trec["finetuned"]["seeds"] == [1, 2]
+    assert "low" in table["rows"]["hbert-v1, not healed"]["tasks"]["trec"]["finetuned"]["share_of_teacher"]
+    assert (results / "table.md").read_text().startswith("| encoder | trec probe | trec fine-tuned |")
+    assert all(step.done for step in main([*argv, "--dry_run"]))  # the same command again runs nothing
+
+
+def test_bad_arguments_are_refused_before_anything_runs():
+    with pytest.raises(ValueError, match="--variants: \\['hbert-v3'\\] not among"):
+        main(["--variants", "hbert-v3", "--dry_run"])
+    with pytest.raises(ValueError, match="needs --step_times"):
+        main(["--objectives", "mlm", "--dry_run"])
+    with pytest.raises(ValueError, match="--finetune_args: TASK=ARGUMENTS"):
+        main(["--finetune_args", "sst2=--num_train_epochs 1", "--dry_run"])
+
+
+@pytest.mark.slow
+def test_measured_step_times_set_the_mlm_runs_steps(teacher_dir, train_file, tmp_path):
+    """--measure_step_times times both objectives per variant; a study with MLM healing then plans each variant's
+    MLM run for the steps that take the distillation's wall-clock, and refuses a record measured at other settings."""
+    argv = study_argv(teacher_dir, train_file, tmp_path)
+    assert main([*argv, "--measure_step_times", "--measure_steps", "2", "--measure_rounds", "1"]) == []
+    record_path = tmp_path / "results" / "step_times.json"
+    measured = json.loads(record_path.read_text())["variants"]["hbert-v1"]
+    assert len(measured["runs_s_per_step"]["distillation"]) == len(measured["runs_s_per_step"]["mlm"]) == 1
+    expected = max(1, int(3 * measured["distillation_s_per_step"] / measured["mlm_s_per_step"]))
+    assert measured["mlm_steps"] == expected
+    study = [*argv, "--objectives", "distillation", "mlm", "--step_times", str(record_path), "--dry_run"]
+    names = [step.name for step in main(study)]
+    assert f"hbert-v1-{teacher_dir.name}-mlm-{expected}steps-seed1" in names
+    with pytest.raises(ValueError, match="was measured for"):
+        main([*study, "--steps", "4"])

@@ -1,0 +1,135 @@
+"""recipes/heal_table.py: rows pooled over seeds from probe and fine-tuning records, shares of the teacher paired by
+seed, and one clear error for each record that cannot be placed."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from recipes.heal_table import main
+from recipes.records import FinetuningRecord, PretrainingIdentity
+
+
+def probe_record(seed: int, run_key: str, teacher: float, student: float, unhealed: float) -> dict:
+    student_dir = f"runs/heal/hbert-v1-distill-seed{seed}"
+    encoders = {
+        "teacher": {"kind": "teacher", "name": "minilm", "seed": seed},
+        student_dir: {
+            "kind": "healed",
+            "variant": "hbert-v1",
+            "objective": "distillation",
+            "keep_source_settings": True,
+            "steps": 600,
+            "seed": seed,
+            "run_key": run_key,
+        },
+        "hbert-v1 (unhealed)": {"kind": "unhealed", "variant": "hbert-v1", "keep_source_settings": False, "seed": seed},
+    }
+    accuracies = {"teacher": teacher, student_dir: student, "hbert-v1 (unhealed)": unhealed}
+    latency = {
+        name: {"latency_ms": 1.0, "ratio_vs": {"teacher": ratio}} for name, ratio in zip(encoders, (1.0, 0.9, 1.1))
+    }
+    return {
+        "encoders": encoders,
+        "tasks": {"trec": {name: {"accuracy": value, "agreement": 0.5} for name, value in accuracies.items()}},
+        "latency_ms": {"128": latency, "512": latency},
+    }
+
+
+def finetuned_record(seed: int, accuracy: float, run_key: str | None = None, converted: dict | None = None, **kw):
+    pretraining = None
+    if run_key is not None:
+        pretraining = PretrainingIdentity(
+            run_dir=f"runs/heal/hbert-v1-distill-seed{kw.get('trained_seed', seed)}",
+            variant="hbert-v1",
+            size="minilm",
+            budget="3h",
+            budget_s=10800.0,
+            seed=kw.get("trained_seed", seed),
+            run_key=run_key,
+        )
+    return FinetuningRecord(
+        task="trec",
+        init="pretrained",
+        seed=seed,
+        split_seed=42,
+        model={
+            "name_or_path": "x",
+            "variant": "hbert-v1",
+            "size": "minilm",
+            **({"converted": converted} if converted else {}),
+        },
+        pretraining=pretraining,
+        epochs=3.0,
+        train_samples=4900,
+        test={"accuracy": accuracy, "macro_f1": accuracy, "samples": 500},
+        validation=[],
+        majority_class={"label": "DESC", "accuracy": 0.2, "macro_f1": 0.05},
+        training={},
+    )
+
+
+@pytest.fixture
+def records(tmp_path):
+    probes = []
+    for seed, (teacher, student, unhealed) in {
+        1: (0.80, 0.84, 0.70),
+        2: (0.90, 0.90, 0.72),
+        3: (0.85, 0.85, 0.71),
+    }.items():
+        path = tmp_path / f"probe-seed{seed}.json"
+        path.write_text(json.dumps(probe_record(seed, f"key{seed}", teacher, student, unhealed)))
+        probes.append(str(path))
+    finetuned = []
+    for name, record in {
+        "minilm-1": finetuned_record(1, 0.90),
+        "minilm-2": finetuned_record(2, 0.92),
+        "student-1": finetuned_record(1, 0.90, run_key="key1"),
+        "student-2": finetuned_record(2, 0.89, run_key="key2"),
+        "unhealed-1": finetuned_record(1, 0.80, converted={"keep_source_settings": False}),
+    }.items():
+        finetuned.append(str(record.write(tmp_path / f"{name}.json")))
+    return probes, finetuned
+
+
+def test_rows_pool_seeds_and_pair_them_with_the_teacher(records, tmp_path):
+    probes, finetuned = records
+    output = tmp_path / "table.md"
+    summarised = main(["--probes", *probes, "--finetuned", *finetuned, "--output", str(output)])
+    student = summarised["rows"]["hbert-v1, distillation 600 steps, teacher's settings"]["tasks"]["trec"]
+    shares = [0.84 / 0.80, 1.0, 1.0]
+    mean = sum(shares) / 3
+    sd = math.sqrt(sum((share - mean) ** 2 for share in shares) / 2)
+    half_width = 4.302652729911275 * sd / math.sqrt(3)  # t_{0.975, 2}
+    assert student["probe"]["seeds"] == [1, 2, 3]
+    assert student["probe"]["share_of_teacher"] == pytest.approx(
+        {"mean": mean, "pairs": 3, "low": mean - half_width, "high": mean + half_width}
+    )
+    # fine-tuned: the students of seeds 1 and 2 against MiniLM fine-tuned with seeds 1 and 2
+    assert student["finetuned"]["share_of_teacher"]["mean"] == pytest.approx((0.90 / 0.90 + 0.89 / 0.92) / 2)
+    unhealed = summarised["rows"]["hbert-v1, not healed"]
+    assert unhealed["tasks"]["trec"]["finetuned"]["share_of_teacher"] == pytest.approx(
+        {"mean": 0.80 / 0.90, "pairs": 1}
+    )
+    assert unhealed["latency_ratio"] == pytest.approx(1.1) and summarised["latency_seq"] == 512
+    text = output.read_text()
+    assert "| hbert-v1, not healed | 71.0 ± 1.0 (n=3);" in text and "88.9%" in text
+    assert json.loads(output.with_suffix(".json").read_text()) == json.loads(json.dumps(summarised))
+
+
+def test_records_that_cannot_be_placed_are_refused(records, tmp_path):
+    probes, _ = records
+    unknown = str(finetuned_record(1, 0.9, run_key="never-probed").write(tmp_path / "unknown.json"))
+    with pytest.raises(ValueError, match="which no probe record describes"):
+        main(["--probes", *probes, "--finetuned", unknown])
+    mismatched = str(finetuned_record(2, 0.9, run_key="key1", trained_seed=1).write(tmp_path / "mismatched.json"))
+    with pytest.raises(ValueError, match="fine-tune each student with its own seed"):
+        main(["--probes", *probes, "--finetuned", mismatched])
+    with pytest.raises(ValueError, match="a second score"):
+        main(["--probes", probes[0], probes[0]])
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({k: v for k, v in probe_record(1, "k", 0.8, 0.8, 0.7).items() if k != "encoders"}))
+    with pytest.raises(ValueError, match="describes no encoders"):
+        main(["--probes", str(old)])
