@@ -3,6 +3,11 @@
     python push_to_hub.py RUN_DIR --repo-id ORG/NAME [--private] [--dry-run] [--with-checkpoints]
     python push_to_hub.py --zoo runs/zoo --namespace ORG [--collection "HybridBERT Zoo"] [--private] [--dry-run]
     (either form also takes --benchmark results/benchmark_cpu.json for the cards' speed section)
+    python push_to_hub.py runs/heal/STUDENT --repo-id ORG/NAME --heal-table results/heal/table.json [--dry-run]
+
+A student healed by distillation (`recipes/distill.py`) goes as a sentence encoder: the same model files, its
+budget.json and agreement curve, and a card from `recipes/heal_cards.py` with the healing study's row beside its
+teacher.
 
 Each repo receives exactly what a Hub user needs, staged in a temporary folder: the safetensors weights, config.json
 (with `auto_map`), the two remote-code files, the tokenizer, the generated card (README.md, `recipes/cards.py`), the
@@ -35,9 +40,11 @@ from transformers import HfArgumentParser
 
 from recipes.cards import CARD_FILE, build_card
 from recipes.curves import CURVE_FILE
+from recipes.distill import AGREEMENT_CURVE_FILE
+from recipes.heal_cards import build_healed_card, is_healed_run
 from recipes.input_files import InvalidInputFileError, check_weights, read_config
 from recipes.markdown import percent
-from recipes.records import BUDGET_FILE, DOWNSTREAM_DIR
+from recipes.records import BUDGET_FILE, DOWNSTREAM_DIR, PretrainingRecord
 from recipes.runs import RecordedRun, pretraining_runs, repo_names
 
 # What a user needs to load a model; every saved folder and checkpoint of the recipe has them.
@@ -48,6 +55,7 @@ MODEL_FILES = (
 # Tokenizer files some tokenizers save and others do not.
 OPTIONAL_MODEL_FILES = ("special_tokens_map.json", "vocab.txt")
 RESULT_FILES = (BUDGET_FILE, CURVE_FILE, "mlm_curve.png")
+HEALED_RESULT_FILES = (BUDGET_FILE, AGREEMENT_CURVE_FILE, "agreement_curve.png")
 AUTO_MAP_CLASSES = ("AutoConfig", "AutoModelForMaskedLM")
 MAIN = "main"
 CHECKPOINT_PREFIX = "checkpoint-"
@@ -72,6 +80,9 @@ class PushArguments:
     dry_run: bool = field(default=False, metadata={"help": "Check, stage and print the plan; no network call"})
     with_checkpoints: bool = field(default=False, metadata={"help": "Push each checkpoint-N as branch step-N"})
     benchmark: str | None = field(default=None, metadata={"help": "A recipes.benchmark JSON for the cards"})
+    heal_table: str | None = field(
+        default=None, metadata={"help": "For a distillation run: the healing study's table.json, for its card"}
+    )
 
 
 @dataclass(frozen=True)
@@ -156,11 +167,37 @@ def check_repo_id(repo_id: str) -> None:
         raise PushError(f"Repo id {repo_id!r} has no namespace: use ORG/NAME (your user name or an organisation).")
 
 
-def plan_repo(run_dir: str | Path, repo_id: str, with_checkpoints: bool, benchmark: str | None) -> RepoPlan:
+def plan_healed_repo(run_dir: Path, repo_id: str, heal_table: str | None) -> RepoPlan:
+    """A student healed by distillation: the model, its healing records and a sentence-encoder card."""
+    missing = [name for name in HEALED_RESULT_FILES if not (run_dir / name).is_file()]
+    if missing:
+        raise PushError(
+            f"{run_dir} is missing {', '.join(missing)}: only a finished distillation run can be published."
+        )
+    downstream = sorted(path.relative_to(run_dir).as_posix() for path in run_dir.glob(f"{DOWNSTREAM_DIR}/*/*.json"))
+    copied = [*model_files(run_dir), *HEALED_RESULT_FILES, *downstream]
+    card = build_healed_card(run_dir, repo_id, heal_table)
+    spent = PretrainingRecord.read(run_dir)
+    summary = (
+        f"{spent.variant} healed from {spent.run_record.training['teacher']} by distillation: {spent.steps:,} steps, "
+        f"{'evaluated beside its teacher' if card.data.eval_results else 'agreement curve only'}"
+    )
+    return RepoPlan(repo_id, run_dir, summary, (Upload(MAIN, run_dir, tuple(copied), card),))
+
+
+def plan_repo(
+    run_dir: str | Path, repo_id: str, with_checkpoints: bool, benchmark: str | None, heal_table: str | None = None
+) -> RepoPlan:
     run_dir = Path(run_dir)
     check_repo_id(repo_id)
     if not (run_dir / BUDGET_FILE).is_file():
         raise PushError(f"{run_dir} is not a pretraining run directory (it has no {BUDGET_FILE}).")
+    if is_healed_run(run_dir):
+        if with_checkpoints:
+            raise PushError(
+                f"--with-checkpoints publishes a pretraining run's checkpoints; {run_dir} is a distillation run."
+            )
+        return plan_healed_repo(run_dir, repo_id, heal_table)
     copied = [*model_files(run_dir), *result_files(run_dir)]
     card = build_card(run_dir, repo_id, benchmark)
     if not card.data.eval_results:
@@ -181,7 +218,8 @@ def make_plan(run_dir: str | None, args: PushArguments) -> PushPlan:
     if run_dir:
         if not args.repo_id:
             raise PushError("RUN_DIR needs --repo-id ORG/NAME.")
-        return PushPlan((plan_repo(run_dir, args.repo_id, args.with_checkpoints, args.benchmark),), args.private)
+        plan = plan_repo(run_dir, args.repo_id, args.with_checkpoints, args.benchmark, args.heal_table)
+        return PushPlan((plan,), args.private)
     if not args.namespace or args.repo_id:
         raise PushError("--zoo needs --namespace ORG and takes no --repo-id (repo names come from the runs).")
     run_dirs = pretraining_runs(args.zoo)

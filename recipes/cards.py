@@ -292,13 +292,10 @@ def build_card(run_dir: str | Path, repo_id: str, benchmark_json: str | Path | N
         benchmark = benchmark_context(measured, provenance["benchmark"], spent.variant)
     final = run.curve[-1] if run.curve else None
     accuracy = f"Its held-out MLM accuracy is {percent(final['accuracy'])}." if final else "It has no MLM evaluation."
-    load = spent.run_record.load_average
-    return ModelCard.from_template(
+    return render_card(
         card_data,
-        template_path=str(TEMPLATE_PATH),
-        provenance=f"{PROVENANCE_MARK} {json.dumps(provenance, sort_keys=True)}",
-        repo_id=repo_id,
-        model_name=name,
+        TEMPLATE_PATH,
+        provenance,
         summary=(
             f"A `{spent.size}` `{spent.variant}` HybridBERT encoder pretrained with masked language modelling "
             f"for a wall-clock budget of `{spent.budget}` on {spent.device} ({spent.threads} threads): "
@@ -330,13 +327,29 @@ def build_card(run_dir: str | Path, repo_id: str, benchmark_json: str | Path | N
             f"This checkpoint had a budget of `{spent.budget}` ({seconds(spent.elapsed_s)} of training) on "
             f"{spent.threads} threads of {spent.device}, {tokens(spent.tokens_seen)}."
         ),
-        shared_machine=(
-            f"Speeds (tokens/s, latency) were measured on the machine as it was, load average "
-            f"{', '.join(map(str, load))} (1, 5 and 15 minutes) at the start of the run: a busier or quieter machine "
-            "gives other numbers."
-            if load
-            else "Speeds (tokens/s, latency) depend on the machine and its load."
-        ),
+        shared_machine=shared_machine_text(spent.run_record.load_average),
+    )
+
+
+def render_card(card_data: ModelCardData, template_path: Path, provenance: dict, **context) -> ModelCard:
+    """A card from its template, with the provenance comment that regenerates it (`card_provenance`)."""
+    repo_id = provenance["repo_id"]
+    return ModelCard.from_template(
+        card_data,
+        template_path=str(template_path),
+        provenance=f"{PROVENANCE_MARK} {json.dumps(provenance, sort_keys=True)}",
+        repo_id=repo_id,
+        model_name=repo_id.split("/")[-1],
+        **context,
+    )
+
+
+def shared_machine_text(load: list[float]) -> str:
+    if not load:
+        return "Speeds (tokens/s, latency) depend on the machine and its load."
+    return (
+        f"Speeds (tokens/s, latency) were measured on the machine as it was, load average {', '.join(map(str, load))} "
+        "(1, 5 and 15 minutes) at the start of the run: a busier or quieter machine gives other numbers."
     )
 
 

@@ -43,6 +43,8 @@ def row_name(described: dict) -> str:
     """The row an encoder belongs to: the same for every seed of one setting."""
     if described["kind"] == TEACHER:
         return TEACHER
+    if described["kind"] == "student":  # a folder without a run record: its own row
+        return f"student {described['path']}"
     settings = ", teacher's settings" if described["keep_source_settings"] else ""
     if described["kind"] == "unhealed":
         return f"{described['variant']}, not healed{settings}"

@@ -123,26 +123,29 @@ def load_encoders(args: ProbeArguments, teacher: PreTrainedModel) -> dict[str, P
     return {name: model.eval() for name, model in encoders.items()}
 
 
+def describe_student(path: str | Path) -> dict:
+    """A student folder's variant, healing objective, settings, steps, seed and run key, from its budget.json."""
+    if not PretrainingRecord.exists(path):
+        return {"kind": "student", "path": str(path), "seed": None}
+    record = PretrainingRecord.read(path)
+    training = record.run_record.training
+    return {
+        "kind": "healed",
+        "variant": record.variant,
+        "objective": training.get("objective", "mlm"),
+        "keep_source_settings": bool(training.get("keep_source_settings", False)),
+        "steps": record.steps,
+        "seed": record.seed,
+        "run_key": record.run_record.run_key(),
+    }
+
+
 def describe_encoders(args: ProbeArguments) -> dict[str, dict]:
-    """What each encoder is, for tables over seeds (recipes/heal_table.py): the teacher; a student folder's variant,
-    healing objective, settings, steps, seed and run key (from its budget.json); an unhealed conversion's variant and
-    settings. `seed` is the unit a table pairs on: a student's training seed, else the probe's."""
+    """What each encoder is, for tables over seeds (recipes/heal_table.py): the teacher, each student folder
+    (`describe_student`), each unhealed conversion's variant and settings. `seed` is the unit a table pairs on: a
+    student's training seed, else the probe's."""
     described = {TEACHER: {"kind": TEACHER, "name": args.teacher, "seed": args.seed}}
-    for path in args.students:
-        if not PretrainingRecord.exists(path):
-            described[str(path)] = {"kind": "student", "seed": None}
-            continue
-        record = PretrainingRecord.read(path)
-        training = record.run_record.training
-        described[str(path)] = {
-            "kind": "healed",
-            "variant": record.variant,
-            "objective": training.get("objective", "mlm"),
-            "keep_source_settings": bool(training.get("keep_source_settings", False)),
-            "steps": record.steps,
-            "seed": record.seed,
-            "run_key": record.run_record.run_key(),
-        }
+    described |= {str(path): describe_student(path) for path in args.students}
     for variants, keep in ((args.unhealed, False), (args.unhealed_source_settings, True)):
         for variant in variants:
             described[unhealed_name(variant, keep)] = {

@@ -15,7 +15,9 @@ import torch
 from transformers import BertModel
 
 from modeling import HybridBertModel
+from push_to_hub import main as push_main
 from recipes.distill import distillation_loss, hidden_state_distance, main
+from recipes.heal_cards import build_healed_card
 from recipes.heal_table import main as heal_table_main
 from recipes.probe import agreement, linear_probe
 from recipes.probe import main as probe_main
@@ -185,17 +187,24 @@ def test_linear_probe_and_agreement():
     assert agreement(features, -features) == pytest.approx(-1.0)
 
 
-def test_probe_compares_students_with_their_teacher(teacher_dir, distilled, tmp_path):
-    """Teacher, a healed student and three unhealed conversions through one probe: the `bert` conversion computes the
-    teacher's function, so its probe scores equal the teacher's and it agrees fully; `hbert-v1` keeping the teacher's
-    settings copies more of it and agrees more than with HBERT's; latency is timed for each."""
+@pytest.fixture(scope="module")
+def probed(teacher_dir, distilled, tmp_path_factory) -> tuple[Path, dict]:
     student_dir, _ = distilled
-    output = tmp_path / "probe.json"
+    output = tmp_path_factory.mktemp("probe") / "probe.json"
     results = probe_main([
         "--teacher", str(teacher_dir), "--students", str(student_dir), "--unhealed", "bert", "hbert-v1",
         "--unhealed_source_settings", "hbert-v1", "--tasks", "trec", "--max_train_samples", "200", "--max_length", str(SEQ),
         "--latency_seqs", "16", "32", "--latency_repeats", "1", "--output_file", str(output),
     ])  # fmt: skip
+    return output, results
+
+
+def test_probe_compares_students_with_their_teacher(distilled, probed):
+    """Teacher, a healed student and three unhealed conversions through one probe: the `bert` conversion computes the
+    teacher's function, so its probe scores equal the teacher's and it agrees fully; `hbert-v1` keeping the teacher's
+    settings copies more of it and agrees more than with HBERT's; latency is timed for each."""
+    student_dir, _ = distilled
+    output, results = probed
     trec = results["tasks"]["trec"]
     kept = "hbert-v1 (unhealed, source settings)"
     assert list(trec) == ["teacher", str(student_dir), "bert (unhealed)", "hbert-v1 (unhealed)", kept]
@@ -230,3 +239,26 @@ def test_showcase_prints_teacher_and_student_side_by_side(teacher_dir, distilled
     assert all(-1.0 <= value <= 1.0 + 1e-6 for values in shown["similarities"].values() for value in values)
     printed = capsys.readouterr().out
     assert "Nearest neighbour" in printed and "Latency of one 32-token sequence" in printed
+
+
+def test_healed_student_card_and_push_plan(distilled, probed, tmp_path):
+    """A distillation run gets a sentence-encoder card (its agreement curve; the healing table's row beside the
+    teacher; the same bytes when regenerated) and goes to the Hub with its model files and healing records."""
+    student_dir, _ = distilled
+    probe_json, results = probed
+    table = tmp_path / "table.md"
+    heal_table_main(["--probes", str(probe_json), "--output", str(table)])
+    table_json = table.with_suffix(".json")
+    card = build_healed_card(student_dir, "org/hbert-v1-healed", table_json)
+    assert card.data.library_name == "sentence-transformers" and card.data.pipeline_tag == "feature-extraction"
+    probe_accuracy = results["tasks"]["trec"][str(student_dir)]["accuracy"]
+    assert [result.metric_value for result in card.data.eval_results] == [round(probe_accuracy, 4)]
+    text = str(card)
+    assert "`hbert-v1, distillation 25 steps`" in text and 'SentenceTransformer("org/hbert-v1-healed"' in text
+    assert text.count("| 25 | ") == 1  # the agreement curve's last point (step 25)
+    assert str(build_healed_card(student_dir, "org/hbert-v1-healed", table_json)) == text
+    plan = push_main(
+        [str(student_dir), "--repo-id", "org/hbert-v1-healed", "--heal-table", str(table_json), "--dry-run"]
+    )
+    files = plan.repos[0].uploads[0].files
+    assert {"README.md", "budget.json", "agreement_curve.json", "model.safetensors", "modules.json"} <= set(files)
