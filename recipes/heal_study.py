@@ -54,8 +54,8 @@ class HealStudyArguments:
     settings: list[str] = field(
         default_factory=lambda: list(SETTINGS),
         metadata={
-            "help": "Distill with each variant's own settings (own) and/or, for --source_settings_variants, the "
-            "teacher's (source)"
+            "help": "Heal and convert with each variant's own settings (own) and/or, for --source_settings_variants, "
+            "the teacher's (source)"
         },
     )
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
@@ -162,17 +162,12 @@ def healing_argv(
 
 
 def healing_steps(args: HealStudyArguments, variant: str, seed: int) -> list[Step]:
-    distilled_settings = [
-        keep
-        for keep, name in ((False, "own"), (True, "source"))
-        if name in args.settings and (not keep or variant in args.source_settings_variants)
-    ]
     steps = []
     for objective in args.objectives:
-        for keep in distilled_settings if objective == "distillation" else (False,):
+        for keep in settings_covered(args, variant) if objective == "distillation" else (False,):
             count = args.steps if objective == "distillation" else mlm_steps(args, variant)
             settings = "-source-settings" if keep else ""
-            label = f"{variant}-{Path(args.teacher).name}-{RUN_LABELS[objective]}{settings}-{count}steps-seed{seed}"
+            label = f"{variant}-{teacher_name(args)}-{RUN_LABELS[objective]}{settings}-{count}steps-seed{seed}"
             run_dir = Path(args.runs_dir) / label
             entry, argv = healing_argv(args, variant, objective, keep, seed, count, run_dir)
             steps.append(Step(label, entry, argv, run_dir / BUDGET_FILE))
@@ -220,14 +215,26 @@ def measure_step_times(args: HealStudyArguments) -> dict:
     }
 
 
+def settings_covered(args: HealStudyArguments, variant: str) -> list[bool]:
+    """Whether each distilled and unhealed row of `variant` keeps the teacher's settings: False for the variant's own
+    (with --settings own), True for the teacher's (with --settings source, for --source_settings_variants)."""
+    covered = [False] if "own" in args.settings else []
+    return covered + ([True] if "source" in args.settings and variant in args.source_settings_variants else [])
+
+
+def teacher_name(args: HealStudyArguments) -> str:
+    return Path(args.teacher).name
+
+
 def unhealed_models(args: HealStudyArguments, variant: str) -> list[tuple[str, list[str]]]:
     """(name, finetune.py arguments) of each unhealed conversion of `variant`."""
-    models = [(f"{variant}-{args.teacher}-unhealed", ["--convert_to", variant])]
-    if variant in args.source_settings_variants:
-        models.append(
-            (f"{variant}-{args.teacher}-unhealed-source-settings", ["--convert_to", variant, "--keep_source_settings"])
+    return [
+        (
+            f"{variant}-{teacher_name(args)}-unhealed{'-source-settings' if keep else ''}",
+            ["--convert_to", variant, *(["--keep_source_settings"] if keep else [])],
         )
-    return models
+        for keep in settings_covered(args, variant)
+    ]
 
 
 def finetuning_step(args: HealStudyArguments, name: str, model_argv: list[str], task: str, seed: int) -> Step:
@@ -245,9 +252,9 @@ def plan(args: HealStudyArguments) -> list[Step]:
             healed = healing_steps(args, variant, seed)
             steps += healed
             probe_argv = ["--teacher", args.teacher, "--students", *(str(step.record.parent) for step in healed)]
-            probe_argv += ["--unhealed", variant, "--tasks", *args.tasks, "--seed", str(seed)]
-            if variant in args.source_settings_variants:
-                probe_argv += ["--unhealed_source_settings", variant]
+            for keep in settings_covered(args, variant):
+                probe_argv += ["--unhealed_source_settings" if keep else "--unhealed", variant]
+            probe_argv += ["--tasks", *args.tasks, "--seed", str(seed)]
             output = Path(args.results_dir) / f"probe-{variant}-seed{seed}.json"
             probe_argv += [*shlex.split(args.probe_args), "--output_file", str(output)]
             steps.append(Step(output.name, probe.main, probe_argv, output))
@@ -260,7 +267,7 @@ def plan(args: HealStudyArguments) -> list[Step]:
                     )
         for task in args.tasks:
             steps.append(
-                finetuning_step(args, f"{Path(args.teacher).name}-seed{seed}", ["--model", args.teacher], task, seed)
+                finetuning_step(args, f"{teacher_name(args)}-seed{seed}", ["--model", args.teacher], task, seed)
             )
     return steps
 
