@@ -379,6 +379,10 @@ def regenerate(card_path: str | Path) -> str:
     run_dir = resolve_recorded(provenance["run_dir"])
     if not run_dir.is_dir():
         raise FileNotFoundError(f"{card_path} was generated from {run_dir}, which is not here to regenerate it.")
+    if "table" in provenance:  # a healed student's card; imported here because heal_cards builds on this module
+        from recipes.heal_cards import build_healed_card
+
+        return str(build_healed_card(run_dir, provenance["repo_id"], resolve_recorded(provenance["table"])))
     return str(build_card(run_dir, provenance["repo_id"], resolve_recorded(provenance["benchmark"])))
 
 

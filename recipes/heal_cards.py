@@ -200,6 +200,13 @@ def build_healed_card(run_dir: str | Path, repo_id: str, table_json: str | Path 
     )
 
 
+def write_healed_card(
+    run_dir: str | Path, repo_id: str, path: str | Path, table_json: str | Path | None = None
+) -> Path:
+    build_healed_card(run_dir, repo_id, table_json).save(path)
+    return Path(path)
+
+
 @dataclass
 class HealedCardArguments:
     run_dir: str = field(metadata={"help": "A recipes/distill.py output directory"})
@@ -210,8 +217,7 @@ class HealedCardArguments:
 
 def main(argv: list[str] | None = None) -> Path:
     (args,) = HfArgumentParser(HealedCardArguments).parse_args_into_dataclasses(argv)
-    build_healed_card(args.run_dir, args.repo_id, args.table).save(args.output)
-    return Path(args.output)
+    return write_healed_card(args.run_dir, args.repo_id, args.output, args.table)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ conversions (`recipes/probe.py`); fine-tune each healed student, each unhealed c
 --convert_to`) and the teacher on every task with the seed. Budgets are step counts, so a rerun trains the same
 models whatever else the machine does; the clock (`--budget` in `--training_args`) only caps a runaway run. A step
 whose record exists is skipped, so the same command resumes the study; stopping one mid-run loses only that run (the
-recipes resume from their checkpoints). The records (no weights) are gathered into `--results_dir`, and the table
-(`recipes/heal_table.py`) is written from them.
+recipes resume from their checkpoints). The records (no weights) are gathered into `--results_dir`, the table
+(`recipes/heal_table.py`) is written from them, and each distilled student's card (`recipes/heal_cards.py`) from its
+gathered records and the table, into `--cards_dir/<run name>/README.md`.
 """
 
 from __future__ import annotations
@@ -28,11 +29,14 @@ from pathlib import Path
 
 import torch
 from transformers import HfArgumentParser
+from transformers.utils import CONFIG_NAME
 
 from modeling import VARIANTS
 from recipes import distill, finetune, heal_table, pretrain, probe
+from recipes.cards import CARD_FILE
 from recipes.curves import CURVE_FILE
 from recipes.environment import device_name
+from recipes.heal_cards import write_healed_card
 from recipes.records import BUDGET_FILE, FinetuningRecord, read_json_object, write_json
 from recipes.tasks import offline_tasks
 
@@ -95,6 +99,8 @@ class HealStudyArguments:
     )
     runs_dir: str = "runs/heal"
     results_dir: str = "results/heal"
+    cards_dir: str = field(default="model_cards", metadata={"help": "Where each distilled student's card goes"})
+    namespace: str = field(default="hybrid-bert-zoo", metadata={"help": "The Hub namespace the cards name"})
     dry_run: bool = field(default=False, metadata={"help": "Print the plan, run nothing"})
 
     def __post_init__(self):
@@ -282,7 +288,7 @@ def gather(step: Step, results_dir: Path) -> None:
         run_dir, destination = step.record.parent, results_dir / "runs" / step.name
         destination.mkdir(parents=True, exist_ok=True)
         objective = "distillation" if step.main is distill.main else "mlm"
-        for name in [BUDGET_FILE, *CURVE_FILES[objective]]:
+        for name in [BUDGET_FILE, CONFIG_NAME, *CURVE_FILES[objective]]:
             if (run_dir / name).is_file():
                 shutil.copyfile(run_dir / name, destination / name)
 
@@ -306,7 +312,14 @@ def main(argv: list[str] | None = None) -> list[Step]:
         gather(step, results_dir)
     probes = sorted(str(path) for path in results_dir.glob("probe-*.json"))
     finetuned = sorted(str(path) for path in (results_dir / "finetuned").glob("*.json"))
-    heal_table.main(["--probes", *probes, "--finetuned", *finetuned, "--output", str(results_dir / "table.md")])
+    table = results_dir / "table.md"
+    heal_table.main(["--probes", *probes, "--finetuned", *finetuned, "--output", str(table)])
+    for step in steps:
+        if step.main is distill.main:
+            card = Path(args.cards_dir) / step.name / CARD_FILE
+            write_healed_card(
+                results_dir / "runs" / step.name, f"{args.namespace}/{step.name}", card, table.with_suffix(".json")
+            )
     return steps
 
 

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from recipes.cards import regenerate, stale_cards
 from recipes.heal_study import main
 
 
@@ -20,6 +21,7 @@ def study_argv(teacher_dir, train_file, tmp_path) -> list[str]:
         "--probe_args", "--max_train_samples 60 --max_length 32 --latency_seqs 16 --latency_repeats 1",
         "--finetune_args", "trec=--max_train_samples 32 --num_train_epochs 1 --max_seq_length 32 --use_cpu",
         "--runs_dir", str(tmp_path / "runs"), "--results_dir", str(tmp_path / "results"),
+        "--cards_dir", str(tmp_path / "cards"), "--namespace", "org",
     ]  # fmt: skip
 
 
@@ -33,8 +35,11 @@ def test_study_runs_once_gathers_records_and_writes_the_table(teacher_dir, train
     results = tmp_path / "results"
     run = f"hbert-v1-{teacher_dir.name}-distill-source-settings-3steps-seed1"
     assert sorted(path.name for path in (results / "runs" / run).iterdir()) == [
-        "agreement_curve.json", "agreement_curve.png", "budget.json",
+        "agreement_curve.json", "agreement_curve.png", "budget.json", "config.json",
     ]  # fmt: skip
+    card = tmp_path / "cards" / run / "README.md"
+    assert f"# {run}" in card.read_text() and regenerate(card) == card.read_text()  # from the gathered records alone
+    assert stale_cards(tmp_path / "cards") == []
     assert len(list((results / "finetuned").glob("*.json"))) == 2 * 3
     table = json.loads((results / "table.json").read_text())
     assert set(table["rows"]) == {
