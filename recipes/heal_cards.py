@@ -49,13 +49,13 @@ def is_healed_run(run_dir: str | Path) -> bool:
     return PretrainingRecord.read(run_dir).run_record.training.get("objective") == "distillation"
 
 
-def share_text(result: dict | None) -> str:
+def share_text(result: dict | None, with_share: bool = True) -> str:
     if result is None:
         return "–"
     spread = f" ± {100 * result['sd']:.1f}" if result["sd"] is not None else ""
     text = f"{100 * result['mean']:.1f}%{spread}"
     share = result.get("share_of_teacher")
-    if share is None:
+    if share is None or not with_share:
         return text
     interval = f" [{100 * share['low']:.1f}, {100 * share['high']:.1f}]" if "low" in share else ""
     return f"{text} ({100 * share['mean']:.1f}% of the teacher's{interval})"
@@ -76,9 +76,9 @@ def evaluation_context(table_json: str | Path, row: str) -> dict | None:
             {
                 "name": task,
                 "probe": share_text(scores["probe"]),
-                "teacher_probe": share_text(teacher["tasks"][task]["probe"]),
+                "teacher_probe": share_text(teacher["tasks"][task]["probe"], with_share=False),
                 "finetuned": share_text(scores["finetuned"]),
-                "teacher_finetuned": share_text(teacher["tasks"][task]["finetuned"]),
+                "teacher_finetuned": share_text(teacher["tasks"][task]["finetuned"], with_share=False),
                 "agreement": "–" if agreement is None else f"{agreement:.3f}",
                 "probe_mean": (scores["probe"] or {}).get("mean"),
                 "finetuned_mean": (scores["finetuned"] or {}).get("mean"),
@@ -163,7 +163,12 @@ def build_healed_card(run_dir: str | Path, repo_id: str, table_json: str | Path 
             "edit by hand."
         ),
         variant=spent.variant,
-        variant_description=VARIANT_DESCRIPTIONS[spent.variant],
+        variant_description=VARIANT_DESCRIPTIONS[spent.variant]
+        + (
+            " This model keeps its teacher's settings instead (the settings row)."
+            if training["keep_source_settings"]
+            else ""
+        ),
         dimensions=(
             f"{config.num_hidden_layers} layers × hidden {config.hidden_size}, {config.num_attention_heads} heads, "
             f"FFN {config.intermediate_size}, vocabulary {config.vocab_size:,}, {config.max_position_embeddings} "

@@ -254,7 +254,7 @@ def test_healed_student_card_and_push_plan(distilled, probed, tmp_path):
     probe_accuracy = results["tasks"]["trec"][str(student_dir)]["accuracy"]
     assert [result.metric_value for result in card.data.eval_results] == [round(probe_accuracy, 4)]
     text = str(card)
-    assert "`hbert-v1, distillation 25 steps`" in text and 'SentenceTransformer("org/hbert-v1-healed"' in text
+    assert "`hbert-v1, distillation 25 steps`" in text and 'SentenceTransformer(\n    "org/hbert-v1-healed",' in text
     assert text.count("| 25 | ") == 1  # the agreement curve's last point (step 25)
     assert str(build_healed_card(student_dir, "org/hbert-v1-healed", table_json)) == text
     plan = push_main(
