@@ -46,9 +46,10 @@ DEMO_HEAL := --teacher minilm --variant hbert-v1 --keep_source_settings --budget
 # `make zoo-heal`: HBERT §4.4 at MiniLM's size (recipes/heal_study.py: its plan, resumable; results/heal/table.md).
 # Each variant is made from all-MiniLM-L6-v2 and, per seed, healed by distillation for 600 steps (HBERT's settings,
 # and for hbert-v1/v2 also MiniLM's settings in the hybrid's layout), probed beside MiniLM and its unhealed
-# conversions, and fine-tuned on TREC and wiki-topics beside them and MiniLM. MLM healing joins with
-# `--objectives distillation mlm --mlm_steps N` once N (the MLM steps that take 600 distillation steps' time) is measured.
-HEAL_STUDY := --variants hbert-v1 hbert-v2 pool-hybrid addbert --seeds 1 2 3 --steps 600
+# conversions, and fine-tuned on TREC and wiki-topics beside them and MiniLM; and healed by MLM for the steps that take
+# the same time (results/heal/step_times.json, from `python -m recipes.heal_study --measure_step_times`, 2 threads).
+HEAL_STUDY := --variants hbert-v1 hbert-v2 pool-hybrid addbert --seeds 1 2 3 --steps 600 \
+	--objectives distillation mlm --step_times results/heal/step_times.json
 
 .PHONY: venv test demo zoo zoo-heal clean
 

@@ -134,16 +134,24 @@ class HealStudyArguments:
 
 @dataclass(frozen=True)
 class Step:
-    """One recipe run: what it is, its entry point and arguments, and the record whose existence means it is done."""
+    """One recipe run: what it is, its entry point and arguments, and the record whose existence means it is done
+    (with `expected_arguments`, only while each of those list arguments in the record holds the planned values: a
+    probe must cover the encoders planned now)."""
 
     name: str
     main: Callable[[list[str]], object]
     argv: list[str]
     record: Path
+    expected_arguments: dict | None = None
 
     @property
     def done(self) -> bool:
-        return self.record.is_file()
+        if not self.record.is_file():
+            return False
+        if self.expected_arguments is None:
+            return True
+        recorded = read_json_object(self.record, heal_table.PROBE_KIND).get("arguments", {})
+        return all(set(values) <= set(recorded.get(name) or []) for name, values in self.expected_arguments.items())
 
 
 def step_time_settings(args: HealStudyArguments) -> dict:
@@ -257,13 +265,20 @@ def plan(args: HealStudyArguments) -> list[Step]:
         for variant in args.variants:
             healed = healing_steps(args, variant, seed)
             steps += healed
-            probe_argv = ["--teacher", args.teacher, "--students", *(str(step.record.parent) for step in healed)]
-            for keep in settings_covered(args, variant):
+            students = [str(step.record.parent) for step in healed]
+            covered = settings_covered(args, variant)
+            encoders = {
+                "students": students,
+                "unhealed": [variant] if False in covered else [],
+                "unhealed_source_settings": [variant] if True in covered else [],
+            }
+            probe_argv = ["--teacher", args.teacher, "--students", *students]
+            for keep in covered:
                 probe_argv += ["--unhealed_source_settings" if keep else "--unhealed", variant]
             probe_argv += ["--tasks", *args.tasks, "--seed", str(seed)]
             output = Path(args.results_dir) / f"probe-{variant}-seed{seed}.json"
             probe_argv += [*shlex.split(args.probe_args), "--output_file", str(output)]
-            steps.append(Step(output.name, probe.main, probe_argv, output))
+            steps.append(Step(output.name, probe.main, probe_argv, output, encoders))
             for task in args.tasks:
                 for step in healed:
                     steps.append(finetuning_step(args, step.name, ["--model", str(step.record.parent)], task, seed))

@@ -56,6 +56,9 @@ def test_study_runs_once_gathers_records_and_writes_the_table(teacher_dir, train
     )
     assert (results / "table.md").read_text().startswith("| encoder | trec probe | trec fine-tuned |")
     assert all(step.done for step in main([*argv, "--dry_run"]))  # the same command again runs nothing
+    # a study with more rows probes again: the recorded probe does not cover the new student and conversion
+    wider = {step.name: step.done for step in main([*argv, "--settings", "own", "source", "--dry_run"])}
+    assert not wider["probe-hbert-v1-seed1.json"] and wider[run]
 
 
 def test_bad_arguments_are_refused_before_anything_runs():
