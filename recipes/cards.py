@@ -117,9 +117,15 @@ def spent_rows(spent: PretrainingRecord) -> list[tuple[str, str]]:
     record, training = spent.run_record, spent.run_record.training
     paused = ", ".join(f"{reason} {seconds(value)}" for reason, value in spent.paused_breakdown_s.items())
     per_step = f"{training['samples_per_step']} per step × {training['max_seq_length']} tokens"
+    if training["schedule"].startswith("steps-"):  # --max_steps: the steps are the budget, the clock only a cap
+        budget = ("budget", f"`--max_steps` (the schedule's length), the clock capped at `{spent.budget}`")
+        elapsed = ("elapsed (training)", seconds(spent.elapsed_s))
+    else:
+        budget = ("budget", f"`{spent.budget}` = {seconds(spent.budget_s)} of training")
+        elapsed = ("elapsed (training)", f"{seconds(spent.elapsed_s)} (overshoot {spent.overshoot_s:+.1f} s)")
     return [
-        ("budget", f"`{spent.budget}` = {seconds(spent.budget_s)} of training"),
-        ("elapsed (training)", f"{seconds(spent.elapsed_s)} (overshoot {spent.overshoot_s:+.1f} s)"),
+        budget,
+        elapsed,
         ("paused (not counted)", f"{seconds(spent.paused_s)}: {paused}"),
         ("data preparation (before the clock)", seconds(spent.data_preparation_s)),
         ("stopped by", f"`{spent.stop_reason}`"),

@@ -127,9 +127,12 @@ class HealStudyArguments:
                     f"{self.step_times} was measured for {sorted(measured.get('variants', {}))} at "
                     f"{measured.get('settings')}; this study needs {self.variants} at {step_time_settings(self)}."
                 )
-        tasks = dict(entry.split("=", 1) for entry in self.finetune_args if "=" in entry)
-        if len(tasks) != len(self.finetune_args) or set(tasks) - set(self.tasks):
+        if not all("=" in entry for entry in self.finetune_args) or set(self.finetune_args_by_task) - set(self.tasks):
             raise ValueError(f"--finetune_args: TASK=ARGUMENTS for tasks among {self.tasks}; got {self.finetune_args}.")
+
+    @property
+    def finetune_args_by_task(self) -> dict[str, list[str]]:
+        return {task: shlex.split(rest) for task, rest in (entry.split("=", 1) for entry in self.finetune_args)}
 
 
 @dataclass(frozen=True)
@@ -252,9 +255,8 @@ def unhealed_models(args: HealStudyArguments, variant: str) -> list[tuple[str, l
 
 
 def finetuning_step(args: HealStudyArguments, name: str, model_argv: list[str], task: str, seed: int) -> Step:
-    per_task = dict(entry.split("=", 1) for entry in args.finetune_args)
     output_dir = Path(args.runs_dir) / "finetuned" / f"{name}-{task}"
-    argv = [*model_argv, "--task", task, "--seed", str(seed), *shlex.split(per_task.get(task, ""))]
+    argv = [*model_argv, "--task", task, "--seed", str(seed), *args.finetune_args_by_task.get(task, [])]
     argv += ["--output_dir", str(output_dir), "--overwrite_output_dir"]
     return Step(output_dir.name, finetune.main, argv, output_dir / FinetuningRecord.FILE)
 
@@ -265,16 +267,15 @@ def plan(args: HealStudyArguments) -> list[Step]:
         for variant in args.variants:
             healed = healing_steps(args, variant, seed)
             steps += healed
-            students = [str(step.record.parent) for step in healed]
             covered = settings_covered(args, variant)
             encoders = {
-                "students": students,
+                "students": [str(step.record.parent) for step in healed],
                 "unhealed": [variant] if False in covered else [],
                 "unhealed_source_settings": [variant] if True in covered else [],
             }
-            probe_argv = ["--teacher", args.teacher, "--students", *students]
-            for keep in covered:
-                probe_argv += ["--unhealed_source_settings" if keep else "--unhealed", variant]
+            probe_argv = ["--teacher", args.teacher]
+            for name, values in encoders.items():
+                probe_argv += [f"--{name}", *values] if values else []
             probe_argv += ["--tasks", *args.tasks, "--seed", str(seed)]
             output = Path(args.results_dir) / f"probe-{variant}-seed{seed}.json"
             probe_argv += [*shlex.split(args.probe_args), "--output_file", str(output)]
