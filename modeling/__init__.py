@@ -1,7 +1,15 @@
 """HybridBERT models. Importing this package registers them for the Auto classes, so `save_pretrained` writes
 `auto_map` and copies the two modeling files: the saved folder loads anywhere with `trust_remote_code=True`."""
 
-from .configuration_hybrid_bert import MIXER_SPECS, SIZES, VARIANTS, HybridBertConfig, MixerSpec, register_mixer_spec
+from .configuration_hybrid_bert import (
+    CLASSIFIER_POOLINGS,
+    MIXER_SPECS,
+    SIZES,
+    VARIANTS,
+    HybridBertConfig,
+    MixerSpec,
+    register_mixer_spec,
+)
 from .modeling_hybrid_bert import (
     HybridBertForMaskedLM,
     HybridBertForQuestionAnswering,
@@ -20,6 +28,7 @@ HybridBertForTokenClassification.register_for_auto_class("AutoModelForTokenClass
 HybridBertForQuestionAnswering.register_for_auto_class("AutoModelForQuestionAnswering")
 
 __all__ = [
+    "CLASSIFIER_POOLINGS",
     "MIXER_SPECS",
     "MixerSpec",
     "register_mixer_spec",

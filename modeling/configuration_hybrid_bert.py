@@ -108,6 +108,7 @@ register_mixer_spec(
 
 NORM_STYLES = ("post", "pre", "sub")
 POSITION_EMBEDDING_TYPES = ("absolute", "sinusoidal")
+CLASSIFIER_POOLINGS = ("cls", "mean")
 
 # CPU-friendly sizes follow Google's BERT miniatures, but with at least 4 layers so that every hybrid layout
 # holds every mixer its variant names; `minilm` matches the pretrained all-MiniLM-L6-v2 checkpoint.
@@ -202,6 +203,9 @@ class HybridBertConfig(PreTrainedConfig):
     pooling_segment_max (`bool`, default false): PoNet's segment max-pooling branch: s_i = max of W_s x_j over the
         keys j of i's segment (the tokens between two [CLS]/[SEP] boundaries; each boundary token is a segment of its
         own), fused as y_i = (g + s_i) ∘ o_i + l_i. Needs `cls_token_id` and `sep_token_id`.
+    classifier_pooling (`str`, default `"cls"`): what the sequence-classification head reads: `"cls"` (BERT's pooler,
+        tanh(W h_[CLS])) or `"mean"` (the mean of the last hidden states over unpadded tokens, as ModernBERT offers; the
+        pooling a sentence encoder such as all-MiniLM-L6-v2 was trained with, whose [CLS] pooler never was).
     cls_token_id, sep_token_id (`int`): the tokenizer's [CLS] and [SEP], which delimit the pooling mixer's segments.
     variant, size (`str`, informational): the registry names this config was built from, if any.
 
@@ -242,6 +246,7 @@ class HybridBertConfig(PreTrainedConfig):
         pooling_key_as_value: bool = False,
         pooling_skip_boundaries: bool = False,
         pooling_segment_max: bool = False,
+        classifier_pooling: str = "cls",
         cls_token_id: int | None = None,
         sep_token_id: int | None = None,
         variant: str | None = None,
@@ -278,6 +283,7 @@ class HybridBertConfig(PreTrainedConfig):
         self.pooling_key_as_value = pooling_key_as_value
         self.pooling_skip_boundaries = pooling_skip_boundaries
         self.pooling_segment_max = pooling_segment_max
+        self.classifier_pooling = classifier_pooling
         self.cls_token_id = cls_token_id
         self.sep_token_id = sep_token_id
         self.variant = variant
@@ -295,6 +301,7 @@ class HybridBertConfig(PreTrainedConfig):
             _check_choice(f"mixer_types[{index}]", mixer, tuple(MIXER_SPECS))
         _check_choice("norm_style", self.norm_style, NORM_STYLES)
         _check_choice("position_embedding_type", self.position_embedding_type, POSITION_EMBEDDING_TYPES)
+        _check_choice("classifier_pooling", self.classifier_pooling, CLASSIFIER_POOLINGS)
         if not self.sinusoidal_amplitude > 0:
             raise ValueError(f"sinusoidal_amplitude={self.sinusoidal_amplitude} must be positive.")
         if self.hidden_size % self.num_attention_heads != 0:

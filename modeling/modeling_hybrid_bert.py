@@ -881,9 +881,19 @@ class HybridBertForMaskedLM(HybridBertPreTrainedModel):
         return output if return_dict else output.to_tuple()
 
 
+def _masked_mean(hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """The mean of `hidden` (batch, sequence, width) over the positions whose mask is 1 (all, without a mask)."""
+    if attention_mask is None:
+        return hidden.mean(dim=1)
+    weights = attention_mask[..., None].to(hidden.dtype)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
 class HybridBertForSequenceClassification(HybridBertPreTrainedModel):
-    """HybridBERT with BERT's classification head on the pooled [CLS] output. `config.problem_type` picks the loss
-    as in HF: regression (1 label), single-label (integer labels) or multi-label (float labels) classification."""
+    """HybridBERT with a classification head on the pooled sequence: BERT's pooled [CLS] output, or with
+    `config.classifier_pooling="mean"` the mean of the last hidden states over the attended tokens (then the model
+    has no [CLS] pooler). `config.problem_type` picks the loss as in HF: regression (1 label), single-label (integer
+    labels) or multi-label (float labels) classification."""
 
     # The loss is a per-batch mean; Trainer must not rescale it by a token count.
     accepts_loss_kwargs = False
@@ -891,7 +901,7 @@ class HybridBertForSequenceClassification(HybridBertPreTrainedModel):
     def __init__(self, config: HybridBertConfig):
         super().__init__(config)
         self.num_labels = config.num_labels
-        self.hybrid_bert = HybridBertModel(config)
+        self.hybrid_bert = HybridBertModel(config, add_pooling_layer=config.classifier_pooling == "cls")
         dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
@@ -914,7 +924,11 @@ class HybridBertForSequenceClassification(HybridBertPreTrainedModel):
             input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
             output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
         )  # fmt: skip
-        logits = self.classifier(self.dropout(outputs.pooler_output))
+        if self.config.classifier_pooling == "mean":
+            pooled = _masked_mean(outputs.last_hidden_state, attention_mask)
+        else:
+            pooled = outputs.pooler_output
+        logits = self.classifier(self.dropout(pooled))
 
         loss = None
         if labels is not None:

@@ -40,7 +40,7 @@ from transformers import BertConfig, Trainer, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
 
-from modeling import VARIANTS, HybridBertConfig, HybridBertForSequenceClassification
+from modeling import CLASSIFIER_POOLINGS, VARIANTS, HybridBertConfig, HybridBertForSequenceClassification
 from recipes import arguments as recipe_arguments
 from recipes import assets
 from recipes.arguments import RecipeTrainingArguments
@@ -84,6 +84,13 @@ class ModelArguments:
         metadata={
             "help": "With --convert_to: the BERT's settings (post-LN, its activation, learned positions) in the "
             "variant's layout, as recipes/distill.py --keep_source_settings"
+        },
+    )
+    classifier_pooling: str | None = field(
+        default=None,
+        metadata={
+            "help": f"What the classification head reads ({', '.join(CLASSIFIER_POOLINGS)}): BERT's [CLS] pooler, or "
+            "the mean of the last hidden states, the pooling of a sentence encoder (default: the checkpoint's, else cls)"
         },
     )
 
@@ -163,13 +170,16 @@ def build_classifier(
     from_scratch: bool,
     convert_to: str = "bert",
     conversion: dict | None = None,
+    classifier_pooling: str | None = None,
 ) -> HybridBertForSequenceClassification:
     """A classifier with the task's labels in its config, from the folder's weights or (from_scratch) at random init.
-    An HF BERT folder is converted with `from_bert` into `convert_to` (with the `conversion` config overrides)."""
+    An HF BERT folder is converted with `from_bert` into `convert_to` (with the `conversion` config overrides).
+    `classifier_pooling`, when given, replaces the checkpoint's."""
     labels = {
         "num_labels": len(label_names),
         "id2label": dict(enumerate(label_names)),
         "label2id": {name: i for i, name in enumerate(label_names)},
+        **({"classifier_pooling": classifier_pooling} if classifier_pooling is not None else {}),
     }
     if model_type(model_dir) == "bert":
         model = HybridBertForSequenceClassification.from_bert(
@@ -246,10 +256,12 @@ def train_selected(model, training_args, encoded: DatasetDict, tokenizer, metric
     return trainer, train_result, evaluations, selected_evaluation(evaluations, trainer.state.best_model_checkpoint)
 
 
-def training_settings(task_args: TaskArguments, training_args: FinetuningArguments) -> dict:
+def training_settings(model_args: ModelArguments, task_args: TaskArguments, training_args: FinetuningArguments) -> dict:
     """The settings recorded with a result: with the model, task, init and seed, what makes two fine-tunings the same
-    (the zoo re-runs one whose recorded settings differ from those it would use)."""
+    (the zoo and the healing study re-run one whose recorded settings differ from those it would use)."""
     return {
+        # Only when asked for: without it the head is the checkpoint's, as in every record made before the choice.
+        **({"classifier_pooling": model_args.classifier_pooling} if model_args.classifier_pooling else {}),
         # With a grid, the rate used is an outcome (the record's `learning_rate_search`), not a setting.
         "learning_rate": training_args.learning_rate if training_args.learning_rates is None else None,
         "learning_rate_grid": training_args.learning_rates,
@@ -291,6 +303,10 @@ def main(argv: list[str] | None = None) -> FinetuningRecord:
             raise ValueError(f"--convert_to {model_args.convert_to!r}: choose one of {', '.join(VARIANTS)}.")
     elif model_args.keep_source_settings:
         raise ValueError("--keep_source_settings needs --convert_to (the variant the BERT is converted into).")
+    if model_args.classifier_pooling not in (None, *CLASSIFIER_POOLINGS):
+        raise ValueError(
+            f"--classifier_pooling {model_args.classifier_pooling!r}: choose one of {', '.join(CLASSIFIER_POOLINGS)}."
+        )
     if not 8 <= task_args.max_seq_length <= model_config["max_position_embeddings"]:
         raise ValueError(
             f"--max_seq_length {task_args.max_seq_length} must be between 8 and the model's "
@@ -334,7 +350,13 @@ def finetune(model_args, task_args, training_args, task, model_dir: Path, tokeni
 
     def run(run_args: FinetuningArguments) -> tuple:
         set_seed(run_args.seed)  # the classifier head (and every weight, from scratch) is drawn from it
-        model = build_classifier(model_dir, label_names, model_args.from_scratch, *conversion(model_args, model_dir))
+        model = build_classifier(
+            model_dir,
+            label_names,
+            model_args.from_scratch,
+            *conversion(model_args, model_dir),
+            classifier_pooling=model_args.classifier_pooling,
+        )
         return train_selected(model, run_args, encoded, tokenizer, metrics)
 
     search = None
@@ -374,6 +396,7 @@ def finetune(model_args, task_args, training_args, task, model_dir: Path, tokeni
             "revision": model_args.model_revision,
             "variant": model.config.variant,
             "size": model.config.size,
+            "classifier_pooling": model.config.classifier_pooling,
             **(
                 {"converted": {"keep_source_settings": model_args.keep_source_settings}}
                 if model_args.convert_to
@@ -386,7 +409,7 @@ def finetune(model_args, task_args, training_args, task, model_dir: Path, tokeni
         test={**scores(test_metrics, "test"), "samples": len(encoded["test"])},
         validation=[{"epoch": e["epoch"], **scores(e, "eval"), "loss": e["eval_loss"]} for e in evaluations],
         majority_class=majority_class_baseline(splits["train"]["label"], splits["test"]["label"], metrics, label_names),
-        training=training_settings(task_args, training_args),
+        training=training_settings(model_args, task_args, training_args),
         learning_rate_search=search,
     )
     trainer.save_metrics("train", train_result.metrics)

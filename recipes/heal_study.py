@@ -25,6 +25,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -37,7 +38,7 @@ from recipes.cards import CARD_FILE
 from recipes.curves import CURVE_FILE
 from recipes.environment import device_name
 from recipes.heal_cards import write_healed_card
-from recipes.records import BUDGET_FILE, FinetuningRecord, read_json_object, write_json
+from recipes.records import BUDGET_FILE, FinetuningRecord, plain, read_json_object, write_json
 from recipes.tasks import offline_tasks
 
 OBJECTIVES = ("distillation", "mlm")
@@ -135,26 +136,34 @@ class HealStudyArguments:
         return {task: shlex.split(rest) for task, rest in (entry.split("=", 1) for entry in self.finetune_args)}
 
 
+def always_current(record: Path) -> bool:
+    return True
+
+
 @dataclass(frozen=True)
 class Step:
     """One recipe run: what it is, its entry point and arguments, and the record whose existence means it is done
-    (with `expected_arguments`, only while each of those list arguments in the record holds the planned values: a
-    probe must cover the encoders planned now)."""
+    while `current(record)` holds: the record is what the step would make now (a probe covers the encoders planned
+    now; a fine-tuning used the planned settings)."""
 
     name: str
     main: Callable[[list[str]], object]
     argv: list[str]
     record: Path
-    expected_arguments: dict | None = None
+    current: Callable[[Path], bool] = always_current
 
     @property
     def done(self) -> bool:
-        if not self.record.is_file():
-            return False
-        if self.expected_arguments is None:
-            return True
-        recorded = read_json_object(self.record, heal_table.PROBE_KIND).get("arguments", {})
-        return all(set(values) <= set(recorded.get(name) or []) for name, values in self.expected_arguments.items())
+        return self.record.is_file() and self.current(self.record)
+
+
+def probe_covers(encoders: dict[str, list[str]], record: Path) -> bool:
+    recorded = read_json_object(record, heal_table.PROBE_KIND).get("arguments", {})
+    return all(set(values) <= set(recorded.get(name) or []) for name, values in encoders.items())
+
+
+def finetuned_with(training: dict, record: Path) -> bool:
+    return FinetuningRecord.read(record).training == training
 
 
 def step_time_settings(args: HealStudyArguments) -> dict:
@@ -258,7 +267,10 @@ def finetuning_step(args: HealStudyArguments, name: str, model_argv: list[str], 
     output_dir = Path(args.runs_dir) / "finetuned" / f"{name}-{task}"
     argv = [*model_argv, "--task", task, "--seed", str(seed), *args.finetune_args_by_task.get(task, [])]
     argv += ["--output_dir", str(output_dir), "--overwrite_output_dir"]
-    return Step(output_dir.name, finetune.main, argv, output_dir / FinetuningRecord.FILE)
+    training = plain(finetune.training_settings(*finetune.parse_args(argv)))
+    return Step(
+        output_dir.name, finetune.main, argv, output_dir / FinetuningRecord.FILE, partial(finetuned_with, training)
+    )
 
 
 def plan(args: HealStudyArguments) -> list[Step]:
@@ -279,7 +291,7 @@ def plan(args: HealStudyArguments) -> list[Step]:
             probe_argv += ["--tasks", *args.tasks, "--seed", str(seed)]
             output = Path(args.results_dir) / f"probe-{variant}-seed{seed}.json"
             probe_argv += [*shlex.split(args.probe_args), "--output_file", str(output)]
-            steps.append(Step(output.name, probe.main, probe_argv, output, encoders))
+            steps.append(Step(output.name, probe.main, probe_argv, output, partial(probe_covers, encoders)))
             for task in args.tasks:
                 for step in healed:
                     steps.append(finetuning_step(args, step.name, ["--model", str(step.record.parent)], task, seed))

@@ -213,6 +213,11 @@ def test_non_positive_sinusoidal_amplitude_raises(amplitude):
         HybridBertConfig.from_variant("hbert-v1", "tiny", sinusoidal_amplitude=amplitude)
 
 
+def test_unknown_classifier_pooling_raises_naming_the_valid_values():
+    with pytest.raises(ValueError, match=r"classifier_pooling='max' is not valid; choose one of 'cls', 'mean'"):
+        HybridBertConfig.from_variant("bert", "tiny", classifier_pooling="max")
+
+
 def test_drop_mask_without_mask_token_id_raises():
     """drop_mask=True without mask_token_id raises ValueError naming mask_token_id."""
     with pytest.raises(ValueError, match="mask_token_id"):

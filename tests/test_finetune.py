@@ -215,12 +215,25 @@ def test_unhealed_conversion_of_a_bert_folder_finetunes(bert_dir, tmp_path):
     [
         (["--convert_to", "hbert-v9"], "--convert_to 'hbert-v9': choose one of bert, addbert"),
         (["--keep_source_settings"], "--keep_source_settings needs --convert_to"),
+        (["--classifier_pooling", "max"], "--classifier_pooling 'max': choose one of cls, mean"),
     ],
 )
 def test_bad_conversion_fails_before_writing(bert_dir, tmp_path, arguments, message):
     with pytest.raises(ValueError, match=message):
         main(["--model", str(bert_dir), *QUICK, *arguments, "--output_dir", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()
+
+
+def test_mean_pooling_classifier_of_a_converted_bert_is_recorded_and_saved(bert_dir, tmp_path):
+    """--classifier_pooling mean fine-tunes a head on mean-pooled states: the saved config and the record say so,
+    and the saved classifier has no [CLS] pooler weights."""
+    record = main([
+        "--model", str(bert_dir), "--classifier_pooling", "mean", *QUICK, "--max_train_samples", "64",
+        "--num_train_epochs", "1", "--output_dir", str(tmp_path / "out"),
+    ])  # fmt: skip
+    assert record.model["classifier_pooling"] == "mean"
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["classifier_pooling"] == "mean"
+    assert not any("pooler" in key for key in load_file(tmp_path / "out" / "model.safetensors"))
 
 
 def test_conversion_needs_a_bert_checkpoint(run_dir, tmp_path):

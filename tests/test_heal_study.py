@@ -59,6 +59,12 @@ def test_study_runs_once_gathers_records_and_writes_the_table(teacher_dir, train
     # a study with more rows probes again: the recorded probe does not cover the new student and conversion
     wider = {step.name: step.done for step in main([*argv, "--settings", "own", "source", "--dry_run"])}
     assert not wider["probe-hbert-v1-seed1.json"] and wider[run]
+    # another fine-tuning protocol fine-tunes again; the healing runs and probes stand
+    protocol = argv.index("--finetune_args") + 1
+    argv[protocol] += " --classifier_pooling mean"
+    again = {step.name: step.done for step in main([*argv, "--dry_run"])}
+    assert again[run] and again["probe-hbert-v1-seed1.json"]
+    assert not any(done for name, done in again.items() if name.endswith("-trec"))
 
 
 def test_bad_arguments_are_refused_before_anything_runs():

@@ -307,6 +307,30 @@ def test_classification_padded_row_matches_alone(architecture):
     torch.testing.assert_close(batched[2], alone[0], atol=ATOL, rtol=0)
 
 
+def test_mean_pooled_classifier_reads_the_mean_of_attended_tokens(architecture):
+    """With classifier_pooling="mean" the logits are the classifier applied to the mean of the last hidden states
+    over each row's attended tokens (computed here by a loop over rows), the model has no [CLS] pooler, and a padded
+    row scores as the sequence alone."""
+    model = seeded(HybridBertForSequenceClassification, architecture_config(architecture, num_labels=3))
+    mean_model = seeded(
+        HybridBertForSequenceClassification, architecture_config(architecture, num_labels=3, classifier_pooling="mean")
+    )
+    assert model.hybrid_bert.pooler is not None and mean_model.hybrid_bert.pooler is None
+    input_ids, attention_mask = padded_batch(boundaries=True)
+    with torch.no_grad():
+        logits = mean_model(input_ids=input_ids, attention_mask=attention_mask).logits
+        hidden = mean_model.hybrid_bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        expected = torch.stack([
+            mean_model.classifier(hidden[row, : int(attention_mask[row].sum())].mean(dim=0))
+            for row in range(len(input_ids))
+        ])  # fmt: skip
+        length = int(attention_mask[2].sum())
+        alone = mean_model(input_ids=input_ids[2:3, :length]).logits
+    assert attention_mask.sum(dim=1).unique().numel() > 1  # rows of different lengths: the mask matters
+    torch.testing.assert_close(logits, expected, atol=ATOL, rtol=0)
+    torch.testing.assert_close(logits[2], alone[0], atol=ATOL, rtol=0)
+
+
 # --- bad input ---------------------------------------------------------------------------------------------------
 
 

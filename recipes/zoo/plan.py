@@ -100,8 +100,7 @@ def finetuning_done(record_path: Path, planned: FinetuningKey) -> bool:
 def planned_finetuning(
     argv: list[str], task: str, init: str, seed: int, pretraining_run_key: str | None
 ) -> FinetuningKey:
-    _, task_args, training_args = finetune.parse_args(argv)
-    training = plain(finetune.training_settings(task_args, training_args))
+    training = plain(finetune.training_settings(*finetune.parse_args(argv)))
     return FinetuningKey(task, init, seed, pretraining_run_key, training)
 
 
