@@ -5,9 +5,11 @@
 
 For each seed and variant, the plan is: heal the variant made from the teacher by distillation for `--steps` steps
 (with the variant's settings, and for `--source_settings_variants` also keeping the teacher's) and, with
-`--objectives mlm`, by MLM for `--mlm_steps`; probe every healed student beside the teacher and the unhealed
-conversions (`recipes/probe.py`); fine-tune each healed student, each unhealed conversion (`recipes.finetune
---convert_to`) and the teacher on every task with the seed. Budgets are step counts, so a rerun trains the same
+`--objectives mlm`, by MLM at the same settings for the steps that take the same wall-clock (`--step_times`); probe
+every healed student beside the teacher and the unhealed conversions (`recipes/probe.py`); fine-tune each healed
+student, each unhealed conversion (`recipes.finetune --convert_to`) and the teacher on every task with the seed
+(`--finetune` picks which of these are fine-tuned; the probe measures all). A fine-tuning whose record was made with
+other settings (`--finetune_args`) is made again. Budgets are step counts, so a rerun trains the same
 models whatever else the machine does; the clock (`--budget` in `--training_args`) only caps a runaway run. A step
 whose record exists is skipped, so the same command resumes the study; stopping one mid-run loses only that run (the
 recipes resume from their checkpoints). The records (no weights) are gathered into `--results_dir`, the table
@@ -45,6 +47,7 @@ OBJECTIVES = ("distillation", "mlm")
 RUN_LABELS = {"distillation": "distill", "mlm": "mlm"}  # in run folder names
 CURVE_FILES = {"distillation": [distill.AGREEMENT_CURVE_FILE, "agreement_curve.png"], "mlm": [CURVE_FILE]}
 SETTINGS = ("own", "source")
+FINETUNED_ENCODERS = (*OBJECTIVES, "unhealed", "teacher")
 STEP_TIMES_FILE, STEP_TIMES_KIND = "step_times.json", "step-time record"
 
 
@@ -93,10 +96,17 @@ class HealStudyArguments:
     probe_args: str = field(default="--max_train_samples 2000", metadata={"help": "Arguments of every probe"})
     finetune_args: list[str] = field(
         default_factory=lambda: [
-            "trec=--num_train_epochs 4",
-            "wiki-topics=--num_train_epochs 3 --max_train_samples 2000",
+            "trec=--num_train_epochs 4 --classifier_pooling mean",
+            "wiki-topics=--num_train_epochs 3 --max_train_samples 2000 --classifier_pooling mean",
         ],
         metadata={"help": "TASK=ARGUMENTS of recipes/finetune.py per task"},
+    )
+    finetune: list[str] = field(
+        default_factory=lambda: list(FINETUNED_ENCODERS),
+        metadata={
+            "help": f"Which encoders are fine-tuned on --tasks ({', '.join(FINETUNED_ENCODERS)}: the students of "
+            "each objective, the unhealed conversions, the teacher); the probe measures all of them"
+        },
     )
     runs_dir: str = "runs/heal"
     results_dir: str = "results/heal"
@@ -111,6 +121,7 @@ class HealStudyArguments:
             ("--objectives", self.objectives, OBJECTIVES),
             ("--settings", self.settings, SETTINGS),
             ("--tasks", self.tasks, offline_tasks()),
+            ("--finetune", self.finetune, FINETUNED_ENCODERS),
         ):
             unknown = [value for value in values if value not in valid]
             if unknown:
@@ -122,11 +133,12 @@ class HealStudyArguments:
                     "distillation steps into the MLM steps that take the same wall-clock."
                 )
             measured = read_json_object(self.step_times, STEP_TIMES_KIND)
-            missing = [variant for variant in self.variants if variant not in measured.get("variants", {})]
+            needed = planned_step_times_keys(self)
+            missing = [key for key in needed if key not in measured.get("variants", {})]
             if missing or measured.get("settings") != step_time_settings(self):
                 raise ValueError(
                     f"{self.step_times} was measured for {sorted(measured.get('variants', {}))} at "
-                    f"{measured.get('settings')}; this study needs {self.variants} at {step_time_settings(self)}."
+                    f"{measured.get('settings')}; this study needs {needed} at {step_time_settings(self)}."
                 )
         if not all("=" in entry for entry in self.finetune_args) or set(self.finetune_args_by_task) - set(self.tasks):
             raise ValueError(f"--finetune_args: TASK=ARGUMENTS for tasks among {self.tasks}; got {self.finetune_args}.")
@@ -182,26 +194,41 @@ def healing_argv(
     """The distill.py or pretrain.py arguments of one healing run, and its entry point."""
     common = ["--variant", variant, "--seed", str(seed), "--max_steps", str(count), *shlex.split(args.training_args)]
     common += ["--output_dir", str(run_dir), "--overwrite_output_dir"]
+    settings = ["--keep_source_settings"] if keep else []
     if objective == "distillation":
-        return distill.main, ["--teacher", args.teacher, *(["--keep_source_settings"] if keep else []), *common]
-    return pretrain.main, ["--init_from", args.teacher, *common]
+        return distill.main, ["--teacher", args.teacher, *settings, *common]
+    return pretrain.main, ["--init_from", args.teacher, *settings, *common]
 
 
 def healing_steps(args: HealStudyArguments, variant: str, seed: int) -> list[Step]:
     steps = []
     for objective in args.objectives:
-        for keep in settings_covered(args, variant) if objective == "distillation" else (False,):
-            count = args.steps if objective == "distillation" else mlm_steps(args, variant)
-            settings = "-source-settings" if keep else ""
-            label = f"{variant}-{teacher_name(args)}-{RUN_LABELS[objective]}{settings}-{count}steps-seed{seed}"
+        for keep in settings_covered(args, variant):
+            count = args.steps if objective == "distillation" else mlm_steps(args, variant, keep)
+            label = (
+                f"{variant}-{teacher_name(args)}-{RUN_LABELS[objective]}{settings_label(keep)}-{count}steps-seed{seed}"
+            )
             run_dir = Path(args.runs_dir) / label
             entry, argv = healing_argv(args, variant, objective, keep, seed, count, run_dir)
             steps.append(Step(label, entry, argv, run_dir / BUDGET_FILE))
     return steps
 
 
-def mlm_steps(args: HealStudyArguments, variant: str) -> int:
-    return read_json_object(args.step_times, STEP_TIMES_KIND)["variants"][variant]["mlm_steps"]
+def settings_label(keep: bool) -> str:
+    return "-source-settings" if keep else ""
+
+
+def step_times_key(variant: str, keep: bool) -> str:
+    """A variant's entry in the step-time record: its own settings under its name, the teacher's under a suffix."""
+    return variant + settings_label(keep)
+
+
+def planned_step_times_keys(args: HealStudyArguments) -> list[str]:
+    return [step_times_key(variant, keep) for variant in args.variants for keep in settings_covered(args, variant)]
+
+
+def mlm_steps(args: HealStudyArguments, variant: str, keep: bool) -> int:
+    return read_json_object(args.step_times, STEP_TIMES_KIND)["variants"][step_times_key(variant, keep)]["mlm_steps"]
 
 
 def training_device(args: HealStudyArguments) -> torch.device:
@@ -210,34 +237,40 @@ def training_device(args: HealStudyArguments) -> torch.device:
     return torch.accelerator.current_accelerator()
 
 
-def measure_step_times(args: HealStudyArguments) -> dict:
-    """Seconds per training step of each variant's distillation and MLM healing, from alternating short runs of the
-    two recipes (the budget clock's training time over the steps; the order alternates between rounds, so a change in
-    the machine's load falls on both), and the MLM steps that take the time of --steps distillation steps."""
-    times = {variant: {objective: [] for objective in OBJECTIVES} for variant in args.variants}
+def measure_step_times(args: HealStudyArguments, earlier: dict | None = None) -> dict:
+    """Seconds per training step of each planned variant's (and settings') distillation and MLM healing, from
+    alternating short runs of the two recipes (the budget clock's training time over the steps; the order alternates
+    between rounds, so a change in the machine's load falls on both), and the MLM steps that take the time of --steps
+    distillation steps. Entries of an `earlier` record made at the same settings are kept unless measured again."""
+    times = {}
     with tempfile.TemporaryDirectory() as scratch:
         for round_index in range(args.measure_rounds):
             for variant in args.variants:
-                for objective in OBJECTIVES if round_index % 2 == 0 else OBJECTIVES[::-1]:
-                    run_dir = Path(scratch) / f"{variant}-{objective}-{round_index}"
-                    entry, argv = healing_argv(args, variant, objective, False, 0, args.measure_steps, run_dir)
-                    spent = entry([*argv, "--num_eval_points", "0", "--max_eval_samples", "16"])
-                    times[variant][objective].append(spent["elapsed_s"] / spent["steps"])
-    variants = {}
-    for variant, measured in times.items():
+                for keep in settings_covered(args, variant):
+                    key = step_times_key(variant, keep)
+                    measured = times.setdefault(key, {objective: [] for objective in OBJECTIVES})
+                    for objective in OBJECTIVES if round_index % 2 == 0 else OBJECTIVES[::-1]:
+                        run_dir = Path(scratch) / f"{key}-{objective}-{round_index}"
+                        entry, argv = healing_argv(args, variant, objective, keep, 0, args.measure_steps, run_dir)
+                        spent = entry([*argv, "--num_eval_points", "0", "--max_eval_samples", "16"])
+                        measured[objective].append(spent["elapsed_s"] / spent["steps"])
+    measured_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    variants = dict(earlier["variants"]) if earlier and earlier.get("settings") == step_time_settings(args) else {}
+    for key, measured in times.items():
         distillation, mlm = (statistics.median(measured[objective]) for objective in OBJECTIVES)
-        variants[variant] = {
+        variants[key] = {
             "distillation_s_per_step": distillation,
             "mlm_s_per_step": mlm,
             "runs_s_per_step": measured,
             "mlm_steps": max(1, math.floor(args.steps * distillation / mlm)),
+            "measured_at": measured_at,
         }
     return {
         "settings": step_time_settings(args),
         "protocol": {"steps_per_run": args.measure_steps, "rounds": args.measure_rounds},
         "variants": variants,
         "device": device_name(training_device(args)),
-        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "measured_at": measured_at,
     }
 
 
@@ -292,18 +325,24 @@ def plan(args: HealStudyArguments) -> list[Step]:
             output = Path(args.results_dir) / f"probe-{variant}-seed{seed}.json"
             probe_argv += [*shlex.split(args.probe_args), "--output_file", str(output)]
             steps.append(Step(output.name, probe.main, probe_argv, output, partial(probe_covers, encoders)))
+            students = [step for step in healed if healing_objective(step) in args.finetune]
+            unhealed = unhealed_models(args, variant) if "unhealed" in args.finetune else []
             for task in args.tasks:
-                for step in healed:
+                for step in students:
                     steps.append(finetuning_step(args, step.name, ["--model", str(step.record.parent)], task, seed))
-                for name, convert in unhealed_models(args, variant):
+                for name, convert in unhealed:
                     steps.append(
                         finetuning_step(args, f"{name}-seed{seed}", ["--model", args.teacher, *convert], task, seed)
                     )
-        for task in args.tasks:
+        for task in args.tasks if "teacher" in args.finetune else []:
             steps.append(
                 finetuning_step(args, f"{teacher_name(args)}-seed{seed}", ["--model", args.teacher], task, seed)
             )
     return steps
+
+
+def healing_objective(step: Step) -> str:
+    return "distillation" if step.main is distill.main else "mlm"
 
 
 def gather(step: Step, results_dir: Path) -> None:
@@ -315,8 +354,7 @@ def gather(step: Step, results_dir: Path) -> None:
     elif step.main is not probe.main:
         run_dir, destination = step.record.parent, results_dir / "runs" / step.name
         destination.mkdir(parents=True, exist_ok=True)
-        objective = "distillation" if step.main is distill.main else "mlm"
-        for name in [BUDGET_FILE, CONFIG_NAME, *CURVE_FILES[objective]]:
+        for name in [BUDGET_FILE, CONFIG_NAME, *CURVE_FILES[healing_objective(step)]]:
             if (run_dir / name).is_file():
                 shutil.copyfile(run_dir / name, destination / name)
 
@@ -324,7 +362,9 @@ def gather(step: Step, results_dir: Path) -> None:
 def main(argv: list[str] | None = None) -> list[Step]:
     (args,) = HfArgumentParser(HealStudyArguments).parse_args_into_dataclasses(argv)
     if args.measure_step_times:
-        path = write_json(Path(args.results_dir) / STEP_TIMES_FILE, measure_step_times(args))
+        path = Path(args.results_dir) / STEP_TIMES_FILE
+        earlier = read_json_object(path, STEP_TIMES_KIND) if path.is_file() else None
+        path = write_json(path, measure_step_times(args, earlier))
         print(f"Step times written to {path}.", flush=True)
         return []
     steps = plan(args)

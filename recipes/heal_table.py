@@ -77,6 +77,8 @@ class Collected:
     rows: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
     rows_by_run_key: dict[str, str] = field(default_factory=dict)
+    # per task, the fine-tuning settings every record shares, and the record that set them
+    finetuning_settings: dict[str, tuple[dict, str]] = field(default_factory=dict)
 
     def see(self, row: str, task: str | None = None) -> None:
         if row not in self.rows:
@@ -132,6 +134,12 @@ def collect(args: HealTableArguments) -> Collected:
         collect_probe(collected, path)
     for path in args.finetuned:
         record = FinetuningRecord.read(path)
+        settings, first = collected.finetuning_settings.setdefault(record.task, (record.training, path))
+        if record.training != settings:
+            raise ValueError(
+                f"{path} was fine-tuned with {record.training}, {first} with {settings}: one table compares one "
+                f"fine-tuning protocol per task; leave out the records of the other."
+            )
         row, seed = finetuned_row(collected, record, path)
         collected.see(row, record.task)
         collected.finetuned.add(row, record.task, seed, record.test["accuracy"], path)
@@ -175,7 +183,31 @@ def summarise(collected: Collected, confidence: float) -> dict:
         ratios = collected.latency_ratio.get(row)
         entry["latency_ratio"] = statistics.fmean(ratios) if ratios else None
         rows[row] = entry
-    return {"confidence": confidence, "latency_seq": collected.latency_seq, "tasks": collected.tasks, "rows": rows}
+    return {
+        "confidence": confidence,
+        "latency_seq": collected.latency_seq,
+        "tasks": collected.tasks,
+        "finetuning": {task: settings for task, (settings, _) in collected.finetuning_settings.items()},
+        "rows": rows,
+    }
+
+
+def protocol_text(task: str, settings: dict) -> str:
+    """One task's fine-tuning protocol in words, from the settings its records share."""
+    head = "mean-pooled" if settings.get("classifier_pooling") == "mean" else "[CLS]-pooler"
+    samples = (
+        f"{settings['max_train_samples']:,} training examples" if settings["max_train_samples"] else "full training set"
+    )
+    grid = settings.get("learning_rate_grid")
+    rate = (
+        f"lr chosen on validation from {', '.join(f'{r:g}' for r in grid)}"
+        if grid
+        else f"lr {settings['learning_rate']:g}"
+    )
+    return (
+        f"{task}: {head} classifier, {samples}, {settings['num_train_epochs']:g} epochs at {rate}, "
+        f"batch {settings['batch_size']}, {settings['max_seq_length']} tokens, epoch kept by validation {settings['selected_by']}"
+    )
 
 
 def cell(result: dict | None, is_teacher: bool) -> str:
@@ -210,6 +242,9 @@ def markdown(summarised: dict) -> str:
         "frozen mean-pooled embeddings, logistic regression. Agreement: mean cosine with the teacher's embeddings of "
         "the test texts."
     )
+    if summarised.get("finetuning"):
+        protocols = "; ".join(protocol_text(task, settings) for task, settings in summarised["finetuning"].items())
+        legend += f" Fine-tuned: {protocols}."
     return "\n".join(markdown_table(header, body)) + "\n\n" + legend + "\n"
 
 

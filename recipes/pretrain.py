@@ -250,6 +250,7 @@ def pretrain(
         training={
             **settings,
             "init_from": model_args.init_from,
+            **({"keep_source_settings": True} if model_args.keep_source_settings else {}),
             "model_name_or_path": model_args.model_name_or_path,
             "model_revision": model_args.model_revision,
             **({"calibration": calibration} if calibration else {}),

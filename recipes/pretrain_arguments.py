@@ -59,6 +59,13 @@ class ModelArguments:
             "help": "With --init_from: also copy FFNs and norms that have a counterpart (false: embeddings and self-attention only)"
         },
     )
+    keep_source_settings: bool = field(
+        default=False,
+        metadata={
+            "help": "With --init_from: the BERT's settings (post-LN, its activation, learned positions, FFN biases) in "
+            "the variant's layout, as recipes/distill.py --keep_source_settings"
+        },
+    )
     pretraining_dropout: float = field(
         default=0.0,
         metadata={

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, BertConfig
 
 from modeling import HybridBertConfig, HybridBertForMaskedLM
 from recipes import assets
@@ -70,10 +70,16 @@ def requested_config(model_args: ModelArguments, tokenizer=None, start: Path | N
             model_args.variant or "bert", size=model_args.size or "mini", **fields
         ).to_dict()
     source = read_config(start)
+    fields = {**converted_settings(model_args, start), **fields}
     dimensions = {name: source[name] for name in SOURCE_DIMENSIONS if name in source and name not in fields}
     config = HybridBertConfig.from_variant(model_args.variant or "bert", size="base", **dimensions, **fields).to_dict()
     config.pop("size")  # follows the source, like its other dimensions
     return config
+
+
+def converted_settings(model_args: ModelArguments, start: Path) -> dict:
+    """With --keep_source_settings, the --init_from BERT's settings (`start`, its folder), which the overrides win over."""
+    return source_settings(BertConfig.from_pretrained(start)) if model_args.keep_source_settings else {}
 
 
 def load_tokenizer(model_args: ModelArguments, start: Path | None = None):
@@ -93,7 +99,8 @@ def resolve_start(model_args: ModelArguments) -> Path | None:
     (--model_name_or_path) or an HF BERT it converts (--init_from); None for fresh weights."""
     if model_args.model_name_or_path:
         new_model_arguments = (
-            "variant", "size", "config_overrides", "init_from", "drop_mask", "pretraining_dropout",
+            "variant", "size", "config_overrides", "init_from", "keep_source_settings", "drop_mask",
+            "pretraining_dropout",
         )  # fmt: skip
         new_model = [name for name in new_model_arguments if getattr(model_args, name)]
         if new_model:
@@ -106,6 +113,8 @@ def resolve_start(model_args: ModelArguments) -> Path | None:
             folder = resolve_model(reference, model_args.model_revision, f"--{argument}")
             require_model_type(folder, model_types, f"--{argument}", reference, hint=hint)
             return folder
+    if model_args.keep_source_settings:
+        raise ValueError("--keep_source_settings needs --init_from (the BERT whose settings the hybrid keeps).")
     if model_args.model_revision:
         raise ValueError(
             "--model_revision applies to a Hub repo id in --model_name_or_path or --init_from; neither is given."
@@ -134,7 +143,10 @@ def build_model(model_args: ModelArguments, tokenizer, start: Path | None = None
     variant = model_args.variant or "bert"
     if model_args.init_from:
         model = HybridBertForMaskedLM.from_bert(
-            start, variant=variant, copy_ffn_and_norms=model_args.copy_ffn_and_norms, **fields
+            start,
+            variant=variant,
+            copy_ffn_and_norms=model_args.copy_ffn_and_norms,
+            **{**converted_settings(model_args, start), **fields},
         )
         if model_args.size and model.config.size != model_args.size:
             raise ValueError(

@@ -16,13 +16,15 @@ from transformers import BertModel
 
 from modeling import HybridBertModel
 from push_to_hub import main as push_main
+from recipes.assets import default_tokenizer
 from recipes.distill import distillation_loss, hidden_state_distance, main
 from recipes.heal_cards import build_healed_card
 from recipes.heal_table import main as heal_table_main
+from recipes.pretrain_arguments import ModelArguments
 from recipes.probe import agreement, linear_probe
 from recipes.probe import main as probe_main
 from recipes.showcase import main as showcase_main
-from recipes.starting_model import source_settings
+from recipes.starting_model import build_model, requested_config, resolve_start, source_settings
 
 REPO = Path(__file__).resolve().parents[1]
 SEQ = 32
@@ -80,6 +82,23 @@ def test_source_settings_are_bert_settings_in_the_hybrid_layout(teacher_dir):
     assert (config.norm_style, config.hidden_act, config.ffn_bias, config.position_embedding_type) == (
         "post", "gelu", True, "absolute",
     )  # fmt: skip
+
+
+def test_mlm_healing_keeps_the_source_settings_when_asked(teacher_dir):
+    """pretrain --init_from --keep_source_settings builds the hybrid with the BERT's settings, as distillation does;
+    the flag without --init_from is refused."""
+    model_args = ModelArguments(variant="hbert-v1", init_from=str(teacher_dir), keep_source_settings=True)
+    start = resolve_start(model_args)
+    model = build_model(model_args, default_tokenizer(), start)
+    expected = ("post", "gelu", True, "absolute")
+    for config in (model.config.to_dict(), requested_config(model_args, start=start)):
+        assert (config["norm_style"], config["hidden_act"], config["ffn_bias"], config["position_embedding_type"]) == (
+            expected
+        )
+    own = build_model(ModelArguments(variant="hbert-v1", init_from=str(teacher_dir)), default_tokenizer(), start)
+    assert own.config.norm_style == "sub"
+    with pytest.raises(ValueError, match="--keep_source_settings needs --init_from"):
+        resolve_start(ModelArguments(variant="hbert-v1", keep_source_settings=True))
 
 
 @pytest.fixture(scope="module")

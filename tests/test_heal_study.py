@@ -65,6 +65,10 @@ def test_study_runs_once_gathers_records_and_writes_the_table(teacher_dir, train
     again = {step.name: step.done for step in main([*argv, "--dry_run"])}
     assert again[run] and again["probe-hbert-v1-seed1.json"]
     assert not any(done for name, done in again.items() if name.endswith("-trec"))
+    # --finetune picks which encoders are fine-tuned; the healing runs and probes are planned as before
+    students_only = [step.name for step in main([*argv, "--finetune", "distillation", "--dry_run"])]
+    assert [name for name in students_only if name.endswith("-trec")] == [f"{run}-trec", f"{run[:-1]}2-trec"]
+    assert len(students_only) == 2 * 3
 
 
 def test_bad_arguments_are_refused_before_anything_runs():
@@ -72,23 +76,34 @@ def test_bad_arguments_are_refused_before_anything_runs():
         main(["--variants", "hbert-v3", "--dry_run"])
     with pytest.raises(ValueError, match="needs --step_times"):
         main(["--objectives", "mlm", "--dry_run"])
+    with pytest.raises(ValueError, match="--finetune: \\['students'\\] not among"):
+        main(["--finetune", "students", "--dry_run"])
     with pytest.raises(ValueError, match="--finetune_args: TASK=ARGUMENTS"):
         main(["--finetune_args", "sst2=--num_train_epochs 1", "--dry_run"])
 
 
 @pytest.mark.slow
 def test_measured_step_times_set_the_mlm_runs_steps(teacher_dir, train_file, tmp_path):
-    """--measure_step_times times both objectives per variant; a study with MLM healing then plans each variant's
-    MLM run for the steps that take the distillation's wall-clock, and refuses a record measured at other settings."""
+    """--measure_step_times times both objectives per variant and settings; a study with MLM healing then plans each
+    MLM run, with the distillation's settings, for the steps that take the distillation's wall-clock, and refuses a
+    record measured at other settings. Measuring more keeps what was measured before."""
     argv = study_argv(teacher_dir, train_file, tmp_path)
-    assert main([*argv, "--measure_step_times", "--measure_steps", "2", "--measure_rounds", "1"]) == []
+    measure = ["--measure_step_times", "--measure_steps", "2", "--measure_rounds", "1"]
+    assert main([*argv, *measure]) == []
     record_path = tmp_path / "results" / "step_times.json"
-    measured = json.loads(record_path.read_text())["variants"]["hbert-v1"]
+    measured = json.loads(record_path.read_text())["variants"]["hbert-v1-source-settings"]
     assert len(measured["runs_s_per_step"]["distillation"]) == len(measured["runs_s_per_step"]["mlm"]) == 1
     expected = max(1, int(3 * measured["distillation_s_per_step"] / measured["mlm_s_per_step"]))
     assert measured["mlm_steps"] == expected
     study = [*argv, "--objectives", "distillation", "mlm", "--step_times", str(record_path), "--dry_run"]
-    names = [step.name for step in main(study)]
-    assert f"hbert-v1-{teacher_dir.name}-mlm-{expected}steps-seed1" in names
+    mlm = {step.name: step for step in main(study)}[
+        f"hbert-v1-{teacher_dir.name}-mlm-source-settings-{expected}steps-seed1"
+    ]
+    assert "--keep_source_settings" in mlm.argv and "--init_from" in mlm.argv
+    with pytest.raises(ValueError, match="needs \\['hbert-v1', 'hbert-v1-source-settings'\\]"):
+        main([*study, "--settings", "own", "source"])
+    assert main([*argv, *measure, "--settings", "own"]) == []
+    record = json.loads(record_path.read_text())["variants"]
+    assert sorted(record) == ["hbert-v1", "hbert-v1-source-settings"] and record["hbert-v1-source-settings"] == measured
     with pytest.raises(ValueError, match="was measured for"):
         main([*study, "--steps", "4"])

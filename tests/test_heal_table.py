@@ -38,6 +38,13 @@ def probe_record(seed: int, run_key: str, teacher: float, student: float, unheal
     }
 
 
+TRAINING = {
+    "classifier_pooling": "mean", "learning_rate": 5e-05, "learning_rate_grid": None, "batch_size": 64,
+    "num_train_epochs": 4.0, "max_steps": -1, "max_seq_length": 128, "max_train_samples": None, "split_seed": 42,
+    "selected_by": "macro_f1",
+}  # fmt: skip
+
+
 def finetuned_record(seed: int, accuracy: float, run_key: str | None = None, converted: dict | None = None, **kw):
     pretraining = None
     if run_key is not None:
@@ -67,7 +74,7 @@ def finetuned_record(seed: int, accuracy: float, run_key: str | None = None, con
         test={"accuracy": accuracy, "macro_f1": accuracy, "samples": 500},
         validation=[],
         majority_class={"label": "DESC", "accuracy": 0.2, "macro_f1": 0.05},
-        training={},
+        training=kw.get("training", TRAINING),
     )
 
 
@@ -116,6 +123,10 @@ def test_rows_pool_seeds_and_pair_them_with_the_teacher(records, tmp_path):
     assert unhealed["latency_ratio"] == pytest.approx(1.1) and summarised["latency_seq"] == 512
     text = output.read_text()
     assert "| hbert-v1, not healed | 71.0 ± 1.0 (n=3);" in text and "88.9%" in text
+    assert (
+        "Fine-tuned: trec: mean-pooled classifier, full training set, 4 epochs at lr 5e-05, batch 64, 128 tokens"
+        in text
+    )
     assert json.loads(output.with_suffix(".json").read_text()) == json.loads(json.dumps(summarised))
 
 
@@ -127,6 +138,9 @@ def test_records_that_cannot_be_placed_are_refused(records, tmp_path):
     mismatched = str(finetuned_record(2, 0.9, run_key="key1", trained_seed=1).write(tmp_path / "mismatched.json"))
     with pytest.raises(ValueError, match="fine-tune each student with its own seed"):
         main(["--probes", *probes, "--finetuned", mismatched])
+    other_protocol = finetuned_record(3, 0.9, run_key="key3", training={**TRAINING, "classifier_pooling": "cls"})
+    with pytest.raises(ValueError, match="one table compares one fine-tuning protocol per task"):
+        main(["--probes", *probes, "--finetuned", *records[1], str(other_protocol.write(tmp_path / "cls.json"))])
     with pytest.raises(ValueError, match="a second score"):
         main(["--probes", probes[0], probes[0]])
     old = tmp_path / "old.json"
