@@ -35,7 +35,7 @@ from recipes.cards import (
 from recipes.curves import load_curve
 from recipes.distill import AGREEMENT_CURVE_FILE
 from recipes.environment import portable_path
-from recipes.heal_table import TEACHER, row_name
+from recipes.heal_table import TEACHER, protocol_text, row_name
 from recipes.markdown import seconds
 from recipes.probe import describe_student
 from recipes.records import PretrainingRecord, read_json_object
@@ -94,6 +94,9 @@ def evaluation_context(table_json: str | Path, row: str) -> dict | None:
         "tasks": tasks,
         "latency_seq": table["latency_seq"],
         "latency_ratio": "–" if ratio is None else f"{ratio:.2f}×",
+        "finetuning": "; ".join(
+            protocol_text(task, settings) for task, settings in table.get("finetuning", {}).items()
+        ),
     }
 
 

@@ -198,6 +198,7 @@ def protocol_text(task: str, settings: dict) -> str:
     samples = (
         f"{settings['max_train_samples']:,} training examples" if settings["max_train_samples"] else "full training set"
     )
+    epochs = settings["num_train_epochs"]
     grid = settings.get("learning_rate_grid")
     rate = (
         f"lr chosen on validation from {', '.join(f'{r:g}' for r in grid)}"
@@ -205,7 +206,7 @@ def protocol_text(task: str, settings: dict) -> str:
         else f"lr {settings['learning_rate']:g}"
     )
     return (
-        f"{task}: {head} classifier, {samples}, {settings['num_train_epochs']:g} epochs at {rate}, "
+        f"{task}: {head} classifier, {samples}, {epochs:g} epoch{'s' if epochs != 1 else ''} at {rate}, "
         f"batch {settings['batch_size']}, {settings['max_seq_length']} tokens, epoch kept by validation {settings['selected_by']}"
     )
 

@@ -39,6 +39,7 @@ def test_study_runs_once_gathers_records_and_writes_the_table(teacher_dir, train
     ]  # fmt: skip
     card = tmp_path / "cards" / run / "README.md"
     assert f"# {run}" in card.read_text() and regenerate(card) == card.read_text()  # from the gathered records alone
+    assert "(trec: [CLS]-pooler classifier, 32 training examples, 1 epoch at lr 5e-05" in card.read_text()
     assert stale_cards(tmp_path / "cards") == []
     assert len(list((results / "finetuned").glob("*.json"))) == 2 * 3
     table = json.loads((results / "table.json").read_text())
