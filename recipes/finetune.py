@@ -45,7 +45,7 @@ from recipes import arguments as recipe_arguments
 from recipes import assets
 from recipes.arguments import RecipeTrainingArguments
 from recipes.input_files import check_weights, read_config
-from recipes.records import FinetuningRecord, PretrainingIdentity, PretrainingRecord
+from recipes.records import FinetuningRecord, PretrainingIdentity, PretrainingRecord, plain
 from recipes.references import folder_tokenizer, model_type, resolve_model
 from recipes.run_dir import check_holds_run, claim_output_dir, entries, replace_run
 from recipes.starting_model import source_settings
@@ -279,6 +279,11 @@ def training_settings(model_args: ModelArguments, task_args: TaskArguments, trai
 
 def parse_args(argv: list[str] | None):
     return recipe_arguments.parse_args((ModelArguments, TaskArguments, FinetuningArguments), argv)
+
+
+def planned_training_settings(argv: list[str]) -> dict:
+    """The settings a run with these arguments would record, as its record reads back: what a plan compares."""
+    return plain(training_settings(*parse_args(argv)))
 
 
 def pretraining_identity(model_dir: Path) -> PretrainingIdentity | None:

@@ -40,7 +40,7 @@ from recipes.cards import CARD_FILE
 from recipes.curves import CURVE_FILE
 from recipes.environment import device_name
 from recipes.heal_cards import write_healed_card
-from recipes.records import BUDGET_FILE, FinetuningRecord, plain, read_json_object, write_json
+from recipes.records import BUDGET_FILE, FinetuningRecord, read_json_object, write_json
 from recipes.tasks import offline_tasks
 
 OBJECTIVES = ("distillation", "mlm")
@@ -255,7 +255,10 @@ def measure_step_times(args: HealStudyArguments, earlier: dict | None = None) ->
                         spent = entry([*argv, "--num_eval_points", "0", "--max_eval_samples", "16"])
                         measured[objective].append(spent["elapsed_s"] / spent["steps"])
     measured_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    variants = dict(earlier["variants"]) if earlier and earlier.get("settings") == step_time_settings(args) else {}
+    variants = {}
+    if earlier and earlier.get("settings") == step_time_settings(args):
+        # each kept entry says when it was measured; records from before per-entry dates carry the record's date
+        variants = {key: {"measured_at": earlier["measured_at"], **entry} for key, entry in earlier["variants"].items()}
     for key, measured in times.items():
         distillation, mlm = (statistics.median(measured[objective]) for objective in OBJECTIVES)
         variants[key] = {
@@ -300,7 +303,7 @@ def finetuning_step(args: HealStudyArguments, name: str, model_argv: list[str], 
     output_dir = Path(args.runs_dir) / "finetuned" / f"{name}-{task}"
     argv = [*model_argv, "--task", task, "--seed", str(seed), *args.finetune_args_by_task.get(task, [])]
     argv += ["--output_dir", str(output_dir), "--overwrite_output_dir"]
-    training = plain(finetune.training_settings(*finetune.parse_args(argv)))
+    training = finetune.planned_training_settings(argv)
     return Step(
         output_dir.name, finetune.main, argv, output_dir / FinetuningRecord.FILE, partial(finetuned_with, training)
     )

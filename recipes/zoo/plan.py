@@ -9,7 +9,7 @@ from pathlib import Path
 
 from recipes import finetune, pretrain
 from recipes.budget import parse_budget
-from recipes.records import FinetuningKey, FinetuningRecord, PretrainingRecord, plain
+from recipes.records import FinetuningKey, FinetuningRecord, PretrainingRecord
 from recipes.runs import run_name, split_variant
 from recipes.zoo.arguments import HEADLINE_VARIANTS, INITS, REFERENCE_DIR, SCRATCH, ZooArguments
 
@@ -100,8 +100,7 @@ def finetuning_done(record_path: Path, planned: FinetuningKey) -> bool:
 def planned_finetuning(
     argv: list[str], task: str, init: str, seed: int, pretraining_run_key: str | None
 ) -> FinetuningKey:
-    training = plain(finetune.training_settings(*finetune.parse_args(argv)))
-    return FinetuningKey(task, init, seed, pretraining_run_key, training)
+    return FinetuningKey(task, init, seed, pretraining_run_key, finetune.planned_training_settings(argv))
 
 
 def finetuning_argv(model: str, task: str, seed: int, output_dir: Path, args: ZooArguments, *extra: str) -> list[str]:
