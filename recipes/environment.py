@@ -13,14 +13,18 @@ import torch
 
 PACKAGES = ("torch", "transformers", "accelerate", "datasets", "evaluate", "deepspeed", "safetensors", "tokenizers")
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Tracked paths whose changes leave a run's computation unchanged (git pathspecs).
+NOT_CODE = (":(exclude)results", ":(exclude)model_cards", ":(exclude,glob)**/*.md")
 
 
 def git_commit(repo: Path = REPO_ROOT) -> str:
-    """HEAD's hash, with '+dirty' when tracked files differ from it ('unknown' outside a git checkout)."""
+    """HEAD's hash, with '+dirty' when tracked files other than results and prose differ from it ('unknown' outside a
+    git checkout): a study's runs write results, cards and README tables while later runs start, and those files do not
+    change what a run computes."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True)
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *NOT_CODE],
             cwd=repo,
             capture_output=True,
             text=True,

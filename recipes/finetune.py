@@ -33,7 +33,6 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import evaluate
 import numpy as np
 from datasets import DatasetDict
 from transformers import BertConfig, Trainer, set_seed
@@ -44,15 +43,15 @@ from modeling import CLASSIFIER_POOLINGS, VARIANTS, HybridBertConfig, HybridBert
 from recipes import arguments as recipe_arguments
 from recipes import assets
 from recipes.arguments import RecipeTrainingArguments
+from recipes.environment import git_commit
 from recipes.input_files import check_weights, read_config
 from recipes.records import FinetuningRecord, PretrainingIdentity, PretrainingRecord, plain
 from recipes.references import folder_tokenizer, model_type, resolve_model
 from recipes.run_dir import check_holds_run, claim_output_dir, entries, replace_run
 from recipes.starting_model import source_settings
+from recipes.stats import classification_metrics, one_class
 from recipes.tasks import TASKS, get_task, load_task
 
-METRICS_DIR = Path(__file__).resolve().parent / "metrics"
-METRICS = ("accuracy", "f1")  # accuracy (the paper's metric) and macro-F1
 MODEL_TYPES = ("hybrid_bert", "bert")
 # What marks a folder as a fine-tuning run of this project (`--overwrite_output_dir` replaces only such a folder).
 RUN_RECORD_FILES = (FinetuningRecord.FILE, "all_results.json")
@@ -351,7 +350,7 @@ def finetune(model_args, task_args, training_args, task, model_dir: Path, tokeni
     if task_args.max_train_samples is not None:
         train = train.shuffle(seed=training_args.seed).select(range(min(task_args.max_train_samples, len(train))))
     encoded = tokenize(DatasetDict({**splits, "train": train}), tokenizer, task_args.max_seq_length)
-    metrics = evaluate.combine([str(METRICS_DIR / name) for name in METRICS])
+    metrics = classification_metrics()
 
     def run(run_args: FinetuningArguments) -> tuple:
         set_seed(run_args.seed)  # the classifier head (and every weight, from scratch) is drawn from it
@@ -385,7 +384,8 @@ def finetune(model_args, task_args, training_args, task, model_dir: Path, tokeni
         trainer.args.output_dir = str(output_dir)
     model = trainer.model
     trainer.save_model(output_dir)  # the selected model: the best epoch on validation, or the last
-    test_metrics = trainer.evaluate(encoded["test"], metric_key_prefix="test")
+    test_prediction = trainer.predict(encoded["test"], metric_key_prefix="test")
+    test_metrics = test_prediction.metrics
     if trainer.is_world_process_zero():
         for leftover in [*output_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*"), *output_dir.glob("lr-*")]:
             shutil.rmtree(leftover)
@@ -411,11 +411,16 @@ def finetune(model_args, task_args, training_args, task, model_dir: Path, tokeni
         pretraining=pretraining_identity(model_dir),
         epochs=trainer.state.epoch,  # as trained: --max_steps may end training before --num_train_epochs
         train_samples=len(encoded["train"]),
-        test={**scores(test_metrics, "test"), "samples": len(encoded["test"])},
+        test={
+            **scores(test_metrics, "test"),
+            "one_class": one_class(test_prediction.predictions.argmax(-1).tolist()),
+            "samples": len(encoded["test"]),
+        },
         validation=[{"epoch": e["epoch"], **scores(e, "eval"), "loss": e["eval_loss"]} for e in evaluations],
         majority_class=majority_class_baseline(splits["train"]["label"], splits["test"]["label"], metrics, label_names),
         training=training_settings(model_args, task_args, training_args),
         learning_rate_search=search,
+        git_commit=git_commit(),
     )
     trainer.save_metrics("train", train_result.metrics)
     trainer.save_metrics("eval", {k: v for k, v in selected.items() if k.startswith("eval_")})

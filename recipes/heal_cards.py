@@ -35,7 +35,7 @@ from recipes.cards import (
 from recipes.curves import load_curve
 from recipes.distill import AGREEMENT_CURVE_FILE
 from recipes.environment import portable_path
-from recipes.heal_table import TEACHER, protocol_text, row_name
+from recipes.heal_table import TEACHER, agreement_text, protocol_text, row_name
 from recipes.markdown import seconds
 from recipes.probe import describe_student
 from recipes.records import PretrainingRecord, read_json_object
@@ -71,7 +71,6 @@ def evaluation_context(table_json: str | Path, row: str) -> dict | None:
     for task, scores in entry["tasks"].items():
         for kind in ("probe", "finetuned"):
             seeds |= set((scores[kind] or {}).get("seeds", []))
-        agreement = scores["agreement"]
         tasks.append(
             {
                 "name": task,
@@ -79,7 +78,7 @@ def evaluation_context(table_json: str | Path, row: str) -> dict | None:
                 "teacher_probe": share_text(teacher["tasks"][task]["probe"], with_share=False),
                 "finetuned": share_text(scores["finetuned"]),
                 "teacher_finetuned": share_text(teacher["tasks"][task]["finetuned"], with_share=False),
-                "agreement": "–" if agreement is None else f"{agreement:.3f}",
+                "agreement": agreement_text(scores["agreement"]),
                 "probe_mean": (scores["probe"] or {}).get("mean"),
                 "finetuned_mean": (scores["finetuned"] or {}).get("mean"),
                 "seed_count": len((scores["probe"] or {}).get("seeds", [])),

@@ -72,6 +72,8 @@ class Collected:
     probe: Scores = field(default_factory=Scores)
     finetuned: Scores = field(default_factory=Scores)
     agreement: Scores = field(default_factory=Scores)
+    # per row and task, the seeds whose fine-tuned model answered one class for every test example
+    one_class: dict[str, dict[str, list[int]]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(list)))
     latency_ratio: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     latency_seq: int | None = None
     rows: list[str] = field(default_factory=list)
@@ -143,19 +145,28 @@ def collect(args: HealTableArguments) -> Collected:
         row, seed = finetuned_row(collected, record, path)
         collected.see(row, record.task)
         collected.finetuned.add(row, record.task, seed, record.test["accuracy"], path)
+        if record.test.get("one_class"):
+            collected.one_class[row][record.task].append(seed)
     return collected
 
 
-def summary(scores: dict[int, float], teacher: dict[int, float], confidence: float) -> dict | None:
-    """Mean, sd, seeds; and the share of the teacher's score, paired by seed, with its interval (from 2 pairs)."""
+def spread(scores: dict[int, float]) -> dict | None:
+    """Seeds, mean and sd (from 2 seeds) of one score per seed."""
     if not scores:
         return None
     values = list(scores.values())
-    result = {
+    return {
         "seeds": sorted(scores),
         "mean": statistics.fmean(values),
         "sd": statistics.stdev(values) if len(values) > 1 else None,
     }
+
+
+def summary(scores: dict[int, float], teacher: dict[int, float], confidence: float) -> dict | None:
+    """Mean, sd, seeds; and the share of the teacher's score, paired by seed, with its interval (from 2 pairs)."""
+    result = spread(scores)
+    if result is None:
+        return None
     shares = [scores[seed] / teacher[seed] for seed in sorted(scores) if seed in teacher]
     if shares:
         result["share_of_teacher"] = {"mean": statistics.fmean(shares), "pairs": len(shares)}
@@ -178,8 +189,8 @@ def summarise(collected: Collected, confidence: float) -> dict:
                 )
                 for kind in ("probe", "finetuned")
             }
-            agreements = list(collected.agreement.by_row[row][task].values())
-            entry["tasks"][task]["agreement"] = statistics.fmean(agreements) if agreements else None
+            entry["tasks"][task]["agreement"] = spread(collected.agreement.by_row[row][task])
+            entry["tasks"][task]["one_class_seeds"] = sorted(collected.one_class[row][task])
         ratios = collected.latency_ratio.get(row)
         entry["latency_ratio"] = statistics.fmean(ratios) if ratios else None
         rows[row] = entry
@@ -211,11 +222,22 @@ def protocol_text(task: str, settings: dict) -> str:
     )
 
 
+def agreement_text(result: dict | None) -> str:
+    """An agreement's mean ± sd over seeds, as the table and the cards write it."""
+    if result is None:
+        return "–"
+    return f"{result['mean']:.3f}" + (f" ± {result['sd']:.3f}" if result["sd"] is not None else "")
+
+
+def one_class_text(seeds: list[int]) -> str:
+    return f" ⚠ one class (seed {', '.join(map(str, seeds))})" if seeds else ""
+
+
 def cell(result: dict | None, is_teacher: bool) -> str:
     if result is None:
         return "–"
-    spread = f" ± {100 * result['sd']:.1f}" if result["sd"] is not None else ""
-    text = f"{100 * result['mean']:.1f}{spread} (n={len(result['seeds'])})"
+    deviation = f" ± {100 * result['sd']:.1f}" if result["sd"] is not None else ""
+    text = f"{100 * result['mean']:.1f}{deviation} (n={len(result['seeds'])})"
     share = result.get("share_of_teacher")
     if is_teacher or share is None:
         return text
@@ -233,15 +255,16 @@ def markdown(summarised: dict) -> str:
         line = [row]
         for task in summarised["tasks"]:
             scores = entry["tasks"][task]
-            line += [cell(scores["probe"], row == TEACHER), cell(scores["finetuned"], row == TEACHER)]
-            line.append("–" if scores["agreement"] is None else f"{scores['agreement']:.3f}")
+            finetuned = cell(scores["finetuned"], row == TEACHER) + one_class_text(scores["one_class_seeds"])
+            line += [cell(scores["probe"], row == TEACHER), finetuned, agreement_text(scores["agreement"])]
         line.append(ratio(entry["latency_ratio"]))
         body.append(line)
     legend = (
         f"Accuracy on the test split, % (mean ± sd over seeds, n seeds); after ';' the share of the teacher's accuracy "
         f"paired by seed, with its {100 * summarised['confidence']:.0f}% Student-t interval over seeds. Probe: "
         "frozen mean-pooled embeddings, logistic regression. Agreement: mean cosine with the teacher's embeddings of "
-        "the test texts."
+        "the test texts (mean ± sd over seeds). ⚠ one class: a fine-tuned model that gave every test example the same "
+        "class, at the seeds named."
     )
     if summarised.get("finetuning"):
         protocols = "; ".join(protocol_text(task, settings) for task, settings in summarised["finetuning"].items())

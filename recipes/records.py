@@ -296,12 +296,13 @@ class FinetuningRecord:
     pretraining: PretrainingIdentity | None
     epochs: float
     train_samples: int
-    test: dict  # {"accuracy", "macro_f1", "samples"}
+    test: dict  # {"accuracy", "macro_f1", "one_class", "samples"} ("one_class" from records of 2026-12-02 on)
     validation: list[dict]
     majority_class: dict  # {"label", "accuracy", "macro_f1"}
     training: dict
     # With a learning-rate grid: per rate, the validation scores of its selected epoch (the record's model is the best).
     learning_rate_search: list[dict] | None = None
+    git_commit: str | None = None  # the code that fine-tuned (recipes.environment.git_commit); older records lack it
 
     @staticmethod
     def downstream_path(run_dir: str | Path, task: str, init: str, seed: int) -> Path:
@@ -324,8 +325,10 @@ class FinetuningRecord:
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
-        if data["learning_rate_search"] is None:
-            del data["learning_rate_search"]  # only a grid run has one; records without keep their format
+        # only a grid run has a search, and older records no commit: records without them keep their format
+        for optional in ("learning_rate_search", "git_commit"):
+            if data[optional] is None:
+                del data[optional]
         return data
 
     def write(self, path: str | Path) -> Path:

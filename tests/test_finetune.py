@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from transformers import BertConfig, BertModel, pipeline
 
 from recipes import assets
+from recipes.environment import git_commit
 from recipes.finetune import (
     FinetuningArguments,
     build_classifier,
@@ -88,7 +89,7 @@ def test_finetuning_beats_the_majority_class(finetuned):
     _, record = finetuned
     majority = record.majority_class
     assert majority["label"] == "ENTY" and majority["accuracy"] == pytest.approx(TREC_TEST_ENTY / 500)
-    assert record.test["samples"] == 500
+    assert record.test["samples"] == 500 and record.test["one_class"] is False
     assert record.test["accuracy"] > majority["accuracy"] + 0.1, record.test
     assert record.test["macro_f1"] > majority["macro_f1"] + 0.1, record.test
     assert [point["epoch"] for point in record.validation] == [1.0, 2.0, 3.0]
@@ -110,6 +111,7 @@ def test_results_are_written_and_read_back(finetuned, run_dir):
     assert results["test"]["test_macro_f1"] == record.test["macro_f1"]
     assert results["all"] == {**results["train"], **results["eval"], **results["test"]}
 
+    assert record.git_commit == git_commit()  # the code that fine-tuned
     assert FinetuningRecord.read(output_dir / "downstream_record.json") == record
     assert FinetuningRecord.read(run_dir / "downstream" / "trec" / "pretrained-seed42.json") == record
     budget = json.loads((run_dir / "budget.json").read_text())
@@ -276,6 +278,7 @@ def test_learning_rate_grid_keeps_the_rate_that_scores_best_on_validation(run_di
     assert results["test"]["test_macro_f1"] == record.test["macro_f1"]
     assert record.test["macro_f1"] > record.majority_class["macro_f1"] + 0.1
     assert not [*output_dir.glob("lr-*"), *output_dir.glob("checkpoint-*")]  # only the kept model is left
+    assert record.git_commit == git_commit()  # the code that fine-tuned
     assert FinetuningRecord.read(output_dir / "downstream_record.json") == record
 
 

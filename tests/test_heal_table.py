@@ -71,7 +71,7 @@ def finetuned_record(seed: int, accuracy: float, run_key: str | None = None, con
         pretraining=pretraining,
         epochs=3.0,
         train_samples=4900,
-        test={"accuracy": accuracy, "macro_f1": accuracy, "samples": 500},
+        test={"accuracy": accuracy, "macro_f1": accuracy, "samples": 500, **kw.get("test", {})},
         validation=[],
         majority_class={"label": "DESC", "accuracy": 0.2, "macro_f1": 0.05},
         training=kw.get("training", TRAINING),
@@ -95,7 +95,7 @@ def records(tmp_path):
         "minilm-2": finetuned_record(2, 0.92),
         "student-1": finetuned_record(1, 0.90, run_key="key1"),
         "student-2": finetuned_record(2, 0.89, run_key="key2"),
-        "unhealed-1": finetuned_record(1, 0.80, converted={"keep_source_settings": False}),
+        "unhealed-1": finetuned_record(1, 0.80, converted={"keep_source_settings": False}, test={"one_class": True}),
     }.items():
         finetuned.append(str(record.write(tmp_path / f"{name}.json")))
     return probes, finetuned
@@ -121,8 +121,14 @@ def test_rows_pool_seeds_and_pair_them_with_the_teacher(records, tmp_path):
         {"mean": 0.80 / 0.90, "pairs": 1}
     )
     assert unhealed["latency_ratio"] == pytest.approx(1.1) and summarised["latency_seq"] == 512
+    # the one-class flag where a record sets it; a record without the flag (older records) flags nothing
+    assert unhealed["tasks"]["trec"]["one_class_seeds"] == [1] and student["one_class_seeds"] == []
+    assert student["agreement"]["seeds"] == [1, 2, 3]
+    assert (student["agreement"]["mean"], student["agreement"]["sd"]) == pytest.approx((0.5, 0.0))
     text = output.read_text()
-    assert "| hbert-v1, not healed | 71.0 ± 1.0 (n=3);" in text and "88.9%" in text
+    assert (
+        "| hbert-v1, not healed | 71.0 ± 1.0 (n=3);" in text and "88.9% ⚠ one class (seed 1) | 0.500 ± 0.000 |" in text
+    )
     assert (
         "Fine-tuned: trec: mean-pooled classifier, full training set, 4 epochs at lr 5e-05, batch 64, 128 tokens"
         in text
