@@ -61,9 +61,15 @@ class Scores:
         default_factory=lambda: defaultdict(lambda: defaultdict(dict))
     )
 
-    def add(self, row: str, task: str, seed: int, value: float, source: str) -> None:
-        if seed in self.by_row[row][task]:
-            raise ValueError(f"{source}: a second score for {row!r} on {task} at seed {seed}.")
+    def add(self, row: str, task: str, seed: int, value: float, source: str, repeatable: bool = False) -> None:
+        """A `repeatable` score may come again in another record if it is the same (the teacher, probed with the same
+        seed beside each variant); any other second score for a row, task and seed is an error."""
+        earlier = self.by_row[row][task].get(seed)
+        if earlier is not None:
+            if repeatable and earlier == value:
+                return
+            different = f", {value} after {earlier}," if repeatable else ""
+            raise ValueError(f"{source}: a second score{different} for {row!r} on {task} at seed {seed}.")
         self.by_row[row][task][seed] = value
 
 
@@ -102,8 +108,9 @@ def collect_probe(collected: Collected, path: str) -> None:
             collected.rows_by_run_key[described["run_key"]] = row
         for task, scores in record["tasks"].items():
             collected.see(row, task)
-            collected.probe.add(row, task, described["seed"], scores[name]["accuracy"], path)
-            collected.agreement.add(row, task, described["seed"], scores[name]["agreement"], path)
+            repeatable = described["kind"] == TEACHER
+            for kind, score in (("probe", "accuracy"), ("agreement", "agreement")):
+                getattr(collected, kind).add(row, task, described["seed"], scores[name][score], path, repeatable)
         collected.latency_ratio[row].append(record["latency_ms"][longest][name]["ratio_vs"][TEACHER])
 
 

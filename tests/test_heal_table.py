@@ -149,6 +149,20 @@ def test_records_that_cannot_be_placed_are_refused(records, tmp_path):
         main(["--probes", *probes, "--finetuned", *records[1], str(other_protocol.write(tmp_path / "cls.json"))])
     with pytest.raises(ValueError, match="a second score"):
         main(["--probes", probes[0], probes[0]])
+    # the teacher is probed beside every variant: the same score again is one measurement, another one is an error
+    beside = probe_record(1, "other-key", 0.80, 0.5, 0.5)
+    beside["encoders"] = {
+        name: {**described, "variant": "addbert"} if described["kind"] != "teacher" else described
+        for name, described in beside["encoders"].items()
+    }
+    (tmp_path / "addbert.json").write_text(json.dumps(beside))
+    summarised = main(["--probes", *probes, str(tmp_path / "addbert.json")])
+    assert summarised["rows"]["teacher"]["tasks"]["trec"]["probe"]["seeds"] == [1, 2, 3]
+    assert summarised["rows"]["addbert, not healed"]["tasks"]["trec"]["probe"]["mean"] == 0.5
+    beside["tasks"]["trec"]["teacher"]["accuracy"] = 0.81
+    (tmp_path / "addbert.json").write_text(json.dumps(beside))
+    with pytest.raises(ValueError, match="a second score, 0.81 after 0.8, for 'teacher' on trec at seed 1"):
+        main(["--probes", *probes, str(tmp_path / "addbert.json")])
     old = tmp_path / "old.json"
     old.write_text(json.dumps({k: v for k, v in probe_record(1, "k", 0.8, 0.8, 0.7).items() if k != "encoders"}))
     with pytest.raises(ValueError, match="describes no encoders"):
