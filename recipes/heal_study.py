@@ -169,6 +169,12 @@ class Step:
         return self.record.is_file() and self.current(self.record)
 
 
+def trained_for(steps: int, record: Path) -> bool:
+    """Whether a healing run's record is of a run that made its planned steps (one stopped by a signal, or by the
+    wall-clock fallback, also leaves a record; the study runs it again)."""
+    return read_json_object(record, "budget record").get("steps") == steps
+
+
 def probe_covers(encoders: dict[str, list[str]], record: Path) -> bool:
     recorded = read_json_object(record, heal_table.PROBE_KIND).get("arguments", {})
     return all(set(values) <= set(recorded.get(name) or []) for name, values in encoders.items())
@@ -210,7 +216,7 @@ def healing_steps(args: HealStudyArguments, variant: str, seed: int) -> list[Ste
             )
             run_dir = Path(args.runs_dir) / label
             entry, argv = healing_argv(args, variant, objective, keep, seed, count, run_dir)
-            steps.append(Step(label, entry, argv, run_dir / BUDGET_FILE))
+            steps.append(Step(label, entry, argv, run_dir / BUDGET_FILE, partial(trained_for, count)))
     return steps
 
 
