@@ -176,8 +176,13 @@ def trained_for(steps: int, record: Path) -> bool:
 
 
 def probe_covers(encoders: dict[str, list[str]], record: Path) -> bool:
-    recorded = read_json_object(record, heal_table.PROBE_KIND).get("arguments", {})
-    return all(set(values) <= set(recorded.get(name) or []) for name, values in encoders.items())
+    """Whether a probe record measured every encoder planned now, each student as it is now: a student trained again
+    (say after a run stopped short of its steps) has another description (steps, run key), and is probed again."""
+    probed = read_json_object(record, heal_table.PROBE_KIND)
+    recorded = probed.get("arguments", {})
+    planned = all(set(values) <= set(recorded.get(name) or []) for name, values in encoders.items())
+    described = probed.get("encoders", {})
+    return planned and all(described.get(path) == probe.describe_student(path) for path in encoders["students"])
 
 
 def finetuned_with(training: dict, record: Path) -> bool:

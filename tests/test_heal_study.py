@@ -57,12 +57,19 @@ def test_study_runs_once_gathers_records_and_writes_the_table(teacher_dir, train
     )
     assert (results / "table.md").read_text().startswith("| encoder | trec probe | trec fine-tuned |")
     assert all(step.done for step in main([*argv, "--dry_run"]))  # the same command again runs nothing
-    # a healing run stopped before its steps (a signal, the session's end) left a record: it runs again
+    # a healing run stopped before its steps (a signal, the session's end) left a record: it runs again, and so does
+    # the probe that measured it, also when the run was made again by an earlier invocation
     record_file = tmp_path / "runs" / run / "budget.json"
     complete = record_file.read_text()
     record_file.write_text(json.dumps({**json.loads(complete), "steps": 2, "stop_reason": "signal"}))
-    assert {step.name for step in main([*argv, "--dry_run"]) if not step.done} == {run}
+    assert {step.name for step in main([*argv, "--dry_run"]) if not step.done} == {run, "probe-hbert-v1-seed1.json"}
     record_file.write_text(complete)
+    probe_file = results / "probe-hbert-v1-seed1.json"
+    probed = json.loads(probe_file.read_text())
+    probe_file.write_text(json.dumps({**probed, "encoders": {**probed["encoders"], str(tmp_path / "runs" / run): {
+        **probed["encoders"][str(tmp_path / "runs" / run)], "steps": 2}}}))
+    assert {step.name for step in main([*argv, "--dry_run"]) if not step.done} == {"probe-hbert-v1-seed1.json"}
+    probe_file.write_text(json.dumps(probed))
     # a study with more rows probes again: the recorded probe does not cover the new student and conversion
     wider = {step.name: step.done for step in main([*argv, "--settings", "own", "source", "--dry_run"])}
     assert not wider["probe-hbert-v1-seed1.json"] and wider[run]
