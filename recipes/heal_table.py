@@ -80,6 +80,8 @@ class Collected:
     agreement: Scores = field(default_factory=Scores)
     # per row and task, the seeds whose fine-tuned model answered one class for every test example
     one_class: dict[str, dict[str, list[int]]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(list)))
+    # fine-tuning records made before they carried the one-class flag: not checked
+    unflagged: int = 0
     latency_ratio: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     latency_seq: int | None = None
     rows: list[str] = field(default_factory=list)
@@ -152,7 +154,9 @@ def collect(args: HealTableArguments) -> Collected:
         row, seed = finetuned_row(collected, record, path)
         collected.see(row, record.task)
         collected.finetuned.add(row, record.task, seed, record.test["accuracy"], path)
-        if record.test.get("one_class"):
+        if "one_class" not in record.test:
+            collected.unflagged += 1
+        elif record.test["one_class"]:
             collected.one_class[row][record.task].append(seed)
     return collected
 
@@ -200,11 +204,16 @@ def summarise(collected: Collected, confidence: float) -> dict:
             entry["tasks"][task]["one_class_seeds"] = sorted(collected.one_class[row][task])
         ratios = collected.latency_ratio.get(row)
         entry["latency_ratio"] = statistics.fmean(ratios) if ratios else None
+        entry["latency_ratio_range"] = [min(ratios), max(ratios)] if ratios else None
         rows[row] = entry
     return {
         "confidence": confidence,
         "latency_seq": collected.latency_seq,
         "tasks": collected.tasks,
+        "finetuned_records": sum(
+            len(by_seed) for tasks in collected.finetuned.by_row.values() for by_seed in tasks.values()
+        ),
+        "unflagged_finetuned_records": collected.unflagged,
         "finetuning": {task: settings for task, (settings, _) in collected.finetuning_settings.items()},
         "rows": rows,
     }
@@ -264,15 +273,25 @@ def markdown(summarised: dict) -> str:
             scores = entry["tasks"][task]
             finetuned = cell(scores["finetuned"], row == TEACHER) + one_class_text(scores["one_class_seeds"])
             line += [cell(scores["probe"], row == TEACHER), finetuned, agreement_text(scores["agreement"])]
-        line.append(ratio(entry["latency_ratio"]))
+        low, high = entry["latency_ratio_range"] or (None, None)
+        spread_text = f" ({ratio(low)}–{ratio(high)})" if ratio(low) != ratio(high) else ""
+        line.append(ratio(entry["latency_ratio"]) + spread_text)
         body.append(line)
     legend = (
         f"Accuracy on the test split, % (mean ± sd over seeds, n seeds); after ';' the share of the teacher's accuracy "
-        f"paired by seed, with its {100 * summarised['confidence']:.0f}% Student-t interval over seeds. Probe: "
+        f"paired by seed, with its {100 * summarised['confidence']:.0f}% Student-t interval over seeds (every seed "
+        "is scored on the same test rows: the interval leaves out which rows the test split holds). Probe: "
         "frozen mean-pooled embeddings, logistic regression. Agreement: mean cosine with the teacher's embeddings of "
-        "the test texts (mean ± sd over seeds). ⚠ one class: a fine-tuned model that gave every test example the same "
-        "class, at the seeds named."
+        "the test texts (mean ± sd over seeds). Latency: mean over the probe records' interleaved timings, with their "
+        "range. ⚠ one class: a fine-tuned model that gave every test example the same class, at the seeds named"
     )
+    unflagged = summarised.get("unflagged_finetuned_records")
+    if unflagged:
+        legend += (
+            f" ({unflagged} of the {summarised['finetuned_records']} fine-tuning records predate this flag and are "
+            "not checked)"
+        )
+    legend += "."
     if summarised.get("finetuning"):
         protocols = "; ".join(protocol_text(task, settings) for task, settings in summarised["finetuning"].items())
         legend += f" Fine-tuned: {protocols}."

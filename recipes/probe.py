@@ -31,7 +31,7 @@ from modeling import HybridBertModel
 from recipes import assets
 from recipes.benchmark.harness import VOCAB_SIZE, BenchmarkArguments, compare, inference_step, random_batch
 from recipes.distill import load_teacher
-from recipes.environment import device_name, package_versions
+from recipes.environment import device_name, git_commit, load_average, package_versions
 from recipes.markdown import markdown_table
 from recipes.pretrain_arguments import ModelArguments
 from recipes.records import PretrainingRecord, write_json, write_text_atomic
@@ -215,7 +215,9 @@ def main(argv: list[str] | None = None) -> dict:
         },
         "device": device_name("cpu"),
         "threads": torch.get_num_threads(),
+        "load_average": load_average(),
         "versions": package_versions(),
+        "git_commit": git_commit(),
     }
     table = markdown(results)
     print(table, flush=True)

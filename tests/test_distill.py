@@ -18,6 +18,7 @@ from modeling import HybridBertModel
 from push_to_hub import main as push_main
 from recipes.assets import default_tokenizer
 from recipes.distill import distillation_loss, hidden_state_distance, main
+from recipes.environment import git_commit
 from recipes.heal_cards import build_healed_card
 from recipes.heal_table import main as heal_table_main
 from recipes.pretrain_arguments import ModelArguments
@@ -234,7 +235,9 @@ def test_probe_compares_students_with_their_teacher(distilled, probed):
     assert trec[str(student_dir)]["agreement"] > trec["hbert-v1 (unhealed)"]["agreement"]
     for records in results["latency_ms"].values():
         assert records["teacher"]["ratio_vs"]["teacher"] == 1.0 and len(records) == 5
-    assert json.loads(output.read_text())["tasks"]["trec"]["teacher"] == trec["teacher"]
+    written = json.loads(output.read_text())
+    assert written["tasks"]["trec"]["teacher"] == trec["teacher"]
+    assert written["git_commit"] == git_commit() and len(written["load_average"]) == 3  # what made it, on what load
     assert "latency 32 (ms, ÷ teacher)" in output.with_suffix(".md").read_text()
     described = results["encoders"][str(student_dir)]
     assert {key: described[key] for key in ("kind", "variant", "objective", "keep_source_settings", "steps")} == {

@@ -12,7 +12,9 @@ from recipes.heal_table import main
 from recipes.records import FinetuningRecord, PretrainingIdentity
 
 
-def probe_record(seed: int, run_key: str, teacher: float, student: float, unhealed: float) -> dict:
+def probe_record(
+    seed: int, run_key: str, teacher: float, student: float, unhealed: float, unhealed_latency: float = 1.1
+) -> dict:
     student_dir = f"runs/heal/hbert-v1-distill-seed{seed}"
     encoders = {
         "teacher": {"kind": "teacher", "name": "minilm", "seed": seed},
@@ -29,7 +31,8 @@ def probe_record(seed: int, run_key: str, teacher: float, student: float, unheal
     }
     accuracies = {"teacher": teacher, student_dir: student, "hbert-v1 (unhealed)": unhealed}
     latency = {
-        name: {"latency_ms": 1.0, "ratio_vs": {"teacher": ratio}} for name, ratio in zip(encoders, (1.0, 0.9, 1.1))
+        name: {"latency_ms": 1.0, "ratio_vs": {"teacher": ratio}}
+        for name, ratio in zip(encoders, (1.0, 0.9, unhealed_latency))
     }
     return {
         "encoders": encoders,
@@ -87,7 +90,8 @@ def records(tmp_path):
         3: (0.85, 0.85, 0.71),
     }.items():
         path = tmp_path / f"probe-seed{seed}.json"
-        path.write_text(json.dumps(probe_record(seed, f"key{seed}", teacher, student, unhealed)))
+        latency = 1.4 if seed == 3 else 1.1
+        path.write_text(json.dumps(probe_record(seed, f"key{seed}", teacher, student, unhealed, latency)))
         probes.append(str(path))
     finetuned = []
     for name, record in {
@@ -120,15 +124,19 @@ def test_rows_pool_seeds_and_pair_them_with_the_teacher(records, tmp_path):
     assert unhealed["tasks"]["trec"]["finetuned"]["share_of_teacher"] == pytest.approx(
         {"mean": 0.80 / 0.90, "pairs": 1}
     )
-    assert unhealed["latency_ratio"] == pytest.approx(1.1) and summarised["latency_seq"] == 512
-    # the one-class flag where a record sets it; a record without the flag (older records) flags nothing
+    assert unhealed["latency_ratio"] == pytest.approx(1.2) and summarised["latency_seq"] == 512
+    assert unhealed["latency_ratio_range"] == pytest.approx([1.1, 1.4])
+    # the one-class flag where a record sets it; a record without the flag (older records) is counted as unchecked
     assert unhealed["tasks"]["trec"]["one_class_seeds"] == [1] and student["one_class_seeds"] == []
     assert student["agreement"]["seeds"] == [1, 2, 3]
     assert (student["agreement"]["mean"], student["agreement"]["sd"]) == pytest.approx((0.5, 0.0))
     text = output.read_text()
     assert (
-        "| hbert-v1, not healed | 71.0 ± 1.0 (n=3);" in text and "88.9% ⚠ one class (seed 1) | 0.500 ± 0.000 |" in text
+        "| hbert-v1, not healed | 71.0 ± 1.0 (n=3);" in text
+        and "88.9% ⚠ one class (seed 1) | 0.500 ± 0.000 | 1.20× (1.10×–1.40×) |" in text
     )
+    assert "| teacher |" in text and "| 1.00× |" in text  # one value: no range
+    assert "(4 of the 5 fine-tuning records predate this flag and are not checked)." in text
     assert (
         "Fine-tuned: trec: mean-pooled classifier, full training set, 4 epochs at lr 5e-05, batch 64, 128 tokens"
         in text
