@@ -35,7 +35,7 @@ from recipes.cards import (
 from recipes.curves import load_curve
 from recipes.distill import AGREEMENT_CURVE_FILE
 from recipes.environment import portable_path
-from recipes.heal_table import TEACHER, agreement_text, protocol_text, row_name
+from recipes.heal_table import TEACHER, agreement_text, gain_cell, protocol_text, row_name
 from recipes.markdown import seconds
 from recipes.probe import describe_student
 from recipes.records import PretrainingRecord, read_json_object
@@ -85,6 +85,7 @@ def evaluation_context(table_json: str | Path, row: str) -> dict | None:
             }
         )
     ratio = entry["latency_ratio"]
+    healing = table.get("healing", {}).get(row)
     return {
         "source": f"`{portable_path(table_json)}`",
         "row": row,
@@ -93,6 +94,11 @@ def evaluation_context(table_json: str | Path, row: str) -> dict | None:
         "tasks": tasks,
         "latency_seq": table["latency_seq"],
         "latency_ratio": "–" if ratio is None else f"{ratio:.2f}×",
+        "healing_against": healing["against"] if healing else None,
+        "healing": [
+            {"name": task, "probe": gain_cell(gains["probe"]), "finetuned": gain_cell(gains["finetuned"])}
+            for task, gains in (healing or {}).get("tasks", {}).items()
+        ],
         "finetuning": "; ".join(
             protocol_text(task, settings) for task, settings in table.get("finetuning", {}).items()
         ),

@@ -11,7 +11,8 @@ the fine-tuned test accuracy: mean ± standard deviation over seeds, and the acc
 paired by seed (seed s of a row against the teacher's seed s), with its Student-t interval. A fine-tuning record
 joins a row by the run key of the student it started from (probe records name it), by its `--convert_to` settings,
 or, started from no run, as the teacher. Agreement with the teacher and the latency ratio at the longest timed
-length come from the probe records.
+length come from the probe records. A second table shows what healing buys: each healed row minus the same variant,
+with the same settings, not healed, paired by seed, in accuracy points with its Student-t interval.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from transformers import HfArgumentParser
 
 from recipes.markdown import markdown_table, ratio
 from recipes.records import FinetuningRecord, read_json_object, write_json, write_text_atomic
-from recipes.stats import mean_interval
+from recipes.stats import mean_interval, paired_difference
 
 TEACHER = "teacher"
 PROBE_KIND = "probe record"
@@ -87,6 +88,8 @@ class Collected:
     rows: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
     rows_by_run_key: dict[str, str] = field(default_factory=dict)
+    # each healed row's unhealed counterpart: the same variant and settings, converted and not trained
+    unhealed_row: dict[str, str] = field(default_factory=dict)
     # per task, the fine-tuning settings every record shares, and the record that set them
     finetuning_settings: dict[str, tuple[dict, str]] = field(default_factory=dict)
 
@@ -108,6 +111,8 @@ def collect_probe(collected: Collected, path: str) -> None:
         collected.see(row)
         if described.get("run_key"):
             collected.rows_by_run_key[described["run_key"]] = row
+        if described["kind"] == "healed":
+            collected.unhealed_row[row] = row_name({**described, "kind": "unhealed"})
         for task, scores in record["tasks"].items():
             collected.see(row, task)
             repeatable = described["kind"] == TEACHER
@@ -187,6 +192,40 @@ def summary(scores: dict[int, float], teacher: dict[int, float], confidence: flo
     return result
 
 
+def healing_gain(healed: dict[int, float], unhealed: dict[int, float], confidence: float) -> dict | None:
+    """Healed minus unhealed score over the seeds both have: the mean and, from 2 seeds, its paired interval."""
+    seeds = sorted(set(healed) & set(unhealed))
+    if not seeds:
+        return None
+    result = {"seeds": seeds, "mean": statistics.fmean(healed[seed] - unhealed[seed] for seed in seeds)}
+    if len(seeds) > 1:
+        difference = paired_difference(healed, unhealed, confidence)
+        result |= {"low": difference.low, "high": difference.high}
+    return result
+
+
+def summarise_healing(collected: Collected, confidence: float) -> dict:
+    """Per healed row whose unhealed counterpart was measured, the healing gain per task on probe and fine-tuning."""
+    return {
+        row: {
+            "against": against,
+            "tasks": {
+                task: {
+                    kind: healing_gain(
+                        getattr(collected, kind).by_row[row][task],
+                        getattr(collected, kind).by_row[against][task],
+                        confidence,
+                    )
+                    for kind in ("probe", "finetuned")
+                }
+                for task in collected.tasks
+            },
+        }
+        for row, against in collected.unhealed_row.items()
+        if against in collected.rows
+    }
+
+
 def summarise(collected: Collected, confidence: float) -> dict:
     rows = {}
     for row in collected.rows:
@@ -216,6 +255,7 @@ def summarise(collected: Collected, confidence: float) -> dict:
         "unflagged_finetuned_records": collected.unflagged,
         "finetuning": {task: settings for task, (settings, _) in collected.finetuning_settings.items()},
         "rows": rows,
+        "healing": summarise_healing(collected, confidence),
     }
 
 
@@ -261,6 +301,31 @@ def cell(result: dict | None, is_teacher: bool) -> str:
     return f"{text}; {100 * share['mean']:.1f}%{interval}"
 
 
+def gain_cell(result: dict | None) -> str:
+    if result is None:
+        return "–"
+    interval = f" [{100 * result['low']:+.1f}, {100 * result['high']:+.1f}]" if "low" in result else ""
+    return f"{100 * result['mean']:+.1f}{interval} (n={len(result['seeds'])})"
+
+
+def healing_markdown(summarised: dict) -> str:
+    """The second table: what healing buys over the same conversion not healed."""
+    header = ["healed encoder"]
+    for task in summarised["tasks"]:
+        header += [f"{task} probe", f"{task} fine-tuned"]
+    body = [
+        [row]
+        + [gain_cell(gain["tasks"][task][kind]) for task in summarised["tasks"] for kind in ("probe", "finetuned")]
+        for row, gain in summarised["healing"].items()
+    ]
+    legend = (
+        "What healing buys: the healed row's accuracy minus that of the same variant with the same settings not "
+        f"healed, in points, paired by seed, with its {100 * summarised['confidence']:.0f}% Student-t interval over "
+        "seeds; an interval on one side of 0 is a gain (or a loss) the seeds can tell from none."
+    )
+    return "\n".join(markdown_table(header, body)) + "\n\n" + legend + "\n"
+
+
 def markdown(summarised: dict) -> str:
     header = ["encoder"]
     for task in summarised["tasks"]:
@@ -295,7 +360,8 @@ def markdown(summarised: dict) -> str:
     if summarised.get("finetuning"):
         protocols = "; ".join(protocol_text(task, settings) for task, settings in summarised["finetuning"].items())
         legend += f" Fine-tuned: {protocols}."
-    return "\n".join(markdown_table(header, body)) + "\n\n" + legend + "\n"
+    text = "\n".join(markdown_table(header, body)) + "\n\n" + legend + "\n"
+    return text + ("\n" + healing_markdown(summarised) if summarised["healing"] else "")
 
 
 def main(argv: list[str] | None = None) -> dict:

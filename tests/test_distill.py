@@ -278,6 +278,9 @@ def test_healed_student_card_and_push_plan(distilled, probed, tmp_path):
     text = str(card)
     assert "`hbert-v1, distillation 25 steps`" in text and 'SentenceTransformer(\n    "org/hbert-v1-healed",' in text
     assert text.count("| 25 | ") == 1  # the agreement curve's last point (step 25)
+    gain = 100 * (probe_accuracy - results["tasks"]["trec"]["hbert-v1 (unhealed)"]["accuracy"])
+    assert "What healing bought over the same conversion not healed (`hbert-v1, not healed`)" in text
+    assert f"trec probe {gain:+.1f} (n=1), fine-tuned –." in text
     assert str(build_healed_card(student_dir, "org/hbert-v1-healed", table_json)) == text
     plan = push_main(
         [str(student_dir), "--repo-id", "org/hbert-v1-healed", "--heal-table", str(table_json), "--dry-run"]

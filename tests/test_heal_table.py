@@ -22,7 +22,7 @@ def probe_record(
             "kind": "healed",
             "variant": "hbert-v1",
             "objective": "distillation",
-            "keep_source_settings": True,
+            "keep_source_settings": False,
             "steps": 600,
             "seed": seed,
             "run_key": run_key,
@@ -109,7 +109,7 @@ def test_rows_pool_seeds_and_pair_them_with_the_teacher(records, tmp_path):
     probes, finetuned = records
     output = tmp_path / "table.md"
     summarised = main(["--probes", *probes, "--finetuned", *finetuned, "--output", str(output)])
-    student = summarised["rows"]["hbert-v1, distillation 600 steps, teacher's settings"]["tasks"]["trec"]
+    student = summarised["rows"]["hbert-v1, distillation 600 steps"]["tasks"]["trec"]
     shares = [0.84 / 0.80, 1.0, 1.0]
     mean = sum(shares) / 3
     sd = math.sqrt(sum((share - mean) ** 2 for share in shares) / 2)
@@ -142,6 +142,20 @@ def test_rows_pool_seeds_and_pair_them_with_the_teacher(records, tmp_path):
         in text
     )
     assert json.loads(output.with_suffix(".json").read_text()) == json.loads(json.dumps(summarised))
+    # what healing buys: the student minus the same conversion not healed, paired by seed
+    gains = [0.84 - 0.70, 0.90 - 0.72, 0.85 - 0.71]
+    gain_mean = sum(gains) / 3
+    gain_half_width = 4.302652729911275 * math.sqrt(sum((g - gain_mean) ** 2 for g in gains) / 2) / math.sqrt(3)
+    healing = summarised["healing"]["hbert-v1, distillation 600 steps"]
+    assert healing["against"] == "hbert-v1, not healed"
+    probe_gain, finetuned_gain = healing["tasks"]["trec"]["probe"], healing["tasks"]["trec"]["finetuned"]
+    assert probe_gain.pop("seeds") == [1, 2, 3] and finetuned_gain.pop("seeds") == [1]
+    assert probe_gain == pytest.approx(
+        {"mean": gain_mean, "low": gain_mean - gain_half_width, "high": gain_mean + gain_half_width}
+    )
+    assert finetuned_gain == pytest.approx({"mean": 0.90 - 0.80})  # one pair: no interval
+    low, high = 100 * (gain_mean - gain_half_width), 100 * (gain_mean + gain_half_width)
+    assert f"| hbert-v1, distillation 600 steps | +15.3 [{low:+.1f}, {high:+.1f}] (n=3) | +10.0 (n=1) |" in text
 
 
 def test_records_that_cannot_be_placed_are_refused(records, tmp_path):
