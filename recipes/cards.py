@@ -60,6 +60,18 @@ VARIANT_DESCRIPTIONS = {
 # --- the card's parts -----------------------------------------------------------------------------------------
 
 
+def variant_description(variant: str, training: dict) -> str:
+    """The variant as its paper defines it, and, for a model made from a BERT that kept that BERT's settings, that it
+    did: the settings row then differs from the paper's."""
+    kept = " This model keeps its source BERT's settings instead (the settings row)."
+    return VARIANT_DESCRIPTIONS[variant] + (kept if training.get("keep_source_settings") else "")
+
+
+def step_capped(training: dict) -> bool:
+    """Whether the run's budget is its step count (`--max_steps`), the clock only a cap."""
+    return training["schedule"].startswith("steps-")
+
+
 def layout_text(mixer_types: list[str]) -> str:
     letters = " ".join(MIXER_SPECS[mixer].letter for mixer in mixer_types)
     legend = ", ".join(f"{spec.letter} = {spec.label}" for spec in MIXER_SPECS.values())
@@ -117,7 +129,7 @@ def spent_rows(spent: PretrainingRecord) -> list[tuple[str, str]]:
     record, training = spent.run_record, spent.run_record.training
     paused = ", ".join(f"{reason} {seconds(value)}" for reason, value in spent.paused_breakdown_s.items())
     per_step = f"{training['samples_per_step']} per step × {training['max_seq_length']} tokens"
-    if training["schedule"].startswith("steps-"):  # --max_steps: the steps are the budget, the clock only a cap
+    if step_capped(training):
         budget = ("budget", f"`--max_steps` (the schedule's length), the clock capped at `{spent.budget}`")
         elapsed = ("elapsed (training)", seconds(spent.elapsed_s))
     else:
@@ -298,20 +310,26 @@ def build_card(run_dir: str | Path, repo_id: str, benchmark_json: str | Path | N
         benchmark = benchmark_context(measured, provenance["benchmark"], spent.variant)
     final = run.curve[-1] if run.curve else None
     accuracy = f"Its held-out MLM accuracy is {percent(final['accuracy'])}." if final else "It has no MLM evaluation."
+    training = spent.run_record.training
+    budget = (
+        f"for {spent.steps:,} steps (`--max_steps`)"
+        if step_capped(training)
+        else f"for a wall-clock budget of `{spent.budget}`"
+    )
     return render_card(
         card_data,
         TEMPLATE_PATH,
         provenance,
         summary=(
             f"A `{spent.size}` `{spent.variant}` HybridBERT encoder pretrained with masked language modelling "
-            f"for a wall-clock budget of `{spent.budget}` on {spent.device} ({spent.threads} threads): "
-            f"{spent.steps:,} steps, {tokens(spent.tokens_seen)}. {accuracy} Generated from the run's "
-            "records by `recipes/cards.py`; do not edit by hand."
+            f"{budget} on {spent.device} ({spent.threads} threads): {spent.steps:,} steps, "
+            f"{tokens(spent.tokens_seen)}. {accuracy} Generated from the run's records by `recipes/cards.py`; do not "
+            "edit by hand."
         ),
         variant=spent.variant,
         size=spent.size,
         drop_mask=config.drop_mask,
-        variant_description=VARIANT_DESCRIPTIONS[spent.variant],
+        variant_description=variant_description(spent.variant, training),
         dimensions=(
             f"{config.num_hidden_layers} layers × hidden {config.hidden_size}, {config.num_attention_heads} "
             f"heads, FFN {config.intermediate_size}, vocabulary {config.vocab_size:,}, "

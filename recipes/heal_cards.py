@@ -24,13 +24,13 @@ from recipes.cards import (
     BASE_TAGS,
     CARDS_DIR,
     LICENSE,
-    VARIANT_DESCRIPTIONS,
     layout_text,
     parameter_counts,
     render_card,
     settings_text,
     shared_machine_text,
     spent_rows,
+    variant_description,
 )
 from recipes.curves import load_curve
 from recipes.distill import AGREEMENT_CURVE_FILE
@@ -171,12 +171,7 @@ def build_healed_card(run_dir: str | Path, repo_id: str, table_json: str | Path 
             "edit by hand."
         ),
         variant=spent.variant,
-        variant_description=VARIANT_DESCRIPTIONS[spent.variant]
-        + (
-            " This model keeps its teacher's settings instead (the settings row)."
-            if training["keep_source_settings"]
-            else ""
-        ),
+        variant_description=variant_description(spent.variant, training),
         dimensions=(
             f"{config.num_hidden_layers} layers × hidden {config.hidden_size}, {config.num_attention_heads} heads, "
             f"FFN {config.intermediate_size}, vocabulary {config.vocab_size:,}, {config.max_position_embeddings} "

@@ -321,7 +321,8 @@ def healing_markdown(summarised: dict) -> str:
     legend = (
         "What healing buys: the healed row's accuracy minus that of the same variant with the same settings not "
         f"healed, in points, paired by seed, with its {100 * summarised['confidence']:.0f}% Student-t interval over "
-        "seeds; an interval on one side of 0 is a gain (or a loss) the seeds can tell from none."
+        "seeds; an interval on one side of 0 is a gain (or a loss) these seeds tell from none, each comparison on its "
+        "own (no correction for the table's many; an sd from few seeds is itself uncertain)."
     )
     return "\n".join(markdown_table(header, body)) + "\n\n" + legend + "\n"
 

@@ -66,9 +66,18 @@ def digest(value: Any) -> str:
 
 
 def set_fields(record) -> dict:
-    """A record as JSON, without its fields left at None: optional parts (a benchmark's sections not run, fields newer
-    than an old record) are absent, as in the files written before they existed."""
-    return {name: value for name, value in dataclasses.asdict(record).items() if value is not None}
+    """A record as JSON, without its optional fields left at None: optional parts (a benchmark's sections not run,
+    fields newer than an old record) are absent, as in the files written before they existed. A required field is
+    always written, None included (a model made from a BERT of no catalogued size has size None), so that `from_dict`
+    reads the record back."""
+    optional = {
+        f.name
+        for f in dataclasses.fields(record)
+        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+    }
+    return {
+        name: value for name, value in dataclasses.asdict(record).items() if value is not None or name not in optional
+    }
 
 
 def from_dict(cls, data: dict, source: str | Path):

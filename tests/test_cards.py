@@ -248,3 +248,22 @@ def test_repo_names_carry_dropmask_init_and_shared_seeds(run_dir, tmp_path):
     ]  # fmt: skip
     with pytest.raises(ValueError, match="same repo .*hbert-v1-tiny-3s-seed1"):
         repo_names([*runs, copy_run("e", 1)])
+
+
+def test_card_of_a_step_capped_run_made_from_a_bert_at_its_settings(teacher_dir, train_file, run_dir, tmp_path):
+    """An MLM run made from a BERT that keeps the BERT's settings and trains for a step count (the healing study's MLM
+    rows): the card names the steps as its budget and says the settings are the source's, not the paper's."""
+    run = tmp_path / "hbert-v1-mlm-healed"
+    pretrain([
+        "--variant", "hbert-v1", "--init_from", str(teacher_dir), "--keep_source_settings", "--max_steps", "2",
+        "--max_seq_length", "32", "--per_device_train_batch_size", "4", "--budget", "10m", "--num_eval_points", "1",
+        "--max_eval_samples", "8", "--train_file", str(train_file), "--output_dir", str(run),
+    ])  # fmt: skip
+    text = str(build_card(run, REPO_ID))
+    assert "pretrained with masked language modelling for 2 steps (`--max_steps`) on" in text
+    assert "with Sub-LN, ReLU" in text  # the paper's variant, and then what this model keeps instead
+    assert "This model keeps its source BERT's settings instead (the settings row)." in text
+    assert "| settings | post-LN, gelu, FFN with bias" in text
+    budget_run = str(build_card(run_dir, REPO_ID))  # a wall-clock run, without the note on settings
+    assert "pretrained with masked language modelling for a wall-clock budget of `3s` on" in budget_run
+    assert "keeps its source BERT's settings" not in budget_run
