@@ -195,13 +195,10 @@ def summary(scores: dict[int, float], teacher: dict[int, float], confidence: flo
 def healing_gain(healed: dict[int, float], unhealed: dict[int, float], confidence: float) -> dict | None:
     """Healed minus unhealed score over the seeds both have: the mean and, from 2 seeds, its paired interval."""
     seeds = sorted(set(healed) & set(unhealed))
-    if not seeds:
-        return None
-    result = {"seeds": seeds, "mean": statistics.fmean(healed[seed] - unhealed[seed] for seed in seeds)}
-    if len(seeds) > 1:
-        difference = paired_difference(healed, unhealed, confidence)
-        result |= {"low": difference.low, "high": difference.high}
-    return result
+    if len(seeds) < 2:
+        return {"seeds": seeds, "mean": healed[seeds[0]] - unhealed[seeds[0]]} if seeds else None
+    difference = paired_difference(healed, unhealed, confidence)
+    return {"seeds": seeds, "mean": difference.mean, "low": difference.low, "high": difference.high}
 
 
 def summarise_healing(collected: Collected, confidence: float) -> dict:

@@ -65,19 +65,18 @@ def digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def required_fields(cls) -> list[str]:
+    """The fields of a record type without a default: every file of that type holds them."""
+    return [f.name for f in dataclasses.fields(cls) if f.default is f.default_factory is dataclasses.MISSING]
+
+
 def set_fields(record) -> dict:
     """A record as JSON, without its optional fields left at None: optional parts (a benchmark's sections not run,
     fields newer than an old record) are absent, as in the files written before they existed. A required field is
     always written, None included (a model made from a BERT of no catalogued size has size None), so that `from_dict`
     reads the record back."""
-    optional = {
-        f.name
-        for f in dataclasses.fields(record)
-        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
-    }
-    return {
-        name: value for name, value in dataclasses.asdict(record).items() if value is not None or name not in optional
-    }
+    required = required_fields(record)
+    return {name: value for name, value in dataclasses.asdict(record).items() if value is not None or name in required}
 
 
 def from_dict(cls, data: dict, source: str | Path):
@@ -85,11 +84,10 @@ def from_dict(cls, data: dict, source: str | Path):
     ignored)."""
     if not isinstance(data, dict):
         raise TypeError(f"{source} is not a {cls.KIND}: it holds no JSON object.")
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    required = [name for name, f in known.items() if f.default is f.default_factory is dataclasses.MISSING]
-    missing = [name for name in required if name not in data]
+    missing = [name for name in required_fields(cls) if name not in data]
     if missing:
         raise ValueError(f"{source} is not a {cls.KIND}: it lacks {', '.join(missing)}.")
+    known = {f.name for f in dataclasses.fields(cls)}
     return cls(**{name: value for name, value in data.items() if name in known})
 
 

@@ -2,6 +2,7 @@
 JSON; a field added later has a default for older records; a bad record is one clear error; runs are named alike for
 directories and Hub repos."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -60,6 +61,16 @@ def test_a_field_with_a_default_may_be_missing_and_a_required_one_may_not(tmp_pa
         PretrainingRecord.read(tmp_path)
     with pytest.raises(FileNotFoundError, match="no fine-tuning record there"):
         FinetuningRecord.read(tmp_path / "missing.json")
+
+
+def test_a_required_field_at_none_is_written_and_reads_back(tmp_path):
+    """A model made from a BERT of no catalogued size has size None: the record keeps the key (null), so it reads
+    back, while an optional field at None stays absent, as in the files written before it existed."""
+    record = PretrainingRecord.read(pretraining_runs(COMMITTED_RECORDS)[0])
+    unsized = dataclasses.replace(record, size=None, utilisation=None)
+    written = json.loads(unsized.write(tmp_path).read_text())
+    assert written["size"] is None and "utilisation" not in written
+    assert PretrainingRecord.read(tmp_path) == unsized
 
 
 def test_write_is_whole_and_leaves_no_staging_file(tmp_path):
