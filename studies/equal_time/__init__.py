@@ -1,0 +1,124 @@
+"""The equal-time study: at equal calibrated wall-clock, which token mixer learns masked language modelling fastest,
+when does each leave the unigram plateau, and does it show downstream (issue 30; README beside this file).
+
+The plan (`plan.json`) declares the arms (a variant and its config overrides), the budgets with their evaluation
+points, the pretraining seeds and the long runs; everything else in a run's command follows from it:
+
+    python -m studies.equal_time calibrate     # one interleaved measurement of every arm, on an idle machine
+    python -m studies.equal_time pretrain --jobs 2
+    python -m studies.equal_time status
+
+A run is `<arm>-<budget>-seed<seed>`. Its seed sets both the initialisation and the training data order and masks
+(`--seed s --data_seed s`), so seed s of every arm sees the same batches and the seeds vary the data order; the
+held-out blocks and masks are the same for every run (`--held_out_seed 42`). Each run trains for its arm's calibrated
+steps (`recipes.calibration`), so neither a rerun nor the machine's load changes its result. A run is done when its
+record (`budget.json`) holds the planned key and its planned steps; a killed run resumes from its last checkpoint
+when the study runs again. A finished run's records (`budget.json`, `mlm_curve.json`) are gathered under
+`results/equal_time/runs/<run>/`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from recipes.budget import parse_budget
+from recipes.records import read_json_object
+
+PLAN_FILE = Path(__file__).with_name("plan.json")
+SCHEMA_VERSION = 1
+RESULTS_DIR = Path("results/equal_time")
+CALIBRATION_DIR = RESULTS_DIR / "calibration"
+RECORDS_DIR = RESULTS_DIR / "runs"
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    variant: str
+    overrides: str
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    arm: Arm
+    budget: str
+    seed: int
+    eval_points: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.arm.name}-{self.budget}-seed{self.seed}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    size: str
+    common_overrides: str
+    threads: int
+    pretrain_args: tuple[str, ...]
+    arms: dict[str, Arm]
+    budgets: dict[str, int]
+    seeds: tuple[int, ...]
+    long_runs: tuple[dict, ...]
+
+    @classmethod
+    def read(cls, path: str | Path = PLAN_FILE) -> Plan:
+        data = read_json_object(path, "study plan")
+        if data.get("schema_version") != SCHEMA_VERSION:
+            raise ValueError(f"{path}: schema_version {data.get('schema_version')!r}, expected {SCHEMA_VERSION}.")
+        arms = {name: Arm(name, spec["variant"], spec.get("overrides", "")) for name, spec in data["arms"].items()}
+        for budget in data["budgets"]:
+            parse_budget(budget)
+        for run in data.get("long_runs", []):
+            if run["arm"] not in arms:
+                raise ValueError(f"{path}: long run of unknown arm {run['arm']!r} (arms: {', '.join(arms)}).")
+            parse_budget(run["budget"])
+        return cls(
+            size=data["size"],
+            common_overrides=data.get("common_overrides", ""),
+            threads=int(data["threads"]),
+            pretrain_args=tuple(data["pretrain_args"]),
+            arms=arms,
+            budgets=dict(data["budgets"]),
+            seeds=tuple(data["seeds"]),
+            long_runs=tuple(data.get("long_runs", [])),
+        )
+
+    def overrides(self, arm: Arm) -> str:
+        return ",".join(filter(None, [self.common_overrides, arm.overrides]))
+
+    def runs(self) -> list[PlannedRun]:
+        """Every run, shortest budget first and seed by seed, so that a study stopped part-way holds whole seeds of
+        every arm at the budgets it reached; then the long runs."""
+        planned = [
+            PlannedRun(arm, budget, seed, points)
+            for budget, points in sorted(self.budgets.items(), key=lambda item: parse_budget(item[0]))
+            for seed in self.seeds
+            for arm in self.arms.values()
+        ]
+        planned += [
+            PlannedRun(self.arms[run["arm"]], run["budget"], run["seed"], run["eval_points"]) for run in self.long_runs
+        ]
+        return planned
+
+    def calibration_file(self, arm: Arm, root: Path = Path(".")) -> Path:
+        return root / CALIBRATION_DIR / f"{arm.name}.json"
+
+    def pretraining_argv(self, run: PlannedRun, output_dir: Path, root: Path = Path(".")) -> list[str]:
+        """The run's `recipes.pretrain` command: the same command resumes it."""
+        overrides = self.overrides(run.arm)
+        return [
+            "--variant", run.arm.variant, "--size", self.size,
+            *(["--config_overrides", overrides] if overrides else []),
+            *self.pretrain_args,
+            "--budget", run.budget, "--calibration", str(self.calibration_file(run.arm, root)),
+            "--num_eval_points", str(run.eval_points),
+            "--seed", str(run.seed), "--data_seed", str(run.seed),
+            "--output_dir", str(output_dir / run.name),
+        ]  # fmt: skip
+
+
+def describe(plan: Plan) -> str:
+    return json.dumps({name: plan.overrides(arm) for name, arm in plan.arms.items()}, indent=2)

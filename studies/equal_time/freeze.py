@@ -1,0 +1,101 @@
+"""What the running study depends on, as digests and numbers that a later commit must reproduce: the prepared
+training blocks, the held-out blocks and their masks (byte for byte), and a few training steps of three arms with the
+study's recipe (their held-out loss and accuracy after those steps). `frozen.json` holds the values the study's code
+gave; `tests/test_study_freeze.py` fails when the code on `main` gives others, so a refactor that would change a
+running study's data or numerics is caught before it lands.
+
+    python -m studies.equal_time.freeze --write     # regenerate frozen.json (only for a new study plan)
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recipes import pretrain
+from recipes.assets import default_tokenizer
+from recipes.curves import load_curve
+from recipes.data import prepare
+from recipes.pretrain_arguments import corpus_spec, parse_args
+from recipes.records import read_json_object, write_json
+from studies.equal_time import Plan, PlannedRun
+
+FROZEN_FILE = Path(__file__).with_name("frozen.json")
+CHECKED_ARMS = ("bert", "hbert-v1", "pool-hybrid-dropmask")
+CHECKED_STEPS = 3
+CHECKED_EVAL_BLOCKS = 32
+
+
+def column_sha256(dataset, column: str) -> str:
+    digest = hashlib.sha256()
+    for batch in dataset.with_format("numpy").iter(batch_size=4096):
+        digest.update(np.ascontiguousarray(np.stack(batch[column]).astype(np.int64)).tobytes())
+    return digest.hexdigest()
+
+
+def data_digests(plan: Plan) -> dict:
+    arm = next(iter(plan.arms.values()))
+    _, data_args, _, _ = parse_args(plan.pretraining_argv(PlannedRun(arm, "5m", 1, 1), Path("unused")))
+    data = prepare(corpus_spec(data_args), default_tokenizer(), data_args.max_seq_length, data_args.mlm_probability)
+    return {
+        "train_blocks": len(data.train),
+        "train_input_ids": column_sha256(data.train, "input_ids"),
+        "held_out_blocks": len(data.held_out),
+        "held_out_input_ids": column_sha256(data.held_out, "input_ids"),
+        "held_out_labels": column_sha256(data.held_out, "labels"),
+    }
+
+
+def step_argv(plan: Plan, arm_name: str, output_dir: Path) -> list[str]:
+    """The study's seed-1 command for the arm, stopped after a few steps (a step-based schedule instead of the
+    calibrated budget) and evaluated on fewer held-out blocks."""
+    argv = plan.pretraining_argv(PlannedRun(plan.arms[arm_name], "5m", 1, 1), output_dir)
+    calibration = argv.index("--calibration")
+    del argv[calibration : calibration + 2]
+    return [
+        *argv, "--max_steps", str(CHECKED_STEPS), "--max_eval_samples", str(CHECKED_EVAL_BLOCKS),
+        "--save_at_eval_points", "false",
+    ]  # fmt: skip
+
+
+def training_numbers(plan: Plan) -> dict:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(plan.threads)
+    numbers = {}
+    try:
+        for arm in CHECKED_ARMS:
+            with tempfile.TemporaryDirectory() as scratch:
+                pretrain.main(step_argv(plan, arm, Path(scratch)))
+                last = load_curve(Path(scratch) / f"{arm}-5m-seed1")[-1]
+            numbers[arm] = {name: last[name] for name in ("step", "loss", "accuracy", "mask_accuracy")}
+    finally:
+        torch.set_num_threads(threads)
+    return numbers
+
+
+def fingerprint(plan: Plan | None = None) -> dict:
+    plan = plan or Plan.read()
+    return {"data": data_digests(plan), "training": training_numbers(plan)}
+
+
+def read_frozen() -> dict:
+    return read_json_object(FROZEN_FILE, "frozen study fingerprint")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--write", action="store_true", help=f"Write {FROZEN_FILE.name} (else print)")
+    args = parser.parse_args(argv)
+    values = fingerprint()
+    if args.write:
+        write_json(FROZEN_FILE, values)
+    print(values)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""The equal-time study runs for days over several commits: the data blocks, held-out masks and training numerics it
+depends on must stay what they were when it started (`studies/equal_time/frozen.json`)."""
+
+import pytest
+
+from studies.equal_time import freeze
+
+
+@pytest.fixture(scope="module")
+def frozen() -> dict:
+    return freeze.read_frozen()
+
+
+def test_study_data_blocks_and_masks_are_byte_identical(frozen):
+    assert freeze.data_digests(freeze.Plan.read()) == frozen["data"]
+
+
+@pytest.mark.slow
+def test_study_first_steps_give_the_frozen_numbers(frozen):
+    numbers = freeze.training_numbers(freeze.Plan.read())
+    assert set(numbers) == set(frozen["training"])
+    for arm, values in frozen["training"].items():
+        assert numbers[arm]["step"] == values["step"], arm
+        for name in ("loss", "accuracy", "mask_accuracy"):
+            assert numbers[arm][name] == pytest.approx(values[name], rel=1e-4, abs=1e-6), (arm, name)
