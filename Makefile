@@ -12,7 +12,7 @@ TINY_PRETRAIN := --per_device_train_batch_size 16 --max_seq_length 64 --learning
 TINY_FINETUNE_SETTINGS := --max_train_samples 1000 --learning_rate 1e-3 --max_seq_length 64
 TINY_FINETUNE := $(TINY_FINETUNE_SETTINGS) --num_train_epochs 3
 # `make demo`: a small zoo on the embedded defaults (offline WikiText-2, TREC), three variants, one-minute budgets.
-DEMO_ZOO := --output_dir runs/demo --results_dir runs/demo/results --variants bert hbert-v1 pool-hybrid \
+DEMO_ZOO := --output_dir runs/demo --results_dir runs/demo/results --replace_stale --variants bert hbert-v1 pool-hybrid \
 	--size tiny --budgets 1m --tasks trec --finetune_seeds 1 \
 	--pretrain_args "$(TINY_PRETRAIN) --num_eval_points 4 --max_eval_samples 128" --finetune_args "$(TINY_FINETUNE)"
 # `make zoo`: the full matrix (1 h 47 min on this 2-core CPU; re-running skips what is complete), then the

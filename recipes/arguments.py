@@ -1,13 +1,16 @@
-"""What the pretraining and fine-tuning recipes share in their arguments: TrainingArguments defaults and parsing."""
+"""What the pretraining and fine-tuning recipes share in their arguments: TrainingArguments defaults and parsing, and
+which of them shape a run's result (its identity) and which only its conditions."""
 
 from __future__ import annotations
 
+import socket
 import sys
 from dataclasses import dataclass
 
 import torch
 from transformers import HfArgumentParser, TrainingArguments
 
+from recipes.environment import git_commit
 from recipes.mfu import native_bf16
 
 BF16_HELP = (
@@ -33,6 +36,35 @@ class RecipeTrainingArguments(TrainingArguments):
     # Without an accelerator, ranks must be CPU ranks (gloo); otherwise accelerate runs them as unconnected processes.
     use_cpu: bool = not torch.accelerator.is_available()
     ddp_find_unused_parameters: bool | None = False
+
+
+# TrainingArguments that change a run's trajectory: a command continuing a run must repeat them (see RunIdentity).
+TRAJECTORY_FIELDS = (
+    "learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "lr_scheduler_type",
+    "lr_scheduler_kwargs", "warmup_steps", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm",
+    "optim", "optim_args", "seed", "data_seed", "max_steps", "num_train_epochs", "bf16", "fp16", "torch_compile",
+    "label_smoothing_factor", "gradient_checkpointing",
+)  # fmt: skip
+# TrainingArguments that may differ between the commands of one run; the identity keeps the latest command's.
+CONDITION_FIELDS = ("logging_steps", "save_total_limit", "per_device_eval_batch_size", "dataloader_num_workers")
+
+
+def trajectory_settings(training_args: TrainingArguments) -> dict:
+    return {
+        **{name: getattr(training_args, name) for name in TRAJECTORY_FIELDS},
+        "world_size": training_args.world_size,
+    }
+
+
+def run_conditions(training_args: TrainingArguments, **extra) -> dict:
+    """What the identity records of the command's conditions: code, threads, host, logging and evaluation cadence."""
+    return {
+        **{name: getattr(training_args, name) for name in CONDITION_FIELDS},
+        "threads": torch.get_num_threads(),
+        "host": socket.gethostname(),
+        "git_commit": git_commit(),
+        **extra,
+    }
 
 
 def parse_args(dataclass_types: tuple, argv: list[str] | None) -> tuple:

@@ -17,15 +17,25 @@ from pathlib import Path
 from transformers import Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints, sort_checkpoints
 
+from modeling import HybridBertConfig
 from recipes.input_files import check_weights, read_config
+from recipes.records import plain
 
 STAGING_PREFIX = "tmp-"
 TRAINER_STATE_FILE = "trainer_state.json"  # Trainer writes it last into a checkpoint
-# What makes two models the same for resuming: the variant, its size and mixer layout, and every dimension.
-IDENTITY_FIELDS = (
-    "variant", "size", "drop_mask", "mixer_types", "num_hidden_layers", "hidden_size", "num_attention_heads",
-    "intermediate_size", "vocab_size", "max_position_embeddings", "position_embedding_type", "norm_style",
+# Config fields that describe a saved model without shaping it: a checkpoint may differ from the requested model in these.
+INFORMATIONAL_CONFIG_FIELDS = (
+    "transformers_version", "_name_or_path", "architectures", "auto_map", "sparse_prediction", "dtype", "torch_dtype",
+    "id2label", "label2id", "return_dict", "output_hidden_states", "output_attentions",
 )  # fmt: skip
+
+
+def comparable_config(config: dict) -> dict:
+    """A config as two runs of the same model must agree on it: every field but the informational ones, with the
+    defaults a saved config.json leaves out filled in (a HybridBERT config read back as transformers reads it)."""
+    if config.get("model_type") == HybridBertConfig.model_type:
+        config = HybridBertConfig.from_dict(plain(config)).to_dict()
+    return {name: value for name, value in plain(config).items() if name not in INFORMATIONAL_CONFIG_FIELDS}
 
 
 class CheckpointError(RuntimeError):
@@ -125,22 +135,21 @@ def last_checkpoint(folder: Path, required: tuple[str, ...] = (TRAINER_STATE_FIL
 
 
 def check_resumable(checkpoint: str | Path, requested: dict, required: tuple[str, ...] = (TRAINER_STATE_FILE,)) -> None:
-    """Refuse, before anything is loaded, a checkpoint that is incomplete, whose files are unreadable, or whose model
-    differs from the requested one in any of IDENTITY_FIELDS (one line naming both)."""
+    """Refuse, before anything is loaded, a checkpoint that is incomplete, whose files are unreadable, whose model's
+    config differs from the requested one in any field that shapes it (one message naming each with both values), or
+    whose tensors are not those the requested model needs (never loaded non-strictly into a model or optimizer)."""
     checkpoint = Path(checkpoint)
     if not checkpoint.is_dir():
         raise CheckpointError(f"--resume_from_checkpoint {checkpoint}: no such checkpoint folder.")
     missing = [name for name in required if not (checkpoint / name).is_file()]
     if missing:
         raise CheckpointError(f"{checkpoint} is incomplete (no {', '.join(missing)}): it cannot be resumed from.")
-    saved = read_config(checkpoint)
-    differing = [field for field in IDENTITY_FIELDS if field in requested and saved.get(field) != requested[field]]
+    saved, wanted = comparable_config(read_config(checkpoint)), comparable_config(requested)
+    differing = sorted(name for name in set(saved) | set(wanted) if saved.get(name) != wanted.get(name))
     if differing:
         raise CheckpointError(
-            f"{checkpoint} holds a different model than requested: checkpoint "
-            + ", ".join(f"{field}={saved.get(field)!r}" for field in differing)
-            + "; requested "
-            + ", ".join(f"{field}={requested[field]!r}" for field in differing)
+            f"{checkpoint} holds a different model than requested: "
+            + "; ".join(f"{name} is {saved.get(name)!r} there, {wanted.get(name)!r} requested" for name in differing)
             + ". Resume with the checkpoint's settings, or start a new --output_dir."
         )
     check_weights(checkpoint)

@@ -47,10 +47,11 @@ from transformers import (
 
 from modeling import HybridBertConfig, HybridBertModel
 from recipes import assets
+from recipes.arguments import run_conditions, trajectory_settings
 from recipes.budget import BudgetTrainer
 from recipes.checkpoints import check_resumable
 from recipes.curves import EvaluationCurveCallback, load_curve
-from recipes.data import prepare
+from recipes.data import prepare, source_fingerprint
 from recipes.pretrain import budget_callback, settings_in_use
 from recipes.pretrain_arguments import (
     BudgetArguments,
@@ -62,7 +63,7 @@ from recipes.pretrain_arguments import (
     parse_overrides,
     training_settings,
 )
-from recipes.records import BUDGET_FILE, RunRecord, write_json
+from recipes.records import BUDGET_FILE, RunIdentity, RunRecord, write_json
 from recipes.resume import REQUIRED_CHECKPOINT_FILES, claimed_output_dir, curve_until
 from recipes.sentence_encoder import mean_pool
 from recipes.starting_model import load_tokenizer, source_settings
@@ -247,7 +248,22 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
     HybridBertConfig.from_variant(args.variant, size="base")  # the variant's name, checked early
     corpus = corpus_spec(data_args)
     corpus.validate()
-    with claimed_output_dir(training_args, budget_args.overwrite_output_dir, AGREEMENT_CURVE_FILE) as checkpoint:
+    identity = RunIdentity(
+        recipe="distillation",
+        shapes={
+            "distillation": asdict(args),
+            "data": {
+                **{name: value for name, value in asdict(data_args).items() if name != "preprocessing_num_workers"},
+                "source": source_fingerprint(corpus),
+            },
+            "budget": {"budget_s": budget_s, "final_lr_ratio": budget_args.final_lr_ratio},
+            "training": trajectory_settings(training_args),
+        },
+        conditions=run_conditions(training_args, num_eval_points=budget_args.num_eval_points),
+    )
+    with claimed_output_dir(
+        training_args, budget_args.overwrite_output_dir, identity, AGREEMENT_CURVE_FILE
+    ) as checkpoint:
         return distill(args, data_args, budget_args, training_args, budget_s, shape, corpus, checkpoint, now, callbacks)
 
 

@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import copy
 import shutil
-from dataclasses import dataclass, field
+import tempfile
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,10 +43,17 @@ from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
 from modeling import CLASSIFIER_POOLINGS, VARIANTS, HybridBertConfig, HybridBertForSequenceClassification
 from recipes import arguments as recipe_arguments
 from recipes import assets
-from recipes.arguments import RecipeTrainingArguments
+from recipes.arguments import RecipeTrainingArguments, run_conditions, trajectory_settings
 from recipes.environment import git_commit
 from recipes.input_files import check_weights, read_config
-from recipes.records import FinetuningRecord, PretrainingIdentity, PretrainingRecord, plain
+from recipes.records import (
+    DOWNSTREAM_DIR,
+    FinetuningRecord,
+    PretrainingIdentity,
+    PretrainingRecord,
+    RunIdentity,
+    plain,
+)
 from recipes.references import folder_tokenizer, model_type, resolve_model
 from recipes.run_dir import check_holds_run, claim_output_dir, entries, replace_run
 from recipes.starting_model import source_settings
@@ -53,8 +61,6 @@ from recipes.stats import classification_metrics, one_class
 from recipes.tasks import TASKS, get_task, load_task
 
 MODEL_TYPES = ("hybrid_bert", "bert")
-# What marks a folder as a fine-tuning run of this project (`--overwrite_output_dir` replaces only such a folder).
-RUN_RECORD_FILES = (FinetuningRecord.FILE, "all_results.json")
 
 
 @dataclass
@@ -154,13 +160,32 @@ def load_tokenizer(model: str, model_dir: Path):
     return assets.default_tokenizer() if model in assets.NAMED_CHECKPOINTS else folder_tokenizer(model_dir)
 
 
+def writable(folder: Path) -> bool:
+    """Whether a file can be created in `folder` (tried, since permissions say nothing of a read-only mount)."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
 def check_output_dir(output_dir: Path, model_dir: Path, overwrite: bool) -> None:
+    """Refuse an output folder that is the model's, that holds something (unless it is a run to replace), or that
+    cannot be written; and a pretraining run folder whose `downstream/` record cannot be written."""
     if output_dir.resolve() == model_dir.resolve():
         raise ValueError(f"--output_dir {output_dir} is the model being fine-tuned; write the result elsewhere.")
     if overwrite:
-        check_holds_run(output_dir, RUN_RECORD_FILES)
+        check_holds_run(output_dir)
     elif entries(output_dir):
         raise FileExistsError(f"{output_dir} already holds a run; pass --overwrite_output_dir to replace it.")
+    nearest = next(folder for folder in (output_dir.resolve(), *output_dir.resolve().parents) if folder.exists())
+    if not writable(nearest):
+        raise PermissionError(f"--output_dir {output_dir} cannot be written ({nearest} is read-only).")
+    if PretrainingRecord.exists(model_dir) and not writable(model_dir):
+        raise PermissionError(
+            f"{model_dir} is read-only: the fine-tuning record goes to its {DOWNSTREAM_DIR}/ folder. Copy the model "
+            "to a writable folder first."
+        )
 
 
 def build_classifier(
@@ -332,11 +357,17 @@ def main(argv: list[str] | None = None) -> FinetuningRecord:
     if training_args.num_train_epochs is None:
         training_args.num_train_epochs = task.epochs
     is_main_process = training_args.process_index == 0
+    identity = RunIdentity(
+        recipe="fine-tuning",
+        shapes={"model": asdict(model_args), "task": asdict(task_args), "training": trajectory_settings(training_args)},
+        conditions=run_conditions(training_args),
+    )
     with claim_output_dir(output_dir, is_main_process):
         if is_main_process:
             check_output_dir(output_dir, model_dir, training_args.overwrite_output_dir)  # as it is now that it is ours
             if training_args.overwrite_output_dir:
-                replace_run(output_dir, RUN_RECORD_FILES)
+                replace_run(output_dir)
+            identity.write(output_dir)
         return finetune(model_args, task_args, training_args, task, model_dir, tokenizer)
 
 

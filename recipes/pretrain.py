@@ -26,13 +26,14 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import evaluate
 import torch
 from transformers import TrainerCallback, TrainingArguments, set_seed
 
+from recipes.arguments import run_conditions, trajectory_settings
 from recipes.budget import BudgetTrainer, TimeBudgetCallback, parse_budget, schedule_shape
 from recipes.calibration import (
     CalibratedClock,
@@ -43,7 +44,7 @@ from recipes.calibration import (
     precision_name,
     run_settings,
 )
-from recipes.checkpoints import check_resumable
+from recipes.checkpoints import check_resumable, comparable_config
 from recipes.curves import CURVE_FILE, load_curve
 from recipes.data import planned_fingerprint, prepare
 from recipes.environment import git_commit, package_versions
@@ -58,7 +59,7 @@ from recipes.pretrain_arguments import (
     training_mlm_probability,
     training_settings,
 )
-from recipes.records import PretrainingKey, PretrainingRecord, RunRecord
+from recipes.records import PretrainingKey, PretrainingRecord, RunIdentity, RunRecord
 from recipes.resume import REQUIRED_CHECKPOINT_FILES, claimed_output_dir, curve_until
 from recipes.starting_model import (
     build_model,
@@ -175,6 +176,43 @@ def planned_key(argv: list[str]) -> PretrainingKey:
     )
 
 
+def pretraining_identity(
+    model_args,
+    data_args,
+    budget_args,
+    training_args,
+    config: dict,
+    data_fingerprint: str | None,
+    budget_s: float,
+    calibration: dict | None,
+) -> RunIdentity:
+    """What shapes this run (the resolved config, the data and its fingerprint, the trajectory's training arguments,
+    the budget), and the conditions of this command."""
+    resolved_in_config = ("config_overrides", "drop_mask", "pretraining_dropout")
+    return RunIdentity(
+        recipe="pretraining",
+        shapes={
+            "config": comparable_config(config),
+            "model": {name: value for name, value in asdict(model_args).items() if name not in resolved_in_config},
+            "data": {
+                **{name: value for name, value in asdict(data_args).items() if name != "preprocessing_num_workers"},
+                "fingerprint": data_fingerprint,
+            },
+            "budget": {
+                "budget_s": budget_s,
+                "final_lr_ratio": budget_args.final_lr_ratio,
+                "calibration": calibration and {"sha256": calibration["sha256"], "steps": calibration["steps"]},
+            },
+            "training": trajectory_settings(training_args),
+        },
+        conditions=run_conditions(
+            training_args,
+            num_eval_points=budget_args.num_eval_points,
+            save_at_eval_points=budget_args.save_at_eval_points,
+        ),
+    )
+
+
 def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[TrainerCallback] = ()) -> dict:
     """Run the recipe; returns what budget.json records. `now` (the budget clock's time source) and extra Trainer
     `callbacks` are for programmatic use and tests."""
@@ -184,7 +222,9 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
     budget_s, shape = check_budget_arguments(budget_args, training_args)
     start = resolve_start(model_args)
     # The config's field names and overrides are checked here, before data preparation.
-    positions = requested_config(model_args, start=start)["max_position_embeddings"]
+    tokenizer = load_tokenizer(model_args, start)
+    config = requested_config(model_args, tokenizer, start)
+    positions = config["max_position_embeddings"]
     if positions < data_args.max_seq_length:
         raise ValueError(
             f"--max_seq_length {data_args.max_seq_length} exceeds the model's max_position_embeddings {positions}."
@@ -198,7 +238,11 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
     calibration = calibration_info(budget_args, model_args, data_args, training_args, budget_s)
     corpus = corpus_spec(data_args)
     corpus.validate()
-    with claimed_output_dir(training_args, budget_args.overwrite_output_dir) as checkpoint:
+    fingerprint = planned_fingerprint(corpus, tokenizer, data_args.max_seq_length, data_args.mlm_probability)
+    identity = pretraining_identity(
+        model_args, data_args, budget_args, training_args, config, fingerprint, budget_s, calibration
+    )
+    with claimed_output_dir(training_args, budget_args.overwrite_output_dir, identity) as checkpoint:
         return pretrain(
             model_args, data_args, budget_args, training_args, budget_s, shape, corpus, checkpoint, now, callbacks,
             calibration, start,

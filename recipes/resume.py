@@ -1,11 +1,17 @@
 """Which checkpoint a budgeted run continues from, decided from the arguments and what its output folder holds,
-with the folder claimed for the run's lifetime (pretraining and distillation share it)."""
+with the folder claimed for the run's lifetime (pretraining and distillation share it).
+
+A folder's `run.json` (`RunIdentity`) says what shapes the run in it; a command continues that run only when it
+shapes it the same way, and is refused otherwise, before anything loads, with one message naming every differing
+setting and both values. The one change a run accepts is a larger budget with an explicit `--resume_from_checkpoint`
+(continuing a finished run); the identity then records the budget it grew from."""
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from transformers import TrainingArguments
@@ -14,10 +20,45 @@ from recipes.budget import BUDGET_STATE_FILE
 from recipes.checkpoints import STAGING_PREFIX, TRAINER_STATE_FILE, incomplete_checkpoints, last_checkpoint
 from recipes.curves import CURVE_FILE
 from recipes.input_files import read_json
-from recipes.records import BUDGET_FILE
+from recipes.records import BUDGET_FILE, IDENTITY_FILE, RunIdentity
 from recipes.run_dir import check_holds_run, claim_output_dir, describe, entries, replace_run
 
 REQUIRED_CHECKPOINT_FILES = (TRAINER_STATE_FILE, BUDGET_STATE_FILE)
+BUDGET_FIELD = "budget.budget_s:"
+
+
+class RunMismatchError(FileExistsError):
+    """The output folder holds a run that this command would shape differently; nothing was changed."""
+
+
+def check_same_run(output_dir: Path, requested: RunIdentity, resume: str | None) -> RunIdentity:
+    """The identity to write for this command: the requested one, once the folder's run (if it has an identity) is
+    found to be the same run; RunMismatchError naming every difference otherwise. A larger budget is accepted with an
+    explicit --resume_from_checkpoint, and recorded."""
+    recorded = RunIdentity.read(output_dir)
+    if recorded is None:
+        return requested
+    differences = recorded.differences(requested)
+    grown = grown_budget(recorded, requested)
+    if resume and grown and differences == [line for line in differences if line.startswith(BUDGET_FIELD)]:
+        return replace(requested, conditions={**requested.conditions, "budget_grown_from_s": grown})
+    if differences:
+        raise RunMismatchError(
+            f"{output_dir} holds a run that this command would shape differently:\n  "
+            + "\n  ".join(differences)
+            + "\nRepeat the run's command to continue it; give another --output_dir for a new run, or "
+            "--overwrite_output_dir to replace it."
+        )
+    return replace(requested, conditions={**recorded.conditions, **requested.conditions})
+
+
+def grown_budget(recorded: RunIdentity, requested: RunIdentity) -> float | None:
+    """The recorded budget when the command asks for a larger one (None otherwise)."""
+    before, after = (
+        recorded.shapes.get("budget", {}).get("budget_s"),
+        requested.shapes.get("budget", {}).get("budget_s"),
+    )
+    return before if before is not None and after is not None and after > before else None
 
 
 def resume_point(output_dir: Path, resume: str | None, overwrite: bool, curve_file: str = CURVE_FILE) -> str | None:
@@ -27,7 +68,7 @@ def resume_point(output_dir: Path, resume: str | None, overwrite: bool, curve_fi
     if resume and overwrite:
         raise ValueError("--overwrite_output_dir and --resume_from_checkpoint contradict each other: pass one.")
     if overwrite:
-        check_holds_run(output_dir, (BUDGET_FILE, curve_file))
+        check_holds_run(output_dir)
         return None
     if resume and resume.lower() not in ("true", "latest"):
         return resume
@@ -50,7 +91,7 @@ def resume_point(output_dir: Path, resume: str | None, overwrite: bool, curve_fi
     if checkpoint:
         return checkpoint
     # What a run that died before its first checkpoint leaves: its curve, and writes and saves cut short.
-    partial_run = (Path(curve_file).stem, f"{STAGING_PREFIX}checkpoint-", f".{BUDGET_FILE}")
+    partial_run = (Path(curve_file).stem, f"{STAGING_PREFIX}checkpoint-", f".{BUDGET_FILE}", IDENTITY_FILE)
     if all(name.startswith(partial_run) for name in names):
         return None  # it starts again
     raise FileExistsError(
@@ -68,20 +109,24 @@ def curve_until(points: list[dict], checkpoint: str | None) -> list[dict]:
 
 @contextmanager
 def claimed_output_dir(
-    training_args: TrainingArguments, overwrite: bool, curve_file: str = CURVE_FILE
+    training_args: TrainingArguments, overwrite: bool, identity: RunIdentity, curve_file: str = CURVE_FILE
 ) -> Iterator[str | None]:
     """Holds the output directory's lock for the body and yields the checkpoint the run continues from (None: a fresh
-    start; see `resume_point`). The main process first replaces a run (--overwrite_output_dir) and removes
-    checkpoints cut short."""
+    start; see `resume_point`), once the folder's run is found to be this command's (`check_same_run`). The main
+    process then replaces a run (--overwrite_output_dir), removes checkpoints cut short and writes the identity."""
     output_dir = Path(training_args.output_dir)
     is_main_process = training_args.process_index == 0
     with claim_output_dir(output_dir, is_main_process):
-        checkpoint = resume_point(output_dir, training_args.resume_from_checkpoint, overwrite, curve_file)
+        resume = training_args.resume_from_checkpoint
+        checkpoint = resume_point(output_dir, resume, overwrite, curve_file)
+        if not overwrite:
+            identity = check_same_run(output_dir, identity, resume)
         if is_main_process:
             if overwrite:
-                replace_run(output_dir, (BUDGET_FILE, curve_file))
+                replace_run(output_dir)
             for incomplete in incomplete_checkpoints(output_dir):
                 shutil.rmtree(incomplete)
+            identity.write(output_dir)
             if checkpoint:
                 print(f"Resuming from {checkpoint}.", flush=True)
         yield checkpoint

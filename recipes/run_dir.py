@@ -4,26 +4,25 @@
   start; a marker left by a process that no longer runs is stale and taken over). A second process on the same folder
   fails at once with `OutputDirInUseError` naming the holder. The lock goes when the run ends, however it ends, and a
   folder the claim created is removed again if the run left nothing in it.
-- `replace_run` empties a folder for `--overwrite_output_dir`, but only one holding a run of this project (one of the
-  recipe's record files, a `checkpoint-N`, or a saved HybridBERT); anything else is refused, naming what it holds.
+- `replace_run` empties a folder for `--overwrite_output_dir`, but only one marked as a run of this project by the
+  `run.json` a recipe writes when it claims the folder (`recipes.records.RunIdentity`); anything else is refused,
+  naming what it holds.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from fnmatch import fnmatch
 from pathlib import Path
 
 from filelock import SoftFileLock, Timeout
 
+from recipes.records import IDENTITY_FILE
+
 LOCK_FILE = ".run.lock"
-CHECKPOINT_PATTERNS = ("checkpoint-*", "tmp-checkpoint-*")
-SAVED_MODEL_TYPE = "hybrid_bert"
 SHOWN_ENTRIES = 5
 
 
@@ -47,41 +46,25 @@ def describe(names: Sequence[str]) -> str:
     return shown + (f" and {len(names) - SHOWN_ENTRIES} more" if len(names) > SHOWN_ENTRIES else "")
 
 
-def holds_saved_model(folder: Path) -> bool:
-    """Whether `folder` is a `save_pretrained` folder of a HybridBERT model."""
-    try:
-        return json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_type") == SAVED_MODEL_TYPE
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-def run_markers(folder: Path, record_files: Sequence[str]) -> list[str]:
-    """The entries that show `folder` holds a run of this project: record files, checkpoints, a saved model."""
-    found = [
-        name for name in entries(folder) if name in record_files or any(fnmatch(name, p) for p in CHECKPOINT_PATTERNS)
-    ]
-    return found + (["config.json"] if holds_saved_model(folder) else [])
-
-
-def check_holds_run(folder: Path, record_files: Sequence[str]) -> list[str]:
-    """The entries showing that `folder` (absent, empty, or) holds a run of this project; NotARunError, naming what
-    it holds, otherwise."""
+def check_holds_run(folder: Path) -> list[str]:
+    """The folder's entries when it is absent, empty, or marked as a run of this project by its `run.json` (which the
+    recipes write when they claim a folder); NotARunError, naming what it holds, otherwise. Files that only look like
+    a run (`checkpoint-*`, a Trainer's output, a saved model) are someone's until marked."""
     names = entries(folder)
-    markers = run_markers(folder, record_files)
-    if names and not markers:
+    if names and IDENTITY_FILE not in names:
         raise NotARunError(
             f"--overwrite_output_dir refuses to empty {folder}: it holds {describe(names)}, not a run of this project "
-            f"(none of {', '.join([*record_files, 'checkpoint-N', 'a saved HybridBERT model'])}). "
-            "Choose another --output_dir."
+            f"(no {IDENTITY_FILE}, which this project's recipes write in every folder they claim). Choose another "
+            "--output_dir, or remove the folder yourself."
         )
-    return markers
+    return names
 
 
-def replace_run(folder: Path, record_files: Sequence[str]) -> None:
-    """Empty `folder` (its lock kept) when it holds a run of this project; refuse anything else, changing nothing.
-    The markers go last, so a removal cut short still leaves a folder that is recognisably a run."""
-    markers = check_holds_run(folder, record_files)
-    for name in sorted(entries(folder), key=lambda name: name in markers):
+def replace_run(folder: Path) -> None:
+    """Empty `folder` (its lock kept) when it is marked as a run of this project; refuse anything else, changing
+    nothing. The mark goes last, so a removal cut short still leaves a folder that is recognisably a run."""
+    check_holds_run(folder)
+    for name in sorted(entries(folder), key=lambda name: name == IDENTITY_FILE):
         path = folder / name
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
@@ -112,8 +95,14 @@ def claim_output_dir(folder: Path, is_main_process: bool = True) -> Iterator[Non
         warnings.warn(
             f"{folder}: took over the lock left by PID {previous_holder}, which no longer runs.", stacklevel=3
         )
+    held_nothing = not entries(folder)
     try:
         yield
+    except BaseException:
+        # A run that failed before it wrote anything leaves no mark: its folder is as it was (or gone, below).
+        if held_nothing and entries(folder) == [IDENTITY_FILE]:
+            (folder / IDENTITY_FILE).unlink()
+        raise
     finally:
         lock.release()
         if created and not entries(folder):

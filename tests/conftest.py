@@ -1,3 +1,5 @@
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -42,3 +44,30 @@ def teacher_dir(tmp_path_factory) -> Path:
     BertModel(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+def _mount_tmpfs(path: Path, size: str) -> None:
+    path.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root; this suite does not run as root")
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A folder on a real filesystem of its own (tmpfs), unmounted afterwards; `mount(size)` mounts it."""
+    disk = tmp_path / "disk"
+    mounted = []
+
+    def mount(size: str) -> Path:
+        _mount_tmpfs(disk, size)
+        mounted.append(disk)
+        return disk
+
+    yield mount
+    for path in mounted:
+        subprocess.run(["umount", str(path)], check=True)

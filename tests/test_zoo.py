@@ -237,7 +237,12 @@ def test_a_changed_pretraining_input_replans_exactly_that_run(tiny_zoo, train_fi
     args = tiny_zoo_arguments(root, train_file)
     assert not any(step.runs for step in zoo_plan.plan_zoo(args).steps)
     args.pretrain_args += " --learning_rate 2e-4"
-    assert all(step.runs for step in zoo_plan.plan_zoo(args).steps)  # both runs share the changed arguments
+    with pytest.raises(zoo_plan.StaleRunError, match="holds a finished run .* --replace_stale"):
+        zoo_plan.plan_zoo(args)  # replacing a finished run is the user's explicit choice
+    args.replace_stale = True
+    plan = zoo_plan.plan_zoo(args)
+    assert all(step.runs for step in plan.steps)  # both runs share the changed arguments
+    assert all(step.argv[-1] == "--overwrite_output_dir" for step in plan.pretraining)
 
 
 @pytest.mark.slow
@@ -258,6 +263,7 @@ def test_a_changed_finetuning_setting_reruns_only_the_finetuning(tiny_zoo, train
     root, _ = tiny_zoo
     args = tiny_zoo_arguments(root, train_file)
     args.finetune_args += " --learning_rate 1e-3"
+    args.replace_stale = True
     plan = zoo_plan.plan_zoo(args)
     assert not any(step.runs for step in plan.pretraining) and all(step.runs for step in plan.finetuning)
 

@@ -70,6 +70,14 @@ class ZooArguments:
     benchmark: bool = field(
         default=True, metadata={"help": "Measure parameters and latency at --size for Table 2 and the cards"}
     )
+    replace_stale: bool = field(
+        default=False,
+        metadata={
+            "help": "Run again the finished runs whose records the plan would make differently now (other code or "
+            "settings), replacing them; without it such a run is an error named before anything runs. Unfinished "
+            "runs always continue"
+        },
+    )
     results_only: bool = field(
         default=False,
         metadata={"help": "Plan and run nothing: rebuild the results and cards from the gathered records"},

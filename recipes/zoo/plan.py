@@ -79,7 +79,6 @@ def pretraining_argv(args: ZooArguments, label: str, start: str, budget: str, se
         str(seed),
         "--output_dir",
         str(run_dir),
-        "--overwrite_output_dir",
         *(["--drop_mask"] if drop_mask else []),
         *(["--init_from", start] if start != SCRATCH else []),
         *shlex.split(args.pretrain_args),
@@ -88,9 +87,38 @@ def pretraining_argv(args: ZooArguments, label: str, start: str, budget: str, se
 
 def pretraining_done(run_dir: Path, argv: list[str]) -> bool:
     """Whether `run_dir` holds the finished run these arguments would make."""
-    return PretrainingRecord.exists(run_dir) and PretrainingRecord.read(run_dir).key().matches(
-        pretrain.planned_key(argv)
-    )
+    if not PretrainingRecord.exists(run_dir):
+        return False
+    record = PretrainingRecord.read(run_dir)
+    return record.stop_reason != "signal" and record.key().matches(pretrain.planned_key(argv))
+
+
+class StaleRunError(FileExistsError):
+    """A finished run the zoo would make differently now; replacing it is the user's explicit choice."""
+
+
+def holds_finished_run(run_dir: Path) -> bool:
+    return PretrainingRecord.exists(run_dir) and PretrainingRecord.read(run_dir).stop_reason != "signal"
+
+
+def replacing(argv: list[str], run_dir: Path, replace_stale: bool) -> list[str]:
+    """The command that replaces the finished run in `run_dir`, with --replace_stale; StaleRunError otherwise."""
+    if not replace_stale:
+        raise StaleRunError(
+            f"{run_dir} holds a finished run made by other code or settings than this zoo's plan (its record's key "
+            "differs). Pass --replace_stale to run it again, or another --output_dir to keep it."
+        )
+    return [*argv, "--overwrite_output_dir"]
+
+
+def finetuning_rerun(argv: list[str], output_dir: Path, done: bool, replace_stale: bool) -> list[str]:
+    """A fine-tuning that runs again replaces what its folder holds: a run cut short (no record) always, a finished
+    one only with --replace_stale."""
+    if done or not output_dir.is_dir() or not any(output_dir.iterdir()):
+        return argv
+    if (output_dir / FinetuningRecord.FILE).is_file():
+        return replacing(argv, output_dir, replace_stale)
+    return [*argv, "--overwrite_output_dir"]
 
 
 def finetuning_done(record_path: Path, planned: FinetuningKey) -> bool:
@@ -113,7 +141,6 @@ def finetuning_argv(model: str, task: str, seed: int, output_dir: Path, args: Zo
         str(seed),
         "--output_dir",
         str(output_dir),
-        "--overwrite_output_dir",
         *extra,
         *shlex.split(args.finetune_args),
     ]
@@ -134,6 +161,7 @@ def finetuning_steps(
                 done = run_key is not None and finetuning_done(
                     record_path, planned_finetuning(argv, task, init, seed, run_key)
                 )
+                argv = finetuning_rerun(argv, output_dir, done, args.replace_stale)
                 steps.append(FinetuningStep(str(run_dir), task, init, seed, argv, runs=not done))
     return tuple(steps)
 
@@ -148,6 +176,7 @@ def reference_steps(args: ZooArguments) -> list[FinetuningStep]:
                 argv = finetuning_argv(model, task, seed, output_dir, args)
                 planned = planned_finetuning(argv, task, "pretrained", seed, None)
                 done = finetuning_done(output_dir / FinetuningRecord.FILE, planned)
+                argv = finetuning_rerun(argv, output_dir, done, args.replace_stale)
                 steps.append(FinetuningStep(model, task, "pretrained", seed, argv, runs=not done))
     return steps
 
@@ -162,6 +191,8 @@ def plan_zoo(args: ZooArguments) -> ZooPlan:
                     run_dir = Path(args.output_dir) / run_name(label, args.size, budget, init_from=init_from, seed=seed)
                     argv = pretraining_argv(args, label, start, budget, seed, run_dir)
                     runs = not pretraining_done(run_dir, argv)
+                    if runs and holds_finished_run(run_dir):
+                        argv = replacing(argv, run_dir, args.replace_stale)
                     # Random weights do not depend on the budget, seed or start: one baseline per variant.
                     inits = ("pretrained",)
                     if args.finetune_from_scratch and label not in with_scratch_baseline:

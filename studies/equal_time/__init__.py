@@ -62,6 +62,8 @@ class Plan:
     budgets: dict[str, int]
     seeds: tuple[int, ...]
     long_runs: tuple[dict, ...]
+    primary_endpoints: tuple[dict, ...] = ()
+    plateau: dict | None = None
 
     @classmethod
     def read(cls, path: str | Path = PLAN_FILE) -> Plan:
@@ -75,6 +77,10 @@ class Plan:
             if run["arm"] not in arms:
                 raise ValueError(f"{path}: long run of unknown arm {run['arm']!r} (arms: {', '.join(arms)}).")
             parse_budget(run["budget"])
+        for endpoint in data.get("primary_endpoints", []):
+            unknown = [endpoint[k] for k in ("arm", "reference") if endpoint[k] not in arms]
+            if unknown or endpoint["budget"] not in data["budgets"]:
+                raise ValueError(f"{path}: endpoint {endpoint['id']} names an arm or budget the plan lacks.")
         return cls(
             size=data["size"],
             common_overrides=data.get("common_overrides", ""),
@@ -84,6 +90,8 @@ class Plan:
             budgets=dict(data["budgets"]),
             seeds=tuple(data["seeds"]),
             long_runs=tuple(data.get("long_runs", [])),
+            primary_endpoints=tuple(data.get("primary_endpoints", [])),
+            plateau=data.get("plateau"),
         )
 
     def overrides(self, arm: Arm) -> str:

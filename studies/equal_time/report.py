@@ -1,0 +1,291 @@
+"""The equal-time study's results page, from its gathered records alone (`results/equal_time/runs/`):
+
+- when each arm leaves the plateau: the first evaluation point at which held-out accuracy at [MASK] exceeds the plan's
+  multiple of the share of its plateau token among the held-out [MASK] labels, per seed, in calibrated minutes and
+  tokens (or the last point reached, a lower bound);
+- held-out MLM accuracy (at [MASK] and over all labelled positions) and loss per arm and budget, with each arm's
+  difference to `bert` paired by seed and its 95% Student-t interval;
+- the primary endpoints with paired t-test p-values, Holm-corrected once all of them are measured;
+- the curves: accuracy at [MASK] against calibrated minutes and tokens, every run.
+
+    python -m studies.equal_time.report     # writes results/equal_time/README.md, table.json and curves-*.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from scipy.stats import ttest_rel
+
+from recipes.assets import default_tokenizer
+from recipes.budget import parse_budget
+from recipes.curves import load_curve
+from recipes.data import prepare
+from recipes.markdown import markdown_table
+from recipes.pretrain_arguments import corpus_spec, parse_args
+from recipes.records import PretrainingRecord, write_json, write_text_atomic
+from recipes.stats import paired_difference
+from studies.equal_time import RECORDS_DIR, RESULTS_DIR, Plan, PlannedRun
+
+MLM_METRICS = {"mask_accuracy": "accuracy at [MASK]", "accuracy": "accuracy, all labelled", "loss": "loss"}
+REFERENCE_ARM = "bert"
+
+
+@dataclass(frozen=True)
+class Run:
+    planned: PlannedRun
+    record: PretrainingRecord
+    curve: list[dict]
+
+    def final(self, metric: str) -> float:
+        return self.curve[-1][metric]
+
+
+def finished_runs(plan: Plan, records_dir: Path) -> dict[str, Run]:
+    runs = {}
+    for planned in plan.runs():
+        folder = records_dir / planned.name
+        if PretrainingRecord.exists(folder):
+            runs[planned.name] = Run(planned, PretrainingRecord.read(folder), load_curve(folder))
+    return runs
+
+
+def plateau_share(plan: Plan) -> float:
+    """The share of the plan's plateau token among the [MASK] labels of the evaluated held-out blocks."""
+    arm = next(iter(plan.arms.values()))
+    _, data_args, _, _ = parse_args(plan.pretraining_argv(PlannedRun(arm, "5m", 1, 1), Path("unused")))
+    tokenizer = default_tokenizer()
+    held_out = prepare(corpus_spec(data_args), tokenizer, data_args.max_seq_length, data_args.mlm_probability).held_out
+    blocks = held_out.select(range(min(len(held_out), data_args.max_eval_samples or len(held_out))))
+    token = tokenizer.convert_tokens_to_ids(plan.plateau["token"])
+    at_mask = [
+        label
+        for inputs, labels in zip(blocks["input_ids"], blocks["labels"])
+        for value, label in zip(inputs, labels)
+        if label != -100 and value == tokenizer.mask_token_id
+    ]
+    return sum(label == token for label in at_mask) / len(at_mask)
+
+
+def leaving_point(curve: list[dict], threshold: float) -> dict | None:
+    return next((point for point in curve if point["mask_accuracy"] > threshold), None)
+
+
+def plateau_table(plan: Plan, runs: dict[str, Run], threshold: float) -> tuple[list[str], dict]:
+    """Per arm, the runs of the longest planned budget and the long runs: minutes and tokens at the first point above
+    the threshold, or the lower bound reached."""
+    longest = max(plan.budgets, key=parse_budget)
+    cells, values = [], {}
+    for run in runs.values():
+        if run.planned.budget in plan.budgets and run.planned.budget != longest:
+            continue
+        point = leaving_point(run.curve, threshold)
+        last = run.curve[-1]
+        values[run.planned.name] = {
+            "arm": run.planned.arm.name,
+            "budget": run.planned.budget,
+            "seed": run.planned.seed,
+            "left": point is not None,
+            "minutes": (point or last)["elapsed_s"] / 60,
+            "tokens": (point or last)["tokens_seen"],
+            "mask_accuracy": (point or last)["mask_accuracy"],
+        }
+        shown = values[run.planned.name]
+        when = "" if point else "not by "
+        cells.append(
+            [
+                run.planned.arm.name,
+                run.planned.budget,
+                str(run.planned.seed),
+                f"{when}{shown['minutes']:.1f} min",
+                f"{when}{shown['tokens'] / 1e6:.2f}M",
+                f"{100 * shown['mask_accuracy']:.2f}%",
+            ]
+        )
+    header = ["arm", "budget", "seed", "left at (calibrated minutes)", "tokens", "accuracy at [MASK] there"]
+    return markdown_table(header, cells), values
+
+
+def by_seed(runs: dict[str, Run], arm: str, budget: str, metric: str) -> dict[int, float]:
+    return {
+        run.planned.seed: run.final(metric)
+        for run in runs.values()
+        if run.planned.arm.name == arm and run.planned.budget == budget
+    }
+
+
+def mlm_table(plan: Plan, runs: dict[str, Run], budget: str) -> tuple[list[str], dict]:
+    header = ["arm", "seeds", "steps", *MLM_METRICS.values(), "− bert at [MASK] (pp)", "− bert loss"]
+    rows, values = [], {}
+    for arm in plan.arms:
+        scores = {metric: by_seed(runs, arm, budget, metric) for metric in MLM_METRICS}
+        if not scores["loss"]:
+            continue
+        steps = sorted(
+            {run.record.steps for run in runs.values() if (run.planned.arm.name, run.planned.budget) == (arm, budget)}
+        )
+        cells = [arm, str(len(scores["loss"])), "/".join(map(str, steps))]
+        for metric in MLM_METRICS:
+            sample = list(scores[metric].values())
+            scale, unit = (1, "") if metric == "loss" else (100, "%")
+            spread = f" ± {scale * statistics.stdev(sample):.2f}" if len(sample) > 1 else ""
+            cells.append(f"{scale * statistics.fmean(sample):.2f}{spread}{unit}")
+        values[arm] = {metric: scores[metric] for metric in MLM_METRICS}
+        for metric, scale, digits in (("mask_accuracy", 100, 2), ("loss", 1, 3)):
+            reference = by_seed(runs, REFERENCE_ARM, budget, metric)
+            if arm == REFERENCE_ARM or len(set(reference) & set(scores[metric])) < 2:
+                cells.append("–")
+                continue
+            difference = paired_difference(scores[metric], reference)
+            cells.append(f"{difference.format(scale, digits)}{'' if difference.covers_zero else ' *'}")
+        rows.append(cells)
+    return markdown_table(header, rows), values
+
+
+def holm(p_values: dict[str, float]) -> dict[str, float]:
+    """Holm's step-down adjusted p-values."""
+    ordered = sorted(p_values, key=p_values.get)
+    adjusted, running = {}, 0.0
+    for rank, name in enumerate(ordered):
+        running = max(running, min(1.0, (len(ordered) - rank) * p_values[name]))
+        adjusted[name] = running
+    return adjusted
+
+
+def endpoint_table(plan: Plan, runs: dict[str, Run]) -> tuple[list[str], dict]:
+    measured = {}
+    for endpoint in plan.primary_endpoints:
+        if endpoint["metric"] not in MLM_METRICS:
+            continue  # downstream endpoints: measured by the fine-tuning stage
+        scores = by_seed(runs, endpoint["arm"], endpoint["budget"], endpoint["metric"])
+        reference = by_seed(runs, endpoint["reference"], endpoint["budget"], endpoint["metric"])
+        seeds = sorted(set(scores) & set(reference))
+        if len(seeds) < len(plan.seeds):
+            continue
+        difference = paired_difference(scores, reference)
+        p_value = float(ttest_rel([scores[s] for s in seeds], [reference[s] for s in seeds]).pvalue)
+        measured[endpoint["id"]] = {"difference": difference, "p": p_value}
+    complete = len(measured) == len(plan.primary_endpoints)
+    adjusted = holm({name: m["p"] for name, m in measured.items()}) if complete else {}
+    rows, values = [], {}
+    for endpoint in plan.primary_endpoints:
+        name = endpoint["id"]
+        what = f"{endpoint['arm']} − {endpoint['reference']}, {endpoint['metric']}, {endpoint['budget']}"
+        if name not in measured:
+            rows.append([name, endpoint["claim"], what, "pending", "", "", ""])
+            continue
+        difference, p_value = measured[name]["difference"], measured[name]["p"]
+        scale, digits = (1, 3) if endpoint["metric"] == "loss" else (100, 2)
+        holm_p = f"{adjusted[name]:.3f}" if name in adjusted else "once all are measured"
+        rows.append(
+            [
+                name,
+                endpoint["claim"],
+                what,
+                f"{scale * difference.mean:+.{digits}f}",
+                f"[{scale * difference.low:+.{digits}f}, {scale * difference.high:+.{digits}f}]",
+                f"{p_value:.3f}",
+                holm_p,
+            ]
+        )
+        values[name] = {
+            "mean": difference.mean,
+            "low": difference.low,
+            "high": difference.high,
+            "p": p_value,
+            "holm_p": adjusted.get(name),
+        }
+    header = ["", "claim", "difference", "mean", "95% interval (over seeds)", "p (paired t)", "Holm p"]
+    return markdown_table(header, rows), values
+
+
+def plot(plan: Plan, runs: dict[str, Run], budget: str, path: Path, metric: str = "mask_accuracy") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (by_time, by_tokens) = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    colours = dict(zip(plan.arms, plt.get_cmap("tab10").colors))
+    for run in runs.values():
+        if run.planned.budget != budget:
+            continue
+        label = run.planned.arm.name if run.planned.seed == min(plan.seeds) else None
+        style = dict(color=colours[run.planned.arm.name], marker="o", markersize=2, linewidth=1, label=label)
+        values = [100 * point[metric] for point in run.curve]
+        by_time.plot([point["elapsed_s"] / 60 for point in run.curve], values, **style)
+        by_tokens.plot([point["tokens_seen"] / 1e6 for point in run.curve], values, **style)
+    by_time.set_xlabel("calibrated minutes of one core")
+    by_tokens.set_xlabel("tokens seen (millions)")
+    by_time.set_ylabel(f"held-out {MLM_METRICS[metric]} (%)")
+    for axis in (by_time, by_tokens):
+        axis.grid(alpha=0.3)
+    by_tokens.legend(fontsize="small", loc="lower right")
+    figure.suptitle(f"Equal-time study, {budget} budget, every seed")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def write_report(plan: Plan, records_dir: Path, results_dir: Path) -> str:
+    runs = finished_runs(plan, records_dir)
+    share = plateau_share(plan)
+    threshold = plan.plateau["multiple"] * share
+    lines = [
+        "# Equal-time study: results",
+        "",
+        "Generated by `python -m studies.equal_time.report` from the records in `runs/` (plan and endpoints: "
+        "`studies/equal_time/README.md`). Budgets are calibrated minutes of one idle core; every difference is "
+        "paired by pretraining seed (same initialisation seed and data order), with its 95% Student-t interval over "
+        "seeds; `*` marks an interval that excludes zero (uncorrected: exploratory except the primary endpoints).",
+        "",
+        f"Runs finished: {len(runs)} of {len(plan.runs())}.",
+        "",
+        "## Leaving the plateau",
+        "",
+        f"The plateau token {plan.plateau['token']!r} is {100 * share:.2f}% of the held-out [MASK] labels; an arm "
+        f"leaves the plateau at the first evaluation point where its accuracy at [MASK] exceeds "
+        f"{plan.plateau['multiple']} × that = {100 * threshold:.2f}%.",
+        "",
+    ]
+    table, plateau_values = plateau_table(plan, runs, threshold)
+    lines += [*table, ""]
+    mlm_values = {}
+    for budget in sorted(plan.budgets, key=parse_budget):
+        table, mlm_values[budget] = mlm_table(plan, runs, budget)
+        if mlm_values[budget]:
+            lines += [f"## Held-out MLM after {budget} (mean ± sd over seeds)", "", *table, ""]
+            figure = results_dir / f"curves-{budget}.png"
+            plot(plan, runs, budget, figure)
+            lines += [f"![accuracy at [MASK], {budget}]({figure.name})", ""]
+    table, endpoint_values = endpoint_table(plan, runs)
+    lines += ["## Primary endpoints", "", *table, ""]
+    text = "\n".join(lines)
+    write_text_atomic(results_dir / "README.md", text)
+    write_json(
+        results_dir / "table.json",
+        {
+            "schema_version": 1,
+            "plateau_share": share,
+            "plateau_threshold": threshold,
+            "plateau": plateau_values,
+            "mlm": mlm_values,
+            "primary_endpoints": endpoint_values,
+        },
+    )
+    return text
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records_dir", type=Path, default=RECORDS_DIR)
+    parser.add_argument("--results_dir", type=Path, default=RESULTS_DIR)
+    args = parser.parse_args(argv)
+    print(write_report(Plan.read(), args.records_dir, args.results_dir))
+
+
+if __name__ == "__main__":
+    main()
