@@ -452,6 +452,7 @@ def finetune(model_args, task_args, training_args, task, model_dir: Path, tokeni
         training=training_settings(model_args, task_args, training_args),
         learning_rate_search=search,
         git_commit=git_commit(),
+        test_predictions=test_prediction.predictions.argmax(-1).tolist(),
     )
     trainer.save_metrics("train", train_result.metrics)
     trainer.save_metrics("eval", {k: v for k, v in selected.items() if k.startswith("eval_")})

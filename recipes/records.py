@@ -310,6 +310,9 @@ class FinetuningRecord:
     # With a learning-rate grid: per rate, the validation scores of its selected epoch (the record's model is the best).
     learning_rate_search: list[dict] | None = None
     git_commit: str | None = None  # the code that fine-tuned (recipes.environment.git_commit); older records lack it
+    # The predicted class of every test example, in the test split's order: intervals over test rows (a bootstrap, or
+    # McNemar) are computed from them. Older records lack them.
+    test_predictions: list[int] | None = None
 
     @staticmethod
     def downstream_path(run_dir: str | Path, task: str, init: str, seed: int) -> Path:
@@ -333,7 +336,7 @@ class FinetuningRecord:
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
         # only a grid run has a search, and older records no commit: records without them keep their format
-        for optional in ("learning_rate_search", "git_commit"):
+        for optional in ("learning_rate_search", "git_commit", "test_predictions"):
             if data[optional] is None:
                 del data[optional]
         return data

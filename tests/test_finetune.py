@@ -27,6 +27,7 @@ from recipes.finetune import (
 )
 from recipes.pretrain import main as pretrain
 from recipes.records import FinetuningRecord, PretrainingRecord
+from recipes.tasks import load_task
 
 TREC_LABELS = ["DESC", "ENTY", "ABBR", "HUM", "NUM", "LOC"]
 TREC_TEST_ENTY = 94  # the official test split's rows of ENTY, the training split's most frequent class
@@ -93,6 +94,15 @@ def test_finetuning_beats_the_majority_class(finetuned):
     assert record.test["accuracy"] > majority["accuracy"] + 0.1, record.test
     assert record.test["macro_f1"] > majority["macro_f1"] + 0.1, record.test
     assert [point["epoch"] for point in record.validation] == [1.0, 2.0, 3.0]
+
+
+def test_record_keeps_every_test_prediction_and_they_give_its_accuracy(finetuned):
+    """The per-example test predictions (for intervals over test rows) agree with the recorded test accuracy."""
+    _, record = finetuned
+    labels = load_task("trec", seed=record.split_seed)["test"]["label"]
+    assert len(record.test_predictions) == record.test["samples"] == len(labels)
+    hits = sum(prediction == label for prediction, label in zip(record.test_predictions, labels))
+    assert hits / len(labels) == pytest.approx(record.test["accuracy"])
 
 
 def test_results_are_written_and_read_back(finetuned, run_dir):

@@ -32,7 +32,7 @@ from recipes.environment import PACKAGES
 from recipes.held_out import METRICS_DIR, HeldOutCollator
 from recipes.mfu import matmul_peak, native_bf16
 from recipes.pretrain import main
-from recipes.records import RunRecord
+from recipes.records import RunIdentity, RunRecord
 from recipes.starting_model import set_unigram_decoder_bias
 
 REPO = Path(__file__).resolve().parents[1]
@@ -475,6 +475,7 @@ def test_existing_run_needs_overwrite_flag(tmp_path, train_file):
     output_dir.mkdir()
     (output_dir / "budget.json").write_text('{"stop_reason": "budget", "steps": 99}')
     (output_dir / "other.txt").write_text("left by another run")
+    RunIdentity(recipe="pretraining", shapes={}, conditions={}).write(output_dir)  # the mark of a run of ours
     before = {p.name: p.read_bytes() for p in output_dir.iterdir()}
     with pytest.raises(FileExistsError, match="--overwrite_output_dir"):
         main(_argv(train_file, output_dir, "--max_steps", "1", "--num_eval_points", "0"))

@@ -19,7 +19,6 @@ when the study runs again. A finished run's records (`budget.json`, `mlm_curve.j
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +63,7 @@ class Plan:
     long_runs: tuple[dict, ...]
     primary_endpoints: tuple[dict, ...] = ()
     plateau: dict | None = None
+    finetuning: dict | None = None
 
     @classmethod
     def read(cls, path: str | Path = PLAN_FILE) -> Plan:
@@ -92,6 +92,7 @@ class Plan:
             long_runs=tuple(data.get("long_runs", [])),
             primary_endpoints=tuple(data.get("primary_endpoints", [])),
             plateau=data.get("plateau"),
+            finetuning=data.get("finetuning"),
         )
 
     def overrides(self, arm: Arm) -> str:
@@ -128,5 +129,42 @@ class Plan:
         ]  # fmt: skip
 
 
-def describe(plan: Plan) -> str:
-    return json.dumps({name: plan.overrides(arm) for name, arm in plan.arms.items()}, indent=2)
+@dataclass(frozen=True)
+class PlannedFinetuning:
+    """One fine-tuning of the study: a pretraining run's weights (`init` "pretrained") or its architecture from random
+    weights (`init` "scratch", the control), on one task, with one fine-tuning seed."""
+
+    run: PlannedRun
+    task: str
+    init: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.run.name}/{self.task}/{self.init}-seed{self.seed}"
+
+
+def finetunings(plan: Plan) -> list[PlannedFinetuning]:
+    """Every planned fine-tuning: each run of the fine-tuned budgets from its weights with the plan's fine-tuning seed,
+    and per arm the random-initialisation control (the architecture of the arm's first seed) with each of its seeds."""
+    spec = plan.finetuning or {}
+    runs = [run for run in plan.runs() if run.budget in spec.get("budgets", ())]
+    planned = []
+    for task in spec.get("tasks", {}):
+        planned += [PlannedFinetuning(run, task, "pretrained", spec["pretrained_seed"]) for run in runs]
+        for arm in plan.arms.values():
+            control = next(run for run in runs if run.arm == arm and run.seed == plan.seeds[0])
+            planned += [PlannedFinetuning(control, task, "scratch", seed) for seed in spec["scratch_seeds"]]
+    return planned
+
+
+def finetuning_argv(plan: Plan, step: PlannedFinetuning, output_dir: Path) -> list[str]:
+    """The `recipes.finetune` command of one planned fine-tuning (a learning rate chosen on validation from the grid)."""
+    spec = plan.finetuning
+    return [
+        "--model", str(output_dir / step.run.name), "--task", step.task, "--seed", str(step.seed),
+        *(["--from_scratch"] if step.init == "scratch" else []),
+        "--learning_rates", *(f"{rate:g}" for rate in spec["learning_rates"]),
+        *spec["args"], *spec["tasks"][step.task],
+        "--output_dir", str(output_dir / "finetuned" / step.name),
+    ]  # fmt: skip

@@ -1,4 +1,4 @@
-"""`python -m studies.equal_time calibrate|pretrain|status`: see the package docstring."""
+"""`python -m studies.equal_time calibrate|pretrain|finetune|status`: see the package docstring."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -15,22 +17,35 @@ import torch
 from recipes import calibration
 from recipes.budget import parse_budget
 from recipes.curves import CURVE_FILE
+from recipes.finetune import planned_training_settings
 from recipes.pretrain_arguments import parse_args, recorded_arguments
-from recipes.records import PretrainingRecord
-from studies.equal_time import CALIBRATION_DIR, RECORDS_DIR, Plan, PlannedRun
+from recipes.records import FinetuningRecord, PretrainingRecord
+from studies.equal_time import (
+    CALIBRATION_DIR,
+    RECORDS_DIR,
+    Plan,
+    PlannedFinetuning,
+    PlannedRun,
+    finetuning_argv,
+    finetunings,
+)
 
 CALIBRATION_ROUNDS = ["--rounds", "8", "--steps_per_turn", "5", "--warmup_steps", "3"]
 
 
-def calibrate(plan: Plan, output_dir: Path) -> None:
+def calibrate(plan: Plan, output_dir: Path, rounds: list[str] = CALIBRATION_ROUNDS) -> None:
     """Every arm measured in one interleaved measurement, at the plan's thread count."""
-    torch.set_num_threads(plan.threads)
     argvs = []
     for arm in plan.arms.values():
         run = PlannedRun(arm, next(iter(plan.budgets)), plan.seeds[0], 1)
         argv = plan.pretraining_argv(run, Path("unused"))
-        argvs.append(calibration.argv_matching(argv, output_dir / f"{arm.name}.json") + CALIBRATION_ROUNDS)
-    calibration.calibrate_together(argvs)
+        argvs.append(calibration.argv_matching(argv, output_dir / f"{arm.name}.json") + rounds)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(plan.threads)
+    try:
+        calibration.calibrate_together(argvs)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def planned_steps(plan: Plan, run: PlannedRun, root: Path) -> int:
@@ -38,7 +53,7 @@ def planned_steps(plan: Plan, run: PlannedRun, root: Path) -> int:
     return calibration.calibrated_steps(record, run.arm.variant, parse_budget(run.budget))
 
 
-def state(plan: Plan, run: PlannedRun, output_dir: Path, root: Path) -> str:
+def pretraining_state(plan: Plan, run: PlannedRun, output_dir: Path, root: Path) -> str:
     """'done' (the record holds the planned arguments and steps), 'partial' (a folder without a finished record) or
     'todo'."""
     directory = output_dir / run.name
@@ -49,56 +64,135 @@ def state(plan: Plan, run: PlannedRun, output_dir: Path, root: Path) -> str:
     record = PretrainingRecord.read(directory)
     model_args, data_args, budget_args, _ = parse_args(plan.pretraining_argv(run, output_dir, root))
     planned = recorded_arguments(model_args, data_args, budget_args)
-    if record.arguments != planned or record.steps != planned_steps(plan, run, root):
+    # The calibration is compared by its content: the study may run from a worktree at another path.
+    measured = calibration.file_sha256(plan.calibration_file(run.arm, root))
+    same_arguments = without_calibration_path(record.arguments) == without_calibration_path(planned)
+    if not same_arguments or record.run_record.training["calibration"]["sha256"] != measured:
         return "partial"
-    return "done"
+    return "done" if record.steps == planned_steps(plan, run, root) else "partial"
 
 
-def gather(run: PlannedRun, output_dir: Path, records_dir: Path) -> None:
-    target = records_dir / run.name
-    target.mkdir(parents=True, exist_ok=True)
-    for name in (PretrainingRecord.FILE, CURVE_FILE):
-        shutil.copy2(output_dir / run.name / name, target / name)
+def without_calibration_path(arguments: dict) -> dict:
+    return {**arguments, "budget": {**arguments["budget"], "calibration": None}}
 
 
-def pretrain(plan: Plan, output_dir: Path, records_dir: Path, jobs: int, root: Path) -> None:
-    """Runs every planned run that is not done, `jobs` at a time, each in its own process at the plan's threads."""
+def finetuning_state(plan: Plan, step: PlannedFinetuning, output_dir: Path) -> str:
+    """'done' (the pretraining run's downstream record holds the planned settings and cites its weights), 'waiting'
+    (the pretraining run is not finished), 'partial' or 'todo'."""
+    run_dir = output_dir / step.run.name
+    if not PretrainingRecord.exists(run_dir) or PretrainingRecord.read(run_dir).stop_reason == "signal":
+        return "waiting"
+    path = FinetuningRecord.downstream_path(run_dir, step.task, step.init, step.seed)
+    if path.is_file():
+        record = FinetuningRecord.read(path)
+        current = (
+            record.pretraining and record.pretraining.run_key == PretrainingRecord.read(run_dir).run_record.run_key()
+        )
+        if current and record.training == planned_training_settings(finetuning_argv(plan, step, output_dir)):
+            return "done"
+    return "partial" if (output_dir / "finetuned" / step.name).exists() else "todo"
+
+
+@dataclass
+class Job:
+    name: str
+    command: list[str]  # after `python -m`
+    log: Path
+    succeeded: Callable[[], bool]
+    gather: Callable[[], None]
+
+
+def run_jobs(jobs: list[Job], parallel: int, plan: Plan, root: Path) -> None:
+    """Runs the jobs `parallel` at a time, each in its own process at the plan's threads; a job counts as done when
+    its process exits 0 and `succeeded()` says so, and its records are then gathered."""
     environment = {**os.environ, "OMP_NUM_THREADS": str(plan.threads), "TOKENIZERS_PARALLELISM": "false"}
-    queue = [run for run in plan.runs() if state(plan, run, output_dir, root) != "done"]
-    for run in plan.runs():
-        if state(plan, run, output_dir, root) == "done" and not (records_dir / run.name / CURVE_FILE).is_file():
-            gather(run, output_dir, records_dir)
-    running: dict[subprocess.Popen, PlannedRun] = {}
-    failed = []
+    queue, running, failed = list(jobs), {}, []
     while queue or running:
-        while queue and len(running) < jobs:
-            run = queue.pop(0)
-            output_dir.mkdir(parents=True, exist_ok=True)
-            log = open(output_dir / f"{run.name}.log", "a")
-            argv = [sys.executable, "-m", "recipes.pretrain", *plan.pretraining_argv(run, output_dir, root)]
-            print(f"start {run.name}", flush=True)
-            running[subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=environment, cwd=root)] = run
+        while queue and len(running) < parallel:
+            job = queue.pop(0)
+            job.log.parent.mkdir(parents=True, exist_ok=True)
+            with open(job.log, "a") as log:
+                print(f"start {job.name}", flush=True)
+                process = subprocess.Popen(
+                    [sys.executable, "-m", *job.command],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=environment,
+                    cwd=root,
+                )
+            running[process] = job
         time.sleep(5)
         for process in [p for p in running if p.poll() is not None]:
-            run = running.pop(process)
-            if process.returncode == 0 and state(plan, run, output_dir, root) == "done":
-                gather(run, output_dir, records_dir)
-                print(f"done {run.name}", flush=True)
+            job = running.pop(process)
+            if process.returncode == 0 and job.succeeded():
+                job.gather()
+                print(f"done {job.name}", flush=True)
             else:
-                failed.append(run.name)
-                print(f"FAILED {run.name} (rc {process.returncode}; see {output_dir / run.name}.log)", flush=True)
+                failed.append(job.name)
+                print(f"FAILED {job.name} (rc {process.returncode}; see {job.log})", flush=True)
     if failed:
-        raise SystemExit(f"{len(failed)} runs failed: {', '.join(failed)}")
+        raise SystemExit(f"{len(failed)} jobs failed: {', '.join(failed)}")
+
+
+def gather(run_name: str, output_dir: Path, records_dir: Path) -> None:
+    """A pretraining run's records (no weights), with the records of its fine-tunings, under `records_dir`."""
+    source, target = output_dir / run_name, records_dir / run_name
+    files = [source / PretrainingRecord.FILE, source / CURVE_FILE, *source.glob("downstream/*/*.json")]
+    for path in files:
+        destination = target / path.relative_to(source)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, destination)
+
+
+def pretraining_jobs(plan: Plan, output_dir: Path, records_dir: Path, root: Path) -> list[Job]:
+    jobs = []
+    for run in plan.runs():
+        if pretraining_state(plan, run, output_dir, root) == "done":
+            if not (records_dir / run.name / CURVE_FILE).is_file():
+                gather(run.name, output_dir, records_dir)
+            continue
+        jobs.append(
+            Job(
+                run.name,
+                ["recipes.pretrain", *plan.pretraining_argv(run, output_dir, root)],
+                output_dir / f"{run.name}.log",
+                lambda run=run: pretraining_state(plan, run, output_dir, root) == "done",
+                lambda run=run: gather(run.name, output_dir, records_dir),
+            )
+        )
+    return jobs
+
+
+def finetuning_jobs(plan: Plan, output_dir: Path, records_dir: Path) -> list[Job]:
+    """The fine-tunings whose pretraining run is finished and which are not done; one cut short starts again."""
+    jobs = []
+    for step in finetunings(plan):
+        state = finetuning_state(plan, step, output_dir)
+        if state in ("done", "waiting"):
+            continue
+        argv = finetuning_argv(plan, step, output_dir) + (["--overwrite_output_dir"] if state == "partial" else [])
+        jobs.append(
+            Job(
+                step.name,
+                ["recipes.finetune", *argv],
+                output_dir / "finetuned" / f"{step.name.replace('/', '-')}.log",
+                lambda step=step: finetuning_state(plan, step, output_dir) == "done",
+                lambda step=step: gather(step.run.name, output_dir, records_dir),
+            )
+        )
+    return jobs
 
 
 def status(plan: Plan, output_dir: Path, root: Path) -> None:
     for run in plan.runs():
-        print(f"{state(plan, run, output_dir, root):8} {run.name}")
+        print(f"{pretraining_state(plan, run, output_dir, root):8} {run.name}")
+    for step in finetunings(plan):
+        print(f"{finetuning_state(plan, step, output_dir):8} {step.name}")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m studies.equal_time", description=__doc__)
-    parser.add_argument("command", choices=("calibrate", "pretrain", "status"))
+    parser.add_argument("command", choices=("calibrate", "pretrain", "finetune", "status"))
     parser.add_argument("--plan", type=Path, default=None, help="The plan file (default: the study's plan.json)")
     parser.add_argument("--output_dir", type=Path, default=Path("runs/equal_time"), help="Where run folders go")
     parser.add_argument("--records_dir", type=Path, default=RECORDS_DIR, help="Where finished runs' records go")
@@ -106,13 +200,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=1, help="Runs at a time")
     args = parser.parse_args(argv)
     plan = Plan.read(args.plan) if args.plan else Plan.read()
-    root = Path.cwd()
+    root, output_dir, records_dir = Path.cwd(), args.output_dir.resolve(), args.records_dir.resolve()
     if args.command == "calibrate":
         calibrate(plan, args.calibration_dir)
     elif args.command == "pretrain":
-        pretrain(plan, args.output_dir.resolve(), args.records_dir.resolve(), args.jobs, root)
+        run_jobs(pretraining_jobs(plan, output_dir, records_dir, root), args.jobs, plan, root)
+    elif args.command == "finetune":
+        run_jobs(finetuning_jobs(plan, output_dir, records_dir), args.jobs, plan, root)
     else:
-        status(plan, args.output_dir.resolve(), root)
+        status(plan, output_dir, root)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from scipy.stats import ttest_rel
 
 from recipes.assets import default_tokenizer
@@ -26,12 +27,14 @@ from recipes.curves import load_curve
 from recipes.data import prepare
 from recipes.markdown import markdown_table
 from recipes.pretrain_arguments import corpus_spec, parse_args
-from recipes.records import PretrainingRecord, write_json, write_text_atomic
+from recipes.records import FinetuningRecord, PretrainingRecord, read_json_object, write_json, write_text_atomic
 from recipes.stats import paired_difference
+from recipes.tasks import load_task
 from studies.equal_time import RECORDS_DIR, RESULTS_DIR, Plan, PlannedRun
 
 MLM_METRICS = {"mask_accuracy": "accuracy at [MASK]", "accuracy": "accuracy, all labelled", "loss": "loss"}
 REFERENCE_ARM = "bert"
+BASELINES_FILE = Path("results/baselines.json")
 
 
 @dataclass(frozen=True)
@@ -75,13 +78,17 @@ def leaving_point(curve: list[dict], threshold: float) -> dict | None:
 
 
 def plateau_table(plan: Plan, runs: dict[str, Run], threshold: float) -> tuple[list[str], dict]:
-    """Per arm, the runs of the longest planned budget and the long runs: minutes and tokens at the first point above
-    the threshold, or the lower bound reached."""
-    longest = max(plan.budgets, key=parse_budget)
+    """Per run: minutes and tokens at the first point above the threshold, or the lower bound reached."""
     cells, values = [], {}
-    for run in runs.values():
-        if run.planned.budget in plan.budgets and run.planned.budget != longest:
-            continue
+    ordered = sorted(
+        runs.values(),
+        key=lambda run: (
+            list(plan.arms).index(run.planned.arm.name),
+            parse_budget(run.planned.budget),
+            run.planned.seed,
+        ),
+    )
+    for run in ordered:
         point = leaving_point(run.curve, threshold)
         last = run.curve[-1]
         values[run.planned.name] = {
@@ -130,9 +137,9 @@ def mlm_table(plan: Plan, runs: dict[str, Run], budget: str) -> tuple[list[str],
         cells = [arm, str(len(scores["loss"])), "/".join(map(str, steps))]
         for metric in MLM_METRICS:
             sample = list(scores[metric].values())
-            scale, unit = (1, "") if metric == "loss" else (100, "%")
-            spread = f" ± {scale * statistics.stdev(sample):.2f}" if len(sample) > 1 else ""
-            cells.append(f"{scale * statistics.fmean(sample):.2f}{spread}{unit}")
+            scale, unit, digits = (1, "", 3) if metric == "loss" else (100, "%", 2)
+            spread = f" ± {scale * statistics.stdev(sample):.{digits}f}" if len(sample) > 1 else ""
+            cells.append(f"{scale * statistics.fmean(sample):.{digits}f}{spread}{unit}")
         values[arm] = {metric: scores[metric] for metric in MLM_METRICS}
         for metric, scale, digits in (("mask_accuracy", 100, 2), ("loss", 1, 3)):
             reference = by_seed(runs, REFERENCE_ARM, budget, metric)
@@ -145,6 +152,82 @@ def mlm_table(plan: Plan, runs: dict[str, Run], budget: str) -> tuple[list[str],
     return markdown_table(header, rows), values
 
 
+def downstream(runs: dict[str, Run], records_dir: Path) -> dict[tuple[str, str, str], dict[int, FinetuningRecord]]:
+    """(arm, task, init) → {unit: record}: a pretrained model's unit is its pretraining seed, a control's its seed."""
+    found: dict = {}
+    for run in runs.values():
+        for record in FinetuningRecord.read_downstream(records_dir / run.planned.name):
+            unit = run.planned.seed if record.init == "pretrained" else record.seed
+            key = (run.planned.arm.name, run.planned.budget, record.task, record.init)
+            found.setdefault(key, {})[unit] = record
+    return found
+
+
+def test_labels(task: str, split_seed: int) -> np.ndarray:
+    return np.array(load_task(task, seed=split_seed)["test"]["label"])
+
+
+def bootstrap_interval(
+    correct: np.ndarray, reference: np.ndarray, draws: int = 10_000, seed: int = 0
+) -> tuple[float, float]:
+    """95% percentile interval of the mean accuracy difference, resampling seeds and test rows together: `correct`
+    and `reference` are (seeds × rows) arrays of 0/1, paired by seed."""
+    generator = np.random.default_rng(seed)
+    seeds, rows = correct.shape
+    differences = np.empty(draws)
+    for draw in range(draws):
+        units = generator.integers(seeds, size=seeds)
+        sample = generator.integers(rows, size=rows)
+        differences[draw] = correct[units][:, sample].mean() - reference[units][:, sample].mean()
+    return float(np.quantile(differences, 0.025)), float(np.quantile(differences, 0.975))
+
+
+def downstream_table(plan: Plan, found: dict, budget: str, task: str, baselines: dict) -> tuple[list[str], dict]:
+    header = ["model", "n", "test accuracy", "macro-F1", "one class", "− bert (pp)", "− random init (pp)"]
+    rows, values = [], {}
+    reference = found.get((REFERENCE_ARM, budget, task, "pretrained"), {})
+    for arm in plan.arms:
+        for init in ("pretrained", "scratch"):
+            records = found.get((arm, budget, task, init), {})
+            if not records:
+                continue
+            accuracy = {unit: record.test["accuracy"] for unit, record in records.items()}
+            macro_f1 = [record.test["macro_f1"] for record in records.values()]
+            cells = [
+                f"{arm}{'' if init == 'pretrained' else ', random init'}",
+                str(len(records)),
+                mean_sd(list(accuracy.values())),
+                mean_sd(macro_f1),
+                str(sum(bool(record.test.get("one_class")) for record in records.values())),
+            ]
+            for other in (reference, found.get((arm, budget, task, "scratch"), {})):
+                other_accuracy = {unit: record.test["accuracy"] for unit, record in other.items()}
+                if init != "pretrained" or other is records or len(set(other_accuracy) & set(accuracy)) < 2:
+                    cells.append("–")
+                    continue
+                difference = paired_difference(accuracy, other_accuracy)
+                cells.append(f"{difference.format(100, 1)}{'' if difference.covers_zero else ' *'}")
+            rows.append(cells)
+            values[f"{arm}/{init}"] = {"accuracy": accuracy, "macro_f1": macro_f1}
+    task_baselines = baselines["tasks"][task]
+    for name, label in (
+        ("majority_class_test", "majority class (test split)"),
+        ("tfidf_logistic_regression", "TF-IDF + LR"),
+    ):
+        scores = task_baselines[name]
+        rows.append([label, "–", f"{100 * scores['accuracy']:.1f}%", f"{100 * scores['macro_f1']:.1f}%", "", "", ""])
+    bert_f1 = values.get(f"{REFERENCE_ARM}/pretrained", {}).get("macro_f1")
+    informative = (
+        bert_f1 is not None and statistics.fmean(bert_f1) - task_baselines["majority_class_test"]["macro_f1"] >= 0.10
+    )
+    return markdown_table(header, rows), {"rows": values, "informative": informative}
+
+
+def mean_sd(values: list[float]) -> str:
+    spread = f" ± {100 * statistics.stdev(values):.1f}" if len(values) > 1 else ""
+    return f"{100 * statistics.fmean(values):.1f}{spread}%"
+
+
 def holm(p_values: dict[str, float]) -> dict[str, float]:
     """Holm's step-down adjusted p-values."""
     ordered = sorted(p_values, key=p_values.get)
@@ -155,19 +238,37 @@ def holm(p_values: dict[str, float]) -> dict[str, float]:
     return adjusted
 
 
-def endpoint_table(plan: Plan, runs: dict[str, Run]) -> tuple[list[str], dict]:
+def endpoint_scores(endpoint: dict, arm: str, runs: dict[str, Run], found: dict) -> tuple[dict, dict]:
+    """{seed: score} of one side of an endpoint, and for a downstream endpoint {seed: per-row 0/1 correctness}."""
+    metric, budget = endpoint["metric"], endpoint["budget"]
+    if metric in MLM_METRICS:
+        return by_seed(runs, arm, budget, metric), {}
+    task = metric.removesuffix("_accuracy")
+    records = found.get((arm, budget, task, "pretrained"), {})
+    correct = {}
+    for unit, record in records.items():
+        if record.test_predictions is not None:
+            labels = test_labels(task, record.split_seed)
+            correct[unit] = (np.array(record.test_predictions) == labels).astype(float)
+    return {unit: record.test["accuracy"] for unit, record in records.items()}, correct
+
+
+def endpoint_table(plan: Plan, runs: dict[str, Run], found: dict) -> tuple[list[str], dict]:
     measured = {}
     for endpoint in plan.primary_endpoints:
-        if endpoint["metric"] not in MLM_METRICS:
-            continue  # downstream endpoints: measured by the fine-tuning stage
-        scores = by_seed(runs, endpoint["arm"], endpoint["budget"], endpoint["metric"])
-        reference = by_seed(runs, endpoint["reference"], endpoint["budget"], endpoint["metric"])
+        scores, correct = endpoint_scores(endpoint, endpoint["arm"], runs, found)
+        reference, reference_correct = endpoint_scores(endpoint, endpoint["reference"], runs, found)
         seeds = sorted(set(scores) & set(reference))
         if len(seeds) < len(plan.seeds):
             continue
         difference = paired_difference(scores, reference)
         p_value = float(ttest_rel([scores[s] for s in seeds], [reference[s] for s in seeds]).pvalue)
-        measured[endpoint["id"]] = {"difference": difference, "p": p_value}
+        rows_interval = None
+        if set(seeds) <= set(correct) & set(reference_correct):
+            rows_interval = bootstrap_interval(
+                np.stack([correct[s] for s in seeds]), np.stack([reference_correct[s] for s in seeds])
+            )
+        measured[endpoint["id"]] = {"difference": difference, "p": p_value, "rows_interval": rows_interval}
     complete = len(measured) == len(plan.primary_endpoints)
     adjusted = holm({name: m["p"] for name, m in measured.items()}) if complete else {}
     rows, values = [], {}
@@ -175,9 +276,10 @@ def endpoint_table(plan: Plan, runs: dict[str, Run]) -> tuple[list[str], dict]:
         name = endpoint["id"]
         what = f"{endpoint['arm']} − {endpoint['reference']}, {endpoint['metric']}, {endpoint['budget']}"
         if name not in measured:
-            rows.append([name, endpoint["claim"], what, "pending", "", "", ""])
+            rows.append([name, endpoint["claim"], what, "pending", "", "", "", ""])
             continue
         difference, p_value = measured[name]["difference"], measured[name]["p"]
+        rows_interval = measured[name]["rows_interval"]
         scale, digits = (1, 3) if endpoint["metric"] == "loss" else (100, 2)
         holm_p = f"{adjusted[name]:.3f}" if name in adjusted else "once all are measured"
         rows.append(
@@ -187,6 +289,9 @@ def endpoint_table(plan: Plan, runs: dict[str, Run]) -> tuple[list[str], dict]:
                 what,
                 f"{scale * difference.mean:+.{digits}f}",
                 f"[{scale * difference.low:+.{digits}f}, {scale * difference.high:+.{digits}f}]",
+                "–"
+                if rows_interval is None
+                else f"[{scale * rows_interval[0]:+.{digits}f}, {scale * rows_interval[1]:+.{digits}f}]",
                 f"{p_value:.3f}",
                 holm_p,
             ]
@@ -195,10 +300,14 @@ def endpoint_table(plan: Plan, runs: dict[str, Run]) -> tuple[list[str], dict]:
             "mean": difference.mean,
             "low": difference.low,
             "high": difference.high,
+            "rows_interval": rows_interval,
             "p": p_value,
             "holm_p": adjusted.get(name),
         }
-    header = ["", "claim", "difference", "mean", "95% interval (over seeds)", "p (paired t)", "Holm p"]
+    header = [
+        "", "claim", "difference", "mean", "95% interval (seeds)", "95% interval (seeds and test rows)",
+        "p (paired t)", "Holm p",
+    ]  # fmt: skip
     return markdown_table(header, rows), values
 
 
@@ -261,7 +370,24 @@ def write_report(plan: Plan, records_dir: Path, results_dir: Path) -> str:
             figure = results_dir / f"curves-{budget}.png"
             plot(plan, runs, budget, figure)
             lines += [f"![accuracy at [MASK], {budget}]({figure.name})", ""]
-    table, endpoint_values = endpoint_table(plan, runs)
+    found = downstream(runs, records_dir)
+    baselines = read_json_object(BASELINES_FILE, "baselines record")
+    downstream_values = {}
+    for budget in sorted(plan.budgets, key=parse_budget):
+        for task in (plan.finetuning or {}).get("tasks", {}):
+            table, downstream_values[f"{budget}/{task}"] = downstream_table(plan, found, budget, task, baselines)
+            if downstream_values[f"{budget}/{task}"]["rows"]:
+                verdict = downstream_values[f"{budget}/{task}"]["informative"]
+                lines += [
+                    f"## {task} after {budget} of pretraining (mean ± sd; test split scored once)",
+                    "",
+                    f"`bert` {'beats' if verdict else 'does not beat'} answering one class by ≥ 10 macro-F1 points: "
+                    f"{'a headline task' if verdict else 'not a headline task'}.",
+                    "",
+                    *table,
+                    "",
+                ]
+    table, endpoint_values = endpoint_table(plan, runs, found)
     lines += ["## Primary endpoints", "", *table, ""]
     text = "\n".join(lines)
     write_text_atomic(results_dir / "README.md", text)
@@ -273,6 +399,7 @@ def write_report(plan: Plan, records_dir: Path, results_dir: Path) -> str:
             "plateau_threshold": threshold,
             "plateau": plateau_values,
             "mlm": mlm_values,
+            "downstream": downstream_values,
             "primary_endpoints": endpoint_values,
         },
     )

@@ -1,0 +1,121 @@
+"""The equal-time study's plan and its machinery: arms as declared, seeds that vary the data order, calibrated runs that
+a same-seed rerun reproduces exactly, fine-tunings planned from finished runs, and the report built from records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from modeling import HybridBertConfig
+from recipes.pretrain_arguments import parse_overrides
+from recipes.records import PretrainingRecord
+from studies.equal_time import CALIBRATION_DIR, Plan, finetunings
+from studies.equal_time import __main__ as study
+from studies.equal_time.report import bootstrap_interval, holm, leaving_point
+
+LAYOUTS = {
+    "bert": "SSSSSS",
+    "bert-hbert-settings": "SSSSSS",
+    "addbert": "AAAAAA",
+    "hbert-v1": "SASASA",
+    "hbert-v2": "SAAAAS",
+    "pool-hybrid": "SSSSPP",
+    "pool-hybrid-dropmask": "SSSSPP",
+}
+
+
+def test_the_plan_builds_every_arm_with_the_layout_its_readme_names():
+    plan = Plan.read()
+    assert set(plan.arms) == set(LAYOUTS)
+    for name, arm in plan.arms.items():
+        config = HybridBertConfig.from_variant(
+            arm.variant, size=plan.size, **{**parse_overrides(plan.overrides(arm)), "mask_token_id": 103}
+        )
+        assert "".join(mixer[0].upper() for mixer in config.mixer_types) == LAYOUTS[name], name
+    assert plan.arms["pool-hybrid-dropmask"].overrides.endswith("drop_mask=true")
+
+
+def test_a_seed_sets_the_initialisation_and_the_data_order_and_nothing_else_differs():
+    plan = Plan.read()
+    first, second = (run for run in plan.runs() if run.arm.name == "bert" and run.budget == "5m" and run.seed < 3)
+    one, two = (plan.pretraining_argv(run, Path("out")) for run in (first, second))
+    differing = [(a, b) for a, b in zip(one, two) if a != b]
+    assert differing == [("1", "2"), ("1", "2"), ("out/bert-5m-seed1", "out/bert-5m-seed2")]
+    assert one[one.index("--seed") + 1] == one[one.index("--data_seed") + 1] == "1"
+    assert one[one.index("--held_out_seed") + 1] == "42"
+
+
+def test_every_fine_tuning_is_planned_once_with_its_control():
+    plan = Plan.read()
+    steps = finetunings(plan)
+    assert len({step.name for step in steps}) == len(steps)
+    tasks, arms = plan.finetuning["tasks"], plan.arms
+    pretrained = [step for step in steps if step.init == "pretrained"]
+    assert len(pretrained) == len(tasks) * len(arms) * len(plan.seeds) * len(plan.finetuning["budgets"])
+    assert len(steps) - len(pretrained) == len(tasks) * len(arms) * len(plan.finetuning["scratch_seeds"])
+
+
+def test_plateau_leaving_point_and_holm():
+    curve = [{"mask_accuracy": value, "step": step} for step, value in enumerate([0.05, 0.11, 0.13, 0.12])]
+    assert leaving_point(curve, 0.12)["step"] == 2
+    assert leaving_point(curve, 0.2) is None
+    assert holm({"a": 0.01, "b": 0.04, "c": 0.03}) == pytest.approx({"a": 0.03, "b": 0.06, "c": 0.06})
+
+
+def test_bootstrap_over_seeds_and_rows_covers_the_difference_and_widens_with_fewer_rows():
+    generator = np.random.default_rng(1)
+    reference = (generator.random((3, 400)) < 0.6).astype(float)
+    better = np.maximum(reference, (generator.random((3, 400)) < 0.1).astype(float))
+    low, high = bootstrap_interval(better, reference, draws=2000)
+    observed = better.mean() - reference.mean()
+    assert low < observed < high and low > 0
+    narrow_low, narrow_high = bootstrap_interval(better[:, :40], reference[:, :40], draws=2000)
+    assert narrow_high - narrow_low > high - low
+
+
+def _tiny_plan(tmp_path: Path, train_file: Path) -> Path:
+    tiny = "hidden_size=32,num_attention_heads=2,intermediate_size=64,num_hidden_layers=4"
+    plan = {
+        "schema_version": 1,
+        "size": "tiny",
+        "common_overrides": tiny,
+        "threads": 1,
+        "pretrain_args": [
+            "--train_file", str(train_file), "--max_seq_length", "32", "--per_device_train_batch_size", "4",
+            "--max_eval_samples", "16", "--training_mlm_probability", "0.4", "--learning_rate", "2e-3", "--use_cpu",
+        ],
+        "arms": {"bert": {"variant": "bert", "overrides": "norm_style=pre"}, "pool-hybrid": {"variant": "pool-hybrid"}},
+        "budgets": {"2s": 2},
+        "seeds": [1],
+    }  # fmt: skip
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan))
+    return path
+
+
+@pytest.mark.slow
+def test_a_same_seed_rerun_of_a_study_configuration_gives_the_same_steps_and_accuracy(tmp_path, train_file):
+    """A tiny plan, calibrated once, run twice into two folders by the study's own job runner: every run makes its
+    calibrated steps and ends at the same held-out accuracy and loss; a third pass finds everything done."""
+    plan = Plan.read(_tiny_plan(tmp_path, train_file))
+    study.calibrate(plan, tmp_path / CALIBRATION_DIR, rounds=["--rounds", "1", "--steps_per_turn", "2"])
+    results = []
+    for attempt in ("first", "second"):
+        output_dir, records_dir = tmp_path / attempt, tmp_path / f"{attempt}-records"
+        study.run_jobs(study.pretraining_jobs(plan, output_dir, records_dir, tmp_path), 1, plan, tmp_path)
+        results.append(
+            {
+                run.name: (
+                    PretrainingRecord.read(records_dir / run.name).steps,
+                    json.loads((records_dir / run.name / "mlm_curve.json").read_text())["points"][-1],
+                )
+                for run in plan.runs()
+            }
+        )
+    assert results[0] == results[1]
+    for run in plan.runs():
+        assert results[0][run.name][0] == study.planned_steps(plan, run, tmp_path)
+    assert study.pretraining_jobs(plan, tmp_path / "first", tmp_path / "first-records", tmp_path) == []
