@@ -9,6 +9,7 @@ a save that fails (a full disk) removes its staging folder and raises `Checkpoin
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import warnings
@@ -18,8 +19,9 @@ from transformers import Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints, sort_checkpoints
 
 from modeling import HybridBertConfig
-from recipes.input_files import check_weights, read_config
+from recipes.input_files import InvalidInputFileError, check_weights, read_config, tensor_shapes, weight_files
 from recipes.records import plain
+from recipes.run_dir import free_space
 
 STAGING_PREFIX = "tmp-"
 TRAINER_STATE_FILE = "trainer_state.json"  # Trainer writes it last into a checkpoint
@@ -102,13 +104,26 @@ class AtomicCheckpointTrainer(Trainer):
                 shutil.rmtree(staging, ignore_errors=True)
             complete = last_checkpoint(run_dir, warn=False)
             then = f"resumes from the last complete checkpoint, {complete}" if complete else "starts the run again"
+            cause = f"{type(error).__name__}: {error}"
+            if disk_full(error, run_dir):
+                cause = f"the disk is full: {free_space(run_dir)}"
             raise CheckpointError(
-                f"Could not save {final} ({type(error).__name__}: {error}). Fix the cause (e.g. free disk space): "
-                f"the same command then {then}."
+                f"Could not save {final} ({cause}). Fix the cause (e.g. free disk space): the same command then {then}."
             ) from error
         finally:
             self._staging_dir = None
         self.accelerator.wait_for_everyone()
+
+
+FULL_DISK_BYTES = 16 * 2**20  # below this, a failed save is put down to the full disk (torch's own error hides it)
+
+
+def disk_full(error: BaseException, folder: Path) -> bool:
+    """Whether a failed write into `folder` was a full disk: ENOSPC, or (torch's serialiser reports a short write as
+    "enforce fail … unexpected pos") a filesystem with almost nothing left."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return True
+    return shutil.disk_usage(folder).free < FULL_DISK_BYTES
 
 
 def incomplete_checkpoints(folder: Path) -> list[Path]:
@@ -124,14 +139,33 @@ def last_checkpoint(folder: Path, required: tuple[str, ...] = (TRAINER_STATE_FIL
         return None
     skipped = [path.name for path in incomplete_checkpoints(folder)]
     found = None
+    corrupt = []
     for path in reversed(sort_checkpoints(str(folder))):
-        if all((Path(path) / name).is_file() for name in required):
+        if not all((Path(path) / name).is_file() for name in required):
+            skipped.append(Path(path).name)
+        elif not readable_weights(Path(path)):
+            corrupt.append(Path(path).name)
+        else:
             found = path
             break
-        skipped.append(Path(path).name)
     if skipped and warn:
         warnings.warn(f"{folder}: skipping incomplete checkpoint(s) {', '.join(skipped)} (cut short while saving).")
+    if corrupt and warn:
+        warnings.warn(
+            f"{folder}: skipping checkpoint(s) {', '.join(corrupt)}, whose weights cannot be read (corrupt); "
+            f"resuming from {Path(found).name if found else 'the start'}."
+        )
     return found
+
+
+def readable_weights(checkpoint: Path) -> bool:
+    """Whether every safetensors file of a checkpoint opens (its header read; a truncated or overwritten file fails)."""
+    try:
+        for path in weight_files(checkpoint):
+            tensor_shapes(path)
+    except InvalidInputFileError:
+        return False
+    return True
 
 
 def check_resumable(checkpoint: str | Path, requested: dict, required: tuple[str, ...] = (TRAINER_STATE_FILE,)) -> None:

@@ -12,11 +12,14 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import math
+import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
+from datasets import Dataset, DatasetDict, Value, load_dataset, load_from_disk
 from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBase
 
 from recipes import assets
@@ -107,6 +110,12 @@ def source_fingerprint(spec: CorpusSpec) -> str | None:
     return assets.sha256_of_files([Path(path) for path in (spec.train_file, spec.validation_file) if path])
 
 
+def source_name(spec: CorpusSpec, split: str) -> str:
+    """' in FILE' for a local file's split ('' otherwise), for error messages."""
+    path = spec.validation_file if split == "validation" and spec.validation_file else spec.train_file
+    return f" in {path}" if path else ""
+
+
 def load_corpus(spec: CorpusSpec) -> tuple[DatasetDict, str]:
     """A DatasetDict with a `text` column and `train` + `validation` splits, and the source's fingerprint."""
     fingerprint = source_fingerprint(spec)
@@ -133,6 +142,13 @@ def load_corpus(spec: CorpusSpec) -> tuple[DatasetDict, str]:
                 f"The {split} data has no {column!r} column (its columns: {', '.join(corpus[split].column_names)}); "
                 "name the text column with --text_column_name."
             )
+    for split in corpus:
+        kind = corpus[split].features[column]
+        if not (isinstance(kind, Value) and kind.dtype in ("string", "large_string")):
+            raise ValueError(
+                f"The {split} data's {column!r} column holds {getattr(kind, 'dtype', type(kind).__name__)} values, not "
+                f"text{source_name(spec, split)}; name the text column with --text_column_name."
+            )
     corpus = corpus.select_columns([column])
     if column != "text":
         corpus = corpus.rename_column(column, "text")
@@ -140,6 +156,13 @@ def load_corpus(spec: CorpusSpec) -> tuple[DatasetDict, str]:
     if len(corpus["train"]) == 0:
         raise ValueError("The training data holds no text.")
     if "validation" not in corpus:
+        documents, share = len(corpus["train"]), spec.validation_split_percentage / 100
+        if math.floor((1 - share) * documents) < 1 or math.ceil(share * documents) >= documents:
+            raise ValueError(
+                f"The training data holds {documents} document(s) with text{source_name(spec, 'train')}: too few to "
+                f"hold out {spec.validation_split_percentage:g}% of them for evaluation and train on the rest. Give "
+                "more text (one document per line), or a --validation_file."
+            )
         held_out = corpus["train"].train_test_split(test_size=spec.validation_split_percentage / 100, seed=spec.seed)
         corpus = DatasetDict({"train": held_out["train"], "validation": held_out["test"]})
     return DatasetDict({"train": corpus["train"], "validation": corpus["validation"]}), fingerprint
@@ -185,8 +208,13 @@ def is_stored(target: Path) -> bool:
 
 
 def store_datasets(splits: DatasetDict, settings: dict, target: Path) -> None:
-    """Write the splits beside `target` and move them into place with one rename; settings.json marks completion."""
-    with assets.staging_dir(target.parent, f".{target.name}.") as staging:
+    """Write the splits beside `target` and move them into place with one rename; settings.json marks completion.
+    A staging folder names the process writing it, so one left by a killed preparation is removed here."""
+    for staging in target.parent.glob(f".{target.name}.*"):
+        pid = staging.name.split(".")[2]
+        if pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(staging, ignore_errors=True)
+    with assets.staging_dir(target.parent, f".{target.name}.{os.getpid()}.") as staging:
         splits.save_to_disk(staging / "data")
         (staging / "settings.json").write_text(json.dumps(settings, indent=2))
         try:
@@ -194,6 +222,16 @@ def store_datasets(splits: DatasetDict, settings: dict, target: Path) -> None:
         except OSError:
             if not is_stored(target):  # another process (a second rank) did not store it first either
                 raise
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @dataclass(frozen=True)

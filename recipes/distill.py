@@ -64,6 +64,7 @@ from recipes.pretrain_arguments import (
     training_settings,
 )
 from recipes.records import BUDGET_FILE, RunIdentity, RunRecord, write_json
+from recipes.references import require_model_type, resolve_model
 from recipes.resume import REQUIRED_CHECKPOINT_FILES, claimed_output_dir, curve_until
 from recipes.sentence_encoder import mean_pool
 from recipes.starting_model import load_tokenizer, source_settings
@@ -190,17 +191,16 @@ def teacher_source(name: str) -> str:
     return str(assets.fetch(assets.NAMED_CHECKPOINTS[name])) if name in assets.NAMED_CHECKPOINTS else name
 
 
+def teacher_folder(name: str) -> Path:
+    """The teacher's local folder, with its config and weights checked (`resolve_model`) and its type a BERT: every
+    error names the argument and the file, before anything else is done."""
+    folder = resolve_model(name, argument="--teacher")
+    require_model_type(folder, ("bert",), "--teacher", name, hint="Distillation's teacher is an HF BERT.")
+    return folder
+
+
 def load_teacher(name: str) -> PreTrainedModel:
-    try:
-        teacher = AutoModel.from_pretrained(teacher_source(name))
-    except OSError as error:
-        raise ValueError(
-            f"--teacher {name!r} is neither one of {list(assets.NAMED_CHECKPOINTS)}, a model directory, nor a reachable "
-            f"Hub id ({error})."
-        ) from error
-    if teacher.config.model_type != "bert":
-        raise ValueError(f"--teacher must be a BERT model; {name!r} has model_type={teacher.config.model_type!r}.")
-    return teacher.eval()
+    return AutoModel.from_pretrained(teacher_folder(name)).eval()
 
 
 def build_student(args: DistillationArguments, teacher: PreTrainedModel) -> tuple[HybridBertModel, dict]:
@@ -246,6 +246,7 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
     if budget_args.calibration:
         raise ValueError("--calibration is a pretraining option (recipes/pretrain.py); distillation runs on the clock.")
     HybridBertConfig.from_variant(args.variant, size="base")  # the variant's name, checked early
+    teacher_folder(args.teacher)
     corpus = corpus_spec(data_args)
     corpus.validate()
     identity = RunIdentity(

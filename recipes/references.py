@@ -7,7 +7,6 @@ names the argument, before a recipe writes anything.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import httpx
@@ -18,6 +17,7 @@ from transformers import AutoTokenizer
 from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, WEIGHTS_INDEX_NAME, WEIGHTS_NAME
 
 from recipes import assets
+from recipes.input_files import check_weights, read_config, weight_files
 
 WEIGHT_FILES = (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, WEIGHTS_NAME, WEIGHTS_INDEX_NAME)
 # What a model needs from a Hub repo besides its weights: configs (sentence-transformers' too), remote code and the
@@ -39,6 +39,11 @@ def resolve_model(reference: str, revision: str | None = None, argument: str = "
         if not local.is_dir():
             raise FileNotFoundError(f"{argument} {reference!r} is a file; give the folder a model was saved to.")
         folder = local
+    elif looks_local(local):
+        raise FileNotFoundError(
+            f"{argument} {reference!r}: no such folder ({nearest_existing(local)} exists; check the path). A Hub repo "
+            "id is ORG/NAME, and is looked up only when no folder of that name's parent exists here."
+        )
     else:
         folder = download_from_hub(reference, revision, argument)
     if not (folder / "config.json").is_file():
@@ -48,7 +53,26 @@ def resolve_model(reference: str, revision: str | None = None, argument: str = "
             f"{argument} {reference!r}: {folder} holds no model weights (none of {', '.join(WEIGHT_FILES)}); "
             "a pretraining run saves them when it ends."
         )
+    # A config.json that is not JSON, or weights that are truncated or do not match it, fail here, naming the file,
+    # before any data is prepared.
+    read_config(folder)
+    if weight_files(folder):
+        check_weights(folder)
     return folder
+
+
+def looks_local(path: Path) -> bool:
+    """Whether a reference that is no folder was meant as one: it is written as a path (./, ../, /, ~), has more than
+    two parts (a Hub id has ORG/NAME), or its parent folder exists here."""
+    text = str(path)
+    if text.startswith((".", "/", "~")) or len(path.parts) > 2:
+        return True
+    return len(path.parts) == 2 and path.parent.is_dir()
+
+
+def nearest_existing(path: Path) -> str:
+    existing = next((parent for parent in path.absolute().parents if parent.is_dir()), Path("/"))
+    return f"{existing}/"
 
 
 def download_from_hub(repo_id: str, revision: str | None, argument: str) -> Path:
@@ -98,7 +122,7 @@ def model_info_at(api: HfApi, repo_id: str, revision: str):
 
 
 def model_type(folder: Path) -> str | None:
-    return json.loads((folder / "config.json").read_text()).get("model_type")
+    return read_config(folder).get("model_type")
 
 
 def require_model_type(folder: Path, accepted: tuple[str, ...], argument: str, reference: str, hint: str = "") -> None:

@@ -11,8 +11,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import socket
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -72,6 +74,24 @@ def replace_run(folder: Path) -> None:
             path.unlink()
 
 
+def lock_holder(folder: Path) -> str:
+    """Who holds `folder`'s lock, as its marker records it: PID and host (a holder on another host cannot be checked
+    from here, so its lock is never taken over as stale)."""
+    try:
+        pid, host = (folder / LOCK_FILE).read_text().splitlines()[:2]
+    except (OSError, ValueError):
+        return "holder unknown"
+    if host != socket.gethostname():
+        return f"PID {pid} on another host, {host}; if that run is gone, remove the lock file"
+    return f"PID {pid}"
+
+
+def free_space(path: Path) -> str:
+    """The free space of the filesystem `path` is on (or would be on), for messages about a full disk."""
+    existing = next((folder for folder in (path, *path.absolute().parents) if folder.exists()), Path("/"))
+    return f"{shutil.disk_usage(existing).free / 2**20:,.1f} MB free on its filesystem"
+
+
 @contextmanager
 def claim_output_dir(folder: Path, is_main_process: bool = True) -> Iterator[None]:
     """Hold `folder`'s lock for the body (only the main process of a multi-process run locks: the ranks are one run).
@@ -81,16 +101,24 @@ def claim_output_dir(folder: Path, is_main_process: bool = True) -> Iterator[Non
         yield
         return
     created = not folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
+    # The outermost folder this claim creates: removed again if the claim fails.
+    outermost = next((path for path in reversed(folder.absolute().parents) if not path.exists()), folder.absolute())
     lock = SoftFileLock(folder / LOCK_FILE, timeout=0)
-    previous_holder = lock.pid
     try:
+        folder.mkdir(parents=True, exist_ok=True)
+        previous_holder = lock.pid
         lock.acquire()
     except Timeout:
         raise OutputDirInUseError(
-            f"{folder} is in use by another run (PID {lock.pid or 'unknown'}, lock {folder / LOCK_FILE}): wait for it "
-            "to end, or choose another --output_dir."
+            f"{folder} is in use by another run ({lock_holder(folder)}, lock {folder / LOCK_FILE}): wait for it to "
+            "end, or choose another --output_dir."
         ) from None
+    except OSError as error:
+        if created:
+            shutil.rmtree(outermost, ignore_errors=True)
+        if error.errno == errno.ENOSPC:
+            raise OSError(errno.ENOSPC, f"The disk is full: cannot claim {folder} ({free_space(folder)}).") from None
+        raise
     if previous_holder is not None:
         warnings.warn(
             f"{folder}: took over the lock left by PID {previous_holder}, which no longer runs.", stacklevel=3

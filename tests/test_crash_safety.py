@@ -239,7 +239,8 @@ def test_full_1mb_filesystem_fails_with_one_error_and_no_partial_checkpoint(smal
     output_dir = small_disk("1M") / "run"
     with pytest.raises(
         CheckpointError,
-        match=r"Could not save .*checkpoint-2 .*No space left on device.*the same command then starts the run again",
+        match=r"Could not save .*checkpoint-2 \(the disk is full: .* MB free on its filesystem\).*the same command "
+        "then starts the run again",
     ):
         pretrain(_argv(train_file, output_dir, "--max_steps", "2", "--num_eval_points", "0"))
     assert not list(output_dir.glob("*checkpoint-*")) and not (output_dir / LOCK_FILE).exists()
@@ -267,7 +268,9 @@ def test_disk_full_mid_run_keeps_the_last_checkpoint_and_the_same_command_resume
     with (
         ModelClock() as clock,
         pytest.raises(
-            CheckpointError, match="the same command then resumes from the last complete checkpoint, .*checkpoint-8"
+            CheckpointError,
+            match=r"\(the disk is full: .*MB free.*\).*the same command then resumes from the last complete "
+            "checkpoint, .*checkpoint-8",
         ),
     ):
         pretrain(argv, now=clock, callbacks=[FillDiskAfterFirstSave(filler)])

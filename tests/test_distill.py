@@ -179,7 +179,7 @@ def test_healed_student_loads_in_a_fresh_process(distilled, tmp_path):
 
 def test_bad_teacher_fails_before_writing(tmp_path, train_file):
     output_dir = tmp_path / "run"
-    with pytest.raises(ValueError, match="--teacher"):
+    with pytest.raises(FileNotFoundError, match="--teacher .*: no such folder"):
         main(
             [
                 "--teacher",

@@ -317,7 +317,7 @@ def test_model_dir_without_weights_fails_before_writing(run_dir, tmp_path):
     (no_weights / "config.json").write_bytes((run_dir / "config.json").read_bytes())
     with pytest.raises(FileNotFoundError, match="holds no model weights"):
         main(["--model", str(no_weights), *QUICK, "--output_dir", str(tmp_path / "out")])
-    with pytest.raises(FileNotFoundError, match="neither a local folder, one of"):
+    with pytest.raises(FileNotFoundError, match=f"'{tmp_path / 'missing'}': no such folder \\({tmp_path}/ exists"):
         main(["--model", str(tmp_path / "missing"), *QUICK, "--output_dir", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()
 

@@ -134,7 +134,7 @@ def test_bad_model_or_data_arguments_fail_with_one_error_before_writing(
         "bert-as-checkpoint": (["--model_name_or_path", str(bert_folder), *data], ValueError, r"'bert' checkpoint.*--init_from"),
         "checkpoint-with-variant": (["--model_name_or_path", str(checkpoint), "--variant", "bert", *data], ValueError, "drop --variant"),
         "missing-text-column": (["--model_name_or_path", str(checkpoint), "--train_file", str(body_corpus), "--text_column_name", "content"], ValueError, r"no 'content' column.*id, body"),
-        "no-such-folder": (["--model_name_or_path", "runs/nowhere/model", *data], FileNotFoundError, "neither a local folder"),
+        "no-such-folder": (["--model_name_or_path", "runs/nowhere/model", *data], FileNotFoundError, "'runs/nowhere/model': no such folder"),
         "revision-of-folder": (["--model_name_or_path", str(checkpoint), "--model_revision", "v1", *data], ValueError, "not a Hub repo id"),
     }[case]  # fmt: skip
     output_dir = tmp_path / "run"
