@@ -204,7 +204,7 @@ def healing_argv(
 ):
     """The distill.py or pretrain.py arguments of one healing run, and its entry point."""
     common = ["--variant", variant, "--seed", str(seed), "--max_steps", str(count), *shlex.split(args.training_args)]
-    common += ["--output_dir", str(run_dir), "--overwrite_output_dir"]
+    common += ["--output_dir", str(run_dir)]  # a run stopped part-way continues from its checkpoint
     settings = ["--keep_source_settings"] if keep else []
     if objective == "distillation":
         return distill.main, ["--teacher", args.teacher, *settings, *common]

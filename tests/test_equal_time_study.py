@@ -12,7 +12,7 @@ import pytest
 from modeling import HybridBertConfig
 from recipes.pretrain_arguments import parse_overrides
 from recipes.records import PretrainingRecord
-from studies.equal_time import CALIBRATION_DIR, Plan, finetunings
+from studies.equal_time import CALIBRATION_DIR, Plan, finetunings, report
 from studies.equal_time import __main__ as study
 from studies.equal_time.report import bootstrap_interval, holm, leaving_point
 
@@ -119,3 +119,12 @@ def test_a_same_seed_rerun_of_a_study_configuration_gives_the_same_steps_and_acc
     for run in plan.runs():
         assert results[0][run.name][0] == study.planned_steps(plan, run, tmp_path)
     assert study.pretraining_jobs(plan, tmp_path / "first", tmp_path / "first-records", tmp_path) == []
+
+
+def test_the_committed_results_page_is_what_the_records_give(tmp_path):
+    """Every number on results/equal_time/README.md (and table.json) is regenerated from the committed records: a
+    page edited by hand, or records committed without regenerating it, fail here."""
+    committed = Path(report.RESULTS_DIR)
+    report.write_report(Plan.read(), Path(report.RECORDS_DIR), tmp_path)
+    for name in ("README.md", "table.json"):
+        assert (tmp_path / name).read_text() == (committed / name).read_text(), name

@@ -62,7 +62,10 @@ def test_study_runs_once_gathers_records_and_writes_the_table(teacher_dir, train
     record_file = tmp_path / "runs" / run / "budget.json"
     complete = record_file.read_text()
     record_file.write_text(json.dumps({**json.loads(complete), "steps": 2, "stop_reason": "signal"}))
-    assert {step.name for step in main([*argv, "--dry_run"]) if not step.done} == {run, "probe-hbert-v1-seed1.json"}
+    planned = main([*argv, "--dry_run"])
+    assert {step.name for step in planned if not step.done} == {run, "probe-hbert-v1-seed1.json"}
+    # it continues from its checkpoint: the study never replaces a healing run
+    assert "--overwrite_output_dir" not in next(step for step in planned if step.name == run).argv
     record_file.write_text(complete)
     probe_file = results / "probe-hbert-v1-seed1.json"
     probed = probe_file.read_text()

@@ -1,11 +1,16 @@
 """The equal-time study's results page, from its gathered records alone (`results/equal_time/runs/`):
 
+- how much of the plan has run;
 - when each arm leaves the plateau: the first evaluation point at which held-out accuracy at [MASK] exceeds the plan's
   multiple of the share of its plateau token among the held-out [MASK] labels, per seed, in calibrated minutes and
   tokens (or the last point reached, a lower bound);
 - held-out MLM accuracy (at [MASK] and over all labelled positions) and loss per arm and budget, with each arm's
   difference to `bert` paired by seed and its 95% Student-t interval;
-- the primary endpoints with paired t-test p-values, Holm-corrected once all of them are measured;
+- per task, fine-tuned test accuracy and macro-F1 of every arm beside its random-initialisation control and the
+  model-free baselines, with paired differences to `bert` and to the control, one-class counts, and whether `bert`
+  clears the headline-task rule (≥ 10 macro-F1 points over answering one class);
+- the primary endpoints with paired t-test p-values, Holm-corrected once all of them are measured, and for downstream
+  endpoints a second interval that resamples the test rows with the seeds (from the saved per-example predictions);
 - the curves: accuracy at [MASK] against calibrated minutes and tokens, every run.
 
     python -m studies.equal_time.report     # writes results/equal_time/README.md, table.json and curves-*.png
@@ -351,7 +356,9 @@ def write_report(plan: Plan, records_dir: Path, results_dir: Path) -> str:
         "paired by pretraining seed (same initialisation seed and data order), with its 95% Student-t interval over "
         "seeds; `*` marks an interval that excludes zero (uncorrected: exploratory except the primary endpoints).",
         "",
-        f"Runs finished: {len(runs)} of {len(plan.runs())}.",
+        f"Pretraining runs finished: {len(runs)} of {len(plan.runs())} "
+        f"({sum(run.record.budget_s for run in runs.values()) / 60:.0f} of "
+        f"{sum(parse_budget(run.budget) for run in plan.runs()) / 60:.0f} calibrated core-minutes).",
         "",
         "## Leaving the plateau",
         "",
