@@ -8,7 +8,9 @@ from .configuration_hybrid_bert import (
     VARIANTS,
     HybridBertConfig,
     MixerSpec,
+    VariantSpec,
     register_mixer_spec,
+    register_variant_spec,
 )
 from .modeling_hybrid_bert import (
     HybridBertForMaskedLM,
@@ -32,6 +34,8 @@ __all__ = [
     "MIXER_SPECS",
     "MixerSpec",
     "register_mixer_spec",
+    "VariantSpec",
+    "register_variant_spec",
     "TokenMixer",
     "SIZES",
     "VARIANTS",

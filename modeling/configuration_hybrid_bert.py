@@ -149,14 +149,96 @@ def _pool_hybrid_layout(num_layers: int) -> list[str]:
     return ["self"] * num_self + ["pooling"] * (num_layers - num_self)
 
 
-# name -> (layout for a number of layers, settings, mixers the layout must contain)
-VARIANTS: dict[str, tuple[Callable[[int], list[str]], dict, tuple[str, ...]]] = {
-    "bert": (lambda n: ["self"] * n, VANILLA_BERT_SETTINGS, ("self",)),
-    "addbert": (lambda n: ["additive"] * n, VANILLA_BERT_SETTINGS, ("additive",)),
-    "hbert-v1": (lambda n: ["additive" if i % 2 else "self" for i in range(n)], HBERT_SETTINGS, ("self", "additive")),
-    "hbert-v2": (_hbert_v2_layout, HBERT_SETTINGS, ("self", "additive")),
-    "pool-hybrid": (_pool_hybrid_layout, VANILLA_BERT_SETTINGS, ("self", "pooling")),
-}
+@dataclass(frozen=True)
+class VariantSpec:
+    """What a named variant is, declared once: `from_variant`, the recipes' help strings, the parameter table, the
+    model cards and the tests all read it.
+
+    layout: the mixer of each layer for a number of layers.
+    settings: the config fields the variant sets (norms, activation, positions, FFN biases, dropout).
+    required_mixers: mixers its layout must contain at any depth it is built at (a check against too few layers).
+    description: one or two sentences for model cards: what it is and where it comes from.
+    paper_parameters_m: its parameter count at base size in its paper, in millions (None: the paper gives none).
+    """
+
+    layout: Callable[[int], list[str]]
+    settings: dict
+    required_mixers: tuple[str, ...]
+    description: str
+    paper_parameters_m: float | None = None
+
+
+# name -> spec, in declaration order.
+VARIANTS: dict[str, VariantSpec] = {}
+
+
+def register_variant_spec(name: str, spec: VariantSpec) -> VariantSpec:
+    """Declare a named variant (`HybridBertConfig.from_variant(name)`); its mixers must be declared."""
+    if name in VARIANTS:
+        raise ValueError(f"A variant named {name!r} is already declared.")
+    unknown = [mixer for mixer in spec.required_mixers if mixer not in MIXER_SPECS]
+    if unknown:
+        raise ValueError(
+            f"Variant {name!r} requires undeclared mixers {unknown}; declare them with register_mixer_spec."
+        )
+    VARIANTS[name] = spec
+    return spec
+
+
+register_variant_spec(
+    "bert",
+    VariantSpec(
+        layout=lambda n: ["self"] * n,
+        settings=VANILLA_BERT_SETTINGS,
+        required_mixers=("self",),
+        description="`bert` is vanilla BERT (post-LN, GELU, learned absolute positions): softmax self-attention in "
+        "every layer.",
+        paper_parameters_m=109.5,
+    ),
+)
+register_variant_spec(
+    "addbert",
+    VariantSpec(
+        layout=lambda n: ["additive"] * n,
+        settings=VANILLA_BERT_SETTINGS,
+        required_mixers=("additive",),
+        description="`addbert` is HBERT's AddBERT baseline: BERT's settings with Fastformer additive attention in "
+        "every layer, linear in the sequence length.",
+        paper_parameters_m=116.4,
+    ),
+)
+register_variant_spec(
+    "hbert-v1",
+    VariantSpec(
+        layout=lambda n: ["additive" if i % 2 else "self" for i in range(n)],
+        settings=HBERT_SETTINGS,
+        required_mixers=("self", "additive"),
+        description="`hbert-v1` is HBERT's first hybrid: self-attention and Fastformer additive attention alternate "
+        "(additive at odd layer indices), with Sub-LN, ReLU, FFNs without bias and sinusoidal positions.",
+        paper_parameters_m=119.8,
+    ),
+)
+register_variant_spec(
+    "hbert-v2",
+    VariantSpec(
+        layout=_hbert_v2_layout,
+        settings=HBERT_SETTINGS,
+        required_mixers=("self", "additive"),
+        description="`hbert-v2` is HBERT's second hybrid: self-attention in the first and last layers, additive "
+        "attention in between, with HBERT's settings (Sub-LN, ReLU, no FFN bias, sinusoidal positions).",
+        paper_parameters_m=118.7,
+    ),
+)
+register_variant_spec(
+    "pool-hybrid",
+    VariantSpec(
+        layout=_pool_hybrid_layout,
+        settings=VANILLA_BERT_SETTINGS,
+        required_mixers=("self", "pooling"),
+        description="`pool-hybrid` is the pooling hybrid of arXiv:2307.07258: self-attention in the bottom two "
+        "thirds of the layers and a pooling network (global aggregation + local max-pooling, after PoNet) above.",
+    ),
+)
 
 
 def _check_choice(field: str, value, valid) -> None:
@@ -345,11 +427,11 @@ class HybridBertConfig(PreTrainedConfig):
         """
         _check_choice("variant", variant, tuple(VARIANTS))
         _check_choice("size", size, tuple(SIZES))
-        layout, settings, required_mixers = VARIANTS[variant]
-        fields = {**SIZES[size], **settings, **overrides}
+        spec = VARIANTS[variant]
+        fields = {**SIZES[size], **spec.settings, **overrides}
         if "mixer_types" not in overrides:
-            fields["mixer_types"] = layout(fields["num_hidden_layers"])
-            missing = [mixer for mixer in required_mixers if mixer not in fields["mixer_types"]]
+            fields["mixer_types"] = spec.layout(fields["num_hidden_layers"])
+            missing = [mixer for mixer in spec.required_mixers if mixer not in fields["mixer_types"]]
             if missing:
                 raise ValueError(
                     f"variant {variant!r} with num_hidden_layers={fields['num_hidden_layers']} has no "
@@ -358,4 +440,12 @@ class HybridBertConfig(PreTrainedConfig):
         return cls(variant=variant, size=size, **fields)
 
 
-__all__ = ["MIXER_SPECS", "HybridBertConfig", "MixerSpec", "register_mixer_spec"]
+__all__ = [
+    "MIXER_SPECS",
+    "VARIANTS",
+    "HybridBertConfig",
+    "MixerSpec",
+    "VariantSpec",
+    "register_mixer_spec",
+    "register_variant_spec",
+]

@@ -25,7 +25,7 @@ import torch
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from transformers import HfArgumentParser
 
-from modeling import MIXER_SPECS, HybridBertConfig, HybridBertForMaskedLM
+from modeling import MIXER_SPECS, VARIANTS, HybridBertConfig, HybridBertForMaskedLM
 from recipes.card_sources import Corpus, base_model, pretraining_corpus, task_hub_id
 from recipes.environment import REPO_ROOT, portable_path
 from recipes.markdown import mean_and_spread, percent, seconds, tokens
@@ -43,19 +43,6 @@ BASE_TAGS = ("hybrid-bert", "custom_code")
 PROVENANCE_MARK = "hybrid-bert-card"
 PROVENANCE_PATTERN = re.compile(rf"<!-- {PROVENANCE_MARK} (\{{.*?\}}) -->")
 
-VARIANT_DESCRIPTIONS = {
-    "bert": "`bert` is vanilla BERT (post-LN, GELU, learned absolute positions): softmax self-attention in every "
-    "layer.",
-    "addbert": "`addbert` is HBERT's AddBERT baseline: BERT's settings with Fastformer additive attention in every "
-    "layer, linear in the sequence length.",
-    "hbert-v1": "`hbert-v1` is HBERT's first hybrid: self-attention and Fastformer additive attention alternate "
-    "(additive at odd layer indices), with Sub-LN, ReLU, FFNs without bias and sinusoidal positions.",
-    "hbert-v2": "`hbert-v2` is HBERT's second hybrid: self-attention in the first and last layers, additive "
-    "attention in between, with HBERT's settings (Sub-LN, ReLU, no FFN bias, sinusoidal positions).",
-    "pool-hybrid": "`pool-hybrid` is the pooling hybrid of arXiv:2307.07258: self-attention in the bottom two thirds "
-    "of the layers and a pooling network (global aggregation + local max-pooling, after PoNet) above.",
-}
-
 
 # --- the card's parts -----------------------------------------------------------------------------------------
 
@@ -64,7 +51,7 @@ def variant_description(variant: str, training: dict) -> str:
     """The variant as its paper defines it, and, for a model made from a BERT that kept that BERT's settings, that it
     did: the settings row then differs from the paper's."""
     kept = " This model keeps its source BERT's settings instead (the settings row)."
-    return VARIANT_DESCRIPTIONS[variant] + (kept if training.get("keep_source_settings") else "")
+    return VARIANTS[variant].description + (kept if training.get("keep_source_settings") else "")
 
 
 def step_capped(training: dict) -> bool:

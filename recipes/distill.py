@@ -45,7 +45,7 @@ from transformers import (
     set_seed,
 )
 
-from modeling import HybridBertConfig, HybridBertModel
+from modeling import VARIANTS, HybridBertConfig, HybridBertModel
 from recipes import assets
 from recipes.arguments import run_conditions, trajectory_settings
 from recipes.budget import BudgetTrainer
@@ -82,7 +82,7 @@ class DistillationArguments:
     )
     variant: str = field(
         default="hbert-v1",
-        metadata={"help": "The student's layout: addbert, hbert-v1, hbert-v2, pool-hybrid (or bert)"},
+        metadata={"help": f"The student's layout: one of {', '.join(VARIANTS)}"},
     )
     keep_source_settings: bool = field(
         default=False,

@@ -93,7 +93,7 @@ class ComparisonArguments:
 
 def showcase_variant(mixer: str) -> str:
     """The named variant with the most layers of `mixer` (at 12 layers; the first such on a tie)."""
-    return max(VARIANTS, key=lambda variant: VARIANTS[variant][0](12).count(mixer))
+    return max(VARIANTS, key=lambda variant: VARIANTS[variant].layout(12).count(mixer))
 
 
 def arm_overrides(mixer: str, arm: str) -> dict:

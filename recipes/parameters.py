@@ -17,9 +17,6 @@ from recipes.assets import default_tokenizer
 from recipes.markdown import markdown_table
 from recipes.records import write_json
 
-# HBERT (NAACL 2024 SRW) Table 2, parameters in millions; the paper gives no breakdown.
-PAPER_TABLE_2_M = {"bert": 109.5, "addbert": 116.4, "hbert-v1": 119.8, "hbert-v2": 118.7}
-
 # Configurations that isolate one design choice: name -> (variant, config overrides).
 ABLATIONS = {
     "bert-dense-head": ("bert", {"sparse_prediction": False}),  # the MLM head at every position
@@ -125,7 +122,7 @@ def breakdown_table(rows: dict[str, dict[str, int]], size: str) -> str:
     for name, counts in rows.items():
         cells = [name, *(f"{counts[c] / 1e6:.2f}M" for c in (*components(), "total"))]
         if size == "base":
-            paper = PAPER_TABLE_2_M.get(name)
+            paper = VARIANTS[name].paper_parameters_m if name in VARIANTS else None
             cells.append(f"{paper}M" if paper else "–")
         lines.append(cells)
     return "\n".join(markdown_table(header, lines))

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 
 from transformers import TrainingArguments
 
-from modeling import HybridBertConfig
+from modeling import VARIANTS, HybridBertConfig
 from recipes import arguments as recipe_arguments
 from recipes.arguments import BF16_HELP, RecipeTrainingArguments, bf16_where_native
 from recipes.budget import BUDGET_SCHEDULE_SHAPES, parse_budget, schedule_shape
@@ -38,9 +38,7 @@ class ModelArguments:
             "help": "With a Hub repo id in --model_name_or_path or --init_from: branch, tag or commit (default main)"
         },
     )
-    variant: str | None = field(
-        default=None, metadata={"help": "bert, addbert, hbert-v1, hbert-v2 or pool-hybrid (default bert)"}
-    )
+    variant: str | None = field(default=None, metadata={"help": f"One of {', '.join(VARIANTS)} (default bert)"})
     size: str | None = field(default=None, metadata={"help": "tiny, mini, small, minilm or base (default mini)"})
     config_overrides: str | None = field(
         default=None, metadata={"help": "Config fields to override, e.g. 'hidden_dropout_prob=0.0,num_hidden_layers=6'"}

@@ -13,20 +13,26 @@ from pathlib import Path
 import pytest
 import torch
 from helpers import CLS_ID, SEP_ID, architecture_config, padded_batch, tiny_config
+from test_pretrain import TINY
 from torch import nn
 
 from modeling import (
     MIXER_SPECS,
+    VARIANTS,
     HybridBertConfig,
     HybridBertForMaskedLM,
     HybridBertModel,
     MixerSpec,
     TokenMixer,
+    VariantSpec,
     register_mixer_spec,
+    register_variant_spec,
 )
 from modeling.modeling_hybrid_bert import MIXERS, Segments
 from recipes.cards import build_card, layout_text
 from recipes.parameters import MIXER_OPTIONS, components, hybrid_breakdown
+from recipes.pretrain import main as pretrain
+from recipes.pretrain_arguments import ModelArguments
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COMMITTED_RUN = REPO_ROOT / "results" / "zoo_runs" / "pool-hybrid-tiny-1m-seed1"
@@ -325,3 +331,34 @@ def test_reference_code_mixers_trace_without_graph_breaks(mixer_type):
     (grad_want,) = torch.autograd.grad(want.sum(), hidden)
     torch.testing.assert_close(grad_got, grad_want)
     assert torch.isfinite(grad_got).all()
+
+
+# --- adding a variant ---------------------------------------------------------------------------------------------
+
+
+def test_a_variant_is_one_spec_entry_that_builds_trains_saves_reloads_and_cards(tmp_path, train_file):
+    """A toy variant declared with one `register_variant_spec` call: the config builds its layout at any depth, the
+    pretraining recipe takes its name, the saved run reloads, and its card describes it."""
+    spec = VariantSpec(
+        layout=lambda n: ["pooling" if i % 2 else "self" for i in range(n)],
+        settings={"norm_style": "pre", "hidden_act": "gelu"},
+        required_mixers=("self", "pooling"),
+        description="`toy-alternating` alternates self-attention and pooling; for tests.",
+    )
+    register_variant_spec("toy-alternating", spec)
+    try:
+        with pytest.raises(ValueError, match="already declared"):
+            register_variant_spec("toy-alternating", spec)
+        config = HybridBertConfig.from_variant("toy-alternating", size="tiny", num_hidden_layers=6)
+        assert config.mixer_types == ["self", "pooling"] * 3 and config.norm_style == "pre"
+        # help strings list the variants declared when the recipes are imported (a variant declared in the package is)
+        declared = [name for name in VARIANTS if name != "toy-alternating"]
+        assert f"One of {', '.join(declared)}" in ModelArguments.__dataclass_fields__["variant"].metadata["help"]
+        run_dir = tmp_path / "run"
+        pretrain([*TINY, "--variant", "toy-alternating", "--train_file", str(train_file), "--max_steps", "1",
+                  "--output_dir", str(run_dir)])  # fmt: skip
+        reloaded = HybridBertForMaskedLM.from_pretrained(run_dir)
+        assert reloaded.config.variant == "toy-alternating" and reloaded.config.mixer_types == ["self", "pooling"]
+        assert spec.description in build_card(run_dir, "zoo-org/toy-alternating").text
+    finally:
+        VARIANTS.pop("toy-alternating", None)

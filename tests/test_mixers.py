@@ -707,7 +707,7 @@ def test_sub_ln_normalises_mixer_output_before_output_projection():
 def test_every_size_layout_holds_the_variants_mixers(variant, size):
     """Every variant at every size has one mixer per layer, including every mixer the variant names, and no other."""
     config = HybridBertConfig.from_variant(variant, size)
-    required = VARIANTS[variant][2]
+    required = VARIANTS[variant].required_mixers
     assert len(config.mixer_types) == SIZES[size]["num_hidden_layers"]
     assert set(config.mixer_types) == set(required)
 
