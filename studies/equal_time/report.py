@@ -316,7 +316,9 @@ def endpoint_table(plan: Plan, runs: dict[str, Run], found: dict) -> tuple[list[
     return markdown_table(header, rows), values
 
 
-def plot(plan: Plan, runs: dict[str, Run], budget: str, path: Path, metric: str = "mask_accuracy") -> None:
+def plot(
+    plan: Plan, runs: dict[str, Run], budget: str, path: Path, threshold: float, metric: str = "mask_accuracy"
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -337,6 +339,15 @@ def plot(plan: Plan, runs: dict[str, Run], budget: str, path: Path, metric: str 
     by_time.set_ylabel(f"held-out {MLM_METRICS[metric]} (%)")
     for axis in (by_time, by_tokens):
         axis.grid(alpha=0.3)
+        axis.axhline(100 * threshold, color="grey", linestyle="--", linewidth=1)
+    by_time.annotate(
+        "leaving the plateau",
+        (0, 100 * threshold),
+        xytext=(2, 3),
+        textcoords="offset points",
+        fontsize="small",
+        color="grey",
+    )
     by_tokens.legend(fontsize="small", loc="lower right")
     figure.suptitle(f"Equal-time study, {budget} budget, every seed")
     figure.tight_layout()
@@ -375,7 +386,7 @@ def write_report(plan: Plan, records_dir: Path, results_dir: Path) -> str:
         if mlm_values[budget]:
             lines += [f"## Held-out MLM after {budget} (mean ± sd over seeds)", "", *table, ""]
             figure = results_dir / f"curves-{budget}.png"
-            plot(plan, runs, budget, figure)
+            plot(plan, runs, budget, figure, threshold)
             lines += [f"![accuracy at [MASK], {budget}]({figure.name})", ""]
     found = downstream(runs, records_dir)
     baselines = read_json_object(BASELINES_FILE, "baselines record")
