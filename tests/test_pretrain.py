@@ -25,7 +25,7 @@ from datasets import Dataset
 from helpers import wikitext_paragraphs
 
 from modeling import HybridBertConfig, HybridBertForMaskedLM
-from recipes import assets
+from recipes import assets, starting_model
 from recipes.budget import BUDGET_STATE_FILE
 from recipes.data import pack_into_blocks
 from recipes.environment import PACKAGES
@@ -325,6 +325,17 @@ def test_unigram_decoder_bias_ranks_tokens_by_their_training_counts():
     assert bias[tokenizer.cls_token_id] == bias[unseen] == bias.min()
     rare = min(counts, key=counts.get)
     assert bias[unseen] < bias[rare] < bias[most_frequent]
+
+
+def test_unigram_counts_are_counted_batch_by_batch(monkeypatch):
+    """Counting a few blocks at a time (flat memory for any corpus) gives every token's exact count."""
+    tokenizer = assets.default_tokenizer()
+    train = pack_into_blocks(Dataset.from_dict({"text": wikitext_paragraphs(30)}), tokenizer, SEQ)
+    monkeypatch.setattr(starting_model, "UNIGRAM_BATCH_BLOCKS", 7)
+    counts = starting_model.unigram_counts(train, len(tokenizer))
+    expected = Counter(token for block in train["input_ids"] for token in block)
+    assert {token: int(count) for token, count in enumerate(counts) if count} == dict(expected)
+    assert len(train) > 7
 
 
 def test_training_masking_rate_leaves_the_held_out_set_alone(tmp_path, train_file):
