@@ -9,6 +9,7 @@ Prepared data is cached under the asset cache (`$HYBRID_BERT_CACHE/datasets/<key
 
 from __future__ import annotations
 
+import glob
 import gzip
 import hashlib
 import json
@@ -45,6 +46,21 @@ class CorpusSpec:
     seed: int = 42
     text_column_name: str = "text"
 
+    def train_files(self) -> list[str]:
+        """The training files: `train_file` itself, or the files its glob pattern (`corpus/*.txt`, `**` for
+        subfolders) matches, sorted; a pattern matching nothing is an error naming it."""
+        if not self.train_file:
+            return []
+        if not glob.has_magic(self.train_file):
+            return [self.train_file]
+        matches = sorted(path for path in glob.glob(self.train_file, recursive=True) if Path(path).is_file())
+        if not matches:
+            raise FileNotFoundError(f"--train_file {self.train_file!r} matches no file.")
+        return matches
+
+    def local_files(self) -> list[str]:
+        return [*self.train_files(), *([self.validation_file] if self.validation_file else [])]
+
     def validate(self) -> None:
         chosen = [name for name in ("dataset", "dataset_name", "train_file") if getattr(self, name)]
         if len(chosen) != 1:
@@ -54,13 +70,17 @@ class CorpusSpec:
             )
         if self.dataset and self.dataset not in OFFLINE_CORPORA:
             raise ValueError(f"Unknown --dataset {self.dataset!r}; offline corpora: {', '.join(OFFLINE_CORPORA)}.")
-        for path in (self.train_file, self.validation_file):
-            if path and not Path(path).is_file():
+        for path in self.local_files():
+            if not Path(path).is_file():
                 raise FileNotFoundError(f"Text file not found: {path}")
-            if path and Path(path).stat().st_size == 0:
+            if Path(path).stat().st_size == 0:
                 raise ValueError(f"Text file {path} is empty.")
-            if path:
-                check_utf8(path)
+            check_utf8(path)
+        suffixes = {Path(path).suffix for path in self.train_files()}
+        if len(suffixes) > 1:
+            raise ValueError(
+                f"--train_file {self.train_file!r} matches files of several kinds ({', '.join(sorted(suffixes))}); give one kind."
+            )
         if not 0 < self.validation_split_percentage < 100:
             raise ValueError("--validation_split_percentage must be between 0 and 100.")
 
@@ -107,7 +127,7 @@ def source_fingerprint(spec: CorpusSpec) -> str | None:
         return assets.sha256_of_files(sorted(_offline_files(spec.dataset).values()))
     if spec.dataset_name:
         return None
-    return assets.sha256_of_files([Path(path) for path in (spec.train_file, spec.validation_file) if path])
+    return assets.sha256_of_files([Path(path) for path in spec.local_files()])
 
 
 def source_name(spec: CorpusSpec, split: str) -> str:
@@ -129,10 +149,11 @@ def load_corpus(spec: CorpusSpec) -> tuple[DatasetDict, str]:
             json.dumps({split: corpus[split]._fingerprint for split in corpus}, sort_keys=True).encode()
         ).hexdigest()
     else:
-        data_files = {"train": spec.train_file}
+        train_files = spec.train_files()
+        data_files = {"train": train_files}
         if spec.validation_file:
             data_files["validation"] = spec.validation_file
-        corpus = load_dataset(FILE_LOADERS.get(Path(spec.train_file).suffix, "text"), data_files=data_files)
+        corpus = load_dataset(FILE_LOADERS.get(Path(train_files[0]).suffix, "text"), data_files=data_files)
 
     corpus = DatasetDict({split: corpus[split] for split in ("train", "validation") if split in corpus})
     column = spec.text_column_name

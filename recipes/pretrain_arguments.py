@@ -94,7 +94,11 @@ class DataArguments:
     dataset_name: str | None = field(default=None, metadata={"help": "A Hub dataset (needs a network)"})
     dataset_config_name: str | None = field(default=None)
     train_file: str | None = field(
-        default=None, metadata={"help": "A text file (one document per line), or a .csv/.json/.jsonl file"}
+        default=None,
+        metadata={
+            "help": "A text file (one document per line), or a .csv/.json/.jsonl file; or a glob pattern of such files "
+            "(quoted: 'corpus/*.txt', '**' for subfolders), read in sorted order"
+        },
     )
     validation_file: str | None = field(default=None)
     text_column_name: str | None = field(

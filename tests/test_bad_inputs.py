@@ -139,3 +139,21 @@ def test_a_staging_folder_left_by_a_killed_preparation_is_removed(tmp_path, monk
     (left / "data").mkdir(parents=True)
     pretrain([*argv, "--output_dir", str(tmp_path / "second")])
     assert not left.exists() and (stored / "settings.json").is_file()
+
+
+def test_train_file_takes_a_glob_of_files(tmp_path, train_file):
+    """Several text files through one quoted pattern are one corpus (in sorted order); a pattern matching nothing is
+    named before anything is written."""
+    lines = train_file.read_text(encoding="utf-8").splitlines()
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "a.txt").write_text("\n".join(lines[::2]) + "\n", encoding="utf-8")
+    (folder / "b.txt").write_text("\n".join(lines[1::2]) + "\n", encoding="utf-8")
+    argv = [*TINY, "--max_steps", "1", "--num_eval_points", "0"]
+    record = pretrain([*argv, "--train_file", str(folder / "*.txt"), "--output_dir", str(tmp_path / "run")])
+    assert record["steps"] == 1
+    single = pretrain([*argv, "--train_file", str(folder / "a.txt"), "--output_dir", str(tmp_path / "single")])
+    assert record["run_record"]["data_sha256"] != single["run_record"]["data_sha256"]
+    with pytest.raises(FileNotFoundError, match=r"--train_file '.*/nothing-\*\.txt' matches no file"):
+        pretrain([*argv, "--train_file", str(folder / "nothing-*.txt"), "--output_dir", str(tmp_path / "none")])
+    assert not (tmp_path / "none").exists()
