@@ -42,8 +42,11 @@ class RecipeTrainingArguments(TrainingArguments):
 TRAJECTORY_FIELDS = (
     "learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "lr_scheduler_type",
     "lr_scheduler_kwargs", "warmup_steps", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm",
-    "optim", "optim_args", "seed", "data_seed", "max_steps", "num_train_epochs", "bf16", "fp16", "torch_compile",
-    "label_smoothing_factor", "gradient_checkpointing",
+    "optim", "optim_args", "optim_target_modules", "seed", "data_seed", "max_steps", "num_train_epochs", "bf16",
+    "fp16", "tf32", "torch_compile", "torch_compile_mode", "torch_compile_backend", "label_smoothing_factor",
+    "gradient_checkpointing", "gradient_checkpointing_kwargs", "ignore_data_skip", "neftune_noise_alpha",
+    "train_sampling_strategy", "dataloader_drop_last", "full_determinism", "deepspeed",
+    "average_tokens_across_devices",
 )  # fmt: skip
 # TrainingArguments that may differ between the commands of one run; the identity keeps the latest command's.
 CONDITION_FIELDS = ("logging_steps", "save_total_limit", "per_device_eval_batch_size", "dataloader_num_workers")

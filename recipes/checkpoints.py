@@ -29,6 +29,7 @@ TRAINER_STATE_FILE = "trainer_state.json"  # Trainer writes it last into a check
 INFORMATIONAL_CONFIG_FIELDS = (
     "transformers_version", "_name_or_path", "architectures", "auto_map", "sparse_prediction", "dtype", "torch_dtype",
     "id2label", "label2id", "return_dict", "output_hidden_states", "output_attentions",
+    "size",  # a name for the dimensions, which are compared themselves (a model made from a BERT may lack it)
 )  # fmt: skip
 
 

@@ -17,6 +17,7 @@ import math
 import os
 import re
 import shutil
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -230,12 +231,14 @@ def is_stored(target: Path) -> bool:
 
 def store_datasets(splits: DatasetDict, settings: dict, target: Path) -> None:
     """Write the splits beside `target` and move them into place with one rename; settings.json marks completion.
-    A staging folder names the process writing it, so one left by a killed preparation is removed here."""
-    for staging in target.parent.glob(f".{target.name}.*"):
-        pid = staging.name.split(".")[2]
-        if pid.isdigit() and not process_alive(int(pid)):
+    A staging folder names the process and host writing it, so one left by a killed preparation on this host is
+    removed here."""
+    host = socket.gethostname()
+    for staging in target.parent.glob(f".{target.name}.*@{host}.*"):
+        pid = staging.name.removeprefix(f".{target.name}.").split("@")[0]
+        if pid.isdigit() and not process_alive(int(pid)):  # a process of another host cannot be checked: kept
             shutil.rmtree(staging, ignore_errors=True)
-    with assets.staging_dir(target.parent, f".{target.name}.{os.getpid()}.") as staging:
+    with assets.staging_dir(target.parent, f".{target.name}.{os.getpid()}@{host}.") as staging:
         splits.save_to_disk(staging / "data")
         (staging / "settings.json").write_text(json.dumps(settings, indent=2))
         try:

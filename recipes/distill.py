@@ -262,31 +262,57 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
         },
         conditions=run_conditions(training_args, num_eval_points=budget_args.num_eval_points),
     )
-    with claimed_output_dir(
-        training_args, budget_args.overwrite_output_dir, identity, AGREEMENT_CURVE_FILE
-    ) as checkpoint:
-        return distill(args, data_args, budget_args, training_args, budget_s, shape, corpus, checkpoint, now, callbacks)
+
+    def models_and_data(checkpoint: str | None) -> Prepared:
+        """Teacher, student (checked against the checkpoint) and data, in the claimed folder before anything in it
+        changes (a run it replaces is still there if any of them fails)."""
+        teacher = load_teacher(args.teacher)
+        set_seed(training_args.seed)  # the new mixers' initial weights follow --seed
+        student, loading_info = build_student(args, teacher)
+        if checkpoint:
+            check_resumable(checkpoint, student.config.to_dict(), REQUIRED_CHECKPOINT_FILES)
+        named_teacher = args.teacher in assets.NAMED_CHECKPOINTS
+        tokenizer = load_tokenizer(
+            ModelArguments(tokenizer_name=None if named_teacher else teacher_source(args.teacher))
+        )
+        started = time.monotonic()
+        with training_args.main_process_first(desc="preparing data"):
+            data = prepare(corpus, tokenizer, data_args.max_seq_length, data_args.mlm_probability)
+            held_out = data.held_out
+            if data_args.max_eval_samples:
+                held_out = held_out.select(range(min(data_args.max_eval_samples, len(held_out))))
+            held_out = unmasked(held_out)
+        return Prepared(teacher, student, loading_info, tokenizer, data, held_out, time.monotonic() - started)
+
+    overwrite = budget_args.overwrite_output_dir
+    with claimed_output_dir(training_args, overwrite, identity, AGREEMENT_CURVE_FILE, prepare=models_and_data) as (
+        checkpoint,
+        prepared,
+    ):
+        return distill(
+            args, data_args, budget_args, training_args, budget_s, shape, checkpoint, now, callbacks, prepared
+        )
 
 
-def distill(args, data_args, budget_args, training_args, budget_s, shape, corpus, checkpoint, now, callbacks) -> dict:
-    """The recipe once its arguments are checked and its output directory claimed (see `main`)."""
+@dataclass(frozen=True)
+class Prepared:
+    """What a distillation run needs before it trains."""
+
+    teacher: PreTrainedModel
+    student: HybridBertModel
+    loading_info: dict
+    tokenizer: object
+    data: object
+    held_out: object
+    data_preparation_s: float
+
+
+def distill(args, data_args, budget_args, training_args, budget_s, shape, checkpoint, now, callbacks, prepared) -> dict:
+    """The recipe once its arguments are checked, its output directory claimed and its models and data ready."""
     output_dir = Path(training_args.output_dir)
-    teacher = load_teacher(args.teacher)
-    set_seed(training_args.seed)  # the new mixers' initial weights follow --seed
-    student, loading_info = build_student(args, teacher)
-    if checkpoint:
-        check_resumable(checkpoint, student.config.to_dict(), REQUIRED_CHECKPOINT_FILES)
-
-    named_teacher = args.teacher in assets.NAMED_CHECKPOINTS
-    tokenizer = load_tokenizer(ModelArguments(tokenizer_name=None if named_teacher else teacher_source(args.teacher)))
-    preparation_started = time.monotonic()
-    with training_args.main_process_first(desc="preparing data"):
-        data = prepare(corpus, tokenizer, data_args.max_seq_length, data_args.mlm_probability)
-        held_out = data.held_out
-        if data_args.max_eval_samples:
-            held_out = held_out.select(range(min(data_args.max_eval_samples, len(held_out))))
-        held_out = unmasked(held_out)
-    data_preparation_s = time.monotonic() - preparation_started
+    teacher, student, loading_info = prepared.teacher, prepared.student, prepared.loading_info
+    tokenizer, data, held_out = prepared.tokenizer, prepared.data, prepared.held_out
+    data_preparation_s = prepared.data_preparation_s
 
     world_size = training_args.world_size
     settings = training_settings(training_args, data_args, shape)

@@ -199,12 +199,23 @@ def step_time_settings(args: HealStudyArguments) -> dict:
     }
 
 
+def replacing_short_run(run_dir: Path, steps: int) -> list[str]:
+    """A healing run stopped part-way by a signal continues from its checkpoint; one that ended short of its planned
+    steps any other way (the wall-clock fallback) is the study's to replace: it is run again from the start."""
+    record = run_dir / BUDGET_FILE
+    if not record.is_file():
+        return []
+    finished = read_json_object(record, "budget record")
+    short = finished.get("stop_reason") != "signal" and finished.get("steps") != steps
+    return ["--overwrite_output_dir"] if short else []
+
+
 def healing_argv(
     args: HealStudyArguments, variant: str, objective: str, keep: bool, seed: int, count: int, run_dir: Path
 ):
     """The distill.py or pretrain.py arguments of one healing run, and its entry point."""
     common = ["--variant", variant, "--seed", str(seed), "--max_steps", str(count), *shlex.split(args.training_args)]
-    common += ["--output_dir", str(run_dir)]  # a run stopped part-way continues from its checkpoint
+    common += ["--output_dir", str(run_dir), *replacing_short_run(run_dir, count)]
     settings = ["--keep_source_settings"] if keep else []
     if objective == "distillation":
         return distill.main, ["--teacher", args.teacher, *settings, *common]

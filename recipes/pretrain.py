@@ -46,7 +46,7 @@ from recipes.calibration import (
 )
 from recipes.checkpoints import check_resumable, comparable_config
 from recipes.curves import CURVE_FILE, load_curve
-from recipes.data import planned_fingerprint, prepare
+from recipes.data import PreparedData, planned_fingerprint, prepare
 from recipes.environment import git_commit, package_versions
 from recipes.held_out import METRICS_DIR, HeldOutCollator, MlmCurveCallback, predictions_at_labels
 from recipes.mfu import MIXED_PRECISION_DTYPES, mlm_training_flops_per_token, utilisation_record
@@ -242,10 +242,26 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
     identity = pretraining_identity(
         model_args, data_args, budget_args, training_args, config, fingerprint, budget_s, calibration
     )
-    with claimed_output_dir(training_args, budget_args.overwrite_output_dir, identity) as checkpoint:
+
+    def checked_data(checkpoint: str | None) -> tuple[PreparedData, float]:
+        """The checkpoint checked against the requested model and the data prepared, in the claimed folder before
+        anything in it changes (a run it replaces is still there if either fails)."""
+        if checkpoint:
+            check_resumable(checkpoint, config, REQUIRED_CHECKPOINT_FILES)
+        started = time.monotonic()
+        with training_args.main_process_first(desc="preparing data"):
+            data = prepare(
+                corpus, tokenizer, data_args.max_seq_length, data_args.mlm_probability,
+                data_args.preprocessing_num_workers,
+            )  # fmt: skip
+        return data, time.monotonic() - started
+
+    overwrite = budget_args.overwrite_output_dir
+    with claimed_output_dir(training_args, overwrite, identity, prepare=checked_data) as (checkpoint, prepared):
+        data, data_preparation_s = prepared
         return pretrain(
-            model_args, data_args, budget_args, training_args, budget_s, shape, corpus, checkpoint, now, callbacks,
-            calibration, start,
+            model_args, data_args, budget_args, training_args, budget_s, shape, checkpoint, now, callbacks,
+            calibration, start, tokenizer, data, data_preparation_s,
         )  # fmt: skip
 
 
@@ -256,24 +272,17 @@ def pretrain(
     training_args,
     budget_s,
     shape,
-    corpus,
     checkpoint,
     now,
     callbacks,
     calibration,
     start,
+    tokenizer,
+    data: PreparedData,
+    data_preparation_s: float,
 ) -> dict:
-    """The recipe once its arguments are checked and its output directory claimed (see `main`)."""
+    """The recipe once its arguments are checked, its output directory claimed and its data prepared (see `main`)."""
     output_dir = Path(training_args.output_dir)
-    tokenizer = load_tokenizer(model_args, start)
-    if checkpoint:
-        check_resumable(checkpoint, requested_config(model_args, tokenizer, start), REQUIRED_CHECKPOINT_FILES)
-    preparation_started = time.monotonic()
-    with training_args.main_process_first(desc="preparing data"):
-        data = prepare(
-            corpus, tokenizer, data_args.max_seq_length, data_args.mlm_probability, data_args.preprocessing_num_workers
-        )
-    data_preparation_s = time.monotonic() - preparation_started
     held_out = data.held_out
     if data_args.max_eval_samples:
         held_out = held_out.select(range(min(data_args.max_eval_samples, len(held_out))))

@@ -9,10 +9,11 @@ setting and both values. The one change a run accepts is a larger budget with an
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import TypeVar
 
 from transformers import TrainingArguments
 
@@ -23,8 +24,10 @@ from recipes.input_files import read_json
 from recipes.records import BUDGET_FILE, IDENTITY_FILE, RunIdentity
 from recipes.run_dir import check_holds_run, claim_output_dir, describe, entries, replace_run
 
+T = TypeVar("T")
 REQUIRED_CHECKPOINT_FILES = (TRAINER_STATE_FILE, BUDGET_STATE_FILE)
-BUDGET_FIELD = "budget.budget_s:"
+# What a larger budget changes in a run's shapes (a calibrated budget's step count grows with it).
+GROWABLE_FIELDS = ("budget.budget_s:", "budget.calibration.steps:")
 
 
 class RunMismatchError(FileExistsError):
@@ -40,7 +43,7 @@ def check_same_run(output_dir: Path, requested: RunIdentity, resume: str | None)
         return requested
     differences = recorded.differences(requested)
     grown = grown_budget(recorded, requested)
-    if resume and grown and differences == [line for line in differences if line.startswith(BUDGET_FIELD)]:
+    if resume and grown and all(line.startswith(GROWABLE_FIELDS) for line in differences):
         return replace(requested, conditions={**requested.conditions, "budget_grown_from_s": grown})
     if differences:
         raise RunMismatchError(
@@ -109,11 +112,17 @@ def curve_until(points: list[dict], checkpoint: str | None) -> list[dict]:
 
 @contextmanager
 def claimed_output_dir(
-    training_args: TrainingArguments, overwrite: bool, identity: RunIdentity, curve_file: str = CURVE_FILE
-) -> Iterator[str | None]:
+    training_args: TrainingArguments,
+    overwrite: bool,
+    identity: RunIdentity,
+    curve_file: str = CURVE_FILE,
+    prepare: Callable[[str | None], T] = lambda checkpoint: None,
+) -> Iterator[tuple[str | None, T]]:
     """Holds the output directory's lock for the body and yields the checkpoint the run continues from (None: a fresh
-    start; see `resume_point`), once the folder's run is found to be this command's (`check_same_run`). The main
-    process then replaces a run (--overwrite_output_dir), removes checkpoints cut short and writes the identity."""
+    start; see `resume_point`) and what `prepare(checkpoint)` returned: the recipe's own checks and data preparation,
+    which run once the folder's run is found to be this command's (`check_same_run`) and before anything in the
+    folder changes. The main process then replaces a run (--overwrite_output_dir), removes checkpoints cut short and
+    writes the identity."""
     output_dir = Path(training_args.output_dir)
     is_main_process = training_args.process_index == 0
     with claim_output_dir(output_dir, is_main_process):
@@ -121,6 +130,7 @@ def claimed_output_dir(
         checkpoint = resume_point(output_dir, resume, overwrite, curve_file)
         if not overwrite:
             identity = check_same_run(output_dir, identity, resume)
+        prepared = prepare(checkpoint)
         if is_main_process:
             if overwrite:
                 replace_run(output_dir)
@@ -129,4 +139,4 @@ def claimed_output_dir(
             identity.write(output_dir)
             if checkpoint:
                 print(f"Resuming from {checkpoint}.", flush=True)
-        yield checkpoint
+        yield checkpoint, prepared

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from filelock import SoftFileLock, Timeout
 
-from recipes.records import IDENTITY_FILE
+from recipes.records import IDENTITY_FILE, FinetuningRecord, PretrainingRecord
 
 LOCK_FILE = ".run.lock"
 SHOWN_ENTRIES = 5
@@ -53,13 +53,28 @@ def check_holds_run(folder: Path) -> list[str]:
     recipes write when they claim a folder); NotARunError, naming what it holds, otherwise. Files that only look like
     a run (`checkpoint-*`, a Trainer's output, a saved model) are someone's until marked."""
     names = entries(folder)
-    if names and IDENTITY_FILE not in names:
+    if names and IDENTITY_FILE not in names and not holds_recorded_run(folder):
         raise NotARunError(
             f"--overwrite_output_dir refuses to empty {folder}: it holds {describe(names)}, not a run of this project "
-            f"(no {IDENTITY_FILE}, which this project's recipes write in every folder they claim). Choose another "
-            "--output_dir, or remove the folder yourself."
+            f"(no {IDENTITY_FILE}, which this project's recipes write in every folder they claim, nor a complete "
+            "record of a run made before it). Choose another --output_dir, or remove the folder yourself."
         )
     return names
+
+
+def holds_recorded_run(folder: Path) -> bool:
+    """Whether `folder` holds a complete record of a run this project made before run.json existed: a budget.json
+    that reads as a pretraining or distillation record, or a fine-tuning record (file names alone prove nothing)."""
+    try:
+        if PretrainingRecord.exists(folder):
+            PretrainingRecord.read(folder)
+            return True
+        if (folder / FinetuningRecord.FILE).is_file():
+            FinetuningRecord.read(folder / FinetuningRecord.FILE)
+            return True
+    except (ValueError, TypeError):
+        pass
+    return False
 
 
 def replace_run(folder: Path) -> None:

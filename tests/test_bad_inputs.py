@@ -135,10 +135,12 @@ def test_a_staging_folder_left_by_a_killed_preparation_is_removed(tmp_path, monk
     stored = next((tmp_path / "cache" / "datasets").iterdir())
     shutil.rmtree(stored)
     dead = 2**22 + 12345  # above the kernel's default pid_max: no such process
-    left = stored.parent / f".{stored.name}.{dead}.abc123"
-    (left / "data").mkdir(parents=True)
+    left = stored.parent / f".{stored.name}.{dead}@{socket.gethostname()}.abc123"
+    elsewhere = stored.parent / f".{stored.name}.{dead}@another-host.abc123"  # its process cannot be checked here
+    for staging in (left, elsewhere):
+        (staging / "data").mkdir(parents=True)
     pretrain([*argv, "--output_dir", str(tmp_path / "second")])
-    assert not left.exists() and (stored / "settings.json").is_file()
+    assert not left.exists() and elsewhere.exists() and (stored / "settings.json").is_file()
 
 
 def test_train_file_takes_a_glob_of_files(tmp_path, train_file):

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from recipes.cards import regenerate, stale_cards
-from recipes.heal_study import main
+from recipes.heal_study import main, replacing_short_run
 
 
 def study_argv(teacher_dir, train_file, tmp_path) -> list[str]:
@@ -125,3 +125,16 @@ def test_measured_step_times_set_the_mlm_runs_steps(teacher_dir, train_file, tmp
     assert sorted(record) == ["hbert-v1", "hbert-v1-source-settings"] and record["hbert-v1-source-settings"] == measured
     with pytest.raises(ValueError, match="was measured for"):
         main([*study, "--steps", "4"])
+
+
+def test_a_healing_run_short_of_its_steps_is_replaced_unless_a_signal_stopped_it(tmp_path):
+    """A run that a signal stopped continues from its checkpoint; one that ended short any other way (the wall-clock
+    fallback) is replaced by the study; a complete one, or none, needs nothing."""
+    assert replacing_short_run(tmp_path, 10) == []
+    for stop_reason, steps, expected in (
+        ("signal", 4, []),
+        ("budget", 4, ["--overwrite_output_dir"]),
+        ("max_steps", 10, []),
+    ):
+        (tmp_path / "budget.json").write_text(json.dumps({"stop_reason": stop_reason, "steps": steps}))
+        assert replacing_short_run(tmp_path, 10) == expected, stop_reason

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from recipes.checkpoints import CheckpointError
 from recipes.finetune import main as finetune
 from recipes.pretrain import main as pretrain
 from recipes.records import IDENTITY_FILE, RunIdentity
-from recipes.resume import RunMismatchError
+from recipes.resume import RunMismatchError, check_same_run
 from recipes.run_dir import NotARunError
 from recipes.zoo.arguments import ZooArguments
 from recipes.zoo.plan import StaleRunError, plan_zoo
@@ -71,8 +72,9 @@ def _snapshot(folder: Path) -> dict:
             "config.hidden_act",
         ),  # fmt: skip
         (["--data_seed", "7"], "training.data_seed"),
+        (["--neftune_noise_alpha", "5"], "training.neftune_noise_alpha"),
     ],
-    ids=["learning-rate", "batch-size", "full-width-scores", "activation", "data-seed"],
+    ids=["learning-rate", "batch-size", "full-width-scores", "activation", "data-seed", "neftune"],
 )
 def test_a_rerun_that_would_shape_the_run_differently_is_refused(tmp_path, train_file, change, named):
     """A stopped run continued by a command that changes what shapes it: one error naming the setting with both
@@ -121,6 +123,57 @@ def test_a_folder_from_before_identities_resumes_only_the_same_model(tmp_path, t
     overrides = "hidden_size=32,num_attention_heads=2,intermediate_size=64,num_hidden_layers=2,ffn_bias=true"
     with pytest.raises(CheckpointError, match=r"ffn_bias is False there, True requested"):
         pretrain([*_argv(train_file, output_dir), "--config_overrides", overrides])
+    assert not (output_dir / IDENTITY_FILE).exists()  # the refused command did not label the folder as its own
+    assert pretrain(_argv(train_file, output_dir))["stop_reason"] == "max_steps"  # the run's own command continues
+
+
+def test_a_run_made_from_a_bert_resumes_with_its_own_command(tmp_path, train_file):
+    """A model made from a BERT records the size its dimensions match (MiniLM: `minilm`); its own command continues
+    it."""
+    argv = [
+        "--variant", "hbert-v1", "--init_from", "minilm", "--train_file", str(train_file), "--max_seq_length",
+        "32", "--per_device_train_batch_size", "4", "--max_eval_samples", "16", "--use_cpu", "--max_steps", "6",
+        "--output_dir", str(tmp_path / "run"),
+    ]  # fmt: skip
+    assert pretrain(argv, callbacks=[StopBySignal(2)])["stop_reason"] == "signal"
+    assert pretrain(argv)["stop_reason"] == "max_steps"
+
+
+def test_overwrite_with_bad_data_leaves_the_run_it_would_replace(tmp_path, train_file):
+    """--overwrite_output_dir replaces a run only once the new command's checks and data have passed."""
+    output_dir = tmp_path / "run"
+    pretrain(_argv(train_file, output_dir))
+    before = _snapshot(output_dir)
+    one_line = tmp_path / "one-line.txt"
+    one_line.write_text("Too short to hold anything out.\n")
+    argv = [*TINY, "--train_file", str(one_line), "--output_dir", str(output_dir), "--overwrite_output_dir"]
+    with pytest.raises(ValueError, match="too few to hold out"):
+        pretrain(argv)
+    assert _snapshot(output_dir) == before
+
+
+def test_overwrite_replaces_a_run_recorded_before_run_json(tmp_path, train_file):
+    """A finished run from before run.json is recognised by its complete record (not by file names) and replaced."""
+    output_dir = tmp_path / "run"
+    pretrain(_argv(train_file, output_dir))
+    (output_dir / IDENTITY_FILE).unlink()
+    assert pretrain([*_argv(train_file, output_dir, "--learning_rate", "3e-3"), "--overwrite_output_dir"])
+
+
+def test_a_calibrated_run_grows_with_its_step_count():
+    """A larger calibrated budget changes the budget and its step count; an explicit resume accepts both."""
+    shapes = {"budget": {"budget_s": 2.0, "calibration": {"sha256": "x", "steps": 10}}, "training": {"seed": 1}}
+    grown = {"budget": {"budget_s": 4.0, "calibration": {"sha256": "x", "steps": 20}}, "training": {"seed": 1}}
+    recorded, requested = (RunIdentity("pretraining", value, {}) for value in (shapes, grown))
+    assert recorded.differences(requested) == [
+        "budget.budget_s: the run has 2.0, this command 4.0",
+        "budget.calibration.steps: the run has 10, this command 20",
+    ]
+    folder = Path(tempfile.mkdtemp())
+    recorded.write(folder)
+    assert check_same_run(folder, requested, "true").conditions["budget_grown_from_s"] == 2.0
+    with pytest.raises(RunMismatchError):
+        check_same_run(folder, requested, None)
 
 
 @pytest.mark.parametrize("recipe", ["pretrain", "finetune"])
