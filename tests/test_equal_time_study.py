@@ -119,6 +119,8 @@ def test_a_same_seed_rerun_of_a_study_configuration_gives_the_same_steps_and_acc
     for run in plan.runs():
         assert results[0][run.name][0] == study.planned_steps(plan, run, tmp_path)
     assert study.pretraining_jobs(plan, tmp_path / "first", tmp_path / "first-records", tmp_path) == []
+    # a fresh checkout holds the gathered records but no run folders: nothing is pretrained again
+    assert study.pretraining_jobs(plan, tmp_path / "fresh", tmp_path / "first-records", tmp_path) == []
 
 
 def test_the_committed_results_page_is_what_the_records_give(tmp_path):

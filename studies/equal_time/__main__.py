@@ -54,15 +54,19 @@ def planned_steps(plan: Plan, run: PlannedRun, root: Path) -> int:
 
 
 def pretraining_state(plan: Plan, run: PlannedRun, output_dir: Path, root: Path) -> str:
-    """'done' (the record holds the planned arguments and steps), 'partial' (a folder without a finished record) or
-    'todo'."""
-    directory = output_dir / run.name
+    """The state of the run's folder under `output_dir` (see `recorded_state`)."""
+    return recorded_state(plan, run, output_dir / run.name, root)
+
+
+def recorded_state(plan: Plan, run: PlannedRun, directory: Path, root: Path) -> str:
+    """'done' (the run folder, or its gathered records, hold the planned arguments and steps), 'partial' (a folder
+    without a finished record) or 'todo'."""
     if not directory.exists():
         return "todo"
     if not (PretrainingRecord.exists(directory) and (directory / CURVE_FILE).is_file()):
         return "partial"
     record = PretrainingRecord.read(directory)
-    model_args, data_args, budget_args, _ = parse_args(plan.pretraining_argv(run, output_dir, root))
+    model_args, data_args, budget_args, _ = parse_args(plan.pretraining_argv(run, directory.parent, root))
     planned = recorded_arguments(model_args, data_args, budget_args)
     # The calibration is compared by its content: the study may run from a worktree at another path.
     measured = calibration.file_sha256(plan.calibration_file(run.arm, root))
@@ -100,6 +104,7 @@ class Job:
     log: Path
     succeeded: Callable[[], bool]
     gather: Callable[[], None]
+    followups: Callable[[], list[Job]] = list  # run next once this job succeeds
 
 
 def run_jobs(jobs: list[Job], parallel: int, plan: Plan, root: Path) -> None:
@@ -127,6 +132,7 @@ def run_jobs(jobs: list[Job], parallel: int, plan: Plan, root: Path) -> None:
             if process.returncode == 0 and job.succeeded():
                 job.gather()
                 print(f"done {job.name}", flush=True)
+                queue[:0] = job.followups()
             else:
                 failed.append(job.name)
                 print(f"FAILED {job.name} (rc {process.returncode}; see {job.log})", flush=True)
@@ -145,11 +151,17 @@ def gather(run_name: str, output_dir: Path, records_dir: Path) -> None:
 
 
 def pretraining_jobs(plan: Plan, output_dir: Path, records_dir: Path, root: Path) -> list[Job]:
+    """The pretraining runs still needed, each followed by its fine-tunings while its weights are there. A run whose
+    gathered records are complete (an earlier session's, whose weights are gone) is needed again only if one of its
+    fine-tunings is not recorded: the same command makes the same weights (a calibrated, seeded run)."""
     jobs = []
     for run in plan.runs():
         if pretraining_state(plan, run, output_dir, root) == "done":
             if not (records_dir / run.name / CURVE_FILE).is_file():
                 gather(run.name, output_dir, records_dir)
+            continue
+        recorded = recorded_state(plan, run, records_dir / run.name, root) == "done"
+        if recorded and not (output_dir / run.name).exists() and not unrecorded_finetunings(plan, run, records_dir):
             continue
         jobs.append(
             Job(
@@ -158,9 +170,25 @@ def pretraining_jobs(plan: Plan, output_dir: Path, records_dir: Path, root: Path
                 output_dir / f"{run.name}.log",
                 lambda run=run: pretraining_state(plan, run, output_dir, root) == "done",
                 lambda run=run: gather(run.name, output_dir, records_dir),
+                lambda run=run: [
+                    job for job in finetuning_jobs(plan, output_dir, records_dir) if job.name.startswith(f"{run.name}/")
+                ],
             )
         )
     return jobs
+
+
+def unrecorded_finetunings(plan: Plan, run: PlannedRun, records_dir: Path) -> list[PlannedFinetuning]:
+    """The run's planned fine-tunings whose records are not among its gathered records with the planned settings."""
+    missing = []
+    for step in finetunings(plan):
+        if step.run != run:
+            continue
+        path = FinetuningRecord.downstream_path(records_dir / run.name, step.task, step.init, step.seed)
+        planned = planned_training_settings(finetuning_argv(plan, step, Path("unused")))
+        if not path.is_file() or FinetuningRecord.read(path).training != planned:
+            missing.append(step)
+    return missing
 
 
 def finetuning_jobs(plan: Plan, output_dir: Path, records_dir: Path) -> list[Job]:
