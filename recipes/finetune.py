@@ -160,6 +160,12 @@ def load_tokenizer(model: str, model_dir: Path):
     return assets.default_tokenizer() if model in assets.NAMED_CHECKPOINTS else folder_tokenizer(model_dir)
 
 
+# How long fine-tuning waits for a pretraining run folder's lock to write its record there: other fine-tunings of the
+# same model hold it for a moment each; a run training there holds it for hours, and is named instead.
+RECORD_WRITE_WAIT_S = 60
+LOCK_CHECK_WAIT_S = 5
+
+
 def writable(folder: Path) -> bool:
     """Whether a file can be created in `folder` (tried, since permissions say nothing of a read-only mount)."""
     try:
@@ -186,6 +192,9 @@ def check_output_dir(output_dir: Path, model_dir: Path, overwrite: bool) -> None
             f"{model_dir} is read-only: the fine-tuning record goes to its {DOWNSTREAM_DIR}/ folder. Copy the model "
             "to a writable folder first."
         )
+    if PretrainingRecord.exists(model_dir):
+        with claim_output_dir(model_dir, wait_s=LOCK_CHECK_WAIT_S):
+            pass  # a run still training in that folder (resumed, say) is named now, not after fine-tuning
 
 
 def build_classifier(
@@ -460,7 +469,8 @@ def finetune(model_args, task_args, training_args, task, model_dir: Path, tokeni
     if trainer.is_world_process_zero():
         record.write(output_dir / FinetuningRecord.FILE)
         if record.pretraining and Path(model_args.model).is_dir():  # a local run, not a Hub cache snapshot
-            record.write(FinetuningRecord.downstream_path(model_dir, task.name, init, training_args.seed))
+            with claim_output_dir(model_dir, wait_s=RECORD_WRITE_WAIT_S):  # the run folder's own lock, for a moment
+                record.write(FinetuningRecord.downstream_path(model_dir, task.name, init, training_args.seed))
         baseline = record.majority_class
         print(
             f"{task.name} ({init}, seed {training_args.seed}): test accuracy {100 * record.test['accuracy']:.2f}%, "

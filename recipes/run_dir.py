@@ -108,17 +108,18 @@ def free_space(path: Path) -> str:
 
 
 @contextmanager
-def claim_output_dir(folder: Path, is_main_process: bool = True) -> Iterator[None]:
+def claim_output_dir(folder: Path, is_main_process: bool = True, wait_s: float = 0) -> Iterator[None]:
     """Hold `folder`'s lock for the body (only the main process of a multi-process run locks: the ranks are one run).
 
-    A stale lock (its process gone) is taken over with a warning; a live one raises OutputDirInUseError at once."""
+    A stale lock (its process gone) is taken over with a warning; a live one raises OutputDirInUseError, at once or
+    after waiting `wait_s` seconds for it (a short write into another run's folder waits its turn)."""
     if not is_main_process:
         yield
         return
     created = not folder.exists()
     # The outermost folder this claim creates: removed again if the claim fails.
     outermost = next((path for path in reversed(folder.absolute().parents) if not path.exists()), folder.absolute())
-    lock = SoftFileLock(folder / LOCK_FILE, timeout=0)
+    lock = SoftFileLock(folder / LOCK_FILE, timeout=wait_s)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         previous_holder = lock.pid

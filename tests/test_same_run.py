@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from test_crash_safety import _hold_lock, _kill_9
 from test_pretrain import TINY
 from transformers import TrainerCallback
 
@@ -20,7 +21,7 @@ from recipes.finetune import main as finetune
 from recipes.pretrain import main as pretrain
 from recipes.records import IDENTITY_FILE, RunIdentity
 from recipes.resume import RunMismatchError, check_same_run
-from recipes.run_dir import NotARunError
+from recipes.run_dir import NotARunError, OutputDirInUseError
 from recipes.zoo.arguments import ZooArguments
 from recipes.zoo.plan import StaleRunError, plan_zoo
 
@@ -252,3 +253,17 @@ def test_the_zoo_continues_an_unfinished_run_and_refuses_to_replace_a_finished_o
         plan_zoo(args)
     replacing = plan_zoo(_zoo_args(tmp_path, train_file, replace_stale=True)).pretraining[0]
     assert replacing.runs and replacing.argv[-1] == "--overwrite_output_dir"
+
+
+def test_finetune_names_a_run_still_training_in_the_model_folder_before_training(tmp_path, train_file):
+    """Fine-tuning writes its record into the pretraining run's folder under that folder's lock: a live run holding
+    it is named before fine-tuning starts, and nothing is written."""
+    model = tmp_path / "model"
+    pretrain(_argv(train_file, model, "--max_steps", "1"))
+    holder = _hold_lock(model)
+    try:
+        with pytest.raises(OutputDirInUseError, match=f"{model} is in use by another run \\(PID {holder.pid}"):
+            finetune(["--model", str(model), "--task", "trec", "--output_dir", str(tmp_path / "out")])
+    finally:
+        _kill_9(holder)
+    assert not (tmp_path / "out").exists() and not (model / "downstream").exists()
