@@ -71,6 +71,15 @@ def requested_config(model_args: ModelArguments, tokenizer=None, start: Path | N
         ).to_dict()
     source = read_config(start)
     fields = {**converted_settings(model_args, start), **fields}
+    conflicting = [
+        name for name in SOURCE_DIMENSIONS if name in fields and name in source and fields[name] != source[name]
+    ]
+    if conflicting:
+        raise ValueError(
+            f"--config_overrides sets {', '.join(f'{name}={fields[name]!r}' for name in conflicting)}, but a model "
+            f"made with --init_from keeps its source's dimensions ({', '.join(f'{name}={source[name]!r}' for name in conflicting)} "
+            f"in {start}); drop those overrides."
+        )
     dimensions = {name: source[name] for name in SOURCE_DIMENSIONS if name in source and name not in fields}
     config = HybridBertConfig.from_variant(model_args.variant or "bert", size="base", **dimensions, **fields).to_dict()
     config.pop("size")  # follows the source, like its other dimensions

@@ -159,3 +159,13 @@ def test_train_file_takes_a_glob_of_files(tmp_path, train_file):
     with pytest.raises(FileNotFoundError, match=r"--train_file '.*/nothing-\*\.txt' matches no file"):
         pretrain([*argv, "--train_file", str(folder / "nothing-*.txt"), "--output_dir", str(tmp_path / "none")])
     assert not (tmp_path / "none").exists()
+
+
+def test_init_from_with_overridden_dimensions_is_named(tmp_path, teacher_dir, train_file, no_data_preparation):
+    """A converted model keeps its source BERT's dimensions: overriding them is one error naming both values."""
+    argv = ["--init_from", str(teacher_dir), "--variant", "hbert-v1", "--config_overrides", "num_hidden_layers=2"]
+    with pytest.raises(
+        ValueError, match=r"sets num_hidden_layers=2, but .* keeps its source's dimensions \(num_hidden_layers=4"
+    ):
+        pretrain([*argv, "--train_file", str(train_file), "--output_dir", str(tmp_path / "run")])
+    assert not (tmp_path / "run").exists()
