@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recipes.budget import parse_budget
+from recipes.pretrain_arguments import parse_args
 from recipes.records import read_json_object
 
 PLAN_FILE = Path(__file__).with_name("plan.json")
@@ -111,6 +112,17 @@ class Plan:
             PlannedRun(self.arms[run["arm"]], run["budget"], run["seed"], run["eval_points"]) for run in self.long_runs
         ]
         return planned
+
+    def first_run(self, arm: Arm) -> PlannedRun:
+        """The arm's run at the shortest budget and first seed: what a per-arm setting (calibration, data) is read
+        from, since every run of an arm shares it."""
+        shortest = min(self.budgets, key=parse_budget)
+        return PlannedRun(arm, shortest, self.seeds[0], self.budgets[shortest])
+
+    def data_arguments(self):
+        """The pretraining data arguments every run shares (the same text, blocks and held-out set)."""
+        arm = next(iter(self.arms.values()))
+        return parse_args(self.pretraining_argv(self.first_run(arm), Path("unused")))[1]
 
     def calibration_file(self, arm: Arm, root: Path = Path(".")) -> Path:
         return root / CALIBRATION_DIR / f"{arm.name}.json"

@@ -37,8 +37,7 @@ def calibrate(plan: Plan, output_dir: Path, rounds: list[str] = CALIBRATION_ROUN
     """Every arm measured in one interleaved measurement, at the plan's thread count."""
     argvs = []
     for arm in plan.arms.values():
-        run = PlannedRun(arm, next(iter(plan.budgets)), plan.seeds[0], 1)
-        argv = plan.pretraining_argv(run, Path("unused"))
+        argv = plan.pretraining_argv(plan.first_run(arm), Path("unused"))
         argvs.append(calibration.argv_matching(argv, output_dir / f"{arm.name}.json") + rounds)
     threads = torch.get_num_threads()
     torch.set_num_threads(plan.threads)

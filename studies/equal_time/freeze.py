@@ -21,9 +21,9 @@ from recipes import pretrain
 from recipes.assets import default_tokenizer
 from recipes.curves import load_curve
 from recipes.data import prepare
-from recipes.pretrain_arguments import corpus_spec, parse_args
+from recipes.pretrain_arguments import corpus_spec
 from recipes.records import read_json_object, write_json
-from studies.equal_time import Plan, PlannedRun
+from studies.equal_time import Plan
 
 FROZEN_FILE = Path(__file__).with_name("frozen.json")
 CHECKED_ARMS = ("bert", "hbert-v1", "pool-hybrid-dropmask")
@@ -39,8 +39,7 @@ def column_sha256(dataset, column: str) -> str:
 
 
 def data_digests(plan: Plan) -> dict:
-    arm = next(iter(plan.arms.values()))
-    _, data_args, _, _ = parse_args(plan.pretraining_argv(PlannedRun(arm, "5m", 1, 1), Path("unused")))
+    data_args = plan.data_arguments()
     data = prepare(corpus_spec(data_args), default_tokenizer(), data_args.max_seq_length, data_args.mlm_probability)
     return {
         "train_blocks": len(data.train),
@@ -54,7 +53,7 @@ def data_digests(plan: Plan) -> dict:
 def step_argv(plan: Plan, arm_name: str, output_dir: Path) -> list[str]:
     """The study's seed-1 command for the arm, stopped after a few steps (a step-based schedule instead of the
     calibrated budget) and evaluated on fewer held-out blocks."""
-    argv = plan.pretraining_argv(PlannedRun(plan.arms[arm_name], "5m", 1, 1), output_dir)
+    argv = plan.pretraining_argv(plan.first_run(plan.arms[arm_name]), output_dir)
     calibration = argv.index("--calibration")
     del argv[calibration : calibration + 2]
     return [
@@ -71,7 +70,7 @@ def training_numbers(plan: Plan) -> dict:
         for arm in CHECKED_ARMS:
             with tempfile.TemporaryDirectory() as scratch:
                 pretrain.main(step_argv(plan, arm, Path(scratch)))
-                last = load_curve(Path(scratch) / f"{arm}-5m-seed1")[-1]
+                last = load_curve(Path(scratch) / plan.first_run(plan.arms[arm]).name)[-1]
             numbers[arm] = {name: last[name] for name in ("step", "loss", "accuracy", "mask_accuracy")}
     finally:
         torch.set_num_threads(threads)

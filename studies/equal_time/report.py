@@ -31,7 +31,7 @@ from recipes.budget import parse_budget
 from recipes.curves import load_curve
 from recipes.data import prepare
 from recipes.markdown import markdown_table
-from recipes.pretrain_arguments import corpus_spec, parse_args
+from recipes.pretrain_arguments import corpus_spec
 from recipes.records import FinetuningRecord, PretrainingRecord, read_json_object, write_json, write_text_atomic
 from recipes.stats import paired_difference
 from recipes.tasks import load_task
@@ -63,8 +63,7 @@ def finished_runs(plan: Plan, records_dir: Path) -> dict[str, Run]:
 
 def plateau_share(plan: Plan) -> float:
     """The share of the plan's plateau token among the [MASK] labels of the evaluated held-out blocks."""
-    arm = next(iter(plan.arms.values()))
-    _, data_args, _, _ = parse_args(plan.pretraining_argv(PlannedRun(arm, "5m", 1, 1), Path("unused")))
+    data_args = plan.data_arguments()
     tokenizer = default_tokenizer()
     held_out = prepare(corpus_spec(data_args), tokenizer, data_args.max_seq_length, data_args.mlm_probability).held_out
     blocks = held_out.select(range(min(len(held_out), data_args.max_eval_samples or len(held_out))))
