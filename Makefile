@@ -43,11 +43,11 @@ DEMO_HEALED := runs/demo/hbert-v1-minilm-distill-source-settings-4m
 DEMO_HEAL := --teacher minilm --variant hbert-v1 --keep_source_settings --budget 4m --max_seq_length 64 \
 	--per_device_train_batch_size 32 --learning_rate 3e-4 --num_eval_points 4 --max_eval_samples 64 \
 	--overwrite_output_dir --output_dir $(DEMO_HEALED)
-# `make zoo-heal`: HBERT §4.4 at MiniLM's size (recipes/heal_study.py: its plan, resumable; results/heal/table.md).
+# `make zoo-heal`: HBERT §4.4 at MiniLM's size (studies/healing/study.py: its plan, resumable; results/heal/table.md).
 # Each variant is made from all-MiniLM-L6-v2 and, per seed, healed by distillation for 600 steps (HBERT's settings,
 # and for hbert-v1/v2 also MiniLM's settings in the hybrid's layout), probed beside MiniLM and its unhealed
 # conversions, and fine-tuned on TREC and wiki-topics beside them and MiniLM; and healed by MLM for the steps that take
-# the same time (results/heal/step_times.json, from `python -m recipes.heal_study --measure_step_times`, 2 threads).
+# the same time (results/heal/step_times.json, from `python -m studies.healing.study --measure_step_times`, 2 threads).
 HEAL_STUDY := --variants hbert-v1 hbert-v2 pool-hybrid addbert --seeds 1 2 3 --steps 600 \
 	--objectives distillation mlm --step_times results/heal/step_times.json
 
@@ -68,18 +68,18 @@ test: venv
 	$(BIN)/python -m pytest -q
 
 demo: venv
-	$(BIN)/python -m recipes.zoo $(DEMO_ZOO)
+	$(BIN)/python -m studies.zoo $(DEMO_ZOO)
 	$(BIN)/python -m recipes.distill $(DEMO_HEAL)
 	$(BIN)/python -m recipes.showcase --student $(DEMO_HEALED) --teacher minilm
 
 zoo: venv
-	$(BIN)/python -m recipes.zoo $(ZOO)
-	$(BIN)/python -m recipes.zoo $(ZOO_INIT)
-	$(BIN)/python -m recipes.zoo $(ZOO_FINETUNE_EPOCHS) --variants bert addbert hbert-v1 pool-hybrid --budgets 1m
-	$(BIN)/python -m recipes.zoo $(ZOO_FINETUNE_EPOCHS) --variants bert pool-hybrid --budgets 4m --finetune_from_scratch false
+	$(BIN)/python -m studies.zoo $(ZOO)
+	$(BIN)/python -m studies.zoo $(ZOO_INIT)
+	$(BIN)/python -m studies.zoo $(ZOO_FINETUNE_EPOCHS) --variants bert addbert hbert-v1 pool-hybrid --budgets 1m
+	$(BIN)/python -m studies.zoo $(ZOO_FINETUNE_EPOCHS) --variants bert pool-hybrid --budgets 4m --finetune_from_scratch false
 
 zoo-heal: venv
-	$(BIN)/python -m recipes.heal_study $(HEAL_STUDY)
+	$(BIN)/python -m studies.healing.study $(HEAL_STUDY)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -6,11 +6,11 @@
     python push_to_hub.py runs/heal/STUDENT --repo-id ORG/NAME --heal-table results/heal/table.json [--dry-run]
 
 A student healed by distillation (`recipes/distill.py`) goes as a sentence encoder: the same model files, its
-budget.json and agreement curve, and a card from `recipes/heal_cards.py` with the healing study's row beside its
+budget.json and agreement curve, and a card from `recipes/cards/healed.py` with the healing study's row beside its
 teacher.
 
 Each repo receives exactly what a Hub user needs, staged in a temporary folder: the safetensors weights, config.json
-(with `auto_map`), the two remote-code files, the tokenizer, the generated card (README.md, `recipes/cards.py`), the
+(with `auto_map`), the two remote-code files, the tokenizer, the generated card (README.md, `recipes/cards/model_card.py`), the
 run's results (budget.json, mlm_curve.json, the downstream records) and the curve image. With `--with-checkpoints` each
 `checkpoint-N` of a run goes to branch `step-N` of its repo (its weights, config, code and tokenizer). `--zoo` publishes
 every run directory of a folder (repo names `<variant>-<size>-<budget>`) and groups the repos in a Hub Collection.
@@ -38,14 +38,14 @@ from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineMod
 from huggingface_hub.utils import get_session, validate_repo_id
 from transformers import HfArgumentParser
 
-from recipes.cards import CARD_FILE, build_card
-from recipes.curves import CURVE_FILE
+from recipes.cards.healed import build_healed_card, is_healed_run
+from recipes.cards.markdown import percent
+from recipes.cards.model_card import CARD_FILE, build_card
+from recipes.data.input_files import InvalidInputFileError, check_weights, read_config
 from recipes.distill import AGREEMENT_CURVE_FILE
-from recipes.heal_cards import build_healed_card, is_healed_run
-from recipes.input_files import InvalidInputFileError, check_weights, read_config
-from recipes.markdown import percent
 from recipes.records import BUDGET_FILE, DOWNSTREAM_DIR, PretrainingRecord
-from recipes.runs import RecordedRun, pretraining_runs, repo_names
+from recipes.run_folder.recorded_runs import RecordedRun, pretraining_runs, repo_names
+from recipes.training.curves import CURVE_FILE
 
 # What a user needs to load a model; every saved folder and checkpoint of the recipe has them.
 MODEL_FILES = (

@@ -7,7 +7,7 @@ The teacher is a pretrained BERT (an HF directory, a Hub id, or `minilm`: the pi
 The student is the hybrid `HybridBertModel.from_bert(teacher, variant)` makes of it (HBERT §4.4: every weight with a
 counterpart copied, additive/pooling mixers new), with HBERT's settings or, with `--keep_source_settings`, the teacher's
 (post-LN, its activation, learned positions, FFN biases) in the hybrid's layout. It learns on the pretraining corpus
-(recipes/data.py's blocks, unmasked) to reproduce the teacher:
+(recipes/data/corpus.py's blocks, unmasked) to reproduce the teacher:
 
     loss = hidden_states_weight · mean_l mean_tokens (1 − corr(s_l, t_l)) + embedding_weight · mean (1 − cos(ē_s, ē_t))
 
@@ -20,7 +20,7 @@ Sub-LN student's residual stream has another scale than post-LN BERT's normalise
 a user of the encoder takes. Both are distances of the same kind (one minus a cosine of unit-normalised vectors, in
 [0, 2]), hence equal default weights.
 
-The budget (recipes/budget.py) counts training wall-clock only; evaluations at evenly spaced points measure the
+The budget (recipes/training/budget.py) counts training wall-clock only; evaluations at evenly spaced points measure the
 agreement with the teacher (mean cosine of the sentence embeddings) on a fixed held-out set of the corpus
 (`agreement_curve.json/png`). The output directory is a `save_pretrained` folder of the student (`AutoModel` with
 `trust_remote_code=True`), also a sentence-transformers folder with mean pooling, plus `budget.json`.
@@ -46,14 +46,19 @@ from transformers import (
 )
 
 from modeling import VARIANTS, HybridBertConfig, HybridBertModel
-from recipes import assets
-from recipes.arguments import run_conditions, trajectory_settings
-from recipes.budget import BudgetTrainer
-from recipes.checkpoints import check_resumable
-from recipes.curves import EvaluationCurveCallback, load_curve
-from recipes.data import prepare, source_fingerprint
+from recipes.data import assets
+from recipes.data.corpus import prepare, source_fingerprint
+from recipes.models.references import require_model_type, resolve_model
+from recipes.models.sentence_encoder import mean_pool
+from recipes.models.starting_model import load_tokenizer, source_settings
 from recipes.pretrain import budget_callback, settings_in_use
-from recipes.pretrain_arguments import (
+from recipes.records import BUDGET_FILE, RunIdentity, RunRecord, write_json
+from recipes.run_folder.checkpoints import check_resumable
+from recipes.run_folder.resume import REQUIRED_CHECKPOINT_FILES, claimed_output_dir, curve_until
+from recipes.training.arguments import run_conditions, trajectory_settings
+from recipes.training.budget import BudgetTrainer
+from recipes.training.curves import EvaluationCurveCallback, load_curve
+from recipes.training.pretrain_arguments import (
     BudgetArguments,
     DataArguments,
     ModelArguments,
@@ -63,11 +68,6 @@ from recipes.pretrain_arguments import (
     parse_overrides,
     training_settings,
 )
-from recipes.records import BUDGET_FILE, RunIdentity, RunRecord, write_json
-from recipes.references import require_model_type, resolve_model
-from recipes.resume import REQUIRED_CHECKPOINT_FILES, claimed_output_dir, curve_until
-from recipes.sentence_encoder import mean_pool
-from recipes.starting_model import load_tokenizer, source_settings
 
 AGREEMENT_CURVE_FILE = "agreement_curve.json"
 

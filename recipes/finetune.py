@@ -8,7 +8,7 @@
 `--model` is a HybridBERT checkpoint (a pretraining run directory or any `save_pretrained` folder, with any head), an
 HF BERT checkpoint (converted with `from_bert(variant="bert")`, which computes the same function), either as a folder or
 a Hub repo id (`--model_revision` picks a branch, tag or commit), or `minilm`. `--task` is one
-of `recipes.tasks.TASKS`. The model is evaluated on the validation split every epoch; the epoch with the best validation
+of `recipes.data.tasks.TASKS`. The model is evaluated on the validation split every epoch; the epoch with the best validation
 macro-F1 is kept (`--metric_for_best_model`, `--load_best_model_at_end false` keeps the last) and scored once on the
 test split. With `--learning_rates 5e-5 1e-4 2e-4` the model is fine-tuned once per rate (each in
 `<output_dir>/lr-<rate>`, removed afterwards) and the run whose selected epoch scores best on validation is kept and
@@ -22,7 +22,7 @@ evaluation), `test_results.json` and `all_results.json`, and `downstream_record.
 run directory (it holds `budget.json`), the same record is written to `<run>/downstream/<task>/<init>-seed<seed>.json`,
 where cards and the zoo read it (`recipes.records.FinetuningRecord`) without re-running anything.
 
-The output directory is the run's own (`recipes/run_dir.py`): locked while the run lives; `--overwrite_output_dir`
+The output directory is the run's own (`recipes/run_folder/claim.py`): locked while the run lives; `--overwrite_output_dir`
 replaces only a folder holding a run of this project.
 """
 
@@ -41,11 +41,13 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
 
 from modeling import CLASSIFIER_POOLINGS, VARIANTS, HybridBertConfig, HybridBertForSequenceClassification
-from recipes import arguments as recipe_arguments
-from recipes import assets
-from recipes.arguments import RecipeTrainingArguments, run_conditions, trajectory_settings
+from recipes.data import assets
+from recipes.data.input_files import check_weights, read_config
+from recipes.data.tasks import TASKS, get_task, load_task
 from recipes.environment import git_commit
-from recipes.input_files import check_weights, read_config
+from recipes.evaluation.stats import classification_metrics, one_class
+from recipes.models.references import folder_tokenizer, model_type, resolve_model
+from recipes.models.starting_model import source_settings
 from recipes.records import (
     DOWNSTREAM_DIR,
     FinetuningRecord,
@@ -54,11 +56,9 @@ from recipes.records import (
     RunIdentity,
     plain,
 )
-from recipes.references import folder_tokenizer, model_type, resolve_model
-from recipes.run_dir import check_holds_run, claim_output_dir, entries, replace_run
-from recipes.starting_model import source_settings
-from recipes.stats import classification_metrics, one_class
-from recipes.tasks import TASKS, get_task, load_task
+from recipes.run_folder.claim import check_holds_run, claim_output_dir, entries, replace_run
+from recipes.training import arguments as recipe_arguments
+from recipes.training.arguments import RecipeTrainingArguments, run_conditions, trajectory_settings
 
 MODEL_TYPES = ("hybrid_bert", "bert")
 

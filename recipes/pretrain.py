@@ -7,18 +7,18 @@
 The last continues pretraining a HybridBERT checkpoint (a folder or a Hub repo id, `--model_revision` for a branch) on
 the user's text (`--text_column_name` for a .csv/.json file or a Hub dataset) under a new budget.
 
-The budget is wall-clock seconds of training (see recipes/budget.py): the clock starts at the first step, evaluation
+The budget is wall-clock seconds of training (see recipes/training/budget.py): the clock starts at the first step, evaluation
 and checkpoint saving pause it, it is checked every step and agreed across ranks, and the same elapsed time drives the
 learning rate (warmup, then decay to its end value exactly at the deadline). `--max_steps` switches to a step-based
-schedule. `--calibration FILE` (a record of `python -m recipes.calibration`) turns the budget into the variant's
+schedule. `--calibration FILE` (a record of `python -m recipes.training.calibration`) turns the budget into the variant's
 calibrated step count, and the schedule and evaluation points follow the steps: a rerun makes the same steps on any
 load. The held-out split and masks follow `--held_out_seed`, the training order and masks `--data_seed`, neither
 `--seed`. The output directory is a `save_pretrained` folder (loadable with `trust_remote_code=True`) plus
 `budget.json` (what was spent and the run record) and `mlm_curve.json/png`.
 
-The output directory is the run's own (`recipes/run_dir.py`): locked while the run lives, replaced by
+The output directory is the run's own (`recipes/run_folder/claim.py`): locked while the run lives, replaced by
 `--overwrite_output_dir` only when it holds a run. A checkpoint is saved atomically at each evaluation point
-(`recipes/checkpoints.py`), and the same command run again after a crash or kill resumes from the last complete one.
+(`recipes/run_folder/checkpoints.py`), and the same command run again after a crash or kill resumes from the last complete one.
 """
 
 from __future__ import annotations
@@ -33,9 +33,22 @@ import evaluate
 import torch
 from transformers import TrainerCallback, TrainingArguments, set_seed
 
-from recipes.arguments import run_conditions, trajectory_settings
-from recipes.budget import BudgetTrainer, TimeBudgetCallback, parse_budget, schedule_shape
-from recipes.calibration import (
+from recipes.data.corpus import PreparedData, planned_fingerprint, prepare
+from recipes.environment import git_commit, package_versions
+from recipes.evaluation.held_out import METRICS_DIR, HeldOutCollator, MlmCurveCallback, predictions_at_labels
+from recipes.models.starting_model import (
+    build_model,
+    load_tokenizer,
+    requested_config,
+    resolve_start,
+    set_unigram_decoder_bias,
+)
+from recipes.records import PretrainingKey, PretrainingRecord, RunIdentity, RunRecord
+from recipes.run_folder.checkpoints import check_resumable, comparable_config
+from recipes.run_folder.resume import REQUIRED_CHECKPOINT_FILES, claimed_output_dir, curve_until
+from recipes.training.arguments import run_conditions, trajectory_settings
+from recipes.training.budget import BudgetTrainer, TimeBudgetCallback
+from recipes.training.calibration import (
     CalibratedClock,
     calibrated_steps,
     check_settings,
@@ -44,13 +57,10 @@ from recipes.calibration import (
     precision_name,
     run_settings,
 )
-from recipes.checkpoints import check_resumable, comparable_config
-from recipes.curves import CURVE_FILE, load_curve
-from recipes.data import PreparedData, planned_fingerprint, prepare
-from recipes.environment import git_commit, package_versions
-from recipes.held_out import METRICS_DIR, HeldOutCollator, MlmCurveCallback, predictions_at_labels
-from recipes.mfu import MIXED_PRECISION_DTYPES, mlm_training_flops_per_token, utilisation_record
-from recipes.pretrain_arguments import (
+from recipes.training.clock import parse_budget, schedule_shape
+from recipes.training.curves import CURVE_FILE, load_curve
+from recipes.training.mfu import MIXED_PRECISION_DTYPES, mlm_training_flops_per_token, utilisation_record
+from recipes.training.pretrain_arguments import (
     BudgetArguments,
     check_budget_arguments,
     corpus_spec,
@@ -58,15 +68,6 @@ from recipes.pretrain_arguments import (
     recorded_arguments,
     training_mlm_probability,
     training_settings,
-)
-from recipes.records import PretrainingKey, PretrainingRecord, RunIdentity, RunRecord
-from recipes.resume import REQUIRED_CHECKPOINT_FILES, claimed_output_dir, curve_until
-from recipes.starting_model import (
-    build_model,
-    load_tokenizer,
-    requested_config,
-    resolve_start,
-    set_unigram_decoder_bias,
 )
 
 

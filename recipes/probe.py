@@ -6,7 +6,7 @@ agreement with the teacher on held-out sentences, and latency at 128 and 512 tok
 
 Every encoder (the teacher, each student folder, and each `--unhealed` variant: `from_bert(teacher)` with no healing,
 with the variant's settings or, `--unhealed_source_settings`, the teacher's)
-embeds a task's texts by mean pooling (recipes/sentence_encoder.py) with the teacher's tokenizer; one probe, the same
+embeds a task's texts by mean pooling (recipes/models/sentence_encoder.py) with the teacher's tokenizer; one probe, the same
 for all (standardised features, scikit-learn's LogisticRegression), is fitted on the training split and scored on the
 test split (accuracy, macro-F1). Agreement is the mean cosine between an encoder's and the teacher's embeddings of the
 test sentences, which no encoder saw in training. Latency is one sequence of random ordinary tokens, timed in
@@ -28,16 +28,16 @@ from sklearn.preprocessing import StandardScaler
 from transformers import AutoModel, HfArgumentParser, PreTrainedModel, set_seed
 
 from modeling import HybridBertModel
-from recipes import assets
 from recipes.benchmark.harness import VOCAB_SIZE, BenchmarkArguments, compare, inference_step, random_batch
+from recipes.cards.markdown import markdown_table
+from recipes.data import assets
+from recipes.data.tasks import load_task, offline_tasks
 from recipes.distill import load_teacher
 from recipes.environment import device_name, git_commit, load_average, package_versions
-from recipes.markdown import markdown_table
-from recipes.pretrain_arguments import ModelArguments
+from recipes.models.sentence_encoder import encode
+from recipes.models.starting_model import load_tokenizer, source_settings
 from recipes.records import PretrainingRecord, write_json, write_text_atomic
-from recipes.sentence_encoder import encode
-from recipes.starting_model import load_tokenizer, source_settings
-from recipes.tasks import load_task, offline_tasks
+from recipes.training.pretrain_arguments import ModelArguments
 
 TEACHER = "teacher"
 
@@ -141,7 +141,7 @@ def describe_student(path: str | Path) -> dict:
 
 
 def describe_encoders(args: ProbeArguments) -> dict[str, dict]:
-    """What each encoder is, for tables over seeds (recipes/heal_table.py): the teacher, each student folder
+    """What each encoder is, for tables over seeds (studies/healing/table.py): the teacher, each student folder
     (`describe_student`), each unhealed conversion's variant and settings. `seed` is the unit a table pairs on: a
     student's training seed, else the probe's."""
     described = {TEACHER: {"kind": TEACHER, "name": args.teacher, "seed": args.seed}}

@@ -3,7 +3,7 @@ a benchmark. Each is a dataclass with one atomic `write`, one `read` (a missing 
 one `key()`: what the result depends on, which the zoo compares with what it would run to skip finished work.
 
 On disk they are the JSON the recipes have always written; a field added later gets a default, so older records still
-read. `recipes.runs` reads a whole run directory (records, config, curve) and names it.
+read. `recipes.run_folder.recorded_runs` reads a whole run directory (records, config, curve) and names it.
 """
 
 from __future__ import annotations
@@ -201,7 +201,7 @@ class PretrainingRecord:
     size: str
     budget: str
     arguments: dict  # {"model": ..., "data": ..., "budget": ...}: the recipe's arguments as given
-    # recipes.mfu.utilisation_record: MFU against the measured matmul peak (None in records that predate it)
+    # recipes.training.mfu.utilisation_record: MFU against the measured matmul peak (None in records that predate it)
     utilisation: dict | None = None
 
     @classmethod

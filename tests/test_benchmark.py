@@ -28,8 +28,8 @@ from recipes.benchmark.harness import (
     random_batch,
     training_models,
 )
-from recipes.mfu import native_bf16
-from recipes.parameters import components
+from recipes.models.parameters import components
+from recipes.training.mfu import native_bf16
 
 # One thread: other test processes may share the machine, and contended threads only slow the run down.
 QUICK_ARGV = ["--quick", "--threads", "1"]

@@ -1,4 +1,4 @@
-"""The wall-clock budget (recipes/budget.py): parsing, the time-driven LR schedule, and real `Trainer.train()` runs of a
+"""The wall-clock budget (recipes/training/budget.py): parsing, the time-driven LR schedule, and real `Trainer.train()` runs of a
 tiny HybridBERT on packed real WikiText text, timed by an injected deterministic clock.
 
 The clock is a `FakeClock` that only moves when a test callback moves it: `Steps` advances it in `on_step_begin`,
@@ -20,16 +20,11 @@ from torch.optim.lr_scheduler import LambdaLR
 from transformers import TrainerCallback, TrainingArguments, get_scheduler
 
 from modeling import HybridBertConfig, HybridBertForMaskedLM
-from recipes import assets
-from recipes.budget import (
-    BUDGET_STATE_FILE,
-    BudgetTrainer,
-    TimeBudgetCallback,
-    budget_schedule,
-    parse_budget,
-)
-from recipes.data import mask_once, pack_into_blocks
-from recipes.held_out import HeldOutCollator
+from recipes.data import assets
+from recipes.data.corpus import mask_once, pack_into_blocks
+from recipes.evaluation.held_out import HeldOutCollator
+from recipes.training.budget import BUDGET_STATE_FILE, BudgetTrainer, TimeBudgetCallback
+from recipes.training.clock import budget_schedule, parse_budget
 
 SEQ = 32
 BATCH = 4

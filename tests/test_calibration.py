@@ -11,10 +11,10 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from recipes import calibration
-from recipes.arguments import bf16_where_native
-from recipes.budget import parse_budget
 from recipes.pretrain import main
+from recipes.training import calibration
+from recipes.training.arguments import bf16_where_native
+from recipes.training.clock import parse_budget
 
 SEQ, BATCH = 32, 4
 OVERRIDES = "hidden_size=32,num_attention_heads=2,intermediate_size=64,num_hidden_layers=2"

@@ -1,4 +1,4 @@
-"""Model cards (`recipes/cards.py`) built from a real run directory: a short budgeted run of the pretraining recipe on
+"""Model cards (`recipes/cards/model_card.py`) built from a real run directory: a short budgeted run of the pretraining recipe on
 WikiText-2 paragraphs, fine-tuned with the real fine-tuning recipe on TREC (two seeds, plus a from-scratch baseline) and
 on the offline VADER tweets, and a quick run of the benchmark. Cards are read back with `huggingface_hub.ModelCard`.
 """
@@ -13,20 +13,14 @@ import pytest
 from huggingface_hub import ModelCard
 
 from recipes import benchmark
-from recipes.card_sources import base_model as card_base_model
-from recipes.card_sources import pretraining_corpus, task_hub_id
-from recipes.cards import (
-    CARDS_DIR,
-    build_card,
-    card_provenance,
-    regenerate_zoo_cards,
-    stale_cards,
-    write_card,
-)
-from recipes.cards import main as cards_main
+from recipes.cards.committed import card_provenance, regenerate_zoo_cards, stale_cards
+from recipes.cards.committed import main as cards_main
+from recipes.cards.model_card import CARDS_DIR, build_card, write_card
+from recipes.cards.sources import base_model as card_base_model
+from recipes.cards.sources import pretraining_corpus, task_hub_id
 from recipes.finetune import main as finetune
 from recipes.pretrain import main as pretrain
-from recipes.runs import repo_names
+from recipes.run_folder.recorded_runs import repo_names
 
 REPO_ID = "zoo-org/hbert-v1-tiny-3s"
 FINETUNING = (  # (task, init, seed) of each recorded downstream run

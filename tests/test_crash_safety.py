@@ -27,12 +27,12 @@ from test_pretrain import TINY, ModelClock
 from transformers import TrainerCallback
 
 import recipes.pretrain
-from recipes.budget import BUDGET_STATE_FILE
-from recipes.checkpoints import CheckpointError
+from recipes.data.input_files import InvalidInputFileError, check_weights
 from recipes.finetune import main as finetune
-from recipes.input_files import InvalidInputFileError, check_weights
 from recipes.pretrain import main as pretrain
-from recipes.run_dir import LOCK_FILE, NotARunError, OutputDirInUseError, claim_output_dir
+from recipes.run_folder.checkpoints import CheckpointError
+from recipes.run_folder.claim import LOCK_FILE, NotARunError, OutputDirInUseError, claim_output_dir
+from recipes.training.budget import BUDGET_STATE_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 PROCESS_BUDGET = ["--budget", "6s", "--num_eval_points", "3"]
@@ -374,7 +374,7 @@ def test_overwrite_refuses_a_folder_of_unrelated_files(recipe, tmp_path, train_f
 
 def _hold_lock(folder: Path) -> subprocess.Popen:
     """A separate process holding `folder`'s lock until killed."""
-    code = "import sys, time; from pathlib import Path; from recipes.run_dir import claim_output_dir\n"
+    code = "import sys, time; from pathlib import Path; from recipes.run_folder.claim import claim_output_dir\n"
     code += "with claim_output_dir(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(3600)\n"
     process = subprocess.Popen(
         [sys.executable, "-c", code, str(folder)], cwd=REPO, env=ENV, stdout=subprocess.PIPE, text=True

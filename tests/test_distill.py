@@ -16,16 +16,16 @@ from transformers import BertModel
 
 from modeling import HybridBertModel
 from push_to_hub import main as push_main
-from recipes.assets import default_tokenizer
+from recipes.cards.healed import build_healed_card
+from recipes.data.assets import default_tokenizer
 from recipes.distill import distillation_loss, hidden_state_distance, main
 from recipes.environment import git_commit
-from recipes.heal_cards import build_healed_card
-from recipes.heal_table import main as heal_table_main
-from recipes.pretrain_arguments import ModelArguments
+from recipes.models.starting_model import build_model, requested_config, resolve_start, source_settings
 from recipes.probe import agreement, linear_probe
 from recipes.probe import main as probe_main
 from recipes.showcase import main as showcase_main
-from recipes.starting_model import build_model, requested_config, resolve_start, source_settings
+from recipes.training.pretrain_arguments import ModelArguments
+from studies.healing.table import main as heal_table_main
 
 REPO = Path(__file__).resolve().parents[1]
 SEQ = 32

@@ -24,9 +24,10 @@ import torch
 from helpers import free_port
 from safetensors.torch import load_file
 
-from recipes import assets
-from recipes.budget import BUDGET_STATE_FILE, budget_schedule
+from recipes.data import assets
 from recipes.records import BUDGET_FILE
+from recipes.training.budget import BUDGET_STATE_FILE
+from recipes.training.clock import budget_schedule
 
 REPO = Path(__file__).resolve().parents[1]
 WORKER = REPO / "tests" / "distributed_worker.py"
@@ -423,8 +424,8 @@ def test_same_seed_starts_from_the_same_weights_on_one_and_two_ranks(loss_runs):
 
 
 def _tiny_model():
-    from recipes.pretrain_arguments import ModelArguments
-    from recipes.starting_model import build_model
+    from recipes.models.starting_model import build_model
+    from recipes.training.pretrain_arguments import ModelArguments
 
     return build_model(
         ModelArguments(variant="hbert-v1", size="tiny", config_overrides=OVERRIDES), assets.default_tokenizer()
@@ -448,7 +449,7 @@ def test_deepspeed_config_validates_offline_against_the_recipe_arguments(name, t
     from transformers import HfArgumentParser
     from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
-    from recipes.pretrain_arguments import PretrainingArguments
+    from recipes.training.pretrain_arguments import PretrainingArguments
 
     path = DS_CONFIGS[name]
     raw = json.loads(path.read_text())
@@ -489,7 +490,7 @@ def test_mismatching_deepspeed_config_fails_offline_validation(key, value, hf_ke
     from transformers import HfArgumentParser
     from transformers.integrations.deepspeed import HfTrainerDeepSpeedConfig, unset_hf_deepspeed_config
 
-    from recipes.pretrain_arguments import PretrainingArguments
+    from recipes.training.pretrain_arguments import PretrainingArguments
 
     config = {**json.loads(DS_CONFIGS["ds_zero2"].read_text()), key: value}
     argv = ["--output_dir", str(tmp_path), "--per_device_train_batch_size", "4"]

@@ -17,7 +17,8 @@ import torch
 from safetensors.torch import load_file
 from transformers import BertConfig, BertModel, pipeline
 
-from recipes import assets
+from recipes.data import assets
+from recipes.data.tasks import load_task
 from recipes.environment import git_commit
 from recipes.finetune import (
     FinetuningArguments,
@@ -27,7 +28,6 @@ from recipes.finetune import (
 )
 from recipes.pretrain import main as pretrain
 from recipes.records import FinetuningRecord, PretrainingRecord
-from recipes.tasks import load_task
 
 TREC_LABELS = ["DESC", "ENTY", "ABBR", "HUM", "NUM", "LOC"]
 TREC_TEST_ENTY = 94  # the official test split's rows of ENTY, the training split's most frequent class

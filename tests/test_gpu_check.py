@@ -1,12 +1,12 @@
-"""recipes/gpu_check.py, in its CPU-runnable form: the benchmark part at a tiny size and the summary it writes; the
+"""studies/gpu_check.py, in its CPU-runnable form: the benchmark part at a tiny size and the summary it writes; the
 ZeRO-2 command as it would be launched."""
 
 from __future__ import annotations
 
 import json
 
-from recipes import gpu_check
 from recipes.benchmark.harness import HF_BERT, RECIPE_DEFAULTS, RECIPE_FP32
+from studies import gpu_check
 
 SMOKE = ["--device", "cpu", "--size", "tiny", "--seqs", "32", "--tokens_per_step", "64", "--torch_compile", "false",
          "--repeats", "1", "--zero2_steps", "0"]  # fmt: skip

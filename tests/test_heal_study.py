@@ -1,4 +1,4 @@
-"""recipes/heal_study.py end to end on a tiny teacher: every planned run is made once, its records gathered, the table
+"""studies/healing/study.py end to end on a tiny teacher: every planned run is made once, its records gathered, the table
 written from them, and the same command afterwards runs nothing."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from recipes.cards import regenerate, stale_cards
-from recipes.heal_study import main, replacing_short_run
+from recipes.cards.committed import regenerate, stale_cards
+from studies.healing.study import main, replacing_short_run
 
 
 def study_argv(teacher_dir, train_file, tmp_path) -> list[str]:

@@ -1,4 +1,4 @@
-"""recipes/heal_table.py: rows pooled over seeds from probe and fine-tuning records, shares of the teacher paired by
+"""studies/healing/table.py: rows pooled over seeds from probe and fine-tuning records, shares of the teacher paired by
 seed, and one clear error for each record that cannot be placed."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import math
 
 import pytest
 
-from recipes.heal_table import main
 from recipes.records import FinetuningRecord, PretrainingIdentity
+from studies.healing.table import main
 
 
 def probe_record(

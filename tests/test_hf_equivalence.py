@@ -30,7 +30,7 @@ from modeling import (
     HybridBertForTokenClassification,
     HybridBertModel,
 )
-from recipes.assets import default_tokenizer, minilm_dir
+from recipes.data.assets import default_tokenizer, minilm_dir
 
 TOL = 1e-5
 

@@ -1,4 +1,4 @@
-"""recipes/mfu.py: model FLOPs counted against the closed form of a BERT, the sparse head counted at its labelled
+"""recipes/training/mfu.py: model FLOPs counted against the closed form of a BERT, the sparse head counted at its labelled
 rows, the measured peak cached per device and dtype, and the recipe's bf16 default."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from helpers import tiny_config
 from transformers import BertForMaskedLM
 
 from modeling import HybridBertForMaskedLM
-from recipes import mfu
-from recipes.arguments import bf16_where_native
-from recipes.parameters import hf_bert_config
+from recipes.models.parameters import hf_bert_config
+from recipes.training import mfu
+from recipes.training.arguments import bf16_where_native
 
 SEQ = 24
 

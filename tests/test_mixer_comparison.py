@@ -1,4 +1,4 @@
-"""The equal-budget comparison of the mixers' reference-code options (`recipes/mixer_comparison.py`): the runs it plans,
+"""The equal-budget comparison of the mixers' reference-code options (`studies/mixer_comparison.py`): the runs it plans,
 the table it writes from recorded curves, and its argument checks. (Its pretraining runs are the pretraining recipe's,
 tested in test_pretrain.py.)"""
 
@@ -9,11 +9,11 @@ import json
 import pytest
 
 from modeling import MIXER_SPECS, HybridBertConfig
-from recipes import mixer_comparison
-from recipes.curves import save_curve
-from recipes.mixer_comparison import ARMS, ComparisonArguments, comparison_table, pretraining_argv, run_dir
-from recipes.pretrain_arguments import parse_args, parse_overrides
 from recipes.records import BUDGET_FILE
+from recipes.training.curves import save_curve
+from recipes.training.pretrain_arguments import parse_args, parse_overrides
+from studies import mixer_comparison
+from studies.mixer_comparison import ARMS, ComparisonArguments, comparison_table, pretraining_argv, run_dir
 
 
 def curve(accuracies: list[float], loss: float) -> list[dict]:

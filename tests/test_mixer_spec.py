@@ -29,10 +29,10 @@ from modeling import (
     register_variant_spec,
 )
 from modeling.modeling_hybrid_bert import MIXERS, Segments
-from recipes.cards import build_card, layout_text
-from recipes.parameters import MIXER_OPTIONS, components, hybrid_breakdown
+from recipes.cards.model_card import build_card, layout_text
+from recipes.models.parameters import MIXER_OPTIONS, components, hybrid_breakdown
 from recipes.pretrain import main as pretrain
-from recipes.pretrain_arguments import ModelArguments
+from recipes.training.pretrain_arguments import ModelArguments
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COMMITTED_RUN = REPO_ROOT / "results" / "zoo_runs" / "pool-hybrid-tiny-1m-seed1"
@@ -161,7 +161,7 @@ def test_option_parameter_counts_in_the_breakdown(option):
 
 
 def test_breakdown_table_lists_every_option():
-    """recipes.parameters has a row per pooling option and one per mixer's reference-code options together."""
+    """recipes.models.parameters has a row per pooling option and one per mixer's reference-code options together."""
     overrides = [options for _, options in MIXER_OPTIONS.values()]
     for field_name in MIXER_SPECS["pooling"].reference_code:
         assert {field_name: True} in overrides, field_name

@@ -22,7 +22,7 @@ from modeling import (
     HybridBertForSequenceClassification,
     HybridBertForTokenClassification,
 )
-from recipes.assets import default_tokenizer
+from recipes.data.assets import default_tokenizer
 
 LABELS = {0: "negative", 1: "positive"}
 ENTITY_LABELS = {0: "O", 1: "PER", 2: "LOC"}

@@ -25,15 +25,16 @@ from datasets import Dataset
 from helpers import wikitext_paragraphs
 
 from modeling import HybridBertConfig, HybridBertForMaskedLM
-from recipes import assets, starting_model
-from recipes.budget import BUDGET_STATE_FILE
-from recipes.data import pack_into_blocks
+from recipes.data import assets
+from recipes.data.corpus import pack_into_blocks
 from recipes.environment import PACKAGES
-from recipes.held_out import METRICS_DIR, HeldOutCollator
-from recipes.mfu import matmul_peak, native_bf16
+from recipes.evaluation.held_out import METRICS_DIR, HeldOutCollator
+from recipes.models import starting_model
+from recipes.models.starting_model import set_unigram_decoder_bias
 from recipes.pretrain import main
 from recipes.records import RunIdentity, RunRecord
-from recipes.starting_model import set_unigram_decoder_bias
+from recipes.training.budget import BUDGET_STATE_FILE
+from recipes.training.mfu import matmul_peak, native_bf16
 
 REPO = Path(__file__).resolve().parents[1]
 SEQ, BATCH = 32, 4

@@ -31,9 +31,9 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 import push_to_hub
 from push_to_hub import HUB_CHECK_TIMEOUT_S, PushError, main
-from recipes.cards import build_card
-from recipes.curves import save_curve
+from recipes.cards.model_card import build_card
 from recipes.pretrain import main as pretrain
+from recipes.training.curves import save_curve
 
 REPO = Path(__file__).resolve().parents[1]
 NAMESPACE = "zoo-org"

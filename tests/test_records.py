@@ -1,4 +1,4 @@
-"""recipes/records.py and recipes/runs.py: the committed records read back as typed records and write back as the same
+"""recipes/records.py and recipes/run_folder/recorded_runs.py: the committed records read back as typed records and write back as the same
 JSON; a field added later has a default for older records; a bad record is one clear error; runs are named alike for
 directories and Hub repos."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from recipes.records import BUDGET_FILE, BenchmarkRecord, FinetuningRecord, PretrainingRecord, RunRecord
-from recipes.runs import RecordedRun, pretraining_runs, run_name, split_variant
+from recipes.run_folder.recorded_runs import RecordedRun, pretraining_runs, run_name, split_variant
 
 COMMITTED_RECORDS = Path(__file__).resolve().parents[1] / "results" / "zoo_runs"
 

@@ -32,7 +32,7 @@ from modeling import (
     HybridBertForSequenceClassification,
     HybridBertForTokenClassification,
 )
-from recipes.assets import default_tokenizer
+from recipes.data.assets import default_tokenizer
 
 MODELING_DIR = Path(__file__).resolve().parents[1] / "modeling"
 REMOTE_FILES = ("configuration_hybrid_bert.py", "modeling_hybrid_bert.py")
@@ -407,7 +407,7 @@ def test_remote_code_imports_only_torch_stdlib_and_public_transformers(filename)
 def test_import_checker_rejects_project_private_and_internal_imports():
     """The checker above flags project packages, transformers.models.*, private names and other relative imports."""
     assert _import_problem(0, "modeling", ["HybridBertConfig"]) is not None
-    assert _import_problem(0, "recipes.assets", ["fetch"]) is not None
+    assert _import_problem(0, "recipes.data.assets", ["fetch"]) is not None
     assert _import_problem(0, "transformers.models.bert.modeling_bert", ["BertModel"]) is not None
     assert _import_problem(0, "transformers", ["_no_such_private"]) is not None
     assert _import_problem(1, "recipes", ["assets"]) is not None

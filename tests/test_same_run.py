@@ -16,14 +16,14 @@ from test_crash_safety import _hold_lock, _kill_9
 from test_pretrain import TINY
 from transformers import TrainerCallback
 
-from recipes.checkpoints import CheckpointError
 from recipes.finetune import main as finetune
 from recipes.pretrain import main as pretrain
 from recipes.records import IDENTITY_FILE, RunIdentity
-from recipes.resume import RunMismatchError, check_same_run
-from recipes.run_dir import NotARunError, OutputDirInUseError
-from recipes.zoo.arguments import ZooArguments
-from recipes.zoo.plan import StaleRunError, plan_zoo
+from recipes.run_folder.checkpoints import CheckpointError
+from recipes.run_folder.claim import NotARunError, OutputDirInUseError
+from recipes.run_folder.resume import RunMismatchError, check_same_run
+from studies.zoo.arguments import ZooArguments
+from studies.zoo.plan import StaleRunError, plan_zoo
 
 
 class StopBySignal(TrainerCallback):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from recipes.stats import classification_scores, one_class, paired_difference
+from recipes.evaluation.stats import classification_scores, one_class, paired_difference
 
 T_975_2DF = 4.302653  # Student-t 97.5% quantile, 2 degrees of freedom (statistical tables)
 

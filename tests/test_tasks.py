@@ -1,4 +1,4 @@
-"""The task registry (`recipes.tasks`): the offline tasks on their real data (sizes, classes and label mapping as
+"""The task registry (`recipes.data.tasks`): the offline tasks on their real data (sizes, classes and label mapping as
 documented in DATA.md; disjoint, seeded, stored splits), and the online tasks' real loaders against a local Hub mirror:
 `olah` serving git repositories laid out like dair-ai/emotion and AmazonScience/massive's parquet conversion.
 """
@@ -19,8 +19,8 @@ import pytest
 from datasets import ClassLabel, Dataset, Features, Sequence, Value
 from helpers import git, serve_olah
 
-from recipes import assets
-from recipes.tasks import TASKS, TaskError, get_task, load_task, offline_tasks
+from recipes.data import assets
+from recipes.data.tasks import TASKS, TaskError, get_task, load_task, offline_tasks
 
 REPO = Path(__file__).resolve().parents[1]
 TREC_LABELS = ["DESC", "ENTY", "ABBR", "HUM", "NUM", "LOC"]
@@ -287,7 +287,7 @@ def hub_mirror(tmp_path_factory):
 
 LOAD_ONLINE_TASKS = r"""
 import json
-from recipes.tasks import load_task
+from recipes.data.tasks import load_task
 loaded = {}
 for name in ("emotion", "massive"):
     splits = load_task(name)

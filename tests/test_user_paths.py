@@ -21,7 +21,7 @@ from test_push_to_hub import HUB_ENVIRONMENT, commit_revisions
 from transformers import BertConfig, BertForMaskedLM
 
 from modeling import HybridBertConfig, HybridBertForMaskedLM
-from recipes.assets import default_tokenizer
+from recipes.data.assets import default_tokenizer
 from recipes.finetune import parse_args as finetune_args
 from recipes.pretrain import main as pretrain
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from recipes import zoo
 from recipes.records import FinetuningRecord
-from recipes.runs import split_variant
-from recipes.zoo import arguments as zoo_arguments
-from recipes.zoo import plan as zoo_plan
-from recipes.zoo import report as zoo_report
+from recipes.run_folder.recorded_runs import split_variant
+from studies import zoo
+from studies.zoo import arguments as zoo_arguments
+from studies.zoo import plan as zoo_plan
+from studies.zoo import report as zoo_report
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED_RESULTS = REPO / "results"

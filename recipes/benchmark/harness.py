@@ -20,7 +20,7 @@ from transformers import BertForMaskedLM, BertModel, PreTrainedModel
 
 from modeling import SIZES, VARIANTS, HybridBertConfig, HybridBertForMaskedLM, HybridBertModel
 from recipes.environment import device_name, git_commit
-from recipes.parameters import ABLATIONS, hf_bert_config
+from recipes.models.parameters import ABLATIONS, hf_bert_config
 
 SECTIONS = ("params", "train", "infer", "memory", "scaling", "bf16", "recipe")
 HF_BERT = "hf-bert"

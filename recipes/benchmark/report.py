@@ -11,9 +11,9 @@ from recipes.benchmark.harness import (
     REFERENCES,
     TIMING,
 )
-from recipes.markdown import markdown_table
-from recipes.markdown import ratio as format_ratio
-from recipes.parameters import components
+from recipes.cards.markdown import markdown_table
+from recipes.cards.markdown import ratio as format_ratio
+from recipes.models.parameters import components
 from recipes.records import BenchmarkRecord
 
 
@@ -55,7 +55,7 @@ def parameters_markdown(section: dict) -> str:
     ]
     return (
         f"Size {section['size']}, max_position_embeddings {section['max_position_embeddings']}. Components of the "
-        "encoder (`recipes.parameters`, pooler included, = `HybridBertModel.num_parameters()`); MLM total = "
+        "encoder (`recipes.models.parameters`, pooler included, = `HybridBertModel.num_parameters()`); MLM total = "
         "`num_parameters()` of the benchmarked masked-LM model (no pooler; the decoder is tied to the word "
         f"embeddings).\n\n{table(header, rows)}"
     )
@@ -156,7 +156,7 @@ def recipe_markdown(section: dict) -> str:
     ]
     return (
         f"Training steps (forward with labels, backward, fused AdamW) of {described}; {TIMING}. MFU: tokens/s × model "
-        f"FLOPs per token (recipes/mfu.py: matmuls and attention, ×3 for the backward, the sparse head at its labelled "
+        f"FLOPs per token (recipes/training/mfu.py: matmuls and attention, ×3 for the backward, the sparse head at its labelled "
         f"rows) over the measured matmul peak of the configuration's dtype ({peaks}).\n\n{table(header, rows)}"
         f"\n\nWhere a `{profiled['configuration']}` step of `{profiled['model']}` at seq {profiled['seq']} spends its "
         f"time (torch.profiler, self time per op, mean of {PROFILE_STEPS} steps; SDPA kernels that ran: "

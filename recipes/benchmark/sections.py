@@ -46,9 +46,9 @@ from recipes.benchmark.harness import (
     training_step,
     with_ratios,
 )
-from recipes.mfu import matmul_peak, mfu, mlm_training_flops_per_token, native_bf16
-from recipes.parameters import components, hf_bert_breakdown, hybrid_breakdown
-from recipes.pretrain_arguments import ModelArguments, parse_overrides
+from recipes.models.parameters import components, hf_bert_breakdown, hybrid_breakdown
+from recipes.training.mfu import matmul_peak, mfu, mlm_training_flops_per_token, native_bf16
+from recipes.training.pretrain_arguments import ModelArguments, parse_overrides
 
 # The first step allocates AdamW's state; the second shows the steady-state peak.
 PROBE_TRAINING_STEPS = 2
@@ -68,7 +68,7 @@ FLOP_COUNTING = (
 
 
 def benchmark_parameters(args: BenchmarkArguments) -> dict:
-    """Per-component counts of each encoder (recipes.parameters), and the MLM model's total as benchmarked."""
+    """Per-component counts of each encoder (recipes.models.parameters), and the MLM model's total as benchmarked."""
     max_positions = positions_for(args.train_seqs)
     models = {}
     for name in training_models():

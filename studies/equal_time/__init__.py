@@ -11,7 +11,7 @@ points, the pretraining seeds and the long runs; everything else in a run's comm
 A run is `<arm>-<budget>-seed<seed>`. Its seed sets both the initialisation and the training data order and masks
 (`--seed s --data_seed s`), so seed s of every arm sees the same batches and the seeds vary the data order; the
 held-out blocks and masks are the same for every run (`--held_out_seed 42`). Each run trains for its arm's calibrated
-steps (`recipes.calibration`), so neither a rerun nor the machine's load changes its result. A run is done when its
+steps (`recipes.training.calibration`), so neither a rerun nor the machine's load changes its result. A run is done when its
 record (`budget.json`) holds the planned key and its planned steps; a killed run resumes from its last checkpoint
 when the study runs again. A finished run's records (`budget.json`, `mlm_curve.json`) are gathered under
 `results/equal_time/runs/<run>/`.
@@ -22,9 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from recipes.budget import parse_budget
-from recipes.pretrain_arguments import parse_args
 from recipes.records import read_json_object
+from recipes.training.clock import parse_budget
+from recipes.training.pretrain_arguments import parse_args
 
 PLAN_FILE = Path(__file__).with_name("plan.json")
 SCHEMA_VERSION = 1

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import torch
 
-from recipes import calibration
-from recipes.budget import parse_budget
-from recipes.curves import CURVE_FILE
 from recipes.finetune import planned_training_settings
-from recipes.pretrain_arguments import parse_args, recorded_arguments
 from recipes.records import FinetuningRecord, PretrainingRecord
+from recipes.training import calibration
+from recipes.training.clock import parse_budget
+from recipes.training.curves import CURVE_FILE
+from recipes.training.pretrain_arguments import parse_args, recorded_arguments
 from studies.equal_time import (
     CALIBRATION_DIR,
     RECORDS_DIR,

@@ -18,11 +18,11 @@ import numpy as np
 import torch
 
 from recipes import pretrain
-from recipes.assets import default_tokenizer
-from recipes.curves import load_curve
-from recipes.data import prepare
-from recipes.pretrain_arguments import corpus_spec
+from recipes.data.assets import default_tokenizer
+from recipes.data.corpus import prepare
 from recipes.records import read_json_object, write_json
+from recipes.training.curves import load_curve
+from recipes.training.pretrain_arguments import corpus_spec
 from studies.equal_time import Plan
 
 FROZEN_FILE = Path(__file__).with_name("frozen.json")

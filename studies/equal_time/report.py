@@ -26,15 +26,15 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import ttest_rel
 
-from recipes.assets import default_tokenizer
-from recipes.budget import parse_budget
-from recipes.curves import load_curve
-from recipes.data import prepare
-from recipes.markdown import markdown_table
-from recipes.pretrain_arguments import corpus_spec
+from recipes.cards.markdown import markdown_table
+from recipes.data.assets import default_tokenizer
+from recipes.data.corpus import prepare
+from recipes.data.tasks import load_task
+from recipes.evaluation.stats import paired_difference
 from recipes.records import FinetuningRecord, PretrainingRecord, read_json_object, write_json, write_text_atomic
-from recipes.stats import paired_difference
-from recipes.tasks import load_task
+from recipes.training.clock import parse_budget
+from recipes.training.curves import load_curve
+from recipes.training.pretrain_arguments import corpus_spec
 from studies.equal_time import RECORDS_DIR, RESULTS_DIR, Plan, PlannedRun
 
 MLM_METRICS = {"mask_accuracy": "accuracy at [MASK]", "accuracy": "accuracy, all labelled", "loss": "loss"}

@@ -1,0 +1,4 @@
+from recipes.cards.committed import main
+
+if __name__ == "__main__":
+    main()

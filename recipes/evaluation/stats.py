@@ -1,0 +1,94 @@
+"""Confidence statistics for the study's tables.
+
+- `paired_difference`: a model's scores minus the reference model's over matched units (the pretraining seed: seed s of
+  a variant is paired with seed s of the reference, which saw the same data order and held-out masks), with a Student-t
+  interval over the differences; `covers_zero` says whether the data leave the sign open. `mean_interval` is that
+  interval for any sample (a ratio per seed, say).
+- `classification_scores`: accuracy and macro-F1 (the local `evaluate` modules the fine-tuning recipe uses) and whether
+  the model predicted one class only, the failure a high accuracy on an unbalanced task hides.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+
+import evaluate
+from scipy.stats import t as student_t
+
+from recipes.evaluation.held_out import METRICS_DIR
+
+CLASSIFICATION_METRICS = ("accuracy", "f1")  # accuracy (the papers' metric) and macro-F1
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """Mean of the paired differences and the half-width of its interval at `confidence`, over `units`."""
+
+    mean: float
+    half_width: float
+    confidence: float
+    units: tuple
+
+    @property
+    def low(self) -> float:
+        return self.mean - self.half_width
+
+    @property
+    def high(self) -> float:
+        return self.mean + self.half_width
+
+    @property
+    def covers_zero(self) -> bool:
+        return self.low <= 0.0 <= self.high
+
+    def format(self, scale: float = 100.0, digits: int = 1) -> str:
+        """'+2.3 ± 1.1' (in points when scores are fractions and scale is 100)."""
+        return f"{scale * self.mean:+.{digits}f} ± {scale * self.half_width:.{digits}f}"
+
+
+def paired_difference(
+    scores: Mapping[Hashable, float], reference: Mapping[Hashable, float], confidence: float = 0.95
+) -> PairedDifference:
+    """`scores[u] − reference[u]` over the units both have, with the Student-t interval of their mean:
+    mean ± t_{(1+confidence)/2, n−1} · sd / √n (sd with n − 1 degrees of freedom)."""
+    units = tuple(sorted(set(scores) & set(reference)))
+    if len(units) < 2:
+        raise ValueError(
+            f"A paired interval needs at least 2 matched units; matched {list(units)} "
+            f"(scores: {sorted(scores)}, reference: {sorted(reference)})."
+        )
+    mean, half_width = mean_interval([scores[unit] - reference[unit] for unit in units], confidence)
+    return PairedDifference(mean, half_width, confidence, units)
+
+
+def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """The mean of `values` and the half-width of its Student-t interval: t_{(1+confidence)/2, n−1} · sd / √n."""
+    if len(values) < 2:
+        raise ValueError(f"An interval needs at least 2 values; got {len(values)}.")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence}.")
+    quantile = student_t.ppf((1 + confidence) / 2, df=len(values) - 1)
+    return statistics.fmean(values), quantile * statistics.stdev(values) / math.sqrt(len(values))
+
+
+def classification_metrics():
+    """Accuracy and macro-F1 as one `evaluate` metric, from the copies in recipes/metrics (no Hub at run time)."""
+    return evaluate.combine([str(METRICS_DIR / name) for name in CLASSIFICATION_METRICS])
+
+
+def one_class(predictions: Sequence[int]) -> bool:
+    """Whether every prediction is the same class."""
+    return len(set(predictions)) == 1
+
+
+def classification_scores(predictions: Sequence[int], references: Sequence[int]) -> dict:
+    """Accuracy, macro-F1 and the one-class flag of a model's predictions."""
+    if len(predictions) != len(references) or not references:
+        raise ValueError(f"Need one prediction per reference; got {len(predictions)} for {len(references)}.")
+    return {
+        **classification_metrics().compute(predictions=predictions, references=references),
+        "one_class": one_class(predictions),
+    }

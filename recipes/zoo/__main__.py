@@ -1,3 +1,0 @@
-from recipes.zoo import main
-
-main()

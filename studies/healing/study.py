@@ -1,0 +1,421 @@
+"""The healing study (HBERT §4.4): hybrids made from a pretrained BERT, healed or not, against their teacher.
+
+    python -m studies.healing.study --variants hbert-v1 --seeds 1 2 3 --objectives distillation --dry_run
+    python -m studies.healing.study                      # the whole of `make zoo-heal`
+
+For each seed and variant, the plan is: heal the variant made from the teacher by distillation for `--steps` steps
+(with the variant's settings, and for `--source_settings_variants` also keeping the teacher's) and, with
+`--objectives mlm`, by MLM at the same settings for the steps that take the same wall-clock (`--step_times`); probe
+every healed student beside the teacher and the unhealed conversions (`recipes/probe.py`); fine-tune each healed
+student, each unhealed conversion (`recipes.finetune --convert_to`) and the teacher on every task with the seed
+(`--finetune` picks which of these are fine-tuned; the probe measures all). A fine-tuning whose record was made with
+other settings (`--finetune_args`) is made again. Budgets are step counts, so a rerun trains the same
+models whatever else the machine does; the clock (`--budget` in `--training_args`) only caps a runaway run. A step
+whose record exists is skipped, so the same command resumes the study; stopping one mid-run loses only that run (the
+recipes resume from their checkpoints). The records (no weights) are gathered into `--results_dir`, the table
+(`studies/healing/table.py`) is written from them, and each distilled student's card (`recipes/cards/healed.py`) from its
+gathered records and the table, into `--cards_dir/<run name>/README.md`.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+import shutil
+import statistics
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path
+
+import torch
+from transformers import HfArgumentParser
+from transformers.utils import CONFIG_NAME
+
+from modeling import VARIANTS
+from recipes import distill, finetune, pretrain, probe
+from recipes.cards.healed import write_healed_card
+from recipes.cards.model_card import CARD_FILE
+from recipes.data.tasks import offline_tasks
+from recipes.environment import device_name
+from recipes.records import BUDGET_FILE, FinetuningRecord, read_json_object, write_json
+from recipes.training.curves import CURVE_FILE
+from studies.healing import table as heal_table
+
+OBJECTIVES = ("distillation", "mlm")
+RUN_LABELS = {"distillation": "distill", "mlm": "mlm"}  # in run folder names
+CURVE_FILES = {"distillation": [distill.AGREEMENT_CURVE_FILE, "agreement_curve.png"], "mlm": [CURVE_FILE]}
+SETTINGS = ("own", "source")
+FINETUNED_ENCODERS = (*OBJECTIVES, "unhealed", "teacher")
+STEP_TIMES_FILE, STEP_TIMES_KIND = "step_times.json", "step-time record"
+
+
+@dataclass
+class HealStudyArguments:
+    teacher: str = field(default="minilm", metadata={"help": "The pretrained BERT every hybrid is made from"})
+    variants: list[str] = field(default_factory=lambda: ["hbert-v1", "hbert-v2", "pool-hybrid", "addbert"])
+    source_settings_variants: list[str] = field(
+        default_factory=lambda: ["hbert-v1", "hbert-v2"],
+        metadata={"help": "Variants also distilled (and converted) keeping the teacher's settings"},
+    )
+    settings: list[str] = field(
+        default_factory=lambda: list(SETTINGS),
+        metadata={
+            "help": "Heal and convert with each variant's own settings (own) and/or, for --source_settings_variants, "
+            "the teacher's (source)"
+        },
+    )
+    seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
+    objectives: list[str] = field(
+        default_factory=lambda: ["distillation"],
+        metadata={"help": "distillation and/or mlm (with --step_times: MLM steps that take --steps' time)"},
+    )
+    steps: int = field(default=600, metadata={"help": "Distillation steps: the budget"})
+    step_times: str | None = field(
+        default=None,
+        metadata={
+            "help": "With --objectives mlm: the record --measure_step_times wrote, which gives each variant's MLM steps "
+            "for the wall-clock of --steps distillation steps"
+        },
+    )
+    measure_step_times: bool = field(
+        default=False,
+        metadata={
+            "help": "Only measure: time each variant's distillation and MLM healing steps in alternating short runs "
+            "and write the record --step_times reads (results_dir/step_times.json)"
+        },
+    )
+    measure_steps: int = field(default=20, metadata={"help": "Steps per timed run when measuring"})
+    measure_rounds: int = field(default=2, metadata={"help": "Timed runs per variant and objective when measuring"})
+    tasks: list[str] = field(default_factory=lambda: ["trec", "wiki-topics"])
+    training_args: str = field(
+        default="--max_seq_length 128 --per_device_train_batch_size 32 --budget 3h",
+        metadata={"help": "Arguments of every healing run (distill.py and pretrain.py)"},
+    )
+    probe_args: str = field(default="--max_train_samples 2000", metadata={"help": "Arguments of every probe"})
+    finetune_args: list[str] = field(
+        default_factory=lambda: [
+            "trec=--num_train_epochs 4 --classifier_pooling mean",
+            "wiki-topics=--num_train_epochs 3 --max_train_samples 2000 --classifier_pooling mean",
+        ],
+        metadata={"help": "TASK=ARGUMENTS of recipes/finetune.py per task"},
+    )
+    finetune: list[str] = field(
+        default_factory=lambda: list(FINETUNED_ENCODERS),
+        metadata={
+            "help": f"Which encoders are fine-tuned on --tasks ({', '.join(FINETUNED_ENCODERS)}: the students of "
+            "each objective, the unhealed conversions, the teacher); the probe measures all of them"
+        },
+    )
+    runs_dir: str = "runs/heal"
+    results_dir: str = "results/heal"
+    cards_dir: str = field(default="model_cards", metadata={"help": "Where each distilled student's card goes"})
+    namespace: str = field(default="hybrid-bert-zoo", metadata={"help": "The Hub namespace the cards name"})
+    dry_run: bool = field(default=False, metadata={"help": "Print the plan, run nothing"})
+
+    def __post_init__(self):
+        for name, values, valid in (
+            ("--variants", self.variants, VARIANTS),
+            ("--source_settings_variants", self.source_settings_variants, VARIANTS),
+            ("--objectives", self.objectives, OBJECTIVES),
+            ("--settings", self.settings, SETTINGS),
+            ("--tasks", self.tasks, offline_tasks()),
+            ("--finetune", self.finetune, FINETUNED_ENCODERS),
+        ):
+            unknown = [value for value in values if value not in valid]
+            if unknown:
+                raise ValueError(f"{name}: {unknown} not among {', '.join(valid)}.")
+        if "mlm" in self.objectives and not self.measure_step_times:
+            if not self.step_times:
+                raise ValueError(
+                    "--objectives mlm needs --step_times: the record of `--measure_step_times`, which turns --steps "
+                    "distillation steps into the MLM steps that take the same wall-clock."
+                )
+            measured = read_json_object(self.step_times, STEP_TIMES_KIND)
+            needed = planned_step_times_keys(self)
+            missing = [key for key in needed if key not in measured.get("variants", {})]
+            if missing or measured.get("settings") != step_time_settings(self):
+                raise ValueError(
+                    f"{self.step_times} was measured for {sorted(measured.get('variants', {}))} at "
+                    f"{measured.get('settings')}; this study needs {needed} at {step_time_settings(self)}."
+                )
+        if not all("=" in entry for entry in self.finetune_args) or set(self.finetune_args_by_task) - set(self.tasks):
+            raise ValueError(f"--finetune_args: TASK=ARGUMENTS for tasks among {self.tasks}; got {self.finetune_args}.")
+
+    @property
+    def finetune_args_by_task(self) -> dict[str, list[str]]:
+        return {task: shlex.split(rest) for task, rest in (entry.split("=", 1) for entry in self.finetune_args)}
+
+
+def always_current(record: Path) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Step:
+    """One recipe run: what it is, its entry point and arguments, and the record whose existence means it is done
+    while `current(record)` holds: the record is what the step would make now (a probe covers the encoders planned
+    now; a fine-tuning used the planned settings)."""
+
+    name: str
+    main: Callable[[list[str]], object]
+    argv: list[str]
+    record: Path
+    current: Callable[[Path], bool] = always_current
+
+    @property
+    def done(self) -> bool:
+        return self.record.is_file() and self.current(self.record)
+
+
+def trained_for(steps: int, record: Path) -> bool:
+    """Whether a healing run's record is of a run that made its planned steps (one stopped by a signal, or by the
+    wall-clock fallback, also leaves a record; the study runs it again)."""
+    return read_json_object(record, "budget record").get("steps") == steps
+
+
+def probe_covers(encoders: dict[str, list[str]], record: Path) -> bool:
+    """Whether a probe record measured every encoder planned now, each student as it is now: a student trained again
+    (say after a run stopped short of its steps) has another description (steps, run key), and is probed again."""
+    probed = read_json_object(record, heal_table.PROBE_KIND)
+    recorded = probed.get("arguments", {})
+    planned = all(set(values) <= set(recorded.get(name) or []) for name, values in encoders.items())
+    described = probed.get("encoders", {})
+    return planned and all(described.get(path) == probe.describe_student(path) for path in encoders["students"])
+
+
+def finetuned_with(training: dict, record: Path) -> bool:
+    return FinetuningRecord.read(record).training == training
+
+
+def step_time_settings(args: HealStudyArguments) -> dict:
+    """What the measured step times depend on; a step-time record applies only where these are equal."""
+    return {
+        "teacher": args.teacher,
+        "training_args": args.training_args,
+        "steps": args.steps,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def replacing_short_run(run_dir: Path, steps: int) -> list[str]:
+    """A healing run stopped part-way by a signal continues from its checkpoint; one that ended short of its planned
+    steps any other way (the wall-clock fallback) is the study's to replace: it is run again from the start."""
+    record = run_dir / BUDGET_FILE
+    if not record.is_file():
+        return []
+    finished = read_json_object(record, "budget record")
+    short = finished.get("stop_reason") != "signal" and finished.get("steps") != steps
+    return ["--overwrite_output_dir"] if short else []
+
+
+def healing_argv(
+    args: HealStudyArguments, variant: str, objective: str, keep: bool, seed: int, count: int, run_dir: Path
+):
+    """The distill.py or pretrain.py arguments of one healing run, and its entry point."""
+    common = ["--variant", variant, "--seed", str(seed), "--max_steps", str(count), *shlex.split(args.training_args)]
+    common += ["--output_dir", str(run_dir), *replacing_short_run(run_dir, count)]
+    settings = ["--keep_source_settings"] if keep else []
+    if objective == "distillation":
+        return distill.main, ["--teacher", args.teacher, *settings, *common]
+    return pretrain.main, ["--init_from", args.teacher, *settings, *common]
+
+
+def healing_steps(args: HealStudyArguments, variant: str, seed: int) -> list[Step]:
+    steps = []
+    for objective in args.objectives:
+        for keep in settings_covered(args, variant):
+            count = args.steps if objective == "distillation" else mlm_steps(args, variant, keep)
+            label = (
+                f"{variant}-{teacher_name(args)}-{RUN_LABELS[objective]}{settings_label(keep)}-{count}steps-seed{seed}"
+            )
+            run_dir = Path(args.runs_dir) / label
+            entry, argv = healing_argv(args, variant, objective, keep, seed, count, run_dir)
+            steps.append(Step(label, entry, argv, run_dir / BUDGET_FILE, partial(trained_for, count)))
+    return steps
+
+
+def settings_label(keep: bool) -> str:
+    return "-source-settings" if keep else ""
+
+
+def step_times_key(variant: str, keep: bool) -> str:
+    """A variant's entry in the step-time record: its own settings under its name, the teacher's under a suffix."""
+    return variant + settings_label(keep)
+
+
+def planned_step_times_keys(args: HealStudyArguments) -> list[str]:
+    return [step_times_key(variant, keep) for variant in args.variants for keep in settings_covered(args, variant)]
+
+
+def mlm_steps(args: HealStudyArguments, variant: str, keep: bool) -> int:
+    return read_json_object(args.step_times, STEP_TIMES_KIND)["variants"][step_times_key(variant, keep)]["mlm_steps"]
+
+
+def training_device(args: HealStudyArguments) -> torch.device:
+    if "--use_cpu" in shlex.split(args.training_args) or not torch.accelerator.is_available():
+        return torch.device("cpu")
+    return torch.accelerator.current_accelerator()
+
+
+def measure_step_times(args: HealStudyArguments, earlier: dict | None = None) -> dict:
+    """Seconds per training step of each planned variant's (and settings') distillation and MLM healing, from
+    alternating short runs of the two recipes (the budget clock's training time over the steps; the order alternates
+    between rounds, so a change in the machine's load falls on both), and the MLM steps that take the time of --steps
+    distillation steps. Entries of an `earlier` record made at the same settings are kept unless measured again."""
+    times = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for round_index in range(args.measure_rounds):
+            for variant in args.variants:
+                for keep in settings_covered(args, variant):
+                    key = step_times_key(variant, keep)
+                    measured = times.setdefault(key, {objective: [] for objective in OBJECTIVES})
+                    for objective in OBJECTIVES if round_index % 2 == 0 else OBJECTIVES[::-1]:
+                        run_dir = Path(scratch) / f"{key}-{objective}-{round_index}"
+                        entry, argv = healing_argv(args, variant, objective, keep, 0, args.measure_steps, run_dir)
+                        spent = entry([*argv, "--num_eval_points", "0", "--max_eval_samples", "16"])
+                        measured[objective].append(spent["elapsed_s"] / spent["steps"])
+    measured_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    variants = {}
+    if earlier and earlier.get("settings") == step_time_settings(args):
+        # each kept entry says when it was measured; records from before per-entry dates carry the record's date
+        variants = {key: {"measured_at": earlier["measured_at"], **entry} for key, entry in earlier["variants"].items()}
+    for key, measured in times.items():
+        distillation, mlm = (statistics.median(measured[objective]) for objective in OBJECTIVES)
+        variants[key] = {
+            "distillation_s_per_step": distillation,
+            "mlm_s_per_step": mlm,
+            "runs_s_per_step": measured,
+            "mlm_steps": max(1, math.floor(args.steps * distillation / mlm)),
+            "measured_at": measured_at,
+        }
+    return {
+        "settings": step_time_settings(args),
+        "protocol": {"steps_per_run": args.measure_steps, "rounds": args.measure_rounds},
+        "variants": variants,
+        "device": device_name(training_device(args)),
+        "measured_at": measured_at,
+    }
+
+
+def settings_covered(args: HealStudyArguments, variant: str) -> list[bool]:
+    """Whether each distilled and unhealed row of `variant` keeps the teacher's settings: False for the variant's own
+    (with --settings own), True for the teacher's (with --settings source, for --source_settings_variants)."""
+    covered = [False] if "own" in args.settings else []
+    return covered + ([True] if "source" in args.settings and variant in args.source_settings_variants else [])
+
+
+def teacher_name(args: HealStudyArguments) -> str:
+    return Path(args.teacher).name
+
+
+def unhealed_models(args: HealStudyArguments, variant: str) -> list[tuple[str, list[str]]]:
+    """(name, finetune.py arguments) of each unhealed conversion of `variant`."""
+    return [
+        (
+            f"{variant}-{teacher_name(args)}-unhealed{'-source-settings' if keep else ''}",
+            ["--convert_to", variant, *(["--keep_source_settings"] if keep else [])],
+        )
+        for keep in settings_covered(args, variant)
+    ]
+
+
+def finetuning_step(args: HealStudyArguments, name: str, model_argv: list[str], task: str, seed: int) -> Step:
+    output_dir = Path(args.runs_dir) / "finetuned" / f"{name}-{task}"
+    argv = [*model_argv, "--task", task, "--seed", str(seed), *args.finetune_args_by_task.get(task, [])]
+    argv += ["--output_dir", str(output_dir), "--overwrite_output_dir"]
+    training = finetune.planned_training_settings(argv)
+    return Step(
+        output_dir.name, finetune.main, argv, output_dir / FinetuningRecord.FILE, partial(finetuned_with, training)
+    )
+
+
+def plan(args: HealStudyArguments) -> list[Step]:
+    steps = []
+    for seed in args.seeds:
+        for variant in args.variants:
+            healed = healing_steps(args, variant, seed)
+            steps += healed
+            covered = settings_covered(args, variant)
+            encoders = {
+                "students": [str(step.record.parent) for step in healed],
+                "unhealed": [variant] if False in covered else [],
+                "unhealed_source_settings": [variant] if True in covered else [],
+            }
+            probe_argv = ["--teacher", args.teacher]
+            for name, values in encoders.items():
+                probe_argv += [f"--{name}", *values] if values else []
+            probe_argv += ["--tasks", *args.tasks, "--seed", str(seed)]
+            output = Path(args.results_dir) / f"probe-{variant}-seed{seed}.json"
+            probe_argv += [*shlex.split(args.probe_args), "--output_file", str(output)]
+            steps.append(Step(output.name, probe.main, probe_argv, output, partial(probe_covers, encoders)))
+            students = [step for step in healed if healing_objective(step) in args.finetune]
+            unhealed = unhealed_models(args, variant) if "unhealed" in args.finetune else []
+            for task in args.tasks:
+                for step in students:
+                    steps.append(finetuning_step(args, step.name, ["--model", str(step.record.parent)], task, seed))
+                for name, convert in unhealed:
+                    steps.append(
+                        finetuning_step(args, f"{name}-seed{seed}", ["--model", args.teacher, *convert], task, seed)
+                    )
+        for task in args.tasks if "teacher" in args.finetune else []:
+            steps.append(
+                finetuning_step(args, f"{teacher_name(args)}-seed{seed}", ["--model", args.teacher], task, seed)
+            )
+    return steps
+
+
+def healing_objective(step: Step) -> str:
+    return "distillation" if step.main is distill.main else "mlm"
+
+
+def gather(step: Step, results_dir: Path) -> None:
+    """A healing run's record and curve, or a fine-tuning's record, copied into the results (no weights)."""
+    if step.main is finetune.main:
+        destination = results_dir / "finetuned" / f"{step.name}.json"
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(step.record, destination)
+    elif step.main is not probe.main:
+        run_dir, destination = step.record.parent, results_dir / "runs" / step.name
+        destination.mkdir(parents=True, exist_ok=True)
+        for name in [BUDGET_FILE, CONFIG_NAME, *CURVE_FILES[healing_objective(step)]]:
+            if (run_dir / name).is_file():
+                shutil.copyfile(run_dir / name, destination / name)
+
+
+def main(argv: list[str] | None = None) -> list[Step]:
+    (args,) = HfArgumentParser(HealStudyArguments).parse_args_into_dataclasses(argv)
+    if args.measure_step_times:
+        path = Path(args.results_dir) / STEP_TIMES_FILE
+        earlier = read_json_object(path, STEP_TIMES_KIND) if path.is_file() else None
+        path = write_json(path, measure_step_times(args, earlier))
+        print(f"Step times written to {path}.", flush=True)
+        return []
+    steps = plan(args)
+    print(f"Healing study: {sum(not step.done for step in steps)} of {len(steps)} steps to run.", flush=True)
+    for step in steps:
+        print(f"{'skip' if step.done else 'run '} {step.name}", flush=True)
+    if args.dry_run:
+        return steps
+    results_dir = Path(args.results_dir)
+    for step in steps:
+        if not step.done:
+            step.main(step.argv)
+        gather(step, results_dir)
+    probes = sorted(str(path) for path in results_dir.glob("probe-*.json"))
+    finetuned = sorted(str(path) for path in (results_dir / "finetuned").glob("*.json"))
+    table = results_dir / "table.md"
+    heal_table.main(["--probes", *probes, "--finetuned", *finetuned, "--output", str(table)])
+    for step in steps:
+        if step.main is distill.main:
+            card = Path(args.cards_dir) / step.name / CARD_FILE
+            write_healed_card(
+                results_dir / "runs" / step.name, f"{args.namespace}/{step.name}", card, table.with_suffix(".json")
+            )
+    return steps
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from studies.zoo import main
+
+main()
