@@ -24,7 +24,7 @@ class MixerSpec:
     paper_equations: the config field values under which it computes exactly `equations`.
     reference_code: the config field values that make it compute what its authors' reference code computes.
     The config's defaults are one or the other per field, as the equal-budget comparison of the two chose
-    (studies/mixer_comparison.py; README "The mixers: paper, reference code, and departures").
+    (studies/mixer_comparison.py; docs/models.md, "The mixers: paper, reference code, and departures").
     """
 
     name: str

@@ -28,7 +28,6 @@ agreement with the teacher (mean cosine of the sentence embeddings) on a fixed h
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -38,7 +37,6 @@ import torch
 import torch.nn.functional as F
 from transformers import (
     AutoModel,
-    HfArgumentParser,
     PreTrainedModel,
     TrainerCallback,
     default_data_collator,
@@ -55,6 +53,7 @@ from recipes.pretrain import budget_callback, settings_in_use
 from recipes.records import BUDGET_FILE, RunIdentity, RunRecord, write_json
 from recipes.run_folder.checkpoints import check_resumable
 from recipes.run_folder.resume import REQUIRED_CHECKPOINT_FILES, claimed_output_dir, curve_until
+from recipes.training import arguments as recipe_arguments
 from recipes.training.arguments import run_conditions, trajectory_settings
 from recipes.training.budget import BudgetTrainer
 from recipes.training.curves import EvaluationCurveCallback, load_curve
@@ -231,10 +230,9 @@ def unmasked(held_out):
 
 
 def parse_args(argv: list[str] | None):
-    parser = HfArgumentParser((DistillationArguments, DataArguments, BudgetArguments, PretrainingArguments))
-    if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
-        return parser.parse_json_file(sys.argv[1])
-    return parser.parse_args_into_dataclasses(argv)
+    return recipe_arguments.parse_args(
+        (DistillationArguments, DataArguments, BudgetArguments, PretrainingArguments), argv
+    )
 
 
 def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[TrainerCallback] = ()) -> dict:

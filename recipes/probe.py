@@ -25,7 +25,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from transformers import AutoModel, HfArgumentParser, PreTrainedModel, set_seed
+from transformers import AutoModel, PreTrainedModel, set_seed
 
 from modeling import HybridBertModel
 from recipes.benchmark.harness import VOCAB_SIZE, BenchmarkArguments, compare, inference_step, random_batch
@@ -37,6 +37,7 @@ from recipes.environment import device_name, git_commit, load_average, package_v
 from recipes.models.sentence_encoder import encode
 from recipes.models.starting_model import load_tokenizer, source_settings
 from recipes.records import PretrainingRecord, write_json, write_text_atomic
+from recipes.training.arguments import parse_args
 from recipes.training.pretrain_arguments import ModelArguments
 
 TEACHER = "teacher"
@@ -201,7 +202,7 @@ def markdown(results: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    (args,) = HfArgumentParser(ProbeArguments).parse_args_into_dataclasses(argv)
+    (args,) = parse_args((ProbeArguments,), argv)
     teacher = load_teacher(args.teacher)
     named = args.teacher in assets.NAMED_CHECKPOINTS
     tokenizer = load_tokenizer(ModelArguments(tokenizer_name=None if named else args.teacher))

@@ -9,13 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from transformers import AutoModel, HfArgumentParser
+from transformers import AutoModel
 
 from recipes.data import assets
 from recipes.distill import load_teacher
 from recipes.models.sentence_encoder import encode
 from recipes.models.starting_model import load_tokenizer
 from recipes.probe import TEACHER, latency
+from recipes.training.arguments import parse_args
 from recipes.training.pretrain_arguments import ModelArguments
 
 PAIRS = [
@@ -54,7 +55,7 @@ def normalised(embeddings: np.ndarray) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    (args,) = HfArgumentParser(ShowcaseArguments).parse_args_into_dataclasses(argv)
+    (args,) = parse_args((ShowcaseArguments,), argv)
     teacher = load_teacher(args.teacher)
     tokenizer = load_tokenizer(
         ModelArguments(tokenizer_name=None if args.teacher in assets.NAMED_CHECKPOINTS else args.teacher)

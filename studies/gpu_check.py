@@ -30,12 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import HfArgumentParser
 
 from recipes import benchmark
 from recipes.benchmark.harness import HF_BERT, RECIPE_FP32
 from recipes.cards.markdown import markdown_table, ratio
 from recipes.records import BenchmarkRecord, PretrainingRecord, write_json, write_text_atomic
+from recipes.training.arguments import parse_args
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ZERO2_CONFIG = REPO_ROOT / "recipes" / "ds_zero2.json"
@@ -135,7 +135,7 @@ def summary_markdown(measured: BenchmarkRecord, zero2: PretrainingRecord | None)
 
 
 def main(argv: list[str] | None = None) -> Path:
-    (args,) = HfArgumentParser(GpuCheckArguments).parse_args_into_dataclasses(args=argv)
+    (args,) = parse_args((GpuCheckArguments,), argv)
     json_path, _ = benchmark.main(benchmark_argv(args))
     zero2 = run_zero2(args) if args.zero2_steps > 0 else None
     output_dir = Path(args.output_dir)

@@ -27,14 +27,13 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transformers import HfArgumentParser
-
 from modeling import MIXER_SPECS, VARIANTS
 from recipes import pretrain
 from recipes.cards.markdown import markdown_table
 from recipes.evaluation.stats import paired_difference
 from recipes.records import PretrainingRecord, write_text_atomic
 from recipes.training import calibration
+from recipes.training.arguments import parse_args
 from recipes.training.curves import CURVE_FILE, load_curve
 
 ARMS = ("paper", "reference-code")
@@ -200,7 +199,7 @@ def write_table(args: ComparisonArguments) -> Path:
 
 
 def main(argv: list[str] | None = None) -> Path | None:
-    (args,) = HfArgumentParser(ComparisonArguments).parse_args_into_dataclasses(argv)
+    (args,) = parse_args((ComparisonArguments,), argv)
     if args.report_only:
         return write_table(args)
     for mixer in args.mixers:

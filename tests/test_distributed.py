@@ -1,5 +1,5 @@
 """The pretraining recipe on 2 CPU ranks: DDP (gloo) and DeepSpeed ZeRO-2, launched for real with `accelerate launch`
-and `torchrun` (see README "Scaling out"), a tiny hbert-v1 and short wall-clock budgets on real WikiText paragraphs.
+and `torchrun` (see docs/pretraining.md, "Scaling out"), a tiny hbert-v1 and short wall-clock budgets on real WikiText paragraphs.
 
 Every rank runs `tests/distributed_worker.py`, which calls the real `recipes.pretrain.main` and writes, per rank, what
 `main` returned, per optimizer step the agreed budget clock, the rank's own clock reading before the agreement and the
@@ -67,7 +67,7 @@ def _env(**extra: str) -> dict:
 
 
 def _launcher(kind: str) -> list[str]:
-    """The command prefix that starts 1 or 2 ranks: the README's accelerate configs, torchrun, or plain python."""
+    """The command prefix that starts 1 or 2 ranks: the accelerate configs of docs/pretraining.md, torchrun, or plain python."""
     if kind == "python":
         return [sys.executable]
     if kind == "torchrun":

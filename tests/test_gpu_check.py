@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from recipes.benchmark.harness import HF_BERT, RECIPE_DEFAULTS, RECIPE_FP32
+from recipes.training.arguments import parse_args
 from studies import gpu_check
 
 SMOKE = ["--device", "cpu", "--size", "tiny", "--seqs", "32", "--tokens_per_step", "64", "--torch_compile", "false",
@@ -25,9 +26,7 @@ def test_cpu_smoke_run_writes_the_benchmark_and_its_summary(tmp_path):
 
 
 def test_zero2_run_is_one_deepspeed_process_of_the_recipe(tmp_path):
-    (args,) = gpu_check.HfArgumentParser(gpu_check.GpuCheckArguments).parse_args_into_dataclasses(
-        args=[*SMOKE, "--zero2_steps", "5", "--output_dir", str(tmp_path)]
-    )
+    (args,) = parse_args((gpu_check.GpuCheckArguments,), [*SMOKE, "--zero2_steps", "5", "--output_dir", str(tmp_path)])
     command = gpu_check.zero2_command(args, tmp_path / "run")
     assert command[1:5] == ["-m", "torch.distributed.run", "--nproc_per_node", "1"]
     assert command[command.index("--deepspeed") + 1] == str(gpu_check.ZERO2_CONFIG)

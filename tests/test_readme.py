@@ -1,6 +1,7 @@
-"""The README's examples that say they run on `make demo`'s outputs do, as written.
+"""The README is a user's document whose every table is generated, and its examples (and the docs') run as written.
 
-A block is marked by the HTML comment `<!-- runs on the demo's outputs -->` on the line before its fence. Each marked
+The README's variants table and the equal-time headline are the functions that generate them, applied to the specs
+and the study's committed table; a block of the README or of `docs/` marked by the HTML comment `<!-- runs on the demo's outputs -->` on the line before its fence. Each marked
 block runs unchanged (Python in a fresh interpreter, shell in bash with the venv's `python` first on PATH) in a
 temporary folder that holds tiny stand-ins of the demo's outputs at the demo's paths — a pretraining run made by the
 real recipe and its TREC classifier — plus `my_corpus.txt` (the user's text the README asks for) and the repository's
@@ -16,15 +17,31 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import wikitext_paragraphs
 
+from recipes.cards.model_card import variants_table
+from recipes.distill import DistillationArguments
 from recipes.finetune import main as finetune
+from recipes.models.parameters import breakdown_table, breakdowns
 from recipes.pretrain import main as pretrain
+from recipes.records import read_json_object
+from recipes.training.arguments import parse_args
+from recipes.training.pretrain_arguments import BudgetArguments, DataArguments, PretrainingArguments
+from studies.equal_time import headline
+from studies.healing.study import HealStudyArguments
+from studies.zoo.arguments import ZooArguments
 
 REPO = Path(__file__).resolve().parents[1]
 MARKER = "<!-- runs on the demo's outputs -->"
 DEMO_RUN = Path("runs/demo/hbert-v1-tiny-1m-seed1")
 DEMO_CLASSIFIER = Path("runs/demo/finetuned/hbert-v1-tiny-1m-seed1/trec/pretrained-seed1")
+ARGUMENT_FILES = {  # a settings file -> the dataclasses of the command that reads it
+    "studies/demo/zoo.json": (ZooArguments,),
+    "studies/demo/heal.json": (DistillationArguments, DataArguments, BudgetArguments, PretrainingArguments),
+    "studies/healing/study.json": (HealStudyArguments,),
+    **{f"studies/zoo/configs/{path.name}": (ZooArguments,) for path in (REPO / "studies/zoo/configs").glob("*.json")},
+}
 BLOCK = re.compile(re.escape(MARKER) + r"\n```(python|bash)\n(.*?)\n```", re.DOTALL)
 
 
@@ -35,13 +52,59 @@ def marked_blocks(text: str) -> list[tuple[str, str]]:
     return blocks
 
 
-README_BLOCKS = marked_blocks((REPO / "README.md").read_text(encoding="utf-8"))
+README = (REPO / "README.md").read_text(encoding="utf-8")
+DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+README_BLOCKS = [block for document in DOCUMENTS for block in marked_blocks(document.read_text(encoding="utf-8"))]
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s#]+)(?:#[^)]*)?\)")
 
 
-def test_readme_marks_python_and_shell_examples():
-    """The marked blocks cover a saved model's use (Python) and the recipes' commands (shell)."""
-    languages = [language for language, _ in README_BLOCKS]
-    assert "python" in languages and "bash" in languages
+def test_readme_is_a_short_users_document():
+    assert README.count("\n") <= 300
+
+
+def test_readme_variants_table_is_the_variant_specs():
+    """The table lists every declared variant with its layout and description, as `variants_table` writes it."""
+    assert "\n".join(variants_table()) in README
+
+
+def test_readme_headline_is_the_studys_committed_table():
+    """Every number of the README's results is the equal-time study's table.json (itself checked against the records
+    by tests/test_equal_time_study.py); `python -m studies.equal_time.headline` rewrites it."""
+    table = read_json_object(REPO / headline.TABLE_FILE, "equal-time results table")
+    assert headline.readme_block(README) == headline.headline(table)
+
+
+def test_the_committed_parameter_table_is_what_the_models_count():
+    assert breakdown_table(breakdowns("base"), "base") + "\n" == (REPO / "results/parameters_base.md").read_text()
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=[document.name for document in DOCUMENTS])
+def test_local_links_lead_to_files_that_exist(document):
+    targets = [target for target in LINK.findall(document.read_text(encoding="utf-8")) if "://" not in target]
+    missing = [target for target in targets if not (document.parent / target).exists()]
+    assert not missing
+
+
+@pytest.fixture
+def threads_of_the_healing_step_times():
+    """The healing study checks its step times were measured at this process's thread count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(read_json_object(REPO / "results/heal/step_times.json", "step times")["settings"]["threads"])
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("argument_file", sorted(ARGUMENT_FILES))
+def test_every_argument_file_parses_as_its_command_reads_it(argument_file, threads_of_the_healing_step_times):
+    """The studies' and the Makefile's settings files hold only fields their command has, with values it accepts."""
+    dataclass_types = ARGUMENT_FILES[argument_file]
+    parsed = parse_args(dataclass_types, [str(REPO / argument_file)])
+    assert [type(value) for value in parsed] == list(dataclass_types)
+
+
+def test_the_makefile_runs_the_argument_files():
+    commands = subprocess.run(["make", "-n", "demo", "zoo", "zoo-heal"], cwd=REPO, capture_output=True, text=True)
+    assert [name for name in ARGUMENT_FILES if f" {name}" not in commands.stdout] == []
 
 
 @pytest.fixture(scope="module")

@@ -49,7 +49,6 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import HfArgumentParser
 
 from recipes.benchmark.harness import SECTIONS, BenchmarkArguments, log, metadata
 from recipes.benchmark.report import report_markdown
@@ -57,6 +56,7 @@ from recipes.benchmark.sections import SECTION_RUNNERS
 from recipes.benchmark.targets import evaluate_targets
 from recipes.environment import device_name
 from recipes.records import BenchmarkRecord, write_text_atomic
+from recipes.training import arguments as recipe_arguments
 
 
 def run_benchmark(args: BenchmarkArguments) -> BenchmarkRecord:
@@ -91,8 +91,7 @@ def write_reports(record: BenchmarkRecord, args: BenchmarkArguments) -> tuple[Pa
 
 
 def parse_args(argv: list[str] | None) -> BenchmarkArguments:
-    parser = HfArgumentParser(BenchmarkArguments, prog="python -m recipes.benchmark")
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    (args,) = recipe_arguments.parse_args((BenchmarkArguments,), argv)
     return args
 
 

@@ -13,8 +13,6 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transformers import HfArgumentParser
-
 from recipes.cards.healed import build_healed_card
 from recipes.cards.model_card import (
     CARD_FILE,
@@ -27,6 +25,7 @@ from recipes.cards.model_card import (
 from recipes.environment import REPO_ROOT
 from recipes.records import BUDGET_FILE
 from recipes.run_folder.recorded_runs import pretraining_runs, repo_names
+from recipes.training.arguments import parse_args
 
 
 def card_provenance(card_path: str | Path) -> dict:
@@ -80,7 +79,7 @@ class CardArguments:
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
-    (args,) = HfArgumentParser(CardArguments).parse_args_into_dataclasses(argv)
+    (args,) = parse_args((CardArguments,), argv)
     if args.check:
         stale = stale_cards(args.cards_dir)
         if stale:

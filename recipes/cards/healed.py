@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
-from transformers import HfArgumentParser
 
 from modeling import HybridBertConfig
 from recipes.cards.markdown import seconds
@@ -37,6 +36,7 @@ from recipes.distill import AGREEMENT_CURVE_FILE
 from recipes.environment import portable_path
 from recipes.probe import describe_student
 from recipes.records import PretrainingRecord, read_json_object
+from recipes.training.arguments import parse_args
 from recipes.training.curves import load_curve
 from studies.healing.table import TEACHER, agreement_text, gain_cell, protocol_text, row_name
 
@@ -226,7 +226,7 @@ class HealedCardArguments:
 
 
 def main(argv: list[str] | None = None) -> Path:
-    (args,) = HfArgumentParser(HealedCardArguments).parse_args_into_dataclasses(argv)
+    (args,) = parse_args((HealedCardArguments,), argv)
     return write_healed_card(args.run_dir, args.repo_id, args.output, args.table)
 
 

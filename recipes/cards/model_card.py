@@ -21,7 +21,7 @@ import torch
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from modeling import MIXER_SPECS, VARIANTS, HybridBertConfig, HybridBertForMaskedLM
-from recipes.cards.markdown import mean_and_spread, percent, seconds, tokens
+from recipes.cards.markdown import markdown_table, mean_and_spread, percent, seconds, tokens
 from recipes.cards.sources import Corpus, base_model, pretraining_corpus, task_hub_id
 from recipes.data.tasks import TASKS
 from recipes.environment import REPO_ROOT, portable_path
@@ -58,6 +58,20 @@ def layout_text(mixer_types: list[str]) -> str:
     letters = " ".join(MIXER_SPECS[mixer].letter for mixer in mixer_types)
     legend = ", ".join(f"{spec.letter} = {spec.label}" for spec in MIXER_SPECS.values())
     return f"`{letters}` (bottom to top; {legend})"
+
+
+def variants_table(num_layers: int = 12) -> list[str]:
+    """The README's table of the named variants, from their specs: layout at `num_layers` layers and description."""
+    rows = [
+        [
+            f"`{name}`",
+            "`" + " ".join(MIXER_SPECS[mixer].letter for mixer in spec.layout(num_layers)) + "`",
+            spec.description,
+        ]
+        for name, spec in VARIANTS.items()
+    ]
+    legend = ", ".join(f"{spec.letter} = {spec.label}" for spec in MIXER_SPECS.values())
+    return markdown_table(["variant", f"layout at {num_layers} layers ({legend})", "what it is"], rows)
 
 
 def settings_text(config: HybridBertConfig) -> str:

@@ -22,11 +22,11 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
-from transformers import HfArgumentParser
 
 from recipes.data.tasks import get_task, load_task, offline_tasks
 from recipes.evaluation.stats import classification_scores
 from recipes.records import write_json
+from recipes.training.arguments import parse_args
 
 C_GRID = (0.1, 1.0, 10.0, 100.0, 1000.0)
 
@@ -81,7 +81,7 @@ class BaselineArguments:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    (args,) = HfArgumentParser(BaselineArguments).parse_args_into_dataclasses(argv)
+    (args,) = parse_args((BaselineArguments,), argv)
     for name in args.tasks:
         get_task(name)  # every name checked before any work
     results = {"seed": args.seed, "tasks": {name: task_baselines(name, args.seed) for name in args.tasks}}

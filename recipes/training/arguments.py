@@ -70,9 +70,10 @@ def run_conditions(training_args: TrainingArguments, **extra) -> dict:
     }
 
 
-def parse_args(dataclass_types: tuple, argv: list[str] | None) -> tuple:
-    """`argv` (default: the command line, or a single JSON file of arguments, as HF's example scripts take)."""
+def parse_args(dataclass_types: tuple, argv: list[str] | None = None) -> tuple:
+    """`argv` (default: the command line): flags, or a single JSON file of arguments, as HF's example scripts take."""
     parser = HfArgumentParser(dataclass_types)
-    if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
-        return parser.parse_json_file(sys.argv[1])
-    return parser.parse_args_into_dataclasses(argv)
+    given = sys.argv[1:] if argv is None else argv
+    if len(given) == 1 and given[0].endswith(".json"):
+        return parser.parse_json_file(given[0])
+    return parser.parse_args_into_dataclasses(given)

@@ -29,13 +29,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-from transformers import DataCollatorForLanguageModeling, HfArgumentParser, Trainer, TrainerCallback
+from transformers import DataCollatorForLanguageModeling, Trainer, TrainerCallback
 
 from modeling import HybridBertConfig
 from recipes.data.assets import default_tokenizer
 from recipes.environment import device_name
 from recipes.models.starting_model import build_model
 from recipes.records import read_json_object, write_json
+from recipes.training import arguments as recipe_arguments
 from recipes.training.arguments import BF16_HELP, bf16_where_native
 from recipes.training.pretrain_arguments import (
     ModelArguments,
@@ -325,7 +326,7 @@ def argv_matching(pretraining_argv: list[str], output: Path | str) -> list[str]:
 
 def calibrate_together(argvs: list[list[str]]) -> list[dict]:
     """Several calibration commands measured as one (`measure_together`); each record goes to its own --output."""
-    measurements = [HfArgumentParser(CalibrationArguments).parse_args_into_dataclasses(argv)[0] for argv in argvs]
+    measurements = [recipe_arguments.parse_args((CalibrationArguments,), argv)[0] for argv in argvs]
     records = measure_together(measurements)
     for args, record in zip(measurements, records, strict=True):
         write_json(Path(args.output), record)
@@ -340,7 +341,7 @@ def calibrate_together(argvs: list[list[str]]) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    return calibrate_together([argv if argv is not None else sys.argv[1:]])[0]
+    return calibrate_together([sys.argv[1:] if argv is None else argv])[0]
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from transformers import HfArgumentParser
 from transformers.utils import CONFIG_NAME
 
 from modeling import VARIANTS
@@ -41,6 +40,7 @@ from recipes.cards.model_card import CARD_FILE
 from recipes.data.tasks import offline_tasks
 from recipes.environment import device_name
 from recipes.records import BUDGET_FILE, FinetuningRecord, read_json_object, write_json
+from recipes.training.arguments import parse_args
 from recipes.training.curves import CURVE_FILE
 from studies.healing import table as heal_table
 
@@ -386,7 +386,7 @@ def gather(step: Step, results_dir: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> list[Step]:
-    (args,) = HfArgumentParser(HealStudyArguments).parse_args_into_dataclasses(argv)
+    (args,) = parse_args((HealStudyArguments,), argv)
     if args.measure_step_times:
         path = Path(args.results_dir) / STEP_TIMES_FILE
         earlier = read_json_object(path, STEP_TIMES_KIND) if path.is_file() else None

@@ -22,11 +22,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transformers import HfArgumentParser
-
 from recipes.cards.markdown import markdown_table, ratio
 from recipes.evaluation.stats import mean_interval, paired_difference
 from recipes.records import FinetuningRecord, read_json_object, write_json, write_text_atomic
+from recipes.training.arguments import parse_args
 
 TEACHER = "teacher"
 PROBE_KIND = "probe record"
@@ -363,7 +362,7 @@ def markdown(summarised: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    (args,) = HfArgumentParser(HealTableArguments).parse_args_into_dataclasses(argv)
+    (args,) = parse_args((HealTableArguments,), argv)
     if not 0 < args.confidence < 1:
         raise ValueError(f"--confidence must be between 0 and 1, got {args.confidence}.")
     summarised = summarise(collect(args), args.confidence)

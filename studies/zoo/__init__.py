@@ -29,8 +29,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transformers import HfArgumentParser, pipeline
+from transformers import pipeline
 
+from recipes.training.arguments import parse_args
 from studies.zoo.arguments import CURVES_FILE, ZooArguments
 from studies.zoo.plan import ZooPlan, plan_zoo
 from studies.zoo.report import best_run_dir, write_results
@@ -54,7 +55,7 @@ def print_report(args: ZooArguments, results_path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> ZooPlan:
-    (args,) = HfArgumentParser(ZooArguments, prog="python -m studies.zoo").parse_args_into_dataclasses(argv)
+    (args,) = parse_args((ZooArguments,), argv)
     if args.results_only:
         written = write_cards(Path(args.records_dir), Path(args.cards_dir), args.namespace)
         results = write_results(args.records_dir, args.results_dir)
