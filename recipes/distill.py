@@ -50,7 +50,7 @@ from recipes.models.references import require_model_type, resolve_model
 from recipes.models.sentence_encoder import mean_pool
 from recipes.models.starting_model import load_tokenizer, source_settings
 from recipes.pretrain import budget_callback, settings_in_use
-from recipes.records import BUDGET_FILE, RunIdentity, RunRecord, write_json
+from recipes.records import BUDGET_FILE, DistillationRecord, RunIdentity, RunRecord
 from recipes.run_folder.checkpoints import check_resumable
 from recipes.run_folder.resume import REQUIRED_CHECKPOINT_FILES, claimed_output_dir, curve_until
 from recipes.training import arguments as recipe_arguments
@@ -321,18 +321,16 @@ def distill(args, data_args, budget_args, training_args, budget_s, shape, checkp
         "keep_source_settings": args.keep_source_settings,
         "loss_weights": loss_weights,
     }
-    record = asdict(
-        RunRecord.collect(
-            config=student.config.to_dict(),
-            data_sha256=data.fingerprint,
-            budget_s=budget_s,
-            seed=training_args.seed,
-            training={"objective": "distillation", **distillation, **settings},
-            device=training_args.device,
-            world_size=world_size,
-        )
+    run_record = RunRecord.collect(
+        config=student.config.to_dict(),
+        data_sha256=data.fingerprint,
+        budget_s=budget_s,
+        seed=training_args.seed,
+        training={"objective": "distillation", **distillation, **settings},
+        device=training_args.device,
+        world_size=world_size,
     )
-    budget = budget_callback(budget_s, budget_args, training_args, checkpoint, now, record)
+    budget = budget_callback(budget_s, budget_args, training_args, checkpoint, now, run_record)
     previous_points = curve_until(load_curve(output_dir, AGREEMENT_CURVE_FILE), checkpoint)
     title = f"{student.config.variant} from {args.teacher}{' (source settings)' if args.keep_source_settings else ''}, budget {budget_args.budget}"
     curve = AgreementCurveCallback(
@@ -354,32 +352,35 @@ def distill(args, data_args, budget_args, training_args, budget_s, shape, checkp
         embedding_weight=args.embedding_weight,
     )
     trainer.train(resume_from_checkpoint=checkpoint)
-    record["training"].update(settings_in_use(trainer))
+    run_record.training.update(settings_in_use(trainer))
     if budget.stop_reason != "signal":
         trainer.save_model()
 
-    spent = budget.record(
-        trainer.state,
-        samples_per_step=samples_per_step,
-        tokens_per_sample=data_args.max_seq_length,
-        data_preparation_s=data_preparation_s,
-        device=record["device"],
-        threads=record["threads"],
-        world_size=world_size,
-        variant=student.config.variant,
-        size=student.config.size,
-        budget=budget_args.budget,
-        teacher=args.teacher,
-        keep_source_settings=args.keep_source_settings,
-        agreement={"start": curve.points[0]["agreement"], "end": curve.points[-1]["agreement"]}
-        if curve.points
-        else None,
-        initialisation={key: loading_info[key] for key in ("newly_initialized", "unused", "dropped_biases")}
-        | {"copied": len(loading_info["copied"])},
-        arguments={"distillation": asdict(args), "data": asdict(data_args), "budget": asdict(budget_args)},
+    record = DistillationRecord(
+        **budget.record(
+            trainer.state,
+            samples_per_step=samples_per_step,
+            tokens_per_sample=data_args.max_seq_length,
+            data_preparation_s=data_preparation_s,
+            device=run_record.device,
+            threads=run_record.threads,
+            world_size=world_size,
+            variant=student.config.variant,
+            size=student.config.size,
+            budget=budget_args.budget,
+            teacher=args.teacher,
+            keep_source_settings=args.keep_source_settings,
+            agreement={"start": curve.points[0]["agreement"], "end": curve.points[-1]["agreement"]}
+            if curve.points
+            else None,
+            initialisation={key: loading_info[key] for key in ("newly_initialized", "unused", "dropped_biases")}
+            | {"copied": len(loading_info["copied"])},
+            arguments={"distillation": asdict(args), "data": asdict(data_args), "budget": asdict(budget_args)},
+        )
     )
+    spent = record.to_dict()
     if trainer.is_world_process_zero():
-        write_json(output_dir / BUDGET_FILE, spent)
+        record.write(output_dir)
         agreement = spent["agreement"] or {}
         print(
             f"Stopped ({spent['stop_reason']}) after {spent['elapsed_s']:.1f} s of a {budget_s:.0f} s budget: "

@@ -20,12 +20,8 @@ from transformers import BertConfig, BertModel, pipeline
 from recipes.data import assets
 from recipes.data.tasks import load_task
 from recipes.environment import git_commit
-from recipes.finetune import (
-    FinetuningArguments,
-    build_classifier,
-    main,
-    parse_args,
-)
+from recipes.evaluation.finetune_arguments import FinetuningArguments, parse_args
+from recipes.finetune import build_classifier, main
 from recipes.pretrain import main as pretrain
 from recipes.records import FinetuningRecord, PretrainingRecord
 

@@ -3,12 +3,17 @@ written from them, and the same command afterwards runs nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
 from recipes.cards.committed import regenerate, stale_cards
+from recipes.records import DistillationRecord
 from studies.healing.study import main, replacing_short_run
+
+COMMITTED_HEALING_RUN = Path(__file__).resolve().parents[1] / "results/heal/runs/addbert-minilm-distill-600steps-seed1"
 
 
 def study_argv(teacher_dir, train_file, tmp_path) -> list[str]:
@@ -131,10 +136,11 @@ def test_a_healing_run_short_of_its_steps_is_replaced_unless_a_signal_stopped_it
     """A run that a signal stopped continues from its checkpoint; one that ended short any other way (the wall-clock
     fallback) is replaced by the study; a complete one, or none, needs nothing."""
     assert replacing_short_run(tmp_path, 10) == []
+    committed = DistillationRecord.read(COMMITTED_HEALING_RUN)
     for stop_reason, steps, expected in (
         ("signal", 4, []),
         ("budget", 4, ["--overwrite_output_dir"]),
         ("max_steps", 10, []),
     ):
-        (tmp_path / "budget.json").write_text(json.dumps({"stop_reason": stop_reason, "steps": steps}))
+        dataclasses.replace(committed, stop_reason=stop_reason, steps=steps).write(tmp_path)
         assert replacing_short_run(tmp_path, 10) == expected, stop_reason

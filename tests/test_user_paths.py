@@ -22,7 +22,7 @@ from transformers import BertConfig, BertForMaskedLM
 
 from modeling import HybridBertConfig, HybridBertForMaskedLM
 from recipes.data.assets import default_tokenizer
-from recipes.finetune import parse_args as finetune_args
+from recipes.evaluation.finetune_arguments import parse_args as finetune_args
 from recipes.pretrain import main as pretrain
 
 SMALL = ["--max_seq_length", "32", "--per_device_train_batch_size", "4", "--max_eval_samples", "8", "--use_cpu"]

@@ -34,11 +34,11 @@ from recipes.cards.model_card import (
 from recipes.cards.sources import base_model, pretraining_corpus, task_hub_id
 from recipes.distill import AGREEMENT_CURVE_FILE
 from recipes.environment import portable_path
+from recipes.evaluation.healing_rows import TEACHER, agreement_text, gain_cell, protocol_text, row_name
 from recipes.probe import describe_student
-from recipes.records import PretrainingRecord, read_json_object
+from recipes.records import DistillationRecord, PretrainingRecord, read_json_object
 from recipes.training.arguments import parse_args
 from recipes.training.curves import load_curve
-from studies.healing.table import TEACHER, agreement_text, gain_cell, protocol_text, row_name
 
 TEMPLATE_PATH = CARDS_DIR / "template_healed.md"
 HEAL_TAGS = ("sentence-transformers", "feature-extraction", "distillation")
@@ -129,7 +129,7 @@ def eval_results(evaluation: dict | None) -> list[EvalResult]:
 def build_healed_card(run_dir: str | Path, repo_id: str, table_json: str | Path | None = None) -> ModelCard:
     """The card of a distillation run directory, to be published as `repo_id`."""
     run_dir = Path(run_dir)
-    spent = PretrainingRecord.read(run_dir)
+    spent = DistillationRecord.read(run_dir)
     if spent.run_record.training.get("objective") != "distillation":
         raise ValueError(f"{run_dir} is not a distillation run; its card is recipes/cards/model_card.py's.")
     config = HybridBertConfig.from_pretrained(run_dir)

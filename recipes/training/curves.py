@@ -3,12 +3,11 @@ separates a model's speed from its sample efficiency."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from transformers import TrainerCallback
 
-from recipes.records import write_json
+from recipes.records import CurveRecord
 
 CURVE_FILE = "mlm_curve.json"
 CURVE_FIELDS = ("elapsed_s", "tokens_seen", "step", "accuracy", "loss")
@@ -16,13 +15,13 @@ CURVE_FIELDS = ("elapsed_s", "tokens_seen", "step", "accuracy", "loss")
 
 def load_curve(run_dir: str | Path, name: str = CURVE_FILE) -> list[dict]:
     path = Path(run_dir) / name
-    return json.loads(path.read_text())["points"] if path.is_file() else []
+    return CurveRecord.read(path).points if path.is_file() else []
 
 
 def save_curve(
     run_dir: str | Path, points: list[dict], name: str = CURVE_FILE, fields: tuple[str, ...] = CURVE_FIELDS
 ) -> None:
-    write_json(Path(run_dir) / name, {"fields": fields, "points": points})
+    CurveRecord(fields=list(fields), points=points).write(Path(run_dir) / name)
 
 
 def plot_curves(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from recipes.finetune import planned_training_settings
+from recipes.evaluation.finetune_arguments import planned_training_settings
 from recipes.records import FinetuningRecord, PretrainingRecord
 from recipes.training import calibration
 from recipes.training.clock import parse_budget

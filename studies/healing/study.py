@@ -39,7 +39,9 @@ from recipes.cards.healed import write_healed_card
 from recipes.cards.model_card import CARD_FILE
 from recipes.data.tasks import offline_tasks
 from recipes.environment import device_name
-from recipes.records import BUDGET_FILE, FinetuningRecord, read_json_object, write_json
+from recipes.evaluation.finetune_arguments import planned_training_settings
+from recipes.evaluation.healing_rows import PROBE_KIND
+from recipes.records import BUDGET_FILE, FinetuningRecord, PretrainingRecord, read_json_object, write_json
 from recipes.training.arguments import parse_args
 from recipes.training.curves import CURVE_FILE
 from studies.healing import table as heal_table
@@ -173,13 +175,13 @@ class Step:
 def trained_for(steps: int, record: Path) -> bool:
     """Whether a healing run's record is of a run that made its planned steps (one stopped by a signal, or by the
     wall-clock fallback, also leaves a record; the study runs it again)."""
-    return read_json_object(record, "budget record").get("steps") == steps
+    return PretrainingRecord.read(record.parent).steps == steps
 
 
 def probe_covers(encoders: dict[str, list[str]], record: Path) -> bool:
     """Whether a probe record measured every encoder planned now, each student as it is now: a student trained again
     (say after a run stopped short of its steps) has another description (steps, run key), and is probed again."""
-    probed = read_json_object(record, heal_table.PROBE_KIND)
+    probed = read_json_object(record, PROBE_KIND)
     recorded = probed.get("arguments", {})
     planned = all(set(values) <= set(recorded.get(name) or []) for name, values in encoders.items())
     described = probed.get("encoders", {})
@@ -206,8 +208,8 @@ def replacing_short_run(run_dir: Path, steps: int) -> list[str]:
     record = run_dir / BUDGET_FILE
     if not record.is_file():
         return []
-    finished = read_json_object(record, "budget record")
-    short = finished.get("stop_reason") != "signal" and finished.get("steps") != steps
+    finished = PretrainingRecord.read(run_dir)
+    short = finished.stop_reason != "signal" and finished.steps != steps
     return ["--overwrite_output_dir"] if short else []
 
 
@@ -326,7 +328,7 @@ def finetuning_step(args: HealStudyArguments, name: str, model_argv: list[str], 
     output_dir = Path(args.runs_dir) / "finetuned" / f"{name}-{task}"
     argv = [*model_argv, "--task", task, "--seed", str(seed), *args.finetune_args_by_task.get(task, [])]
     argv += ["--output_dir", str(output_dir), "--overwrite_output_dir"]
-    training = finetune.planned_training_settings(argv)
+    training = planned_training_settings(argv)
     return Step(
         output_dir.name, finetune.main, argv, output_dir / FinetuningRecord.FILE, partial(finetuned_with, training)
     )

@@ -23,12 +23,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recipes.cards.markdown import markdown_table, ratio
+from recipes.evaluation.healing_rows import (
+    PROBE_KIND,
+    TEACHER,
+    agreement_text,
+    gain_cell,
+    protocol_text,
+    row_name,
+)
 from recipes.evaluation.stats import mean_interval, paired_difference
 from recipes.records import FinetuningRecord, read_json_object, write_json, write_text_atomic
 from recipes.training.arguments import parse_args
-
-TEACHER = "teacher"
-PROBE_KIND = "probe record"
 
 
 @dataclass
@@ -37,20 +42,6 @@ class HealTableArguments:
     finetuned: list[str] = field(default_factory=list, metadata={"help": "recipes/finetune.py downstream records"})
     confidence: float = field(default=0.95, metadata={"help": "Of the intervals of the share of the teacher"})
     output: str | None = field(default=None, metadata={"help": "The markdown table (a .json beside it)"})
-
-
-def row_name(described: dict) -> str:
-    """The row an encoder belongs to: the same for every seed of one setting."""
-    if described["kind"] == TEACHER:
-        return TEACHER
-    if described["kind"] == "student":  # a folder without a run record: its own row
-        return f"student {described['path']}"
-    settings = ", teacher's settings" if described["keep_source_settings"] else ""
-    if described["kind"] == "unhealed":
-        return f"{described['variant']}, not healed{settings}"
-    if described["kind"] == "healed":
-        return f"{described['variant']}, {described['objective']} {described['steps']} steps{settings}"
-    raise ValueError(f"A probe record describes an encoder of unknown kind {described['kind']!r}.")
 
 
 @dataclass
@@ -255,32 +246,6 @@ def summarise(collected: Collected, confidence: float) -> dict:
     }
 
 
-def protocol_text(task: str, settings: dict) -> str:
-    """One task's fine-tuning protocol in words, from the settings its records share."""
-    head = "mean-pooled" if settings.get("classifier_pooling") == "mean" else "[CLS]-pooler"
-    samples = (
-        f"{settings['max_train_samples']:,} training examples" if settings["max_train_samples"] else "full training set"
-    )
-    epochs = settings["num_train_epochs"]
-    grid = settings.get("learning_rate_grid")
-    rate = (
-        f"lr chosen on validation from {', '.join(f'{r:g}' for r in grid)}"
-        if grid
-        else f"lr {settings['learning_rate']:g}"
-    )
-    return (
-        f"{task}: {head} classifier, {samples}, {epochs:g} epoch{'s' if epochs != 1 else ''} at {rate}, "
-        f"batch {settings['batch_size']}, {settings['max_seq_length']} tokens, epoch kept by validation {settings['selected_by']}"
-    )
-
-
-def agreement_text(result: dict | None) -> str:
-    """An agreement's mean ± sd over seeds, as the table and the cards write it."""
-    if result is None:
-        return "–"
-    return f"{result['mean']:.3f}" + (f" ± {result['sd']:.3f}" if result["sd"] is not None else "")
-
-
 def one_class_text(seeds: list[int]) -> str:
     return f" ⚠ one class (seed {', '.join(map(str, seeds))})" if seeds else ""
 
@@ -295,13 +260,6 @@ def cell(result: dict | None, is_teacher: bool) -> str:
         return text
     interval = f" [{100 * share['low']:.1f}, {100 * share['high']:.1f}]" if "low" in share else ""
     return f"{text}; {100 * share['mean']:.1f}%{interval}"
-
-
-def gain_cell(result: dict | None) -> str:
-    if result is None:
-        return "–"
-    interval = f" [{100 * result['low']:+.1f}, {100 * result['high']:+.1f}]" if "low" in result else ""
-    return f"{100 * result['mean']:+.1f}{interval} (n={len(result['seeds'])})"
 
 
 def healing_markdown(summarised: dict) -> str:

@@ -21,7 +21,7 @@ run. A pretraining run's key (`PretrainingKey`) is the code commit (with '+dirty
 package versions, data fingerprint (of the source bytes and the preparation settings; a Hub dataset's is not checked
 before running, it needs the download), budget, seed, model/data/budget arguments, samples per step and learning rate;
 the config follows from the arguments and the code. A fine-tuning run's key (`FinetuningKey`) is its task, start, seed,
-the pretraining run's weights and its settings (`finetune.training_settings`). Results and cards are pure functions of
+the pretraining run's weights and its settings (`recipes.evaluation.finetune_arguments.training_settings`). Results and cards are pure functions of
 the gathered records and are always rewritten.
 """
 

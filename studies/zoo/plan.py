@@ -7,7 +7,8 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from recipes import finetune, pretrain
+from recipes import pretrain
+from recipes.evaluation.finetune_arguments import planned_training_settings
 from recipes.records import FinetuningKey, FinetuningRecord, PretrainingRecord
 from recipes.run_folder.recorded_runs import run_name, split_variant
 from recipes.training.clock import parse_budget
@@ -128,7 +129,7 @@ def finetuning_done(record_path: Path, planned: FinetuningKey) -> bool:
 def planned_finetuning(
     argv: list[str], task: str, init: str, seed: int, pretraining_run_key: str | None
 ) -> FinetuningKey:
-    return FinetuningKey(task, init, seed, pretraining_run_key, finetune.planned_training_settings(argv))
+    return FinetuningKey(task, init, seed, pretraining_run_key, planned_training_settings(argv))
 
 
 def finetuning_argv(model: str, task: str, seed: int, output_dir: Path, args: ZooArguments, *extra: str) -> list[str]:

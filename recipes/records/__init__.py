@@ -1,0 +1,58 @@
+"""The records the recipes write and every other module reads, one type each: a pretraining run's `budget.json`
+(`PretrainingRecord`; a distillation's is a `DistillationRecord`), a fine-tuning result, a benchmark, an evaluation
+curve, a run folder's identity. Each is a dataclass with one atomic `write`, one `read` (a missing file or field is
+one clear error) and, where the zoo compares results, a `key()`: what the result depends on.
+
+Every record carries a `schema_version`; a file written before its type had one reads as it is (None), and one
+written by a newer schema is refused. `recipes.run_folder.recorded_runs` reads a whole run directory and names it.
+"""
+
+from recipes.records.benchmark import BenchmarkRecord, benchmark_key
+from recipes.records.curves import CurveRecord
+from recipes.records.files import (
+    digest,
+    flattened,
+    from_dict,
+    plain,
+    read_json_object,
+    required_fields,
+    set_fields,
+    write_json,
+    write_text_atomic,
+)
+from recipes.records.finetuning import DOWNSTREAM_DIR, FinetuningKey, FinetuningRecord
+from recipes.records.identity import IDENTITY_FILE, RunIdentity
+from recipes.records.pretraining import (
+    BUDGET_FILE,
+    DistillationRecord,
+    PretrainingIdentity,
+    PretrainingKey,
+    PretrainingRecord,
+    RunRecord,
+)
+
+__all__ = [
+    "BUDGET_FILE",
+    "DOWNSTREAM_DIR",
+    "IDENTITY_FILE",
+    "BenchmarkRecord",
+    "CurveRecord",
+    "DistillationRecord",
+    "FinetuningKey",
+    "FinetuningRecord",
+    "PretrainingIdentity",
+    "PretrainingKey",
+    "PretrainingRecord",
+    "RunIdentity",
+    "RunRecord",
+    "benchmark_key",
+    "digest",
+    "flattened",
+    "from_dict",
+    "plain",
+    "read_json_object",
+    "required_fields",
+    "set_fields",
+    "write_json",
+    "write_text_atomic",
+]
