@@ -49,7 +49,7 @@ from recipes.data.corpus import prepare, source_fingerprint
 from recipes.models.references import require_model_type, resolve_model
 from recipes.models.sentence_encoder import mean_pool
 from recipes.models.starting_model import load_tokenizer, source_settings
-from recipes.pretrain import budget_callback, settings_in_use
+from recipes.pretrain import budget_callback, settings_in_use, spent_record
 from recipes.records import BUDGET_FILE, DistillationRecord, RunIdentity, RunRecord
 from recipes.run_folder.checkpoints import check_resumable
 from recipes.run_folder.resume import REQUIRED_CHECKPOINT_FILES, claimed_output_dir, curve_until
@@ -356,27 +356,27 @@ def distill(args, data_args, budget_args, training_args, budget_s, shape, checkp
     if budget.stop_reason != "signal":
         trainer.save_model()
 
-    record = DistillationRecord(
-        **budget.record(
-            trainer.state,
-            samples_per_step=samples_per_step,
-            tokens_per_sample=data_args.max_seq_length,
-            data_preparation_s=data_preparation_s,
-            device=run_record.device,
-            threads=run_record.threads,
-            world_size=world_size,
-            variant=student.config.variant,
-            size=student.config.size,
-            budget=budget_args.budget,
-            teacher=args.teacher,
-            keep_source_settings=args.keep_source_settings,
-            agreement={"start": curve.points[0]["agreement"], "end": curve.points[-1]["agreement"]}
-            if curve.points
-            else None,
-            initialisation={key: loading_info[key] for key in ("newly_initialized", "unused", "dropped_biases")}
-            | {"copied": len(loading_info["copied"])},
-            arguments={"distillation": asdict(args), "data": asdict(data_args), "budget": asdict(budget_args)},
-        )
+    run = {
+        "samples_per_step": samples_per_step,
+        "max_seq_length": data_args.max_seq_length,
+        "data_preparation_s": data_preparation_s,
+        "world_size": world_size,
+        "config": student.config,
+        "budget": budget_args.budget,
+    }
+    agreement = {"start": curve.points[0]["agreement"], "end": curve.points[-1]["agreement"]} if curve.points else None
+    initialisation = {key: loading_info[key] for key in ("newly_initialized", "unused", "dropped_biases")}
+    record = spent_record(
+        DistillationRecord,
+        budget,
+        trainer,
+        run_record,
+        run,
+        teacher=args.teacher,
+        keep_source_settings=args.keep_source_settings,
+        agreement=agreement,
+        initialisation=initialisation | {"copied": len(loading_info["copied"])},
+        arguments={"distillation": asdict(args), "data": asdict(data_args), "budget": asdict(budget_args)},
     )
     spent = record.to_dict()
     if trainer.is_world_process_zero():

@@ -71,6 +71,27 @@ from recipes.training.pretrain_arguments import (
 )
 
 
+def spent_record(record_type, budget: TimeBudgetCallback, trainer, run_record: RunRecord, run: dict, **extra):
+    """What the budget bought, as the run's record type (pretraining or distillation): the fields both share, from
+    the budget's sums and `run` (samples_per_step, max_seq_length, data_preparation_s, world_size, config, budget), and
+    the record type's own `extra` fields."""
+    return record_type(
+        **budget.record(
+            trainer.state,
+            samples_per_step=run["samples_per_step"],
+            tokens_per_sample=run["max_seq_length"],
+            data_preparation_s=run["data_preparation_s"],
+            device=run_record.device,
+            threads=run_record.threads,
+            world_size=run["world_size"],
+            variant=run["config"].variant,
+            size=run["config"].size,
+            budget=run["budget"],
+            **extra,
+        )
+    )
+
+
 def budget_callback(
     budget_s: float,
     budget_args: BudgetArguments,
@@ -352,21 +373,16 @@ def pretrain(
     if budget.stop_reason != "signal":
         trainer.save_model()
 
-    record = PretrainingRecord(
-        **budget.record(
-            trainer.state,
-            samples_per_step=samples_per_step,
-            tokens_per_sample=data_args.max_seq_length,
-            data_preparation_s=data_preparation_s,
-            device=run_record.device,
-            threads=run_record.threads,
-            world_size=world_size,
-            variant=model.config.variant,
-            size=model.config.size,
-            budget=budget_args.budget,
-            arguments=recorded_arguments(model_args, data_args, budget_args),
-        )
-    )
+    run = {
+        "samples_per_step": samples_per_step,
+        "max_seq_length": data_args.max_seq_length,
+        "data_preparation_s": data_preparation_s,
+        "world_size": world_size,
+        "config": model.config,
+        "budget": budget_args.budget,
+    }
+    arguments = recorded_arguments(model_args, data_args, budget_args)
+    record = spent_record(PretrainingRecord, budget, trainer, run_record, run, arguments=arguments)
     if trainer.is_world_process_zero():
         # The peak is measured on the device, once per machine (cached), and only by the process that writes.
         record = replace(
