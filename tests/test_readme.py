@@ -78,6 +78,23 @@ def test_the_committed_parameter_table_is_what_the_models_count():
     assert breakdown_table(breakdowns("base"), "base") + "\n" == (REPO / "results/parameters_base.md").read_text()
 
 
+COMMAND = re.compile(r"python -m ([a-z_.]+)|(?:python|launch) ([a-z_/]+\.py)")
+
+
+@pytest.mark.parametrize("document", [*DOCUMENTS, REPO / "Makefile"], ids=lambda path: path.name)
+def test_every_command_names_a_module_or_script_that_exists(document):
+    """`python -m X` and `python path.py` in the documents and the Makefile name code that is there."""
+    commands = COMMAND.findall(document.read_text(encoding="utf-8"))
+    missing = [
+        module or script
+        for module, script in commands
+        if module not in ("pip", "pytest")
+        and not (REPO / (script or module.replace(".", "/") + ".py")).is_file()
+        and not (REPO / (module or "").replace(".", "/") / "__main__.py").is_file()
+    ]
+    assert missing == []
+
+
 @pytest.mark.parametrize("document", DOCUMENTS, ids=[document.name for document in DOCUMENTS])
 def test_local_links_lead_to_files_that_exist(document):
     targets = [target for target in LINK.findall(document.read_text(encoding="utf-8")) if "://" not in target]
