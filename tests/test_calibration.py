@@ -12,6 +12,7 @@ import torch
 from transformers import TrainerCallback
 
 from recipes.pretrain import main
+from recipes.records import CalibrationRecord
 from recipes.training import calibration
 from recipes.training.arguments import bf16_where_native
 from recipes.training.clock import parse_budget
@@ -38,24 +39,26 @@ def record_file(tmp_path_factory) -> Path:
 
 
 def test_the_record_holds_settings_throughput_and_machine(record_file):
-    record = json.loads(record_file.read_text())
-    assert record["settings"] == calibration.run_settings(
+    record = calibration.load_record(record_file)
+    assert record.schema_version == CalibrationRecord.SCHEMA_VERSION
+    assert record.settings == calibration.run_settings(
         size="tiny", config_overrides=OVERRIDES, pretraining_dropout=0.0, mlm_probability=0.15,
         per_device_train_batch_size=BATCH, max_seq_length=SEQ,
         precision="bf16" if bf16_where_native() else "fp32", device_type="cpu", threads=torch.get_num_threads(),
     )  # fmt: skip
-    assert set(record["variants"]) == {"bert", "hbert-v1"}
-    for measured in record["variants"].values():
+    assert set(record.variants) == {"bert", "hbert-v1"}
+    for measured in record.variants.values():
         assert len(measured["turn_seconds"]) == 3 and all(s > 0 for s in measured["turn_seconds"])
         # the median turn's throughput, in steps and in tokens
         rates = sorted(2 / s for s in measured["turn_seconds"])
         assert measured["steps_per_s"] == pytest.approx(rates[1])
         assert measured["tokens_per_s"] == pytest.approx(rates[1] * BATCH * SEQ)
-    assert record["device"] and record["torch"] == torch.__version__ and record["measured_at"].endswith("+00:00")
+    assert record.device and record.torch == torch.__version__ and record.measured_at.endswith("+00:00")
 
 
 def test_budget_to_steps_rounds_down_per_variant():
-    record = {"variants": {"bert": {"steps_per_s": 2.5}, "hbert-v1": {"steps_per_s": 0.001}}}
+    variants = {"bert": {"steps_per_s": 2.5}, "hbert-v1": {"steps_per_s": 0.001}}
+    record = CalibrationRecord(settings={}, protocol={}, variants=variants, device="cpu", torch="", measured_at="")
     assert calibration.calibrated_steps(record, "bert", 600) == 1500
     assert calibration.calibrated_steps(record, "bert", 1.3) == 3
     assert calibration.calibrated_steps(record, "hbert-v1", 60) == 1  # never zero steps
@@ -91,7 +94,7 @@ def test_the_precision_checked_is_the_one_the_run_will_train_in(record_file, tra
     """pretrain.py compares the precision accelerate will run, not the --bf16 flag: with --no_bf16 an accelerate config
     (ACCELERATE_MIXED_PRECISION, as `accelerate launch` sets it) decides. Measured with the defaults, so the run
     here differs from the record in precision alone."""
-    measured = calibration.load_record(record_file)["settings"]["precision"]
+    measured = calibration.load_record(record_file).settings["precision"]
     other = "fp32" if measured == "bf16" else "bf16"
     if other == "bf16":
         monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
@@ -105,7 +108,7 @@ def test_the_precision_checked_is_the_one_the_run_will_train_in(record_file, tra
 
 def test_same_seed_calibrated_runs_make_the_same_steps_and_accuracy(record_file, train_file, tmp_path):
     record = calibration.load_record(record_file)
-    budget = f"{3.5 / record['variants']['hbert-v1']['steps_per_s']:.3f}"  # a budget worth 3.5 steps
+    budget = f"{3.5 / record.steps_per_s('hbert-v1'):.3f}"  # a budget worth 3.5 steps
     budget_s = parse_budget(budget)
     steps = calibration.calibrated_steps(record, "hbert-v1", budget_s)
     assert steps == 3
@@ -174,8 +177,8 @@ def test_the_calibration_matching_a_pretraining_command_is_one_it_accepts(train_
     measured = calibration.main(
         [*calibration.argv_matching(argv, record_file), "--warmup_steps", "1", "--rounds", "2", "--steps_per_turn", "1"]
     )
-    assert list(measured["variants"]) == ["pool-hybrid"]
-    assert (measured["settings"]["pretraining_dropout"], measured["settings"]["mlm_probability"]) == (0.05, 0.3)
+    assert list(measured.variants) == ["pool-hybrid"]
+    assert (measured.settings["pretraining_dropout"], measured.settings["mlm_probability"]) == (0.05, 0.3)
     spent = main([*argv, "--calibration", str(record_file)])
     assert spent["steps"] == calibration.calibrated_steps(measured, "pool-hybrid", 2.0)
 
@@ -190,10 +193,10 @@ def test_measurements_made_together_share_their_rounds(tmp_path):
          "--output", str(tmp_path / "faithful.json")],
     ]  # fmt: skip
     current, faithful = calibration.calibrate_together(argvs)
-    assert json.loads((tmp_path / "faithful.json").read_text()) == faithful
-    assert faithful["settings"]["config_overrides"] == f"{OVERRIDES},pooling_local_projection=true"
-    assert current["settings"]["config_overrides"] == OVERRIDES
+    assert calibration.load_record(tmp_path / "faithful.json") == faithful
+    assert faithful.settings["config_overrides"] == f"{OVERRIDES},pooling_local_projection=true"
+    assert current.settings["config_overrides"] == OVERRIDES
     for record in (current, faithful):
-        assert record["protocol"] == {"warmup_steps": 1, "rounds": 2, "steps_per_turn": 1, "measured_with": 2}
-        assert len(record["variants"]["pool-hybrid"]["turn_seconds"]) == 2
-    assert current["measured_at"] == faithful["measured_at"]
+        assert record.protocol == {"warmup_steps": 1, "rounds": 2, "steps_per_turn": 1, "measured_with": 2}
+        assert len(record.variants["pool-hybrid"]["turn_seconds"]) == 2
+    assert current.measured_at == faithful.measured_at

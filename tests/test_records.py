@@ -1,4 +1,4 @@
-"""recipes/records.py and recipes/run_folder/recorded_runs.py: the committed records read back as typed records and write back as the same
+"""recipes/records/ and recipes/run_folder/recorded_runs.py: the committed records read back as typed records and write back as the same
 JSON; a field added later has a default for older records; a bad record is one clear error; runs are named alike for
 directories and Hub repos."""
 
@@ -8,7 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from recipes.records import BUDGET_FILE, BenchmarkRecord, FinetuningRecord, PretrainingRecord, RunRecord
+from recipes.records import (
+    BUDGET_FILE,
+    BenchmarkRecord,
+    CalibrationRecord,
+    CurveRecord,
+    DistillationRecord,
+    FinetuningRecord,
+    PretrainingRecord,
+    RunRecord,
+)
+from recipes.records.files import set_fields
 from recipes.run_folder.recorded_runs import RecordedRun, pretraining_runs, run_name, split_variant
 
 COMMITTED_RECORDS = Path(__file__).resolve().parents[1] / "results" / "zoo_runs"
@@ -32,6 +42,36 @@ def test_committed_records_read_and_write_back_as_the_same_json(tmp_path):
         assert FinetuningRecord.read(path).to_dict() == json.loads(path.read_text())
     for path in sorted(COMMITTED_RECORDS.glob("benchmark_*/*.json")):
         assert BenchmarkRecord.read(path).to_dict() == json.loads(path.read_text())
+
+
+RESULTS = COMMITTED_RECORDS.parent
+
+
+@pytest.mark.parametrize(
+    "record_type, pattern",
+    [
+        (CalibrationRecord, "**/calibration/**/*.json"),
+        (CurveRecord, "**/mlm_curve.json"),
+        (CurveRecord, "**/agreement_curve.json"),
+        (DistillationRecord, "heal/runs/*distill*/budget.json"),
+    ],
+)
+def test_every_committed_artefact_reads_as_its_type_and_writes_back_the_same(record_type, pattern, tmp_path):
+    paths = sorted(RESULTS.glob(pattern))
+    assert paths
+    for path in paths:
+        record = record_type.read(path.parent if record_type is DistillationRecord else path)
+        assert set_fields(record) == json.loads(path.read_text())
+
+
+def test_a_record_of_a_newer_schema_is_refused(tmp_path):
+    record = CurveRecord(fields=["step"], points=[{"step": 1}])
+    newer = dataclasses.replace(record, schema_version=CurveRecord.SCHEMA_VERSION + 1)
+    newer.write(tmp_path / "curve.json")
+    with pytest.raises(ValueError, match="schema_version 2; this code reads up to 1"):
+        CurveRecord.read(tmp_path / "curve.json")
+    record.write(tmp_path / "curve.json")
+    assert CurveRecord.read(tmp_path / "curve.json") == record
 
 
 def test_fine_tuning_records_cite_their_pretraining_run_key():

@@ -1,6 +1,6 @@
 """The records the recipes write and every other module reads, one type each: a pretraining run's `budget.json`
-(`PretrainingRecord`; a distillation's is a `DistillationRecord`), a fine-tuning result, a benchmark, an evaluation
-curve, a run folder's identity. Each is a dataclass with one atomic `write`, one `read` (a missing file or field is
+(`PretrainingRecord`; a distillation's is a `DistillationRecord`), a fine-tuning result, a benchmark, a calibration, an
+evaluation curve, a run folder's identity. Each is a dataclass with one atomic `write`, one `read` (a missing file or field is
 one clear error) and, where the zoo compares results, a `key()`: what the result depends on.
 
 Every record carries a `schema_version`; a file written before its type had one reads as it is (None), and one
@@ -8,6 +8,7 @@ written by a newer schema is refused. `recipes.run_folder.recorded_runs` reads a
 """
 
 from recipes.records.benchmark import BenchmarkRecord, benchmark_key
+from recipes.records.calibration import CalibrationRecord
 from recipes.records.curves import CurveRecord
 from recipes.records.files import (
     digest,
@@ -36,6 +37,7 @@ __all__ = [
     "DOWNSTREAM_DIR",
     "IDENTITY_FILE",
     "BenchmarkRecord",
+    "CalibrationRecord",
     "CurveRecord",
     "DistillationRecord",
     "FinetuningKey",

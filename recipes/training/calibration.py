@@ -35,7 +35,7 @@ from modeling import HybridBertConfig
 from recipes.data.assets import default_tokenizer
 from recipes.environment import device_name
 from recipes.models.starting_model import build_model
-from recipes.records import read_json_object, write_json
+from recipes.records import CalibrationRecord
 from recipes.training import arguments as recipe_arguments
 from recipes.training.arguments import BF16_HELP, bf16_where_native
 from recipes.training.pretrain_arguments import (
@@ -44,8 +44,6 @@ from recipes.training.pretrain_arguments import (
     parse_args,
     training_mlm_probability,
 )
-
-FORMAT = 1
 
 
 def precision_name(mixed_precision: str) -> str:
@@ -83,23 +81,20 @@ def run_settings(
     }
 
 
-def load_record(path: str | Path) -> dict:
-    record = read_json_object(path, "calibration record")
-    if record.get("format") != FORMAT or not {"settings", "variants"} <= set(record):
-        raise ValueError(f"{path} is not a calibration record (format {FORMAT} with 'settings' and 'variants').")
-    return record
+def load_record(path: str | Path) -> CalibrationRecord:
+    return CalibrationRecord.read(path)
 
 
 def file_sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def check_settings(record: dict, settings: dict, variant: str) -> None:
+def check_settings(record: CalibrationRecord, settings: dict, variant: str) -> None:
     """One error naming every setting where the run differs from the measurement, or the missing variant."""
     differences = [
-        f"{name}: measured at {record['settings'].get(name)!r}, this run has {value!r}"
+        f"{name}: measured at {record.settings.get(name)!r}, this run has {value!r}"
         for name, value in settings.items()
-        if record["settings"].get(name) != value
+        if record.settings.get(name) != value
     ]
     if differences:
         raise ValueError(
@@ -107,15 +102,13 @@ def check_settings(record: dict, settings: dict, variant: str) -> None:
             + "\n  ".join(differences)
             + "\nMeasure at the run's settings with `python -m recipes.training.calibration`."
         )
-    if variant not in record["variants"]:
-        raise ValueError(
-            f"The calibration record has no variant {variant!r} (it has: {', '.join(record['variants'])})."
-        )
+    if variant not in record.variants:
+        raise ValueError(f"The calibration record has no variant {variant!r} (it has: {', '.join(record.variants)}).")
 
 
-def calibrated_steps(record: dict, variant: str, budget_s: float) -> int:
+def calibrated_steps(record: CalibrationRecord, variant: str, budget_s: float) -> int:
     """The steps `variant` makes in `budget_s` seconds at the record's median throughput (rounded down, at least 1)."""
-    return max(1, math.floor(budget_s * record["variants"][variant]["steps_per_s"]))
+    return max(1, math.floor(budget_s * record.steps_per_s(variant)))
 
 
 class CalibratedClock(TrainerCallback):
@@ -240,7 +233,7 @@ def measure(args: CalibrationArguments, tokenizer=None) -> dict:
     return measure_together([args], tokenizer)[0]
 
 
-def measure_together(measurements: list[CalibrationArguments], tokenizer=None) -> list[dict]:
+def measure_together(measurements: list[CalibrationArguments], tokenizer=None) -> list[CalibrationRecord]:
     """The records of several measurements (e.g. the arms of a comparison, which differ in their config overrides)
     made as one: every variant of every measurement takes its turn in the same rounds, so a change in the machine's
     speed falls on all alike and the records compare with each other. Rounds, warm-up and turn length are the first
@@ -282,9 +275,8 @@ def measure_together(measurements: list[CalibrationArguments], tokenizer=None) -
                 "turn_seconds": seconds,
             }
         records.append(
-            {
-                "format": FORMAT,
-                "settings": run_settings(
+            CalibrationRecord(
+                settings=run_settings(
                     size=args.size,
                     config_overrides=args.config_overrides,
                     pretraining_dropout=args.pretraining_dropout,
@@ -295,17 +287,17 @@ def measure_together(measurements: list[CalibrationArguments], tokenizer=None) -
                     device_type=device.type,
                     threads=torch.get_num_threads(),
                 ),
-                "protocol": {
+                protocol={
                     "warmup_steps": protocol.warmup_steps,
                     "rounds": protocol.rounds,
                     "steps_per_turn": protocol.steps_per_turn,
                     "measured_with": len(measurements),
                 },
-                "variants": variants,
-                "device": device_name(device),
-                "torch": torch.__version__,
-                "measured_at": measured_at,
-            }
+                variants=variants,
+                device=device_name(device),
+                torch=torch.__version__,
+                measured_at=measured_at,
+            )
         )
     return records
 
@@ -324,13 +316,13 @@ def argv_matching(pretraining_argv: list[str], output: Path | str) -> list[str]:
     ]  # fmt: skip
 
 
-def calibrate_together(argvs: list[list[str]]) -> list[dict]:
+def calibrate_together(argvs: list[list[str]]) -> list[CalibrationRecord]:
     """Several calibration commands measured as one (`measure_together`); each record goes to its own --output."""
     measurements = [recipe_arguments.parse_args((CalibrationArguments,), argv)[0] for argv in argvs]
     records = measure_together(measurements)
     for args, record in zip(measurements, records, strict=True):
-        write_json(Path(args.output), record)
-        for variant, measured in record["variants"].items():
+        record.write(args.output)
+        for variant, measured in record.variants.items():
             print(
                 f"{variant} ({args.config_overrides or 'no overrides'}): {measured['steps_per_s']:.3f} steps/s, "
                 f"{measured['tokens_per_s']:.0f} tokens/s",
@@ -340,7 +332,7 @@ def calibrate_together(argvs: list[list[str]]) -> list[dict]:
     return records
 
 
-def main(argv: list[str] | None = None) -> dict:
+def main(argv: list[str] | None = None) -> CalibrationRecord:
     return calibrate_together([sys.argv[1:] if argv is None else argv])[0]
 
 

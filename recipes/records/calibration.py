@@ -1,0 +1,38 @@
+"""A calibration's record (`recipes.training.calibration`): each variant's measured throughput at the settings of the
+runs whose budgets it turns into steps, and how and where it was measured."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from recipes.records.files import from_dict, read_json_object, set_fields, write_json
+
+
+@dataclass(frozen=True)
+class CalibrationRecord:
+    KIND: ClassVar[str] = "calibration record"
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    settings: dict  # recipes.training.calibration.run_settings: what a run must share with the measurement
+    protocol: dict  # warmup_steps, rounds, steps_per_turn, measured_with (how many commands were measured together)
+    variants: dict[str, dict]  # variant -> steps_per_s, tokens_per_s, turn_seconds
+    device: str
+    torch: str
+    measured_at: str
+    format: int | None = None  # the first calibration files name their schema version so
+    schema_version: int | None = SCHEMA_VERSION
+
+    @classmethod
+    def read(cls, path: str | Path) -> CalibrationRecord:
+        return from_dict(cls, read_json_object(path, cls.KIND), path)
+
+    def to_dict(self) -> dict:
+        return set_fields(self)
+
+    def write(self, path: str | Path) -> Path:
+        return write_json(path, self.to_dict())
+
+    def steps_per_s(self, variant: str) -> float:
+        return self.variants[variant]["steps_per_s"]
