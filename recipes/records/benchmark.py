@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import ClassVar
 
-from recipes.records.files import digest, from_dict, read_json_object, set_fields, write_json
+from recipes.records.files import FileRecord, digest
 
 
 def benchmark_key(metadata: dict) -> str:
@@ -15,7 +14,7 @@ def benchmark_key(metadata: dict) -> str:
 
 
 @dataclass(frozen=True)
-class BenchmarkRecord:
+class BenchmarkRecord(FileRecord):
     """A `recipes.benchmark` run: its metadata, the seconds each section took, each section run, and the targets."""
 
     KIND: ClassVar[str] = "benchmark record"
@@ -33,17 +32,6 @@ class BenchmarkRecord:
     targets: list[dict] = field(default_factory=list)
 
     schema_version: int | None = SCHEMA_VERSION
-
-    @classmethod
-    def read(cls, path: str | Path) -> BenchmarkRecord:
-        return from_dict(cls, read_json_object(path, cls.KIND), path)
-
-    def to_dict(self) -> dict:
-        """The sections that were run, in the order they run."""
-        return set_fields(self)
-
-    def write(self, path: str | Path) -> Path:
-        return write_json(path, self.to_dict())
 
     def section(self, name: str) -> dict:
         """A section's results ({} when it was not run)."""

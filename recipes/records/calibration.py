@@ -4,14 +4,13 @@ runs whose budgets it turns into steps, and how and where it was measured."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar
 
-from recipes.records.files import from_dict, read_json_object, set_fields, write_json
+from recipes.records.files import FileRecord
 
 
 @dataclass(frozen=True)
-class CalibrationRecord:
+class CalibrationRecord(FileRecord):
     KIND: ClassVar[str] = "calibration record"
     SCHEMA_VERSION: ClassVar[int] = 1
 
@@ -23,16 +22,6 @@ class CalibrationRecord:
     measured_at: str
     format: int | None = None  # the first calibration files name their schema version so
     schema_version: int | None = SCHEMA_VERSION
-
-    @classmethod
-    def read(cls, path: str | Path) -> CalibrationRecord:
-        return from_dict(cls, read_json_object(path, cls.KIND), path)
-
-    def to_dict(self) -> dict:
-        return set_fields(self)
-
-    def write(self, path: str | Path) -> Path:
-        return write_json(path, self.to_dict())
 
     def steps_per_s(self, variant: str) -> float:
         return self.variants[variant]["steps_per_s"]

@@ -89,3 +89,19 @@ def flattened(value: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(value, dict) and value:
         return {name: leaf for key, item in value.items() for name, leaf in flattened(item, f"{prefix}{key}.").items()}
     return {prefix.rstrip("."): value}
+
+
+class FileRecord:
+    """A record type held in one JSON file: `read` from its path, `write` to it (the JSON of its set fields)."""
+
+    KIND: str
+
+    @classmethod
+    def read(cls, path: str | Path):
+        return from_dict(cls, read_json_object(path, cls.KIND), path)
+
+    def to_dict(self) -> dict:
+        return set_fields(self)
+
+    def write(self, path: str | Path) -> Path:
+        return write_json(path, self.to_dict())
