@@ -25,7 +25,7 @@ from recipes.distill import DistillationArguments
 from recipes.finetune import main as finetune
 from recipes.models.parameters import breakdown_table, breakdowns
 from recipes.pretrain import main as pretrain
-from recipes.records import read_json_object
+from recipes.records import StepTimesRecord, read_json_object
 from recipes.training.arguments import parse_args
 from recipes.training.pretrain_arguments import BudgetArguments, DataArguments, PretrainingArguments
 from studies.equal_time import headline
@@ -106,7 +106,7 @@ def test_local_links_lead_to_files_that_exist(document):
 def threads_of_the_healing_step_times():
     """The healing study checks its step times were measured at this process's thread count."""
     before = torch.get_num_threads()
-    torch.set_num_threads(read_json_object(REPO / "results/heal/step_times.json", "step times")["settings"]["threads"])
+    torch.set_num_threads(StepTimesRecord.read(REPO / "results/heal/step_times.json").settings["threads"])
     yield
     torch.set_num_threads(before)
 

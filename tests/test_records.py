@@ -17,6 +17,7 @@ from recipes.records import (
     FinetuningRecord,
     PretrainingRecord,
     RunRecord,
+    StepTimesRecord,
 )
 from recipes.records.files import set_fields
 from recipes.run_folder.recorded_runs import RecordedRun, pretraining_runs, run_name, split_variant
@@ -54,6 +55,7 @@ RESULTS = COMMITTED_RECORDS.parent
         (CurveRecord, "**/mlm_curve.json"),
         (CurveRecord, "**/agreement_curve.json"),
         (DistillationRecord, "heal/runs/*distill*/budget.json"),
+        (StepTimesRecord, "heal/step_times.json"),
     ],
 )
 def test_every_committed_artefact_reads_as_its_type_and_writes_back_the_same(record_type, pattern, tmp_path):

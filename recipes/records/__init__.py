@@ -31,6 +31,7 @@ from recipes.records.pretraining import (
     PretrainingRecord,
     RunRecord,
 )
+from recipes.records.step_times import StepTimesRecord
 
 __all__ = [
     "BUDGET_FILE",
@@ -47,6 +48,7 @@ __all__ = [
     "PretrainingRecord",
     "RunIdentity",
     "RunRecord",
+    "StepTimesRecord",
     "benchmark_key",
     "digest",
     "flattened",

@@ -41,7 +41,13 @@ from recipes.data.tasks import offline_tasks
 from recipes.environment import device_name
 from recipes.evaluation.finetune_arguments import planned_training_settings
 from recipes.evaluation.healing_rows import PROBE_KIND
-from recipes.records import BUDGET_FILE, FinetuningRecord, PretrainingRecord, read_json_object, write_json
+from recipes.records import (
+    BUDGET_FILE,
+    FinetuningRecord,
+    PretrainingRecord,
+    StepTimesRecord,
+    read_json_object,
+)
 from recipes.training.arguments import parse_args
 from recipes.training.curves import CURVE_FILE
 from studies.healing import table as heal_table
@@ -51,7 +57,7 @@ RUN_LABELS = {"distillation": "distill", "mlm": "mlm"}  # in run folder names
 CURVE_FILES = {"distillation": [distill.AGREEMENT_CURVE_FILE, "agreement_curve.png"], "mlm": [CURVE_FILE]}
 SETTINGS = ("own", "source")
 FINETUNED_ENCODERS = (*OBJECTIVES, "unhealed", "teacher")
-STEP_TIMES_FILE, STEP_TIMES_KIND = "step_times.json", "step-time record"
+STEP_TIMES_FILE = "step_times.json"
 
 
 @dataclass
@@ -135,13 +141,13 @@ class HealStudyArguments:
                     "--objectives mlm needs --step_times: the record of `--measure_step_times`, which turns --steps "
                     "distillation steps into the MLM steps that take the same wall-clock."
                 )
-            measured = read_json_object(self.step_times, STEP_TIMES_KIND)
+            measured = StepTimesRecord.read(self.step_times)
             needed = planned_step_times_keys(self)
-            missing = [key for key in needed if key not in measured.get("variants", {})]
-            if missing or measured.get("settings") != step_time_settings(self):
+            missing = [key for key in needed if key not in measured.variants]
+            if missing or measured.settings != step_time_settings(self):
                 raise ValueError(
-                    f"{self.step_times} was measured for {sorted(measured.get('variants', {}))} at "
-                    f"{measured.get('settings')}; this study needs {needed} at {step_time_settings(self)}."
+                    f"{self.step_times} was measured for {sorted(measured.variants)} at "
+                    f"{measured.settings}; this study needs {needed} at {step_time_settings(self)}."
                 )
         if not all("=" in entry for entry in self.finetune_args) or set(self.finetune_args_by_task) - set(self.tasks):
             raise ValueError(f"--finetune_args: TASK=ARGUMENTS for tasks among {self.tasks}; got {self.finetune_args}.")
@@ -253,7 +259,7 @@ def planned_step_times_keys(args: HealStudyArguments) -> list[str]:
 
 
 def mlm_steps(args: HealStudyArguments, variant: str, keep: bool) -> int:
-    return read_json_object(args.step_times, STEP_TIMES_KIND)["variants"][step_times_key(variant, keep)]["mlm_steps"]
+    return StepTimesRecord.read(args.step_times).mlm_steps(step_times_key(variant, keep))
 
 
 def training_device(args: HealStudyArguments) -> torch.device:
@@ -262,7 +268,7 @@ def training_device(args: HealStudyArguments) -> torch.device:
     return torch.accelerator.current_accelerator()
 
 
-def measure_step_times(args: HealStudyArguments, earlier: dict | None = None) -> dict:
+def measure_step_times(args: HealStudyArguments, earlier: StepTimesRecord | None = None) -> StepTimesRecord:
     """Seconds per training step of each planned variant's (and settings') distillation and MLM healing, from
     alternating short runs of the two recipes (the budget clock's training time over the steps; the order alternates
     between rounds, so a change in the machine's load falls on both), and the MLM steps that take the time of --steps
@@ -281,9 +287,9 @@ def measure_step_times(args: HealStudyArguments, earlier: dict | None = None) ->
                         measured[objective].append(spent["elapsed_s"] / spent["steps"])
     measured_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     variants = {}
-    if earlier and earlier.get("settings") == step_time_settings(args):
-        # each kept entry says when it was measured; records from before per-entry dates carry the record's date
-        variants = {key: {"measured_at": earlier["measured_at"], **entry} for key, entry in earlier["variants"].items()}
+    if earlier and earlier.settings == step_time_settings(args):
+        # each kept entry says when it was measured; an entry without its own date carries the record's
+        variants = {key: {"measured_at": earlier.measured_at, **entry} for key, entry in earlier.variants.items()}
     for key, measured in times.items():
         distillation, mlm = (statistics.median(measured[objective]) for objective in OBJECTIVES)
         variants[key] = {
@@ -293,13 +299,13 @@ def measure_step_times(args: HealStudyArguments, earlier: dict | None = None) ->
             "mlm_steps": max(1, math.floor(args.steps * distillation / mlm)),
             "measured_at": measured_at,
         }
-    return {
-        "settings": step_time_settings(args),
-        "protocol": {"steps_per_run": args.measure_steps, "rounds": args.measure_rounds},
-        "variants": variants,
-        "device": device_name(training_device(args)),
-        "measured_at": measured_at,
-    }
+    return StepTimesRecord(
+        settings=step_time_settings(args),
+        protocol={"steps_per_run": args.measure_steps, "rounds": args.measure_rounds},
+        variants=variants,
+        device=device_name(training_device(args)),
+        measured_at=measured_at,
+    )
 
 
 def settings_covered(args: HealStudyArguments, variant: str) -> list[bool]:
@@ -391,8 +397,8 @@ def main(argv: list[str] | None = None) -> list[Step]:
     (args,) = parse_args((HealStudyArguments,), argv)
     if args.measure_step_times:
         path = Path(args.results_dir) / STEP_TIMES_FILE
-        earlier = read_json_object(path, STEP_TIMES_KIND) if path.is_file() else None
-        path = write_json(path, measure_step_times(args, earlier))
+        earlier = StepTimesRecord.read(path) if path.is_file() else None
+        path = measure_step_times(args, earlier).write(path)
         print(f"Step times written to {path}.", flush=True)
         return []
     steps = plan(args)
