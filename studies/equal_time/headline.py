@@ -2,7 +2,7 @@
 
     python -m studies.equal_time.headline     # rewrite the block between the README's headline markers
 
-For the largest budget with finished runs: per arm, the seeds in, held-out accuracy at [MASK] and over all labelled
+For the largest budget with as many finished runs as any other: per arm, the seeds in, held-out accuracy at [MASK] and over all labelled
 tokens, MLM loss (mean ± sd over seeds) and when each seed left the plateau. `tests/test_readme.py` checks the README's
 block against this function, so every number there is the record's.
 """
@@ -34,10 +34,11 @@ def left_plateau_text(points: list[dict]) -> str:
 
 def headline(table: dict) -> str:
     """The markdown block (markers excluded)."""
-    budgets = sorted((budget for budget, arms in table["mlm"].items() if arms), key=parse_budget)
-    if not budgets:
+    runs = {budget: sum(len(metrics["loss"]) for metrics in arms.values()) for budget, arms in table["mlm"].items()}
+    if not any(runs.values()):
         return "No run of the study has finished yet."
-    budget = budgets[-1]
+    # the largest budget with as many finished runs as any: a budget whose runs have only begun waits its turn
+    budget = max((budget for budget, count in runs.items() if count == max(runs.values())), key=parse_budget)
     rows, stayed, left = [], [], []
     for arm, metrics in table["mlm"][budget].items():
         points = [point for point in table["plateau"].values() if point["arm"] == arm and point["budget"] == budget]
