@@ -34,10 +34,10 @@ import torch
 from recipes import benchmark
 from recipes.benchmark.harness import HF_BERT, RECIPE_FP32
 from recipes.cards.markdown import markdown_table, ratio
+from recipes.environment import REPO_ROOT
 from recipes.records import BenchmarkRecord, PretrainingRecord, write_json, write_text_atomic
 from recipes.training.arguments import parse_args
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 ZERO2_CONFIG = REPO_ROOT / "recipes" / "ds_zero2.json"
 
 
