@@ -226,7 +226,9 @@ def unmasked(held_out):
             ]
         }
 
-    return held_out.map(restore, batched=True, remove_columns=["labels"], desc="Unmasking held-out set")
+    return held_out.map(
+        restore, batched=True, remove_columns=["labels"], keep_in_memory=True, desc="Unmasking held-out set"
+    )
 
 
 def parse_args(argv: list[str] | None):
@@ -274,12 +276,14 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
             ModelArguments(tokenizer_name=None if named_teacher else teacher_source(args.teacher))
         )
         started = time.monotonic()
-        with training_args.main_process_first(desc="preparing data"):
-            data = prepare(corpus, tokenizer, data_args.max_seq_length, data_args.mlm_probability)
-            held_out = data.held_out
-            if data_args.max_eval_samples:
-                held_out = held_out.select(range(min(data_args.max_eval_samples, len(held_out))))
-            held_out = unmasked(held_out)
+        data = prepare(
+            corpus, tokenizer, data_args.max_seq_length, data_args.mlm_probability,
+            data_args.preprocessing_num_workers, data_args.max_train_tokens or None,
+        )  # fmt: skip
+        held_out = data.held_out
+        if data_args.max_eval_samples:
+            held_out = held_out.select(range(min(data_args.max_eval_samples, len(held_out))))
+        held_out = unmasked(held_out)
         return Prepared(teacher, student, loading_info, tokenizer, data, held_out, time.monotonic() - started)
 
     overwrite = budget_args.overwrite_output_dir

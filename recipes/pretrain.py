@@ -66,6 +66,7 @@ from recipes.training.pretrain_arguments import (
     corpus_spec,
     parse_args,
     recorded_arguments,
+    train_token_cap,
     training_mlm_probability,
     training_settings,
 )
@@ -181,6 +182,7 @@ def planned_key(argv: list[str]) -> PretrainingKey:
     """The key of the run these arguments would make, without running it (`PretrainingRecord.key()` once it ran)."""
     model_args, data_args, budget_args, training_args = parse_args(argv)
     settings = training_settings(training_args, data_args, schedule_shape(training_args.lr_scheduler_type))
+    calibration = calibration_info(budget_args, model_args, data_args, training_args, parse_budget(budget_args.budget))
     return PretrainingKey(
         git_commit=git_commit(),
         versions=package_versions(),
@@ -189,6 +191,7 @@ def planned_key(argv: list[str]) -> PretrainingKey:
             load_tokenizer(model_args, resolve_start(model_args)),
             data_args.max_seq_length,
             data_args.mlm_probability,
+            train_token_cap(data_args, calibration, settings["samples_per_step"]),
         ),
         budget_s=parse_budget(budget_args.budget),
         seed=training_args.seed,
@@ -260,7 +263,15 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
     calibration = calibration_info(budget_args, model_args, data_args, training_args, budget_s)
     corpus = corpus_spec(data_args)
     corpus.validate()
-    fingerprint = planned_fingerprint(corpus, tokenizer, data_args.max_seq_length, data_args.mlm_probability)
+    samples_per_step = training_settings(training_args, data_args, shape)["samples_per_step"]
+    token_cap = train_token_cap(data_args, calibration, samples_per_step)
+    if token_cap and data_args.max_train_tokens is None:
+        print(
+            f"Preparing at most {token_cap:,} training tokens, what the calibrated budget consumes ({calibration['steps']} "
+            f"steps × {samples_per_step} blocks of {data_args.max_seq_length}); --max_train_tokens 0 prepares all.",
+            flush=True,
+        )
+    fingerprint = planned_fingerprint(corpus, tokenizer, data_args.max_seq_length, data_args.mlm_probability, token_cap)
     identity = pretraining_identity(
         model_args, data_args, budget_args, training_args, config, fingerprint, budget_s, calibration
     )
@@ -271,11 +282,10 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
         if checkpoint:
             check_resumable(checkpoint, config, REQUIRED_CHECKPOINT_FILES)
         started = time.monotonic()
-        with training_args.main_process_first(desc="preparing data"):
-            data = prepare(
-                corpus, tokenizer, data_args.max_seq_length, data_args.mlm_probability,
-                data_args.preprocessing_num_workers,
-            )  # fmt: skip
+        data = prepare(
+            corpus, tokenizer, data_args.max_seq_length, data_args.mlm_probability,
+            data_args.preprocessing_num_workers, token_cap,
+        )  # fmt: skip
         return data, time.monotonic() - started
 
     overwrite = budget_args.overwrite_output_dir
@@ -311,7 +321,7 @@ def pretrain(
     set_seed(training_args.seed)  # the initial weights follow --seed, on any number of ranks
     model = build_model(model_args, tokenizer, start)
     if model_args.unigram_decoder_bias and not (model_args.init_from or model_args.model_name_or_path):
-        set_unigram_decoder_bias(model, data.train, tokenizer)
+        set_unigram_decoder_bias(model, data.unigram_counts, tokenizer)
     model.config.sparse_prediction = True  # this recipe's loss needs the MLM head at masked positions only
 
     world_size = training_args.world_size

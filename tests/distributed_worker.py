@@ -15,7 +15,7 @@ the learning rate; the Trainer's log history; and a sha256 of the final paramete
 - `--save_init_weights F` / `--init_weights F` save the weights the recipe initialised / start from saved weights
   instead (so runs on different world sizes can start from the same weights); `recipe_init_sha256` in the report is
   the recipe's own initialisation either way.
-- `--premasked` trains on blocks masked once with a fixed seed (`recipes.data.corpus.mask_once`), which the recipe's collator
+- `--premasked` trains on blocks masked once with a fixed seed (`recipes.data.blocks.mask_once`), which the recipe's collator
   passes through unchanged (it passes through every example that carries `labels`): the training batches are then the
   same whatever the number of ranks, so losses can be compared across world sizes.
 """
@@ -37,7 +37,7 @@ import torch  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 
 from recipes import distill, pretrain  # noqa: E402
-from recipes.data.corpus import mask_once  # noqa: E402
+from recipes.data.blocks import mask_once  # noqa: E402
 from recipes.training.budget import TimeBudgetCallback  # noqa: E402
 
 

@@ -181,3 +181,12 @@ def serve_olah(mirrors: Path, workdir: Path) -> Iterator[str]:
             server.kill()
             server.wait()
         log.close()
+
+
+def block_dataset(texts: list[str], tokenizer, max_seq_length: int):
+    """The texts packed into blocks as one group (as the pretraining data is), as a Dataset of `input_ids`."""
+    from datasets import Dataset
+
+    from recipes.data.blocks import pack, tokenize
+
+    return Dataset.from_dict({"input_ids": pack(tokenize(tokenizer, texts), tokenizer, max_seq_length).tolist()})

@@ -128,21 +128,6 @@ def test_a_corrupt_newest_checkpoint_falls_back_to_the_newest_intact_one(model_d
     )
 
 
-def test_a_staging_folder_left_by_a_killed_preparation_is_removed(tmp_path, monkeypatch, train_file):
-    monkeypatch.setenv("HYBRID_BERT_CACHE", str(tmp_path / "cache"))
-    argv = [*TINY, "--train_file", str(train_file), "--max_steps", "1", "--num_eval_points", "0"]
-    pretrain([*argv, "--output_dir", str(tmp_path / "first")])
-    stored = next((tmp_path / "cache" / "datasets").iterdir())
-    shutil.rmtree(stored)
-    dead = 2**22 + 12345  # above the kernel's default pid_max: no such process
-    left = stored.parent / f".{stored.name}.{dead}@{socket.gethostname()}.abc123"
-    elsewhere = stored.parent / f".{stored.name}.{dead}@another-host.abc123"  # its process cannot be checked here
-    for staging in (left, elsewhere):
-        (staging / "data").mkdir(parents=True)
-    pretrain([*argv, "--output_dir", str(tmp_path / "second")])
-    assert not left.exists() and elsewhere.exists() and (stored / "settings.json").is_file()
-
-
 def test_train_file_takes_a_glob_of_files(tmp_path, train_file):
     """Several text files through one quoted pattern are one corpus (in sorted order); a pattern matching nothing is
     named before anything is written."""

@@ -14,14 +14,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from datasets import Dataset
-from helpers import wikitext_paragraphs
+from helpers import block_dataset, wikitext_paragraphs
 from torch.optim.lr_scheduler import LambdaLR
 from transformers import TrainerCallback, TrainingArguments, get_scheduler
 
 from modeling import HybridBertConfig, HybridBertForMaskedLM
 from recipes.data import assets
-from recipes.data.corpus import mask_once, pack_into_blocks
+from recipes.data.blocks import mask_once
 from recipes.evaluation.held_out import HeldOutCollator
 from recipes.training.budget import BUDGET_STATE_FILE, BudgetTrainer, TimeBudgetCallback
 from recipes.training.clock import budget_schedule, parse_budget
@@ -180,8 +179,8 @@ def tokenizer():
 def blocks(tokenizer):
     """(training blocks, held-out blocks masked once) of packed real text, 32 tokens each."""
     lines = wikitext_paragraphs(60)
-    train = pack_into_blocks(Dataset.from_dict({"text": lines[:50]}), tokenizer, SEQ)
-    held_out = pack_into_blocks(Dataset.from_dict({"text": lines[50:]}), tokenizer, SEQ)
+    train = block_dataset(lines[:50], tokenizer, SEQ)
+    held_out = block_dataset(lines[50:], tokenizer, SEQ)
     held_out = mask_once(held_out, tokenizer, 0.15, seed=0)
     assert len(train) > 100 and len(held_out) >= 8
     return train, held_out.select(range(8))

@@ -19,17 +19,15 @@ from collections import Counter
 from pathlib import Path
 
 import evaluate
+import numpy as np
 import pytest
 import torch
-from datasets import Dataset
-from helpers import wikitext_paragraphs
+from helpers import block_dataset, wikitext_paragraphs
 
 from modeling import HybridBertConfig, HybridBertForMaskedLM
 from recipes.data import assets
-from recipes.data.corpus import pack_into_blocks
 from recipes.environment import PACKAGES
 from recipes.evaluation.held_out import METRICS_DIR, HeldOutCollator
-from recipes.models import starting_model
 from recipes.models.starting_model import set_unigram_decoder_bias
 from recipes.pretrain import main
 from recipes.records import RunIdentity, RunRecord
@@ -310,12 +308,12 @@ def test_unigram_decoder_bias_ranks_tokens_by_their_training_counts():
     """The bias orders tokens as their counts in the training blocks do: the most frequent first, special tokens
     (never labels) with the unseen ones at the bottom."""
     tokenizer = assets.default_tokenizer()
-    train = pack_into_blocks(Dataset.from_dict({"text": wikitext_paragraphs(30)}), tokenizer, SEQ)
+    train = block_dataset(wikitext_paragraphs(30), tokenizer, SEQ)
     config = HybridBertConfig.from_variant(
         "bert", size="tiny", vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id
     )
     model = HybridBertForMaskedLM(config)
-    set_unigram_decoder_bias(model, train, tokenizer)
+    set_unigram_decoder_bias(model, np.bincount(np.ravel(train["input_ids"]), minlength=len(tokenizer)), tokenizer)
     bias = model.get_output_embeddings().bias
     counts = Counter(token for block in train["input_ids"] for token in block)
     for special in tokenizer.all_special_ids:
@@ -326,17 +324,6 @@ def test_unigram_decoder_bias_ranks_tokens_by_their_training_counts():
     assert bias[tokenizer.cls_token_id] == bias[unseen] == bias.min()
     rare = min(counts, key=counts.get)
     assert bias[unseen] < bias[rare] < bias[most_frequent]
-
-
-def test_unigram_counts_are_counted_batch_by_batch(monkeypatch):
-    """Counting a few blocks at a time (flat memory for any corpus) gives every token's exact count."""
-    tokenizer = assets.default_tokenizer()
-    train = pack_into_blocks(Dataset.from_dict({"text": wikitext_paragraphs(30)}), tokenizer, SEQ)
-    monkeypatch.setattr(starting_model, "UNIGRAM_BATCH_BLOCKS", 7)
-    counts = starting_model.unigram_counts(train, len(tokenizer))
-    expected = Counter(token for block in train["input_ids"] for token in block)
-    assert {token: int(count) for token, count in enumerate(counts) if count} == dict(expected)
-    assert len(train) > 7
 
 
 def test_training_masking_rate_leaves_the_held_out_set_alone(tmp_path, train_file):

@@ -20,6 +20,7 @@ import pytest
 import torch
 from helpers import wikitext_paragraphs
 
+from recipes.cards.markdown import generated_block
 from recipes.cards.model_card import variants_table
 from recipes.distill import DistillationArguments
 from recipes.finetune import main as finetune
@@ -28,6 +29,7 @@ from recipes.pretrain import main as pretrain
 from recipes.records import StepTimesRecord, read_json_object
 from recipes.training.arguments import parse_args
 from recipes.training.pretrain_arguments import BudgetArguments, DataArguments, PretrainingArguments
+from studies import data_scale
 from studies.equal_time import headline
 from studies.healing.study import HealStudyArguments
 from studies.zoo.arguments import ZooArguments
@@ -72,6 +74,12 @@ def test_readme_headline_is_the_studys_committed_table():
     by tests/test_equal_time_study.py); `python -m studies.equal_time.headline` rewrites it."""
     table = read_json_object(REPO / headline.TABLE_FILE, "equal-time results table")
     assert headline.readme_block(README) == headline.headline(table)
+
+
+def test_readme_data_scale_block_is_the_committed_measurement():
+    """The README's data-at-scale sentence is `studies.data_scale.summary` of the committed record."""
+    record = read_json_object(data_scale.RECORD_FILE, "data scale record") if data_scale.RECORD_FILE.is_file() else None
+    assert generated_block(README, data_scale.START, data_scale.END) == data_scale.summary(record)
 
 
 def test_the_committed_parameter_table_is_what_the_models_count():

@@ -32,3 +32,13 @@ def mean_and_spread(values: list[float]) -> str:
 
 def ratio(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}×"
+
+
+def generated_block(text: str, start: str, end: str) -> str:
+    """The block of a document between two marker lines (a README's generated section), markers excluded."""
+    return text[text.index(start) + len(start) : text.index(end)].strip("\n")
+
+
+def with_generated_block(text: str, start: str, end: str, block: str) -> str:
+    """The document with the block between the markers replaced."""
+    return text[: text.index(start) + len(start)] + f"\n{block}\n" + text[text.index(end) :]

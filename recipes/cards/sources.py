@@ -39,12 +39,14 @@ def pretraining_corpus(data_arguments: dict) -> Corpus:
     masked = f"masked once ({100 * data_arguments['mlm_probability']:.0f}% of tokens, BERT's 80/10/10)"
     evaluated = data_arguments.get("max_eval_samples")
     first = f"The first {evaluated:,} blocks" if evaluated else "All blocks"
-    seeded_split = f"a seeded {data_arguments['validation_split_percentage']:g}% split of the training text"
+    leading_split = (
+        f"the training text's leading documents ({data_arguments['validation_split_percentage']:g}% of its bytes)"
+    )
     if data_arguments.get("dataset_name"):
         hub_id, config = data_arguments["dataset_name"], data_arguments.get("dataset_config_name")
         return Corpus(
             description=f"The Hub dataset `{hub_id}`" + (f" (config `{config}`)." if config else "."),
-            held_out=f"{first} of {blocks} of its validation split (or, without one, of {seeded_split}), {masked}.",
+            held_out=f"{first} of {blocks} of its validation split (or, without one, of {leading_split}), {masked}.",
             index_type=hub_id,
             index_name=hub_id,
             hub_id=hub_id,
@@ -52,7 +54,7 @@ def pretraining_corpus(data_arguments: dict) -> Corpus:
         )
     if data_arguments.get("train_file"):
         file_name = Path(data_arguments["train_file"]).name
-        source = "the validation file" if data_arguments.get("validation_file") else seeded_split
+        source = "the validation file" if data_arguments.get("validation_file") else leading_split
         return Corpus(
             description=f"A local text file, `{file_name}` (one document per line): not a Hub dataset.",
             held_out=f"{first} of {blocks} of {source}, {masked}.",
@@ -65,7 +67,7 @@ def pretraining_corpus(data_arguments: dict) -> Corpus:
     if online is None:
         return Corpus(
             description=offline_source_text(source_name),
-            held_out=f"{first} of {blocks} of {seeded_split}, {masked}.",
+            held_out=f"{first} of {blocks} of {leading_split}, {masked}.",
             index_type=source_name,
             index_name=f"{source_name} (offline, not on the Hub)",
             held_out_split="held-out split",

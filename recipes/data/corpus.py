@@ -1,10 +1,14 @@
-"""Pretraining data: a text corpus → tokenised once → packed into fixed-length blocks, plus a held-out set that is
-masked once and stored, so every variant, batch size and world size is evaluated on exactly the same masked tokens.
+"""Pretraining data: a text corpus streamed once into fixed-length token blocks (`recipes.data.blocks`), plus a
+held-out set that is masked once and stored, so every variant, batch size and world size is evaluated on exactly the
+same masked tokens.
 
 Sources: a named offline source of the asset registry (`wikitext-2-raw`, the default, or `wiki-vital-leads`), a Hub
-dataset (`--dataset_name/--dataset_config_name`, with a network), or local text files (`--train_file`, one document per
-line). The held-out set is the source's validation split when it has one, else a seeded split of the training text.
-Prepared data is cached under the asset cache (`$HYBRID_BERT_CACHE/datasets/<key>`), keyed by everything that shapes it.
+dataset (`--dataset_name/--dataset_config_name`, with a network), or local files (`--train_file`: text with one
+document per line, or .csv/.json/.jsonl; a glob pattern for many). The held-out set is the source's validation split
+when it has one, else its leading documents up to `validation_split_percentage` of the training text's bytes (a
+contiguous slice: read once, in order). Prepared data is cached under the asset cache
+(`$HYBRID_BERT_CACHE/datasets/<key>`), keyed by everything that shapes it; local files are fingerprinted once and
+remembered by path, size and modification time, so a cache hit reads none of the text.
 """
 
 from __future__ import annotations
@@ -13,23 +17,27 @@ import glob
 import gzip
 import hashlib
 import json
-import math
 import os
 import re
 import shutil
-import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from datasets import Dataset, DatasetDict, Value, load_dataset, load_from_disk
-from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBase
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from datasets import Dataset, DatasetDict, IterableDataset, Value, load_dataset
+from filelock import FileLock
+from transformers import PreTrainedTokenizerBase
 
-from recipes.data import assets
-from recipes.data.input_files import check_utf8
+from recipes.data import assets, blocks
+from recipes.data.input_files import utf8_sha256
 
 OFFLINE_CORPORA = ("wikitext-2-raw", "wiki-vital-leads")
 # datasets' loader for a local file by its extension; any other file is text, one document per line.
 FILE_LOADERS = {".csv": "csv", ".json": "json", ".jsonl": "json"}
+FORMAT = 2  # token blocks in Arrow shards (1: datasets.save_to_disk of int64 lists)
 _WIKITEXT_ARTICLE_TITLE = re.compile(r"^ = [^=].* = $")
 _WIKITEXT_ESCAPES = {" @-@ ": "-", " @,@ ": ",", " @.@ ": "."}
 
@@ -76,7 +84,6 @@ class CorpusSpec:
                 raise FileNotFoundError(f"Text file not found: {path}")
             if Path(path).stat().st_size == 0:
                 raise ValueError(f"Text file {path} is empty.")
-            check_utf8(path)
         suffixes = {Path(path).suffix for path in self.train_files()}
         if len(suffixes) > 1:
             raise ValueError(
@@ -120,15 +127,32 @@ def _offline_corpus(name: str) -> dict[str, list[str]]:
     return {"train": [entry["extract"] for entry in leads.values() if entry.get("extract")]}
 
 
+def local_source_sha256(paths: list[str]) -> str:
+    """The sha256 of local files' bytes (checked to be UTF-8 on the way), remembered in the cache under their paths,
+    sizes and modification times: files unchanged since are not read again."""
+    stats = [(str(Path(path).resolve()), (stat := os.stat(path)).st_size, stat.st_mtime_ns) for path in paths]
+    index = assets.cache_dir() / "datasets" / "sources" / f"{_sha256_of(stats)[:32]}.json"
+    try:
+        return json.loads(index.read_text())["sha256"]
+    except (OSError, ValueError, KeyError):
+        pass
+    sha256 = utf8_sha256(paths)
+    index.parent.mkdir(parents=True, exist_ok=True)
+    staged = index.with_name(f".{index.name}.{os.getpid()}")
+    staged.write_text(json.dumps({"files": stats, "sha256": sha256}))
+    os.replace(staged, index)
+    return sha256
+
+
 def source_fingerprint(spec: CorpusSpec) -> str | None:
-    """The sha256 of an offline source's or local files' bytes, without loading them (None for a Hub dataset, whose
-    fingerprint `load_corpus` takes from the loaded splits)."""
+    """The sha256 of an offline source's or local files' bytes (None for a Hub dataset, whose fingerprint `prepare`
+    takes from the loaded splits). Local files are read only the first time they are seen."""
     spec.validate()
     if spec.dataset:
         return assets.sha256_of_files(sorted(_offline_files(spec.dataset).values()))
     if spec.dataset_name:
         return None
-    return assets.sha256_of_files([Path(path) for path in spec.local_files()])
+    return local_source_sha256(spec.local_files())
 
 
 def source_name(spec: CorpusSpec, split: str) -> str:
@@ -137,125 +161,104 @@ def source_name(spec: CorpusSpec, split: str) -> str:
     return f" in {path}" if path else ""
 
 
-def load_corpus(spec: CorpusSpec) -> tuple[DatasetDict, str]:
-    """A DatasetDict with a `text` column and `train` + `validation` splits, and the source's fingerprint."""
-    fingerprint = source_fingerprint(spec)
-    if spec.dataset:
-        corpus = DatasetDict(
-            {split: Dataset.from_dict({"text": docs}) for split, docs in _offline_corpus(spec.dataset).items()}
-        )
-    elif spec.dataset_name:
-        corpus = load_dataset(spec.dataset_name, spec.dataset_config_name)
-        fingerprint = hashlib.sha256(
-            json.dumps({split: corpus[split]._fingerprint for split in corpus}, sort_keys=True).encode()
-        ).hexdigest()
-    else:
-        train_files = spec.train_files()
-        data_files = {"train": train_files}
-        if spec.validation_file:
-            data_files["validation"] = spec.validation_file
-        corpus = load_dataset(FILE_LOADERS.get(Path(train_files[0]).suffix, "text"), data_files=data_files)
+def _sha256_of(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
-    corpus = DatasetDict({split: corpus[split] for split in ("train", "validation") if split in corpus})
+
+@dataclass(frozen=True)
+class Source:
+    """The rows of each split, streamed, and the training text's size (what the held-out share is taken of)."""
+
+    splits: dict[str, IterableDataset]
+    train_bytes: int
+    fingerprint: str
+
+
+def _load_hub(spec: CorpusSpec) -> tuple[DatasetDict, str]:
+    corpus = load_dataset(spec.dataset_name, spec.dataset_config_name)
     column = spec.text_column_name
-    for split in corpus:
+    for split in ("train", "validation"):
+        if split not in corpus:
+            continue
         if column not in corpus[split].column_names:
-            raise ValueError(
-                f"The {split} data has no {column!r} column (its columns: {', '.join(corpus[split].column_names)}); "
-                "name the text column with --text_column_name."
-            )
-    for split in corpus:
+            raise ValueError(_no_column(spec, split, corpus[split].column_names))
         kind = corpus[split].features[column]
         if not (isinstance(kind, Value) and kind.dtype in ("string", "large_string")):
-            raise ValueError(
-                f"The {split} data's {column!r} column holds {getattr(kind, 'dtype', type(kind).__name__)} values, not "
-                f"text{source_name(spec, split)}; name the text column with --text_column_name."
-            )
-    corpus = corpus.select_columns([column])
-    if column != "text":
-        corpus = corpus.rename_column(column, "text")
-    corpus = corpus.filter(lambda row: bool(row["text"] and row["text"].strip()))
-    if len(corpus["train"]) == 0:
-        raise ValueError("The training data holds no text.")
-    if "validation" not in corpus:
-        documents, share = len(corpus["train"]), spec.validation_split_percentage / 100
-        if math.floor((1 - share) * documents) < 1 or math.ceil(share * documents) >= documents:
-            raise ValueError(
-                f"The training data holds {documents} document(s) with text{source_name(spec, 'train')}: too few to "
-                f"hold out {spec.validation_split_percentage:g}% of them for evaluation and train on the rest. Give "
-                "more text (one document per line), or a --validation_file."
-            )
-        held_out = corpus["train"].train_test_split(test_size=spec.validation_split_percentage / 100, seed=spec.seed)
-        corpus = DatasetDict({"train": held_out["train"], "validation": held_out["test"]})
-    return DatasetDict({"train": corpus["train"], "validation": corpus["validation"]}), fingerprint
+            raise ValueError(_not_text(spec, split, getattr(kind, "dtype", type(kind).__name__)))
+    return corpus, _sha256_of({split: corpus[split]._fingerprint for split in corpus})
 
 
-def pack_into_blocks(
-    documents: Dataset, tokenizer: PreTrainedTokenizerBase, max_seq_length: int, num_proc: int | None = None
-) -> Dataset:
-    """Tokenise without special tokens (in `num_proc` processes), join documents with [SEP], cut into blocks of
-    max_seq_length − 2 tokens and wrap each as [CLS] … [SEP] (the remainder that does not fill a block is dropped).
-    Packing runs in one process: its batches decide where blocks end, so they must not depend on `num_proc`."""
-    body = max_seq_length - 2
-
-    def tokenize(batch):
-        return {"ids": tokenizer(batch["text"], add_special_tokens=False)["input_ids"]}
-
-    def pack(batch):
-        stream = [token for ids in batch["ids"] for token in (*ids, tokenizer.sep_token_id)]
-        blocks = [stream[start : start + body] for start in range(0, len(stream) - body + 1, body)]
-        return {"input_ids": [[tokenizer.cls_token_id, *block, tokenizer.sep_token_id] for block in blocks]}
-
-    tokenized = documents.map(
-        tokenize, batched=True, remove_columns=documents.column_names, num_proc=num_proc, desc="Tokenising"
+def open_source(spec: CorpusSpec, hub: DatasetDict | None = None) -> Source:
+    """Each split's rows as a stream (local files are read as they are consumed: no copy of the text on disk)."""
+    if spec.dataset:
+        documents = _offline_corpus(spec.dataset)
+        splits = {split: Dataset.from_dict({"text": docs}).to_iterable_dataset() for split, docs in documents.items()}
+        return Source(splits, sum(len(doc.encode()) for doc in documents["train"]), source_fingerprint(spec))
+    if spec.dataset_name:
+        hub, fingerprint = hub or _load_hub(spec)
+        train_bytes = pc.sum(pc.binary_length(hub["train"].data.column(spec.text_column_name))).as_py() or 0
+        splits = {split: hub[split].to_iterable_dataset() for split in ("train", "validation") if split in hub}
+        return Source(splits, train_bytes, fingerprint)
+    train_files = spec.train_files()
+    data_files = {"train": train_files, **({"validation": spec.validation_file} if spec.validation_file else {})}
+    streamed = load_dataset(
+        FILE_LOADERS.get(Path(train_files[0]).suffix, "text"), data_files=data_files, streaming=True
     )
-    return tokenized.map(pack, batched=True, batch_size=2000, remove_columns=["ids"], desc="Packing")
+    train_bytes = sum(os.path.getsize(path) for path in train_files)
+    return Source(dict(streamed), train_bytes, source_fingerprint(spec))
 
 
-def mask_once(blocks: Dataset, tokenizer: PreTrainedTokenizerBase, mlm_probability: float, seed: int) -> Dataset:
-    """Apply BERT's 80/10/10 masking once, with a fixed seed, and keep the result (`input_ids`, `labels`)."""
-    collator = DataCollatorForLanguageModeling(
-        tokenizer, mlm_probability=mlm_probability, seed=seed, return_tensors="np"
+def _no_column(spec: CorpusSpec, split: str, columns) -> str:
+    return (
+        f"The {split} data has no {spec.text_column_name!r} column (its columns: {', '.join(columns)}); "
+        "name the text column with --text_column_name."
     )
 
-    def mask(batch):
-        masked = collator([{"input_ids": ids} for ids in batch["input_ids"]])
-        return {"input_ids": masked["input_ids"].tolist(), "labels": masked["labels"].tolist()}
 
-    return blocks.map(mask, batched=True, batch_size=1000, desc="Masking held-out set")
-
-
-def is_stored(target: Path) -> bool:
-    return (target / "settings.json").is_file()
+def _not_text(spec: CorpusSpec, split: str, kind: str) -> str:
+    return (
+        f"The {split} data's {spec.text_column_name!r} column holds {kind} values, not text"
+        f"{source_name(spec, split)}; name the text column with --text_column_name."
+    )
 
 
-def store_datasets(splits: DatasetDict, settings: dict, target: Path) -> None:
-    """Write the splits beside `target` and move them into place with one rename; settings.json marks completion.
-    A staging folder names the process and host writing it, so one left by a killed preparation on this host is
-    removed here."""
-    host = socket.gethostname()
-    for staging in target.parent.glob(f".{target.name}.*@{host}.*"):
-        pid = staging.name.removeprefix(f".{target.name}.").split("@")[0]
-        if pid.isdigit() and not process_alive(int(pid)):  # a process of another host cannot be checked: kept
-            shutil.rmtree(staging, ignore_errors=True)
-    with assets.staging_dir(target.parent, f".{target.name}.{os.getpid()}@{host}.") as staging:
-        splits.save_to_disk(staging / "data")
-        (staging / "settings.json").write_text(json.dumps(settings, indent=2))
-        try:
-            staging.rename(target)
-        except OSError:
-            if not is_stored(target):  # another process (a second rank) did not store it first either
-                raise
+class Documents:
+    """The documents with text of one split's rows, from a given row on, counting the rows and documents consumed."""
 
+    def __init__(self, spec: CorpusSpec, split: str, rows: IterableDataset, start_row: int = 0, documents: int = 0):
+        self.spec, self.split = spec, split
+        self.rows, self.documents = start_row, documents
+        self._rows = iter(rows.skip(start_row) if start_row else rows)
 
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    def __iter__(self) -> Iterator[str]:
+        column = self.spec.text_column_name
+        for row in self._rows:
+            self.rows += 1
+            if column not in row:
+                raise ValueError(_no_column(self.spec, self.split, row))
+            text = row[column]
+            if text is None:
+                continue
+            if not isinstance(text, str):
+                raise ValueError(_not_text(self.spec, self.split, str(pa.infer_type([text]))))
+            if text.strip():
+                self.documents += 1
+                yield text
+
+    def groups(self, max_bytes: float | None = None) -> Iterator[tuple[list[str], int, int]]:
+        """Groups of PACK_DOCUMENTS documents, each with the rows and documents consumed at its end; with `max_bytes`,
+        documents are taken until they hold that many bytes of text."""
+        taken, group = 0, []
+        for text in self:
+            group.append(text)
+            taken += len(text.encode())
+            if len(group) == blocks.PACK_DOCUMENTS or (max_bytes is not None and taken >= max_bytes):
+                yield group, self.rows, self.documents
+                group = []
+                if max_bytes is not None and taken >= max_bytes:
+                    return
+        if group:
+            yield group, self.rows, self.documents
 
 
 @dataclass(frozen=True)
@@ -264,6 +267,7 @@ class PreparedData:
     held_out: Dataset  # input_ids + labels, masked once
     fingerprint: str  # sha256 of the source text and every setting that shaped the blocks
     cache_path: Path
+    unigram_counts: np.ndarray  # how often each token id occurs in the training blocks
 
 
 def preparation_settings(
@@ -272,31 +276,37 @@ def preparation_settings(
     tokenizer: PreTrainedTokenizerBase,
     max_seq_length: int,
     mlm_probability: float,
+    max_train_tokens: int | None = None,
+    format: int = FORMAT,
 ) -> dict:
     """Everything that shapes the prepared blocks: their sha256 is the data fingerprint a run records."""
     return {
         "source": source,
-        "vocab": hashlib.sha256(json.dumps(tokenizer.get_vocab(), sort_keys=True).encode()).hexdigest(),
+        "vocab": _sha256_of(tokenizer.get_vocab()),
         "max_seq_length": max_seq_length,
         "mlm_probability": mlm_probability,
         "seed": spec.seed,
         "validation_split_percentage": spec.validation_split_percentage,
-        # Only a column other than "text" is named, so that every source read from "text" keeps its fingerprint.
+        # Settings at their defaults are left out, so that every source read that way keeps its fingerprint.
         **({"text_column": spec.text_column_name} if spec.text_column_name != "text" else {}),
-        "format": 1,
+        **({"max_train_tokens": max_train_tokens} if max_train_tokens else {}),
+        "format": format,
     }
 
 
 def planned_fingerprint(
-    spec: CorpusSpec, tokenizer: PreTrainedTokenizerBase, max_seq_length: int, mlm_probability: float
+    spec: CorpusSpec,
+    tokenizer: PreTrainedTokenizerBase,
+    max_seq_length: int,
+    mlm_probability: float,
+    max_train_tokens: int | None = None,
 ) -> str | None:
-    """The fingerprint `prepare` would record, without loading or tokenizing the text (None for a Hub dataset, whose
-    source fingerprint needs the download)."""
+    """The fingerprint `prepare` would record, without tokenising the text (None for a Hub dataset, whose source
+    fingerprint needs the download)."""
     source = source_fingerprint(spec)
     if source is None:
         return None
-    settings = preparation_settings(spec, source, tokenizer, max_seq_length, mlm_probability)
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+    return _sha256_of(preparation_settings(spec, source, tokenizer, max_seq_length, mlm_probability, max_train_tokens))
 
 
 def prepare(
@@ -305,26 +315,123 @@ def prepare(
     max_seq_length: int,
     mlm_probability: float,
     num_proc: int | None = None,
+    max_train_tokens: int | None = None,
 ) -> PreparedData:
-    """Load from the cache, or build (tokenising in `num_proc` processes) and store atomically."""
+    """The prepared blocks of the source, from the cache (the text is not read) or built into it: under a file lock, so
+    that of several processes (ranks of one launch) one prepares and the others wait for it, however long it takes."""
     if max_seq_length < 8 or max_seq_length > tokenizer.model_max_length:
         raise ValueError(f"--max_seq_length {max_seq_length} must be between 8 and {tokenizer.model_max_length}.")
-    corpus, source = load_corpus(spec)
-    settings = preparation_settings(spec, source, tokenizer, max_seq_length, mlm_probability)
-    fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+    if max_train_tokens is not None and 0 < max_train_tokens < max_seq_length:
+        raise ValueError(f"--max_train_tokens {max_train_tokens} is less than one block of {max_seq_length} tokens.")
+    hub = _load_hub(spec) if spec.dataset_name else None
+    source = hub[1] if hub else source_fingerprint(spec)
+    settings = preparation_settings(spec, source, tokenizer, max_seq_length, mlm_probability, max_train_tokens)
+    fingerprint = _sha256_of(settings)
     target = assets.cache_dir() / "datasets" / fingerprint[:16]
-    if not is_stored(target):
-        train = pack_into_blocks(corpus["train"], tokenizer, max_seq_length, num_proc)
-        held_out = mask_once(
-            pack_into_blocks(corpus["validation"], tokenizer, max_seq_length, num_proc),
-            tokenizer,
-            mlm_probability,
-            spec.seed,
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(target.parent / f".{target.name}.lock"):
+        if not (target / blocks.SETTINGS_FILE).is_file():
+            _note_older_format(spec, source, tokenizer, max_seq_length, mlm_probability)
+            build(
+                spec,
+                hub and hub[0],
+                tokenizer,
+                max_seq_length,
+                mlm_probability,
+                num_proc,
+                max_train_tokens,
+                settings,
+                target,
+            )
+    return PreparedData(
+        blocks.read_train(target), blocks.read_held_out(target), fingerprint, target, blocks.read_unigram_counts(target)
+    )
+
+
+def _note_older_format(spec, source, tokenizer, max_seq_length, mlm_probability) -> None:
+    settings = preparation_settings(spec, source, tokenizer, max_seq_length, mlm_probability, format=1)
+    older = assets.cache_dir() / "datasets" / _sha256_of(settings)[:16]
+    if (older / "settings.json").is_file():
+        size = sum(path.stat().st_size for path in older.rglob("*") if path.is_file())
+        print(
+            f"Data prepared in an older format at {older} ({size / 1e6:.0f} MB) is not read: preparing it again as "
+            "token blocks. Remove that folder to free its disk.",
+            flush=True,
         )
-        if len(train) == 0:
+
+
+def build(
+    spec: CorpusSpec,
+    hub: DatasetDict | None,
+    tokenizer: PreTrainedTokenizerBase,
+    max_seq_length: int,
+    mlm_probability: float,
+    num_proc: int | None,
+    max_train_tokens: int | None,
+    settings: dict,
+    target: Path,
+) -> None:
+    """Held-out set first (the source's validation split, else its leading documents up to the held-out share of its
+    bytes), then the training blocks shard by shard; a partial folder left by a killed build is resumed, one left by a
+    failed build (bad input, full disk) is removed."""
+    partial = target.parent / f".{target.name}.partial"
+    progress = blocks.start_partial(partial)
+    try:
+        source = open_source(spec, hub)
+        if progress.held_out_rows is None:
+            _write_held_out(spec, source, tokenizer, max_seq_length, mlm_probability, num_proc, partial, progress)
+        documents = Documents(spec, "train", source.splits["train"], progress.train_rows, progress.documents)
+        held_out_documents = progress.documents
+        shards = blocks.TrainShards(partial, progress, len(tokenizer), max_seq_length)
+        cap = max_train_tokens // max_seq_length if max_train_tokens else None
+        for packed, rows, seen in blocks.packed_groups(documents.groups(), tokenizer, max_seq_length, num_proc):
+            if cap is not None and shards.blocks + len(packed) >= cap:
+                shards.add(packed[: cap - shards.blocks])
+                break
+            shards.add(packed)
+            shards.end_of_group(rows, seen)
+        shards.finish_shard()
+        if "validation" not in source.splits and documents.documents == held_out_documents:
+            raise ValueError(too_few_documents(spec, documents.documents))
+        if shards.blocks == 0:
             raise ValueError(f"The training text is shorter than one block of {max_seq_length} tokens.")
-        if len(held_out) == 0:
-            raise ValueError(f"The held-out text is shorter than one block of {max_seq_length} tokens.")
-        store_datasets(DatasetDict({"train": train, "held_out": held_out}), settings, target)
-    data = load_from_disk(str(target / "data"))
-    return PreparedData(data["train"], data["held_out"], fingerprint, target)
+        if cap is not None and shards.blocks >= cap:
+            print(
+                f"Prepared the first {shards.blocks * max_seq_length:,} training tokens (--max_train_tokens).",
+                flush=True,
+            )
+        blocks.finish(
+            partial, target, {**settings, "prepared": {"train_blocks": shards.blocks, "documents": documents.documents}}
+        )
+    except Exception:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+
+
+def _write_held_out(spec, source, tokenizer, max_seq_length, mlm_probability, num_proc, partial, progress) -> None:
+    collator = blocks.masking_collator(tokenizer, mlm_probability, spec.seed)
+    if "validation" in source.splits:
+        documents = Documents(spec, "validation", source.splits["validation"])
+        groups = documents.groups()
+    else:
+        documents = Documents(spec, "train", source.splits["train"])
+        groups = documents.groups(max_bytes=spec.validation_split_percentage / 100 * source.train_bytes)
+    held_out = blocks.write_held_out(partial, groups, tokenizer, max_seq_length, collator, num_proc)
+    if documents.documents == 0:
+        raise ValueError(f"The {documents.split} data holds no text{source_name(spec, documents.split)}.")
+    in_train = documents.split == "train"
+    if in_train and held_out == 0 and next(iter(documents), None) is None:
+        raise ValueError(too_few_documents(spec, documents.documents))
+    if held_out == 0:
+        raise ValueError(f"The held-out text is shorter than one block of {max_seq_length} tokens.")
+    progress.held_out_rows = progress.train_rows = documents.rows if in_train else 0
+    progress.documents = documents.documents if in_train else 0
+    progress.write(partial)
+
+
+def too_few_documents(spec: CorpusSpec, documents: int) -> str:
+    return (
+        f"The training data holds {documents} document(s) with text{source_name(spec, 'train')}: too few to hold out "
+        f"{spec.validation_split_percentage:g}% of them and train on the rest. Give more text (one document per line), "
+        "or a --validation_file."
+    )

@@ -4,7 +4,9 @@ that safetensors cannot open (truncated, corrupt) or whose tensors do not match 
 from __future__ import annotations
 
 import codecs
+import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -18,9 +20,9 @@ class InvalidInputFileError(ValueError):
     """An input file (text, a saved model's config or weights) that cannot be used as it is; the message names it."""
 
 
-def check_utf8(path: str | Path) -> None:
-    """Refuse a file that is not UTF-8 text (an undecodable sequence, or a NUL byte: binary data), naming it and the
-    offset of the first offending byte."""
+def utf8_chunks(path: str | Path) -> Iterator[bytes]:
+    """The file's bytes a megabyte at a time, refusing a file that is not UTF-8 text (an undecodable sequence, or a
+    NUL byte: binary data) with an error naming it and the offset of the first offending byte."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     offset = 0  # bytes read before the current chunk
     with open(path, "rb") as stream:
@@ -35,7 +37,22 @@ def check_utf8(path: str | Path) -> None:
                 raise InvalidInputFileError(f"not UTF-8 text: {path} (byte {offset + nul})")
             if not chunk:
                 return
+            yield chunk
             offset += len(chunk)
+
+
+def check_utf8(path: str | Path) -> None:
+    for _ in utf8_chunks(path):
+        pass
+
+
+def utf8_sha256(paths: list[str | Path]) -> str:
+    """One sha256 over the files' bytes, in the order given, read once and checked to be UTF-8 text on the way."""
+    digest = hashlib.sha256()
+    for path in paths:
+        for chunk in utf8_chunks(path):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def read_json(path: str | Path) -> dict:

@@ -14,14 +14,17 @@ import bz2
 import csv
 import hashlib
 import json
+import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset, load_from_disk
+from filelock import FileLock
 from huggingface_hub import HfApi
 
 from recipes.data import assets
-from recipes.data.corpus import is_stored, store_datasets
 
 SPLITS = ("train", "validation", "test")
 STORED_FORMAT = 1  # bump when the stored splits of an offline task change for the same source and seed
@@ -271,9 +274,26 @@ def _load_offline(task: Task, seed: int) -> DatasetDict:
     }
     fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
     target = assets.cache_dir() / "tasks" / f"{task.name}-seed{seed}-{fingerprint[:16]}"
-    if not is_stored(target):
-        store_datasets(_complete_splits(task.read(task), seed), settings, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(target.parent / f".{target.name}.lock"):
+        if not (target / "settings.json").is_file():
+            _store(_complete_splits(task.read(task), seed), settings, target)
     return load_from_disk(str(target / "data"))
+
+
+def _store(splits: DatasetDict, settings: dict, target: Path) -> None:
+    """Written into a partial folder beside `target` (one left by a killed process is replaced) and moved into place
+    with one rename; settings.json, written last, marks it complete."""
+    partial = target.parent / f".{target.name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        splits.save_to_disk(str(partial / "data"))
+        (partial / "settings.json").write_text(json.dumps(settings, indent=2))
+        shutil.rmtree(target, ignore_errors=True)  # an incomplete folder: no settings.json
+        os.replace(partial, target)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
 
 
 def _complete_splits(source: DatasetDict, seed: int) -> DatasetDict:

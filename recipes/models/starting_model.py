@@ -170,22 +170,13 @@ def build_model(model_args: ModelArguments, tokenizer, start: Path | None = None
 UNSEEN_TOKEN_COUNT = 0.1
 
 
-UNIGRAM_BATCH_BLOCKS = 8192  # blocks counted at a time: memory stays flat whatever the corpus size
-
-
-def unigram_counts(train_blocks, vocab_size: int) -> torch.Tensor:
-    """How often each token id occurs in the blocks, counted batch by batch (never every token in memory at once)."""
-    counts = torch.zeros(vocab_size, dtype=torch.int64)
-    for batch in train_blocks.with_format("torch").iter(batch_size=UNIGRAM_BATCH_BLOCKS):
-        counts += torch.bincount(batch["input_ids"].flatten(), minlength=vocab_size)
-    return counts
-
-
-def set_unigram_decoder_bias(model: HybridBertForMaskedLM, train_blocks, tokenizer) -> None:
-    """Sets the MLM decoder's bias to the log unigram frequencies of the tokens in `train_blocks` (special tokens,
-    never labels, count as unseen), centred. With weights near zero the logits are then the bias: the model predicts
-    the unigram distribution, the plateau every MLM run first has to reach, before its first step."""
-    counts = unigram_counts(train_blocks, model.config.vocab_size).double()
+def set_unigram_decoder_bias(model: HybridBertForMaskedLM, unigram_counts, tokenizer) -> None:
+    """Sets the MLM decoder's bias to the log unigram frequencies of the training tokens (`unigram_counts`: their count
+    per token id, counted while the data was prepared; special tokens, never labels, count as unseen), centred. With
+    weights near zero the logits are then the bias: the model predicts the unigram distribution, the plateau every MLM
+    run first has to reach, before its first step."""
+    counts = torch.zeros(model.config.vocab_size, dtype=torch.float64)
+    counts[: len(unigram_counts)] = torch.as_tensor(unigram_counts[: model.config.vocab_size], dtype=torch.float64)
     counts[tokenizer.all_special_ids] = 0
     log_frequencies = torch.log((counts + UNSEEN_TOKEN_COUNT) / (counts + UNSEEN_TOKEN_COUNT).sum())
     with torch.no_grad():

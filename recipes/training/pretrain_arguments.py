@@ -109,7 +109,10 @@ class DataArguments:
     )
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes that tokenise the text"})
     validation_split_percentage: float = field(
-        default=5.0, metadata={"help": "Held-out share when the source has no validation split"}
+        default=5.0,
+        metadata={
+            "help": "Held-out share of the text's bytes (its leading documents) when the source has no validation split"
+        },
     )
     max_seq_length: int = 128
     mlm_probability: float = field(
@@ -125,9 +128,15 @@ class DataArguments:
     max_eval_samples: int | None = field(
         default=512, metadata={"help": "Blocks of the held-out set evaluated (None: all)"}
     )
-    held_out_seed: int = field(
-        default=42, metadata={"help": "Seed of the held-out split (where the source has none) and of its masks"}
+    max_train_tokens: int | None = field(
+        default=None,
+        metadata={
+            "help": "Training tokens prepared at most, from the start of the corpus (default: what a --calibration "
+            "budget consumes, steps × samples per step × max_seq_length; without one, the whole corpus; 0: the whole "
+            "corpus)"
+        },
     )
+    held_out_seed: int = field(default=42, metadata={"help": "Seed of the held-out set's masks"})
 
 
 @dataclass
@@ -259,6 +268,16 @@ def training_settings(training_args: TrainingArguments, data_args: DataArguments
 def recorded_arguments(model_args: ModelArguments, data_args: DataArguments, budget_args: BudgetArguments) -> dict:
     """The arguments as budget.json records them."""
     return plain({"model": asdict(model_args), "data": asdict(data_args), "budget": asdict(budget_args)})
+
+
+def train_token_cap(data_args: DataArguments, calibration: dict | None, samples_per_step: int) -> int | None:
+    """The training tokens to prepare at most: --max_train_tokens, else what the calibrated budget consumes (None: the
+    whole corpus)."""
+    if data_args.max_train_tokens is not None:
+        return data_args.max_train_tokens or None
+    if calibration is None:
+        return None
+    return calibration["steps"] * samples_per_step * data_args.max_seq_length
 
 
 def training_mlm_probability(data_args: DataArguments) -> float:

@@ -13,7 +13,7 @@ import argparse
 import statistics
 from pathlib import Path
 
-from recipes.cards.markdown import markdown_table, mean_and_spread
+from recipes.cards.markdown import generated_block, markdown_table, mean_and_spread, with_generated_block
 from recipes.records import read_json_object, write_text_atomic
 from recipes.training.clock import parse_budget
 from studies.equal_time import RESULTS_DIR
@@ -69,8 +69,7 @@ def headline(table: dict) -> str:
 
 def readme_block(readme_text: str) -> str:
     """The README's current block between the markers."""
-    start, end = readme_text.index(START) + len(START), readme_text.index(END)
-    return readme_text[start:end].strip("\n")
+    return generated_block(readme_text, START, END)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -78,10 +77,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--table", type=Path, default=TABLE_FILE)
     parser.add_argument("--readme", type=Path, default=README_FILE)
     args = parser.parse_args(argv)
-    text = args.readme.read_text(encoding="utf-8")
-    old = readme_block(text)
     new = headline(read_json_object(args.table, "equal-time results table"))
-    write_text_atomic(args.readme, text.replace(old, new, 1) if old else text.replace(START, f"{START}\n{new}", 1))
+    write_text_atomic(args.readme, with_generated_block(args.readme.read_text(encoding="utf-8"), START, END, new))
     print(new)
 
 
