@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -326,8 +327,18 @@ def test_resume_continues_with_the_remaining_budget(resumed):
 def skewed(tmp_path_factory, train_file) -> Launch:
     """A 3 s budget on 2 DDP ranks started by torchrun, rank 1's budget clock running twice as fast as real time."""
     workdir = tmp_path_factory.mktemp("skewed")
-    args = _budget_args(train_file, workdir / "run", BUDGET_S)
+    corpus = workdir / "corpus.txt"  # a text of its own (a unique last line), so the ranks find nothing prepared
+    corpus.write_text(train_file.read_text(encoding="utf-8") + f"A last line {uuid.uuid4()}.\n", encoding="utf-8")
+    args = _budget_args(corpus, workdir / "run", BUDGET_S)
     return _launch("torchrun", workdir, args, worker_args=["--clock_rate", str(SKEW_RATE)])
+
+
+@pytest.mark.slow
+def test_ranks_started_by_torchrun_prepare_the_data_once(skewed):
+    """Both ranks start on a corpus prepared by neither: one prepares it, the other waits on the cache's lock (no
+    collective, so no timeout however long preparation takes), and both train on the same data."""
+    assert skewed.output.count("Preparing the pretraining data into") == 1
+    assert len({report["spent"]["run_record"]["data_sha256"] for report in skewed.reports}) == 1
 
 
 @pytest.mark.slow

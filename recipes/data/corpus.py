@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Dataset, DatasetDict, IterableDataset, Value, load_dataset
 from filelock import FileLock
+from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from recipes.data import assets, blocks
@@ -376,6 +377,8 @@ def build(
     failed build (bad input, full disk) is removed."""
     partial = target.parent / f".{target.name}.partial"
     progress = blocks.start_partial(partial)
+    resuming = f", resuming after {len(progress.shards)} shard(s)" if progress.shards else ""
+    print(f"Preparing the pretraining data into {target}{resuming} (other processes wait for it).", flush=True)
     try:
         source = open_source(spec, hub)
         if progress.held_out_rows is None:
@@ -384,7 +387,8 @@ def build(
         held_out_documents = progress.documents
         shards = blocks.TrainShards(partial, progress, len(tokenizer), max_seq_length)
         cap = max_train_tokens // max_seq_length if max_train_tokens else None
-        for packed, rows, seen in blocks.packed_groups(documents.groups(), tokenizer, max_seq_length, num_proc):
+        groups = blocks.packed_groups(documents.groups(), tokenizer, max_seq_length, num_proc)
+        for packed, rows, seen in tqdm(groups, desc="Training blocks", unit=" groups", mininterval=10):
             if cap is not None and shards.blocks + len(packed) >= cap:
                 shards.add(packed[: cap - shards.blocks])
                 break
