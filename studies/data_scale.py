@@ -1,7 +1,8 @@
 """How pretraining data preparation scales with the corpus (issue 33): for generated corpora of growing size
 (shuffled copies of WikiText-2's training paragraphs, one per line), the cold preparation's wall and CPU time, its peak
 resident memory, the disk it leaves (prepared blocks, and anything in the `datasets` cache), then a cache hit's time
-and the time from a fresh pretraining process's start to its first training step. Each measurement runs in a child
+and the time from a fresh pretraining process's start to the Trainer's train begin (imports, model and data ready) and to
+its first training step (after the step-0 evaluation of 512 held-out blocks, which every run records). Each measurement runs in a child
 process, so its peak RSS is its own. Not a test: it writes `results/data_scale/data_scale.json` and its README.
 
     python -m studies.data_scale --sizes 100MB 1GB --work_dir /tmp/data-scale
@@ -37,8 +38,11 @@ import sys, time
 from transformers import TrainerCallback
 from recipes.pretrain import main
 class FirstStep(TrainerCallback):
+    def on_train_begin(self, args, state, control, **kwargs):
+        print("training begins at", time.time(), flush=True)
     def on_step_begin(self, args, state, control, **kwargs):
-        print("first step at", time.time(), flush=True)
+        if state.global_step == 0:
+            print("first step at", time.time(), flush=True)
 main(sys.argv[1:], callbacks=[FirstStep()])
 """
 
@@ -92,7 +96,7 @@ def folder_bytes(folder: Path) -> int:
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file() and not path.is_symlink())
 
 
-def measure(size: int, work_dir: Path) -> dict:
+def measure(size: int, work_dir: Path, two_rank_launch: bool = False) -> dict:
     label = f"{size / 1e6:g}MB"
     corpus = work_dir / f"corpus-{label}.txt"
     generate_corpus(corpus, size)
@@ -114,10 +118,13 @@ def measure(size: int, work_dir: Path) -> dict:
         "--output_dir", str(work_dir / f"run-{label}"), "--overwrite_output_dir",
     ]  # fmt: skip
     first = measured(pretrain, env)
-    first_step_at = float(
-        next(line for line in first.pop("output").splitlines() if "first step at" in line).split()[-1]
+    lines = first.pop("output").splitlines()
+    begins, first_step = (
+        float(next(line for line in lines if what in line).split()[-1])
+        for what in ("training begins at", "first step at")
     )
     subprocess.run(["rm", "-rf", str(work_dir / f"run-{label}")], check=True)
+    ranks = two_ranks(corpus, work_dir / f"cache-{label}-ranks", env) if two_rank_launch else None
     return {
         "text_bytes": corpus.stat().st_size,
         "train_tokens": summary["train_tokens"],
@@ -126,7 +133,29 @@ def measure(size: int, work_dir: Path) -> dict:
         "prepared_bytes": folder_bytes(cache / "datasets"),
         "datasets_cache_bytes": folder_bytes(datasets_cache),
         "cache_hit": {**hit, "prepare_s": hit_summary["seconds"]},
-        "first_step_after_s": round(first_step_at - first["started"], 2),
+        "training_begins_after_s": round(begins - first["started"], 2),  # imports, model, data ready
+        "first_step_after_s": round(first_step - first["started"], 2),  # after the step-0 held-out evaluation
+        **({"two_ranks": ranks} if ranks else {}),
+    }
+
+
+def two_ranks(corpus: Path, cache: Path, env: dict) -> dict:
+    """Two ranks started by torchrun preparing the corpus into an empty cache: how many prepared it, and the time."""
+    subprocess.run(["rm", "-rf", str(cache)], check=True)
+    cache.mkdir(parents=True)
+    (cache / "assets").symlink_to(assets.cache_dir() / "assets")
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29731",
+        "-m", "recipes.prepare_data", "--train_file", str(corpus), "--max_seq_length", "128",
+    ]  # fmt: skip
+    launch = measured(command, {**env, assets.CACHE_ENV: str(cache)})
+    output = launch.pop("output")
+    summaries = [json.loads(line) for line in output.splitlines() if line.startswith('{"fingerprint"')]
+    return {
+        **launch,
+        "ranks_finished": len(summaries),
+        "same_data": len({summary["fingerprint"] for summary in summaries}) == 1,
+        "prepared_by": output.count("Preparing the pretraining data into"),
     }
 
 
@@ -144,8 +173,8 @@ def report(record: dict) -> str:
         f"{record['machine']['cores']} cores, {record['machine']['memory_gb']} GiB. {record['note']}",
         "",
         "| text | train tokens | preparation, wall | CPU | peak RSS | disk after (× text) | datasets cache | "
-        "cache hit: prepare() | process start → first step |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "cache hit: prepare() | process start → training begins | → first step |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in record["rows"]:
         text = row["text_bytes"]
@@ -154,8 +183,16 @@ def report(record: dict) -> str:
             f"{row['cold']['cpu_s'] / 60:.1f} min | {row['cold']['peak_rss_mb'] / 1024:.2f} GB | "
             f"{row['prepared_bytes'] / 1e6:,.0f} MB ({row['prepared_bytes'] / text:.2f}×) | "
             f"{row['datasets_cache_bytes'] / 1e6:,.1f} MB | {row['cache_hit']['prepare_s']:.1f} s | "
-            f"{row['first_step_after_s']:.1f} s |"
+            f"{row['training_begins_after_s']:.1f} s | {row['first_step_after_s']:.1f} s |"
         )
+    launches = [(row["text_bytes"], row["two_ranks"]) for row in record["rows"] if "two_ranks" in row]
+    for text, launch in launches:
+        lines += [
+            "",
+            f"Two ranks started by torchrun on {text / 1e6:,.0f} MB with nothing prepared: {launch['prepared_by']} "
+            f"prepared it while the other waited on the cache's lock; {launch['ranks_finished']} of 2 finished with "
+            f"{'the same' if launch['same_data'] else 'different'} data, in {launch['wall_s'] / 60:.1f} min.",
+        ]
     return "\n".join([*lines, "", summary(record)]) + "\n"
 
 
@@ -172,7 +209,8 @@ def summary(record: dict | None) -> str:
         f"{large['cold']['cpu_s'] / 60:.1f} CPU-minutes, peaked at {small['cold']['peak_rss_mb'] / 1024:.2f} and "
         f"{large['cold']['peak_rss_mb'] / 1024:.2f} GB resident, and left {large['prepared_bytes'] / large['text_bytes']:.2f}× "
         f"the text on disk ({large['datasets_cache_bytes'] / 1e6:.0f} MB in the `datasets` cache); a cache hit's "
-        f"`prepare()` took {large['cache_hit']['prepare_s']:.1f} s. At 20 GB that extrapolates to about "
+        f"`prepare()` took {large['cache_hit']['prepare_s']:.1f} s, and a pretraining process began training "
+        f"{large['training_begins_after_s']:.0f} s after it started. At 20 GB that extrapolates to about "
         f"{20 / gigabytes * large['cold']['cpu_s'] / 3600:.1f} CPU-hours of preparation, "
         f"{20 * large['prepared_bytes'] / large['text_bytes']:.0f} GB of prepared blocks beside the text, and the same "
         f"~{large['cold']['peak_rss_mb'] / 1024:.1f} GB of memory ([results/data_scale](results/data_scale/README.md))."
@@ -187,8 +225,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.work_dir.mkdir(parents=True, exist_ok=True)
     rows = []
-    for size in map(parse_size, args.sizes):
-        rows.append(measure(size, args.work_dir))
+    sizes = [parse_size(size) for size in args.sizes]
+    for size in sizes:
+        rows.append(measure(size, args.work_dir, two_rank_launch=size == max(sizes)))
         print(json.dumps(rows[-1]), flush=True)
     record = {"git_commit": git_commit(), "machine": machine(), "note": args.note, "rows": rows}
     RESULTS.mkdir(parents=True, exist_ok=True)
