@@ -17,6 +17,7 @@ from helpers import wikitext_paragraphs
 
 from recipes.data import assets, blocks, corpus
 from recipes.data.corpus import CorpusSpec, prepare
+from recipes.records import digest
 from recipes.training.pretrain_arguments import DataArguments, train_token_cap
 
 SEQ = 32
@@ -161,7 +162,7 @@ def test_an_older_format_is_named_and_prepared_again(cache, tokenizer, train_fil
     settings = corpus.preparation_settings(
         spec(train_file), corpus.source_fingerprint(spec(train_file)), tokenizer, SEQ, 0.15, format=1
     )
-    older = cache / "datasets" / corpus._sha256_of(settings)[:16]
+    older = cache / "datasets" / digest(settings)[:16]
     older.mkdir(parents=True)
     (older / "settings.json").write_text(json.dumps(settings))
     prepare(spec(train_file), tokenizer, SEQ, 0.15)

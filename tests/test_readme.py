@@ -26,7 +26,7 @@ from recipes.distill import DistillationArguments
 from recipes.finetune import main as finetune
 from recipes.models.parameters import breakdown_table, breakdowns
 from recipes.pretrain import main as pretrain
-from recipes.records import StepTimesRecord, read_json_object
+from recipes.records import DataScaleRecord, StepTimesRecord, read_json_object
 from recipes.training.arguments import parse_args
 from recipes.training.pretrain_arguments import BudgetArguments, DataArguments, PretrainingArguments
 from studies import data_scale
@@ -78,7 +78,7 @@ def test_readme_headline_is_the_studys_committed_table():
 
 def test_readme_data_scale_block_is_the_committed_measurement():
     """The README's data-at-scale sentence is `studies.data_scale.summary` of the committed record."""
-    record = read_json_object(data_scale.RECORD_FILE, "data scale record") if data_scale.RECORD_FILE.is_file() else None
+    record = DataScaleRecord.read(data_scale.RECORD_FILE) if data_scale.RECORD_FILE.is_file() else None
     assert generated_block(README, data_scale.START, data_scale.END) == data_scale.summary(record)
 
 

@@ -12,11 +12,9 @@ shard, so a killed one resumes from its last shard.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import shutil
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -24,6 +22,8 @@ import numpy as np
 import pyarrow as pa
 from datasets import Dataset, concatenate_datasets
 from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBase
+
+from recipes.records import PreparationProgress, PreparedDataRecord
 
 # Documents packed together: blocks never span two groups and a group's remainder that does not fill a block is
 # dropped, so the group size shapes the blocks (2,000: the batch size the blocks were first packed with).
@@ -145,27 +145,6 @@ class BlockFile:
         self._sink.close()
 
 
-@dataclass
-class Progress:
-    """How far a preparation got: rows of the training source consumed (blank ones included), finished shards, and the
-    unigram counts of their tokens (in COUNTS_FILE beside it)."""
-
-    held_out_rows: int | None = None  # source rows the held-out set took (None: the held-out set is not written yet)
-    train_rows: int = 0
-    shards: list[int] = field(default_factory=list)  # blocks per finished shard
-    documents: int = 0  # documents with text, held-out ones included
-
-    @classmethod
-    def read(cls, folder: Path) -> Progress:
-        path = folder / PROGRESS_FILE
-        return cls(**json.loads(path.read_text())) if path.is_file() else cls()
-
-    def write(self, folder: Path) -> None:
-        staged = folder / f".{PROGRESS_FILE}"
-        staged.write_text(json.dumps(asdict(self)))
-        os.replace(staged, folder / PROGRESS_FILE)
-
-
 def shard_name(index: int) -> str:
     return f"train-{index:05d}.arrow"
 
@@ -200,7 +179,7 @@ class TrainShards:
     """Training blocks appended to shards of SHARD_BLOCKS, a shard finished (renamed, counted, progress recorded) at the
     end of the group that fills it, so that progress always ends on a group boundary."""
 
-    def __init__(self, folder: Path, progress: Progress, vocab_size: int, max_seq_length: int):
+    def __init__(self, folder: Path, progress: PreparationProgress, vocab_size: int, max_seq_length: int):
         self.folder, self.progress, self.max_seq_length = folder, progress, max_seq_length
         self.dtype = id_dtype(vocab_size)
         counts = folder / COUNTS_FILE
@@ -228,7 +207,7 @@ class TrainShards:
 
     def finish_shard(self) -> None:
         if self.current is None:
-            self.progress.write(self.folder)
+            self.progress.write(self.folder / PROGRESS_FILE)
             return
         self.current.close()
         os.replace(self._staged(), self.folder / shard_name(len(self.progress.shards)))
@@ -238,27 +217,32 @@ class TrainShards:
         os.replace(self.folder / f".{COUNTS_FILE}", self.folder / COUNTS_FILE)
         self.progress.shards.append(self.current.rows)
         self.current = None
-        self.progress.write(self.folder)
+        self.progress.write(self.folder / PROGRESS_FILE)
 
     def _staged(self) -> Path:
         return self.folder / f".{shard_name(len(self.progress.shards))}"
 
 
-def start_partial(folder: Path) -> Progress:
+def start_partial(folder: Path) -> PreparationProgress:
     """The progress of a partial folder left by a killed preparation (its unfinished shard removed), or a new one."""
     folder.mkdir(parents=True, exist_ok=True)
     for unfinished in folder.glob(".*.arrow"):
         unfinished.unlink()
-    return Progress.read(folder)
+    progress = folder / PROGRESS_FILE
+    return PreparationProgress.read(progress) if progress.is_file() else PreparationProgress()
 
 
-def finish(partial: Path, target: Path, settings: dict) -> None:
-    """settings.json written last, then the folder moved into place with one rename."""
+def finish(partial: Path, target: Path, record: PreparedDataRecord) -> None:
+    """The record written last, then the folder moved into place with one rename."""
     (partial / PROGRESS_FILE).unlink(missing_ok=True)
-    (partial / SETTINGS_FILE).write_text(json.dumps(settings, indent=2))
+    record.write(partial / SETTINGS_FILE)
     if target.exists():  # an incomplete folder of an older preparation that wrote in place
         shutil.rmtree(target)
     os.replace(partial, target)
+
+
+def is_prepared(folder: Path) -> bool:
+    return (folder / SETTINGS_FILE).is_file()
 
 
 def read_train(folder: Path) -> Dataset:

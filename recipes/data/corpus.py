@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import glob
 import gzip
-import hashlib
 import json
 import os
 import re
@@ -34,6 +33,7 @@ from transformers import PreTrainedTokenizerBase
 
 from recipes.data import assets, blocks
 from recipes.data.input_files import utf8_sha256
+from recipes.records import PreparedDataRecord, SourceFingerprintRecord, digest
 
 OFFLINE_CORPORA = ("wikitext-2-raw", "wiki-vital-leads")
 # datasets' loader for a local file by its extension; any other file is text, one document per line.
@@ -131,18 +131,15 @@ def _offline_corpus(name: str) -> dict[str, list[str]]:
 def local_source_sha256(paths: list[str]) -> str:
     """The sha256 of local files' bytes (checked to be UTF-8 on the way), remembered in the cache under their paths,
     sizes and modification times: files unchanged since are not read again."""
-    stats = [(str(Path(path).resolve()), (stat := os.stat(path)).st_size, stat.st_mtime_ns) for path in paths]
-    index = assets.cache_dir() / "datasets" / "sources" / f"{_sha256_of(stats)[:32]}.json"
-    try:
-        return json.loads(index.read_text())["sha256"]
-    except (OSError, ValueError, KeyError):
-        pass
-    sha256 = utf8_sha256(paths)
-    index.parent.mkdir(parents=True, exist_ok=True)
-    staged = index.with_name(f".{index.name}.{os.getpid()}")
-    staged.write_text(json.dumps({"files": stats, "sha256": sha256}))
-    os.replace(staged, index)
-    return sha256
+    stats = [[str(Path(path).resolve()), (stat := os.stat(path)).st_size, stat.st_mtime_ns] for path in paths]
+    index = assets.cache_dir() / "datasets" / "sources" / f"{digest(stats)[:32]}.json"
+    if index.is_file():
+        remembered = SourceFingerprintRecord.read(index)
+        if remembered.files == stats:
+            return remembered.sha256
+    record = SourceFingerprintRecord(files=stats, sha256=utf8_sha256(paths))
+    record.write(index)
+    return record.sha256
 
 
 def source_fingerprint(spec: CorpusSpec) -> str | None:
@@ -160,10 +157,6 @@ def source_name(spec: CorpusSpec, split: str) -> str:
     """' in FILE' for a local file's split ('' otherwise), for error messages."""
     path = spec.validation_file if split == "validation" and spec.validation_file else spec.train_file
     return f" in {path}" if path else ""
-
-
-def _sha256_of(value) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -186,7 +179,7 @@ def _load_hub(spec: CorpusSpec) -> tuple[DatasetDict, str]:
         kind = corpus[split].features[column]
         if not (isinstance(kind, Value) and kind.dtype in ("string", "large_string")):
             raise ValueError(_not_text(spec, split, getattr(kind, "dtype", type(kind).__name__)))
-    return corpus, _sha256_of({split: corpus[split]._fingerprint for split in corpus})
+    return corpus, digest({split: corpus[split]._fingerprint for split in corpus})
 
 
 def open_source(spec: CorpusSpec, hub: DatasetDict | None = None) -> Source:
@@ -283,7 +276,7 @@ def preparation_settings(
     """Everything that shapes the prepared blocks: their sha256 is the data fingerprint a run records."""
     return {
         "source": source,
-        "vocab": _sha256_of(tokenizer.get_vocab()),
+        "vocab": digest(tokenizer.get_vocab()),
         "max_seq_length": max_seq_length,
         "mlm_probability": mlm_probability,
         "seed": spec.seed,
@@ -307,7 +300,7 @@ def planned_fingerprint(
     source = source_fingerprint(spec)
     if source is None:
         return None
-    return _sha256_of(preparation_settings(spec, source, tokenizer, max_seq_length, mlm_probability, max_train_tokens))
+    return digest(preparation_settings(spec, source, tokenizer, max_seq_length, mlm_probability, max_train_tokens))
 
 
 def prepare(
@@ -327,11 +320,11 @@ def prepare(
     hub = _load_hub(spec) if spec.dataset_name else None
     source = hub[1] if hub else source_fingerprint(spec)
     settings = preparation_settings(spec, source, tokenizer, max_seq_length, mlm_probability, max_train_tokens)
-    fingerprint = _sha256_of(settings)
+    fingerprint = digest(settings)
     target = assets.cache_dir() / "datasets" / fingerprint[:16]
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(target.parent / f".{target.name}.lock"):
-        if not (target / blocks.SETTINGS_FILE).is_file():
+        if not blocks.is_prepared(target):
             _note_older_format(spec, source, tokenizer, max_seq_length, mlm_probability)
             build(
                 spec,
@@ -351,8 +344,8 @@ def prepare(
 
 def _note_older_format(spec, source, tokenizer, max_seq_length, mlm_probability) -> None:
     settings = preparation_settings(spec, source, tokenizer, max_seq_length, mlm_probability, format=1)
-    older = assets.cache_dir() / "datasets" / _sha256_of(settings)[:16]
-    if (older / "settings.json").is_file():
+    older = assets.cache_dir() / "datasets" / digest(settings)[:16]
+    if blocks.is_prepared(older):
         size = sum(path.stat().st_size for path in older.rglob("*") if path.is_file())
         print(
             f"Data prepared in an older format at {older} ({size / 1e6:.0f} MB) is not read: preparing it again as "
@@ -404,9 +397,13 @@ def build(
                 f"Prepared the first {shards.blocks * max_seq_length:,} training tokens (--max_train_tokens).",
                 flush=True,
             )
-        blocks.finish(
-            partial, target, {**settings, "prepared": {"train_blocks": shards.blocks, "documents": documents.documents}}
+        record = PreparedDataRecord(
+            settings=settings,
+            train_blocks=shards.blocks,
+            held_out_blocks=progress.held_out_blocks,
+            documents=documents.documents,
         )
+        blocks.finish(partial, target, record)
     except Exception:
         shutil.rmtree(partial, ignore_errors=True)
         raise
@@ -430,7 +427,8 @@ def _write_held_out(spec, source, tokenizer, max_seq_length, mlm_probability, nu
         raise ValueError(f"The held-out text is shorter than one block of {max_seq_length} tokens.")
     progress.held_out_rows = progress.train_rows = documents.rows if in_train else 0
     progress.documents = documents.documents if in_train else 0
-    progress.write(partial)
+    progress.held_out_blocks = held_out
+    progress.write(partial / blocks.PROGRESS_FILE)
 
 
 def too_few_documents(spec: CorpusSpec, documents: int) -> str:

@@ -1,6 +1,6 @@
 """The records the recipes write and every other module reads, one type each: a pretraining run's `budget.json`
 (`PretrainingRecord`; a distillation's is a `DistillationRecord`), a fine-tuning result, a benchmark, a calibration, an
-evaluation curve, a run folder's identity. Each is a dataclass with one atomic `write`, one `read` (a missing file or field is
+evaluation curve, a run folder's identity, prepared pretraining data. Each is a dataclass with one atomic `write`, one `read` (a missing file or field is
 one clear error) and, where the zoo compares results, a `key()`: what the result depends on.
 
 Every record carries a `schema_version`; a file written before its type had one reads as it is (None), and one
@@ -23,6 +23,12 @@ from recipes.records.files import (
 )
 from recipes.records.finetuning import DOWNSTREAM_DIR, FinetuningKey, FinetuningRecord
 from recipes.records.identity import IDENTITY_FILE, RunIdentity
+from recipes.records.prepared_data import (
+    DataScaleRecord,
+    PreparationProgress,
+    PreparedDataRecord,
+    SourceFingerprintRecord,
+)
 from recipes.records.pretraining import (
     BUDGET_FILE,
     DistillationRecord,
@@ -40,14 +46,18 @@ __all__ = [
     "BenchmarkRecord",
     "CalibrationRecord",
     "CurveRecord",
+    "DataScaleRecord",
     "DistillationRecord",
     "FinetuningKey",
     "FinetuningRecord",
+    "PreparationProgress",
+    "PreparedDataRecord",
     "PretrainingIdentity",
     "PretrainingKey",
     "PretrainingRecord",
     "RunIdentity",
     "RunRecord",
+    "SourceFingerprintRecord",
     "StepTimesRecord",
     "benchmark_key",
     "digest",
