@@ -38,18 +38,21 @@ from recipes.records.pretraining import (
     RunRecord,
 )
 from recipes.records.step_times import StepTimesRecord
+from recipes.records.training_state import BudgetState, MatmulPeaks
 
 __all__ = [
     "BUDGET_FILE",
     "DOWNSTREAM_DIR",
     "IDENTITY_FILE",
     "BenchmarkRecord",
+    "BudgetState",
     "CalibrationRecord",
     "CurveRecord",
     "DataScaleRecord",
     "DistillationRecord",
     "FinetuningKey",
     "FinetuningRecord",
+    "MatmulPeaks",
     "PreparationProgress",
     "PreparedDataRecord",
     "PretrainingIdentity",

@@ -15,7 +15,6 @@ across ranks (the maximum over ranks), and that one agreed number drives both th
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 import warnings
@@ -26,6 +25,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from transformers import ProgressCallback, TrainerCallback, TrainerState
 from transformers.trainer_utils import TrainOutput
 
+from recipes.records import BudgetState
 from recipes.run_folder.checkpoints import TRAINER_STATE_FILE, AtomicCheckpointTrainer
 from recipes.training.clock import (
     BudgetClock,
@@ -127,9 +127,9 @@ class TimeBudgetCallback(TrainerCallback):
             raise FileNotFoundError(
                 f"{checkpoint_dir} holds no {BUDGET_STATE_FILE}: it was not written by a budgeted run."
             )
-        saved = json.loads(path.read_text())
-        self.clock.elapsed_s = saved["elapsed_s"]
-        self.clock.paused_s = saved["paused_s"]
+        saved = BudgetState.read(path)
+        self.clock.elapsed_s = saved.elapsed_s
+        self.clock.paused_s = dict(saved.paused_s)
         # The budget may have grown: the evaluation points still to come are those of the new budget.
         self.evaluations_done = int(self.clock.progress * self.num_eval_points)
 
@@ -189,12 +189,9 @@ class TimeBudgetCallback(TrainerCallback):
     def save_state(self, checkpoint_dir: Path) -> None:
         """The clock, into a checkpoint being saved (`BudgetTrainer` writes it before the checkpoint is published)."""
         self.clock.charge_pause("checkpointing")
-        state_file = {
-            "elapsed_s": self.clock.elapsed_s,
-            "paused_s": self.clock.paused_s,
-            "evaluations_done": self.evaluations_done,
-        }
-        (checkpoint_dir / BUDGET_STATE_FILE).write_text(json.dumps(state_file, indent=2))
+        BudgetState(
+            elapsed_s=self.clock.elapsed_s, paused_s=self.clock.paused_s, evaluations_done=self.evaluations_done
+        ).write(checkpoint_dir / BUDGET_STATE_FILE)
 
     def on_save(self, args, state, control, **kwargs):
         self.clock.charge_pause("checkpointing")

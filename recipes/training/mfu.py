@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import time
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from transformers import PreTrainedModel
 
 from recipes.data import assets
 from recipes.environment import device_name
-from recipes.records import write_json
+from recipes.records import MatmulPeaks
 
 # Square matmul sizes that reach the device's steady-state rate (a CPU's caches, a GPU's many SMs).
 PEAK_MATMUL_SIZE = {"cpu": 2048, "cuda": 8192}
@@ -106,11 +105,12 @@ def matmul_peak(
     measured while other work shared the device is too low: `remeasure` on an idle machine replaces it."""
     cache_file = cache_file or assets.cache_dir() / PEAK_CACHE_FILE
     key = peak_cache_key(device, dtype)
-    cached = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
-    if remeasure or key not in cached:
-        cached[key] = measure_matmul_peak(device, dtype)
-        write_json(cache_file, cached)
-    return cached[key]
+    # A cache of another layout (an older flat mapping) reads as empty: its peaks are measured again.
+    cached = MatmulPeaks.read(cache_file) if cache_file.is_file() else MatmulPeaks()
+    if remeasure or key not in cached.peaks:
+        cached = MatmulPeaks(peaks={**cached.peaks, key: measure_matmul_peak(device, dtype)})
+        cached.write(cache_file)
+    return cached.peaks[key]
 
 
 def mfu(tokens_per_s: float, flops_per_token: float, peak_flops: float) -> float:
