@@ -36,7 +36,7 @@ from recipes.distill import load_teacher
 from recipes.environment import device_name, git_commit, load_average, package_versions
 from recipes.models.sentence_encoder import encode
 from recipes.models.starting_model import load_tokenizer, source_settings
-from recipes.records import PretrainingRecord, write_json, write_text_atomic
+from recipes.records import PretrainingRecord, ProbeRecord, write_text_atomic
 from recipes.training.arguments import parse_args
 from recipes.training.pretrain_arguments import ModelArguments
 
@@ -207,23 +207,24 @@ def main(argv: list[str] | None = None) -> dict:
     named = args.teacher in assets.NAMED_CHECKPOINTS
     tokenizer = load_tokenizer(ModelArguments(tokenizer_name=None if named else args.teacher))
     encoders = load_encoders(args, teacher)
-    results = {
-        "arguments": asdict(args),
-        "encoders": describe_encoders(args),
-        "tasks": {task: evaluate_task(task, encoders, tokenizer, args) for task in args.tasks},
-        "latency_ms": {
+    record = ProbeRecord(
+        arguments=asdict(args),
+        encoders=describe_encoders(args),
+        tasks={task: evaluate_task(task, encoders, tokenizer, args) for task in args.tasks},
+        latency_ms={
             str(seq): records for seq, records in latency(encoders, args.latency_seqs, args.latency_repeats).items()
         },
-        "device": device_name("cpu"),
-        "threads": torch.get_num_threads(),
-        "load_average": load_average(),
-        "versions": package_versions(),
-        "git_commit": git_commit(),
-    }
+        device=device_name("cpu"),
+        threads=torch.get_num_threads(),
+        load_average=load_average(),
+        versions=package_versions(),
+        git_commit=git_commit(),
+    )
+    results = record.to_dict()
     table = markdown(results)
     print(table, flush=True)
     if args.output_file:
-        path = write_json(args.output_file, results)
+        path = record.write(args.output_file)
         write_text_atomic(path.with_suffix(".md"), table + "\n")
     return results
 

@@ -3,18 +3,19 @@ seed, and one clear error for each record that cannot be placed."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
 import pytest
 
-from recipes.records import FinetuningRecord, PretrainingIdentity
+from recipes.records import FinetuningRecord, PretrainingIdentity, ProbeRecord
 from studies.healing.table import main
 
 
 def probe_record(
     seed: int, run_key: str, teacher: float, student: float, unhealed: float, unhealed_latency: float = 1.1
-) -> dict:
+) -> ProbeRecord:
     student_dir = f"runs/heal/hbert-v1-distill-seed{seed}"
     encoders = {
         "teacher": {"kind": "teacher", "name": "minilm", "seed": seed},
@@ -34,11 +35,15 @@ def probe_record(
         name: {"latency_ms": 1.0, "ratio_vs": {"teacher": ratio}}
         for name, ratio in zip(encoders, (1.0, 0.9, unhealed_latency))
     }
-    return {
-        "encoders": encoders,
-        "tasks": {"trec": {name: {"accuracy": value, "agreement": 0.5} for name, value in accuracies.items()}},
-        "latency_ms": {"128": latency, "512": latency},
-    }
+    return ProbeRecord(
+        arguments={},
+        encoders=encoders,
+        tasks={"trec": {name: {"accuracy": value, "agreement": 0.5} for name, value in accuracies.items()}},
+        latency_ms={"128": latency, "512": latency},
+        device="cpu",
+        threads=2,
+        versions={},
+    )
 
 
 TRAINING = {
@@ -91,7 +96,7 @@ def records(tmp_path):
     }.items():
         path = tmp_path / f"probe-seed{seed}.json"
         latency = 1.4 if seed == 3 else 1.1
-        path.write_text(json.dumps(probe_record(seed, f"key{seed}", teacher, student, unhealed, latency)))
+        probe_record(seed, f"key{seed}", teacher, student, unhealed, latency).write(path)
         probes.append(str(path))
     finetuned = []
     for name, record in {
@@ -173,19 +178,24 @@ def test_records_that_cannot_be_placed_are_refused(records, tmp_path):
         main(["--probes", probes[0], probes[0]])
     # the teacher is probed beside every variant: the same score again is one measurement, another one is an error
     beside = probe_record(1, "other-key", 0.80, 0.5, 0.5)
-    beside["encoders"] = {
-        name: {**described, "variant": "addbert"} if described["kind"] != "teacher" else described
-        for name, described in beside["encoders"].items()
-    }
-    (tmp_path / "addbert.json").write_text(json.dumps(beside))
+    beside = dataclasses.replace(
+        beside,
+        encoders={
+            name: {**described, "variant": "addbert"} if described["kind"] != "teacher" else described
+            for name, described in beside.encoders.items()
+        },
+    )
+    beside.write(tmp_path / "addbert.json")
     summarised = main(["--probes", *probes, str(tmp_path / "addbert.json")])
     assert summarised["rows"]["teacher"]["tasks"]["trec"]["probe"]["seeds"] == [1, 2, 3]
     assert summarised["rows"]["addbert, not healed"]["tasks"]["trec"]["probe"]["mean"] == 0.5
-    beside["tasks"]["trec"]["teacher"]["accuracy"] = 0.81
-    (tmp_path / "addbert.json").write_text(json.dumps(beside))
+    beside.tasks["trec"]["teacher"]["accuracy"] = 0.81
+    beside.write(tmp_path / "addbert.json")
     with pytest.raises(ValueError, match="a second score, 0.81 after 0.8, for 'teacher' on trec at seed 1"):
         main(["--probes", *probes, str(tmp_path / "addbert.json")])
     old = tmp_path / "old.json"
-    old.write_text(json.dumps({k: v for k, v in probe_record(1, "k", 0.8, 0.8, 0.7).items() if k != "encoders"}))
-    with pytest.raises(ValueError, match="describes no encoders"):
+    old.write_text(
+        json.dumps({k: v for k, v in probe_record(1, "k", 0.8, 0.8, 0.7).to_dict().items() if k != "encoders"})
+    )
+    with pytest.raises(ValueError, match="is not a probe record: it lacks encoders"):
         main(["--probes", str(old)])

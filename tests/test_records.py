@@ -16,6 +16,7 @@ from recipes.records import (
     DistillationRecord,
     FinetuningRecord,
     PretrainingRecord,
+    ProbeRecord,
     RunRecord,
     StepTimesRecord,
 )
@@ -56,6 +57,7 @@ RESULTS = COMMITTED_RECORDS.parent
         (CurveRecord, "**/agreement_curve.json"),
         (DistillationRecord, "heal/runs/*distill*/budget.json"),
         (StepTimesRecord, "heal/step_times.json"),
+        (ProbeRecord, "heal/probe-*.json"),
     ],
 )
 def test_every_committed_artefact_reads_as_its_type_and_writes_back_the_same(record_type, pattern, tmp_path):

@@ -4,7 +4,6 @@ write it: one row per setting (the same for every seed), and the cells of agreem
 from __future__ import annotations
 
 TEACHER = "teacher"
-PROBE_KIND = "probe record"
 
 
 def row_name(described: dict) -> str:

@@ -1,6 +1,6 @@
 """The records the recipes write and every other module reads, one type each: a pretraining run's `budget.json`
 (`PretrainingRecord`; a distillation's is a `DistillationRecord`), a fine-tuning result, a benchmark, a calibration, an
-evaluation curve, a run folder's identity, prepared pretraining data. Each is a dataclass with one atomic `write`, one `read` (a missing file or field is
+evaluation curve, a run folder's identity, a probe, prepared pretraining data. Each is a dataclass with one atomic `write`, one `read` (a missing file or field is
 one clear error) and, where the zoo compares results, a `key()`: what the result depends on.
 
 Every record carries a `schema_version`; a file written before its type had one reads as it is (None), and one
@@ -37,6 +37,7 @@ from recipes.records.pretraining import (
     PretrainingRecord,
     RunRecord,
 )
+from recipes.records.probe import ProbeRecord
 from recipes.records.step_times import StepTimesRecord
 from recipes.records.training_state import BudgetState, MatmulPeaks
 
@@ -58,6 +59,7 @@ __all__ = [
     "PretrainingIdentity",
     "PretrainingKey",
     "PretrainingRecord",
+    "ProbeRecord",
     "RunIdentity",
     "RunRecord",
     "SourceFingerprintRecord",

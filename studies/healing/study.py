@@ -40,13 +40,12 @@ from recipes.cards.model_card import CARD_FILE
 from recipes.data.tasks import offline_tasks
 from recipes.environment import device_name
 from recipes.evaluation.finetune_arguments import planned_training_settings
-from recipes.evaluation.healing_rows import PROBE_KIND
 from recipes.records import (
     BUDGET_FILE,
     FinetuningRecord,
     PretrainingRecord,
+    ProbeRecord,
     StepTimesRecord,
-    read_json_object,
 )
 from recipes.training.arguments import parse_args
 from recipes.training.curves import CURVE_FILE
@@ -187,10 +186,10 @@ def trained_for(steps: int, record: Path) -> bool:
 def probe_covers(encoders: dict[str, list[str]], record: Path) -> bool:
     """Whether a probe record measured every encoder planned now, each student as it is now: a student trained again
     (say after a run stopped short of its steps) has another description (steps, run key), and is probed again."""
-    probed = read_json_object(record, PROBE_KIND)
-    recorded = probed.get("arguments", {})
+    probed = ProbeRecord.read(record)
+    recorded = probed.arguments
     planned = all(set(values) <= set(recorded.get(name) or []) for name, values in encoders.items())
-    described = probed.get("encoders", {})
+    described = probed.encoders
     return planned and all(described.get(path) == probe.describe_student(path) for path in encoders["students"])
 
 

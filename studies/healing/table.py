@@ -24,7 +24,6 @@ from pathlib import Path
 
 from recipes.cards.markdown import markdown_table, ratio
 from recipes.evaluation.healing_rows import (
-    PROBE_KIND,
     TEACHER,
     agreement_text,
     gain_cell,
@@ -32,7 +31,7 @@ from recipes.evaluation.healing_rows import (
     row_name,
 )
 from recipes.evaluation.stats import mean_interval, paired_difference
-from recipes.records import FinetuningRecord, read_json_object, write_json, write_text_atomic
+from recipes.records import FinetuningRecord, ProbeRecord, write_json, write_text_atomic
 from recipes.training.arguments import parse_args
 
 
@@ -91,24 +90,22 @@ class Collected:
 
 
 def collect_probe(collected: Collected, path: str) -> None:
-    record = read_json_object(path, PROBE_KIND)
-    if "encoders" not in record:
-        raise ValueError(f"{path} describes no encoders: a probe record from before recipes/probe.py wrote them.")
-    longest = str(max(int(seq) for seq in record["latency_ms"]))
+    record = ProbeRecord.read(path)
+    longest = str(max(int(seq) for seq in record.latency_ms))
     collected.latency_seq = int(longest)
-    for name, described in record["encoders"].items():
+    for name, described in record.encoders.items():
         row = row_name(described)
         collected.see(row)
         if described.get("run_key"):
             collected.rows_by_run_key[described["run_key"]] = row
         if described["kind"] == "healed":
             collected.unhealed_row[row] = row_name({**described, "kind": "unhealed"})
-        for task, scores in record["tasks"].items():
+        for task, scores in record.tasks.items():
             collected.see(row, task)
             repeatable = described["kind"] == TEACHER
             for kind, score in (("probe", "accuracy"), ("agreement", "agreement")):
                 getattr(collected, kind).add(row, task, described["seed"], scores[name][score], path, repeatable)
-        collected.latency_ratio[row].append(record["latency_ms"][longest][name]["ratio_vs"][TEACHER])
+        collected.latency_ratio[row].append(record.latency_ms[longest][name]["ratio_vs"][TEACHER])
 
 
 def finetuned_row(collected: Collected, record: FinetuningRecord, path: str) -> tuple[str, int]:

@@ -1,0 +1,26 @@
+"""A probe of students beside their teacher (`recipes/probe.py`): per task and encoder, linear-probe accuracy and
+agreement with the teacher; per length, each encoder's latency and its ratio to the others."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from recipes.records.files import FileRecord
+
+
+@dataclass(frozen=True)
+class ProbeRecord(FileRecord):
+    KIND: ClassVar[str] = "probe record"
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    arguments: dict  # the probe's arguments
+    encoders: dict[str, dict]  # name -> kind (teacher, healed, unhealed), variant, seed, run key, …
+    tasks: dict[str, dict]  # task -> encoder name -> accuracy, agreement, …
+    latency_ms: dict[str, dict]  # sequence length -> encoder name -> latency_ms, ratio_vs
+    device: str
+    threads: int
+    versions: dict
+    load_average: list[float] | None = None
+    git_commit: str | None = None
+    schema_version: int | None = SCHEMA_VERSION
