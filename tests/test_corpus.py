@@ -225,3 +225,24 @@ def test_prepare_data_prepares_what_pretraining_reads(cache, train_file):
     assert summary["train_blocks"] == 6400 // SEQ and Path(summary["cache_path"]).parent == cache / "datasets"
     again = prepare_data(["--train_file", str(train_file), "--max_seq_length", str(SEQ), "--max_train_tokens", "6400"])
     assert again["fingerprint"] == summary["fingerprint"]
+
+
+def test_a_dataset_loaded_by_name_is_prepared_from_its_splits(cache, tokenizer, tmp_path):
+    """--dataset_name goes through `datasets.load_dataset` (a local dataset folder here; a Hub id with a network):
+    its validation split is the held-out set."""
+    lines = wikitext_paragraphs(90)
+    folder = tmp_path / "dataset"
+    folder.mkdir()
+    for split, part in (("train", lines[:80]), ("validation", lines[80:])):
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps({"text": line}) + "\n" for line in part))
+    data = prepare(CorpusSpec(dataset=None, dataset_name=str(folder)), tokenizer, SEQ, 0.15)
+    assert np.array_equal(train_blocks(data), blocks.pack(blocks.tokenize(tokenizer, lines[:80]), tokenizer, SEQ))
+    assert len(data.held_out) == len(blocks.pack(blocks.tokenize(tokenizer, lines[80:]), tokenizer, SEQ))
+
+
+def test_tokenising_processes_give_the_same_blocks(cache, tokenizer, train_file, small_shards, monkeypatch):
+    one = prepare(spec(train_file), tokenizer, SEQ, 0.15)
+    monkeypatch.setenv(assets.CACHE_ENV, str(cache.parent / "two-processes"))
+    two = prepare(spec(train_file), tokenizer, SEQ, 0.15, num_proc=2)
+    assert np.array_equal(train_blocks(one), train_blocks(two)) and one.fingerprint == two.fingerprint
+    assert np.array_equal(one.unigram_counts, two.unigram_counts)

@@ -182,7 +182,7 @@ def _load_hub(spec: CorpusSpec) -> tuple[DatasetDict, str]:
     return corpus, digest({split: corpus[split]._fingerprint for split in corpus})
 
 
-def open_source(spec: CorpusSpec, hub: DatasetDict | None = None) -> Source:
+def open_source(spec: CorpusSpec, hub: tuple[DatasetDict, str] | None = None) -> Source:
     """Each split's rows as a stream (local files are read as they are consumed: no copy of the text on disk)."""
     if spec.dataset:
         documents = _offline_corpus(spec.dataset)
@@ -328,7 +328,7 @@ def prepare(
             _note_older_format(spec, source, tokenizer, max_seq_length, mlm_probability)
             build(
                 spec,
-                hub and hub[0],
+                hub,
                 tokenizer,
                 max_seq_length,
                 mlm_probability,
@@ -356,7 +356,7 @@ def _note_older_format(spec, source, tokenizer, max_seq_length, mlm_probability)
 
 def build(
     spec: CorpusSpec,
-    hub: DatasetDict | None,
+    hub: tuple[DatasetDict, str] | None,
     tokenizer: PreTrainedTokenizerBase,
     max_seq_length: int,
     mlm_probability: float,
