@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from recipes import finetune
 from recipes.evaluation.finetune_arguments import planned_training_settings
 from recipes.records import FinetuningRecord, PretrainingRecord
 from recipes.training import calibration
@@ -29,6 +30,7 @@ from studies.equal_time import (
     finetuning_argv,
     finetunings,
 )
+from studies.planner import Step, finetuning_current, planned_finetuning
 
 CALIBRATION_ROUNDS = ["--rounds", "8", "--steps_per_turn", "5", "--warmup_steps", "3"]
 
@@ -86,13 +88,16 @@ def finetuning_state(plan: Plan, step: PlannedFinetuning, output_dir: Path) -> s
     if not PretrainingRecord.exists(run_dir) or PretrainingRecord.read(run_dir).stop_reason == "signal":
         return "waiting"
     path = FinetuningRecord.downstream_path(run_dir, step.task, step.init, step.seed)
-    if path.is_file():
-        record = FinetuningRecord.read(path)
-        current = (
-            record.pretraining and record.pretraining.run_key == PretrainingRecord.read(run_dir).run_record.run_key()
-        )
-        if current and record.training == planned_training_settings(finetuning_argv(plan, step, output_dir)):
-            return "done"
+    argv = finetuning_argv(plan, step, output_dir)
+    run_key = PretrainingRecord.read(run_dir).run_record.run_key()
+    if Step(
+        step.name,
+        finetune.main,
+        argv,
+        path,
+        finetuning_current(planned_finetuning(argv, step.task, step.init, step.seed, run_key)),
+    ).done:
+        return "done"
     return "partial" if (output_dir / "finetuned" / step.name).exists() else "todo"
 
 

@@ -11,7 +11,8 @@ student, each unhealed conversion (`recipes.finetune --convert_to`) and the teac
 (`--finetune` picks which of these are fine-tuned; the probe measures all). A fine-tuning whose record was made with
 other settings (`--finetune_args`) is made again. Budgets are step counts, so a rerun trains the same
 models whatever else the machine does; the clock (`--budget` in `--training_args`) only caps a runaway run. A step
-whose record exists is skipped, so the same command resumes the study; stopping one mid-run loses only that run (the
+whose record is current is skipped (`studies/planner.py`; a healing run's record is current when it made its planned
+steps, so records made at earlier commits stand), so the same command resumes the study; stopping one mid-run loses only that run (the
 recipes resume from their checkpoints). The records (no weights) are gathered into `--results_dir`, the table
 (`studies/healing/table.py`) is written from them, and each distilled student's card (`recipes/cards/healed.py`) from its
 gathered records and the table, into `--cards_dir/<run name>/README.md`.
@@ -24,7 +25,6 @@ import shlex
 import shutil
 import statistics
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
@@ -39,9 +39,9 @@ from recipes.cards.healed import write_healed_card
 from recipes.cards.model_card import CARD_FILE
 from recipes.data.tasks import offline_tasks
 from recipes.environment import device_name
-from recipes.evaluation.finetune_arguments import planned_training_settings
 from recipes.records import (
     BUDGET_FILE,
+    FinetuningKey,
     FinetuningRecord,
     PretrainingRecord,
     ProbeRecord,
@@ -49,7 +49,9 @@ from recipes.records import (
 )
 from recipes.training.arguments import parse_args
 from recipes.training.curves import CURVE_FILE
+from studies import planner
 from studies.healing import table as heal_table
+from studies.planner import Step, finetuning_current, planned_finetuning
 
 OBJECTIVES = ("distillation", "mlm")
 RUN_LABELS = {"distillation": "distill", "mlm": "mlm"}  # in run folder names
@@ -156,27 +158,6 @@ class HealStudyArguments:
         return {task: shlex.split(rest) for task, rest in (entry.split("=", 1) for entry in self.finetune_args)}
 
 
-def always_current(record: Path) -> bool:
-    return True
-
-
-@dataclass(frozen=True)
-class Step:
-    """One recipe run: what it is, its entry point and arguments, and the record whose existence means it is done
-    while `current(record)` holds: the record is what the step would make now (a probe covers the encoders planned
-    now; a fine-tuning used the planned settings)."""
-
-    name: str
-    main: Callable[[list[str]], object]
-    argv: list[str]
-    record: Path
-    current: Callable[[Path], bool] = always_current
-
-    @property
-    def done(self) -> bool:
-        return self.record.is_file() and self.current(self.record)
-
-
 def trained_for(steps: int, record: Path) -> bool:
     """Whether a healing run's record is of a run that made its planned steps (one stopped by a signal, or by the
     wall-clock fallback, also leaves a record; the study runs it again)."""
@@ -191,10 +172,6 @@ def probe_covers(encoders: dict[str, list[str]], record: Path) -> bool:
     planned = all(set(values) <= set(recorded.get(name) or []) for name, values in encoders.items())
     described = probed.encoders
     return planned and all(described.get(path) == probe.describe_student(path) for path in encoders["students"])
-
-
-def finetuned_with(training: dict, record: Path) -> bool:
-    return FinetuningRecord.read(record).training == training
 
 
 def step_time_settings(args: HealStudyArguments) -> dict:
@@ -329,14 +306,21 @@ def unhealed_models(args: HealStudyArguments, variant: str) -> list[tuple[str, l
     ]
 
 
-def finetuning_step(args: HealStudyArguments, name: str, model_argv: list[str], task: str, seed: int) -> Step:
+def finetuning_step(
+    args: HealStudyArguments, name: str, model_argv: list[str], task: str, seed: int, weights: Path | None = None
+) -> Step:
+    """Fine-tuning the teacher, a conversion of it, or the healed student in `weights` (whose run key the record must
+    cite: known once the student is trained)."""
     output_dir = Path(args.runs_dir) / "finetuned" / f"{name}-{task}"
     argv = [*model_argv, "--task", task, "--seed", str(seed), *args.finetune_args_by_task.get(task, [])]
     argv += ["--output_dir", str(output_dir), "--overwrite_output_dir"]
-    training = planned_training_settings(argv)
-    return Step(
-        output_dir.name, finetune.main, argv, output_dir / FinetuningRecord.FILE, partial(finetuned_with, training)
-    )
+
+    def planned() -> FinetuningKey:
+        trained = weights is not None and PretrainingRecord.exists(weights)
+        run_key = PretrainingRecord.read(weights).run_record.run_key() if trained else None
+        return planned_finetuning(argv, task, "pretrained", seed, run_key)
+
+    return Step(output_dir.name, finetune.main, argv, output_dir / FinetuningRecord.FILE, finetuning_current(planned))
 
 
 def plan(args: HealStudyArguments) -> list[Step]:
@@ -362,7 +346,8 @@ def plan(args: HealStudyArguments) -> list[Step]:
             unhealed = unhealed_models(args, variant) if "unhealed" in args.finetune else []
             for task in args.tasks:
                 for step in students:
-                    steps.append(finetuning_step(args, step.name, ["--model", str(step.record.parent)], task, seed))
+                    weights = step.record.parent
+                    steps.append(finetuning_step(args, step.name, ["--model", str(weights)], task, seed, weights))
                 for name, convert in unhealed:
                     steps.append(
                         finetuning_step(args, f"{name}-seed{seed}", ["--model", args.teacher, *convert], task, seed)
@@ -401,16 +386,11 @@ def main(argv: list[str] | None = None) -> list[Step]:
         print(f"Step times written to {path}.", flush=True)
         return []
     steps = plan(args)
-    print(f"Healing study: {sum(not step.done for step in steps)} of {len(steps)} steps to run.", flush=True)
-    for step in steps:
-        print(f"{'skip' if step.done else 'run '} {step.name}", flush=True)
+    print(planner.summary("Healing study", steps), flush=True)
     if args.dry_run:
         return steps
     results_dir = Path(args.results_dir)
-    for step in steps:
-        if not step.done:
-            step.main(step.argv)
-        gather(step, results_dir)
+    planner.run(steps, after=partial(gather, results_dir=results_dir))
     probes = sorted(str(path) for path in results_dir.glob("probe-*.json"))
     finetuned = sorted(str(path) for path in (results_dir / "finetuned").glob("*.json"))
     table = results_dir / "table.md"

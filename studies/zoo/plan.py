@@ -1,5 +1,5 @@
-"""The zoo's plan: every pretraining and fine-tuning step, each marked to run or skip by comparing the key of its
-record on disk (`recipes.records`) with the key of what it would run now."""
+"""The zoo's plan: every pretraining and fine-tuning step, each marked to run or skip by the studies' shared rule
+(`studies/planner.py`): the key of its record on disk is the key of what it would run now."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from recipes import pretrain
-from recipes.evaluation.finetune_arguments import planned_training_settings
-from recipes.records import FinetuningKey, FinetuningRecord, PretrainingRecord
+from recipes import finetune, pretrain
+from recipes.records import BUDGET_FILE, FinetuningKey, FinetuningRecord, PretrainingRecord
 from recipes.run_folder.recorded_runs import run_name, split_variant
 from recipes.training.clock import parse_budget
+from studies.planner import Step, finetuning_current, finished_run, planned_finetuning, pretraining_current
 from studies.zoo.arguments import HEADLINE_VARIANTS, INITS, REFERENCE_DIR, SCRATCH, ZooArguments
 
 
@@ -88,18 +88,11 @@ def pretraining_argv(args: ZooArguments, label: str, start: str, budget: str, se
 
 def pretraining_done(run_dir: Path, argv: list[str]) -> bool:
     """Whether `run_dir` holds the finished run these arguments would make."""
-    if not PretrainingRecord.exists(run_dir):
-        return False
-    record = PretrainingRecord.read(run_dir)
-    return record.stop_reason != "signal" and record.key().matches(pretrain.planned_key(argv))
+    return Step(run_dir.name, pretrain.main, argv, run_dir / BUDGET_FILE, pretraining_current(argv)).done
 
 
 class StaleRunError(FileExistsError):
     """A finished run the zoo would make differently now; replacing it is the user's explicit choice."""
-
-
-def holds_finished_run(run_dir: Path) -> bool:
-    return PretrainingRecord.exists(run_dir) and PretrainingRecord.read(run_dir).stop_reason != "signal"
 
 
 def replacing(argv: list[str], run_dir: Path, replace_stale: bool) -> list[str]:
@@ -123,13 +116,7 @@ def finetuning_rerun(argv: list[str], output_dir: Path, done: bool, replace_stal
 
 
 def finetuning_done(record_path: Path, planned: FinetuningKey) -> bool:
-    return record_path.is_file() and FinetuningRecord.read(record_path).key() == planned
-
-
-def planned_finetuning(
-    argv: list[str], task: str, init: str, seed: int, pretraining_run_key: str | None
-) -> FinetuningKey:
-    return FinetuningKey(task, init, seed, pretraining_run_key, planned_training_settings(argv))
+    return Step(record_path.name, finetune.main, [], record_path, finetuning_current(planned)).done
 
 
 def finetuning_argv(model: str, task: str, seed: int, output_dir: Path, args: ZooArguments, *extra: str) -> list[str]:
@@ -192,7 +179,7 @@ def plan_zoo(args: ZooArguments) -> ZooPlan:
                     run_dir = Path(args.output_dir) / run_name(label, args.size, budget, init_from=init_from, seed=seed)
                     argv = pretraining_argv(args, label, start, budget, seed, run_dir)
                     runs = not pretraining_done(run_dir, argv)
-                    if runs and holds_finished_run(run_dir):
+                    if runs and finished_run(run_dir):
                         argv = replacing(argv, run_dir, args.replace_stale)
                     # Random weights do not depend on the budget, seed or start: one baseline per variant.
                     inits = ("pretrained",)
