@@ -13,6 +13,7 @@ from recipes.records import (
     BenchmarkRecord,
     CalibrationRecord,
     CurveRecord,
+    DataScaleRecord,
     DistillationRecord,
     FinetuningRecord,
     PretrainingRecord,
@@ -58,6 +59,7 @@ RESULTS = COMMITTED_RECORDS.parent
         (DistillationRecord, "heal/runs/*distill*/budget.json"),
         (StepTimesRecord, "heal/step_times.json"),
         (ProbeRecord, "heal/probe-*.json"),
+        (DataScaleRecord, "data_scale/data_scale.json"),
     ],
 )
 def test_every_committed_artefact_reads_as_its_type_and_writes_back_the_same(record_type, pattern, tmp_path):
