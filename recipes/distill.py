@@ -45,7 +45,8 @@ from transformers import (
 
 from modeling import VARIANTS, HybridBertConfig, HybridBertModel
 from recipes.data import assets
-from recipes.data.corpus import prepare, source_fingerprint
+from recipes.data.corpus import prepare
+from recipes.data.text_sources import source_fingerprint
 from recipes.models.references import require_model_type, resolve_model
 from recipes.models.sentence_encoder import mean_pool
 from recipes.models.starting_model import load_tokenizer, source_settings

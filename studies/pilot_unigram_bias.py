@@ -8,7 +8,8 @@ import torch
 from transformers import TrainerCallback
 
 from recipes.data import assets
-from recipes.data.corpus import CorpusSpec, prepare
+from recipes.data.corpus import prepare
+from recipes.data.text_sources import CorpusSpec
 from recipes.pretrain import main
 
 

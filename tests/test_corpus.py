@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 from helpers import wikitext_paragraphs
 
-from recipes.data import assets, blocks, corpus
-from recipes.data.corpus import CorpusSpec, prepare
+from recipes.data import assets, blocks, corpus, text_sources
+from recipes.data.corpus import prepare
+from recipes.data.text_sources import CorpusSpec
 from recipes.records import digest
 from recipes.training.pretrain_arguments import DataArguments, train_token_cap
 
@@ -91,8 +92,8 @@ def test_a_cache_hit_reads_none_of_the_text(cache, tokenizer, train_file, monkey
         raise AssertionError("the text was read on a cache hit")
 
     with monkeypatch.context() as patched:
-        patched.setattr(corpus, "utf8_sha256", unread)
-        patched.setattr(corpus, "load_dataset", unread)
+        patched.setattr(text_sources, "utf8_sha256", unread)
+        patched.setattr(text_sources, "load_dataset", unread)
         assert prepare(spec(train_file), tokenizer, SEQ, 0.15).fingerprint == first.fingerprint
     os.utime(train_file)  # touched, not changed: read once more to be sure, and the same prepared data found
     with monkeypatch.context() as patched:
@@ -160,7 +161,7 @@ def test_a_bad_input_leaves_no_partial_folder(cache, tokenizer, tmp_path):
 
 def test_an_older_format_is_named_and_prepared_again(cache, tokenizer, train_file, capsys):
     settings = corpus.preparation_settings(
-        spec(train_file), corpus.source_fingerprint(spec(train_file)), tokenizer, SEQ, 0.15, format=1
+        spec(train_file), text_sources.source_fingerprint(spec(train_file)), tokenizer, SEQ, 0.15, format=1
     )
     older = cache / "datasets" / digest(settings)[:16]
     older.mkdir(parents=True)

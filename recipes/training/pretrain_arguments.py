@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from transformers import TrainingArguments
 
 from modeling import VARIANTS, HybridBertConfig
-from recipes.data.corpus import OFFLINE_CORPORA, CorpusSpec
+from recipes.data.text_sources import OFFLINE_CORPORA, CorpusSpec
 from recipes.records import plain
 from recipes.training import arguments as recipe_arguments
 from recipes.training.arguments import BF16_HELP, RecipeTrainingArguments, bf16_where_native
