@@ -11,11 +11,13 @@ process, so its peak RSS is its own. Not a test: it writes `results/data_scale/d
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gzip
 import json
 import os
 import platform
 import random
+import statistics
 import subprocess
 import sys
 import textwrap
@@ -92,6 +94,10 @@ def measured(command: list[str], env: dict) -> dict:
     }
 
 
+def prepare_command(corpus: Path) -> list[str]:
+    return [sys.executable, "-m", "recipes.prepare_data", "--train_file", str(corpus), "--max_seq_length", "128"]
+
+
 def folder_bytes(folder: Path) -> int:
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file() and not path.is_symlink())
 
@@ -106,24 +112,11 @@ def measure(size: int, work_dir: Path, two_rank_launch: bool = False) -> dict:
         folder.mkdir(parents=True)
     (cache / "assets").symlink_to(assets.cache_dir() / "assets")
     env = {**os.environ, assets.CACHE_ENV: str(cache), "HF_DATASETS_CACHE": str(datasets_cache), "HF_HUB_OFFLINE": "1"}
-    prepare = [sys.executable, "-m", "recipes.prepare_data", "--train_file", str(corpus), "--max_seq_length", "128"]
+    prepare = prepare_command(corpus)
 
     cold = measured(prepare, env)
     summary = json.loads(cold.pop("output").strip().splitlines()[-1])
-    hit = measured(prepare, env)
-    hit_summary = json.loads(hit.pop("output").strip().splitlines()[-1])
-    pretrain = [
-        sys.executable, "-c", textwrap.dedent(FIRST_STEP), "--train_file", str(corpus), "--max_seq_length", "128",
-        "--variant", "bert", "--size", "tiny", "--max_steps", "1", "--num_eval_points", "0", "--data_seed", "1",
-        "--output_dir", str(work_dir / f"run-{label}"), "--overwrite_output_dir",
-    ]  # fmt: skip
-    first = measured(pretrain, env)
-    lines = first.pop("output").splitlines()
-    begins, first_step = (
-        float(next(line for line in lines if what in line).split()[-1])
-        for what in ("training begins at", "first step at")
-    )
-    subprocess.run(["rm", "-rf", str(work_dir / f"run-{label}")], check=True)
+    start = start_times(corpus, work_dir, env)
     ranks = two_ranks(corpus, work_dir / f"cache-{label}-ranks", env) if two_rank_launch else None
     return {
         "text_bytes": corpus.stat().st_size,
@@ -132,11 +125,49 @@ def measure(size: int, work_dir: Path, two_rank_launch: bool = False) -> dict:
         "cold": cold,
         "prepared_bytes": folder_bytes(cache / "datasets"),
         "datasets_cache_bytes": folder_bytes(datasets_cache),
-        "cache_hit": {**hit, "prepare_s": hit_summary["seconds"]},
-        "training_begins_after_s": round(begins - first["started"], 2),  # imports, model, data ready
-        "first_step_after_s": round(first_step - first["started"], 2),  # after the step-0 held-out evaluation
+        "cache_hit": start["cache_hit"],
+        "training_begins_after_s": start["training_begins_after_s"],
+        "first_step_after_s": start["first_step_after_s"],
         **({"two_ranks": ranks} if ranks else {}),
     }
+
+
+def start_times(corpus: Path, work_dir: Path, env: dict) -> dict:
+    """With the corpus prepared: a cache hit's time, and a fresh pretraining process's time to train begin (imports,
+    model and data ready) and to its first step (after the step-0 evaluation of 512 held-out blocks)."""
+    prepare = prepare_command(corpus)
+    hit = measured(prepare, env)
+    hit_summary = json.loads(hit.pop("output").strip().splitlines()[-1])
+    run_dir = work_dir / f"run-{corpus.stem}"
+    pretrain = [
+        sys.executable, "-c", textwrap.dedent(FIRST_STEP), "--train_file", str(corpus), "--max_seq_length", "128",
+        "--variant", "bert", "--size", "tiny", "--max_steps", "1", "--num_eval_points", "0", "--data_seed", "1",
+        "--output_dir", str(run_dir), "--overwrite_output_dir",
+    ]  # fmt: skip
+    first = measured(pretrain, env)
+    lines = first.pop("output").splitlines()
+    begins, first_step = (
+        float(next(line for line in lines if what in line).split()[-1])
+        for what in ("training begins at", "first step at")
+    )
+    subprocess.run(["rm", "-rf", str(run_dir)], check=True)
+    return {
+        "cache_hit": {**hit, "prepare_s": hit_summary["seconds"]},
+        "training_begins_after_s": round(begins - first["started"], 2),
+        "first_step_after_s": round(first_step - first["started"], 2),
+        "load_average": first["load_average_before"],
+    }
+
+
+def repeat_start_times(record: DataScaleRecord, work_dir: Path, rounds: int, note: str) -> DataScaleRecord:
+    """The largest corpus's start times again, `rounds` times (on an idle machine: the first measurement shared it)."""
+    row = record.rows[-1]
+    label = f"{row['text_bytes'] / 1e6:g}MB"
+    corpus, cache = work_dir / f"corpus-{label}.txt", work_dir / f"cache-{label}"
+    env = {**os.environ, assets.CACHE_ENV: str(cache), "HF_HUB_OFFLINE": "1"}
+    repeats = [start_times(corpus, work_dir, env) for _ in range(rounds)]
+    rows = [*record.rows[:-1], {**row, "start_repeats": {"note": note, "rounds": repeats}}]
+    return dataclasses.replace(record, rows=rows)
 
 
 def two_ranks(corpus: Path, cache: Path, env: dict) -> dict:
@@ -144,10 +175,8 @@ def two_ranks(corpus: Path, cache: Path, env: dict) -> dict:
     subprocess.run(["rm", "-rf", str(cache)], check=True)
     cache.mkdir(parents=True)
     (cache / "assets").symlink_to(assets.cache_dir() / "assets")
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29731",
-        "-m", "recipes.prepare_data", "--train_file", str(corpus), "--max_seq_length", "128",
-    ]  # fmt: skip
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29731"]
+    command = [*launcher, *prepare_command(corpus)[1:]]
     launch = measured(command, {**env, assets.CACHE_ENV: str(cache)})
     output = launch.pop("output")
     summaries = [json.loads(line) for line in output.splitlines() if line.startswith('{"fingerprint"')]
@@ -196,6 +225,18 @@ def report(record: DataScaleRecord) -> str:
     return "\n".join([*lines, "", summary(record)]) + "\n"
 
 
+def repeated_start(row: dict) -> str:
+    if "start_repeats" not in row:
+        return ""
+    rounds = row["start_repeats"]["rounds"]
+    begins = statistics.median(start["training_begins_after_s"] for start in rounds)
+    first = statistics.median(start["first_step_after_s"] for start in rounds)
+    return (
+        f" ({row['start_repeats']['note']}: {begins:.1f} s to train begin and {first:.1f} s to the first step, after "
+        f"the step-0 evaluation; median of {len(rounds)})"
+    )
+
+
 def summary(record: DataScaleRecord | None) -> str:
     """The measured growth and what it extrapolates to at 20 GB (the README's block)."""
     rows = record.rows if record else []
@@ -210,7 +251,7 @@ def summary(record: DataScaleRecord | None) -> str:
         f"{large['cold']['peak_rss_mb'] / 1024:.2f} GB resident, and left {large['prepared_bytes'] / large['text_bytes']:.2f}× "
         f"the text on disk ({large['datasets_cache_bytes'] / 1e6:.0f} MB in the `datasets` cache); a cache hit's "
         f"`prepare()` took {large['cache_hit']['prepare_s']:.1f} s, and a pretraining process began training "
-        f"{large['training_begins_after_s']:.0f} s after it started. At 20 GB that extrapolates to about "
+        f"{large['training_begins_after_s']:.0f} s after it started{repeated_start(large)}. At 20 GB that extrapolates to about "
         f"{20 / gigabytes * large['cold']['cpu_s'] / 3600:.1f} CPU-hours of preparation, "
         f"{20 * large['prepared_bytes'] / large['text_bytes']:.0f} GB of prepared blocks beside the text, and the same "
         f"~{large['cold']['peak_rss_mb'] / 1024:.1f} GB of memory ([results/data_scale](results/data_scale/README.md))."
@@ -222,14 +263,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", nargs="+", default=["100MB", "1GB"])
     parser.add_argument("--work_dir", type=Path, default=Path("/tmp/data-scale"))
     parser.add_argument("--note", default="", help="What else ran on the machine meanwhile")
+    parser.add_argument(
+        "--repeat_start", type=int, default=0,
+        help="Only measure the largest recorded corpus's start times this many times again (its cache kept in "
+        "--work_dir), adding them to the record with --note",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     args.work_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
-    sizes = [parse_size(size) for size in args.sizes]
-    for size in sizes:
-        rows.append(measure(size, args.work_dir, two_rank_launch=size == max(sizes)))
-        print(json.dumps(rows[-1]), flush=True)
-    record = DataScaleRecord(git_commit=git_commit(), machine=machine(), note=args.note, rows=rows)
+    if args.repeat_start:
+        record = repeat_start_times(DataScaleRecord.read(RECORD_FILE), args.work_dir, args.repeat_start, args.note)
+    else:
+        rows = []
+        sizes = [parse_size(size) for size in args.sizes]
+        for size in sizes:
+            rows.append(measure(size, args.work_dir, two_rank_launch=size == max(sizes)))
+            print(json.dumps(rows[-1]), flush=True)
+        record = DataScaleRecord(git_commit=git_commit(), machine=machine(), note=args.note, rows=rows)
     record.write(RECORD_FILE)
     (RESULTS / "README.md").write_text(report(record))
     write_text_atomic(README_FILE, with_generated_block(README_FILE.read_text(), START, END, summary(record)))
