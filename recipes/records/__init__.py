@@ -37,7 +37,7 @@ from recipes.records.pretraining import (
     PretrainingRecord,
     RunRecord,
 )
-from recipes.records.probe import ProbeRecord
+from recipes.records.probe import FrontierRecord, ProbeRecord
 from recipes.records.step_times import StepTimesRecord
 from recipes.records.training_state import BudgetState, MatmulPeaks
 
@@ -53,6 +53,7 @@ __all__ = [
     "DistillationRecord",
     "FinetuningKey",
     "FinetuningRecord",
+    "FrontierRecord",
     "MatmulPeaks",
     "PreparationProgress",
     "PreparedDataRecord",

@@ -1,5 +1,6 @@
 """A probe of students beside their teacher (`recipes/probe.py`): per task and encoder, linear-probe accuracy and
-agreement with the teacher; per length, each encoder's latency and its ratio to the others."""
+agreement with the teacher; per length, each encoder's latency and its ratio to the others. And the healing frontier's
+layouts and latency (`studies/healing/frontier.py`)."""
 
 from __future__ import annotations
 
@@ -23,4 +24,23 @@ class ProbeRecord(FileRecord):
     versions: dict
     load_average: list[float] | None = None
     git_commit: str | None = None
+    schema_version: int | None = SCHEMA_VERSION
+
+
+@dataclass(frozen=True)
+class FrontierRecord(FileRecord):
+    """The healing frontier's layouts, chosen on validation text, and their latency (`studies/healing/frontier.py`)."""
+
+    KIND: ClassVar[str] = "healing frontier record"
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    teacher: str
+    validation_texts: dict  # tasks, per_task, max_length
+    layer_agreement: dict[str, dict[str, float]]  # mixer -> layer -> agreement of that layer replaced alone
+    layouts: dict[str, dict[str, list[str]]]  # mixer -> k -> mixer_types
+    latency_ms: dict[str, dict]  # "BATCHxSEQ" -> load averages, encoders -> latency_ms, ratio_vs
+    device: str
+    threads: int
+    git_commit: str
+    measured_at: str
     schema_version: int | None = SCHEMA_VERSION
