@@ -293,3 +293,12 @@ def test_layer_types_is_not_used(tmp_path):
     assert "layer_types" not in saved
     assert saved["mixer_types"] == ["self", "additive", "additive", "self"]
     assert saved["model_type"] == "hybrid_bert"
+
+
+def test_a_layout_is_given_as_config_overrides_with_plus_signs():
+    from recipes.training.pretrain_arguments import parse_overrides
+
+    layout = parse_overrides("mixer_types=self+pooling+self+additive,hidden_size=64")
+    assert layout == {"mixer_types": ["self", "pooling", "self", "additive"], "hidden_size": 64}
+    config = HybridBertConfig.from_variant("bert", size="tiny", num_hidden_layers=4, **layout)
+    assert config.mixer_types == ["self", "pooling", "self", "additive"]

@@ -16,9 +16,10 @@ from recipes.training import arguments as recipe_arguments
 from recipes.training.arguments import BF16_HELP, RecipeTrainingArguments, bf16_where_native
 from recipes.training.clock import BUDGET_SCHEDULE_SHAPES, parse_budget, schedule_shape
 
+CONFIG_DEFAULTS = HybridBertConfig().to_dict()
 OVERRIDABLE_FIELDS = tuple(
     name
-    for name in HybridBertConfig().to_dict()
+    for name in CONFIG_DEFAULTS
     if name not in ("_name_or_path", "architectures", "model_type", "transformers_version", "variant", "size")
 )
 
@@ -191,7 +192,8 @@ def parse_args(argv: list[str] | None):
 
 
 def parse_overrides(text: str | None) -> dict:
-    """'a=1,b=0.5,c=true' → typed values (JSON where it parses, else the string); only fields a config has."""
+    """'a=1,b=0.5,c=true' → typed values (JSON where it parses, else the string); only fields a config has. A list
+    field takes its items joined by '+' (mixer_types=self+additive+self+additive)."""
     overrides = {}
     for item in filter(None, (text or "").split(",")):
         if "=" not in item:
@@ -207,11 +209,18 @@ def parse_overrides(text: str | None) -> dict:
                     else f" (fields: {', '.join(OVERRIDABLE_FIELDS)})."
                 )
             )
-        try:
-            overrides[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            overrides[key] = raw
+        if isinstance(CONFIG_DEFAULTS[key], list) and not raw.startswith("["):
+            overrides[key] = [typed(part) for part in raw.split("+")]
+        else:
+            overrides[key] = typed(raw)
     return overrides
+
+
+def typed(raw: str):
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
 
 
 def corpus_spec(data_args: DataArguments) -> CorpusSpec:
