@@ -10,7 +10,7 @@ hbert-v1: layers 1, 3, 5; hbert-v2: layers 1–4; addbert: all six).
 
 Latency: every layout, `from_bert(minilm, "bert")` (MiniLM in this project's implementation: the control every ratio
 is taken against) and MiniLM as HF's `BertModel`, timed in turns (A B C … A B C) at batch 1 and 32 × 128 and 512
-tokens, fp32, with the machine's load recorded before and after.
+tokens (and batch 8, the issue's target shape), fp32, with the machine's load recorded before and after.
 
     python -m studies.healing.frontier                 # results/heal/frontier/frontier.json and README.md
 """
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> FrontierRecord:
     parser.add_argument("--texts_per_task", type=int, default=256)
     parser.add_argument("--max_length", type=int, default=128)
     parser.add_argument("--counts", type=int, nargs="+", default=[2, 3, 4, 5, 6])
-    parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 32])
+    parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--seqs", type=int, nargs="+", default=[128, 512])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--output_dir", type=Path, default=RESULTS)
