@@ -214,6 +214,21 @@ def report(record: DataScaleRecord) -> str:
             f"{row['datasets_cache_bytes'] / 1e6:,.1f} MB | {row['cache_hit']['prepare_s']:.1f} s | "
             f"{row['training_begins_after_s']:.1f} s | {row['first_step_after_s']:.1f} s |"
         )
+    for row in record.rows:
+        if "start_repeats" in row:
+            rounds = row["start_repeats"]["rounds"]
+
+            def listed(name: str, digits: int, rounds=rounds) -> str:
+                return ", ".join(f"{value:.{digits}f}" for value in (start[name] for start in rounds))
+
+            hits = ", ".join(f"{start['cache_hit']['prepare_s']:.2f}" for start in rounds)
+            lines += [
+                "",
+                f"Start times on {row['text_bytes'] / 1e6:,.0f} MB again, {row['start_repeats']['note']} "
+                f"({len(rounds)} rounds): cache-hit prepare() {hits} s; training began "
+                f"{listed('training_begins_after_s', 1)} s and the first step came "
+                f"{listed('first_step_after_s', 1)} s after the process started.",
+            ]
     launches = [(row["text_bytes"], row["two_ranks"]) for row in record.rows if "two_ranks" in row]
     for text, launch in launches:
         lines += [
@@ -232,8 +247,8 @@ def repeated_start(row: dict) -> str:
     begins = statistics.median(start["training_begins_after_s"] for start in rounds)
     first = statistics.median(start["first_step_after_s"] for start in rounds)
     return (
-        f" ({row['start_repeats']['note']}: {begins:.1f} s to train begin and {first:.1f} s to the first step, after "
-        f"the step-0 evaluation; median of {len(rounds)})"
+        f"; {row['start_repeats']['note']}: {begins:.1f} s to train begin and {first:.1f} s to the first step, after "
+        f"the step-0 evaluation (median of {len(rounds)})"
     )
 
 
