@@ -41,3 +41,9 @@ def test_frontier_measures_every_point_against_the_same_implementation(teacher_d
         assert len(shape["load_average_before"]) == 3
     readme = (tmp_path / "README.md").read_text()
     assert "| pooling k=4 | pppp |" in readme and f"| {SAME_IMPLEMENTATION} | all s |" in readme
+
+
+def test_the_committed_frontier_page_is_what_its_record_gives():
+    from studies.healing.frontier import RESULTS, report
+
+    assert report(FrontierRecord.read(RESULTS / "frontier.json")) == (RESULTS / "README.md").read_text()

@@ -16,6 +16,7 @@ from recipes.records import (
     DataScaleRecord,
     DistillationRecord,
     FinetuningRecord,
+    FrontierRecord,
     PretrainingRecord,
     ProbeRecord,
     RunRecord,
@@ -60,6 +61,7 @@ RESULTS = COMMITTED_RECORDS.parent
         (StepTimesRecord, "heal/step_times.json"),
         (ProbeRecord, "heal/probe-*.json"),
         (DataScaleRecord, "data_scale/data_scale.json"),
+        (FrontierRecord, "heal/frontier/frontier.json"),
     ],
 )
 def test_every_committed_artefact_reads_as_its_type_and_writes_back_the_same(record_type, pattern, tmp_path):
