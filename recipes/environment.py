@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import platform
+import shutil
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -69,3 +71,20 @@ def portable_path(path: str | Path) -> str:
     """A path as generated files record it: relative to the repository when inside it, so they move with checkouts."""
     resolved = Path(path).resolve()
     return str(resolved.relative_to(REPO_ROOT)) if resolved.is_relative_to(REPO_ROOT) else str(resolved)
+
+
+def free_space(path: Path) -> str:
+    """The free space of the filesystem `path` is on (or would be on), for messages about a full disk."""
+    existing = next((folder for folder in (path, *path.absolute().parents) if folder.exists()), Path("/"))
+    return f"{shutil.disk_usage(existing).free / 2**20:,.1f} MB free on its filesystem"
+
+
+FULL_DISK_BYTES = 16 * 2**20  # below this, a failed save is put down to the full disk (torch's own error hides it)
+
+
+def disk_full(error: BaseException, folder: Path) -> bool:
+    """Whether a failed write into `folder` was a full disk: ENOSPC, or (torch's serialiser reports a short write as
+    "enforce fail … unexpected pos") a filesystem with almost nothing left."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return True
+    return shutil.disk_usage(folder).free < FULL_DISK_BYTES

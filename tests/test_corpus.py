@@ -247,3 +247,11 @@ def test_tokenising_processes_give_the_same_blocks(cache, tokenizer, train_file,
     two = prepare(spec(train_file), tokenizer, SEQ, 0.15, num_proc=2)
     assert np.array_equal(train_blocks(one), train_blocks(two)) and one.fingerprint == two.fingerprint
     assert np.array_equal(one.unigram_counts, two.unigram_counts)
+
+
+def test_a_full_disk_during_preparation_is_named_and_leaves_nothing(tokenizer, train_file, small_disk, monkeypatch):
+    disk = small_disk("256k")
+    monkeypatch.setenv(assets.CACHE_ENV, str(disk))
+    with pytest.raises(OSError, match=r"The disk is full: cannot prepare the pretraining data in .* MB free"):
+        prepare(spec(train_file), tokenizer, SEQ, 0.15)
+    assert not list((disk / "datasets").glob(".*.partial"))

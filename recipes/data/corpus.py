@@ -10,6 +10,7 @@ without reading the text.
 
 from __future__ import annotations
 
+import errno
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from recipes.data.text_sources import (
     source_name,
     too_few_documents,
 )
+from recipes.environment import disk_full, free_space
 from recipes.records import PreparedDataRecord, digest
 
 FORMAT = 2  # token blocks in Arrow shards (1: datasets.save_to_disk of int64 lists)
@@ -184,8 +186,14 @@ def build(
             documents=documents.documents,
         )
         blocks.finish(partial, target, record)
-    except Exception:
+    except Exception as error:
         shutil.rmtree(partial, ignore_errors=True)
+        if isinstance(error, OSError) and disk_full(error, target.parent):
+            raise OSError(
+                errno.ENOSPC,
+                f"The disk is full: cannot prepare the pretraining data in {target.parent} "
+                f"({free_space(target.parent)}). Free some space, or point {assets.CACHE_ENV} at a larger disk.",
+            ) from None
         raise
 
 

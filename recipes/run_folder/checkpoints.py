@@ -9,7 +9,6 @@ a save that fails (a full disk) removes its staging folder and raises `Checkpoin
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 import warnings
@@ -20,8 +19,8 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
 from modeling import HybridBertConfig
 from recipes.data.input_files import InvalidInputFileError, check_weights, read_config, tensor_shapes, weight_files
+from recipes.environment import disk_full, free_space
 from recipes.records import plain
-from recipes.run_folder.claim import free_space
 
 STAGING_PREFIX = "tmp-"
 TRAINER_STATE_FILE = "trainer_state.json"  # Trainer writes it last into a checkpoint
@@ -114,17 +113,6 @@ class AtomicCheckpointTrainer(Trainer):
         finally:
             self._staging_dir = None
         self.accelerator.wait_for_everyone()
-
-
-FULL_DISK_BYTES = 16 * 2**20  # below this, a failed save is put down to the full disk (torch's own error hides it)
-
-
-def disk_full(error: BaseException, folder: Path) -> bool:
-    """Whether a failed write into `folder` was a full disk: ENOSPC, or (torch's serialiser reports a short write as
-    "enforce fail … unexpected pos") a filesystem with almost nothing left."""
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-        return True
-    return shutil.disk_usage(folder).free < FULL_DISK_BYTES
 
 
 def incomplete_checkpoints(folder: Path) -> list[Path]:

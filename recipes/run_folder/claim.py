@@ -22,6 +22,7 @@ from pathlib import Path
 
 from filelock import SoftFileLock, Timeout
 
+from recipes.environment import free_space
 from recipes.records import IDENTITY_FILE, FinetuningRecord, PretrainingRecord
 
 LOCK_FILE = ".run.lock"
@@ -99,12 +100,6 @@ def lock_holder(folder: Path) -> str:
     if host != socket.gethostname():
         return f"PID {pid} on another host, {host}; if that run is gone, remove the lock file"
     return f"PID {pid}"
-
-
-def free_space(path: Path) -> str:
-    """The free space of the filesystem `path` is on (or would be on), for messages about a full disk."""
-    existing = next((folder for folder in (path, *path.absolute().parents) if folder.exists()), Path("/"))
-    return f"{shutil.disk_usage(existing).free / 2**20:,.1f} MB free on its filesystem"
 
 
 @contextmanager
