@@ -118,6 +118,8 @@ def test_the_default_token_cap_is_what_a_calibrated_budget_consumes():
     assert train_token_cap(DataArguments(max_train_tokens=0), calibration, 16) is None  # 0: the whole corpus
     assert train_token_cap(DataArguments(max_train_tokens=1000), calibration, 16) == 1000
     assert train_token_cap(DataArguments(), None, 16) is None
+    with pytest.raises(ValueError, match="--max_train_tokens -5: a number of tokens, or 0 for all"):
+        train_token_cap(DataArguments(max_train_tokens=-5), calibration, 16)
 
 
 def test_a_killed_preparation_resumes_from_its_last_shard(cache, tokenizer, train_file, small_shards, monkeypatch):

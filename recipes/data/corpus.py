@@ -97,8 +97,11 @@ def prepare(
     that of several processes (ranks of one launch) one prepares and the others wait for it, however long it takes."""
     if max_seq_length < 8 or max_seq_length > tokenizer.model_max_length:
         raise ValueError(f"--max_seq_length {max_seq_length} must be between 8 and {tokenizer.model_max_length}.")
-    if max_train_tokens is not None and 0 < max_train_tokens < max_seq_length:
-        raise ValueError(f"--max_train_tokens {max_train_tokens} is less than one block of {max_seq_length} tokens.")
+    if max_train_tokens is not None and max_train_tokens < max_seq_length:
+        raise ValueError(
+            f"--max_train_tokens {max_train_tokens} is less than one block of {max_seq_length} tokens (0 prepares the "
+            "whole corpus)."
+        )
     hub = load_hub(spec) if spec.dataset_name else None
     source = hub[1] if hub else source_fingerprint(spec)
     settings = preparation_settings(spec, source, tokenizer, max_seq_length, mlm_probability, max_train_tokens)

@@ -283,6 +283,8 @@ def train_token_cap(data_args: DataArguments, calibration: dict | None, samples_
     """The training tokens to prepare at most: --max_train_tokens, else what the calibrated budget consumes (None: the
     whole corpus)."""
     if data_args.max_train_tokens is not None:
+        if data_args.max_train_tokens < 0:
+            raise ValueError(f"--max_train_tokens {data_args.max_train_tokens}: a number of tokens, or 0 for all.")
         return data_args.max_train_tokens or None
     if calibration is None:
         return None
