@@ -159,14 +159,14 @@ def start_times(corpus: Path, work_dir: Path, env: dict) -> dict:
     }
 
 
-def repeat_start_times(record: DataScaleRecord, work_dir: Path, rounds: int, note: str) -> DataScaleRecord:
+def repeat_start_times(record: DataScaleRecord, work_dir: Path, rounds: int, note: str, commit: str) -> DataScaleRecord:
     """The largest corpus's start times again, `rounds` times (on an idle machine: the first measurement shared it)."""
     row = record.rows[-1]
     label = f"{row['text_bytes'] / 1e6:g}MB"
     corpus, cache = work_dir / f"corpus-{label}.txt", work_dir / f"cache-{label}"
     env = {**os.environ, assets.CACHE_ENV: str(cache), "HF_HUB_OFFLINE": "1"}
     repeats = [start_times(corpus, work_dir, env) for _ in range(rounds)]
-    rows = [*record.rows[:-1], {**row, "start_repeats": {"note": note, "rounds": repeats}}]
+    rows = [*record.rows[:-1], {**row, "start_repeats": {"note": note, "git_commit": commit, "rounds": repeats}}]
     return dataclasses.replace(record, rows=rows)
 
 
@@ -235,7 +235,9 @@ def report(record: DataScaleRecord) -> str:
             "",
             f"Two ranks started by torchrun on {text / 1e6:,.0f} MB with nothing prepared: {launch['prepared_by']} "
             f"prepared it while the other waited on the cache's lock; {launch['ranks_finished']} of 2 finished with "
-            f"{'the same' if launch['same_data'] else 'different'} data, in {launch['wall_s'] / 60:.1f} min.",
+            f"{'the same' if launch['same_data'] else 'different'} data, in {launch['wall_s'] / 60:.1f} min "
+            "(preparation only: two ranks that prepare and then train are tested at small size, "
+            "tests/test_distributed.py).",
         ]
     return "\n".join([*lines, "", summary(record)]) + "\n"
 
@@ -259,17 +261,24 @@ def summary(record: DataScaleRecord | None) -> str:
         return "Not measured yet: `python -m studies.data_scale --sizes 100MB 1GB`."
     small, large = rows[0], rows[-1]
     gigabytes = large["text_bytes"] / 1e9
+    text_ratio = large["text_bytes"] / small["text_bytes"]
+    per_20gb = 20 / gigabytes
     return (
         f"Preparing {small['text_bytes'] / 1e6:,.0f} MB and {large['text_bytes'] / 1e6:,.0f} MB of text "
-        f"({large['text_bytes'] / small['text_bytes']:.0f}×) took {small['cold']['cpu_s'] / 60:.1f} and "
-        f"{large['cold']['cpu_s'] / 60:.1f} CPU-minutes, peaked at {small['cold']['peak_rss_mb'] / 1024:.2f} and "
-        f"{large['cold']['peak_rss_mb'] / 1024:.2f} GB resident, and left {large['prepared_bytes'] / large['text_bytes']:.2f}× "
-        f"the text on disk ({large['datasets_cache_bytes'] / 1e6:.0f} MB in the `datasets` cache); a cache hit's "
-        f"`prepare()` took {large['cache_hit']['prepare_s']:.1f} s, and a pretraining process began training "
-        f"{large['training_begins_after_s']:.0f} s after it started{repeated_start(large)}. At 20 GB that extrapolates to about "
-        f"{20 / gigabytes * large['cold']['cpu_s'] / 3600:.1f} CPU-hours of preparation, "
-        f"{20 * large['prepared_bytes'] / large['text_bytes']:.0f} GB of prepared blocks beside the text, and the same "
-        f"~{large['cold']['peak_rss_mb'] / 1024:.1f} GB of memory ([results/data_scale](results/data_scale/README.md))."
+        f"({text_ratio:.0f}×) took {small['cold']['cpu_s'] / 60:.1f} and {large['cold']['cpu_s'] / 60:.1f} "
+        f"CPU-minutes (consistent with linear growth; two sizes measured), peaked at "
+        f"{small['cold']['peak_rss_mb'] / 1024:.2f} and {large['cold']['peak_rss_mb'] / 1024:.2f} GB resident, and "
+        f"left {large['prepared_bytes'] / large['text_bytes']:.2f}× the text on disk "
+        f"({large['datasets_cache_bytes'] / 1e6:.0f} MB in the `datasets` cache); a cache hit's `prepare()` took "
+        f"{large['cache_hit']['prepare_s']:.1f} s, and a pretraining process began training "
+        f"{large['training_begins_after_s']:.0f} s after it started{repeated_start(large)}. At 20 GB that "
+        f"extrapolates to about {per_20gb * large['cold']['cpu_s'] / 3600:.1f} CPU-hours of preparation "
+        f"({per_20gb * large['cold']['wall_s'] / 3600:.1f} h of wall time at this run's pace), "
+        f"{20 * large['prepared_bytes'] / large['text_bytes']:.1f} GB of prepared blocks beside the text, and a peak "
+        f"RSS near {large['cold']['peak_rss_mb'] / 1024:.1f} GB if it keeps the growth measured here (+"
+        f"{large['cold']['peak_rss_mb'] - small['cold']['peak_rss_mb']:.0f} MB from {small['text_bytes'] / 1e6:,.0f} "
+        f"MB to {large['text_bytes'] / 1e6:,.0f} MB; the corpus repeats WikiText-2, so its vocabulary does not grow) "
+        "([results/data_scale](results/data_scale/README.md))."
     )
 
 
@@ -283,18 +292,29 @@ def main(argv: list[str] | None = None) -> None:
         help="Only measure the largest recorded corpus's start times this many times again (its cache kept in "
         "--work_dir), adding them to the record with --note",
     )  # fmt: skip
+    parser.add_argument("--report_only", action="store_true", help="Only write the pages from the committed record")
     args = parser.parse_args(argv)
+    if args.report_only:
+        write_pages(DataScaleRecord.read(RECORD_FILE))
+        return
+    commit = git_commit()  # the code that runs: read before it does, not after
     args.work_dir.mkdir(parents=True, exist_ok=True)
     if args.repeat_start:
-        record = repeat_start_times(DataScaleRecord.read(RECORD_FILE), args.work_dir, args.repeat_start, args.note)
+        record = repeat_start_times(
+            DataScaleRecord.read(RECORD_FILE), args.work_dir, args.repeat_start, args.note, commit
+        )
     else:
         rows = []
         sizes = [parse_size(size) for size in args.sizes]
         for size in sizes:
             rows.append(measure(size, args.work_dir, two_rank_launch=size == max(sizes)))
             print(json.dumps(rows[-1]), flush=True)
-        record = DataScaleRecord(git_commit=git_commit(), machine=machine(), note=args.note, rows=rows)
+        record = DataScaleRecord(git_commit=commit, machine=machine(), note=args.note, rows=rows)
     record.write(RECORD_FILE)
+    write_pages(record)
+
+
+def write_pages(record: DataScaleRecord) -> None:
     (RESULTS / "README.md").write_text(report(record))
     write_text_atomic(README_FILE, with_generated_block(README_FILE.read_text(), START, END, summary(record)))
 
