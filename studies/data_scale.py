@@ -27,7 +27,7 @@ from pathlib import Path
 from recipes.cards.markdown import with_generated_block
 from recipes.data import assets
 from recipes.environment import REPO_ROOT, git_commit, load_average
-from recipes.records import DataScaleRecord, write_text_atomic
+from recipes.records import DataScaleRecord, PretrainingRecord, write_text_atomic
 
 RESULTS = REPO_ROOT / "results" / "data_scale"
 RECORD_FILE = RESULTS / "data_scale.json"
@@ -188,6 +188,32 @@ def two_ranks(corpus: Path, cache: Path, env: dict) -> dict:
     }
 
 
+def two_ranks_training(corpus: Path, cache: Path, work_dir: Path, steps: int = 3) -> dict:
+    """Two DDP ranks started by torchrun pretraining on the corpus with nothing prepared: how many prepared it, and
+    whether the run then trained on both (world size and steps in its budget.json)."""
+    subprocess.run(["rm", "-rf", str(cache)], check=True)
+    cache.mkdir(parents=True)
+    (cache / "assets").symlink_to(assets.cache_dir() / "assets")
+    run_dir = work_dir / "run-two-ranks"
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29732"]
+    command = [
+        *launcher, str(REPO_ROOT / "recipes" / "pretrain.py"), "--train_file", str(corpus), "--max_seq_length", "128",
+        "--variant", "bert", "--size", "tiny", "--max_steps", str(steps), "--num_eval_points", "0", "--data_seed", "1",
+        "--per_device_train_batch_size", "4", "--output_dir", str(run_dir), "--overwrite_output_dir",
+    ]  # fmt: skip
+    env = {**os.environ, assets.CACHE_ENV: str(cache), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    launch = measured(command, env)
+    output = launch.pop("output")
+    spent = PretrainingRecord.read(run_dir)
+    subprocess.run(["rm", "-rf", str(run_dir)], check=True)
+    return {
+        **launch,
+        "prepared_by": output.count("Preparing the pretraining data into"),
+        "world_size": spent.run_record.world_size,
+        "steps": spent.steps,
+    }
+
+
 def machine() -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "")
     memory_kb = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal"))
@@ -228,6 +254,16 @@ def report(record: DataScaleRecord) -> str:
                 f"({len(rounds)} rounds): cache-hit prepare() {hits} s; training began "
                 f"{listed('training_begins_after_s', 1)} s and the first step came "
                 f"{listed('first_step_after_s', 1)} s after the process started.",
+            ]
+    for row in record.rows:
+        if "two_ranks_training" in row:
+            trained = row["two_ranks_training"]
+            lines += [
+                "",
+                f"Two DDP ranks started by torchrun to pretrain on {row['text_bytes'] / 1e6:,.0f} MB with nothing "
+                f"prepared: {trained['prepared_by']} of them prepared the data, and the run then made "
+                f"{trained['steps']} steps at world size {trained['world_size']}, in {trained['wall_s'] / 60:.1f} min "
+                f"(peak RSS of a rank {trained['peak_rss_mb'] / 1024:.2f} GB).",
             ]
     launches = [(row["text_bytes"], row["two_ranks"]) for row in record.rows if "two_ranks" in row]
     for text, launch in launches:
@@ -292,6 +328,10 @@ def main(argv: list[str] | None = None) -> None:
         help="Only measure the largest recorded corpus's start times this many times again (its cache kept in "
         "--work_dir), adding them to the record with --note",
     )  # fmt: skip
+    parser.add_argument(
+        "--two_ranks_training", action="store_true",
+        help="Only launch two torchrun ranks pretraining on the largest recorded corpus, nothing prepared",
+    )  # fmt: skip
     parser.add_argument("--report_only", action="store_true", help="Only write the pages from the committed record")
     args = parser.parse_args(argv)
     if args.report_only:
@@ -299,7 +339,15 @@ def main(argv: list[str] | None = None) -> None:
         return
     commit = git_commit()  # the code that runs: read before it does, not after
     args.work_dir.mkdir(parents=True, exist_ok=True)
-    if args.repeat_start:
+    if args.two_ranks_training:
+        record = DataScaleRecord.read(RECORD_FILE)
+        row = record.rows[-1]
+        corpus = args.work_dir / f"corpus-{row['text_bytes'] / 1e6:g}MB.txt"
+        trained = two_ranks_training(corpus, args.work_dir / "cache-two-ranks-training", args.work_dir)
+        record = dataclasses.replace(
+            record, rows=[*record.rows[:-1], {**row, "two_ranks_training": {**trained, "git_commit": commit}}]
+        )
+    elif args.repeat_start:
         record = repeat_start_times(
             DataScaleRecord.read(RECORD_FILE), args.work_dir, args.repeat_start, args.note, commit
         )
