@@ -257,3 +257,50 @@ def test_a_full_disk_during_preparation_is_named_and_leaves_nothing(tokenizer, t
     with pytest.raises(OSError, match=r"The disk is full: cannot prepare the pretraining data in .* MB free"):
         prepare(spec(train_file), tokenizer, SEQ, 0.15)
     assert not list((disk / "datasets").glob(".*.partial"))
+
+
+KILLED_PREPARATION = """
+import sys, time
+from recipes.data import assets, blocks, corpus
+from recipes.data.text_sources import CorpusSpec
+blocks.PACK_DOCUMENTS, blocks.SHARD_BLOCKS = 10, 8
+finish_shard = blocks.TrainShards.finish_shard
+def finish_then_hang(self):
+    finish_shard(self)
+    if len(self.progress.shards) == 2:
+        print("two shards written", flush=True)
+        time.sleep(600)
+blocks.TrainShards.finish_shard = finish_then_hang
+corpus.prepare(CorpusSpec(dataset=None, train_file=sys.argv[1]), assets.default_tokenizer(), 32, 0.15)
+"""
+
+
+def test_a_preparation_killed_with_sigkill_resumes_from_its_shards(
+    cache, tokenizer, train_file, small_shards, monkeypatch
+):
+    """A real kill -9 after two shards: the next preparation keeps them, and its blocks are an uninterrupted one's."""
+    (cache / "datasets").mkdir(parents=True)
+    os.symlink(Path(tokenizer.name_or_path).parent, cache / "assets")  # the offline assets the tokenizer came from
+    env = {**os.environ, assets.CACHE_ENV: str(cache)}
+    process = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(KILLED_PREPARATION), str(train_file)],
+        stdout=subprocess.PIPE, text=True, env=env, cwd=REPO,
+    )  # fmt: skip
+    try:
+        assert any(line.strip() == "two shards written" for line in process.stdout)
+    finally:
+        process.kill()
+        process.wait()
+    (partial,) = cache.glob("datasets/.*.partial")
+    kept = {shard.name: shard.read_bytes() for shard in partial.glob("train-*.arrow")}
+    assert len(kept) == 2
+    tokenised, tokenize = [], blocks.tokenize
+    monkeypatch.setattr(blocks, "tokenize", lambda tok, texts: tokenised.extend(texts) or tokenize(tok, texts))
+    resumed = prepare(spec(train_file), tokenizer, SEQ, 0.15)
+    assert {name: (resumed.cache_path / name).read_bytes() for name in kept} == kept
+    documents = len(train_file.read_text(encoding="utf-8").splitlines())
+    assert 0 < len(tokenised) <= documents - 2 * blocks.PACK_DOCUMENTS  # the two shards' documents are not read again
+    monkeypatch.setenv(assets.CACHE_ENV, str(cache.parent / "uninterrupted"))
+    whole = prepare(spec(train_file), tokenizer, SEQ, 0.15)
+    assert np.array_equal(train_blocks(resumed), train_blocks(whole))
+    assert np.array_equal(resumed.unigram_counts, whole.unigram_counts)
