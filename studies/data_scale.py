@@ -272,8 +272,7 @@ def report(record: DataScaleRecord) -> str:
             f"Two ranks started by torchrun on {text / 1e6:,.0f} MB with nothing prepared: {launch['prepared_by']} "
             f"prepared it while the other waited on the cache's lock; {launch['ranks_finished']} of 2 finished with "
             f"{'the same' if launch['same_data'] else 'different'} data, in {launch['wall_s'] / 60:.1f} min "
-            "(preparation only: two ranks that prepare and then train are tested at small size, "
-            "tests/test_distributed.py).",
+            "(preparation only; the pretraining launch above also trains).",
         ]
     return "\n".join([*lines, "", summary(record)]) + "\n"
 
