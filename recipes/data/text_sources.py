@@ -235,11 +235,13 @@ class Documents:
         taken, group = 0, []
         for text in self:
             group.append(text)
-            taken += len(text.encode())
-            if len(group) == blocks.PACK_DOCUMENTS or (max_bytes is not None and taken >= max_bytes):
+            if max_bytes is not None:  # only the held-out slice counts bytes: training text is not encoded twice
+                taken += len(text.encode())
+            reached = max_bytes is not None and taken >= max_bytes
+            if len(group) == blocks.PACK_DOCUMENTS or reached:
                 yield group, self.rows, self.documents
                 group = []
-                if max_bytes is not None and taken >= max_bytes:
+                if reached:
                     return
         if group:
             yield group, self.rows, self.documents
