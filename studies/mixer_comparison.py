@@ -32,6 +32,7 @@ from recipes import pretrain
 from recipes.cards.markdown import markdown_table
 from recipes.evaluation.stats import paired_difference
 from recipes.records import PretrainingRecord, write_text_atomic
+from recipes.run_folder.naming import run_name
 from recipes.training import calibration
 from recipes.training.arguments import parse_args
 from recipes.training.curves import CURVE_FILE, load_curve
@@ -102,7 +103,7 @@ def arm_overrides(mixer: str, arm: str) -> dict:
 
 
 def run_dir(args: ComparisonArguments, mixer: str, arm: str, seed: int) -> Path:
-    return Path(args.output_dir) / f"{showcase_variant(mixer)}-{arm}-{args.size}-{args.budget}-seed{seed}"
+    return Path(args.output_dir) / run_name(showcase_variant(mixer), arm, args.size, args.budget, seed=seed)
 
 
 def calibration_file(args: ComparisonArguments, mixer: str, arm: str) -> Path:

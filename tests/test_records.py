@@ -23,7 +23,8 @@ from recipes.records import (
     StepTimesRecord,
 )
 from recipes.records.files import set_fields
-from recipes.run_folder.recorded_runs import RecordedRun, pretraining_runs, run_name, split_variant
+from recipes.run_folder.naming import init_part, run_name, split_variant
+from recipes.run_folder.recorded_runs import RecordedRun, pretraining_runs
 
 COMMITTED_RECORDS = Path(__file__).resolve().parents[1] / "results" / "zoo_runs"
 
@@ -143,12 +144,12 @@ def test_run_key_covers_exactly_what_defines_the_weights():
     ],
 )
 def test_run_names_for_directories_and_repos(label, init_from, seed, hub, name):
-    assert run_name(label, "tiny", "1m", init_from=init_from, seed=seed, hub=hub) == name
+    assert run_name(label, "tiny", init_part(init_from), "1m", seed=seed, hub=hub) == name
 
 
 def test_committed_directory_names_are_what_run_name_gives():
     for run_dir in pretraining_runs(COMMITTED_RECORDS):
         run = RecordedRun.read(run_dir)
         spent = run.record
-        assert run_dir.name == run_name(run.label, spent.size, spent.budget, init_from=spent.init_from, seed=spent.seed)
+        assert run_dir.name == run_name(run.label, spent.size, init_part(spent.init_from), spent.budget, seed=spent.seed)
     assert split_variant("pool-hybrid+dropmask") == ("pool-hybrid", True)

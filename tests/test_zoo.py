@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from recipes.records import FinetuningRecord
-from recipes.run_folder.recorded_runs import split_variant
+from recipes.run_folder.naming import split_variant
 from studies import zoo
 from studies.zoo import arguments as zoo_arguments
 from studies.zoo import plan as zoo_plan

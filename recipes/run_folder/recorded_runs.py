@@ -1,5 +1,4 @@
-"""A pretraining run directory as its records give it (`RecordedRun`), and how runs are named: `run_name` gives a
-run's directory name and its Hub repo name."""
+"""A pretraining run directory as its records give it (`RecordedRun`), and the Hub repo names of a set of runs."""
 
 from __future__ import annotations
 
@@ -11,43 +10,10 @@ from typing import ClassVar
 
 from transformers.utils import CONFIG_NAME
 
-from modeling import VARIANTS, HybridBertConfig
+from modeling import HybridBertConfig
 from recipes.records import BUDGET_FILE, FinetuningRecord, PretrainingRecord
+from recipes.run_folder.naming import init_part, run_name, variant_label
 from recipes.training.curves import CURVE_FILE, load_curve
-
-DROP_MASK_SUFFIX = "+dropmask"
-
-
-# --- names ------------------------------------------------------------------------------------------------------
-
-
-def variant_label(variant: str, drop_mask: bool) -> str:
-    """How the zoo names a variant: 'bert', or 'bert+dropmask' with DropMask."""
-    return variant + (DROP_MASK_SUFFIX if drop_mask else "")
-
-
-def split_variant(label: str) -> tuple[str, bool]:
-    """'bert+dropmask' → ('bert', True); the variant must be a named one."""
-    variant = label.removesuffix(DROP_MASK_SUFFIX)
-    if variant not in VARIANTS:
-        raise ValueError(
-            f"Unknown variant {label!r}: one of {', '.join(VARIANTS)}, optionally with '{DROP_MASK_SUFFIX}'."
-        )
-    return variant, variant != label
-
-
-def run_name(
-    label: str, size: str, budget: str, *, init_from: str | None = None, seed: int | None = None, hub: bool = False
-) -> str:
-    """`<label>-<size>[-init-<checkpoint>]-<budget>[-seed<seed>]`, e.g. `bert+dropmask-tiny-1m-seed1` (a run
-    directory) or, with `hub` (repo names allow no '+'), `bert-dropmask-tiny-1m`, `hbert-v2-minilm-init-minilm-2m`."""
-    if hub:
-        label = label.replace(DROP_MASK_SUFFIX, "-" + DROP_MASK_SUFFIX[1:])
-    init = [f"init-{Path(init_from).name}"] if init_from else []
-    return "-".join([label, size, *init, budget, *([f"seed{seed}"] if seed is not None else [])])
-
-
-# --- a run directory --------------------------------------------------------
 
 
 def pretraining_runs(folder: str | Path) -> list[Path]:
@@ -99,9 +65,8 @@ class RecordedRun:
 
     def repo_name(self, with_seed: bool = False) -> str:
         seed = self.record.seed if with_seed else None
-        return run_name(
-            self.label, self.record.size, self.record.budget, init_from=self.record.init_from, seed=seed, hub=True
-        )
+        record = self.record
+        return run_name(self.label, record.size, init_part(record.init_from), record.budget, seed=seed, hub=True)
 
 
 def repo_names(run_dirs: Iterable[str | Path]) -> dict[Path, str]:

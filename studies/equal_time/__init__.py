@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recipes.records import read_json_object
+from recipes.run_folder.naming import run_name
 from recipes.training.clock import parse_budget
 from recipes.training.pretrain_arguments import parse_args
 
@@ -49,7 +50,7 @@ class PlannedRun:
 
     @property
     def name(self) -> str:
-        return f"{self.arm.name}-{self.budget}-seed{self.seed}"
+        return run_name(self.arm.name, self.budget, seed=self.seed)
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ class PlannedFinetuning:
 
     @property
     def name(self) -> str:
-        return f"{self.run.name}/{self.task}/{self.init}-seed{self.seed}"
+        return f"{self.run.name}/{self.task}/{run_name(self.init, seed=self.seed)}"
 
 
 def finetunings(plan: Plan) -> list[PlannedFinetuning]:

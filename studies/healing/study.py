@@ -47,6 +47,7 @@ from recipes.records import (
     ProbeRecord,
     StepTimesRecord,
 )
+from recipes.run_folder.naming import run_name
 from recipes.training.arguments import parse_args
 from recipes.training.curves import CURVE_FILE
 from studies import planner
@@ -212,9 +213,7 @@ def healing_steps(args: HealStudyArguments, variant: str, seed: int) -> list[Ste
     for objective in args.objectives:
         for keep in settings_covered(args, variant):
             count = args.steps if objective == "distillation" else mlm_steps(args, variant, keep)
-            label = (
-                f"{variant}-{teacher_name(args)}-{RUN_LABELS[objective]}{settings_label(keep)}-{count}steps-seed{seed}"
-            )
+            label = run_name(variant, teacher_name(args), RUN_LABELS[objective] + settings_label(keep), f"{count}steps", seed=seed)
             run_dir = Path(args.runs_dir) / label
             entry, argv = healing_argv(args, variant, objective, keep, seed, count, run_dir)
             steps.append(Step(label, entry, argv, run_dir / BUDGET_FILE, partial(trained_for, count)))
@@ -299,7 +298,7 @@ def unhealed_models(args: HealStudyArguments, variant: str) -> list[tuple[str, l
     """(name, finetune.py arguments) of each unhealed conversion of `variant`."""
     return [
         (
-            f"{variant}-{teacher_name(args)}-unhealed{'-source-settings' if keep else ''}",
+            run_name(variant, teacher_name(args), "unhealed" + settings_label(keep)),
             ["--convert_to", variant, *(["--keep_source_settings"] if keep else [])],
         )
         for keep in settings_covered(args, variant)
@@ -339,7 +338,7 @@ def plan(args: HealStudyArguments) -> list[Step]:
             for name, values in encoders.items():
                 probe_argv += [f"--{name}", *values] if values else []
             probe_argv += ["--tasks", *args.tasks, "--seed", str(seed)]
-            output = Path(args.results_dir) / f"probe-{variant}-seed{seed}.json"
+            output = Path(args.results_dir) / f"{run_name('probe', variant, seed=seed)}.json"
             probe_argv += [*shlex.split(args.probe_args), "--output_file", str(output)]
             steps.append(Step(output.name, probe.main, probe_argv, output, partial(probe_covers, encoders)))
             students = [step for step in healed if healing_objective(step) in args.finetune]
@@ -350,11 +349,11 @@ def plan(args: HealStudyArguments) -> list[Step]:
                     steps.append(finetuning_step(args, step.name, ["--model", str(weights)], task, seed, weights))
                 for name, convert in unhealed:
                     steps.append(
-                        finetuning_step(args, f"{name}-seed{seed}", ["--model", args.teacher, *convert], task, seed)
+                        finetuning_step(args, run_name(name, seed=seed), ["--model", args.teacher, *convert], task, seed)
                     )
         for task in args.tasks if "teacher" in args.finetune else []:
             steps.append(
-                finetuning_step(args, f"{teacher_name(args)}-seed{seed}", ["--model", args.teacher], task, seed)
+                finetuning_step(args, run_name(teacher_name(args), seed=seed), ["--model", args.teacher], task, seed)
             )
     return steps
 

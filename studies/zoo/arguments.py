@@ -7,7 +7,7 @@ from pathlib import Path
 
 from modeling import VARIANTS
 from recipes.data import assets
-from recipes.run_folder.recorded_runs import DROP_MASK_SUFFIX, split_variant
+from recipes.run_folder.naming import DROP_MASK_SUFFIX, split_variant
 from recipes.training.clock import parse_budget
 
 HEADLINE_VARIANTS = ("hbert-v1", "bert")  # the headline comparison, at the shortest budget

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from recipes import finetune, pretrain
 from recipes.records import BUDGET_FILE, FinetuningKey, FinetuningRecord, PretrainingRecord
-from recipes.run_folder.recorded_runs import run_name, split_variant
+from recipes.run_folder.naming import init_part, run_name, split_variant
 from recipes.training.clock import parse_budget
 from studies.planner import Step, finetuning_current, finished_run, planned_finetuning, pretraining_current
 from studies.zoo.arguments import HEADLINE_VARIANTS, INITS, REFERENCE_DIR, SCRATCH, ZooArguments
@@ -142,7 +142,7 @@ def finetuning_steps(
     for task in args.tasks:
         for seed in args.finetune_seeds:
             for init in inits:
-                output_dir = Path(args.output_dir) / "finetuned" / run_dir.name / task / f"{init}-seed{seed}"
+                output_dir = Path(args.output_dir) / "finetuned" / run_dir.name / task / run_name(init, seed=seed)
                 from_scratch = ["--from_scratch"] if init == "scratch" else []
                 argv = finetuning_argv(str(run_dir), task, seed, output_dir, args, *from_scratch)
                 record_path = FinetuningRecord.downstream_path(run_dir, task, init, seed)
@@ -160,7 +160,7 @@ def reference_steps(args: ZooArguments) -> list[FinetuningStep]:
     for model in args.reference_models:
         for task in args.tasks:
             for seed in args.finetune_seeds:
-                output_dir = Path(args.output_dir) / REFERENCE_DIR / model / task / f"seed{seed}"
+                output_dir = Path(args.output_dir) / REFERENCE_DIR / model / task / run_name(seed=seed)
                 argv = finetuning_argv(model, task, seed, output_dir, args)
                 planned = planned_finetuning(argv, task, "pretrained", seed, None)
                 done = finetuning_done(output_dir / FinetuningRecord.FILE, planned)
@@ -176,7 +176,7 @@ def plan_zoo(args: ZooArguments) -> ZooPlan:
             for budget in args.budgets:
                 for seed in pretraining_seeds(args, label, budget):
                     init_from = start if start != SCRATCH else None
-                    run_dir = Path(args.output_dir) / run_name(label, args.size, budget, init_from=init_from, seed=seed)
+                    run_dir = Path(args.output_dir) / run_name(label, args.size, init_part(init_from), budget, seed=seed)
                     argv = pretraining_argv(args, label, start, budget, seed, run_dir)
                     runs = not pretraining_done(run_dir, argv)
                     if runs and finished_run(run_dir):

@@ -10,6 +10,7 @@ from recipes import benchmark, finetune, pretrain
 from recipes.benchmark.harness import metadata
 from recipes.cards.model_card import CARD_FILE, write_card
 from recipes.records import DOWNSTREAM_DIR, BenchmarkRecord, FinetuningRecord, PretrainingRecord, benchmark_key
+from recipes.run_folder.naming import run_name
 from recipes.run_folder.recorded_runs import RecordedRun, pretraining_runs, repo_names
 from studies.zoo.arguments import BENCHMARK_PREFIX, REFERENCE_DIR, ZooArguments
 from studies.zoo.plan import FinetuningStep, ZooPlan
@@ -27,7 +28,7 @@ def gather_records(run_dir: Path, records_dir: Path) -> Path:
 
 
 def gather_reference_record(step: FinetuningStep, records_dir: Path) -> None:
-    destination = records_dir / REFERENCE_DIR / step.model / f"{step.task}-seed{step.seed}.json"
+    destination = records_dir / REFERENCE_DIR / step.model / f"{run_name(step.task, seed=step.seed)}.json"
     destination.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(step.output_dir / FinetuningRecord.FILE, destination)
 
