@@ -47,6 +47,7 @@ from modeling import VARIANTS, HybridBertConfig, HybridBertModel
 from recipes.data import assets
 from recipes.data.corpus import prepare
 from recipes.data.text_sources import source_fingerprint
+from recipes.environment import machine_facts
 from recipes.models.references import require_model_type, resolve_model
 from recipes.models.sentence_encoder import mean_pool
 from recipes.models.starting_model import load_tokenizer, source_settings
@@ -332,7 +333,7 @@ def distill(args, data_args, budget_args, training_args, budget_s, shape, checkp
         budget_s=budget_s,
         seed=training_args.seed,
         training={"objective": "distillation", **distillation, **settings},
-        device=training_args.device,
+        machine=machine_facts(training_args.device),
         world_size=world_size,
     )
     budget = budget_callback(budget_s, budget_args, training_args, checkpoint, now, run_record)

@@ -59,6 +59,17 @@ def device_name(device: torch.device | str = "cpu") -> str:
     return platform.processor() or "cpu"
 
 
+def machine_facts(device: torch.device | str = "cpu") -> dict:
+    """What a run's record says of the machine and code it ran on, now."""
+    return {
+        "git_commit": git_commit(),
+        "versions": package_versions(),
+        "device": device_name(device),
+        "threads": torch.get_num_threads(),
+        "load_average": load_average(),
+    }
+
+
 def load_average() -> list[float]:
     """1, 5 and 15 minute load averages (empty where the platform has none): speeds depend on them."""
     try:

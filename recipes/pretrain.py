@@ -34,7 +34,7 @@ import torch
 from transformers import TrainerCallback, TrainingArguments, set_seed
 
 from recipes.data.corpus import PreparedData, planned_fingerprint, prepare
-from recipes.environment import git_commit, package_versions
+from recipes.environment import git_commit, machine_facts, package_versions
 from recipes.evaluation.held_out import METRICS_DIR, HeldOutCollator, MlmCurveCallback, predictions_at_labels
 from recipes.models.starting_model import (
     build_model,
@@ -340,7 +340,7 @@ def pretrain(
             "model_revision": model_args.model_revision,
             **({"calibration": calibration} if calibration else {}),
         },
-        device=training_args.device,
+        machine=machine_facts(training_args.device),
         world_size=world_size,
     )
     step_clock = CalibratedClock(budget_s, calibration["steps"]) if calibration else None

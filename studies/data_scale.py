@@ -27,7 +27,7 @@ from pathlib import Path
 from recipes.cards.markdown import with_generated_block
 from recipes.data import assets
 from recipes.environment import REPO_ROOT, git_commit, load_average
-from recipes.records import DataScaleRecord, PretrainingRecord, write_text_atomic
+from recipes.records import DataScaleRecord, PretrainingRecord, parse_json, write_text_atomic
 
 RESULTS = REPO_ROOT / "results" / "data_scale"
 RECORD_FILE = RESULTS / "data_scale.json"
@@ -115,7 +115,7 @@ def measure(size: int, work_dir: Path, two_rank_launch: bool = False) -> dict:
     prepare = prepare_command(corpus)
 
     cold = measured(prepare, env)
-    summary = json.loads(cold.pop("output").strip().splitlines()[-1])
+    summary = parse_json(cold.pop("output").strip().splitlines()[-1], "prepare_data.py output", "summary")
     start = start_times(corpus, work_dir, env)
     ranks = two_ranks(corpus, work_dir / f"cache-{label}-ranks", env) if two_rank_launch else None
     return {
@@ -137,7 +137,7 @@ def start_times(corpus: Path, work_dir: Path, env: dict) -> dict:
     model and data ready) and to its first step (after the step-0 evaluation of 512 held-out blocks)."""
     prepare = prepare_command(corpus)
     hit = measured(prepare, env)
-    hit_summary = json.loads(hit.pop("output").strip().splitlines()[-1])
+    hit_summary = parse_json(hit.pop("output").strip().splitlines()[-1], "prepare_data.py output", "summary")
     run_dir = work_dir / f"run-{corpus.stem}"
     pretrain = [
         sys.executable, "-c", textwrap.dedent(FIRST_STEP), "--train_file", str(corpus), "--max_seq_length", "128",
@@ -179,7 +179,11 @@ def two_ranks(corpus: Path, cache: Path, env: dict) -> dict:
     command = [*launcher, *prepare_command(corpus)[1:]]
     launch = measured(command, {**env, assets.CACHE_ENV: str(cache)})
     output = launch.pop("output")
-    summaries = [json.loads(line) for line in output.splitlines() if line.startswith('{"fingerprint"')]
+    summaries = [
+        parse_json(line, "prepare_data.py output", "summary")
+        for line in output.splitlines()
+        if line.startswith('{"fingerprint"')
+    ]
     return {
         **launch,
         "ranks_finished": len(summaries),

@@ -13,13 +13,14 @@ import pytest
 from huggingface_hub import ModelCard
 
 from recipes import benchmark
-from recipes.cards.committed import card_provenance, regenerate_zoo_cards, stale_cards
 from recipes.cards.committed import main as cards_main
+from recipes.cards.committed import regenerate_zoo_cards, stale_cards
 from recipes.cards.model_card import CARDS_DIR, build_card, write_card
 from recipes.cards.sources import base_model as card_base_model
 from recipes.cards.sources import pretraining_corpus, task_hub_id
 from recipes.finetune import main as finetune
 from recipes.pretrain import main as pretrain
+from recipes.records import CardProvenance
 from recipes.run_folder.recorded_runs import repo_names
 
 REPO_ID = "zoo-org/hbert-v1-tiny-3s"
@@ -160,7 +161,7 @@ def test_card_is_byte_identical_when_regenerated(card_path, run_dir, benchmark_j
     """Regenerating from the same run and benchmark gives the same bytes, and the card names its inputs."""
     again = write_card(run_dir, REPO_ID, tmp_path / "README.md", benchmark_json)
     assert again.read_bytes() == card_path.read_bytes()
-    assert card_provenance(card_path) == {"run_dir": str(run_dir), "repo_id": REPO_ID, "benchmark": str(benchmark_json)}
+    assert CardProvenance.from_card(card_path) == CardProvenance(str(run_dir), REPO_ID, benchmark=str(benchmark_json))
 
 
 def test_card_without_benchmark_says_where_to_get_one(run_dir):
@@ -211,7 +212,7 @@ def test_committed_and_zoo_cards_regenerate_identically(run_dir, benchmark_json,
     cards_dir = tmp_path / "model_cards"
     written = regenerate_zoo_cards(run_dir.parent, "zoo-org", cards_dir, benchmark_json)
     assert written == [cards_dir / "hbert-v1-tiny-3s" / "README.md"]
-    assert card_provenance(written[0])["repo_id"] == REPO_ID
+    assert CardProvenance.from_card(written[0]).repo_id == REPO_ID
     assert stale_cards(cards_dir) == []
     assert cards_main(["--check", "--cards_dir", str(cards_dir)]) == []
 

@@ -106,7 +106,7 @@ def test_a_field_with_a_default_may_be_missing_and_a_required_one_may_not(tmp_pa
     with pytest.raises(TypeError, match="holds no JSON object"):
         PretrainingRecord.read(tmp_path)
     (tmp_path / BUDGET_FILE).write_text("{")
-    with pytest.raises(ValueError, match="is not a pretraining record"):
+    with pytest.raises(ValueError, match=r"budget\.json is not valid JSON \(pretraining record.*\): Expecting"):
         PretrainingRecord.read(tmp_path)
     with pytest.raises(FileNotFoundError, match="no fine-tuning record there"):
         FinetuningRecord.read(tmp_path / "missing.json")
@@ -151,5 +151,7 @@ def test_committed_directory_names_are_what_run_name_gives():
     for run_dir in pretraining_runs(COMMITTED_RECORDS):
         run = RecordedRun.read(run_dir)
         spent = run.record
-        assert run_dir.name == run_name(run.label, spent.size, init_part(spent.init_from), spent.budget, seed=spent.seed)
+        assert run_dir.name == run_name(
+            run.label, spent.size, init_part(spent.init_from), spent.budget, seed=spent.seed
+        )
     assert split_variant("pool-hybrid+dropmask") == ("pool-hybrid", True)

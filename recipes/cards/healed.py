@@ -36,7 +36,7 @@ from recipes.distill import AGREEMENT_CURVE_FILE
 from recipes.environment import portable_path
 from recipes.evaluation.healing_rows import TEACHER, agreement_text, gain_cell, protocol_text, row_name
 from recipes.probe import describe_student
-from recipes.records import DistillationRecord, PretrainingRecord, read_json_object
+from recipes.records import CardProvenance, DistillationRecord, PretrainingRecord, read_json_object
 from recipes.training.arguments import parse_args
 from recipes.training.curves import load_curve
 
@@ -144,11 +144,9 @@ def build_healed_card(run_dir: str | Path, repo_id: str, table_json: str | Path 
     teacher_text = f"`{teacher_hub_id}`" if teacher_hub_id else f"the BERT `{Path(teacher).name}`"
     settings = "its teacher's settings" if training["keep_source_settings"] else f"`{spent.variant}`'s own settings"
     agreement = f"{curve[-1]['agreement']:.3f}" if curve else "–"
-    provenance = {
-        "run_dir": portable_path(run_dir),
-        "repo_id": repo_id,
-        "table": portable_path(table_json) if table_json else None,
-    }
+    provenance = CardProvenance(
+        run_dir=portable_path(run_dir), repo_id=repo_id, table=portable_path(table_json) if table_json else None
+    )
     evaluated = spent.arguments["data"].get("max_eval_samples")
     return render_card(
         ModelCardData(

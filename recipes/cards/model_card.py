@@ -12,8 +12,6 @@ so `recipes.cards.committed` and the tests can regenerate it.
 
 from __future__ import annotations
 
-import json
-import re
 import statistics
 from pathlib import Path
 
@@ -26,7 +24,7 @@ from recipes.cards.sources import Corpus, base_model, pretraining_corpus, task_h
 from recipes.data.tasks import TASKS
 from recipes.environment import REPO_ROOT, portable_path
 from recipes.models.parameters import components, hybrid_breakdown
-from recipes.records import BenchmarkRecord, FinetuningRecord, PretrainingRecord
+from recipes.records import BenchmarkRecord, CardProvenance, FinetuningRecord, PretrainingRecord
 from recipes.run_folder.recorded_runs import RecordedRun
 
 CARDS_DIR = REPO_ROOT / "model_cards"
@@ -35,8 +33,6 @@ CARD_FILE = "README.md"
 LICENSE = "apache-2.0"  # the project's license (pyproject.toml), under which the weights are published
 BASE_TAGS = ("hybrid-bert", "custom_code")
 # A machine-readable comment at the top of a card's body: which inputs regenerate it.
-PROVENANCE_MARK = "hybrid-bert-card"
-PROVENANCE_PATTERN = re.compile(rf"<!-- {PROVENANCE_MARK} (\{{.*?\}}) -->")
 
 
 # --- the card's parts -----------------------------------------------------------------------------------------
@@ -298,12 +294,11 @@ def build_card(run_dir: str | Path, repo_id: str, benchmark_json: str | Path | N
         base_model=base_model(init_from),
         eval_results=eval_results(run, corpus, downstream) or None,
     )
-    provenance = {"run_dir": portable_path(run_dir), "repo_id": repo_id, "benchmark": None}
+    recorded_benchmark = portable_path(benchmark_json) if benchmark_json is not None else None
+    provenance = CardProvenance(run_dir=portable_path(run_dir), repo_id=repo_id, benchmark=recorded_benchmark)
     benchmark = None
     if benchmark_json is not None:
-        provenance["benchmark"] = portable_path(benchmark_json)
-        measured = BenchmarkRecord.read(benchmark_json)
-        benchmark = benchmark_context(measured, provenance["benchmark"], spent.variant)
+        benchmark = benchmark_context(BenchmarkRecord.read(benchmark_json), recorded_benchmark, spent.variant)
     final = run.curve[-1] if run.curve else None
     accuracy = f"Its held-out MLM accuracy is {percent(final['accuracy'])}." if final else "It has no MLM evaluation."
     training = spent.run_record.training
@@ -351,15 +346,14 @@ def build_card(run_dir: str | Path, repo_id: str, benchmark_json: str | Path | N
     )
 
 
-def render_card(card_data: ModelCardData, template_path: Path, provenance: dict, **context) -> ModelCard:
-    """A card from its template, with the provenance comment that regenerates it (`card_provenance`)."""
-    repo_id = provenance["repo_id"]
+def render_card(card_data: ModelCardData, template_path: Path, provenance: CardProvenance, **context) -> ModelCard:
+    """A card from its template, with the provenance comment that regenerates it."""
     return ModelCard.from_template(
         card_data,
         template_path=str(template_path),
-        provenance=f"{PROVENANCE_MARK} {json.dumps(provenance, sort_keys=True)}",
-        repo_id=repo_id,
-        model_name=repo_id.split("/")[-1],
+        provenance=provenance.comment(),
+        repo_id=provenance.repo_id,
+        model_name=provenance.repo_id.split("/")[-1],
         **context,
     )
 

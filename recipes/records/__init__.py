@@ -9,12 +9,15 @@ written by a newer schema is refused. `recipes.run_folder.recorded_runs` reads a
 
 from recipes.records.benchmark import BenchmarkRecord, benchmark_key
 from recipes.records.calibration import CalibrationRecord
+from recipes.records.card import CardProvenance
 from recipes.records.curves import CurveRecord
 from recipes.records.files import (
     digest,
     flattened,
     from_dict,
+    parse_json,
     plain,
+    read_json,
     read_json_object,
     required_fields,
     set_fields,
@@ -24,6 +27,7 @@ from recipes.records.files import (
 from recipes.records.finetuning import DOWNSTREAM_DIR, FinetuningKey, FinetuningRecord
 from recipes.records.identity import IDENTITY_FILE, RunIdentity
 from recipes.records.prepared_data import (
+    AssetMarker,
     DataScaleRecord,
     PreparationProgress,
     PreparedDataRecord,
@@ -42,12 +46,14 @@ from recipes.records.step_times import StepTimesRecord
 from recipes.records.training_state import BudgetState, MatmulPeaks
 
 __all__ = [
+    "AssetMarker",
     "BUDGET_FILE",
     "DOWNSTREAM_DIR",
     "IDENTITY_FILE",
     "BenchmarkRecord",
     "BudgetState",
     "CalibrationRecord",
+    "CardProvenance",
     "CurveRecord",
     "DataScaleRecord",
     "DistillationRecord",
@@ -69,7 +75,9 @@ __all__ = [
     "digest",
     "flattened",
     "from_dict",
+    "parse_json",
     "plain",
+    "read_json",
     "read_json_object",
     "required_fields",
     "set_fields",

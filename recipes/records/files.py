@@ -26,15 +26,32 @@ def write_json(path: str | Path, value: Any) -> Path:
     return write_text_atomic(path, json.dumps(value, indent=2, default=str) + "\n")
 
 
-def read_json_object(path: str | Path, kind: str) -> dict:
-    """A record file's JSON object; a missing file, bad JSON or another JSON value is one clear error."""
+def parse_json(text: str, source: str | Path, kind: str) -> Any:
+    """The JSON value of `text`, read from `source`: every JSON the project reads is parsed here, with one error naming
+    the source and where the JSON breaks."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"{source} is not valid JSON ({kind}): {error.msg} (line {error.lineno}, column {error.colno})."
+        ) from None
+
+
+def read_json(path: str | Path, kind: str) -> Any:
+    """The JSON value held in `path`; a missing file, bytes that are not UTF-8 or bad JSON is one clear error."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: no {kind} there.")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not a {kind}: {error}.") from None
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not UTF-8 text ({kind}): byte {error.start} cannot be decoded.") from None
+    return parse_json(text, path, kind)
+
+
+def read_json_object(path: str | Path, kind: str) -> dict:
+    """A record file's JSON object; a missing file, bad JSON or another JSON value is one clear error."""
+    data = read_json(path, kind)
     if not isinstance(data, dict):
         raise TypeError(f"{path} is not a {kind}: it holds no JSON object.")
     return data

@@ -1,4 +1,5 @@
-"""The records of prepared pretraining data (`recipes.data.corpus`, `recipes.data.blocks`): what a prepared folder
+"""The records of data on disk: an extracted offline asset's marker (`recipes.data.assets`), and prepared pretraining
+data (`recipes.data.corpus`, `recipes.data.blocks`): what a prepared folder
 holds (`settings.json`, written last: its presence marks the folder complete), how far a preparation got (its
 partial folder's `progress.json`), and a local source's fingerprint remembered under its files' paths, sizes and
 modification times."""
@@ -9,6 +10,30 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from recipes.records.files import FileRecord
+
+
+@dataclass(frozen=True)
+class AssetMarker(FileRecord):
+    """Written last into an extracted asset's folder: the pinned wheel and the files taken from it. A folder whose
+    marker names other pins is extracted again."""
+
+    KIND: ClassVar[str] = "asset marker"
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    wheel: str
+    sha256: str
+    root: str
+    files: list[str]
+    schema_version: int | None = SCHEMA_VERSION
+
+    def same_source(self, other: AssetMarker) -> bool:
+        """Whether both markers name the same pins, whichever schema wrote them."""
+        return (self.wheel, self.sha256, self.root, list(self.files)) == (
+            other.wheel,
+            other.sha256,
+            other.root,
+            list(other.files),
+        )
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-import torch
-
-from recipes.environment import device_name, git_commit, load_average, package_versions
 from recipes.records.files import digest, from_dict, plain, read_json_object, set_fields, write_json
 
 BUDGET_FILE = "budget.json"
@@ -54,22 +51,18 @@ class RunRecord:
         budget_s: float,
         seed: int,
         training: dict,
-        device,
+        machine: dict,
         world_size: int,
     ) -> RunRecord:
-        """The record of a run about to start here, now."""
+        """The record of a run about to start, on the machine `recipes.environment.machine_facts` describes."""
         return cls(
-            git_commit=git_commit(),
-            versions=package_versions(),
             config_sha256=digest(config),
             data_sha256=data_sha256,
             budget_s=budget_s,
             seed=seed,
             training=plain(training),
-            device=device_name(device),
-            threads=torch.get_num_threads(),
             world_size=world_size,
-            load_average=load_average(),
+            **machine,
         )
 
     def run_key(self) -> str:

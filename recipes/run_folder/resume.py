@@ -17,8 +17,7 @@ from typing import TypeVar
 
 from transformers import TrainingArguments
 
-from recipes.data.input_files import read_json
-from recipes.records import BUDGET_FILE, IDENTITY_FILE, RunIdentity
+from recipes.records import BUDGET_FILE, IDENTITY_FILE, RunIdentity, read_json_object
 from recipes.run_folder.checkpoints import STAGING_PREFIX, TRAINER_STATE_FILE, incomplete_checkpoints, last_checkpoint
 from recipes.run_folder.claim import check_holds_run, claim_output_dir, describe, entries, replace_run
 from recipes.training.budget import BUDGET_STATE_FILE
@@ -85,7 +84,9 @@ def resume_point(output_dir: Path, resume: str | None, overwrite: bool, curve_fi
         return None
     # Only the stop reason matters here, and a folder left by a run that died while writing may hold a partial record.
     budget_file = output_dir / BUDGET_FILE
-    stop_reason = read_json(budget_file).get("stop_reason") if budget_file.is_file() else "signal"
+    stop_reason = (
+        read_json_object(budget_file, "pretraining record").get("stop_reason") if budget_file.is_file() else "signal"
+    )
     if stop_reason != "signal":
         raise FileExistsError(
             f"{output_dir} already holds a finished run (stop_reason {stop_reason!r}); pass --overwrite_output_dir to "

@@ -4,14 +4,13 @@ what a run record keeps of them."""
 from __future__ import annotations
 
 import difflib
-import json
 from dataclasses import asdict, dataclass, field
 
 from transformers import TrainingArguments
 
 from modeling import VARIANTS, HybridBertConfig
 from recipes.data.text_sources import OFFLINE_CORPORA, CorpusSpec
-from recipes.records import plain
+from recipes.records import parse_json, plain
 from recipes.training import arguments as recipe_arguments
 from recipes.training.arguments import BF16_HELP, RecipeTrainingArguments, bf16_where_native
 from recipes.training.clock import BUDGET_SCHEDULE_SHAPES, parse_budget, schedule_shape
@@ -217,9 +216,10 @@ def parse_overrides(text: str | None) -> dict:
 
 
 def typed(raw: str):
+    """An override's value: JSON where it reads as JSON (numbers, booleans, lists), else the string itself."""
     try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
+        return parse_json(raw, "--config_overrides", "config override")
+    except ValueError:
         return raw
 
 

@@ -213,7 +213,9 @@ def healing_steps(args: HealStudyArguments, variant: str, seed: int) -> list[Ste
     for objective in args.objectives:
         for keep in settings_covered(args, variant):
             count = args.steps if objective == "distillation" else mlm_steps(args, variant, keep)
-            label = run_name(variant, teacher_name(args), RUN_LABELS[objective] + settings_label(keep), f"{count}steps", seed=seed)
+            label = run_name(
+                variant, teacher_name(args), RUN_LABELS[objective] + settings_label(keep), f"{count}steps", seed=seed
+            )
             run_dir = Path(args.runs_dir) / label
             entry, argv = healing_argv(args, variant, objective, keep, seed, count, run_dir)
             steps.append(Step(label, entry, argv, run_dir / BUDGET_FILE, partial(trained_for, count)))
@@ -349,7 +351,9 @@ def plan(args: HealStudyArguments) -> list[Step]:
                     steps.append(finetuning_step(args, step.name, ["--model", str(weights)], task, seed, weights))
                 for name, convert in unhealed:
                     steps.append(
-                        finetuning_step(args, run_name(name, seed=seed), ["--model", args.teacher, *convert], task, seed)
+                        finetuning_step(
+                            args, run_name(name, seed=seed), ["--model", args.teacher, *convert], task, seed
+                        )
                     )
         for task in args.tasks if "teacher" in args.finetune else []:
             steps.append(

@@ -176,7 +176,9 @@ def plan_zoo(args: ZooArguments) -> ZooPlan:
             for budget in args.budgets:
                 for seed in pretraining_seeds(args, label, budget):
                     init_from = start if start != SCRATCH else None
-                    run_dir = Path(args.output_dir) / run_name(label, args.size, init_part(init_from), budget, seed=seed)
+                    run_dir = Path(args.output_dir) / run_name(
+                        label, args.size, init_part(init_from), budget, seed=seed
+                    )
                     argv = pretraining_argv(args, label, start, budget, seed, run_dir)
                     runs = not pretraining_done(run_dir, argv)
                     if runs and finished_run(run_dir):
