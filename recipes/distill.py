@@ -33,10 +33,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
 from transformers import (
-    AutoModel,
     PreTrainedModel,
     TrainerCallback,
     default_data_collator,
@@ -48,17 +45,21 @@ from recipes.data import assets
 from recipes.data.corpus import prepare
 from recipes.data.text_sources import source_fingerprint
 from recipes.environment import machine_facts
-from recipes.models.references import require_model_type, resolve_model
-from recipes.models.sentence_encoder import mean_pool
-from recipes.models.starting_model import load_tokenizer, source_settings
-from recipes.pretrain import budget_callback, settings_in_use, spent_record
+from recipes.models.starting_model import load_tokenizer
+from recipes.models.teacher import build_student, load_teacher, teacher_folder, teacher_source
 from recipes.records import BUDGET_FILE, DistillationRecord, RunIdentity, RunRecord
 from recipes.run_folder.checkpoints import check_resumable
 from recipes.run_folder.resume import REQUIRED_CHECKPOINT_FILES, claimed_output_dir, curve_until
 from recipes.training import arguments as recipe_arguments
 from recipes.training.arguments import run_conditions, trajectory_settings
-from recipes.training.budget import BudgetTrainer
-from recipes.training.curves import EvaluationCurveCallback, load_curve
+from recipes.training.curves import load_curve
+from recipes.training.distillation import (
+    AGREEMENT_CURVE_FILE,
+    AgreementCurveCallback,
+    DistillationTrainer,
+    agreement_metrics,
+    unmasked,
+)
 from recipes.training.pretrain_arguments import (
     BudgetArguments,
     DataArguments,
@@ -66,11 +67,9 @@ from recipes.training.pretrain_arguments import (
     PretrainingArguments,
     check_budget_arguments,
     corpus_spec,
-    parse_overrides,
     training_settings,
 )
-
-AGREEMENT_CURVE_FILE = "agreement_curve.json"
+from recipes.training.run import budget_callback, settings_in_use, spent_record
 
 
 @dataclass
@@ -97,140 +96,6 @@ class DistillationArguments:
     )
     hidden_states_weight: float = field(default=1.0, metadata={"help": "Weight of the layer-wise hidden-state term"})
     embedding_weight: float = field(default=1.0, metadata={"help": "Weight of the mean-pooled sentence-embedding term"})
-
-
-def layer_outputs(outputs) -> list[torch.Tensor]:
-    """The embeddings' and every layer's output, the last one after the final norm (the encoder's output)."""
-    return [*outputs.hidden_states[:-1], outputs.last_hidden_state]
-
-
-def hidden_state_distance(
-    student: torch.Tensor, teacher: torch.Tensor, attention_mask: torch.Tensor | None
-) -> torch.Tensor:
-    """Mean over kept tokens of 1 − Pearson correlation of the two width-vectors (½ · MSE of parameter-free LN forms)."""
-    width = student.shape[-1]
-    distance = 0.5 * (F.layer_norm(student.float(), (width,)) - F.layer_norm(teacher.float(), (width,))).pow(2).mean(-1)
-    if attention_mask is None:
-        return distance.mean()
-    keep = attention_mask.to(distance.dtype)
-    return (distance * keep).sum() / keep.sum().clamp_min(1.0)
-
-
-def distillation_loss(
-    student_outputs,
-    teacher_outputs,
-    attention_mask: torch.Tensor | None,
-    hidden_states_weight: float,
-    embedding_weight: float,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The module docstring's loss; also returns the student's and teacher's sentence embeddings."""
-    student_layers, teacher_layers = layer_outputs(student_outputs), layer_outputs(teacher_outputs)
-    if len(student_layers) != len(teacher_layers):
-        raise ValueError(f"The student has {len(student_layers) - 1} layers and the teacher {len(teacher_layers) - 1}.")
-    hidden = torch.stack(
-        [hidden_state_distance(s, t, attention_mask) for s, t in zip(student_layers, teacher_layers, strict=True)]
-    ).mean()
-    student_embedding = mean_pool(student_outputs.last_hidden_state.float(), attention_mask)
-    teacher_embedding = mean_pool(teacher_outputs.last_hidden_state.float(), attention_mask)
-    embedding = (1 - F.cosine_similarity(student_embedding, teacher_embedding, dim=-1)).mean()
-    loss = hidden_states_weight * hidden + embedding_weight * embedding
-    return loss, student_embedding, teacher_embedding
-
-
-class DistillationTrainer(BudgetTrainer):
-    """A budgeted Trainer whose loss is `distillation_loss` against a frozen teacher. Evaluation returns the student's
-    sentence embeddings as predictions and the teacher's as labels, so `compute_metrics` measures their agreement."""
-
-    def __init__(self, *args, teacher: PreTrainedModel, hidden_states_weight: float, embedding_weight: float, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.teacher = teacher.to(self.args.device).eval().requires_grad_(False)
-        self.hidden_states_weight, self.embedding_weight = hidden_states_weight, embedding_weight
-
-    def _distill(self, model, inputs):
-        with torch.no_grad():
-            teacher_outputs = self.teacher(**inputs, output_hidden_states=True)
-        student_outputs = model(**inputs, output_hidden_states=True)
-        return distillation_loss(
-            student_outputs,
-            teacher_outputs,
-            inputs.get("attention_mask"),
-            self.hidden_states_weight,
-            self.embedding_weight,
-        )
-
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        loss, student_embedding, teacher_embedding = self._distill(model, inputs)
-        return (loss, {"student": student_embedding, "teacher": teacher_embedding}) if return_outputs else loss
-
-    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
-        inputs = self._prepare_inputs(inputs)
-        with torch.no_grad(), self.compute_loss_context_manager():
-            loss, student_embedding, teacher_embedding = self._distill(model, inputs)
-        if prediction_loss_only:
-            return loss.detach(), None, None
-        return loss.detach(), student_embedding, teacher_embedding
-
-
-def agreement_metrics(prediction) -> dict[str, float]:
-    """Mean cosine between the student's (predictions) and teacher's (labels) sentence embeddings."""
-    student, teacher = torch.as_tensor(prediction.predictions), torch.as_tensor(prediction.label_ids)
-    return {"agreement": F.cosine_similarity(student, teacher, dim=-1).mean().item()}
-
-
-class AgreementCurveCallback(EvaluationCurveCallback):
-    """The held-out agreement curve (agreement_curve.json/png)."""
-
-    metric, curve_file, plot_file = "agreement", AGREEMENT_CURVE_FILE, "agreement_curve.png"
-    ylabel = "held-out cosine agreement with the teacher (×100)"
-
-    def describe(self, point: dict) -> str:
-        return f"agreement with the teacher {point['agreement']:.4f}, distillation loss {point['loss']:.4f}"
-
-
-def teacher_source(name: str) -> str:
-    """A named checkpoint's local folder, else the directory or Hub id as given."""
-    return str(assets.fetch(assets.NAMED_CHECKPOINTS[name])) if name in assets.NAMED_CHECKPOINTS else name
-
-
-def teacher_folder(name: str) -> Path:
-    """The teacher's local folder, with its config and weights checked (`resolve_model`) and its type a BERT: every
-    error names the argument and the file, before anything else is done."""
-    folder = resolve_model(name, argument="--teacher")
-    require_model_type(folder, ("bert",), "--teacher", name, hint="Distillation's teacher is an HF BERT.")
-    return folder
-
-
-def load_teacher(name: str) -> PreTrainedModel:
-    return AutoModel.from_pretrained(teacher_folder(name)).eval()
-
-
-def build_student(args: DistillationArguments, teacher: PreTrainedModel) -> tuple[HybridBertModel, dict]:
-    """The hybrid initialised from the teacher, and from_bert's loading info. BERT's pooler is kept but frozen: the
-    loss does not reach it, and frozen it is no unused trainable parameter for DDP."""
-    overrides = {
-        **(source_settings(teacher.config) if args.keep_source_settings else {}),
-        **parse_overrides(args.config_overrides),
-    }
-    student, info = HybridBertModel.from_bert(teacher, variant=args.variant, output_loading_info=True, **overrides)
-    if student.pooler is not None:
-        student.pooler.requires_grad_(False)
-    return student, info
-
-
-def unmasked(held_out):
-    """The held-out blocks with the masked tokens put back (their labels hold the original ids)."""
-
-    def restore(batch):
-        return {
-            "input_ids": [
-                [label if label != -100 else token for token, label in zip(ids, labels, strict=True)]
-                for ids, labels in zip(batch["input_ids"], batch["labels"], strict=True)
-            ]
-        }
-
-    return held_out.map(
-        restore, batched=True, remove_columns=["labels"], keep_in_memory=True, desc="Unmasking held-out set"
-    )
 
 
 def parse_args(argv: list[str] | None):
@@ -270,7 +135,7 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
         changes (a run it replaces is still there if any of them fails)."""
         teacher = load_teacher(args.teacher)
         set_seed(training_args.seed)  # the new mixers' initial weights follow --seed
-        student, loading_info = build_student(args, teacher)
+        student, loading_info = build_student(teacher, args.variant, args.keep_source_settings, args.config_overrides)
         if checkpoint:
             check_resumable(checkpoint, student.config.to_dict(), REQUIRED_CHECKPOINT_FILES)
         named_teacher = args.teacher in assets.NAMED_CHECKPOINTS

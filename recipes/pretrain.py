@@ -23,18 +23,16 @@ The output directory is the run's own (`recipes/run_folder/claim.py`): locked wh
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import evaluate
-import torch
-from transformers import TrainerCallback, TrainingArguments, set_seed
+from transformers import TrainerCallback, set_seed
 
 from recipes.data.corpus import PreparedData, planned_fingerprint, prepare
-from recipes.environment import git_commit, machine_facts, package_versions
+from recipes.environment import machine_facts
 from recipes.evaluation.held_out import METRICS_DIR, HeldOutCollator, MlmCurveCallback, predictions_at_labels
 from recipes.models.starting_model import (
     build_model,
@@ -43,25 +41,16 @@ from recipes.models.starting_model import (
     resolve_start,
     set_unigram_decoder_bias,
 )
-from recipes.records import PretrainingKey, PretrainingRecord, RunIdentity, RunRecord
-from recipes.run_folder.checkpoints import check_resumable, comparable_config
+from recipes.records import PretrainingRecord, RunRecord
+from recipes.run_folder.checkpoints import check_resumable
 from recipes.run_folder.resume import REQUIRED_CHECKPOINT_FILES, claimed_output_dir, curve_until
-from recipes.training.arguments import run_conditions, trajectory_settings
-from recipes.training.budget import BudgetTrainer, TimeBudgetCallback
+from recipes.training.budget import BudgetTrainer
 from recipes.training.calibration import (
     CalibratedClock,
-    calibrated_steps,
-    check_settings,
-    file_sha256,
-    load_record,
-    precision_name,
-    run_settings,
 )
-from recipes.training.clock import parse_budget, schedule_shape
 from recipes.training.curves import CURVE_FILE, load_curve
 from recipes.training.mfu import MIXED_PRECISION_DTYPES, mlm_training_flops_per_token, utilisation_record
 from recipes.training.pretrain_arguments import (
-    BudgetArguments,
     check_budget_arguments,
     corpus_spec,
     parse_args,
@@ -70,172 +59,8 @@ from recipes.training.pretrain_arguments import (
     training_mlm_probability,
     training_settings,
 )
-
-
-def spent_record(record_type, budget: TimeBudgetCallback, trainer, run_record: RunRecord, run: dict, **extra):
-    """What the budget bought, as the run's record type (pretraining or distillation): the fields both share, from
-    the budget's sums and `run` (samples_per_step, max_seq_length, data_preparation_s, world_size, config, budget), and
-    the record type's own `extra` fields."""
-    return record_type(
-        **budget.record(
-            trainer.state,
-            samples_per_step=run["samples_per_step"],
-            tokens_per_sample=run["max_seq_length"],
-            data_preparation_s=run["data_preparation_s"],
-            device=run_record.device,
-            threads=run_record.threads,
-            world_size=run["world_size"],
-            variant=run["config"].variant,
-            size=run["config"].size,
-            budget=run["budget"],
-            **extra,
-        )
-    )
-
-
-def budget_callback(
-    budget_s: float,
-    budget_args: BudgetArguments,
-    training_args: TrainingArguments,
-    checkpoint: str | None,
-    now,
-    record,
-    steps: int | None = None,
-) -> TimeBudgetCallback:
-    """The budget's callback, which adds `record` (the run record) to what it sums up. Without --max_steps the budget,
-    not a step count, ends training; a resumed run continues with the budget it had left and does not evaluate again
-    at its start. With calibrated `steps` (and `now` a `CalibratedClock`), those steps end training and the budget
-    clock reaches the budget at the last one."""
-    budget = TimeBudgetCallback(
-        budget_s,
-        budget_args.num_eval_points,
-        drives_schedule=training_args.max_steps <= 0,
-        now=now,
-        run_info={"run_record": record},
-        save_at_eval_points=budget_args.save_at_eval_points,
-    )
-    if steps:
-        training_args.max_steps = steps
-    elif training_args.max_steps <= 0:
-        training_args.max_steps = sys.maxsize // 2
-    if checkpoint:
-        budget.load_state(checkpoint)
-        training_args.eval_on_start = False
-    return budget
-
-
-def innermost_optimizer(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
-    """The torch optimizer inside accelerate's and DeepSpeed's wrappers."""
-    while hasattr(optimizer, "optimizer"):
-        optimizer = optimizer.optimizer
-    return optimizer
-
-
-def settings_in_use(trainer: BudgetTrainer) -> dict:
-    """Precision, compilation, optimizer and distribution as the run really had them: accelerate's state (which an
-    accelerate config or DeepSpeed may have set), not the command-line flags."""
-    backend = trainer.accelerator.state.dynamo_plugin.backend.value.lower()
-    optimizer = None
-    if trainer.optimizer is not None:  # None when a run resumed from its final checkpoint takes no step
-        inner = innermost_optimizer(trainer.optimizer)
-        optimizer = type(inner).__name__ + (" (fused)" if inner.defaults.get("fused") else "")
-    return {
-        "mixed_precision": trainer.accelerator.mixed_precision,
-        "torch_compile": None if backend == "no" else backend,
-        "optimizer": optimizer,
-        "distributed_type": trainer.accelerator.distributed_type.value,  # NO, MULTI_CPU, MULTI_GPU, DEEPSPEED, ...
-    }
-
-
-def calibration_info(budget_args, model_args, data_args, training_args, budget_s: float) -> dict | None:
-    """With --calibration: the budget, its calibrated step count for this variant, and the record's file and sha256,
-    after checking the record was measured at this run's settings."""
-    if not budget_args.calibration:
-        return None
-    if training_args.max_steps > 0:
-        raise ValueError("--calibration turns --budget into a step count; drop --max_steps.")
-    record = load_record(budget_args.calibration)
-    settings = run_settings(
-        size=model_args.size or "mini",
-        config_overrides=model_args.config_overrides,
-        pretraining_dropout=model_args.pretraining_dropout,
-        mlm_probability=training_mlm_probability(data_args),
-        per_device_train_batch_size=training_args.per_device_train_batch_size,
-        max_seq_length=data_args.max_seq_length,
-        # Resolved as the Trainer's accelerator will run it: --bf16/--fp16, else accelerate's config.
-        precision=precision_name(training_args.mixed_precision),
-        device_type=training_args.device.type,
-        threads=torch.get_num_threads(),
-        world_size=training_args.world_size,
-        gradient_accumulation_steps=training_args.gradient_accumulation_steps,
-    )
-    check_settings(record, settings, model_args.variant)
-    return {
-        "file": str(budget_args.calibration),
-        "sha256": file_sha256(budget_args.calibration),
-        "budget_s": budget_s,
-        "steps": calibrated_steps(record, model_args.variant, budget_s),
-    }
-
-
-def planned_key(argv: list[str]) -> PretrainingKey:
-    """The key of the run these arguments would make, without running it (`PretrainingRecord.key()` once it ran)."""
-    model_args, data_args, budget_args, training_args = parse_args(argv)
-    settings = training_settings(training_args, data_args, schedule_shape(training_args.lr_scheduler_type))
-    calibration = calibration_info(budget_args, model_args, data_args, training_args, parse_budget(budget_args.budget))
-    return PretrainingKey(
-        git_commit=git_commit(),
-        versions=package_versions(),
-        data_sha256=planned_fingerprint(
-            corpus_spec(data_args),
-            load_tokenizer(model_args, resolve_start(model_args)),
-            data_args.max_seq_length,
-            data_args.mlm_probability,
-            train_token_cap(data_args, calibration, settings["samples_per_step"]),
-        ),
-        budget_s=parse_budget(budget_args.budget),
-        seed=training_args.seed,
-        arguments=recorded_arguments(model_args, data_args, budget_args),
-        samples_per_step=settings["samples_per_step"],
-        learning_rate=settings["learning_rate"],
-    )
-
-
-def pretraining_identity(
-    model_args,
-    data_args,
-    budget_args,
-    training_args,
-    config: dict,
-    data_fingerprint: str | None,
-    budget_s: float,
-    calibration: dict | None,
-) -> RunIdentity:
-    """What shapes this run (the resolved config, the data and its fingerprint, the trajectory's training arguments,
-    the budget), and the conditions of this command."""
-    resolved_in_config = ("config_overrides", "drop_mask", "pretraining_dropout")
-    return RunIdentity(
-        recipe="pretraining",
-        shapes={
-            "config": comparable_config(config),
-            "model": {name: value for name, value in asdict(model_args).items() if name not in resolved_in_config},
-            "data": {
-                **{name: value for name, value in asdict(data_args).items() if name != "preprocessing_num_workers"},
-                "fingerprint": data_fingerprint,
-            },
-            "budget": {
-                "budget_s": budget_s,
-                "final_lr_ratio": budget_args.final_lr_ratio,
-                "calibration": calibration and {"sha256": calibration["sha256"], "steps": calibration["steps"]},
-            },
-            "training": trajectory_settings(training_args),
-        },
-        conditions=run_conditions(
-            training_args,
-            num_eval_points=budget_args.num_eval_points,
-            save_at_eval_points=budget_args.save_at_eval_points,
-        ),
-    )
+from recipes.training.pretraining_run import calibration_info, pretraining_identity
+from recipes.training.run import budget_callback, settings_in_use, spent_record
 
 
 def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[TrainerCallback] = ()) -> dict:

@@ -32,10 +32,10 @@ from recipes.benchmark.harness import VOCAB_SIZE, BenchmarkArguments, compare, i
 from recipes.cards.markdown import markdown_table
 from recipes.data import assets
 from recipes.data.tasks import load_task, offline_tasks
-from recipes.distill import load_teacher
 from recipes.environment import device_name, git_commit, load_average, package_versions
 from recipes.models.sentence_encoder import encode
 from recipes.models.starting_model import load_tokenizer, source_settings
+from recipes.models.teacher import load_teacher
 from recipes.records import PretrainingRecord, ProbeRecord, write_text_atomic
 from recipes.training.arguments import parse_args
 from recipes.training.pretrain_arguments import ModelArguments

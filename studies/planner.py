@@ -5,7 +5,7 @@ it (the recipes themselves resume a run cut short from its checkpoints).
 
 The rules for "current", one per record type:
 - a pretraining or distillation run (`budget.json`): it finished (not stopped by a signal) and its key, which names
-  the code, versions, data, budget, seed and arguments, matches the planned one (`pretrain.planned_key`);
+  the code, versions, data, budget, seed and arguments, matches the planned one (`recipes.training.pretraining_run.planned_key`);
 - a fine-tuning (`downstream_record.json`, or a run's `downstream/<task>/<init>-seed<seed>.json`): its key (task, init,
   seed, the weights' run key and the training settings) is the planned one.
 A study that spans commits on purpose (the equal-time study runs from a frozen worktree) states its own rule beside
@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from recipes import pretrain
 from recipes.evaluation.finetune_arguments import planned_training_settings
 from recipes.records import FinetuningKey, FinetuningRecord, PretrainingRecord
+from recipes.training.pretraining_run import planned_key
 
 
 def always_current(record: Path) -> bool:
@@ -53,7 +53,7 @@ def pretraining_current(argv: list[str]) -> Callable[[Path], bool]:
 
     def current(record: Path) -> bool:
         run_dir = record.parent
-        return finished_run(run_dir) and PretrainingRecord.read(run_dir).key().matches(pretrain.planned_key(argv))
+        return finished_run(run_dir) and PretrainingRecord.read(run_dir).key().matches(planned_key(argv))
 
     return current
 

@@ -38,6 +38,7 @@ from transformers import TrainerCallback  # noqa: E402
 
 from recipes import distill, pretrain  # noqa: E402
 from recipes.data.blocks import mask_once  # noqa: E402
+from recipes.training import run as training_run  # noqa: E402
 from recipes.training.budget import TimeBudgetCallback  # noqa: E402
 
 
@@ -114,7 +115,7 @@ def main() -> None:
         recipe_argv = recipe_argv[1:]
     rank = int(os.environ.get("RANK", "0"))
 
-    pretrain.TimeBudgetCallback = ObservedBudgetCallback
+    training_run.TimeBudgetCallback = ObservedBudgetCallback
     if options.premasked:
         prepare = pretrain.prepare
 

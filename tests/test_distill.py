@@ -18,12 +18,13 @@ from modeling import HybridBertModel
 from push_to_hub import main as push_main
 from recipes.cards.healed import build_healed_card
 from recipes.data.assets import default_tokenizer
-from recipes.distill import distillation_loss, hidden_state_distance, main
+from recipes.distill import main
 from recipes.environment import git_commit
 from recipes.models.starting_model import build_model, requested_config, resolve_start, source_settings
 from recipes.probe import agreement, linear_probe
 from recipes.probe import main as probe_main
 from recipes.showcase import main as showcase_main
+from recipes.training.distillation import distillation_loss, hidden_state_distance
 from recipes.training.pretrain_arguments import ModelArguments
 from studies.healing.table import main as heal_table_main
 

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from modeling import HybridBertConfig
+from recipes.evaluation.stats import bootstrap_interval, holm
 from recipes.records import PretrainingRecord
 from recipes.training.pretrain_arguments import parse_overrides
 from studies.equal_time import CALIBRATION_DIR, Plan, finetunings, report
 from studies.equal_time import __main__ as study
-from studies.equal_time.report import bootstrap_interval, holm, leaving_point
+from studies.equal_time.report import leaving_point
 
 LAYOUTS = {
     "bert": "SSSSSS",

@@ -32,13 +32,13 @@ from recipes.cards.model_card import (
     variant_description,
 )
 from recipes.cards.sources import base_model, pretraining_corpus, task_hub_id
-from recipes.distill import AGREEMENT_CURVE_FILE
 from recipes.environment import portable_path
 from recipes.evaluation.healing_rows import TEACHER, agreement_text, gain_cell, protocol_text, row_name
 from recipes.probe import describe_student
 from recipes.records import CardProvenance, DistillationRecord, PretrainingRecord, read_json_object
 from recipes.training.arguments import parse_args
 from recipes.training.curves import load_curve
+from recipes.training.distillation import AGREEMENT_CURVE_FILE
 
 TEMPLATE_PATH = CARDS_DIR / "template_healed.md"
 HEAL_TAGS = ("sentence-transformers", "feature-extraction", "distillation")

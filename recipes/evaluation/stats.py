@@ -6,6 +6,8 @@
   interval for any sample (a ratio per seed, say).
 - `classification_scores`: accuracy and macro-F1 (the local `evaluate` modules the fine-tuning recipe uses) and whether
   the model predicted one class only, the failure a high accuracy on an unbalanced task hides.
+- `bootstrap_interval`: a difference of accuracies with the test rows' uncertainty too (seeds and rows resampled);
+  `holm`: Holm's step-down adjustment of a family of p-values.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import evaluate
+import numpy as np
 from scipy.stats import t as student_t
 
 from recipes.evaluation.held_out import METRICS_DIR
@@ -92,3 +95,28 @@ def classification_scores(predictions: Sequence[int], references: Sequence[int])
         **classification_metrics().compute(predictions=predictions, references=references),
         "one_class": one_class(predictions),
     }
+
+
+def bootstrap_interval(
+    correct: np.ndarray, reference: np.ndarray, draws: int = 10_000, seed: int = 0
+) -> tuple[float, float]:
+    """95% percentile interval of the mean accuracy difference, resampling seeds and test rows together: `correct`
+    and `reference` are (seeds × rows) arrays of 0/1, paired by seed."""
+    generator = np.random.default_rng(seed)
+    seeds, rows = correct.shape
+    differences = np.empty(draws)
+    for draw in range(draws):
+        units = generator.integers(seeds, size=seeds)
+        sample = generator.integers(rows, size=rows)
+        differences[draw] = correct[units][:, sample].mean() - reference[units][:, sample].mean()
+    return float(np.quantile(differences, 0.025)), float(np.quantile(differences, 0.975))
+
+
+def holm(p_values: dict[str, float]) -> dict[str, float]:
+    """Holm's step-down adjusted p-values."""
+    ordered = sorted(p_values, key=p_values.get)
+    adjusted, running = {}, 0.0
+    for rank, name in enumerate(ordered):
+        running = max(running, min(1.0, (len(ordered) - rank) * p_values[name]))
+        adjusted[name] = running
+    return adjusted

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,35 +29,16 @@ from recipes.cards.markdown import markdown_table
 from recipes.data.assets import default_tokenizer
 from recipes.data.corpus import prepare
 from recipes.data.tasks import load_task
-from recipes.evaluation.stats import paired_difference
-from recipes.records import FinetuningRecord, PretrainingRecord, read_json_object, write_json, write_text_atomic
+from recipes.evaluation.stats import bootstrap_interval, holm, paired_difference
+from recipes.records import FinetuningRecord, read_json_object, write_json, write_text_atomic
 from recipes.training.clock import parse_budget
-from recipes.training.curves import load_curve
 from recipes.training.pretrain_arguments import corpus_spec
-from studies.equal_time import RECORDS_DIR, RESULTS_DIR, Plan, PlannedRun
+from studies.equal_time import RECORDS_DIR, RESULTS_DIR, Plan
+from studies.equal_time.figure import plot
+from studies.equal_time.gathered import MLM_METRICS, Run, finished_runs
 
-MLM_METRICS = {"mask_accuracy": "accuracy at [MASK]", "accuracy": "accuracy, all labelled", "loss": "loss"}
 REFERENCE_ARM = "bert"
 BASELINES_FILE = Path("results/baselines.json")
-
-
-@dataclass(frozen=True)
-class Run:
-    planned: PlannedRun
-    record: PretrainingRecord
-    curve: list[dict]
-
-    def final(self, metric: str) -> float:
-        return self.curve[-1][metric]
-
-
-def finished_runs(plan: Plan, records_dir: Path) -> dict[str, Run]:
-    runs = {}
-    for planned in plan.runs():
-        folder = records_dir / planned.name
-        if PretrainingRecord.exists(folder):
-            runs[planned.name] = Run(planned, PretrainingRecord.read(folder), load_curve(folder))
-    return runs
 
 
 def plateau_share(plan: Plan) -> float:
@@ -171,21 +151,6 @@ def test_labels(task: str, split_seed: int) -> np.ndarray:
     return np.array(load_task(task, seed=split_seed)["test"]["label"])
 
 
-def bootstrap_interval(
-    correct: np.ndarray, reference: np.ndarray, draws: int = 10_000, seed: int = 0
-) -> tuple[float, float]:
-    """95% percentile interval of the mean accuracy difference, resampling seeds and test rows together: `correct`
-    and `reference` are (seeds × rows) arrays of 0/1, paired by seed."""
-    generator = np.random.default_rng(seed)
-    seeds, rows = correct.shape
-    differences = np.empty(draws)
-    for draw in range(draws):
-        units = generator.integers(seeds, size=seeds)
-        sample = generator.integers(rows, size=rows)
-        differences[draw] = correct[units][:, sample].mean() - reference[units][:, sample].mean()
-    return float(np.quantile(differences, 0.025)), float(np.quantile(differences, 0.975))
-
-
 def downstream_table(plan: Plan, found: dict, budget: str, task: str, baselines: dict) -> tuple[list[str], dict]:
     header = ["model", "n", "test accuracy", "macro-F1", "one class", "− bert (pp)", "− random init (pp)"]
     rows, values = [], {}
@@ -230,16 +195,6 @@ def downstream_table(plan: Plan, found: dict, budget: str, task: str, baselines:
 def mean_sd(values: list[float]) -> str:
     spread = f" ± {100 * statistics.stdev(values):.1f}" if len(values) > 1 else ""
     return f"{100 * statistics.fmean(values):.1f}{spread}%"
-
-
-def holm(p_values: dict[str, float]) -> dict[str, float]:
-    """Holm's step-down adjusted p-values."""
-    ordered = sorted(p_values, key=p_values.get)
-    adjusted, running = {}, 0.0
-    for rank, name in enumerate(ordered):
-        running = max(running, min(1.0, (len(ordered) - rank) * p_values[name]))
-        adjusted[name] = running
-    return adjusted
 
 
 def endpoint_scores(endpoint: dict, arm: str, runs: dict[str, Run], found: dict) -> tuple[dict, dict]:
@@ -313,45 +268,6 @@ def endpoint_table(plan: Plan, runs: dict[str, Run], found: dict) -> tuple[list[
         "p (paired t)", "Holm p",
     ]  # fmt: skip
     return markdown_table(header, rows), values
-
-
-def plot(
-    plan: Plan, runs: dict[str, Run], budget: str, path: Path, threshold: float, metric: str = "mask_accuracy"
-) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (by_time, by_tokens) = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
-    colours = dict(zip(plan.arms, plt.get_cmap("tab10").colors))
-    for run in runs.values():
-        if run.planned.budget != budget:
-            continue
-        label = run.planned.arm.name if run.planned.seed == min(plan.seeds) else None
-        style = dict(color=colours[run.planned.arm.name], marker="o", markersize=2, linewidth=1, label=label)
-        values = [100 * point[metric] for point in run.curve]
-        by_time.plot([point["elapsed_s"] / 60 for point in run.curve], values, **style)
-        by_tokens.plot([point["tokens_seen"] / 1e6 for point in run.curve], values, **style)
-    by_time.set_xlabel("calibrated minutes of one core")
-    by_tokens.set_xlabel("tokens seen (millions)")
-    by_time.set_ylabel(f"held-out {MLM_METRICS[metric]} (%)")
-    for axis in (by_time, by_tokens):
-        axis.grid(alpha=0.3)
-        axis.axhline(100 * threshold, color="grey", linestyle="--", linewidth=1)
-    by_time.annotate(
-        "leaving the plateau",
-        (0, 100 * threshold),
-        xytext=(2, 3),
-        textcoords="offset points",
-        fontsize="small",
-        color="grey",
-    )
-    by_tokens.legend(fontsize="small", loc="lower right")
-    figure.suptitle(f"Equal-time study, {budget} budget, every seed")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
 
 
 def write_report(plan: Plan, records_dir: Path, results_dir: Path) -> str:

@@ -30,10 +30,10 @@ from recipes.benchmark.harness import BenchmarkArguments, compare, inference_ste
 from recipes.cards.markdown import markdown_table
 from recipes.data import assets
 from recipes.data.tasks import load_task
-from recipes.distill import load_teacher
 from recipes.environment import REPO_ROOT, device_name, git_commit, load_average
 from recipes.models.sentence_encoder import encode
 from recipes.models.starting_model import source_settings
+from recipes.models.teacher import load_teacher
 from recipes.probe import agreement
 from recipes.records import FrontierRecord
 
