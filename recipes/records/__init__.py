@@ -42,6 +42,7 @@ from recipes.records.pretraining import (
     RunRecord,
 )
 from recipes.records.probe import FrontierRecord, ProbeRecord
+from recipes.records.rerun_probe import RerunProbeRecord
 from recipes.records.step_times import StepTimesRecord
 from recipes.records.training_state import BudgetState, MatmulPeaks
 
@@ -66,6 +67,7 @@ __all__ = [
     "PretrainingIdentity",
     "PretrainingKey",
     "PretrainingRecord",
+    "RerunProbeRecord",
     "ProbeRecord",
     "RunIdentity",
     "RunRecord",
