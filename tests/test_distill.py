@@ -15,7 +15,6 @@ import torch
 from transformers import BertModel
 
 from modeling import HybridBertModel
-from push_to_hub import main as push_main
 from recipes.cards.healed import build_healed_card
 from recipes.data.assets import default_tokenizer
 from recipes.distill import main
@@ -23,6 +22,7 @@ from recipes.environment import git_commit
 from recipes.models.starting_model import build_model, requested_config, resolve_start, source_settings
 from recipes.probe import agreement, linear_probe
 from recipes.probe import main as probe_main
+from recipes.push_to_hub import main as push_main
 from recipes.showcase import main as showcase_main
 from recipes.training.distillation import distillation_loss, hidden_state_distance
 from recipes.training.pretrain_arguments import ModelArguments

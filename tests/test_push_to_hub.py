@@ -29,10 +29,12 @@ from huggingface_hub import HfApi
 from test_cards import shared_recorded_run
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-import push_to_hub
-from push_to_hub import HUB_CHECK_TIMEOUT_S, PushError, main
 from recipes.cards.model_card import build_card
 from recipes.pretrain import main as pretrain
+from recipes.publishing.hub import COLLECTION_DESCRIPTION, HUB_CHECK_TIMEOUT_S
+from recipes.publishing.plan import MODEL_FILES as PUBLISHED_MODEL_FILES
+from recipes.publishing.plan import PushError
+from recipes.push_to_hub import main
 from recipes.training.curves import save_curve
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,7 +45,7 @@ USER_FILES = {
     "tokenizer.json", "tokenizer_config.json", "budget.json", "mlm_curve.json", "mlm_curve.png",
     "modules.json", "sentence_bert_config.json", "1_Pooling/config.json",
 }  # fmt: skip
-MODEL_FILES = set(push_to_hub.MODEL_FILES)
+MODEL_FILES = set(PUBLISHED_MODEL_FILES)
 # Variables that would point huggingface_hub at a real token or the real Hub: removed from every child process.
 HUB_ENVIRONMENT = (
     "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "HF_OIDC_RESOURCE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
@@ -180,7 +182,7 @@ def test_zoo_push_makes_one_repo_per_run_and_a_collection(zoo_dir, tmp_path):
     collection_calls = [(method, arguments) for method, arguments in api.calls if "collection" in method]
     assert collection_calls[0] == (
         "create_collection",
-        {"title": "HybridBERT Zoo", "namespace": NAMESPACE, "description": push_to_hub.COLLECTION_DESCRIPTION,
+        {"title": "HybridBERT Zoo", "namespace": NAMESPACE, "description": COLLECTION_DESCRIPTION,
          "private": False, "exists_ok": True},
     )  # fmt: skip
     added = [(arguments["collection_slug"], arguments["item_id"], arguments["item_type"], arguments["exists_ok"])
@@ -193,7 +195,7 @@ def test_dry_run_prints_plan_and_makes_no_network_call(run_dir, tmp_path):
     """--dry-run succeeds with the Hub blocked and no token, prints the plan and staged files, and calls no HfApi."""
     environment = {name: value for name, value in os.environ.items() if name not in HUB_ENVIRONMENT}
     environment.update(HF_HUB_OFFLINE="1", HF_ENDPOINT="http://10.255.255.1", HF_HOME=str(tmp_path / "hf_home"))
-    command = [sys.executable, str(REPO / "push_to_hub.py"), str(run_dir), "--repo-id", REPO_ID]
+    command = [sys.executable, str(REPO / "recipes" / "push_to_hub.py"), str(run_dir), "--repo-id", REPO_ID]
     command += ["--dry-run", "--with-checkpoints"]
     result = subprocess.run(command, capture_output=True, text=True, env=environment, cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -293,7 +295,7 @@ def test_missing_token_fails_fast_with_one_message(run_dir, tmp_path):
     """No HF_TOKEN and an empty HF_HOME: one line on stderr naming HF_TOKEN and `hf auth login`, exit status 1."""
     environment = {name: value for name, value in os.environ.items() if name not in HUB_ENVIRONMENT}
     environment.update(HF_HOME=str(tmp_path / "empty_hf_home"), HF_ENDPOINT=f"http://127.0.0.1:{free_port()}")
-    command = [sys.executable, str(REPO / "push_to_hub.py"), str(run_dir), "--repo-id", REPO_ID]
+    command = [sys.executable, str(REPO / "recipes" / "push_to_hub.py"), str(run_dir), "--repo-id", REPO_ID]
     result = subprocess.run(command, capture_output=True, text=True, env=environment, cwd=tmp_path, timeout=120)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from recipes.records import RerunProbeRecord
-from studies import rerun_probe
 from studies.rerun_probe import Result, classify, result_of
+from studies.rerun_probe.run import main as probe_main
 
 TRACEBACK = """Traceback (most recent call last):
   File "recipes/pretrain.py", line 1, in <module>
@@ -47,7 +47,7 @@ def test_outcomes_are_classified_by_exit_exception_cause_and_files(result, expec
 
 def test_a_real_case_runs_end_to_end(tmp_path):
     """A folder of notes and a thesis given to `pretrain.py --overwrite_output_dir`: refused, every file kept."""
-    record = rerun_probe.main(["--cases", "overwrite-notes", "--output_dir", str(tmp_path)])
+    record = probe_main(["--cases", "overwrite-notes", "--output_dir", str(tmp_path)])
     (case,) = record.cases
     assert case["outcome"] == "clear error" and "not a run of this project" in case["detail"]
     assert RerunProbeRecord.read(tmp_path / "probe.json") == record

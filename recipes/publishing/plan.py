@@ -1,51 +1,24 @@
-"""Publish pretraining run directories to the Hugging Face Hub: one repo per variant × size × budget.
-
-    python push_to_hub.py RUN_DIR --repo-id ORG/NAME [--private] [--dry-run] [--with-checkpoints]
-    python push_to_hub.py --zoo runs/zoo --namespace ORG [--collection "HybridBERT Zoo"] [--private] [--dry-run]
-    (either form also takes --benchmark results/benchmark_cpu.json for the cards' speed section)
-    python push_to_hub.py runs/heal/STUDENT --repo-id ORG/NAME --heal-table results/heal/table.json [--dry-run]
-
-A student healed by distillation (`recipes/distill.py`) goes as a sentence encoder: the same model files, its
-budget.json and agreement curve, and a card from `recipes/cards/healed.py` with the healing study's row beside its
-teacher.
-
-Each repo receives exactly what a Hub user needs, staged in a temporary folder: the safetensors weights, config.json
-(with `auto_map`), the two remote-code files, the tokenizer, the generated card (README.md, `recipes/cards/model_card.py`), the
-run's results (budget.json, mlm_curve.json, the downstream records) and the curve image. With `--with-checkpoints` each
-`checkpoint-N` of a run goes to branch `step-N` of its repo (its weights, config, code and tokenizer). `--zoo` publishes
-every run directory of a folder (repo names `<variant>-<size>-<budget>`) and groups the repos in a Hub Collection.
-
-Everything is checked and staged before the first network call: a missing file, weights that safetensors cannot open
-or that do not match config.json, or a card without results, is refused with one message naming it. `--dry-run` stops
-there and prints the plan and the staged files. Otherwise the token comes from the usual places (`HF_TOKEN`,
-`hf auth login`) and is never printed or written; a missing token, or a Hub that does not answer within a few seconds
-(`HF_ENDPOINT` chooses the Hub), fails with one message before anything is created.
-"""
+"""What a push sends, checked and staged before any network call: per repo, the model files, results and card of a
+run directory (and of each checkpoint, as branches), from one run or a whole zoo."""
 
 from __future__ import annotations
 
 import shutil
-import sys
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx2
-from huggingface_hub import HfApi, ModelCard, get_token
-from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineModeIsEnabled
-from huggingface_hub.utils import get_session, validate_repo_id
-from transformers import HfArgumentParser
+from huggingface_hub import ModelCard
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 
 from recipes.cards.healed import build_healed_card, is_healed_run
 from recipes.cards.markdown import percent
 from recipes.cards.model_card import CARD_FILE, build_card
 from recipes.data.input_files import InvalidInputFileError, check_weights, read_config
-from recipes.distill import AGREEMENT_CURVE_FILE
 from recipes.records import BUDGET_FILE, DOWNSTREAM_DIR, PretrainingRecord
 from recipes.run_folder.recorded_runs import RecordedRun, pretraining_runs, repo_names
 from recipes.training.curves import CURVE_FILE
+from recipes.training.distillation import AGREEMENT_CURVE_FILE
 
 # What a user needs to load a model; every saved folder and checkpoint of the recipe has them.
 MODEL_FILES = (
@@ -61,9 +34,6 @@ MAIN = "main"
 CHECKPOINT_PREFIX = "checkpoint-"
 BRANCH_PREFIX = "step-"
 DEFAULT_COLLECTION = "HybridBERT Zoo"
-COLLECTION_DESCRIPTION = "Hybrid BERT encoders (self, additive, pooling mixers) pretrained under wall-clock budgets."
-# Long enough for a Hub across the world, short enough that a wrong endpoint fails at once instead of hanging.
-HUB_CHECK_TIMEOUT_S = 5.0
 
 
 class PushError(RuntimeError):
@@ -265,99 +235,3 @@ def describe(plan: PushPlan, staged: dict[tuple[str, str], Path], dry_run: bool)
 
 
 # --- the Hub: fail fast, then publish --------------------------------------------------------------------------
-
-
-@contextmanager
-def request_timeout(seconds: float) -> Iterator[None]:
-    """huggingface_hub's shared HTTP client waits forever by default; bound it for a check, then restore it."""
-    session = get_session()
-    previous = session.timeout
-    session.timeout = httpx2.Timeout(seconds)
-    try:
-        yield
-    finally:
-        session.timeout = previous
-
-
-def check_hub(api: HfApi) -> str:
-    """The user the token belongs to; one clear PushError when there is no token or the Hub does not answer."""
-    if not (api.token or get_token()):
-        raise PushError("No Hugging Face token: set HF_TOKEN or run `hf auth login` (a token with write access).")
-    try:
-        with request_timeout(HUB_CHECK_TIMEOUT_S):
-            return api.whoami()["name"]
-    except OfflineModeIsEnabled:
-        raise PushError("HF_HUB_OFFLINE is set: unset it to push, or use --dry-run to see the plan.") from None
-    except httpx2.TransportError as error:
-        raise PushError(
-            f"Cannot reach the Hub at {api.endpoint} within {HUB_CHECK_TIMEOUT_S:g} s ({type(error).__name__}): "
-            "check the network, or HF_ENDPOINT. Nothing was created."
-        ) from None
-    except HfHubHTTPError as error:
-        if error.response.status_code == 401:
-            raise PushError(
-                f"The Hub at {api.endpoint} rejected the token: run `hf auth login` or set HF_TOKEN to a valid token."
-            ) from None
-        raise PushError(
-            f"{api.endpoint} answered HTTP {error.response.status_code} to a token check: is HF_ENDPOINT a Hub?"
-        ) from None
-
-
-def publish(api: HfApi, plan: PushPlan, staged: dict[tuple[str, str], Path]) -> None:
-    for repo in plan.repos:
-        api.create_repo(repo.repo_id, repo_type="model", private=plan.private, exist_ok=True)
-        for upload in repo.uploads:
-            if upload.revision != MAIN:
-                api.create_branch(repo.repo_id, branch=upload.revision, repo_type="model", exist_ok=True)
-            # delete_patterns="*": the revision ends up holding exactly the staged files, so a re-push drops files
-            # that an earlier push had and this run no longer has (the Hub keeps .gitattributes regardless).
-            api.upload_folder(
-                repo_id=repo.repo_id,
-                repo_type="model",
-                folder_path=staged[repo.repo_id, upload.revision],
-                revision=upload.revision,
-                commit_message=f"{repo.summary} ({upload.source.name})",
-                delete_patterns="*",
-            )
-    if plan.collection:
-        collection = api.create_collection(
-            plan.collection,
-            namespace=plan.namespace,
-            description=COLLECTION_DESCRIPTION,
-            private=plan.private,
-            exists_ok=True,
-        )
-        for repo in plan.repos:
-            api.add_collection_item(
-                collection.slug, item_id=repo.repo_id, item_type="model", note=repo.summary, exists_ok=True
-            )
-
-
-def parse_args(argv: list[str] | None) -> tuple[str | None, PushArguments]:
-    parser = HfArgumentParser(PushArguments, description=__doc__.split("\n\n")[0])
-    parser.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="A pretraining run directory")
-    args, positional = parser.parse_args_into_dataclasses(argv)
-    return positional.run_dir, args
-
-
-def main(argv: list[str] | None = None, api: HfApi | None = None) -> PushPlan:
-    """Plan, stage, and (unless --dry-run) publish. `api` chooses the client (default: HfApi() on HF_ENDPOINT)."""
-    run_dir, args = parse_args(argv)
-    plan = make_plan(run_dir, args)
-    with tempfile.TemporaryDirectory(prefix="hybrid-bert-push-") as staging_root:
-        staged = stage(plan, Path(staging_root))
-        print(describe(plan, staged, args.dry_run), flush=True)
-        if args.dry_run:
-            return plan
-        api = api or HfApi()
-        print(f"Pushing as {check_hub(api)} to {api.endpoint}.", flush=True)
-        publish(api, plan, staged)
-    print("Done: " + ", ".join(f"{api.endpoint}/{repo.repo_id}" for repo in plan.repos), flush=True)
-    return plan
-
-
-if __name__ == "__main__":
-    try:
-        main()
-    except PushError as error:
-        sys.exit(f"push_to_hub.py: {error}")

@@ -1,0 +1,3 @@
+from studies.rerun_probe.run import main
+
+main()
