@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from recipes.records import FinetuningRecord, PretrainingIdentity, ProbeRecord
+from recipes.records import FinetuningRecord, HealingTable, PretrainingIdentity, ProbeRecord
 from studies.healing.table import main
 
 
@@ -146,7 +146,7 @@ def test_rows_pool_seeds_and_pair_them_with_the_teacher(records, tmp_path):
         "Fine-tuned: trec: mean-pooled classifier, full training set, 4 epochs at lr 5e-05, batch 64, 128 tokens"
         in text
     )
-    assert json.loads(output.with_suffix(".json").read_text()) == json.loads(json.dumps(summarised))
+    assert HealingTable.read(output.with_suffix(".json")) == HealingTable(**json.loads(json.dumps(summarised)))
     # what healing buys: the student minus the same conversion not healed, paired by seed
     gains = [0.84 - 0.70, 0.90 - 0.72, 0.85 - 0.71]
     gain_mean = sum(gains) / 3

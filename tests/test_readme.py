@@ -26,7 +26,7 @@ from recipes.distill import DistillationArguments
 from recipes.finetune import main as finetune
 from recipes.models.parameters import breakdown_table, breakdowns
 from recipes.pretrain import main as pretrain
-from recipes.records import DataScaleRecord, StepTimesRecord, read_json_object
+from recipes.records import DataScaleRecord, EqualTimeTable, StepTimesRecord
 from recipes.training.arguments import parse_args
 from recipes.training.pretrain_arguments import BudgetArguments, DataArguments, PretrainingArguments
 from studies import data_scale
@@ -72,7 +72,7 @@ def test_readme_variants_table_is_the_variant_specs():
 def test_readme_headline_is_the_studys_committed_table():
     """Every number of the README's results is the equal-time study's table.json (itself checked against the records
     by tests/test_equal_time_study.py); `python -m studies.equal_time.headline` rewrites it."""
-    table = read_json_object(REPO / headline.TABLE_FILE, "equal-time results table")
+    table = EqualTimeTable.read(REPO / headline.TABLE_FILE)
     assert headline.readme_block(README) == headline.headline(table)
 
 

@@ -12,14 +12,14 @@ def frozen() -> dict:
 
 
 def test_study_data_blocks_and_masks_are_byte_identical(frozen):
-    assert freeze.data_digests(freeze.Plan.read()) == frozen["data"]
+    assert freeze.data_digests(freeze.Plan.read()) == frozen.data
 
 
 @pytest.mark.slow
 def test_study_first_steps_give_the_frozen_numbers(frozen):
     numbers = freeze.training_numbers(freeze.Plan.read())
-    assert set(numbers) == set(frozen["training"])
-    for arm, values in frozen["training"].items():
+    assert set(numbers) == set(frozen.training)
+    for arm, values in frozen.training.items():
         assert numbers[arm]["step"] == values["step"], arm
         for name in ("loss", "accuracy", "mask_accuracy"):
             assert numbers[arm][name] == pytest.approx(values[name], rel=1e-4, abs=1e-6), (arm, name)

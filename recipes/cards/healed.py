@@ -35,7 +35,7 @@ from recipes.cards.sources import base_model, pretraining_corpus, task_hub_id
 from recipes.environment import portable_path
 from recipes.evaluation.healing_rows import TEACHER, agreement_text, gain_cell, protocol_text, row_name
 from recipes.probe import describe_student
-from recipes.records import CardProvenance, DistillationRecord, PretrainingRecord, read_json_object
+from recipes.records import CardProvenance, DistillationRecord, HealingTable, PretrainingRecord
 from recipes.training.arguments import parse_args
 from recipes.training.curves import load_curve
 from recipes.training.distillation import AGREEMENT_CURVE_FILE
@@ -63,8 +63,8 @@ def share_text(result: dict | None, with_share: bool = True) -> str:
 
 def evaluation_context(table_json: str | Path, row: str) -> dict | None:
     """The table's row for this model's setting beside the teacher's, or None when the table has no such row."""
-    table = read_json_object(table_json, "healing table")
-    entry, teacher = table["rows"].get(row), table["rows"].get(TEACHER)
+    table = HealingTable.read(table_json)
+    entry, teacher = table.rows.get(row), table.rows.get(TEACHER)
     if entry is None or teacher is None:
         return None
     tasks, seeds = [], set()
@@ -85,23 +85,21 @@ def evaluation_context(table_json: str | Path, row: str) -> dict | None:
             }
         )
     ratio = entry["latency_ratio"]
-    healing = table.get("healing", {}).get(row)
+    healing = table.healing.get(row)
     return {
         "source": f"`{portable_path(table_json)}`",
         "row": row,
         "seeds": ", ".join(map(str, sorted(seeds))),
-        "confidence": f"{100 * table['confidence']:.0f}%",
+        "confidence": f"{100 * table.confidence:.0f}%",
         "tasks": tasks,
-        "latency_seq": table["latency_seq"],
+        "latency_seq": table.latency_seq,
         "latency_ratio": "–" if ratio is None else f"{ratio:.2f}×",
         "healing_against": healing["against"] if healing else None,
         "healing": [
             {"name": task, "probe": gain_cell(gains["probe"]), "finetuned": gain_cell(gains["finetuned"])}
             for task, gains in (healing or {}).get("tasks", {}).items()
         ],
-        "finetuning": "; ".join(
-            protocol_text(task, settings) for task, settings in table.get("finetuning", {}).items()
-        ),
+        "finetuning": "; ".join(protocol_text(task, settings) for task, settings in table.finetuning.items()),
     }
 
 

@@ -25,7 +25,7 @@ from sklearn.pipeline import make_pipeline
 
 from recipes.data.tasks import get_task, load_task, offline_tasks
 from recipes.evaluation.stats import classification_scores
-from recipes.records import write_json
+from recipes.records import BaselinesRecord
 from recipes.training.arguments import parse_args
 
 C_GRID = (0.1, 1.0, 10.0, 100.0, 1000.0)
@@ -84,10 +84,10 @@ def main(argv: list[str] | None = None) -> dict:
     (args,) = parse_args((BaselineArguments,), argv)
     for name in args.tasks:
         get_task(name)  # every name checked before any work
-    results = {"seed": args.seed, "tasks": {name: task_baselines(name, args.seed) for name in args.tasks}}
+    record = BaselinesRecord(seed=args.seed, tasks={name: task_baselines(name, args.seed) for name in args.tasks})
     output = Path(args.output)
-    write_json(output, results)
-    for name, baselines in results["tasks"].items():
+    record.write(output)
+    for name, baselines in record.tasks.items():
         cells = [
             f"{label} {100 * baselines[key]['accuracy']:.1f}% / {100 * baselines[key]['macro_f1']:.1f}"
             for key, label in (
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict:
         ]
         print(f"{name}: " + "; ".join(cells) + " (accuracy / macro-F1)", flush=True)
     print(f"Wrote {output}", flush=True)
-    return results
+    return record.to_dict()
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from transformers import BertConfig, BertModel
 from modeling import MIXER_SPECS, VARIANTS, HybridBertConfig, HybridBertModel
 from recipes.cards.markdown import markdown_table
 from recipes.data.assets import default_tokenizer
-from recipes.records import write_json
+from recipes.records import ParameterCountRecord
 
 # Configurations that isolate one design choice: name -> (variant, config overrides).
 ABLATIONS = {
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = breakdowns(args.size)
     print(breakdown_table(rows, args.size))
     if args.json:
-        write_json(args.json, {"size": args.size, "parameters": rows})
+        ParameterCountRecord(size=args.size, parameters=rows).write(args.json)
 
 
 if __name__ == "__main__":

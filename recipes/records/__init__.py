@@ -44,9 +44,21 @@ from recipes.records.pretraining import (
 from recipes.records.probe import FrontierRecord, ProbeRecord
 from recipes.records.rerun_probe import RerunProbeRecord
 from recipes.records.step_times import StepTimesRecord
+from recipes.records.tables import (
+    BaselinesRecord,
+    EqualTimeTable,
+    HealingTable,
+    ParameterCountRecord,
+    StudyFingerprint,
+)
 from recipes.records.training_state import BudgetState, MatmulPeaks
 
 __all__ = [
+    "StudyFingerprint",
+    "ParameterCountRecord",
+    "HealingTable",
+    "EqualTimeTable",
+    "BaselinesRecord",
     "AssetMarker",
     "BUDGET_FILE",
     "DOWNSTREAM_DIR",

@@ -20,7 +20,7 @@ import torch
 from recipes import pretrain
 from recipes.data.assets import default_tokenizer
 from recipes.data.corpus import prepare
-from recipes.records import read_json_object, write_json
+from recipes.records import StudyFingerprint
 from recipes.training.curves import load_curve
 from recipes.training.pretrain_arguments import corpus_spec
 from studies.equal_time import Plan
@@ -77,13 +77,13 @@ def training_numbers(plan: Plan) -> dict:
     return numbers
 
 
-def fingerprint(plan: Plan | None = None) -> dict:
+def fingerprint(plan: Plan | None = None) -> StudyFingerprint:
     plan = plan or Plan.read()
-    return {"data": data_digests(plan), "training": training_numbers(plan)}
+    return StudyFingerprint(data=data_digests(plan), training=training_numbers(plan))
 
 
-def read_frozen() -> dict:
-    return read_json_object(FROZEN_FILE, "frozen study fingerprint")
+def read_frozen() -> StudyFingerprint:
+    return StudyFingerprint.read(FROZEN_FILE)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     values = fingerprint()
     if args.write:
-        write_json(FROZEN_FILE, values)
+        values.write(FROZEN_FILE)
     print(values)
 
 

@@ -14,7 +14,7 @@ import statistics
 from pathlib import Path
 
 from recipes.cards.markdown import generated_block, markdown_table, mean_and_spread, with_generated_block
-from recipes.records import read_json_object, write_text_atomic
+from recipes.records import EqualTimeTable, write_text_atomic
 from recipes.training.clock import parse_budget
 from studies.equal_time import RESULTS_DIR
 
@@ -32,16 +32,16 @@ def left_plateau_text(points: list[dict]) -> str:
     return f"{len(left)} of {len(points)} seeds, at {minutes} min"
 
 
-def headline(table: dict) -> str:
+def headline(table: EqualTimeTable) -> str:
     """The markdown block (markers excluded)."""
-    runs = {budget: sum(len(metrics["loss"]) for metrics in arms.values()) for budget, arms in table["mlm"].items()}
+    runs = {budget: sum(len(metrics["loss"]) for metrics in arms.values()) for budget, arms in table.mlm.items()}
     if not any(runs.values()):
         return "No run of the study has finished yet."
     # the largest budget with as many finished runs as any: a budget whose runs have only begun waits its turn
     budget = max((budget for budget, count in runs.items() if count == max(runs.values())), key=parse_budget)
     rows, stayed, left = [], [], []
-    for arm, metrics in table["mlm"][budget].items():
-        points = [point for point in table["plateau"].values() if point["arm"] == arm and point["budget"] == budget]
+    for arm, metrics in table.mlm[budget].items():
+        points = [point for point in table.plateau.values() if point["arm"] == arm and point["budget"] == budget]
         if not any(point["left"] for point in points):
             stayed.append(f"`{arm}`")
         elif all(point["left"] for point in points):
@@ -56,7 +56,7 @@ def headline(table: dict) -> str:
         ])  # fmt: skip
     intro = (
         f"After {parse_budget(budget) / 60:g} calibrated core-minutes of pretraining at 6 × 256 (held-out MLM, mean ± sd over seeds; a run "
-        f"leaves the plateau when its accuracy at [MASK] exceeds {100 * table['plateau_threshold']:.2f}%, twice the "
+        f"leaves the plateau when its accuracy at [MASK] exceeds {100 * table.plateau_threshold:.2f}%, twice the "
         f"share of the most frequent [MASK] label):"
     )
     header = ["arm", "seeds", "accuracy at [MASK]", "accuracy, all labelled", "loss", "left the plateau"]
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--table", type=Path, default=TABLE_FILE)
     parser.add_argument("--readme", type=Path, default=README_FILE)
     args = parser.parse_args(argv)
-    new = headline(read_json_object(args.table, "equal-time results table"))
+    new = headline(EqualTimeTable.read(args.table))
     write_text_atomic(args.readme, with_generated_block(args.readme.read_text(encoding="utf-8"), START, END, new))
     print(new)
 

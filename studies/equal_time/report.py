@@ -30,7 +30,12 @@ from recipes.data.assets import default_tokenizer
 from recipes.data.corpus import prepare
 from recipes.data.tasks import load_task
 from recipes.evaluation.stats import bootstrap_interval, holm, paired_difference
-from recipes.records import FinetuningRecord, read_json_object, write_json, write_text_atomic
+from recipes.records import (
+    BaselinesRecord,
+    EqualTimeTable,
+    FinetuningRecord,
+    write_text_atomic,
+)
 from recipes.training.clock import parse_budget
 from recipes.training.pretrain_arguments import corpus_spec
 from studies.equal_time import RECORDS_DIR, RESULTS_DIR, Plan
@@ -151,7 +156,9 @@ def test_labels(task: str, split_seed: int) -> np.ndarray:
     return np.array(load_task(task, seed=split_seed)["test"]["label"])
 
 
-def downstream_table(plan: Plan, found: dict, budget: str, task: str, baselines: dict) -> tuple[list[str], dict]:
+def downstream_table(
+    plan: Plan, found: dict, budget: str, task: str, baselines: BaselinesRecord
+) -> tuple[list[str], dict]:
     header = ["model", "n", "test accuracy", "macro-F1", "one class", "− bert (pp)", "− random init (pp)"]
     rows, values = [], {}
     reference = found.get((REFERENCE_ARM, budget, task, "pretrained"), {})
@@ -178,7 +185,7 @@ def downstream_table(plan: Plan, found: dict, budget: str, task: str, baselines:
                 cells.append(f"{difference.format(100, 1)}{'' if difference.covers_zero else ' *'}")
             rows.append(cells)
             values[f"{arm}/{init}"] = {"accuracy": accuracy, "macro_f1": macro_f1}
-    task_baselines = baselines["tasks"][task]
+    task_baselines = baselines.tasks[task]
     for name, label in (
         ("majority_class_test", "majority class (test split)"),
         ("tfidf_logistic_regression", "TF-IDF + LR"),
@@ -304,7 +311,7 @@ def write_report(plan: Plan, records_dir: Path, results_dir: Path) -> str:
             plot(plan, runs, budget, figure, threshold)
             lines += [f"![accuracy at [MASK], {budget}]({figure.name})", ""]
     found = downstream(runs, records_dir)
-    baselines = read_json_object(BASELINES_FILE, "baselines record")
+    baselines = BaselinesRecord.read(BASELINES_FILE)
     downstream_values = {}
     for budget in sorted(plan.budgets, key=parse_budget):
         for task in (plan.finetuning or {}).get("tasks", {}):
@@ -324,18 +331,14 @@ def write_report(plan: Plan, records_dir: Path, results_dir: Path) -> str:
     lines += ["## Primary endpoints", "", *table, ""]
     text = "\n".join(lines)
     write_text_atomic(results_dir / "README.md", text)
-    write_json(
-        results_dir / "table.json",
-        {
-            "schema_version": 1,
-            "plateau_share": share,
-            "plateau_threshold": threshold,
-            "plateau": plateau_values,
-            "mlm": mlm_values,
-            "downstream": downstream_values,
-            "primary_endpoints": endpoint_values,
-        },
-    )
+    EqualTimeTable(
+        plateau_share=share,
+        plateau_threshold=threshold,
+        plateau=plateau_values,
+        mlm=mlm_values,
+        downstream=downstream_values,
+        primary_endpoints=endpoint_values,
+    ).write(results_dir / "table.json")
     return text
 
 

@@ -31,7 +31,7 @@ from recipes.evaluation.healing_rows import (
     row_name,
 )
 from recipes.evaluation.stats import mean_interval, paired_difference
-from recipes.records import FinetuningRecord, ProbeRecord, write_json, write_text_atomic
+from recipes.records import FinetuningRecord, HealingTable, ProbeRecord, write_text_atomic
 from recipes.training.arguments import parse_args
 
 
@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(text, flush=True)
     if args.output:
         write_text_atomic(args.output, text)
-        write_json(Path(args.output).with_suffix(".json"), summarised)
+        HealingTable(**summarised).write(Path(args.output).with_suffix(".json"))
     return summarised
 
 

@@ -1,0 +1,71 @@
+"""The records of results tables and study fingerprints: the model-free baselines (`recipes.evaluation.baselines`),
+parameter counts (`recipes.models.parameters`), the healing study's table (`studies.healing.table`, which healed
+students' cards cite), the equal-time study's table (`studies.equal_time.report`, from which the README's headline is
+generated) and the fingerprint of what that running study depends on (`studies.equal_time.freeze`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from recipes.records.files import FileRecord
+
+
+@dataclass(frozen=True)
+class BaselinesRecord(FileRecord):
+    KIND: ClassVar[str] = "baselines record"
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    seed: int  # of the splits an offline source lacks
+    tasks: dict[str, dict]  # task -> majority_class_test, majority_class_train, tfidf_logistic_regression
+    schema_version: int | None = SCHEMA_VERSION
+
+
+@dataclass(frozen=True)
+class ParameterCountRecord(FileRecord):
+    KIND: ClassVar[str] = "parameter count record"
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    size: str
+    parameters: list[dict]  # one breakdown per variant
+    schema_version: int | None = SCHEMA_VERSION
+
+
+@dataclass(frozen=True)
+class HealingTable(FileRecord):
+    KIND: ClassVar[str] = "healing table"
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    confidence: float
+    latency_seq: int
+    tasks: list[str]
+    finetuned_records: int
+    unflagged_finetuned_records: int
+    finetuning: dict
+    rows: dict[str, dict]  # row name -> per task: probe and fine-tuned accuracy, share of the teacher's, latency
+    healing: dict
+    schema_version: int | None = SCHEMA_VERSION
+
+
+@dataclass(frozen=True)
+class EqualTimeTable(FileRecord):
+    KIND: ClassVar[str] = "equal-time results table"
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    plateau_share: float
+    plateau_threshold: float
+    plateau: dict[str, dict]  # run -> when it left the plateau (or the last point reached)
+    mlm: dict[str, dict]  # budget -> arm -> metric -> {seed: value}
+    downstream: dict[str, dict]
+    primary_endpoints: dict[str, dict]
+    schema_version: int | None = SCHEMA_VERSION
+
+
+@dataclass(frozen=True)
+class StudyFingerprint(FileRecord):
+    KIND: ClassVar[str] = "frozen study fingerprint"
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    data: dict[str, str]  # digests of the training blocks, held-out blocks and masks
+    training: dict[str, dict]  # arm -> held-out loss and accuracy after the checked steps
+    schema_version: int | None = SCHEMA_VERSION
