@@ -4,11 +4,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import architectures, wikitext_paragraphs
+from helpers import architectures
 from transformers import BertConfig, BertModel
 
 from modeling import VARIANTS
 from recipes.data.assets import default_tokenizer
+from recipes.data.text_sources import wikitext_paragraphs
 
 
 @pytest.fixture(params=list(VARIANTS))

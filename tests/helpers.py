@@ -1,6 +1,5 @@
 """Tiny configurations of every variant and padded random batches, for tests (`from helpers import ...`)."""
 
-import gzip
 import os
 import socket
 import subprocess
@@ -14,7 +13,6 @@ import torch
 from transformers import BertConfig
 
 from modeling import MIXER_SPECS, VARIANTS, HybridBertConfig
-from recipes.data import assets
 
 TINY_VOCAB = 211
 HF_VOCAB = 211
@@ -112,19 +110,6 @@ def self_attention_mapping(self_layers: list[int], prefix: str = "") -> dict[str
             for param in ("weight", "bias"):
                 mapping[f"{prefix}layers.{i}.{ours}.{param}"] = f"encoder.layer.{i}.{theirs}.{param}"
     return mapping
-
-
-def wikitext_paragraphs(count: int) -> list[str]:
-    """The first `count` paragraphs of WikiText-2's training split (real text; headings and blank lines skipped)."""
-    lines = []
-    with gzip.open(assets.fetch("wikitext-2-raw") / "train.raw.gz", "rt", encoding="utf-8") as f:
-        for line in f:
-            text = line.strip()
-            if text and not text.startswith("="):
-                lines.append(text)
-                if len(lines) == count:
-                    break
-    return lines
 
 
 def free_port() -> int:

@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import block_dataset, wikitext_paragraphs
+from helpers import block_dataset
 from torch.optim.lr_scheduler import LambdaLR
 from transformers import TrainerCallback, TrainingArguments, get_scheduler
 
 from modeling import HybridBertConfig, HybridBertForMaskedLM
 from recipes.data import assets
 from recipes.data.blocks import mask_once
+from recipes.data.text_sources import wikitext_paragraphs
 from recipes.evaluation.held_out import HeldOutCollator
 from recipes.training.budget import BUDGET_STATE_FILE, BudgetTrainer, TimeBudgetCallback
 from recipes.training.clock import budget_schedule, parse_budget

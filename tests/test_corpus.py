@@ -13,11 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import wikitext_paragraphs
 
 from recipes.data import assets, blocks, corpus, text_sources
 from recipes.data.corpus import prepare
-from recipes.data.text_sources import CorpusSpec
+from recipes.data.text_sources import CorpusSpec, wikitext_paragraphs
 from recipes.records import digest
 from recipes.training.pretrain_arguments import DataArguments, train_token_cap
 

@@ -22,10 +22,11 @@ import evaluate
 import numpy as np
 import pytest
 import torch
-from helpers import block_dataset, wikitext_paragraphs
+from helpers import block_dataset
 
 from modeling import HybridBertConfig, HybridBertForMaskedLM
 from recipes.data import assets
+from recipes.data.text_sources import wikitext_paragraphs
 from recipes.environment import PACKAGES
 from recipes.evaluation.held_out import METRICS_DIR, HeldOutCollator
 from recipes.models.starting_model import set_unigram_decoder_bias

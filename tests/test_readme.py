@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import wikitext_paragraphs
 
 from recipes.cards.markdown import generated_block
 from recipes.cards.model_card import variants_table
+from recipes.data.text_sources import wikitext_paragraphs
 from recipes.distill import DistillationArguments
 from recipes.finetune import main as finetune
 from recipes.models.parameters import breakdown_table, breakdowns

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import serve_olah, wikitext_paragraphs
+from helpers import serve_olah
 from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from test_pretrain import TINY, TOKENS_PER_STEP, ModelClock
@@ -22,6 +22,7 @@ from transformers import BertConfig, BertForMaskedLM
 
 from modeling import HybridBertConfig, HybridBertForMaskedLM
 from recipes.data.assets import default_tokenizer
+from recipes.data.text_sources import wikitext_paragraphs
 from recipes.evaluation.finetune_arguments import parse_args as finetune_args
 from recipes.pretrain import main as pretrain
 

@@ -101,6 +101,20 @@ def _wikitext_articles(path: Path) -> list[str]:
     return articles
 
 
+def wikitext_paragraphs(count: int) -> list[str]:
+    """The first `count` paragraphs of WikiText-2's training split (real text; headings and blank lines skipped): small
+    corpora for tests and probes."""
+    paragraphs = []
+    with gzip.open(assets.fetch("wikitext-2-raw") / "train.raw.gz", "rt", encoding="utf-8") as lines:
+        for line in lines:
+            text = line.strip()
+            if text and not text.startswith("="):
+                paragraphs.append(text)
+                if len(paragraphs) == count:
+                    break
+    return paragraphs
+
+
 def _offline_files(name: str) -> dict[str, Path]:
     path = assets.fetch(name)
     if name == "wikitext-2-raw":

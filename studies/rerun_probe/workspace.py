@@ -3,7 +3,6 @@ and small filesystems mounted to be full or read-only."""
 
 from __future__ import annotations
 
-import gzip
 import os
 import shutil
 import signal
@@ -18,6 +17,7 @@ import torch
 from transformers import BertConfig, BertModel
 
 from recipes.data import assets
+from recipes.data.text_sources import wikitext_paragraphs
 from studies.rerun_probe import probe_env, run_command
 
 MODEL = "hidden_size=32,num_attention_heads=2,intermediate_size=64,num_hidden_layers=2"
@@ -99,14 +99,7 @@ class Workspace:
 
 
 def workspace(root: Path) -> Workspace:
-    paragraphs = []
-    with gzip.open(assets.fetch("wikitext-2-raw") / "train.raw.gz", "rt", encoding="utf-8") as source:
-        for line in source:
-            text = line.strip()
-            if text and not text.startswith("="):
-                paragraphs.append(text)
-            if len(paragraphs) == 240:
-                break
+    paragraphs = wikitext_paragraphs(240)
     train_file, other = root / "train.txt", root / "other.txt"
     train_file.write_text("\n".join(paragraphs[:120]) + "\n", encoding="utf-8")
     other.write_text("\n".join(paragraphs[120:]) + "\n", encoding="utf-8")
