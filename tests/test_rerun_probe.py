@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from recipes.records import RerunProbeRecord
-from studies.rerun_probe import Result, classify, result_of
+from studies.rerun_probe import PAGE_FILE, RECORD_FILE, Result, classify, page, result_of
+from studies.rerun_probe.cases import CASES
 from studies.rerun_probe.run import main as probe_main
 
 TRACEBACK = """Traceback (most recent call last):
@@ -52,3 +53,10 @@ def test_a_real_case_runs_end_to_end(tmp_path):
     assert case["outcome"] == "clear error" and "not a run of this project" in case["detail"]
     assert RerunProbeRecord.read(tmp_path / "probe.json") == record
     assert "**1 clear error**" in (tmp_path / "README.md").read_text(encoding="utf-8")
+
+
+def test_the_committed_page_is_what_its_record_gives():
+    """Every case of the probe is in the committed record, and the page is what the record gives."""
+    record = RerunProbeRecord.read(RECORD_FILE)
+    assert {case["case"] for case in record.cases} == {case.name for case in CASES}
+    assert PAGE_FILE.read_text(encoding="utf-8") == page(record)
