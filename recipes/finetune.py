@@ -28,189 +28,43 @@ replaces only a folder holding a run of this project.
 
 from __future__ import annotations
 
-import copy
 import shutil
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 from datasets import DatasetDict
-from transformers import BertConfig, Trainer, set_seed
+from transformers import set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
 
-from modeling import CLASSIFIER_POOLINGS, VARIANTS, HybridBertConfig, HybridBertForSequenceClassification
-from recipes.data import assets
-from recipes.data.input_files import check_weights, read_config
+from modeling import CLASSIFIER_POOLINGS, VARIANTS
+from recipes.data.input_files import check_weights
 from recipes.data.tasks import get_task, load_task
 from recipes.environment import git_commit
+from recipes.evaluation.classifier import build_classifier, conversion, load_tokenizer, read_model_config
 from recipes.evaluation.finetune_arguments import (
-    MODEL_TYPES,
     FinetuningArguments,
-    ModelArguments,
     parse_args,
     training_settings,
 )
+from recipes.evaluation.finetuning import (
+    RECORD_WRITE_WAIT_S,
+    check_output_dir,
+    grid_point,
+    majority_class_baseline,
+    pretraining_identity,
+    scores,
+    tokenize,
+    train_selected,
+)
 from recipes.evaluation.stats import classification_metrics, one_class
-from recipes.models.references import folder_tokenizer, model_type, resolve_model
-from recipes.models.starting_model import source_settings
+from recipes.models.references import resolve_model
 from recipes.records import (
-    DOWNSTREAM_DIR,
     FinetuningRecord,
-    PretrainingIdentity,
-    PretrainingRecord,
     RunIdentity,
 )
-from recipes.run_folder.claim import check_holds_run, claim_output_dir, entries, replace_run
+from recipes.run_folder.claim import claim_output_dir, replace_run
 from recipes.training.arguments import run_conditions, trajectory_settings
-
-
-def read_model_config(model_dir: Path) -> dict:
-    config = read_config(model_dir)
-    if config.get("model_type") not in MODEL_TYPES:
-        raise ValueError(f"{model_dir}: model_type {config.get('model_type')!r} is none of {', '.join(MODEL_TYPES)}.")
-    return config
-
-
-def load_tokenizer(model: str, model_dir: Path):
-    # MiniLM's own tokenizer.json pads and truncates everything to 128 tokens (see assets.minilm_dir): use the same
-    # vocabulary without those settings, as for any folder saved without a tokenizer.
-    return assets.default_tokenizer() if model in assets.NAMED_CHECKPOINTS else folder_tokenizer(model_dir)
-
-
-# How long fine-tuning waits for a pretraining run folder's lock to write its record there: other fine-tunings of the
-# same model hold it for a moment each; a run training there holds it for hours, and is named instead.
-RECORD_WRITE_WAIT_S = 60
-LOCK_CHECK_WAIT_S = 5
-
-
-def writable(folder: Path) -> bool:
-    """Whether a file can be created in `folder` (tried, since permissions say nothing of a read-only mount)."""
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            return True
-    except OSError:
-        return False
-
-
-def check_output_dir(output_dir: Path, model_dir: Path, overwrite: bool) -> None:
-    """Refuse an output folder that is the model's, that holds something (unless it is a run to replace), or that
-    cannot be written; and a pretraining run folder whose `downstream/` record cannot be written."""
-    if output_dir.resolve() == model_dir.resolve():
-        raise ValueError(f"--output_dir {output_dir} is the model being fine-tuned; write the result elsewhere.")
-    if overwrite:
-        check_holds_run(output_dir)
-    elif entries(output_dir):
-        raise FileExistsError(f"{output_dir} already holds a run; pass --overwrite_output_dir to replace it.")
-    nearest = next(folder for folder in (output_dir.resolve(), *output_dir.resolve().parents) if folder.exists())
-    if not writable(nearest):
-        raise PermissionError(f"--output_dir {output_dir} cannot be written ({nearest} is read-only).")
-    if PretrainingRecord.exists(model_dir) and not writable(model_dir):
-        raise PermissionError(
-            f"{model_dir} is read-only: the fine-tuning record goes to its {DOWNSTREAM_DIR}/ folder. Copy the model "
-            "to a writable folder first."
-        )
-    if PretrainingRecord.exists(model_dir):
-        with claim_output_dir(model_dir, wait_s=LOCK_CHECK_WAIT_S):
-            pass  # a run still training in that folder (resumed, say) is named now, not after fine-tuning
-
-
-def build_classifier(
-    model_dir: Path,
-    label_names: list[str],
-    from_scratch: bool,
-    convert_to: str = "bert",
-    conversion: dict | None = None,
-    classifier_pooling: str | None = None,
-) -> HybridBertForSequenceClassification:
-    """A classifier with the task's labels in its config, from the folder's weights or (from_scratch) at random init.
-    An HF BERT folder is converted with `from_bert` into `convert_to` (with the `conversion` config overrides).
-    `classifier_pooling`, when given, replaces the checkpoint's."""
-    labels = {
-        "num_labels": len(label_names),
-        "id2label": dict(enumerate(label_names)),
-        "label2id": {name: i for i, name in enumerate(label_names)},
-        **({"classifier_pooling": classifier_pooling} if classifier_pooling is not None else {}),
-    }
-    if model_type(model_dir) == "bert":
-        model = HybridBertForSequenceClassification.from_bert(
-            model_dir, variant=convert_to, **(conversion or {}), **labels
-        )
-        return HybridBertForSequenceClassification(model.config) if from_scratch else model
-    if from_scratch:
-        return HybridBertForSequenceClassification(HybridBertConfig.from_pretrained(model_dir, **labels))
-    # A pretraining run has an MLM head and no pooler or classifier; a fine-tuned folder may have other labels.
-    return HybridBertForSequenceClassification.from_pretrained(model_dir, ignore_mismatched_sizes=True, **labels)
-
-
-def conversion(model_args: ModelArguments, model_dir: Path) -> tuple[str, dict]:
-    """The variant an HF BERT --model becomes and the config overrides of its conversion."""
-    if model_args.convert_to is None:
-        return "bert", {}
-    settings = source_settings(BertConfig.from_pretrained(model_dir)) if model_args.keep_source_settings else {}
-    return model_args.convert_to, settings
-
-
-def tokenize(splits: DatasetDict, tokenizer, max_seq_length: int) -> DatasetDict:
-    # In memory: the stored splits stay untouched (no cache files beside them), and tokenising takes seconds.
-    return splits.map(
-        lambda batch: tokenizer(batch["text"], truncation=True, max_length=max_seq_length),
-        batched=True,
-        remove_columns=["text"],
-        keep_in_memory=True,
-    )
-
-
-def majority_class_baseline(train_labels: list[int], test_labels: list[int], metrics, label_names: list[str]) -> dict:
-    """Scores of always predicting the training split's most frequent label (the lowest id on ties)."""
-    majority = int(np.bincount(train_labels, minlength=len(label_names)).argmax())
-    scores = metrics.compute(predictions=[majority] * len(test_labels), references=test_labels)
-    return {"label": label_names[majority], **scores}
-
-
-def scores(metrics: dict[str, float], prefix: str) -> dict[str, float]:
-    return {"accuracy": metrics[f"{prefix}_accuracy"], "macro_f1": metrics[f"{prefix}_macro_f1"]}
-
-
-def selected_evaluation(evaluations: list[dict], best_checkpoint: str | None) -> dict:
-    """The validation evaluation of the model kept: the best checkpoint's (its step), else the last one."""
-    if best_checkpoint is None:
-        return evaluations[-1]
-    step = int(Path(best_checkpoint).name.rsplit("-", 1)[1])
-    return next(entry for entry in evaluations if entry["step"] == step)
-
-
-def grid_point(training_args: FinetuningArguments, learning_rate: float) -> FinetuningArguments:
-    """The arguments of one run of a learning-rate grid: that rate, and an output directory of its own (a copy, as
-    `Trainer.hyperparameter_search` sets each trial's values on the arguments)."""
-    point = copy.copy(training_args)
-    point.learning_rate = learning_rate
-    point.output_dir = str(Path(training_args.output_dir) / f"lr-{learning_rate:g}")
-    return point
-
-
-def train_selected(model, training_args, encoded: DatasetDict, tokenizer, metrics) -> tuple:
-    """(trainer, train result, validation evaluations, the selected one): one fine-tuning, its best epoch on
-    validation loaded at the end (or its last)."""
-    trainer = Trainer(
-        model=model,
-        args=training_args,
-        train_dataset=encoded["train"],
-        eval_dataset=encoded["validation"],
-        processing_class=tokenizer,
-        compute_metrics=lambda p: metrics.compute(predictions=p.predictions.argmax(-1), references=p.label_ids),
-    )
-    train_result = trainer.train()
-    if not any("eval_accuracy" in e and e["step"] == trainer.state.global_step for e in trainer.state.log_history):
-        trainer.evaluate()  # --eval_strategy did not evaluate the final model
-    evaluations = [entry for entry in trainer.state.log_history if "eval_accuracy" in entry]
-    return trainer, train_result, evaluations, selected_evaluation(evaluations, trainer.state.best_model_checkpoint)
-
-
-def pretraining_identity(model_dir: Path) -> PretrainingIdentity | None:
-    """The pretraining run behind `model_dir` (None when it is not a pretraining run directory)."""
-    return PretrainingRecord.read(model_dir).identity(model_dir) if PretrainingRecord.exists(model_dir) else None
 
 
 def main(argv: list[str] | None = None) -> FinetuningRecord:

@@ -20,27 +20,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 from transformers import AutoModel, PreTrainedModel, set_seed
 
 from modeling import HybridBertModel
-from recipes.benchmark.harness import VOCAB_SIZE, BenchmarkArguments, compare, inference_step, random_batch
 from recipes.cards.markdown import markdown_table
 from recipes.data import assets
 from recipes.data.tasks import load_task, offline_tasks
 from recipes.environment import device_name, git_commit, load_average, package_versions
+from recipes.evaluation.probing import TEACHER, agreement, describe_student, latency, linear_probe, unhealed_name
 from recipes.models.sentence_encoder import encode
 from recipes.models.starting_model import load_tokenizer, source_settings
 from recipes.models.teacher import load_teacher
-from recipes.records import PretrainingRecord, ProbeRecord, write_text_atomic
+from recipes.records import ProbeRecord, write_text_atomic
 from recipes.training.arguments import parse_args
 from recipes.training.pretrain_arguments import ModelArguments
-
-TEACHER = "teacher"
 
 
 @dataclass
@@ -84,34 +77,6 @@ class ProbeArguments:
             raise FileNotFoundError(f"Student folder(s) not found: {', '.join(missing)}.")
 
 
-def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, seed: int) -> dict:
-    """Test accuracy and macro-F1 of a logistic-regression probe on standardised frozen embeddings."""
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
-    predicted = probe.fit(train_x, train_y).predict(test_x)
-    return {"accuracy": accuracy_score(test_y, predicted), "macro_f1": f1_score(test_y, predicted, average="macro")}
-
-
-def agreement(embeddings: np.ndarray, teacher_embeddings: np.ndarray) -> float:
-    """Mean cosine between corresponding rows."""
-    return F.cosine_similarity(torch.as_tensor(embeddings), torch.as_tensor(teacher_embeddings), dim=-1).mean().item()
-
-
-def latency(encoders: dict[str, PreTrainedModel], seqs: list[int], repeats: int) -> dict[int, dict[str, dict]]:
-    """Per length: each encoder's median latency (ms) for one sequence and its ratio to the teacher's."""
-    for name, model in encoders.items():
-        if model.config.vocab_size < VOCAB_SIZE:
-            raise ValueError(
-                f"Latency uses BERT-vocabulary token ids; {name} has only {model.config.vocab_size} tokens."
-            )
-    args = BenchmarkArguments(sections=["infer"], repeats=repeats, warmup=1, device="cpu")
-    timings = {}
-    for seq in seqs:
-        inputs = random_batch(1, seq, with_labels=False, args=args)
-        steps = {name: inference_step(model, inputs, bf16=False) for name, model in encoders.items()}
-        timings[seq] = compare(steps, "latency_ms", lambda seconds: 1000 * seconds, args, references=[TEACHER])
-    return timings
-
-
 def load_encoders(args: ProbeArguments, teacher: PreTrainedModel) -> dict[str, PreTrainedModel]:
     encoders = {TEACHER: teacher}
     for path in args.students:
@@ -122,23 +87,6 @@ def load_encoders(args: ProbeArguments, teacher: PreTrainedModel) -> dict[str, P
             settings = source_settings(teacher.config) if keep else {}
             encoders[unhealed_name(variant, keep)] = HybridBertModel.from_bert(teacher, variant=variant, **settings)
     return {name: model.eval() for name, model in encoders.items()}
-
-
-def describe_student(path: str | Path) -> dict:
-    """A student folder's variant, healing objective, settings, steps, seed and run key, from its budget.json."""
-    if not PretrainingRecord.exists(path):
-        return {"kind": "student", "path": str(path), "seed": None}
-    record = PretrainingRecord.read(path)
-    training = record.run_record.training
-    return {
-        "kind": "healed",
-        "variant": record.variant,
-        "objective": training.get("objective", "mlm"),
-        "keep_source_settings": bool(training.get("keep_source_settings", False)),
-        "steps": record.steps,
-        "seed": record.seed,
-        "run_key": record.run_record.run_key(),
-    }
 
 
 def describe_encoders(args: ProbeArguments) -> dict[str, dict]:
@@ -156,10 +104,6 @@ def describe_encoders(args: ProbeArguments) -> dict[str, dict]:
                 "seed": args.seed,
             }
     return described
-
-
-def unhealed_name(variant: str, keep_source_settings: bool) -> str:
-    return f"{variant} (unhealed{', source settings' if keep_source_settings else ''})"
 
 
 def evaluate_task(task: str, encoders: dict[str, PreTrainedModel], tokenizer, args: ProbeArguments) -> dict[str, dict]:

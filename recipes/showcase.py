@@ -12,10 +12,10 @@ import numpy as np
 from transformers import AutoModel
 
 from recipes.data import assets
+from recipes.evaluation.probing import TEACHER, latency
 from recipes.models.sentence_encoder import encode
 from recipes.models.starting_model import load_tokenizer
 from recipes.models.teacher import load_teacher
-from recipes.probe import TEACHER, latency
 from recipes.training.arguments import parse_args
 from recipes.training.pretrain_arguments import ModelArguments
 

@@ -19,8 +19,8 @@ from recipes.cards.healed import build_healed_card
 from recipes.data.assets import default_tokenizer
 from recipes.distill import main
 from recipes.environment import git_commit
+from recipes.evaluation.probing import agreement, linear_probe
 from recipes.models.starting_model import build_model, requested_config, resolve_start, source_settings
-from recipes.probe import agreement, linear_probe
 from recipes.probe import main as probe_main
 from recipes.push_to_hub import main as push_main
 from recipes.showcase import main as showcase_main

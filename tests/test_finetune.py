@@ -20,8 +20,9 @@ from transformers import BertConfig, BertModel, pipeline
 from recipes.data import assets
 from recipes.data.tasks import load_task
 from recipes.environment import git_commit
+from recipes.evaluation.classifier import build_classifier
 from recipes.evaluation.finetune_arguments import FinetuningArguments, parse_args
-from recipes.finetune import build_classifier, main
+from recipes.finetune import main
 from recipes.pretrain import main as pretrain
 from recipes.records import FinetuningRecord, PretrainingRecord
 

@@ -34,7 +34,7 @@ from recipes.cards.model_card import (
 from recipes.cards.sources import base_model, pretraining_corpus, task_hub_id
 from recipes.environment import portable_path
 from recipes.evaluation.healing_rows import TEACHER, agreement_text, gain_cell, protocol_text, row_name
-from recipes.probe import describe_student
+from recipes.evaluation.probing import describe_student
 from recipes.records import CardProvenance, DistillationRecord, HealingTable, PretrainingRecord
 from recipes.training.arguments import parse_args
 from recipes.training.curves import load_curve

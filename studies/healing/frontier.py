@@ -31,10 +31,10 @@ from recipes.cards.markdown import markdown_table
 from recipes.data import assets
 from recipes.data.tasks import load_task
 from recipes.environment import REPO_ROOT, device_name, git_commit, load_average
+from recipes.evaluation.probing import agreement
 from recipes.models.sentence_encoder import encode
 from recipes.models.starting_model import source_settings
 from recipes.models.teacher import load_teacher
-from recipes.probe import agreement
 from recipes.records import FrontierRecord
 
 RESULTS = REPO_ROOT / "results" / "heal" / "frontier"

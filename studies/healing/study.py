@@ -39,6 +39,7 @@ from recipes.cards.healed import write_healed_card
 from recipes.cards.model_card import CARD_FILE
 from recipes.data.tasks import offline_tasks
 from recipes.environment import device_name
+from recipes.evaluation.probing import describe_student
 from recipes.records import (
     BUDGET_FILE,
     FinetuningKey,
@@ -172,7 +173,7 @@ def probe_covers(encoders: dict[str, list[str]], record: Path) -> bool:
     recorded = probed.arguments
     planned = all(set(values) <= set(recorded.get(name) or []) for name, values in encoders.items())
     described = probed.encoders
-    return planned and all(described.get(path) == probe.describe_student(path) for path in encoders["students"])
+    return planned and all(described.get(path) == describe_student(path) for path in encoders["students"])
 
 
 def step_time_settings(args: HealStudyArguments) -> dict:
