@@ -59,6 +59,15 @@ def test_every_fine_tuning_is_planned_once_with_its_control():
     assert len(steps) - len(pretrained) == len(tasks) * len(arms) * len(plan.finetuning["scratch_seeds"])
 
 
+def test_a_record_made_before_an_argument_existed_agrees_only_while_it_is_planned_unset():
+    recorded = {"data": {"train_file": "a.txt"}, "budget": {"budget": "15m"}}
+    planned = {"data": {"train_file": "a.txt", "max_train_tokens": None}, "budget": {"budget": "15m"}}
+    assert study.arguments_agree(recorded, planned)
+    assert not study.arguments_agree(recorded, {**planned, "data": {**planned["data"], "max_train_tokens": 1000}})
+    assert not study.arguments_agree(recorded, {**planned, "budget": {"budget": "5m"}})
+    assert not study.arguments_agree({**recorded, "extra": 1}, planned)
+
+
 def test_plateau_leaving_point_and_holm():
     curve = [{"mask_accuracy": value, "step": step} for step, value in enumerate([0.05, 0.11, 0.13, 0.12])]
     assert leaving_point(curve, 0.12)["step"] == 2

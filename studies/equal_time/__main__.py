@@ -71,10 +71,25 @@ def recorded_state(plan: Plan, run: PlannedRun, directory: Path, root: Path) -> 
     planned = recorded_arguments(model_args, data_args, budget_args)
     # The calibration is compared by its content: the study may run from a worktree at another path.
     measured = calibration.file_sha256(plan.calibration_file(run.arm, root))
-    same_arguments = without_calibration_path(record.arguments) == without_calibration_path(planned)
+    same_arguments = arguments_agree(without_calibration_path(record.arguments), without_calibration_path(planned))
     if not same_arguments or record.run_record.training["calibration"]["sha256"] != measured:
         return "partial"
     return "done" if record.steps == planned_steps(plan, run, root) else "partial"
+
+
+def arguments_agree(recorded: dict, planned: dict) -> bool:
+    """Whether a record holds the planned arguments. An argument the record lacks counts as agreeing when it is planned
+    unset (None): it was added to the recipes after the record was made, and leaving it unset keeps their behaviour."""
+    for name, value in planned.items():
+        if name not in recorded:
+            if value is not None:
+                return False
+        elif isinstance(value, dict) and isinstance(recorded[name], dict):
+            if not arguments_agree(recorded[name], value):
+                return False
+        elif recorded[name] != value:
+            return False
+    return set(recorded) <= set(planned)
 
 
 def without_calibration_path(arguments: dict) -> dict:
