@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 
 from modeling import HybridBertConfig
+from recipes.cards.model_card import CARD_FILE, CARDS_DIR
+from recipes.environment import REPO_ROOT
 from recipes.evaluation.stats import bootstrap_interval, holm
-from recipes.records import PretrainingRecord
+from recipes.records import CardProvenance, PretrainingRecord
 from recipes.training.pretrain_arguments import parse_overrides
-from studies.equal_time import CALIBRATION_DIR, Plan, finetunings, report
+from studies.equal_time import CALIBRATION_DIR, Plan, finetunings, report, zoo
 from studies.equal_time import __main__ as study
 from studies.equal_time.report import leaving_point
 
@@ -140,3 +142,20 @@ def test_the_committed_results_page_is_what_the_records_give(tmp_path):
     report.write_report(Plan.read(), Path(report.RECORDS_DIR), tmp_path)
     for name in ("README.md", "table.json"):
         assert (tmp_path / name).read_text() == (committed / name).read_text(), name
+
+
+def test_the_published_zoo_is_the_studys():
+    """results/zoo.md is what the study's records and table give, and every arm × budget whose seed-1 run is recorded
+    has its committed card, written beside the study's table (`recipes.cards --check` checks each card's content)."""
+    plan = Plan.read()
+    page = zoo.zoo_page(plan, study_zoo_records(), zoo.TABLE_FILE, CARDS_DIR, zoo.DEFAULT_NAMESPACE, zoo.ZOO_FILE)
+    assert page == zoo.ZOO_FILE.read_text(encoding="utf-8")
+    published = zoo.published_runs(plan, study_zoo_records())
+    assert len(published) >= 2 * len(plan.arms) - 1
+    for run, recorded in published.items():
+        provenance = CardProvenance.from_card(CARDS_DIR / zoo.repo_name(run, recorded) / CARD_FILE)
+        assert (provenance.arm, Path(provenance.study_table)) == (run.arm.name, zoo.TABLE_FILE.relative_to(REPO_ROOT))
+
+
+def study_zoo_records() -> Path:
+    return REPO_ROOT / report.RECORDS_DIR

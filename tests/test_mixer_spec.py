@@ -35,7 +35,7 @@ from recipes.pretrain import main as pretrain
 from recipes.training.pretrain_arguments import ModelArguments
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-COMMITTED_RUN = REPO_ROOT / "results" / "zoo_runs" / "pool-hybrid-tiny-1m-seed1"
+COMMITTED_RUN = REPO_ROOT / "results" / "tiny_zoo" / "zoo_runs" / "pool-hybrid-tiny-1m-seed1"
 H, HEADS = 32, 4  # tiny_config's width and heads
 
 # Each option, and each mixer's reference-code options together: (variant, overrides, mixer, its parameters per layer).

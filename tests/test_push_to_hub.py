@@ -29,12 +29,13 @@ from huggingface_hub import HfApi
 from test_cards import shared_recorded_run
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-from recipes.cards.model_card import build_card
+from recipes.cards.model_card import build_card, write_card
 from recipes.pretrain import main as pretrain
 from recipes.publishing.hub import COLLECTION_DESCRIPTION, HUB_CHECK_TIMEOUT_S
 from recipes.publishing.plan import MODEL_FILES as PUBLISHED_MODEL_FILES
 from recipes.publishing.plan import PushError
 from recipes.push_to_hub import main
+from recipes.records import EqualTimeTable, PretrainingRecord
 from recipes.training.curves import save_curve
 
 REPO = Path(__file__).resolve().parents[1]
@@ -191,6 +192,46 @@ def test_zoo_push_makes_one_repo_per_run_and_a_collection(zoo_dir, tmp_path):
     assert files_under(tmp_path / NAMESPACE / "bert-tiny-2s" / "main") == USER_FILES  # no downstream records
 
 
+def test_committed_cards_publish_their_runs_as_committed_and_stale_ones_are_refused(run_dir, tmp_path):
+    """--cards: a study card, written from a run's gathered records beside its study's table, goes to the repo it names
+    with the weights of the same-named run folder under --weights_dir, byte for byte as committed; a card that is no
+    longer what its records give, or no card naming a folder there, is refused before any call."""
+    records = tmp_path / "records" / run_dir.name
+    for path in [*run_dir.glob("*.json"), *run_dir.glob("downstream/*/*.json")]:
+        (records / path.relative_to(run_dir)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, records / path.relative_to(run_dir))
+    budget = PretrainingRecord.read(run_dir).budget
+    seeds = {"1": 0.2, "2": 0.25, "3": 0.3}
+    table = EqualTimeTable(
+        plateau_share=0.06, plateau_threshold=0.12, plateau={}, downstream={}, primary_endpoints={},
+        mlm={budget: {arm: {"mask_accuracy": seeds, "accuracy": seeds, "loss": seeds} for arm in ("bert", "hbert-v1")}},
+        reference_arm="bert",
+    )  # fmt: skip
+    table.write(tmp_path / "table.json")
+    card = write_card(
+        records, "study-org/hbert-v1-study", tmp_path / "cards" / "hbert-v1-study" / "README.md",
+        study_table=tmp_path / "table.json", arm="hbert-v1",
+    )  # fmt: skip
+    assert (
+        "seed 1 of the arm `hbert-v1`" in card.read_text() and "+0.00 [+0.00, +0.00] (includes 0)" in card.read_text()
+    )
+    api = RecordingHfApi(tmp_path / "received")
+    main(["--cards", str(tmp_path / "cards"), "--weights_dir", str(run_dir.parent)], api=api)
+    assert [call["repo_id"] for call in calls_of(api, "create_repo")] == ["study-org/hbert-v1-study"]
+    assert (
+        tmp_path / "received" / "study-org" / "hbert-v1-study" / "main" / "README.md"
+    ).read_text() == card.read_text()
+
+    api = RecordingHfApi(tmp_path / "nothing")
+    with pytest.raises(PushError, match="No card in .* names a run folder"):
+        main(["--cards", str(tmp_path / "cards"), "--weights_dir", str(tmp_path / "records" / "elsewhere")], api=api)
+    table = EqualTimeTable(**{**table.to_dict(), "reference_arm": "hbert-v1"})
+    table.write(tmp_path / "table.json")
+    with pytest.raises(PushError, match="is not what its records give now"):
+        main(["--cards", str(tmp_path / "cards"), "--weights_dir", str(run_dir.parent)], api=api)
+    assert api.calls == []
+
+
 def test_dry_run_prints_plan_and_makes_no_network_call(run_dir, tmp_path):
     """--dry-run succeeds with the Hub blocked and no token, prints the plan and staged files, and calls no HfApi."""
     environment = {name: value for name, value in os.environ.items() if name not in HUB_ENVIRONMENT}
@@ -277,7 +318,8 @@ def test_card_without_results_is_refused(run_dir, tmp_path):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--repo-id", REPO_ID], "Give either RUN_DIR"),
+        (["--repo-id", REPO_ID], "Give one of RUN_DIR"),
+        (["--cards", "ZOO"], "--cards needs --weights_dir"),
         (["RUN"], "RUN_DIR needs --repo-id ORG/NAME"),
         (["RUN", "--repo-id", "no-namespace"], "has no namespace"),
         (["RUN", "--repo-id", "org/bad name"], "Invalid repo id"),

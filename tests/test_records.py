@@ -26,7 +26,7 @@ from recipes.records.files import set_fields
 from recipes.run_folder.naming import init_part, run_name, split_variant
 from recipes.run_folder.recorded_runs import RecordedRun, pretraining_runs
 
-COMMITTED_RECORDS = Path(__file__).resolve().parents[1] / "results" / "zoo_runs"
+COMMITTED_RECORDS = Path(__file__).resolve().parents[1] / "results" / "tiny_zoo" / "zoo_runs"
 
 
 def test_committed_records_read_and_write_back_as_the_same_json(tmp_path):
@@ -49,7 +49,7 @@ def test_committed_records_read_and_write_back_as_the_same_json(tmp_path):
         assert BenchmarkRecord.read(path).to_dict() == json.loads(path.read_text())
 
 
-RESULTS = COMMITTED_RECORDS.parent
+RESULTS = COMMITTED_RECORDS.parents[1]
 
 
 @pytest.mark.parametrize(

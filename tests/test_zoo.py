@@ -16,7 +16,7 @@ from studies.zoo import plan as zoo_plan
 from studies.zoo import report as zoo_report
 
 REPO = Path(__file__).resolve().parents[1]
-COMMITTED_RESULTS = REPO / "results"
+COMMITTED_RESULTS = REPO / "results" / "tiny_zoo"
 COMMITTED_RECORDS = COMMITTED_RESULTS / zoo_arguments.RECORDS_DIR
 COMMITTED_ABLATION = COMMITTED_RESULTS / "ablations" / "finetune-10-epochs"
 VARIANTS = ["bert", "hbert-v1"]

@@ -32,7 +32,15 @@ def regenerate(card_path: str | Path) -> str:
         raise FileNotFoundError(f"{card_path} was generated from {run_dir}, which is not here to regenerate it.")
     if provenance.table is not None:  # a healed student's card
         return str(build_healed_card(run_dir, provenance.repo_id, resolve_recorded(provenance.table)))
-    return str(build_card(run_dir, provenance.repo_id, resolve_recorded(provenance.benchmark)))
+    return str(
+        build_card(
+            run_dir,
+            provenance.repo_id,
+            resolve_recorded(provenance.benchmark),
+            resolve_recorded(provenance.study_table),
+            provenance.arm,
+        )
+    )
 
 
 def stale_cards(cards_dir: str | Path = CARDS_DIR) -> list[Path]:

@@ -21,6 +21,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from modeling import MIXER_SPECS, VARIANTS, HybridBertConfig, HybridBertForMaskedLM
 from recipes.cards.markdown import markdown_table, mean_and_spread, percent, seconds, tokens
 from recipes.cards.sources import Corpus, base_model, pretraining_corpus, task_hub_id
+from recipes.cards.study import study_context
 from recipes.data.tasks import TASKS
 from recipes.environment import REPO_ROOT, portable_path
 from recipes.models.parameters import components, hybrid_breakdown
@@ -275,8 +276,15 @@ def eval_results(run: RecordedRun, corpus: Corpus, downstream: list[dict]) -> li
     return results
 
 
-def build_card(run_dir: str | Path, repo_id: str, benchmark_json: str | Path | None = None) -> ModelCard:
-    """The card of a pretraining run directory, to be published as `repo_id`."""
+def build_card(
+    run_dir: str | Path,
+    repo_id: str,
+    benchmark_json: str | Path | None = None,
+    study_table: str | Path | None = None,
+    arm: str | None = None,
+) -> ModelCard:
+    """The card of a pretraining run directory, to be published as `repo_id`; with `study_table` and `arm`, a section
+    on what the study measured over all the arm's seeds at this run's budget."""
     run = RecordedRun.read(run_dir)
     spent, config = run.record, run.config
     corpus = pretraining_corpus(spent.arguments["data"])
@@ -295,7 +303,14 @@ def build_card(run_dir: str | Path, repo_id: str, benchmark_json: str | Path | N
         eval_results=eval_results(run, corpus, downstream) or None,
     )
     recorded_benchmark = portable_path(benchmark_json) if benchmark_json is not None else None
-    provenance = CardProvenance(run_dir=portable_path(run_dir), repo_id=repo_id, benchmark=recorded_benchmark)
+    recorded_study = portable_path(study_table) if study_table is not None else None
+    provenance = CardProvenance(
+        run_dir=portable_path(run_dir),
+        repo_id=repo_id,
+        benchmark=recorded_benchmark,
+        study_table=recorded_study,
+        arm=arm if study_table is not None else None,
+    )
     benchmark = None
     if benchmark_json is not None:
         benchmark = benchmark_context(BenchmarkRecord.read(benchmark_json), recorded_benchmark, spent.variant)
@@ -343,6 +358,7 @@ def build_card(run_dir: str | Path, repo_id: str, benchmark_json: str | Path | N
             f"{spent.threads} threads of {spent.device}, {tokens(spent.tokens_seen)}."
         ),
         shared_machine=shared_machine_text(spent.run_record.load_average),
+        study=study_context(study_table, arm, spent.budget) if study_table is not None else None,
     )
 
 
@@ -367,6 +383,13 @@ def shared_machine_text(load: list[float]) -> str:
     )
 
 
-def write_card(run_dir: str | Path, repo_id: str, path: str | Path, benchmark_json: str | Path | None = None) -> Path:
-    build_card(run_dir, repo_id, benchmark_json).save(path)
+def write_card(
+    run_dir: str | Path,
+    repo_id: str,
+    path: str | Path,
+    benchmark_json: str | Path | None = None,
+    study_table: str | Path | None = None,
+    arm: str | None = None,
+) -> Path:
+    build_card(run_dir, repo_id, benchmark_json, study_table, arm).save(path)
     return Path(path)

@@ -11,11 +11,12 @@ from huggingface_hub import ModelCard
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
+from recipes.cards.committed import regenerate, resolve_recorded
 from recipes.cards.healed import build_healed_card, is_healed_run
 from recipes.cards.markdown import percent
 from recipes.cards.model_card import CARD_FILE, build_card
 from recipes.data.input_files import InvalidInputFileError, check_weights, read_config
-from recipes.records import BUDGET_FILE, DOWNSTREAM_DIR, PretrainingRecord
+from recipes.records import BUDGET_FILE, DOWNSTREAM_DIR, CardProvenance, PretrainingRecord
 from recipes.run_folder.recorded_runs import RecordedRun, pretraining_runs, repo_names
 from recipes.training.curves import CURVE_FILE
 from recipes.training.distillation import AGREEMENT_CURVE_FILE
@@ -44,6 +45,14 @@ class PushError(RuntimeError):
 class PushArguments:
     repo_id: str | None = field(default=None, metadata={"help": "ORG/NAME: the repo RUN_DIR is published to"})
     zoo: str | None = field(default=None, metadata={"help": "Publish every run directory in this folder (a repo each)"})
+    cards: str | None = field(
+        default=None,
+        metadata={
+            "help": "Publish the committed cards of this folder (model_cards): each card's repo, with the weights of "
+            "the run folder of the card's run name under --weights_dir"
+        },
+    )
+    weights_dir: str | None = field(default=None, metadata={"help": "With --cards: where the runs' weights are"})
     namespace: str | None = field(default=None, metadata={"help": "With --zoo: the Hub user or organisation"})
     collection: str = field(default=DEFAULT_COLLECTION, metadata={"help": "With --zoo: the collection's title"})
     private: bool = field(default=False, metadata={"help": "Create the repos (and the collection) private"})
@@ -156,8 +165,14 @@ def plan_healed_repo(run_dir: Path, repo_id: str, heal_table: str | None) -> Rep
 
 
 def plan_repo(
-    run_dir: str | Path, repo_id: str, with_checkpoints: bool, benchmark: str | None, heal_table: str | None = None
+    run_dir: str | Path,
+    repo_id: str,
+    with_checkpoints: bool,
+    benchmark: str | None,
+    heal_table: str | None = None,
+    card: ModelCard | None = None,
 ) -> RepoPlan:
+    """One pretraining (or healed) run's repo; `card` is the committed card to send, else one is generated."""
     run_dir = Path(run_dir)
     check_repo_id(repo_id)
     if not (run_dir / BUDGET_FILE).is_file():
@@ -169,7 +184,7 @@ def plan_repo(
             )
         return plan_healed_repo(run_dir, repo_id, heal_table)
     copied = [*model_files(run_dir), *result_files(run_dir)]
-    card = build_card(run_dir, repo_id, benchmark)
+    card = card or build_card(run_dir, repo_id, benchmark)
     if not card.data.eval_results:
         raise PushError(f"The card of {run_dir} has no results: {CURVE_FILE} holds no held-out evaluation.")
     run = RecordedRun.read(run_dir)
@@ -182,9 +197,43 @@ def plan_repo(
     return RepoPlan(repo_id, run_dir, summary, tuple(uploads))
 
 
+def plan_carded_repos(cards_dir: Path, weights_dir: Path, with_checkpoints: bool) -> tuple[RepoPlan, ...]:
+    """The committed cards whose run has a folder of the same name under `weights_dir`, each sent as committed: a card
+    that is not what its records give now, or a folder that is not the run its card describes, is refused."""
+    plans = []
+    for card_path in sorted(cards_dir.glob(f"*/{CARD_FILE}")):
+        provenance = CardProvenance.from_card(card_path)
+        run_dir = weights_dir / Path(provenance.run_dir).name
+        if not run_dir.is_dir():
+            continue
+        text = card_path.read_text(encoding="utf-8")
+        if regenerate(card_path) != text:
+            raise PushError(f"{card_path} is not what its records give now: regenerate it before publishing.")
+        described = PretrainingRecord.read(resolve_recorded(provenance.run_dir)).run_record.run_key()
+        if not PretrainingRecord.exists(run_dir) or PretrainingRecord.read(run_dir).run_record.run_key() != described:
+            raise PushError(f"{run_dir} is not the run {card_path} describes ({provenance.run_dir}'s {BUDGET_FILE}).")
+        plans.append(plan_repo(run_dir, provenance.repo_id, with_checkpoints, None, card=ModelCard(text)))
+    if not plans:
+        raise PushError(f"No card in {cards_dir} names a run folder under {weights_dir}.")
+    return tuple(plans)
+
+
 def make_plan(run_dir: str | None, args: PushArguments) -> PushPlan:
-    if bool(run_dir) == bool(args.zoo):
-        raise PushError("Give either RUN_DIR (with --repo-id ORG/NAME) or --zoo ZOO_DIR (with --namespace ORG).")
+    if sum(map(bool, (run_dir, args.zoo, args.cards))) != 1:
+        raise PushError(
+            "Give one of RUN_DIR (with --repo-id ORG/NAME), --zoo ZOO_DIR (with --namespace ORG) or --cards CARDS_DIR "
+            "(with --weights_dir)."
+        )
+    if args.cards:
+        if not args.weights_dir or args.repo_id or args.namespace:
+            raise PushError("--cards needs --weights_dir and takes no --repo-id or --namespace (the cards name them).")
+        repos = plan_carded_repos(Path(args.cards), Path(args.weights_dir), args.with_checkpoints)
+        namespaces = sorted({repo.repo_id.split("/")[0] for repo in repos})
+        return (
+            PushPlan(repos, args.private, namespaces[0], args.collection)
+            if len(namespaces) == 1
+            else PushPlan(repos, args.private)
+        )
     if run_dir:
         if not args.repo_id:
             raise PushError("RUN_DIR needs --repo-id ORG/NAME.")

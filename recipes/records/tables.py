@@ -58,6 +58,7 @@ class EqualTimeTable(FileRecord):
     mlm: dict[str, dict]  # budget -> arm -> metric -> {seed: value}
     downstream: dict[str, dict]
     primary_endpoints: dict[str, dict]
+    reference_arm: str | None = None  # the arm every paired difference is taken against
     schema_version: int | None = SCHEMA_VERSION
 
 

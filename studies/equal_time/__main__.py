@@ -17,6 +17,7 @@ import torch
 from recipes import finetune
 from recipes.evaluation.finetune_arguments import planned_training_settings
 from recipes.records import FinetuningRecord, PretrainingRecord
+from recipes.run_folder.recorded_runs import RecordedRun
 from recipes.training import calibration
 from recipes.training.clock import parse_budget
 from recipes.training.curves import CURVE_FILE
@@ -160,9 +161,10 @@ def run_jobs(jobs: list[Job], parallel: int, plan: Plan, root: Path) -> None:
 
 
 def gather(run_name: str, output_dir: Path, records_dir: Path) -> None:
-    """A pretraining run's records (no weights), with the records of its fine-tunings, under `records_dir`."""
+    """A pretraining run's records and config (no weights), with the records of its fine-tunings, under `records_dir`:
+    what its card is generated from."""
     source, target = output_dir / run_name, records_dir / run_name
-    files = [source / PretrainingRecord.FILE, source / CURVE_FILE, *source.glob("downstream/*/*.json")]
+    files = [source / name for name in RecordedRun.INPUTS] + [*source.glob("downstream/*/*.json")]
     for path in files:
         destination = target / path.relative_to(source)
         destination.parent.mkdir(parents=True, exist_ok=True)
@@ -176,7 +178,7 @@ def pretraining_jobs(plan: Plan, output_dir: Path, records_dir: Path, root: Path
     jobs = []
     for run in plan.runs():
         if pretraining_state(plan, run, output_dir, root) == "done":
-            if not (records_dir / run.name / CURVE_FILE).is_file():
+            if RecordedRun.missing_inputs(records_dir / run.name):
                 gather(run.name, output_dir, records_dir)
             continue
         recorded = recorded_state(plan, run, records_dir / run.name, root) == "done"

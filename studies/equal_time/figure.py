@@ -32,15 +32,17 @@ def plot(
     by_time.set_ylabel(f"held-out {MLM_METRICS[metric]} (%)")
     for axis in (by_time, by_tokens):
         axis.grid(alpha=0.3)
-        axis.axhline(100 * threshold, color="grey", linestyle="--", linewidth=1)
-    by_time.annotate(
-        "leaving the plateau",
-        (0, 100 * threshold),
-        xytext=(2, 3),
-        textcoords="offset points",
-        fontsize="small",
-        color="grey",
-    )
+    if metric == "mask_accuracy":
+        for axis in (by_time, by_tokens):
+            axis.axhline(100 * threshold, color="grey", linestyle="--", linewidth=1)
+        by_time.annotate(
+            "leaving the plateau",
+            (0, 100 * threshold),
+            xytext=(2, 3),
+            textcoords="offset points",
+            fontsize="small",
+            color="grey",
+        )
     by_tokens.legend(fontsize="small", loc="lower right")
     figure.suptitle(f"Equal-time study, {budget} budget, every seed")
     figure.tight_layout()

@@ -307,9 +307,10 @@ def write_report(plan: Plan, records_dir: Path, results_dir: Path) -> str:
         table, mlm_values[budget] = mlm_table(plan, runs, budget)
         if mlm_values[budget]:
             lines += [f"## Held-out MLM after {budget} (mean ± sd over seeds)", "", *table, ""]
-            figure = results_dir / f"curves-{budget}.png"
-            plot(plan, runs, budget, figure, threshold)
-            lines += [f"![accuracy at [MASK], {budget}]({figure.name})", ""]
+            for metric, suffix in (("mask_accuracy", ""), ("accuracy", "-all-labelled")):
+                figure = results_dir / f"curves-{budget}{suffix}.png"
+                plot(plan, runs, budget, figure, threshold, metric)
+                lines += [f"![{MLM_METRICS[metric]}, {budget}]({figure.name})", ""]
     found = downstream(runs, records_dir)
     baselines = BaselinesRecord.read(BASELINES_FILE)
     downstream_values = {}
@@ -338,6 +339,7 @@ def write_report(plan: Plan, records_dir: Path, results_dir: Path) -> str:
         mlm=mlm_values,
         downstream=downstream_values,
         primary_endpoints=endpoint_values,
+        reference_arm=REFERENCE_ARM,
     ).write(results_dir / "table.json")
     return text
 

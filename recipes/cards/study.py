@@ -1,0 +1,114 @@
+"""A study model's place in its study, for its card: the equal-time study's table (`EqualTimeTable`) read for one arm
+and budget. The card is seed 1's model; this section gives what all the arm's pretraining seeds measured: the mean, its
+95% interval over seeds, the difference to the reference arm paired by seed, when each seed left the plateau, and the
+fine-tuned accuracy beside the reference and the same architecture from random weights."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+from recipes.environment import portable_path
+from recipes.evaluation.stats import mean_interval, paired_difference
+from recipes.records import EqualTimeTable
+
+# metric -> (label, scale, unit, digits)
+MLM_ROWS = {
+    "mask_accuracy": ("accuracy at [MASK]", 100, "%", 2),
+    "accuracy": ("accuracy over all labelled positions", 100, "%", 2),
+    "loss": ("loss", 1, "", 3),
+}
+
+
+def by_unit(scores: dict) -> dict[int, float]:
+    """JSON keys are strings; the unit (a seed) is an int."""
+    return {int(unit): value for unit, value in scores.items()}
+
+
+def summary(scores: dict[int, float], scale: float, unit: str, digits: int) -> dict:
+    values = list(scores.values())
+    text = f"{scale * statistics.fmean(values):.{digits}f}{unit}"
+    if len(values) < 2:
+        return {"mean": text, "sd": "–", "interval": "–"}
+    mean, half_width = mean_interval(values)
+    return {
+        "mean": text,
+        "sd": f"{scale * statistics.stdev(values):.{digits}f}",
+        "interval": f"[{scale * (mean - half_width):.{digits}f}, {scale * (mean + half_width):.{digits}f}]",
+    }
+
+
+def difference_text(scores: dict[int, float], reference: dict[int, float] | None, scale: float, digits: int) -> str:
+    if reference is None or scores is reference or len(set(scores) & set(reference)) < 2:
+        return "–"
+    difference = paired_difference(scores, reference)
+    verdict = "excludes 0" if not difference.covers_zero else "includes 0"
+    return (
+        f"{scale * difference.mean:+.{digits}f} [{scale * difference.low:+.{digits}f}, "
+        f"{scale * difference.high:+.{digits}f}] ({verdict})"
+    )
+
+
+def plateau_text(table: EqualTimeTable, arm: str, budget: str) -> str:
+    points = sorted(
+        (point for point in table.plateau.values() if (point["arm"], point["budget"]) == (arm, budget)),
+        key=lambda point: point["seed"],
+    )
+    return "; ".join(
+        f"seed {point['seed']}: {'at' if point['left'] else 'not by'} {point['minutes']:.1f} min "
+        f"({point['tokens'] / 1e6:.2f}M tokens)"
+        for point in points
+    )
+
+
+def downstream_rows(table: EqualTimeTable, arm: str, budget: str) -> list[dict]:
+    rows = []
+    for key, entry in sorted(table.downstream.items()):
+        entry_budget, task = key.split("/", 1)
+        scores = entry["rows"].get(f"{arm}/pretrained")
+        if entry_budget != budget or not scores:
+            continue
+        accuracy = by_unit(scores["accuracy"])
+        reference = entry["rows"].get(f"{table.reference_arm}/pretrained")
+        scratch = entry["rows"].get(f"{arm}/scratch")
+        rows.append(
+            {
+                "task": task,
+                "headline": "yes" if entry["informative"] else "no",
+                **summary(accuracy, 100, "%", 1),
+                "vs_reference": difference_text(accuracy, reference and by_unit(reference["accuracy"]), 100, 1),
+                "vs_scratch": difference_text(accuracy, scratch and by_unit(scratch["accuracy"]), 100, 1),
+            }
+        )
+    return rows
+
+
+def study_context(table_json: str | Path, arm: str, budget: str) -> dict | None:
+    """The card's study section, or None when the table has no finished run of the arm at the budget."""
+    table = EqualTimeTable.read(table_json)
+    arms = table.mlm.get(budget, {})
+    if arm not in arms:
+        return None
+    reference = arms.get(table.reference_arm)
+    mlm = []
+    for metric, (label, scale, unit, digits) in MLM_ROWS.items():
+        scores = by_unit(arms[arm][metric])
+        reference_scores = None if reference is None or arm == table.reference_arm else by_unit(reference[metric])
+        mlm.append(
+            {
+                "metric": label,
+                "seeds": ", ".join(map(str, sorted(scores))),
+                **summary(scores, scale, unit, digits),
+                "vs_reference": difference_text(scores, reference_scores, scale, digits),
+            }
+        )
+    return {
+        "source": f"`{portable_path(table_json)}`",
+        "arm": arm,
+        "budget": budget,
+        "reference": table.reference_arm,
+        "mlm": mlm,
+        "plateau": plateau_text(table, arm, budget),
+        "plateau_threshold": f"{100 * table.plateau_threshold:.2f}%",
+        "downstream": downstream_rows(table, arm, budget),
+    }
