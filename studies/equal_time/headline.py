@@ -64,7 +64,53 @@ def headline(table: EqualTimeTable) -> str:
         f"Still on the plateau at every seed: {', '.join(stayed) or 'none'}. "
         f"Off it at every seed: {', '.join(left) or 'none'}."
     )
-    return "\n".join([intro, "", *markdown_table(header, rows), "", summary])
+    return "\n".join([intro, "", *markdown_table(header, rows), "", summary, *long_runs(table), *endpoints(table)])
+
+
+def long_runs(table: EqualTimeTable) -> list[str]:
+    """The runs outside the budgets' table (the long `bert` run): where each left the plateau, or the bound reached."""
+    lines = []
+    for point in table.plateau.values():
+        if point["budget"] in table.mlm:
+            continue
+        where = f"{point['minutes']:.1f} calibrated core-minutes ({point['tokens'] / 1e6:.2f}M tokens)"
+        if point["left"]:
+            verdict = f"left the plateau after {where}"
+        else:
+            verdict = f"had not left the plateau after {where}, its accuracy at [MASK] {100 * point['mask_accuracy']:.2f}%: a lower bound"
+        lines += ["", f"`{point['arm']}`, seed {point['seed']}, run for {point['budget']}: {verdict}."]
+    return lines
+
+
+def p_text(p_value: float) -> str:
+    return "p < 0.001" if p_value < 0.001 else f"p = {p_value:.3f}"
+
+
+def endpoints(table: EqualTimeTable) -> list[str]:
+    """Each measured primary endpoint against its paper's claim: direction, size, interval and p-value."""
+    lines = []
+    for name, endpoint in table.primary_endpoints.items():
+        scale, digits, unit = (100, 2, " pp") if endpoint["higher_is_better"] else (1, 3, "")
+        sign = 1 if endpoint["higher_is_better"] else -1
+        if endpoint["low"] > 0 or endpoint["high"] < 0:
+            verdict = "supports the claim" if sign * endpoint["mean"] > 0 else "goes against the claim"
+        else:
+            verdict = "cannot tell: the interval includes 0"
+        holm = endpoint["holm_p"]
+        certainty = f"Holm: {p_text(holm)}" if holm is not None else "Holm correction once every endpoint is measured"
+        lines.append(
+            f"- **{name}** ({endpoint['claim']}): {endpoint['difference']} = {scale * endpoint['mean']:+.{digits}f}{unit} "
+            f"[{scale * endpoint['low']:+.{digits}f}, {scale * endpoint['high']:+.{digits}f}] (95%, over seeds), "
+            f"{p_text(endpoint['p'])} ({certainty}): {verdict}."
+        )
+    if not lines:
+        return []
+    return [
+        "",
+        "Primary endpoints measured so far (declared before the runs; the others wait for fine-tuning):",
+        "",
+        *lines,
+    ]
 
 
 def readme_block(readme_text: str) -> str:

@@ -263,6 +263,9 @@ def endpoint_table(plan: Plan, runs: dict[str, Run], found: dict) -> tuple[list[
             ]
         )
         values[name] = {
+            "claim": endpoint["claim"],
+            "difference": what,
+            "higher_is_better": endpoint["metric"] != "loss",
             "mean": difference.mean,
             "low": difference.low,
             "high": difference.high,
