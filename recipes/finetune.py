@@ -82,8 +82,10 @@ def main(argv: list[str] | None = None) -> FinetuningRecord:
             raise ValueError(f"--convert_to converts an HF BERT checkpoint; {model_args.model} is a HybridBERT one.")
         if model_args.convert_to not in VARIANTS:
             raise ValueError(f"--convert_to {model_args.convert_to!r}: choose one of {', '.join(VARIANTS)}.")
-    elif model_args.keep_source_settings:
-        raise ValueError("--keep_source_settings needs --convert_to (the variant the BERT is converted into).")
+    elif model_args.keep_source_settings or model_args.convert_overrides:
+        raise ValueError(
+            "--keep_source_settings and --convert_overrides need --convert_to (the variant the BERT is converted into)."
+        )
     if model_args.classifier_pooling not in (None, *CLASSIFIER_POOLINGS):
         raise ValueError(
             f"--classifier_pooling {model_args.classifier_pooling!r}: choose one of {', '.join(CLASSIFIER_POOLINGS)}."
@@ -186,7 +188,12 @@ def finetune(model_args, task_args, training_args, task, model_dir: Path, tokeni
             "size": model.config.size,
             "classifier_pooling": model.config.classifier_pooling,
             **(
-                {"converted": {"keep_source_settings": model_args.keep_source_settings}}
+                {
+                    "converted": {
+                        "keep_source_settings": model_args.keep_source_settings,
+                        **({"overrides": model_args.convert_overrides} if model_args.convert_overrides else {}),
+                    }
+                }
                 if model_args.convert_to
                 else {}
             ),

@@ -219,11 +219,25 @@ def test_unhealed_conversion_of_a_bert_folder_finetunes(bert_dir, tmp_path):
     assert (saved["norm_style"], saved["position_embedding_type"]) == ("post", "absolute")
 
 
+def test_a_conversion_with_a_layout_of_its_own_is_fine_tuned_and_recorded(bert_dir, tmp_path):
+    """--convert_overrides gives the conversion its own layout (the healing frontier's points): the saved classifier
+    has it, and the record says so."""
+    record = main([
+        "--model", str(bert_dir), "--convert_to", "addbert", "--keep_source_settings",
+        "--convert_overrides", "mixer_types=additive+self", *QUICK, "--max_train_samples", "64",
+        "--num_train_epochs", "1", "--output_dir", str(tmp_path / "out"),
+    ])  # fmt: skip
+    assert record.model["converted"] == {"keep_source_settings": True, "overrides": "mixer_types=additive+self"}
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["mixer_types"] == ["additive", "self"]
+
+
 @pytest.mark.parametrize(
     "arguments, message",
     [
         (["--convert_to", "hbert-v9"], "--convert_to 'hbert-v9': choose one of bert, addbert"),
-        (["--keep_source_settings"], "--keep_source_settings needs --convert_to"),
+        (["--keep_source_settings"], "--keep_source_settings and --convert_overrides need --convert_to"),
+        (["--convert_overrides", "mixer_types=self+additive"], "--convert_overrides need --convert_to"),
+        (["--convert_to", "addbert", "--convert_overrides", "mixer_typo=self"], "did you mean 'mixer_types'"),
         (["--classifier_pooling", "max"], "--classifier_pooling 'max': choose one of cls, mean"),
     ],
 )

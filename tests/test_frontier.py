@@ -3,9 +3,14 @@ point beside the same-implementation control and HF's BertModel."""
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
-from recipes.records import FrontierRecord
+from recipes import distill
+from recipes.records import FinetuningRecord, FrontierRecord
+from studies.healing import frontier_runs
 from studies.healing.frontier import HF_BERT, SAME_IMPLEMENTATION, frontier_layouts, main, point_name
 
 
@@ -47,3 +52,61 @@ def test_the_committed_frontier_page_is_what_its_record_gives():
     from studies.healing.frontier import RESULTS, report
 
     assert report(FrontierRecord.read(RESULTS / "frontier.json")) == (RESULTS / "README.md").read_text()
+
+
+def test_the_frontier_plan_follows_its_protocol():
+    """The committed layouts, per seed: MiniLM and its same-implementation conversion fine-tuned, then per point a
+    600-step distillation with MiniLM's settings, the point's layout and the seed's data order, and the fine-tunings of
+    the healed and the unhealed conversion, each with the validation-chosen learning rate grid and mean pooling."""
+    steps = frontier_runs.plan(frontier_runs.FrontierRunArguments())
+    layouts = FrontierRecord.read(frontier_runs.RESULTS / "frontier.json").layouts
+    assert len(steps) == 3 * (2 * 2 + 10 * (1 + 2 * 2))
+    distillations = [step for step in steps if step.main is distill.main]
+    assert len(distillations) == 30
+    for step in distillations:
+        mixer, k, seed = re.match(r"(\w+)-k(\d)-minilm-distill-600steps-seed(\d)", step.name).groups()
+        argv = " ".join(step.argv)
+        assert f"--config_overrides mixer_types={'+'.join(layouts[mixer][k])}" in argv
+        assert f"--seed {seed} --data_seed {seed}" in argv and "--keep_source_settings" in argv
+        assert "--max_steps 600" in argv
+    unhealed = next(step for step in steps if step.name == "pooling-k3-minilm-unhealed-seed2-wiki-topics")
+    assert " ".join(unhealed.argv).startswith(
+        f"--model minilm --convert_to pool-hybrid --keep_source_settings --convert_overrides "
+        f"mixer_types={'+'.join(layouts['pooling']['3'])} --task wiki-topics --seed 2"
+    )
+    for step in steps:
+        if step.main is not distill.main:
+            argv = " ".join(step.argv)
+            assert "--learning_rates 5e-5 1e-4 2e-4" in argv and "--classifier_pooling mean" in argv
+
+
+@pytest.mark.slow
+def test_a_frontier_point_runs_once_on_a_tiny_teacher(teacher_dir, train_file, tmp_path):
+    """One point, one seed, one task on a 4-layer teacher: every step runs with the arguments the plan gives (the
+    conversion's layout reaches the distilled and the unhealed model), its records are gathered, and the same command
+    then runs nothing."""
+    layouts = {"additive": {"2": ["self", "additive", "additive", "self"]}}
+    FrontierRecord(
+        teacher=str(teacher_dir), validation_texts={}, layer_agreement={}, layouts=layouts, latency_ms={},
+        device="cpu", threads=1, git_commit="test", measured_at="now",
+    ).write(tmp_path / "frontier.json")  # fmt: skip
+    argv = [
+        "--teacher", str(teacher_dir), "--layouts", str(tmp_path / "frontier.json"), "--mixers", "additive",
+        "--counts", "2", "--seeds", "1", "--steps", "3", "--tasks", "trec",
+        "--training_args", f"--train_file {train_file} --max_seq_length 32 --per_device_train_batch_size 8 "
+        "--max_eval_samples 16 --num_eval_points 1 --budget 10m --use_cpu",
+        "--finetune_args", "trec=--max_train_samples 32 --num_train_epochs 1 --max_seq_length 32 --use_cpu "
+        "--learning_rates 1e-4 2e-4",
+        "--runs_dir", str(tmp_path / "runs"), "--results_dir", str(tmp_path / "results"),
+    ]  # fmt: skip
+    steps = frontier_runs.main(argv)
+    assert len(steps) == 2 + 1 + 2 and all(step.done for step in steps)
+    teacher = teacher_dir.name
+    gathered = tmp_path / "results" / "runs" / f"additive-k2-{teacher}-distill-3steps-seed1" / "config.json"
+    assert json.loads(gathered.read_text())["mixer_types"] == layouts["additive"]["2"]
+    unhealed = FinetuningRecord.read(
+        tmp_path / "results" / "finetuned" / f"additive-k2-{teacher}-unhealed-seed1-trec.json"
+    )
+    assert unhealed.model["converted"]["overrides"] == "mixer_types=self+additive+additive+self"
+    assert unhealed.training["learning_rate_grid"] == [1e-4, 2e-4] and unhealed.test_predictions
+    assert all(step.done for step in frontier_runs.main([*argv, "--dry_run"]))

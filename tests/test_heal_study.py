@@ -11,7 +11,8 @@ import pytest
 
 from recipes.cards.committed import regenerate, stale_cards
 from recipes.records import DistillationRecord
-from studies.healing.study import main, replacing_short_run
+from studies.healing.steps import replacing_short_run
+from studies.healing.study import main
 
 COMMITTED_HEALING_RUN = Path(__file__).resolve().parents[1] / "results/heal/runs/addbert-minilm-distill-600steps-seed1"
 

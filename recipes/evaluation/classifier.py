@@ -16,6 +16,7 @@ from recipes.evaluation.finetune_arguments import (
 )
 from recipes.models.references import folder_tokenizer, model_type
 from recipes.models.starting_model import source_settings
+from recipes.training.pretrain_arguments import parse_overrides
 
 
 def read_model_config(model_dir: Path) -> dict:
@@ -64,4 +65,4 @@ def conversion(model_args: ModelArguments, model_dir: Path) -> tuple[str, dict]:
     if model_args.convert_to is None:
         return "bert", {}
     settings = source_settings(BertConfig.from_pretrained(model_dir)) if model_args.keep_source_settings else {}
-    return model_args.convert_to, settings
+    return model_args.convert_to, {**settings, **parse_overrides(model_args.convert_overrides)}

@@ -43,6 +43,13 @@ class ModelArguments:
             "variant's layout, as recipes/distill.py --keep_source_settings"
         },
     )
+    convert_overrides: str | None = field(
+        default=None,
+        metadata={
+            "help": "With --convert_to: config overrides of the conversion, as recipes/distill.py --config_overrides "
+            "(mixer_types=self+additive+self+self+self+self: a layout of one's own)"
+        },
+    )
     classifier_pooling: str | None = field(
         default=None,
         metadata={

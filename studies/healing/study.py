@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import shlex
-import shutil
 import statistics
 import tempfile
 from dataclasses import dataclass, field
@@ -31,10 +30,9 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from transformers.utils import CONFIG_NAME
 
 from modeling import VARIANTS
-from recipes import distill, finetune, pretrain, probe
+from recipes import distill, pretrain, probe
 from recipes.cards.healed import write_healed_card
 from recipes.cards.model_card import CARD_FILE
 from recipes.data.tasks import offline_tasks
@@ -42,22 +40,26 @@ from recipes.environment import device_name
 from recipes.evaluation.probing import describe_student
 from recipes.records import (
     BUDGET_FILE,
-    FinetuningKey,
-    FinetuningRecord,
-    PretrainingRecord,
     ProbeRecord,
     StepTimesRecord,
 )
 from recipes.run_folder.naming import run_name
 from recipes.training.arguments import parse_args
-from recipes.training.curves import CURVE_FILE
 from studies import planner
 from studies.healing import table as heal_table
-from studies.planner import Step, finetuning_current, planned_finetuning
+from studies.healing.steps import (
+    arguments_by_task,
+    finetuning_step,
+    gather,
+    healing_objective,
+    replacing_short_run,
+    teacher_name,
+    trained_for,
+)
+from studies.planner import Step
 
 OBJECTIVES = ("distillation", "mlm")
 RUN_LABELS = {"distillation": "distill", "mlm": "mlm"}  # in run folder names
-CURVE_FILES = {"distillation": [distill.AGREEMENT_CURVE_FILE, "agreement_curve.png"], "mlm": [CURVE_FILE]}
 SETTINGS = ("own", "source")
 FINETUNED_ENCODERS = (*OBJECTIVES, "unhealed", "teacher")
 STEP_TIMES_FILE = "step_times.json"
@@ -152,18 +154,11 @@ class HealStudyArguments:
                     f"{self.step_times} was measured for {sorted(measured.variants)} at "
                     f"{measured.settings}; this study needs {needed} at {step_time_settings(self)}."
                 )
-        if not all("=" in entry for entry in self.finetune_args) or set(self.finetune_args_by_task) - set(self.tasks):
-            raise ValueError(f"--finetune_args: TASK=ARGUMENTS for tasks among {self.tasks}; got {self.finetune_args}.")
+        arguments_by_task(self.finetune_args, self.tasks)
 
     @property
     def finetune_args_by_task(self) -> dict[str, list[str]]:
-        return {task: shlex.split(rest) for task, rest in (entry.split("=", 1) for entry in self.finetune_args)}
-
-
-def trained_for(steps: int, record: Path) -> bool:
-    """Whether a healing run's record is of a run that made its planned steps (one stopped by a signal, or by the
-    wall-clock fallback, also leaves a record; the study runs it again)."""
-    return PretrainingRecord.read(record.parent).steps == steps
+        return arguments_by_task(self.finetune_args, self.tasks)
 
 
 def probe_covers(encoders: dict[str, list[str]], record: Path) -> bool:
@@ -186,17 +181,6 @@ def step_time_settings(args: HealStudyArguments) -> dict:
     }
 
 
-def replacing_short_run(run_dir: Path, steps: int) -> list[str]:
-    """A healing run stopped part-way by a signal continues from its checkpoint; one that ended short of its planned
-    steps any other way (the wall-clock fallback) is the study's to replace: it is run again from the start."""
-    record = run_dir / BUDGET_FILE
-    if not record.is_file():
-        return []
-    finished = PretrainingRecord.read(run_dir)
-    short = finished.stop_reason != "signal" and finished.steps != steps
-    return ["--overwrite_output_dir"] if short else []
-
-
 def healing_argv(
     args: HealStudyArguments, variant: str, objective: str, keep: bool, seed: int, count: int, run_dir: Path
 ):
@@ -215,7 +199,11 @@ def healing_steps(args: HealStudyArguments, variant: str, seed: int) -> list[Ste
         for keep in settings_covered(args, variant):
             count = args.steps if objective == "distillation" else mlm_steps(args, variant, keep)
             label = run_name(
-                variant, teacher_name(args), RUN_LABELS[objective] + settings_label(keep), f"{count}steps", seed=seed
+                variant,
+                teacher_name(args.teacher),
+                RUN_LABELS[objective] + settings_label(keep),
+                f"{count}steps",
+                seed=seed,
             )
             run_dir = Path(args.runs_dir) / label
             entry, argv = healing_argv(args, variant, objective, keep, seed, count, run_dir)
@@ -293,40 +281,20 @@ def settings_covered(args: HealStudyArguments, variant: str) -> list[bool]:
     return covered + ([True] if "source" in args.settings and variant in args.source_settings_variants else [])
 
 
-def teacher_name(args: HealStudyArguments) -> str:
-    return Path(args.teacher).name
-
-
 def unhealed_models(args: HealStudyArguments, variant: str) -> list[tuple[str, list[str]]]:
     """(name, finetune.py arguments) of each unhealed conversion of `variant`."""
     return [
         (
-            run_name(variant, teacher_name(args), "unhealed" + settings_label(keep)),
+            run_name(variant, teacher_name(args.teacher), "unhealed" + settings_label(keep)),
             ["--convert_to", variant, *(["--keep_source_settings"] if keep else [])],
         )
         for keep in settings_covered(args, variant)
     ]
 
 
-def finetuning_step(
-    args: HealStudyArguments, name: str, model_argv: list[str], task: str, seed: int, weights: Path | None = None
-) -> Step:
-    """Fine-tuning the teacher, a conversion of it, or the healed student in `weights` (whose run key the record must
-    cite: known once the student is trained)."""
-    output_dir = Path(args.runs_dir) / "finetuned" / f"{name}-{task}"
-    argv = [*model_argv, "--task", task, "--seed", str(seed), *args.finetune_args_by_task.get(task, [])]
-    argv += ["--output_dir", str(output_dir), "--overwrite_output_dir"]
-
-    def planned() -> FinetuningKey:
-        trained = weights is not None and PretrainingRecord.exists(weights)
-        run_key = PretrainingRecord.read(weights).run_record.run_key() if trained else None
-        return planned_finetuning(argv, task, "pretrained", seed, run_key)
-
-    return Step(output_dir.name, finetune.main, argv, output_dir / FinetuningRecord.FILE, finetuning_current(planned))
-
-
 def plan(args: HealStudyArguments) -> list[Step]:
     steps = []
+    finetuned = partial(finetuning_step, Path(args.runs_dir), args.finetune_args_by_task)
     for seed in args.seeds:
         for variant in args.variants:
             healed = healing_steps(args, variant, seed)
@@ -349,36 +317,14 @@ def plan(args: HealStudyArguments) -> list[Step]:
             for task in args.tasks:
                 for step in students:
                     weights = step.record.parent
-                    steps.append(finetuning_step(args, step.name, ["--model", str(weights)], task, seed, weights))
+                    steps.append(finetuned(step.name, ["--model", str(weights)], task, seed, weights))
                 for name, convert in unhealed:
-                    steps.append(
-                        finetuning_step(
-                            args, run_name(name, seed=seed), ["--model", args.teacher, *convert], task, seed
-                        )
-                    )
+                    steps.append(finetuned(run_name(name, seed=seed), ["--model", args.teacher, *convert], task, seed))
         for task in args.tasks if "teacher" in args.finetune else []:
             steps.append(
-                finetuning_step(args, run_name(teacher_name(args), seed=seed), ["--model", args.teacher], task, seed)
+                finetuned(run_name(teacher_name(args.teacher), seed=seed), ["--model", args.teacher], task, seed)
             )
     return steps
-
-
-def healing_objective(step: Step) -> str:
-    return "distillation" if step.main is distill.main else "mlm"
-
-
-def gather(step: Step, results_dir: Path) -> None:
-    """A healing run's record and curve, or a fine-tuning's record, copied into the results (no weights)."""
-    if step.main is finetune.main:
-        destination = results_dir / "finetuned" / f"{step.name}.json"
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(step.record, destination)
-    elif step.main is not probe.main:
-        run_dir, destination = step.record.parent, results_dir / "runs" / step.name
-        destination.mkdir(parents=True, exist_ok=True)
-        for name in [BUDGET_FILE, CONFIG_NAME, *CURVE_FILES[healing_objective(step)]]:
-            if (run_dir / name).is_file():
-                shutil.copyfile(run_dir / name, destination / name)
 
 
 def main(argv: list[str] | None = None) -> list[Step]:
