@@ -9,8 +9,8 @@ import re
 import pytest
 
 from recipes import distill
-from recipes.records import FinetuningRecord, FrontierRecord
-from studies.healing import frontier_runs
+from recipes.records import FinetuningRecord, FrontierRecord, FrontierTable
+from studies.healing import frontier_runs, frontier_table
 from studies.healing.frontier import HF_BERT, SAME_IMPLEMENTATION, frontier_layouts, main, point_name
 
 
@@ -110,3 +110,15 @@ def test_a_frontier_point_runs_once_on_a_tiny_teacher(teacher_dir, train_file, t
     assert unhealed.model["converted"]["overrides"] == "mixer_types=self+additive+additive+self"
     assert unhealed.training["learning_rate_grid"] == [1e-4, 2e-4] and unhealed.test_predictions
     assert all(step.done for step in frontier_runs.main([*argv, "--dry_run"]))
+    # the table, from those records: each arm's share of the teacher's accuracy with its interval, and a verdict
+    table = frontier_table.main(argv)
+    assert FrontierTable.read(tmp_path / "results" / "table.json") == table
+    assert (tmp_path / "results" / "frontier.png").stat().st_size > 0
+    teacher_accuracy = table.denominators["teacher"]["trec"]["mean"]
+    for arm in ("unhealed", "healed"):
+        trec = table.points["additive-k2"]["arms"][arm]["tasks"]["trec"]
+        share = trec["share_of_teacher"]
+        assert share["seeds"] == [1] and share["mean"] == pytest.approx(trec["accuracy"]["mean"] / teacher_accuracy)
+        assert share["low"] <= share["mean"] <= share["high"]
+        assert table.points["additive-k2"]["arms"][arm]["keeps"] == (share["low"] >= 0.97)
+    assert table.primary["additive"]["complete"]

@@ -3,9 +3,12 @@ by hand."""
 
 from __future__ import annotations
 
+import operator
+
+import numpy as np
 import pytest
 
-from recipes.evaluation.stats import classification_scores, one_class, paired_difference
+from recipes.evaluation.stats import bootstrap_interval, classification_scores, one_class, paired_difference
 
 T_975_2DF = 4.302653  # Student-t 97.5% quantile, 2 degrees of freedom (statistical tables)
 
@@ -57,3 +60,14 @@ def test_one_class_and_macro_f1_beside_accuracy():
     assert one_class([3]) and not one_class([1, 2])
     with pytest.raises(ValueError, match="one prediction per reference"):
         classification_scores([0], references)
+
+
+def test_bootstrap_interval_of_a_share_resamples_the_same_rows_for_both_models():
+    """A model right on the reference's correct rows and on half of the others: its share of the reference's accuracy
+    is 1 on rows both get right, and the interval of `truediv` covers the observed ratio and stays above 0."""
+    generator = np.random.default_rng(1)
+    reference = (generator.random((3, 400)) < 0.8).astype(float)
+    correct = reference * (generator.random((3, 400)) < 0.9)
+    low, high = bootstrap_interval(correct, reference, draws=2000, statistic=operator.truediv)
+    assert 0 < low <= correct.mean() / reference.mean() <= high <= 1.0
+    assert bootstrap_interval(reference, reference, draws=200, statistic=operator.truediv) == (1.0, 1.0)

@@ -13,8 +13,9 @@
 from __future__ import annotations
 
 import math
+import operator
 import statistics
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import evaluate
@@ -98,18 +99,23 @@ def classification_scores(predictions: Sequence[int], references: Sequence[int])
 
 
 def bootstrap_interval(
-    correct: np.ndarray, reference: np.ndarray, draws: int = 10_000, seed: int = 0
+    correct: np.ndarray,
+    reference: np.ndarray,
+    draws: int = 10_000,
+    seed: int = 0,
+    statistic: Callable[[float, float], float] = operator.sub,
 ) -> tuple[float, float]:
-    """95% percentile interval of the mean accuracy difference, resampling seeds and test rows together: `correct`
-    and `reference` are (seeds × rows) arrays of 0/1, paired by seed."""
+    """95% percentile interval of `statistic(accuracy, reference accuracy)` (their difference; `operator.truediv`
+    for a share of the reference), resampling seeds and test rows together: `correct` and `reference` are
+    (seeds × rows) arrays of 0/1, paired by seed and row."""
     generator = np.random.default_rng(seed)
     seeds, rows = correct.shape
-    differences = np.empty(draws)
+    values = np.empty(draws)
     for draw in range(draws):
         units = generator.integers(seeds, size=seeds)
         sample = generator.integers(rows, size=rows)
-        differences[draw] = correct[units][:, sample].mean() - reference[units][:, sample].mean()
-    return float(np.quantile(differences, 0.025)), float(np.quantile(differences, 0.975))
+        values[draw] = statistic(correct[units][:, sample].mean(), reference[units][:, sample].mean())
+    return float(np.quantile(values, 0.025)), float(np.quantile(values, 0.975))
 
 
 def holm(p_values: dict[str, float]) -> dict[str, float]:

@@ -47,6 +47,7 @@ from recipes.records.step_times import StepTimesRecord
 from recipes.records.tables import (
     BaselinesRecord,
     EqualTimeTable,
+    FrontierTable,
     HealingTable,
     ParameterCountRecord,
     StudyFingerprint,
@@ -58,6 +59,7 @@ __all__ = [
     "ParameterCountRecord",
     "HealingTable",
     "EqualTimeTable",
+    "FrontierTable",
     "BaselinesRecord",
     "AssetMarker",
     "BUDGET_FILE",

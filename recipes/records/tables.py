@@ -1,7 +1,8 @@
 """The records of results tables and study fingerprints: the model-free baselines (`recipes.evaluation.baselines`),
 parameter counts (`recipes.models.parameters`), the healing study's table (`studies.healing.table`, which healed
 students' cards cite), the equal-time study's table (`studies.equal_time.report`, from which the README's headline is
-generated) and the fingerprint of what that running study depends on (`studies.equal_time.freeze`)."""
+generated) and the fingerprint of what that running study depends on (`studies.equal_time.freeze`), and the healing
+frontier's table (`studies.healing.frontier_table`)."""
 
 from __future__ import annotations
 
@@ -59,6 +60,19 @@ class EqualTimeTable(FileRecord):
     downstream: dict[str, dict]
     primary_endpoints: dict[str, dict]
     reference_arm: str | None = None  # the arm every paired difference is taken against
+    schema_version: int | None = SCHEMA_VERSION
+
+
+@dataclass(frozen=True)
+class FrontierTable(FileRecord):
+    KIND: ClassVar[str] = "healing frontier table"
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    threshold: float  # the share of the teacher's fine-tuned accuracy a point must keep (the interval's lower bound)
+    latency_shape: str  # "BATCHxSEQ" of the latency ratio reported per point
+    denominators: dict[str, dict]  # row -> task -> fine-tuned test accuracy (mean, sd, seeds)
+    points: dict[str, dict]  # label -> mixer, k, layout, latency ratio, arms -> arm -> tasks and whether it keeps
+    primary: dict[str, dict]  # mixer -> the largest k whose healed arm keeps the threshold on every task
     schema_version: int | None = SCHEMA_VERSION
 
 

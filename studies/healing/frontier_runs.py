@@ -89,35 +89,49 @@ def overrides(args: FrontierRunArguments, mixer: str, k: int) -> str:
     return "mixer_types=" + "+".join(args.layout(mixer, k))
 
 
+TEACHER_ROW, SAME_IMPLEMENTATION_ROW = "teacher", "same implementation"  # the denominators' rows
+ARMS = ("unhealed", "healed")
+
+
+def model_name(args: FrontierRunArguments, row: str, arm: str | None, seed: int) -> str:
+    """The name of a model the frontier fine-tunes (its fine-tunings are `<name>-<task>`): a denominator's row, or a
+    point's label with its arm."""
+    teacher = teacher_name(args.teacher)
+    if row == TEACHER_ROW:
+        return run_name(teacher, seed=seed)
+    if row == SAME_IMPLEMENTATION_ROW:
+        return run_name(SAME_IMPLEMENTATION, teacher, "unhealed", seed=seed)
+    arm_part = f"distill-{args.steps}steps" if arm == "healed" else "unhealed"
+    return run_name(row, teacher, arm_part, seed=seed)
+
+
 def plan(args: FrontierRunArguments) -> list[Step]:
     """Per seed: the denominators' fine-tunings, then per point its distillation and the fine-tunings of the healed
     and the unhealed conversion, so that each point is complete before the next begins."""
-    runs_dir, teacher = Path(args.runs_dir), teacher_name(args.teacher)
+    runs_dir = Path(args.runs_dir)
     finetuned = partial(finetuning_step, runs_dir, arguments_by_task(args.finetune_args, args.tasks))
     steps = []
     for seed in args.seeds:
         same_implementation = ["--convert_to", SAME_IMPLEMENTATION, "--keep_source_settings"]
         denominators = {
-            run_name(teacher, seed=seed): ["--model", args.teacher],
-            run_name(SAME_IMPLEMENTATION, teacher, "unhealed", seed=seed): [
-                "--model",
-                args.teacher,
-                *same_implementation,
-            ],
+            model_name(args, TEACHER_ROW, None, seed): ["--model", args.teacher],
+            model_name(args, SAME_IMPLEMENTATION_ROW, None, seed): ["--model", args.teacher, *same_implementation],
         }
         steps += [finetuned(name, model, task, seed) for name, model in denominators.items() for task in args.tasks]
         for mixer in args.mixers:
             for k in args.counts:
                 label, variant, layout = point_label(mixer, k), MIXERS[mixer], overrides(args, mixer, k)
-                name = run_name(label, teacher, "distill", f"{args.steps}steps", seed=seed)
-                run_dir = runs_dir / name
+                name, run_dir = (
+                    model_name(args, label, "healed", seed),
+                    runs_dir / model_name(args, label, "healed", seed),
+                )
                 argv = ["--teacher", args.teacher, "--variant", variant, "--keep_source_settings"]
                 argv += ["--config_overrides", layout, "--seed", str(seed), "--data_seed", str(seed)]
                 argv += ["--max_steps", str(args.steps), *shlex.split(args.training_args), "--output_dir", str(run_dir)]
                 argv += replacing_short_run(run_dir, args.steps)
                 steps.append(Step(name, distill.main, argv, run_dir / BUDGET_FILE, partial(trained_for, args.steps)))
                 convert = ["--convert_to", variant, "--keep_source_settings", "--convert_overrides", layout]
-                unhealed = run_name(label, teacher, "unhealed", seed=seed)
+                unhealed = model_name(args, label, "unhealed", seed)
                 for task in args.tasks:
                     steps.append(finetuned(name, ["--model", str(run_dir)], task, seed, run_dir))
                     steps.append(finetuned(unhealed, ["--model", args.teacher, *convert], task, seed))

@@ -1,0 +1,229 @@
+"""The healing frontier's table and plot (the endpoints of `FRONTIER.md`), from its gathered fine-tuning records and
+its layouts' latency alone.
+
+    python -m studies.healing.frontier_table     # results/heal/frontier/table.json, table.md and frontier.png
+
+Per point (a mixer and k) and arm (unhealed, healed) and task: fine-tuned test accuracy as a share of MiniLM's, and of
+`from_bert(minilm, "bert")`'s, paired by seed: the ratio of the mean accuracies over seeds, with a 95% percentile
+interval from a bootstrap that resamples the seeds and, within them, the test rows (the same rows for both models). A
+point and arm keeps ≥ 97% when that interval's lower bound is at least 97% on every task, with every planned seed in.
+The primary endpoint, per mixer: the largest k whose healed arm keeps ≥ 97%, decided once every point of the mixer is
+in. Latency is each point's ratio to the same-implementation control at batch 8 × 512 (`frontier.json`).
+"""
+
+from __future__ import annotations
+
+import operator
+import statistics
+from pathlib import Path
+
+import numpy as np
+
+from recipes.cards.markdown import markdown_table
+from recipes.data.tasks import load_task
+from recipes.evaluation.stats import bootstrap_interval
+from recipes.records import FinetuningRecord, FrontierRecord, FrontierTable, write_text_atomic
+from recipes.training.arguments import parse_args
+from studies.healing import frontier
+from studies.healing.frontier_runs import (
+    ARMS,
+    SAME_IMPLEMENTATION_ROW,
+    TEACHER_ROW,
+    FrontierRunArguments,
+    model_name,
+    point_label,
+)
+
+THRESHOLD = 0.97
+LATENCY_SHAPE = "8x512"
+DRAWS = 2000
+
+
+def gathered(args: FrontierRunArguments, row: str, arm: str | None, task: str) -> dict[int, FinetuningRecord]:
+    """{seed: record} of a model's fine-tunings on `task` among the gathered records."""
+    found = {}
+    for seed in args.seeds:
+        path = Path(args.results_dir) / "finetuned" / f"{model_name(args, row, arm, seed)}-{task}.json"
+        if path.is_file():
+            found[seed] = FinetuningRecord.read(path)
+    return found
+
+
+def correctness(record: FinetuningRecord) -> np.ndarray:
+    labels = np.array(load_task(record.task, seed=record.split_seed)["test"]["label"])
+    return (np.array(record.test_predictions) == labels).astype(float)
+
+
+def accuracy(records: dict[int, FinetuningRecord]) -> dict:
+    values = [records[seed].test["accuracy"] for seed in sorted(records)]
+    return {
+        "mean": statistics.fmean(values) if values else None,
+        "sd": statistics.stdev(values) if len(values) > 1 else None,
+        "seeds": sorted(records),
+    }
+
+
+def share(records: dict[int, FinetuningRecord], reference: dict[int, FinetuningRecord]) -> dict | None:
+    """The ratio of mean accuracies over the seeds both have, with its seeds-and-rows bootstrap interval."""
+    seeds = sorted(set(records) & set(reference))
+    if not seeds:
+        return None
+    correct = np.stack([correctness(records[seed]) for seed in seeds])
+    referenced = np.stack([correctness(reference[seed]) for seed in seeds])
+    low, high = bootstrap_interval(correct, referenced, draws=DRAWS, statistic=operator.truediv)
+    return {"mean": float(correct.mean() / referenced.mean()), "low": low, "high": high, "seeds": seeds}
+
+
+def keeps(tasks: dict[str, dict], seeds: list[int]) -> bool | None:
+    """Whether every task's share of the teacher's has its lower bound at the threshold; None until every seed is in."""
+    shares = [scores["share_of_teacher"] for scores in tasks.values()]
+    if any(entry is None or entry["seeds"] != seeds for entry in shares):
+        return None
+    return all(entry["low"] >= THRESHOLD for entry in shares)
+
+
+def build_table(args: FrontierRunArguments) -> FrontierTable:
+    layouts = FrontierRecord.read(args.layouts)
+    denominators = {
+        row: {task: gathered(args, row, None, task) for task in args.tasks}
+        for row in (TEACHER_ROW, SAME_IMPLEMENTATION_ROW)
+    }
+    points = {}
+    for mixer in args.mixers:
+        for k in args.counts:
+            label = point_label(mixer, k)
+            arms = {}
+            for arm in ARMS:
+                tasks = {}
+                for task in args.tasks:
+                    records = gathered(args, label, arm, task)
+                    tasks[task] = {
+                        "accuracy": accuracy(records),
+                        "share_of_teacher": share(records, denominators[TEACHER_ROW][task]),
+                        "share_of_same_implementation": share(records, denominators[SAME_IMPLEMENTATION_ROW][task]),
+                    }
+                arms[arm] = {"tasks": tasks, "keeps": keeps(tasks, sorted(args.seeds))}
+            encoders = layouts.latency_ms.get(LATENCY_SHAPE, {}).get("encoders", {})
+            latency = encoders.get(frontier.point_name(mixer, k), {}).get("ratio_vs", {})
+            points[label] = {
+                "mixer": mixer,
+                "k": k,
+                "layout": args.layout(mixer, k),
+                "latency_ratio": latency.get(frontier.SAME_IMPLEMENTATION),
+                "arms": arms,
+            }
+    primary = {}
+    for mixer in args.mixers:
+        decided = [points[point_label(mixer, k)]["arms"]["healed"]["keeps"] for k in args.counts]
+        kept = [k for k, verdict in zip(args.counts, decided) if verdict]
+        primary[mixer] = {"complete": None not in decided, "largest_k": max(kept) if kept else None}
+    return FrontierTable(
+        threshold=THRESHOLD,
+        latency_shape=LATENCY_SHAPE,
+        denominators={
+            row: {task: accuracy(records) for task, records in by_task.items()} for row, by_task in denominators.items()
+        },
+        points=points,
+        primary=primary,
+    )
+
+
+def share_text(entry: dict | None) -> str:
+    if entry is None:
+        return "pending"
+    return f"{100 * entry['mean']:.1f}% [{100 * entry['low']:.1f}, {100 * entry['high']:.1f}] (n={len(entry['seeds'])})"
+
+
+def verdict_text(verdict: bool | None) -> str:
+    return {None: "pending", True: "yes", False: "no"}[verdict]
+
+
+def page(table: FrontierTable, tasks: list[str]) -> str:
+    lines = [
+        "# The healing frontier: fine-tuned accuracy against latency",
+        "",
+        "Generated by `python -m studies.healing.frontier_table` from the records in `finetuned/` and `frontier.json` "
+        "(protocol fixed before any score: `studies/healing/FRONTIER.md`). A share is the point's mean test accuracy "
+        "over seeds over MiniLM's, with a 95% bootstrap interval over seeds and test rows; a point keeps ≥ "
+        f"{100 * table.threshold:.0f}% when the interval's lower bound is at least that on every task. Latency: "
+        f'the ratio to `from_bert(minilm, "bert")` at batch {table.latency_shape.replace("x", " × ")} (below 1: faster).',
+        "",
+    ]
+    rows = [
+        [row, *(f"{100 * scores['mean']:.1f}% (n={len(scores['seeds'])})" if scores["mean"] is not None else "pending"
+                for scores in by_task.values())]
+        for row, by_task in table.denominators.items()
+    ]  # fmt: skip
+    lines += [*markdown_table(["denominator", *tasks], rows), ""]
+    header = ["point", "layout", "latency", *(f"{arm}: {task} share" for arm in ARMS for task in tasks)]
+    header += [f"{arm} keeps ≥ {100 * table.threshold:.0f}%" for arm in ARMS]
+    rows = []
+    for label, point in table.points.items():
+        latency = "–" if point["latency_ratio"] is None else f"{point['latency_ratio']:.2f}×"
+        shares = [share_text(point["arms"][arm]["tasks"][task]["share_of_teacher"]) for arm in ARMS for task in tasks]
+        verdicts = [verdict_text(point["arms"][arm]["keeps"]) for arm in ARMS]
+        rows.append([label, "".join(mixer[0] for mixer in point["layout"]), latency, *shares, *verdicts])
+    lines += [
+        *markdown_table(header, rows),
+        "",
+        "**Primary endpoint** (the largest k whose healed arm keeps the threshold):",
+        "",
+    ]
+    for mixer, result in table.primary.items():
+        if not result["complete"]:
+            lines.append(f"- {mixer}: pending (not every point and seed is in)")
+        else:
+            largest = result["largest_k"]
+            lines.append(f"- {mixer}: {'none keeps it' if largest is None else f'k = {largest}'}")
+    return "\n".join(lines) + "\n"
+
+
+def plot(table: FrontierTable, tasks: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4.5), sharey=True, squeeze=False)
+    colours = {"additive": "tab:blue", "pooling": "tab:orange"}
+    for axis, task in zip(axes[0], tasks):
+        for point in table.points.values():
+            for arm, marker in (("unhealed", "o"), ("healed", "s")):
+                entry = point["arms"][arm]["tasks"][task]["share_of_teacher"]
+                if entry is None or point["latency_ratio"] is None:
+                    continue
+                axis.errorbar(
+                    point["latency_ratio"], 100 * entry["mean"],
+                    yerr=[[100 * (entry["mean"] - entry["low"])], [100 * (entry["high"] - entry["mean"])]],
+                    marker=marker, color=colours[point["mixer"]], capsize=2,
+                    markerfacecolor="white" if arm == "unhealed" else colours[point["mixer"]],
+                    label=f"{point['mixer']}, {arm}",
+                )  # fmt: skip
+                axis.annotate(f"k={point['k']}", (point["latency_ratio"], 100 * entry["mean"]), fontsize="x-small")
+        axis.axhline(100 * table.threshold, color="grey", linestyle="--", linewidth=1)
+        axis.set_xlabel(f"latency ÷ MiniLM in this implementation, batch {table.latency_shape.replace('x', ' × ')}")
+        axis.set_title(task)
+        axis.grid(alpha=0.3)
+        handles, labels = axis.get_legend_handles_labels()
+        unique = dict(zip(labels, handles))
+        if unique:
+            axis.legend(unique.values(), unique.keys(), fontsize="small")
+    axes[0][0].set_ylabel("fine-tuned test accuracy, % of MiniLM's")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> FrontierTable:
+    (args,) = parse_args((FrontierRunArguments,), argv)
+    table = build_table(args)
+    results = Path(args.results_dir)
+    table.write(results / "table.json")
+    write_text_atomic(results / "table.md", page(table, args.tasks))
+    plot(table, args.tasks, results / "frontier.png")
+    print(page(table, args.tasks), flush=True)
+    return table
+
+
+if __name__ == "__main__":
+    main()
