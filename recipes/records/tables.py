@@ -60,6 +60,7 @@ class EqualTimeTable(FileRecord):
     downstream: dict[str, dict]
     primary_endpoints: dict[str, dict]
     reference_arm: str | None = None  # the arm every paired difference is taken against
+    contrasts: dict[str, dict] | None = None  # budget -> "arm − reference" -> metric -> mean, low, high, seeds
     schema_version: int | None = SCHEMA_VERSION
 
 

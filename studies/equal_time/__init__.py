@@ -66,6 +66,8 @@ class Plan:
     primary_endpoints: tuple[dict, ...] = ()
     plateau: dict | None = None
     finetuning: dict | None = None
+    # exploratory contrasts beyond every arm against the reference: (arm, reference) pairs, as the README declares
+    contrasts: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def read(cls, path: str | Path = PLAN_FILE) -> Plan:
@@ -83,6 +85,9 @@ class Plan:
             unknown = [endpoint[k] for k in ("arm", "reference") if endpoint[k] not in arms]
             if unknown or endpoint["budget"] not in data["budgets"]:
                 raise ValueError(f"{path}: endpoint {endpoint['id']} names an arm or budget the plan lacks.")
+        contrasts = tuple(tuple(pair) for pair in data.get("contrasts", []))
+        if any(len(pair) != 2 or set(pair) - set(arms) for pair in contrasts):
+            raise ValueError(f"{path}: each contrast is [arm, reference] of the plan's arms; got {list(contrasts)}.")
         return cls(
             size=data["size"],
             common_overrides=data.get("common_overrides", ""),
@@ -95,6 +100,7 @@ class Plan:
             primary_endpoints=tuple(data.get("primary_endpoints", [])),
             plateau=data.get("plateau"),
             finetuning=data.get("finetuning"),
+            contrasts=contrasts,
         )
 
     def overrides(self, arm: Arm) -> str:

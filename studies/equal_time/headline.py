@@ -34,14 +34,15 @@ def left_plateau_text(points: list[dict]) -> str:
 
 def headline(table: EqualTimeTable) -> str:
     """The markdown block (markers excluded)."""
-    runs = {budget: sum(len(metrics["loss"]) for metrics in arms.values()) for budget, arms in table.mlm.items()}
-    if not any(runs.values()):
+    finished = [budget for budget, arms in table.mlm.items() if any(metrics["loss"] for metrics in arms.values())]
+    if not finished:
         return "No run of the study has finished yet."
-    # the largest budget with as many finished runs as any: a budget whose runs have only begun waits its turn
-    budget = max((budget for budget, count in runs.items() if count == max(runs.values())), key=parse_budget)
-    rows, stayed, left = [], [], []
+    # the largest budget with a finished run: the primary endpoints' budget once its runs begin to land
+    budget = max(finished, key=parse_budget)
+    rows, stayed, left, spacing = [], [], [], set()
     for arm, metrics in table.mlm[budget].items():
         points = [point for point in table.plateau.values() if point["arm"] == arm and point["budget"] == budget]
+        spacing |= {round(point["evaluation_every_minutes"], 2) for point in points}
         if not any(point["left"] for point in points):
             stayed.append(f"`{arm}`")
         elif all(point["left"] for point in points):
@@ -54,17 +55,51 @@ def headline(table: EqualTimeTable) -> str:
             f"{statistics.mean(metrics['loss'].values()):.3f}",
             left_plateau_text(points),
         ])  # fmt: skip
+    every = " or ".join(f"{minutes:g}" for minutes in sorted(spacing))
     intro = (
-        f"After {parse_budget(budget) / 60:g} calibrated core-minutes of pretraining at 6 × 256 (held-out MLM, mean ± sd over seeds; a run "
-        f"leaves the plateau when its accuracy at [MASK] exceeds {100 * table.plateau_threshold:.2f}%, twice the "
-        f"share of the most frequent [MASK] label):"
+        f"After {parse_budget(budget) / 60:g} calibrated core-minutes of pretraining at 6 × 256 (held-out MLM, mean ± sd "
+        f"over seeds). A run has left the plateau at the first evaluation point (every {every} min) where its accuracy "
+        f"at [MASK] exceeds {100 * table.plateau_threshold:.2f}%, twice the share of the most frequent [MASK] label, "
+        '"the": below it a model may still be answering "the" everywhere.'
     )
     header = ["arm", "seeds", "accuracy at [MASK]", "accuracy, all labelled", "loss", "left the plateau"]
     summary = (
         f"Still on the plateau at every seed: {', '.join(stayed) or 'none'}. "
         f"Off it at every seed: {', '.join(left) or 'none'}."
     )
-    return "\n".join([intro, "", *markdown_table(header, rows), "", summary, *long_runs(table), *endpoints(table)])
+    lines = [intro, "", *markdown_table(header, rows), "", summary, *exploratory(table, budget)]
+    return "\n".join([*lines, *long_runs(table), *endpoints(table)])
+
+
+def interval_text(entry: dict, scale: float, digits: int, unit: str = "") -> str:
+    return (
+        f"{scale * entry['mean']:+.{digits}f}{unit} [{scale * entry['low']:+.{digits}f}, "
+        f"{scale * entry['high']:+.{digits}f}]"
+    )
+
+
+def exploratory(table: EqualTimeTable, budget: str) -> list[str]:
+    """Every arm against the reference, and the plan's settings-against-mixer contrasts, at the budget shown."""
+    entries = (table.contrasts or {}).get(budget, {})
+    if not entries:
+        return []
+    rows = [
+        [
+            name,
+            *(
+                interval_text(metrics[metric], scale, digits, unit) if metric in metrics else "–"
+                for metric, scale, digits, unit in (("loss", 1, 3, ""), ("accuracy", 100, 2, " pp"))
+            ),
+        ]
+        for name, metrics in entries.items()
+    ]
+    return [
+        "",
+        "Exploratory, uncorrected (paired by seed, mean and 95% interval over seeds): each difference in held-out MLM "
+        "loss (lower is better) and accuracy over all labelled tokens.",
+        "",
+        *markdown_table(["difference", "loss", "accuracy, all labelled"], rows),
+    ]
 
 
 def long_runs(table: EqualTimeTable) -> list[str]:
@@ -91,17 +126,10 @@ def endpoints(table: EqualTimeTable) -> list[str]:
     lines = []
     for name, endpoint in table.primary_endpoints.items():
         scale, digits, unit = (100, 2, " pp") if endpoint["higher_is_better"] else (1, 3, "")
-        sign = 1 if endpoint["higher_is_better"] else -1
-        if endpoint["low"] > 0 or endpoint["high"] < 0:
-            verdict = "supports the claim" if sign * endpoint["mean"] > 0 else "goes against the claim"
-        else:
-            verdict = "cannot tell: the interval includes 0"
-        holm = endpoint["holm_p"]
-        certainty = f"Holm: {p_text(holm)}" if holm is not None else "Holm correction once every endpoint is measured"
         lines.append(
-            f"- **{name}** ({endpoint['claim']}): {endpoint['difference']} = {scale * endpoint['mean']:+.{digits}f}{unit} "
-            f"[{scale * endpoint['low']:+.{digits}f}, {scale * endpoint['high']:+.{digits}f}] (95%, over seeds), "
-            f"{p_text(endpoint['p'])} ({certainty}): {verdict}."
+            f"- **{name}** ({endpoint['claim']}): {endpoint['difference']} = "
+            f"{interval_text(endpoint, scale, digits, unit)} (95%, over seeds), {p_text(endpoint['p'])} "
+            f"({certainty_text(endpoint)}): {verdict_text(table, endpoint)}."
         )
     if not lines:
         return []
@@ -111,6 +139,30 @@ def endpoints(table: EqualTimeTable) -> list[str]:
         "",
         *lines,
     ]
+
+
+def certainty_text(endpoint: dict) -> str:
+    if endpoint["holm_p"] is not None:
+        return f"Holm: {p_text(endpoint['holm_p'])}"
+    worst = min(1.0, endpoint["family_size"] * endpoint["p"])
+    if worst < 0.05:
+        return f"it survives the Holm correction whatever the other endpoints give: {endpoint['family_size']} × p = {worst:.4f}"
+    return "Holm correction once every endpoint is measured"
+
+
+def verdict_text(table: EqualTimeTable, endpoint: dict) -> str:
+    if endpoint["metric"] == "mask_accuracy":
+        scores = table.mlm[endpoint["budget"]]
+        sides = [scores[endpoint[side]]["mask_accuracy"].values() for side in ("arm", "reference")]
+        if all(value <= table.plateau_threshold for side in sides for value in side):
+            return (
+                'uninformative at this budget: both arms are on the plateau at every seed (at the share of "the", '
+                "answering it at every [MASK]), so the interval bounds no difference in learning speed"
+            )
+    sign = 1 if endpoint["higher_is_better"] else -1
+    if endpoint["low"] > 0 or endpoint["high"] < 0:
+        return "supports the claim" if sign * endpoint["mean"] > 0 else "goes against the claim"
+    return "cannot tell: the interval includes 0"
 
 
 def readme_block(readme_text: str) -> str:

@@ -88,6 +88,7 @@ def plateau_table(plan: Plan, runs: dict[str, Run], threshold: float) -> tuple[l
             "minutes": (point or last)["elapsed_s"] / 60,
             "tokens": (point or last)["tokens_seen"],
             "mask_accuracy": (point or last)["mask_accuracy"],
+            "evaluation_every_minutes": last["elapsed_s"] / 60 / max(1, len(run.curve) - 1),
         }
         shown = values[run.planned.name]
         when = "" if point else "not by "
@@ -114,7 +115,10 @@ def by_seed(runs: dict[str, Run], arm: str, budget: str, metric: str) -> dict[in
 
 
 def mlm_table(plan: Plan, runs: dict[str, Run], budget: str) -> tuple[list[str], dict]:
-    header = ["arm", "seeds", "steps", *MLM_METRICS.values(), "− bert at [MASK] (pp)", "− bert loss"]
+    header = [
+        "arm", "seeds", "steps", *MLM_METRICS.values(),
+        "− bert at [MASK] (pp, mean ± 95% half-width)", "− bert loss (mean ± 95% half-width)",
+    ]  # fmt: skip
     rows, values = [], {}
     for arm in plan.arms:
         scores = {metric: by_seed(runs, arm, budget, metric) for metric in MLM_METRICS}
@@ -141,6 +145,25 @@ def mlm_table(plan: Plan, runs: dict[str, Run], budget: str) -> tuple[list[str],
     return markdown_table(header, rows), values
 
 
+def contrasts(plan: Plan, runs: dict[str, Run], budget: str) -> dict[str, dict]:
+    """Exploratory paired differences at a budget: every arm against the reference, then the plan's own contrasts;
+    per MLM metric the mean, its 95% Student-t interval over the seeds both arms have, and those seeds."""
+    pairs = [(arm, REFERENCE_ARM) for arm in plan.arms if arm != REFERENCE_ARM] + list(plan.contrasts)
+    values = {}
+    for arm, reference in pairs:
+        metrics = {}
+        for metric in MLM_METRICS:
+            scores, other = by_seed(runs, arm, budget, metric), by_seed(runs, reference, budget, metric)
+            if len(set(scores) & set(other)) >= 2:
+                difference = paired_difference(scores, other)
+                metrics[metric] = {
+                    "mean": difference.mean, "low": difference.low, "high": difference.high, "seeds": list(difference.units),
+                }  # fmt: skip
+        if metrics:
+            values[f"{arm} − {reference}"] = metrics
+    return values
+
+
 def downstream(runs: dict[str, Run], records_dir: Path) -> dict[tuple[str, str, str], dict[int, FinetuningRecord]]:
     """(arm, task, init) → {unit: record}: a pretrained model's unit is its pretraining seed, a control's its seed."""
     found: dict = {}
@@ -159,7 +182,10 @@ def test_labels(task: str, split_seed: int) -> np.ndarray:
 def downstream_table(
     plan: Plan, found: dict, budget: str, task: str, baselines: BaselinesRecord
 ) -> tuple[list[str], dict]:
-    header = ["model", "n", "test accuracy", "macro-F1", "one class", "− bert (pp)", "− random init (pp)"]
+    header = [
+        "model", "n", "test accuracy", "macro-F1", "one class",
+        "− bert (pp, mean ± 95% half-width)", "− random init (pp, mean ± 95% half-width)",
+    ]  # fmt: skip
     rows, values = [], {}
     reference = found.get((REFERENCE_ARM, budget, task, "pretrained"), {})
     for arm in plan.arms:
@@ -264,6 +290,11 @@ def endpoint_table(plan: Plan, runs: dict[str, Run], found: dict) -> tuple[list[
         )
         values[name] = {
             "claim": endpoint["claim"],
+            "arm": endpoint["arm"],
+            "reference": endpoint["reference"],
+            "metric": endpoint["metric"],
+            "budget": endpoint["budget"],
+            "family_size": len(plan.primary_endpoints),
             "difference": what,
             "higher_is_better": endpoint["metric"] != "loss",
             "mean": difference.mean,
@@ -343,6 +374,7 @@ def write_report(plan: Plan, records_dir: Path, results_dir: Path) -> str:
         downstream=downstream_values,
         primary_endpoints=endpoint_values,
         reference_arm=REFERENCE_ARM,
+        contrasts={budget: contrasts(plan, runs, budget) for budget in sorted(plan.budgets, key=parse_budget)},
     ).write(results_dir / "table.json")
     return text
 
