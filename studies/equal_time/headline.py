@@ -67,7 +67,15 @@ def headline(table: EqualTimeTable) -> str:
         f"Still on the plateau at every seed: {', '.join(stayed) or 'none'}. "
         f"Off it at every seed: {', '.join(left) or 'none'}."
     )
-    lines = [intro, "", *markdown_table(header, rows), "", summary, *exploratory(table, budget)]
+    lines = [
+        intro,
+        "",
+        *markdown_table(header, rows),
+        "",
+        summary,
+        *exploratory(table, budget),
+        *downstream(table, budget),
+    ]
     return "\n".join([*lines, *long_runs(table), *endpoints(table)])
 
 
@@ -100,6 +108,39 @@ def exploratory(table: EqualTimeTable, budget: str) -> list[str]:
         "",
         *markdown_table(["difference", "loss", "accuracy, all labelled"], rows),
     ]
+
+
+def downstream(table: EqualTimeTable, budget: str) -> list[str]:
+    """Per task fine-tuned after the budget: each model's test accuracy, its difference to `bert` and to its own
+    architecture from random weights (paired by seed, 95% interval), and whether the task is a headline task."""
+    lines = []
+    for key, entry in table.downstream.items():
+        entry_budget, task = key.split("/", 1)
+        if entry_budget != budget or not entry["rows"]:
+            continue
+        rows = []
+        for name, scores in entry["rows"].items():
+            arm, init = name.split("/")
+            rows.append([
+                f"`{arm}`" + ("" if init == "pretrained" else ", random init"),
+                str(len(scores["accuracy"])),
+                mean_and_spread(list(scores["accuracy"].values())),
+                *(interval_text(scores[key], 100, 1, " pp") if key in scores else "–" for key in ("vs_reference", "vs_scratch")),
+            ])  # fmt: skip
+        for label, accuracy in entry.get("baselines", {}).items():
+            rows.append([label, "–", f"{100 * accuracy:.2f}%", "", ""])
+        verdict = (
+            "a headline task"
+            if entry["informative"]
+            else "not a headline task: bert does not beat answering one class by 10 macro-F1 points"
+        )
+        lines += [
+            "",
+            f"{task}, fine-tuned after {budget} (test split scored once; learning rate and epoch chosen on validation; {verdict}):",
+            "",
+            *markdown_table(["model", "seeds", "test accuracy", f"− `{table.reference_arm}`", "− random init"], rows),
+        ]
+    return lines
 
 
 def long_runs(table: EqualTimeTable) -> list[str]:

@@ -202,27 +202,32 @@ def downstream_table(
                 mean_sd(macro_f1),
                 str(sum(bool(record.test.get("one_class")) for record in records.values())),
             ]
-            for other in (reference, found.get((arm, budget, task, "scratch"), {})):
+            values[f"{arm}/{init}"] = {"accuracy": accuracy, "macro_f1": macro_f1}
+            for key, other in (
+                ("vs_reference", reference),
+                ("vs_scratch", found.get((arm, budget, task, "scratch"), {})),
+            ):
                 other_accuracy = {unit: record.test["accuracy"] for unit, record in other.items()}
                 if init != "pretrained" or other is records or len(set(other_accuracy) & set(accuracy)) < 2:
                     cells.append("–")
                     continue
                 difference = paired_difference(accuracy, other_accuracy)
                 cells.append(f"{difference.format(100, 1)}{'' if difference.covers_zero else ' *'}")
+                values[f"{arm}/{init}"][key] = {"mean": difference.mean, "low": difference.low, "high": difference.high}
             rows.append(cells)
-            values[f"{arm}/{init}"] = {"accuracy": accuracy, "macro_f1": macro_f1}
-    task_baselines = baselines.tasks[task]
+    task_baselines, model_free = baselines.tasks[task], {}
     for name, label in (
         ("majority_class_test", "majority class (test split)"),
         ("tfidf_logistic_regression", "TF-IDF + LR"),
     ):
         scores = task_baselines[name]
         rows.append([label, "–", f"{100 * scores['accuracy']:.1f}%", f"{100 * scores['macro_f1']:.1f}%", "", "", ""])
+        model_free[label] = scores["accuracy"]
     bert_f1 = values.get(f"{REFERENCE_ARM}/pretrained", {}).get("macro_f1")
     informative = (
         bert_f1 is not None and statistics.fmean(bert_f1) - task_baselines["majority_class_test"]["macro_f1"] >= 0.10
     )
-    return markdown_table(header, rows), {"rows": values, "informative": informative}
+    return markdown_table(header, rows), {"rows": values, "informative": informative, "baselines": model_free}
 
 
 def mean_sd(values: list[float]) -> str:
