@@ -169,7 +169,8 @@ def endpoints(table: EqualTimeTable) -> list[str]:
         scale, digits, unit = (100, 2, " pp") if endpoint["higher_is_better"] else (1, 3, "")
         lines.append(
             f"- **{name}** ({endpoint['claim']}): {endpoint['difference']} = "
-            f"{interval_text(endpoint, scale, digits, unit)} (95%, over seeds), {p_text(endpoint['p'])} "
+            f"{interval_text(endpoint, scale, digits, unit)} (95%, over seeds{rows_text(endpoint, scale, digits)}), "
+            f"{p_text(endpoint['p'])} "
             f"({certainty_text(endpoint)}): {verdict_text(table, endpoint)}."
         )
     if not lines:
@@ -180,6 +181,13 @@ def endpoints(table: EqualTimeTable) -> list[str]:
         "",
         *lines,
     ]
+
+
+def rows_text(endpoint: dict, scale: float, digits: int) -> str:
+    if endpoint.get("rows_interval") is None:
+        return ""
+    low, high = endpoint["rows_interval"]
+    return f"; over seeds and test rows [{scale * low:+.{digits}f}, {scale * high:+.{digits}f}]"
 
 
 def certainty_text(endpoint: dict) -> str:
@@ -201,9 +209,13 @@ def verdict_text(table: EqualTimeTable, endpoint: dict) -> str:
                 "answering it at every [MASK]), so the interval bounds no difference in learning speed"
             )
     sign = 1 if endpoint["higher_is_better"] else -1
-    if endpoint["low"] > 0 or endpoint["high"] < 0:
+    intervals = [
+        (endpoint["low"], endpoint["high"]),
+        *([endpoint["rows_interval"]] if endpoint.get("rows_interval") else []),
+    ]
+    if all(low > 0 for low, _ in intervals) or all(high < 0 for _, high in intervals):
         return "supports the claim" if sign * endpoint["mean"] > 0 else "goes against the claim"
-    return "cannot tell: the interval includes 0"
+    return "cannot tell: an interval includes 0"
 
 
 def readme_block(readme_text: str) -> str:
