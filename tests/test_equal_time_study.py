@@ -13,9 +13,9 @@ from modeling import HybridBertConfig
 from recipes.cards.model_card import CARD_FILE, CARDS_DIR
 from recipes.environment import REPO_ROOT
 from recipes.evaluation.stats import bootstrap_interval, holm
-from recipes.records import CardProvenance, PretrainingRecord
+from recipes.records import CardProvenance, EqualTimeTable, PretrainingRecord
 from recipes.training.pretrain_arguments import parse_overrides
-from studies.equal_time import CALIBRATION_DIR, Plan, finetunings, report, zoo
+from studies.equal_time import CALIBRATION_DIR, Plan, finetunings, headline, report, zoo
 from studies.equal_time import __main__ as study
 from studies.equal_time.report import leaving_point
 
@@ -159,3 +159,26 @@ def test_the_published_zoo_is_the_studys():
 
 def study_zoo_records() -> Path:
     return REPO_ROOT / report.RECORDS_DIR
+
+
+def test_an_endpoints_verdict_says_what_its_intervals_allow():
+    """A [MASK] endpoint with both arms on the plateau is uninformative; a claim is supported only when the interval
+    over seeds and, for a downstream endpoint, the one over seeds and test rows exclude 0 in its direction; an
+    endpoint whose p times the family's size is below 0.05 survives Holm before the others are in."""
+    on_plateau = {"mask_accuracy": {"1": 0.0596, "2": 0.0595, "3": 0.0596}}
+    table = EqualTimeTable(
+        plateau_share=0.0596, plateau_threshold=0.1192, plateau={}, downstream={}, primary_endpoints={},
+        mlm={"15m": {"bert": on_plateau, "hbert-v1": on_plateau}},
+    )  # fmt: skip
+    endpoint = {
+        "metric": "mask_accuracy", "budget": "15m", "arm": "hbert-v1", "reference": "bert", "higher_is_better": True,
+        "mean": 0.0, "low": -0.0005, "high": 0.0005, "p": 0.7, "holm_p": None, "family_size": 5,
+    }  # fmt: skip
+    assert headline.verdict_text(table, endpoint).startswith("uninformative at this budget")
+    downstream = {**endpoint, "metric": "trec_accuracy", "mean": 0.02, "low": 0.01, "high": 0.03}
+    assert headline.verdict_text(table, downstream) == "supports the claim"
+    assert headline.verdict_text(table, {**downstream, "rows_interval": [-0.01, 0.05]}).startswith("cannot tell")
+    loss = {**endpoint, "metric": "loss", "higher_is_better": False, "mean": 0.1, "low": 0.05, "high": 0.15}
+    assert headline.verdict_text(table, loss) == "goes against the claim"
+    assert "survives the Holm correction" in headline.certainty_text({**loss, "p": 0.001})
+    assert headline.certainty_text({**loss, "p": 0.02}) == "Holm correction once every endpoint is measured"
