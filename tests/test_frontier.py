@@ -60,7 +60,7 @@ def test_the_frontier_plan_follows_its_protocol():
     the healed and the unhealed conversion, each with the validation-chosen learning rate grid and mean pooling."""
     steps = frontier_runs.plan(frontier_runs.FrontierRunArguments())
     layouts = FrontierRecord.read(frontier_runs.RESULTS / "frontier.json").layouts
-    assert len(steps) == 3 * (2 * 2 + 10 * (1 + 2 * 2))
+    assert len(steps) == 3 * (2 + 10 * (1 + 2 * 2))
     distillations = [step for step in steps if step.main is distill.main]
     assert len(distillations) == 30
     for step in distillations:
@@ -92,15 +92,15 @@ def test_a_frontier_point_runs_once_on_a_tiny_teacher(teacher_dir, train_file, t
     ).write(tmp_path / "frontier.json")  # fmt: skip
     argv = [
         "--teacher", str(teacher_dir), "--layouts", str(tmp_path / "frontier.json"), "--mixers", "additive",
-        "--counts", "2", "--seeds", "1", "--steps", "3", "--tasks", "trec",
+        "--counts", "2", "--seeds", "1", "--steps", "3", "--tasks", "trec", "wiki-topics",
         "--training_args", f"--train_file {train_file} --max_seq_length 32 --per_device_train_batch_size 8 "
         "--max_eval_samples 16 --num_eval_points 1 --budget 10m --use_cpu",
-        "--finetune_args", "trec=--max_train_samples 32 --num_train_epochs 1 --max_seq_length 32 --use_cpu "
-        "--learning_rates 1e-4 2e-4",
+        "--finetune_args", *(f"{task}=--max_train_samples 32 --num_train_epochs 1 --max_seq_length 32 --use_cpu "
+                             "--learning_rates 1e-4 2e-4" for task in ("trec", "wiki-topics")),
         "--runs_dir", str(tmp_path / "runs"), "--results_dir", str(tmp_path / "results"),
     ]  # fmt: skip
     steps = frontier_runs.main(argv)
-    assert len(steps) == 2 + 1 + 2 and all(step.done for step in steps)
+    assert len(steps) == 2 + 1 + 2 * 2 and all(step.done for step in steps)
     teacher = teacher_dir.name
     gathered = tmp_path / "results" / "runs" / f"additive-k2-{teacher}-distill-3steps-seed1" / "config.json"
     assert json.loads(gathered.read_text())["mixer_types"] == layouts["additive"]["2"]
@@ -120,5 +120,25 @@ def test_a_frontier_point_runs_once_on_a_tiny_teacher(teacher_dir, train_file, t
         share = trec["share_of_teacher"]
         assert share["seeds"] == [1] and share["mean"] == pytest.approx(trec["accuracy"]["mean"] / teacher_accuracy)
         assert share["low"] <= share["mean"] <= share["high"]
-        assert table.points["additive-k2"]["arms"][arm]["keeps"] == (share["low"] >= 0.97)
+        wiki = table.points["additive-k2"]["arms"][arm]["tasks"]["wiki-topics"]["share_of_teacher"]
+        assert table.points["additive-k2"]["arms"][arm]["keeps"] == (min(share["low"], wiki["low"]) >= 0.97)
     assert table.primary["additive"]["complete"]
+    # a layout made again differently: the distillation and the unhealed fine-tunings are no longer done
+    FrontierRecord(
+        teacher=str(teacher_dir), validation_texts={}, layer_agreement={}, latency_ms={}, device="cpu", threads=1,
+        git_commit="test", measured_at="now", layouts={"additive": {"2": ["additive", "self", "self", "additive"]}},
+    ).write(tmp_path / "frontier.json")  # fmt: skip
+    planned = frontier_runs.main([*argv, "--dry_run"])
+    stale = {step.name for step in planned if not step.done}
+    assert "--overwrite_output_dir" in next(step for step in planned if step.main is distill.main).argv
+    assert stale == {
+        f"additive-k2-{teacher}-distill-3steps-seed1",
+        *(f"additive-k2-{teacher}-unhealed-seed1-{task}" for task in ("trec", "wiki-topics")),
+    }
+
+
+def test_the_primary_endpoint_is_a_fixed_sequence_decided_once_complete():
+    """k in ascending order up to the first that does not keep the threshold; nothing until every verdict is in."""
+    assert frontier_table.primary([True, True, False, True], [2, 3, 4, 5]) == {"complete": True, "largest_k": 3}
+    assert frontier_table.primary([False, True], [2, 3]) == {"complete": True, "largest_k": None}
+    assert frontier_table.primary([True, None], [2, 3]) == {"complete": False, "largest_k": None}

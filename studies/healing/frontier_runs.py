@@ -15,18 +15,20 @@ predictions. Records (no weights) are gathered into `--results_dir` (`runs/`, `f
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
+from modeling import HybridBertConfig
 from recipes import distill
 from recipes.data.tasks import offline_tasks
-from recipes.records import BUDGET_FILE, FrontierRecord
+from recipes.records import BUDGET_FILE, FinetuningRecord, FrontierRecord
 from recipes.run_folder.naming import run_name
 from recipes.training.arguments import parse_args
 from studies import planner
 from studies.healing.frontier import MIXERS, RESULTS
 from studies.healing.steps import (
+    HEALING_TRAINING_ARGS,
     arguments_by_task,
     finetuning_step,
     gather,
@@ -35,8 +37,6 @@ from studies.healing.steps import (
     trained_for,
 )
 from studies.planner import Step
-
-SAME_IMPLEMENTATION = "bert"  # the denominator in this project's implementation: from_bert(teacher, "bert")
 
 
 @dataclass
@@ -51,8 +51,7 @@ class FrontierRunArguments:
     steps: int = field(default=600, metadata={"help": "Distillation steps of every healed point"})
     tasks: list[str] = field(default_factory=lambda: ["trec", "wiki-topics"])
     training_args: str = field(
-        default="--max_seq_length 128 --per_device_train_batch_size 32 --budget 3h",
-        metadata={"help": "Arguments of every distillation (the healing study's)"},
+        default=HEALING_TRAINING_ARGS, metadata={"help": "Arguments of every distillation (the healing study's)"}
     )
     finetune_args: list[str] = field(
         default_factory=lambda: [
@@ -73,68 +72,79 @@ class FrontierRunArguments:
                 raise ValueError(f"{name}: {unknown} not among {', '.join(valid)}.")
         arguments_by_task(self.finetune_args, self.tasks)
 
-    def layout(self, mixer: str, k: int) -> list[str]:
-        layouts = FrontierRecord.read(self.layouts).layouts[mixer]
-        if str(k) not in layouts:
-            raise ValueError(f"{self.layouts} has no layout for {mixer} k={k} (it has k = {', '.join(layouts)}).")
-        return layouts[str(k)]
-
 
 def point_label(mixer: str, k: int) -> str:
     return f"{mixer}-k{k}"
 
 
-def overrides(args: FrontierRunArguments, mixer: str, k: int) -> str:
-    """The point's layout as config overrides (MiniLM's settings come from --keep_source_settings)."""
-    return "mixer_types=" + "+".join(args.layout(mixer, k))
-
-
-TEACHER_ROW, SAME_IMPLEMENTATION_ROW = "teacher", "same implementation"  # the denominators' rows
 ARMS = ("unhealed", "healed")
 
 
-def model_name(args: FrontierRunArguments, row: str, arm: str | None, seed: int) -> str:
-    """The name of a model the frontier fine-tunes (its fine-tunings are `<name>-<task>`): a denominator's row, or a
-    point's label with its arm."""
+def model_name(args: FrontierRunArguments, label: str | None, arm: str | None, seed: int) -> str:
+    """The name of a model the frontier fine-tunes (its fine-tunings are `<name>-<task>`): the teacher (no label), or
+    a point's label with its arm."""
     teacher = teacher_name(args.teacher)
-    if row == TEACHER_ROW:
+    if label is None:
         return run_name(teacher, seed=seed)
-    if row == SAME_IMPLEMENTATION_ROW:
-        return run_name(SAME_IMPLEMENTATION, teacher, "unhealed", seed=seed)
-    arm_part = f"distill-{args.steps}steps" if arm == "healed" else "unhealed"
-    return run_name(row, teacher, arm_part, seed=seed)
+    if arm not in ARMS:
+        raise ValueError(f"arm {arm!r}: one of {', '.join(ARMS)}.")
+    return run_name(label, teacher, f"distill-{args.steps}steps" if arm == "healed" else "unhealed", seed=seed)
+
+
+def has_layout(layout: list[str], record: Path) -> bool:
+    """Whether the run folder of a distillation record holds the point's layout (a frontier record made again may
+    give a point another layout)."""
+    return HybridBertConfig.from_pretrained(record.parent).mixer_types == layout
+
+
+def converted_with(expected: str, record: Path) -> bool:
+    """Whether an unhealed conversion's fine-tuning record was converted with the point's layout."""
+    return FinetuningRecord.read(record).model.get("converted", {}).get("overrides") == expected
 
 
 def plan(args: FrontierRunArguments) -> list[Step]:
-    """Per seed: the denominators' fine-tunings, then per point its distillation and the fine-tunings of the healed
-    and the unhealed conversion, so that each point is complete before the next begins."""
-    runs_dir = Path(args.runs_dir)
+    """Per seed: the teacher's fine-tunings (the denominator), then per point its distillation and the fine-tunings of
+    the healed and the unhealed conversion, so that each point is complete before the next begins. A distillation is
+    done when it made its steps with the point's layout; an unhealed fine-tuning when it converted with that layout."""
+    runs_dir, layouts = Path(args.runs_dir), FrontierRecord.read(args.layouts).layouts
     finetuned = partial(finetuning_step, runs_dir, arguments_by_task(args.finetune_args, args.tasks))
     steps = []
     for seed in args.seeds:
-        same_implementation = ["--convert_to", SAME_IMPLEMENTATION, "--keep_source_settings"]
-        denominators = {
-            model_name(args, TEACHER_ROW, None, seed): ["--model", args.teacher],
-            model_name(args, SAME_IMPLEMENTATION_ROW, None, seed): ["--model", args.teacher, *same_implementation],
-        }
-        steps += [finetuned(name, model, task, seed) for name, model in denominators.items() for task in args.tasks]
+        steps += [
+            finetuned(model_name(args, None, None, seed), ["--model", args.teacher], task, seed) for task in args.tasks
+        ]
         for mixer in args.mixers:
             for k in args.counts:
-                label, variant, layout = point_label(mixer, k), MIXERS[mixer], overrides(args, mixer, k)
-                name, run_dir = (
-                    model_name(args, label, "healed", seed),
-                    runs_dir / model_name(args, label, "healed", seed),
-                )
+                if str(k) not in layouts[mixer]:
+                    raise ValueError(
+                        f"{args.layouts} has no layout for {mixer} k={k} (it has k = {', '.join(layouts[mixer])})."
+                    )
+                label, variant, layout = point_label(mixer, k), MIXERS[mixer], layouts[mixer][str(k)]
+                overrides = "mixer_types=" + "+".join(layout)
+                name = model_name(args, label, "healed", seed)
+                run_dir = runs_dir / name
                 argv = ["--teacher", args.teacher, "--variant", variant, "--keep_source_settings"]
-                argv += ["--config_overrides", layout, "--seed", str(seed), "--data_seed", str(seed)]
+                argv += ["--config_overrides", overrides, "--seed", str(seed), "--data_seed", str(seed)]
                 argv += ["--max_steps", str(args.steps), *shlex.split(args.training_args), "--output_dir", str(run_dir)]
-                argv += replacing_short_run(run_dir, args.steps)
-                steps.append(Step(name, distill.main, argv, run_dir / BUDGET_FILE, partial(trained_for, args.steps)))
-                convert = ["--convert_to", variant, "--keep_source_settings", "--convert_overrides", layout]
+                record = run_dir / BUDGET_FILE
+                relaid = record.is_file() and not has_layout(layout, record)
+                argv += ["--overwrite_output_dir"] if relaid else replacing_short_run(run_dir, args.steps)
+
+                def done(record: Path, layout: list[str] = layout) -> bool:
+                    return trained_for(args.steps, record) and has_layout(layout, record)
+
+                steps.append(Step(name, distill.main, argv, record, done))
+                convert = ["--convert_to", variant, "--keep_source_settings", "--convert_overrides", overrides]
                 unhealed = model_name(args, label, "unhealed", seed)
                 for task in args.tasks:
                     steps.append(finetuned(name, ["--model", str(run_dir)], task, seed, run_dir))
-                    steps.append(finetuned(unhealed, ["--model", args.teacher, *convert], task, seed))
+                    step = finetuned(unhealed, ["--model", args.teacher, *convert], task, seed)
+                    current = step.current
+
+                    def converted(record: Path, current=current, overrides: str = overrides) -> bool:
+                        return current(record) and converted_with(overrides, record)
+
+                    steps.append(replace(step, current=converted))
     return steps
 
 

@@ -15,6 +15,8 @@ from recipes.records import BUDGET_FILE, FinetuningKey, FinetuningRecord, Pretra
 from recipes.training.curves import CURVE_FILE
 from studies.planner import Step, finetuning_current, planned_finetuning
 
+# The arguments of every healing run (distill.py, and pretrain.py for MLM healing) of the healing study and the frontier.
+HEALING_TRAINING_ARGS = "--max_seq_length 128 --per_device_train_batch_size 32 --budget 3h"
 CURVE_FILES = {"distillation": [distill.AGREEMENT_CURVE_FILE, "agreement_curve.png"], "mlm": [CURVE_FILE]}
 
 

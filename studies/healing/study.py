@@ -48,6 +48,7 @@ from recipes.training.arguments import parse_args
 from studies import planner
 from studies.healing import table as heal_table
 from studies.healing.steps import (
+    HEALING_TRAINING_ARGS,
     arguments_by_task,
     finetuning_step,
     gather,
@@ -104,8 +105,7 @@ class HealStudyArguments:
     measure_rounds: int = field(default=2, metadata={"help": "Timed runs per variant and objective when measuring"})
     tasks: list[str] = field(default_factory=lambda: ["trec", "wiki-topics"])
     training_args: str = field(
-        default="--max_seq_length 128 --per_device_train_batch_size 32 --budget 3h",
-        metadata={"help": "Arguments of every healing run (distill.py and pretrain.py)"},
+        default=HEALING_TRAINING_ARGS, metadata={"help": "Arguments of every healing run (distill.py and pretrain.py)"}
     )
     probe_args: str = field(default="--max_train_samples 2000", metadata={"help": "Arguments of every probe"})
     finetune_args: list[str] = field(
