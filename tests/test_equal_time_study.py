@@ -182,3 +182,31 @@ def test_an_endpoints_verdict_says_what_its_intervals_allow():
     assert headline.verdict_text(table, loss) == "goes against the claim"
     assert "survives the Holm correction" in headline.certainty_text({**loss, "p": 0.001})
     assert headline.certainty_text({**loss, "p": 0.02}) == "Holm correction once every endpoint is measured"
+
+
+def test_the_headline_gives_each_arms_finetuned_accuracy_and_only_the_plans_own_contrasts():
+    """One row per arm with the task's accuracy (seed count beside it, "pending" before its first record), the
+    task's baselines under the table, and the settings-against-mixer contrasts but not the arm − reference ones."""
+    seeds = {"1": 0.06, "2": 0.07}
+    metrics = {"mask_accuracy": seeds, "accuracy": seeds, "loss": {"1": 6.5, "2": 6.7}}
+    interval = {"mean": 0.01, "low": -0.02, "high": 0.04}
+    table = EqualTimeTable(
+        plateau_share=0.0596, plateau_threshold=0.1192, plateau={}, primary_endpoints={},
+        mlm={"15m": {"bert": metrics, "hbert-v1": metrics}},
+        downstream={"15m/trec": {
+            "rows": {"bert/pretrained": {"accuracy": {"1": 0.8, "2": 0.9}}}, "informative": True,
+            "baselines": {"TF-IDF + LR": 0.884},
+        }},
+        reference_arm="bert",
+        contrasts={"15m": {
+            "hbert-v1 − bert": {"loss": interval, "accuracy": interval},
+            "hbert-v1 − bert-hbert-settings": {"loss": interval, "accuracy": interval},
+        }},
+    )  # fmt: skip
+    text = headline.headline(table)
+    assert "| `bert` | 2 | 6.50 ± 0.71% | 6.50 ± 0.71% | 6.600 |" in text
+    assert text.count("trec test accuracy (seeds)") == 1
+    assert "| 85.00 ± 7.07% (2) |" in text and "| pending |" in text
+    assert "TF-IDF + LR 88.40%" in text and "trec (a headline task;" in text
+    assert "- hbert-v1 − bert-hbert-settings: loss +0.010 [-0.020, +0.040]" in text
+    assert "hbert-v1 − bert:" not in text

@@ -24,10 +24,19 @@ def tokens(count: int) -> str:
     return f"{count:,} tokens" if count < 1e6 else f"{count / 1e6:,.2f}M tokens"
 
 
-def mean_and_spread(values: list[float]) -> str:
-    """Mean ± sample standard deviation, in percent."""
-    spread = f" ± {100 * statistics.stdev(values):.2f}" if len(values) > 1 else ""
-    return f"{100 * statistics.mean(values):.2f}{spread}%"
+def mean_and_spread(values: Iterable[float], scale: float = 100, digits: int = 2, unit: str = "%") -> str:
+    """Mean ± sample standard deviation (the mean alone for one value), in percent unless told otherwise."""
+    values = list(values)
+    spread = f" ± {scale * statistics.stdev(values):.{digits}f}" if len(values) > 1 else ""
+    return f"{scale * statistics.mean(values):.{digits}f}{spread}{unit}"
+
+
+def signed_interval(entry: dict, scale: float, digits: int, unit: str = "") -> str:
+    """A difference with its interval, `entry` holding "mean", "low" and "high": "+1.20 pp [+0.40, +2.00]"."""
+    return (
+        f"{scale * entry['mean']:+.{digits}f}{unit} [{scale * entry['low']:+.{digits}f}, "
+        f"{scale * entry['high']:+.{digits}f}]"
+    )
 
 
 def ratio(value: float | None) -> str:

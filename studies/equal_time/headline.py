@@ -2,9 +2,11 @@
 
     python -m studies.equal_time.headline     # rewrite the block between the README's headline markers
 
-For the largest budget with as many finished runs as any other: per arm, the seeds in, held-out accuracy at [MASK] and over all labelled
-tokens, MLM loss (mean ± sd over seeds) and when each seed left the plateau. `tests/test_readme.py` checks the README's
-block against this function, so every number there is the record's.
+For the largest budget with a finished run: per arm, the seeds in, held-out accuracy at [MASK] and over all labelled
+tokens, MLM loss (mean ± sd over seeds), when each seed left the plateau and the fine-tuned test accuracy per task;
+then the long run's plateau point, the plan's settings-against-mixer contrasts and each measured primary endpoint with
+its verdict. Every other paired difference is on the study's page. `tests/test_readme.py` checks the README's block
+against this function, so every number there is the record's.
 """
 
 from __future__ import annotations
@@ -13,7 +15,13 @@ import argparse
 import statistics
 from pathlib import Path
 
-from recipes.cards.markdown import generated_block, markdown_table, mean_and_spread, with_generated_block
+from recipes.cards.markdown import (
+    generated_block,
+    markdown_table,
+    mean_and_spread,
+    signed_interval,
+    with_generated_block,
+)
 from recipes.records import EqualTimeTable, write_text_atomic
 from recipes.training.clock import parse_budget
 from studies.equal_time import RESULTS_DIR
@@ -25,6 +33,8 @@ END = "<!-- end of the equal-time headline -->"
 
 
 def left_plateau_text(points: list[dict]) -> str:
+    if not points:
+        return "–"
     left = [point for point in points if point["left"]]
     if not left:
         return f"none of {len(points)} seeds within {points[0]['minutes']:g} min"
@@ -39,108 +49,77 @@ def headline(table: EqualTimeTable) -> str:
         return "No run of the study has finished yet."
     # the largest budget with a finished run: the primary endpoints' budget once its runs begin to land
     budget = max(finished, key=parse_budget)
-    rows, stayed, left, spacing = [], [], [], set()
+    tasks = {
+        key.split("/", 1)[1]: entry
+        for key, entry in table.downstream.items()
+        if key.split("/", 1)[0] == budget and entry["rows"]
+    }
+    rows, spacing = [], set()
     for arm, metrics in table.mlm[budget].items():
         points = [point for point in table.plateau.values() if point["arm"] == arm and point["budget"] == budget]
         spacing |= {round(point["evaluation_every_minutes"], 2) for point in points}
-        if not any(point["left"] for point in points):
-            stayed.append(f"`{arm}`")
-        elif all(point["left"] for point in points):
-            left.append(f"`{arm}`")
         rows.append([
             f"`{arm}`",
             str(len(metrics["loss"])),
-            mean_and_spread(list(metrics["mask_accuracy"].values())),
-            mean_and_spread(list(metrics["accuracy"].values())),
+            mean_and_spread(metrics["mask_accuracy"].values()),
+            mean_and_spread(metrics["accuracy"].values()),
             f"{statistics.mean(metrics['loss'].values()):.3f}",
             left_plateau_text(points),
+            *(finetuned_text(entry["rows"].get(f"{arm}/pretrained")) for entry in tasks.values()),
         ])  # fmt: skip
     every = " or ".join(f"{minutes:g}" for minutes in sorted(spacing))
     intro = (
-        f"After {parse_budget(budget) / 60:g} calibrated core-minutes of pretraining at 6 × 256 (held-out MLM, mean ± sd "
-        f"over seeds). A run has left the plateau at the first evaluation point (every {every} min) where its accuracy "
-        f"at [MASK] exceeds {100 * table.plateau_threshold:.2f}%, twice the share of the most frequent [MASK] label, "
-        '"the": below it a model may still be answering "the" everywhere.'
+        f"After {parse_budget(budget) / 60:g} calibrated core-minutes of pretraining at 6 × 256: held-out MLM and "
+        "fine-tuned test accuracy, mean ± sd over pretraining seeds (each its own initialisation and data order). A run "
+        f"has left the plateau at the first evaluation point (every {every} min) where its accuracy at [MASK] exceeds "
+        f'{100 * table.plateau_threshold:.2f}%, twice the share of the most frequent [MASK] label, "the": below it a '
+        'model may still be answering "the" everywhere.'
     )
-    header = ["arm", "seeds", "accuracy at [MASK]", "accuracy, all labelled", "loss", "left the plateau"]
-    summary = (
-        f"Still on the plateau at every seed: {', '.join(stayed) or 'none'}. "
-        f"Off it at every seed: {', '.join(left) or 'none'}."
-    )
-    lines = [
-        intro,
-        "",
-        *markdown_table(header, rows),
-        "",
-        summary,
-        *exploratory(table, budget),
-        *downstream(table, budget),
-    ]
-    return "\n".join([*lines, *long_runs(table), *endpoints(table)])
+    header = [
+        "arm", "seeds", "accuracy at [MASK]", "accuracy, all labelled", "loss", "left the plateau",
+        *(f"{task} test accuracy (seeds)" for task in tasks),
+    ]  # fmt: skip
+    lines = [intro, "", *markdown_table(header, rows), *(task_text(task, entry) for task, entry in tasks.items())]
+    return "\n".join([*lines, *long_runs(table), *exploratory(table, budget), *endpoints(table)])
 
 
-def interval_text(entry: dict, scale: float, digits: int, unit: str = "") -> str:
+def finetuned_text(scores: dict | None) -> str:
+    if scores is None:
+        return "pending"
+    return f"{mean_and_spread(scores['accuracy'].values())} ({len(scores['accuracy'])})"
+
+
+def task_text(task: str, entry: dict) -> str:
+    """Under the table, per task: whether it is a headline task, and the model-free baselines on its test split."""
+    verdict = (
+        "a headline task"
+        if entry["informative"]
+        else "not a headline task: `bert` does not beat answering one class by 10 macro-F1 points"
+    )
+    baselines = ", ".join(f"{label} {100 * accuracy:.2f}%" for label, accuracy in entry.get("baselines", {}).items())
     return (
-        f"{scale * entry['mean']:+.{digits}f}{unit} [{scale * entry['low']:+.{digits}f}, "
-        f"{scale * entry['high']:+.{digits}f}]"
+        f"\n{task} ({verdict}; learning rate and epoch chosen on validation, test split scored once); "
+        f"model-free on its test split: {baselines}."
     )
 
 
 def exploratory(table: EqualTimeTable, budget: str) -> list[str]:
-    """Every arm against the reference, and the plan's settings-against-mixer contrasts, at the budget shown."""
-    entries = (table.contrasts or {}).get(budget, {})
-    if not entries:
-        return []
-    rows = [
-        [
-            name,
-            *(
-                interval_text(metrics[metric], scale, digits, unit) if metric in metrics else "–"
-                for metric, scale, digits, unit in (("loss", 1, 3, ""), ("accuracy", 100, 2, " pp"))
-            ),
-        ]
+    """The plan's settings-against-mixer contrasts at the budget shown (every arm against the reference is on the
+    study's page)."""
+    entries = {
+        name: metrics
+        for name, metrics in (table.contrasts or {}).get(budget, {}).items()
+        if not name.endswith(f" − {table.reference_arm}")
+    }
+    lines = [
+        f"- {name}: loss {signed_interval(metrics['loss'], 1, 3)}, accuracy over all labelled tokens "
+        f"{signed_interval(metrics['accuracy'], 100, 2, ' pp')}."
         for name, metrics in entries.items()
+        if {"loss", "accuracy"} <= metrics.keys()
     ]
-    return [
-        "",
-        "Exploratory, uncorrected (paired by seed, mean and 95% interval over seeds): each difference in held-out MLM "
-        "loss (lower is better) and accuracy over all labelled tokens.",
-        "",
-        *markdown_table(["difference", "loss", "accuracy, all labelled"], rows),
-    ]
-
-
-def downstream(table: EqualTimeTable, budget: str) -> list[str]:
-    """Per task fine-tuned after the budget: each model's test accuracy, its difference to `bert` and to its own
-    architecture from random weights (paired by seed, 95% interval), and whether the task is a headline task."""
-    lines = []
-    for key, entry in table.downstream.items():
-        entry_budget, task = key.split("/", 1)
-        if entry_budget != budget or not entry["rows"]:
-            continue
-        rows = []
-        for name, scores in entry["rows"].items():
-            arm, init = name.split("/")
-            rows.append([
-                f"`{arm}`" + ("" if init == "pretrained" else ", random init"),
-                str(len(scores["accuracy"])),
-                mean_and_spread(list(scores["accuracy"].values())),
-                *(interval_text(scores[key], 100, 1, " pp") if key in scores else "–" for key in ("vs_reference", "vs_scratch")),
-            ])  # fmt: skip
-        for label, accuracy in entry.get("baselines", {}).items():
-            rows.append([label, "–", f"{100 * accuracy:.2f}%", "", ""])
-        verdict = (
-            "a headline task"
-            if entry["informative"]
-            else "not a headline task: bert does not beat answering one class by 10 macro-F1 points"
-        )
-        lines += [
-            "",
-            f"{task}, fine-tuned after {budget} (test split scored once; learning rate and epoch chosen on validation; {verdict}):",
-            "",
-            *markdown_table(["model", "seeds", "test accuracy", f"− `{table.reference_arm}`", "− random init"], rows),
-        ]
-    return lines
+    if not lines:
+        return []
+    return ["", "Exploratory, uncorrected (paired by seed, mean and 95% interval over seeds):", "", *lines]
 
 
 def long_runs(table: EqualTimeTable) -> list[str]:
@@ -169,7 +148,7 @@ def endpoints(table: EqualTimeTable) -> list[str]:
         scale, digits, unit = (100, 2, " pp") if endpoint["higher_is_better"] else (1, 3, "")
         lines.append(
             f"- **{name}** ({endpoint['claim']}): {endpoint['difference']} = "
-            f"{interval_text(endpoint, scale, digits, unit)} (95%, over seeds{rows_text(endpoint, scale, digits)}), "
+            f"{signed_interval(endpoint, scale, digits, unit)} (95%, over seeds{rows_text(endpoint, scale, digits)}), "
             f"{p_text(endpoint['p'])} "
             f"({certainty_text(endpoint)}): {verdict_text(table, endpoint)}."
         )

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import ttest_rel
 
-from recipes.cards.markdown import markdown_table
+from recipes.cards.markdown import markdown_table, mean_and_spread, signed_interval
 from recipes.data.assets import default_tokenizer
 from recipes.data.corpus import prepare
 from recipes.data.tasks import load_task
@@ -129,10 +129,8 @@ def mlm_table(plan: Plan, runs: dict[str, Run], budget: str) -> tuple[list[str],
         )
         cells = [arm, str(len(scores["loss"])), "/".join(map(str, steps))]
         for metric in MLM_METRICS:
-            sample = list(scores[metric].values())
             scale, unit, digits = (1, "", 3) if metric == "loss" else (100, "%", 2)
-            spread = f" ± {scale * statistics.stdev(sample):.{digits}f}" if len(sample) > 1 else ""
-            cells.append(f"{scale * statistics.fmean(sample):.{digits}f}{spread}{unit}")
+            cells.append(mean_and_spread(scores[metric].values(), scale, digits, unit))
         values[arm] = {metric: scores[metric] for metric in MLM_METRICS}
         for metric, scale, digits in (("mask_accuracy", 100, 2), ("loss", 1, 3)):
             reference = by_seed(runs, REFERENCE_ARM, budget, metric)
@@ -162,6 +160,29 @@ def contrasts(plan: Plan, runs: dict[str, Run], budget: str) -> dict[str, dict]:
         if metrics:
             values[f"{arm} − {reference}"] = metrics
     return values
+
+
+def contrast_table(entries: dict[str, dict], budget: str) -> list[str]:
+    """The plan's own contrasts (every arm against the reference is in the MLM table above)."""
+    rows = [
+        [
+            name,
+            *(
+                signed_interval(metrics[metric], scale, digits, unit) if metric in metrics else "–"
+                for metric, scale, digits, unit in (("loss", 1, 3, ""), ("accuracy", 100, 2, " pp"))
+            ),
+        ]
+        for name, metrics in entries.items()
+        if not name.endswith(f" − {REFERENCE_ARM}")
+    ]
+    if not rows:
+        return []
+    return [
+        f"Settings against mixer after {budget}, exploratory (paired by seed, mean and 95% interval over seeds):",
+        "",
+        *markdown_table(["difference", "loss", "accuracy, all labelled"], rows),
+        "",
+    ]
 
 
 def downstream(runs: dict[str, Run], records_dir: Path) -> dict[tuple[str, str, str], dict[int, FinetuningRecord]]:
@@ -198,8 +219,8 @@ def downstream_table(
             cells = [
                 f"{arm}{'' if init == 'pretrained' else ', random init'}",
                 str(len(records)),
-                mean_sd(list(accuracy.values())),
-                mean_sd(macro_f1),
+                mean_and_spread(accuracy.values(), digits=1),
+                mean_and_spread(macro_f1, digits=1),
                 str(sum(bool(record.test.get("one_class")) for record in records.values())),
             ]
             values[f"{arm}/{init}"] = {"accuracy": accuracy, "macro_f1": macro_f1}
@@ -228,11 +249,6 @@ def downstream_table(
         bert_f1 is not None and statistics.fmean(bert_f1) - task_baselines["majority_class_test"]["macro_f1"] >= 0.10
     )
     return markdown_table(header, rows), {"rows": values, "informative": informative, "baselines": model_free}
-
-
-def mean_sd(values: list[float]) -> str:
-    spread = f" ± {100 * statistics.stdev(values):.1f}" if len(values) > 1 else ""
-    return f"{100 * statistics.fmean(values):.1f}{spread}%"
 
 
 def endpoint_scores(endpoint: dict, arm: str, runs: dict[str, Run], found: dict) -> tuple[dict, dict]:
@@ -350,6 +366,7 @@ def write_report(plan: Plan, records_dir: Path, results_dir: Path) -> str:
                 figure = results_dir / f"curves-{budget}{suffix}.png"
                 plot(plan, runs, budget, figure, threshold, metric)
                 lines += [f"![{MLM_METRICS[metric]}, {budget}]({figure.name})", ""]
+            lines += contrast_table(contrasts(plan, runs, budget), budget)
     found = downstream(runs, records_dir)
     baselines = BaselinesRecord.read(BASELINES_FILE)
     downstream_values = {}

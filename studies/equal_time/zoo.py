@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 from pathlib import Path
 
-from recipes.cards.markdown import markdown_table
+from recipes.cards.markdown import markdown_table, mean_and_spread
 from recipes.cards.model_card import CARD_FILE, CARDS_DIR, write_card
 from recipes.environment import REPO_ROOT, portable_path
 from recipes.records import EqualTimeTable, write_text_atomic
@@ -59,12 +58,6 @@ def write_cards(plan: Plan, records_dir: Path, table: Path, cards_dir: Path, nam
     ]
 
 
-def mean_sd(scores: dict, scale: float = 100, digits: int = 2, unit: str = "%") -> str:
-    values = list(scores.values())
-    spread = f" ± {scale * statistics.stdev(values):.{digits}f}" if len(values) > 1 else ""
-    return f"{scale * statistics.fmean(values):.{digits}f}{spread}{unit}"
-
-
 def zoo_page(plan: Plan, records_dir: Path, table_file: Path, cards_dir: Path, namespace: str, zoo_file: Path) -> str:
     table = EqualTimeTable.read(table_file)
     tasks = list((plan.finetuning or {}).get("tasks", {}))
@@ -82,7 +75,7 @@ def zoo_page(plan: Plan, records_dir: Path, table_file: Path, cards_dir: Path, n
         downstream = []
         for task in tasks:
             entry = table.downstream.get(f"{run.budget}/{task}", {"rows": {}})["rows"].get(f"{run.arm.name}/pretrained")
-            downstream.append(mean_sd(entry["accuracy"], digits=1) if entry else "pending")
+            downstream.append(mean_and_spread(entry["accuracy"].values(), digits=1) if entry else "pending")
         name = repo_name(run, recorded)
         card = cards_dir / name / CARD_FILE
         rows.append(
@@ -93,8 +86,8 @@ def zoo_page(plan: Plan, records_dir: Path, table_file: Path, cards_dir: Path, n
                 run.budget,
                 f"{recorded.record.steps:,}",
                 str(len(metrics["loss"])),
-                mean_sd(metrics["mask_accuracy"]),
-                mean_sd(metrics["loss"], scale=1, digits=3, unit=""),
+                mean_and_spread(metrics["mask_accuracy"].values()),
+                mean_and_spread(metrics["loss"].values(), scale=1, digits=3, unit=""),
                 f"{sum(point['left'] for point in plateau)} of {len(plateau)} seeds",
                 *downstream,
                 f"[card]({Path(os.path.relpath(card, zoo_file.parent)).as_posix()})",
