@@ -49,6 +49,7 @@ from recipes.training.calibration import (
     CalibratedClock,
 )
 from recipes.training.curves import CURVE_FILE, load_curve
+from recipes.training.head_warmup import HeadWarmupCallback, check_head_warmup
 from recipes.training.mfu import MIXED_PRECISION_DTYPES, mlm_training_flops_per_token, utilisation_record
 from recipes.training.pretrain_arguments import (
     check_budget_arguments,
@@ -83,6 +84,9 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
         rate = getattr(data_args, name)
         if rate is not None and not 0 < rate < 1:
             raise ValueError(f"--{name} is a fraction of the tokens in (0, 1); got {rate}.")
+    check_head_warmup(
+        model_args.head_warmup_steps, model_args.init_from, training_args.max_steps, training_args.deepspeed
+    )
     if training_args.data_seed is None:
         raise ValueError("--data_seed must be set: the training order and masks follow it, not --seed.")
     calibration = calibration_info(budget_args, model_args, data_args, training_args, budget_s)
@@ -161,6 +165,7 @@ def pretrain(
             **settings,
             "init_from": model_args.init_from,
             **({"keep_source_settings": True} if model_args.keep_source_settings else {}),
+            **({"head_warmup_steps": model_args.head_warmup_steps} if model_args.head_warmup_steps else {}),
             "model_name_or_path": model_args.model_name_or_path,
             "model_revision": model_args.model_revision,
             **({"calibration": calibration} if calibration else {}),
@@ -196,7 +201,12 @@ def pretrain(
             predictions=p.predictions, references=p.label_ids, inputs=p.inputs, mask_token_id=tokenizer.mask_token_id
         ),
         preprocess_logits_for_metrics=predictions_at_labels,
-        callbacks=[*([step_clock] if step_clock else []), curve, *callbacks],
+        callbacks=[
+            *([step_clock] if step_clock else []),
+            *([HeadWarmupCallback(model, model_args.head_warmup_steps)] if model_args.head_warmup_steps else []),
+            curve,
+            *callbacks,
+        ],
         budget_callback=budget,
         final_lr_ratio=budget_args.final_lr_ratio,
     )

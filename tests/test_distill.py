@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import BertModel
+from transformers import BertModel, TrainerCallback
 
 from modeling import HybridBertModel
 from recipes.cards.healed import build_healed_card
@@ -21,6 +21,7 @@ from recipes.distill import main
 from recipes.environment import git_commit
 from recipes.evaluation.probing import agreement, linear_probe
 from recipes.models.starting_model import build_model, requested_config, resolve_start, source_settings
+from recipes.pretrain import main as pretrain_main
 from recipes.probe import main as probe_main
 from recipes.push_to_hub import main as push_main
 from recipes.showcase import main as showcase_main
@@ -103,6 +104,61 @@ def test_mlm_healing_keeps_the_source_settings_when_asked(teacher_dir):
         resolve_start(ModelArguments(variant="hbert-v1", keep_source_settings=True))
 
 
+class WeightWatch(TrainerCallback):
+    """Copies of the encoder's and the MLM head's weights when training begins and after each step."""
+
+    def __init__(self):
+        self.snapshots = {}
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self.take(0, model)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        self.take(state.global_step, model)
+
+    def take(self, step, model):
+        self.snapshots[step] = {
+            part: torch.cat([p.detach().flatten().clone() for p in module.parameters()])
+            for part, module in (("encoder", model.base_model), ("head", model.lm_head.dense))
+        }
+
+
+def test_mlm_healing_warms_up_the_new_head_before_the_encoder_trains(teacher_dir, train_file, tmp_path):
+    """With --head_warmup_steps 3 the head trains from the first step while the converted encoder stays exactly as
+    copied for 3 steps, then trains too; the record says so."""
+    watch = WeightWatch()
+    argv = ["--init_from", str(teacher_dir), "--train_file", str(train_file), "--output_dir", str(tmp_path / "run")]
+    argv += ["--head_warmup_steps", "3", "--max_steps", "5", "--num_eval_points", "0", "--data_seed", "1", *RUN]
+    spent = pretrain_main(argv, callbacks=[watch])
+    snapshots = watch.snapshots
+    for step in (1, 2, 3):
+        assert torch.equal(snapshots[step]["encoder"], snapshots[0]["encoder"])
+        assert not torch.equal(snapshots[step]["head"], snapshots[step - 1]["head"])
+    assert not torch.equal(snapshots[4]["encoder"], snapshots[3]["encoder"])
+    assert spent["run_record"]["training"]["head_warmup_steps"] == 3
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--head_warmup_steps", "0"], "a number of steps ≥ 1"),
+        (["--head_warmup_steps", "5", "--max_steps", "5"], "leaves none of --max_steps 5"),
+    ],
+)
+def test_a_head_warmup_that_cannot_work_is_refused_before_anything_is_written(
+    teacher_dir, train_file, tmp_path, extra, message
+):
+    output_dir = tmp_path / "run"
+    argv = ["--init_from", str(teacher_dir), "--train_file", str(train_file), "--output_dir", str(output_dir), *RUN]
+    with pytest.raises(ValueError, match=message):
+        pretrain_main([*argv, *extra])
+    with pytest.raises(ValueError, match="a BERT converted with --init_from"):
+        pretrain_main(
+            [*RUN, "--train_file", str(train_file), "--output_dir", str(output_dir), "--head_warmup_steps", "2"]
+        )
+    assert not output_dir.exists()
+
+
 @pytest.fixture(scope="module")
 def distilled(teacher_dir, train_file, tmp_path_factory) -> tuple[Path, dict]:
     output_dir = tmp_path_factory.mktemp("distilled") / "run"
@@ -132,7 +188,7 @@ def test_distillation_raises_agreement_and_records_the_run(distilled):
 LOAD_IN_FRESH_PROCESS = """
 import json, sys
 import torch
-from transformers import BertModel
+from transformers import BertModel, TrainerCallback
 from sentence_transformers import SentenceTransformer
 from transformers import AutoModel, AutoTokenizer, pipeline
 

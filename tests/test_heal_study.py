@@ -133,6 +133,40 @@ def test_measured_step_times_set_the_mlm_runs_steps(teacher_dir, train_file, tmp
         main([*study, "--steps", "4"])
 
 
+@pytest.mark.slow
+def test_the_fair_mlm_control_warms_the_head_and_times_whole_runs(teacher_dir, train_file, tmp_path):
+    """With --mlm_head_warmup_steps and --measure_steps 0, each timed run is a whole run (distillation for --steps,
+    MLM for the steps measured so far), the step count follows the whole runs' times, and the study's MLM runs warm
+    the head up first; with --vary_data_order each seed reads the corpus in its own order, and a run recorded in
+    another order is not taken for done."""
+    argv = study_argv(teacher_dir, train_file, tmp_path)
+    argv[argv.index("--steps") + 1] = "12"
+    control = ["--mlm_head_warmup_steps", "1", "--vary_data_order"]
+    measure = [*argv, *control, "--measure_step_times", "--measure_steps", "0", "--measure_rounds", "1"]
+    with pytest.raises(ValueError, match="would time only the head warm-up"):
+        main([*argv, *control, "--measure_step_times", "--measure_steps", "1"])
+    main(measure)
+    record_path = tmp_path / "results" / "step_times.json"
+    record = json.loads(record_path.read_text())
+    assert record["protocol"]["steps_per_run"] == "whole runs"
+    assert record["settings"]["mlm_head_warmup_steps"] == 1
+    main(measure)  # timed again, the MLM run now as long as the study's
+    measured = json.loads(record_path.read_text())["variants"]["hbert-v1-source-settings"]
+    assert measured["mlm_steps"] == max(1, int(12 * measured["distillation_s_per_step"] / measured["mlm_s_per_step"]))
+    study = [*argv, *control, "--objectives", "distillation", "mlm", "--step_times", str(record_path), "--dry_run"]
+    steps = {step.name: step for step in main(study)}
+    mlm = steps[f"hbert-v1-{teacher_dir.name}-mlm-warmhead1-source-settings-{measured['mlm_steps']}steps-seed2"]
+    assert mlm.argv[mlm.argv.index("--head_warmup_steps") + 1] == "1"
+    assert mlm.argv[mlm.argv.index("--data_seed") + 1] == "2"
+    distilled = steps[f"hbert-v1-{teacher_dir.name}-distill-source-settings-12steps-seed2"]
+    distilled.main(distilled.argv)
+    assert distilled.done
+    in_another_order = json.loads(distilled.record.read_text())
+    in_another_order["run_record"]["training"]["data_seed"] = 42
+    distilled.record.write_text(json.dumps(in_another_order))
+    assert not distilled.done
+
+
 def test_a_healing_run_short_of_its_steps_is_replaced_unless_a_signal_stopped_it(tmp_path):
     """A run that a signal stopped continues from its checkpoint; one that ended short any other way (the wall-clock
     fallback) is replaced by the study; a complete one, or none, needs nothing."""

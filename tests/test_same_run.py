@@ -267,3 +267,13 @@ def test_finetune_names_a_run_still_training_in_the_model_folder_before_training
     finally:
         _kill_9(holder)
     assert not (tmp_path / "out").exists() and not (model / "downstream").exists()
+
+
+def test_an_argument_added_after_a_run_began_agrees_only_while_unset():
+    """A run recorded before an argument existed continues under a command that leaves it unset (None), and is
+    refused, with the argument named, by one that sets it."""
+    recorded = RunIdentity("pretraining", {"model": {"init_from": "minilm"}}, {})
+    unset = RunIdentity("pretraining", {"model": {"init_from": "minilm", "head_warmup_steps": None}}, {})
+    set_ = RunIdentity("pretraining", {"model": {"init_from": "minilm", "head_warmup_steps": 100}}, {})
+    assert recorded.differences(unset) == []
+    assert recorded.differences(set_) == ["model.head_warmup_steps: the run has '(absent)', this command 100"]

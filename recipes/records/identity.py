@@ -49,12 +49,14 @@ class RunIdentity:
         return write_json(self.path(folder), set_fields(self))
 
     def differences(self, requested: RunIdentity) -> list[str]:
-        """One line per setting where `requested` differs from this run: its name, this run's value, the command's."""
+        """One line per setting where `requested` differs from this run: its name, this run's value, the command's.
+        A setting one side lacks agrees with the other side leaving it unset (None): it is an argument added to the
+        recipe after the run began, and unset it keeps the recipe's earlier behaviour."""
         if requested.recipe != self.recipe:
             return [f"recipe: this folder holds a {self.recipe} run, the command is {requested.recipe}"]
         ours, theirs = flattened(plain(self.shapes)), flattened(plain(requested.shapes))
         return [
             f"{name}: the run has {ours.get(name, '(absent)')!r}, this command {theirs.get(name, '(absent)')!r}"
             for name in sorted(set(ours) | set(theirs))
-            if ours.get(name, "(absent)") != theirs.get(name, "(absent)")
+            if ours.get(name) != theirs.get(name)
         ]

@@ -64,6 +64,13 @@ class ModelArguments:
             "the variant's layout, as recipes/distill.py --keep_source_settings"
         },
     )
+    head_warmup_steps: int | None = field(
+        default=None,
+        metadata={
+            "help": "With --init_from: train only the MLM head for this many first steps (the encoder frozen), so a "
+            "BERT without an MLM head (a sentence encoder) does not receive a random head's gradients"
+        },
+    )
     pretraining_dropout: float = field(
         default=0.0,
         metadata={

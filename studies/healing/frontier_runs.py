@@ -130,8 +130,8 @@ def plan(args: FrontierRunArguments) -> list[Step]:
                 relaid = record.is_file() and not has_layout(layout, record)
                 argv += ["--overwrite_output_dir"] if relaid else replacing_short_run(run_dir, args.steps)
 
-                def done(record: Path, layout: list[str] = layout) -> bool:
-                    return trained_for(args.steps, record) and has_layout(layout, record)
+                def done(record: Path, layout: list[str] = layout, seed: int = seed) -> bool:
+                    return trained_for(args.steps, seed, record) and has_layout(layout, record)
 
                 steps.append(Step(name, distill.main, argv, record, done))
                 convert = ["--convert_to", variant, "--keep_source_settings", "--convert_overrides", overrides]

@@ -20,10 +20,11 @@ HEALING_TRAINING_ARGS = "--max_seq_length 128 --per_device_train_batch_size 32 -
 CURVE_FILES = {"distillation": [distill.AGREEMENT_CURVE_FILE, "agreement_curve.png"], "mlm": [CURVE_FILE]}
 
 
-def trained_for(steps: int, record: Path) -> bool:
-    """Whether a healing run's record is of a run that made its planned steps (one stopped by a signal, or by the
-    wall-clock fallback, also leaves a record; the study runs it again)."""
-    return PretrainingRecord.read(record.parent).steps == steps
+def trained_for(steps: int, data_seed: int, record: Path) -> bool:
+    """Whether a healing run's record is of a run that made its planned steps in its planned data order (one stopped
+    by a signal, or by the wall-clock fallback, also leaves a record; the study runs it again)."""
+    recorded = PretrainingRecord.read(record.parent)
+    return recorded.steps == steps and recorded.run_record.training.get("data_seed") == data_seed
 
 
 def replacing_short_run(run_dir: Path, steps: int) -> list[str]:

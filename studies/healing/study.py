@@ -60,7 +60,7 @@ from studies.healing.steps import (
 from studies.planner import Step
 
 OBJECTIVES = ("distillation", "mlm")
-RUN_LABELS = {"distillation": "distill", "mlm": "mlm"}  # in run folder names
+DEFAULT_DATA_SEED = 42  # the recipes' default: the order every seed of the committed healing study read
 SETTINGS = ("own", "source")
 FINETUNED_ENCODERS = (*OBJECTIVES, "unhealed", "teacher")
 STEP_TIMES_FILE = "step_times.json"
@@ -101,8 +101,29 @@ class HealStudyArguments:
             "and write the record --step_times reads (results_dir/step_times.json)"
         },
     )
-    measure_steps: int = field(default=20, metadata={"help": "Steps per timed run when measuring"})
+    measure_steps: int = field(
+        default=20,
+        metadata={
+            "help": "Steps per timed run when measuring; 0 times whole runs: distillation for --steps, MLM for the "
+            "steps the --step_times record gives it so far (else --steps)"
+        },
+    )
     measure_rounds: int = field(default=2, metadata={"help": "Timed runs per variant and objective when measuring"})
+    mlm_head_warmup_steps: int | None = field(
+        default=None,
+        metadata={
+            "help": "MLM healing first trains only the new MLM head for this many steps, the encoder frozen "
+            "(pretrain.py --head_warmup_steps): a teacher without an MLM head otherwise sends a random head's "
+            "gradients into the converted encoder"
+        },
+    )
+    vary_data_order: bool = field(
+        default=False,
+        metadata={
+            "help": "Each seed also sets the healing runs' data order (--data_seed = seed); off, every seed reads the "
+            "corpus in the order of --data_seed 42 and the intervals are over initialisations only"
+        },
+    )
     tasks: list[str] = field(default_factory=lambda: ["trec", "wiki-topics"])
     training_args: str = field(
         default=HEALING_TRAINING_ARGS, metadata={"help": "Arguments of every healing run (distill.py and pretrain.py)"}
@@ -140,11 +161,27 @@ class HealStudyArguments:
             unknown = [value for value in values if value not in valid]
             if unknown:
                 raise ValueError(f"{name}: {unknown} not among {', '.join(valid)}.")
+        if self.measure_steps < 0:
+            raise ValueError(f"--measure_steps {self.measure_steps}: steps per timed run, or 0 for whole runs.")
+        if (
+            self.measure_step_times
+            and self.mlm_head_warmup_steps
+            and 0 < self.measure_steps <= self.mlm_head_warmup_steps
+        ):
+            raise ValueError(
+                f"--measure_steps {self.measure_steps} would time only the head warm-up of "
+                f"--mlm_head_warmup_steps {self.mlm_head_warmup_steps}: time whole runs (--measure_steps 0)."
+            )
         if "mlm" in self.objectives and not self.measure_step_times:
             if not self.step_times:
                 raise ValueError(
                     "--objectives mlm needs --step_times: the record of `--measure_step_times`, which turns --steps "
                     "distillation steps into the MLM steps that take the same wall-clock."
+                )
+            if not Path(self.step_times).is_file():
+                raise ValueError(
+                    f"--step_times {self.step_times} does not exist yet: make it first with the same arguments and "
+                    "--measure_step_times (it is written to --results_dir/step_times.json)."
                 )
             measured = StepTimesRecord.read(self.step_times)
             needed = planned_step_times_keys(self)
@@ -153,6 +190,16 @@ class HealStudyArguments:
                 raise ValueError(
                     f"{self.step_times} was measured for {sorted(measured.variants)} at "
                     f"{measured.settings}; this study needs {needed} at {step_time_settings(self)}."
+                )
+            too_few = {
+                key: measured.mlm_steps(key)
+                for key in needed
+                if measured.mlm_steps(key) <= (self.mlm_head_warmup_steps or 0)
+            }
+            if too_few:
+                raise ValueError(
+                    f"{self.step_times} gives MLM healing {too_few} steps, none left after the head warm-up of "
+                    f"--mlm_head_warmup_steps {self.mlm_head_warmup_steps}."
                 )
         arguments_by_task(self.finetune_args, self.tasks)
 
@@ -178,6 +225,7 @@ def step_time_settings(args: HealStudyArguments) -> dict:
         "training_args": args.training_args,
         "steps": args.steps,
         "threads": torch.get_num_threads(),
+        **({"mlm_head_warmup_steps": args.mlm_head_warmup_steps} if args.mlm_head_warmup_steps else {}),
     }
 
 
@@ -186,11 +234,21 @@ def healing_argv(
 ):
     """The distill.py or pretrain.py arguments of one healing run, and its entry point."""
     common = ["--variant", variant, "--seed", str(seed), "--max_steps", str(count), *shlex.split(args.training_args)]
-    common += ["--output_dir", str(run_dir), *replacing_short_run(run_dir, count)]
+    common += ["--data_seed", str(data_seed(args, seed)), "--output_dir", str(run_dir)]
+    common += replacing_short_run(run_dir, count)
     settings = ["--keep_source_settings"] if keep else []
     if objective == "distillation":
         return distill.main, ["--teacher", args.teacher, *settings, *common]
-    return pretrain.main, ["--init_from", args.teacher, *settings, *common]
+    warmup = ["--head_warmup_steps", str(args.mlm_head_warmup_steps)] if args.mlm_head_warmup_steps else []
+    return pretrain.main, ["--init_from", args.teacher, *settings, *warmup, *common]
+
+
+def data_seed(args: HealStudyArguments, seed: int) -> int:
+    return seed if args.vary_data_order else DEFAULT_DATA_SEED
+
+
+def mlm_label(args: HealStudyArguments) -> str:
+    return f"mlm-warmhead{args.mlm_head_warmup_steps}" if args.mlm_head_warmup_steps else "mlm"
 
 
 def healing_steps(args: HealStudyArguments, variant: str, seed: int) -> list[Step]:
@@ -198,16 +256,14 @@ def healing_steps(args: HealStudyArguments, variant: str, seed: int) -> list[Ste
     for objective in args.objectives:
         for keep in settings_covered(args, variant):
             count = args.steps if objective == "distillation" else mlm_steps(args, variant, keep)
+            objective_label = "distill" if objective == "distillation" else mlm_label(args)
             label = run_name(
-                variant,
-                teacher_name(args.teacher),
-                RUN_LABELS[objective] + settings_label(keep),
-                f"{count}steps",
-                seed=seed,
+                variant, teacher_name(args.teacher), objective_label + settings_label(keep), f"{count}steps", seed=seed
             )
             run_dir = Path(args.runs_dir) / label
             entry, argv = healing_argv(args, variant, objective, keep, seed, count, run_dir)
-            steps.append(Step(label, entry, argv, run_dir / BUDGET_FILE, partial(trained_for, count)))
+            done = partial(trained_for, count, data_seed(args, seed))
+            steps.append(Step(label, entry, argv, run_dir / BUDGET_FILE, done))
     return steps
 
 
@@ -236,9 +292,12 @@ def training_device(args: HealStudyArguments) -> torch.device:
 
 def measure_step_times(args: HealStudyArguments, earlier: StepTimesRecord | None = None) -> StepTimesRecord:
     """Seconds per training step of each planned variant's (and settings') distillation and MLM healing, from
-    alternating short runs of the two recipes (the budget clock's training time over the steps; the order alternates
+    alternating runs of the two recipes (the budget clock's training time over the steps; the order alternates
     between rounds, so a change in the machine's load falls on both), and the MLM steps that take the time of --steps
-    distillation steps. Entries of an `earlier` record made at the same settings are kept unless measured again."""
+    distillation steps. The runs are --measure_steps long, or whole runs with --measure_steps 0 (MLM for the steps
+    the `earlier` record gives it, so that the head warm-up's cheaper steps weigh as in the study's run). Entries of
+    an `earlier` record made at the same settings are kept unless measured again."""
+    current = earlier if earlier and earlier.settings == step_time_settings(args) else None
     times = {}
     with tempfile.TemporaryDirectory() as scratch:
         for round_index in range(args.measure_rounds):
@@ -248,14 +307,15 @@ def measure_step_times(args: HealStudyArguments, earlier: StepTimesRecord | None
                     measured = times.setdefault(key, {objective: [] for objective in OBJECTIVES})
                     for objective in OBJECTIVES if round_index % 2 == 0 else OBJECTIVES[::-1]:
                         run_dir = Path(scratch) / f"{key}-{objective}-{round_index}"
-                        entry, argv = healing_argv(args, variant, objective, keep, 0, args.measure_steps, run_dir)
+                        count = timed_steps(args, objective, key, current)
+                        entry, argv = healing_argv(args, variant, objective, keep, 0, count, run_dir)
                         spent = entry([*argv, "--num_eval_points", "0", "--max_eval_samples", "16"])
                         measured[objective].append(spent["elapsed_s"] / spent["steps"])
     measured_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     variants = {}
-    if earlier and earlier.settings == step_time_settings(args):
+    if current:
         # each kept entry says when it was measured; an entry without its own date carries the record's
-        variants = {key: {"measured_at": earlier.measured_at, **entry} for key, entry in earlier.variants.items()}
+        variants = {key: {"measured_at": current.measured_at, **entry} for key, entry in current.variants.items()}
     for key, measured in times.items():
         distillation, mlm = (statistics.median(measured[objective]) for objective in OBJECTIVES)
         variants[key] = {
@@ -267,11 +327,20 @@ def measure_step_times(args: HealStudyArguments, earlier: StepTimesRecord | None
         }
     return StepTimesRecord(
         settings=step_time_settings(args),
-        protocol={"steps_per_run": args.measure_steps, "rounds": args.measure_rounds},
+        protocol={"steps_per_run": args.measure_steps or "whole runs", "rounds": args.measure_rounds},
         variants=variants,
         device=device_name(training_device(args)),
         measured_at=measured_at,
     )
+
+
+def timed_steps(args: HealStudyArguments, objective: str, key: str, current: StepTimesRecord | None) -> int:
+    """The steps of one timed run: --measure_steps, or with 0 the whole run the study would make."""
+    if args.measure_steps:
+        return args.measure_steps
+    if objective == "mlm" and current and key in current.variants:
+        return current.mlm_steps(key)
+    return args.steps
 
 
 def settings_covered(args: HealStudyArguments, variant: str) -> list[bool]:
