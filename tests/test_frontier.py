@@ -10,7 +10,7 @@ import pytest
 
 from recipes import distill
 from recipes.records import FinetuningRecord, FrontierRecord, FrontierTable
-from studies.healing import frontier_runs, frontier_table
+from studies.healing import frontier_headline, frontier_runs, frontier_table
 from studies.healing.frontier import HF_BERT, SAME_IMPLEMENTATION, frontier_layouts, main, point_name
 
 
@@ -123,6 +123,12 @@ def test_a_frontier_point_runs_once_on_a_tiny_teacher(teacher_dir, train_file, t
         wiki = table.points["additive-k2"]["arms"][arm]["tasks"]["wiki-topics"]["share_of_teacher"]
         assert table.points["additive-k2"]["arms"][arm]["keeps"] == (min(share["low"], wiki["low"]) >= 0.97)
     assert table.primary["additive"]["complete"]
+    arms = table.points["additive-k2"]["arms"]
+    healing_gain = table.points["additive-k2"]["healing_gain"]["trec"]
+    assert healing_gain["mean"] == pytest.approx(
+        arms["healed"]["tasks"]["trec"]["accuracy"]["mean"] - arms["unhealed"]["tasks"]["trec"]["accuracy"]["mean"]
+    )
+    assert healing_gain["low"] <= healing_gain["mean"] <= healing_gain["high"]
     # a layout made again differently: the distillation and the unhealed fine-tunings are no longer done
     FrontierRecord(
         teacher=str(teacher_dir), validation_texts={}, layer_agreement={}, latency_ms={}, device="cpu", threads=1,
@@ -142,3 +148,41 @@ def test_the_primary_endpoint_is_a_fixed_sequence_decided_once_complete():
     assert frontier_table.primary([True, True, False, True], [2, 3, 4, 5]) == {"complete": True, "largest_k": 3}
     assert frontier_table.primary([False, True], [2, 3]) == {"complete": True, "largest_k": None}
     assert frontier_table.primary([True, None], [2, 3]) == {"complete": False, "largest_k": None}
+
+
+def test_the_readme_block_gives_each_points_shares_the_endpoint_the_fastest_keeper_and_where_healing_pays():
+    def arm(trec, wiki, keeps):
+        return {
+            "tasks": {
+                task: {
+                    "share_of_teacher": None
+                    if value is None
+                    else {"mean": value, "low": value - 0.01, "high": value + 0.01}
+                }
+                for task, value in (("trec", trec), ("wiki-topics", wiki))
+            },
+            "keeps": keeps,
+        }
+
+    def point(k, latency, unhealed, healed, gain_low):
+        return {
+            "mixer": "additive", "k": k, "latency_ratio": latency, "meets_latency_target": latency <= 0.80,
+            "arms": {"unhealed": unhealed, "healed": healed},
+            "healing_gain": {"trec": {"mean": gain_low + 0.01, "low": gain_low, "high": gain_low + 0.02}},
+        }  # fmt: skip
+
+    table = FrontierTable(
+        threshold=0.97, latency_shape="8x512", denominators={}, primary={"additive": {"complete": True, "largest_k": 3}},
+        points={
+            "additive-k2": point(2, 0.93, arm(0.99, 0.99, True), arm(0.995, 0.99, True), -0.01),
+            "additive-k3": point(3, 0.88, arm(0.96, 0.97, False), arm(0.99, 0.985, True), 0.005),
+            "additive-k4": point(4, 0.84, arm(0.90, 0.95, False), arm(0.95, None, None), 0.02),
+        },
+    )  # fmt: skip
+    text = frontier_headline.headline(table)
+    assert "| additive k=3 | 0.88× | 96.0% [95.0, 97.0] | 97.0% [96.0, 98.0] | 99.0% [98.0, 100.0] |" in text
+    assert "| pending | no / pending |" in text
+    assert "healed, it keeps ≥ 97% up to k = 3" in text
+    assert "Fastest point that keeps it so far: additive k=3 at 0.88× (misses the 1.25× target" in text
+    assert "healing pays (healed − unhealed accuracy, its interval above 0 on a task) first at k = 3" in text
+    assert frontier_headline.headline(None).startswith("No frontier point is measured yet")

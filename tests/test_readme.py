@@ -31,6 +31,7 @@ from recipes.training.arguments import parse_args
 from recipes.training.pretrain_arguments import BudgetArguments, DataArguments, PretrainingArguments
 from studies import data_scale
 from studies.equal_time import headline
+from studies.healing import frontier_headline
 from studies.healing.study import HealStudyArguments
 from studies.zoo.arguments import ZooArguments
 
@@ -74,6 +75,13 @@ def test_readme_headline_is_the_studys_committed_table():
     by tests/test_equal_time_study.py); `python -m studies.equal_time.headline` rewrites it."""
     table = EqualTimeTable.read(REPO / headline.TABLE_FILE)
     assert headline.readme_block(README) == headline.headline(table)
+
+
+def test_readme_frontier_block_is_the_committed_frontier_table():
+    """The README's healing-frontier block is what the committed table gives (or says that none is measured yet);
+    `python -m studies.healing.frontier_headline` rewrites it."""
+    table = frontier_headline.committed_table()
+    assert frontier_headline.readme_block(README) == frontier_headline.headline(table)
 
 
 def test_readme_data_scale_block_is_the_committed_measurement():

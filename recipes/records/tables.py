@@ -72,7 +72,8 @@ class FrontierTable(FileRecord):
     threshold: float  # the share of the teacher's fine-tuned accuracy a point must keep (the interval's lower bound)
     latency_shape: str  # "BATCHxSEQ" of the latency ratio reported per point
     denominators: dict[str, dict]  # row -> task -> fine-tuned test accuracy (mean, sd, seeds)
-    points: dict[str, dict]  # label -> mixer, k, layout, latency ratio, arms -> arm -> tasks and whether it keeps
+    # label -> mixer, k, layout, latency ratio, arms -> arm -> tasks and whether it keeps, healing_gain -> task
+    points: dict[str, dict]
     primary: dict[str, dict]  # mixer -> the largest k whose healed arm keeps the threshold on every task
     schema_version: int | None = SCHEMA_VERSION
 

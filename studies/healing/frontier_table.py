@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recipes.cards.markdown import markdown_table
+from recipes.cards.markdown import markdown_table, signed_interval
 from recipes.data.tasks import load_task
 from recipes.evaluation.stats import bootstrap_interval
 from recipes.records import FinetuningRecord, FrontierRecord, FrontierTable, write_text_atomic
@@ -68,13 +68,23 @@ def accuracy(records: dict[int, FinetuningRecord]) -> dict:
 
 def share(records: dict[int, FinetuningRecord], reference: dict[int, FinetuningRecord]) -> dict | None:
     """The ratio of mean accuracies over the seeds both have, with its seeds-and-rows bootstrap interval."""
+    return compared(records, reference, operator.truediv)
+
+
+def gain(healed: dict[int, FinetuningRecord], unhealed: dict[int, FinetuningRecord]) -> dict | None:
+    """What healing buys: healed minus unhealed mean accuracy over the seeds both have (exploratory), with its
+    seeds-and-rows bootstrap interval."""
+    return compared(healed, unhealed, operator.sub)
+
+
+def compared(records: dict[int, FinetuningRecord], reference: dict[int, FinetuningRecord], statistic) -> dict | None:
     seeds = sorted(set(records) & set(reference))
     if not seeds:
         return None
     correct = np.stack([correctness(records[seed]) for seed in seeds])
     referenced = np.stack([correctness(reference[seed]) for seed in seeds])
-    low, high = bootstrap_interval(correct, referenced, draws=DRAWS, statistic=operator.truediv)
-    return {"mean": float(correct.mean() / referenced.mean()), "low": low, "high": high, "seeds": seeds}
+    low, high = bootstrap_interval(correct, referenced, draws=DRAWS, statistic=statistic)
+    return {"mean": float(statistic(correct.mean(), referenced.mean())), "low": low, "high": high, "seeds": seeds}
 
 
 def keeps(tasks: dict[str, dict], seeds: list[int]) -> bool | None:
@@ -118,11 +128,11 @@ def build_table(args: FrontierRunArguments) -> FrontierTable:
     for mixer in args.mixers:
         for k in args.counts:
             label = point_label(mixer, k)
-            arms = {}
+            arms, found = {}, {}
             for arm in ARMS:
                 tasks = {}
                 for task in args.tasks:
-                    records = gathered(args, label, arm, task)
+                    records = found[arm, task] = gathered(args, label, arm, task)
                     tasks[task] = {"accuracy": accuracy(records), "share_of_teacher": share(records, teacher[task])}
                 verdict = keeps(tasks, sorted(args.seeds))
                 point_estimate = (
@@ -142,6 +152,7 @@ def build_table(args: FrontierRunArguments) -> FrontierTable:
                 "latency_ratio": latency,
                 "meets_latency_target": None if latency is None else latency <= LATENCY_TARGET,
                 "arms": arms,
+                "healing_gain": {task: gain(found["healed", task], found["unhealed", task]) for task in args.tasks},
             }
     return FrontierTable(
         threshold=THRESHOLD,
@@ -164,6 +175,10 @@ def share_text(entry: dict | None) -> str:
     if entry is None:
         return "pending"
     return f"{100 * entry['mean']:.1f}% [{100 * entry['low']:.1f}, {100 * entry['high']:.1f}] (n={len(entry['seeds'])})"
+
+
+def gain_text(entry: dict | None) -> str:
+    return "pending" if entry is None else f"{signed_interval(entry, 100, 1)} (n={len(entry['seeds'])})"
 
 
 def verdict_text(verdict: bool | None) -> str:
@@ -190,6 +205,7 @@ def page(table: FrontierTable, tasks: list[str]) -> str:
     lines += [*markdown_table(["denominator", *tasks], rows), ""]
     header = ["point", "layout", "latency", *(f"{arm}: {task} share" for arm in ARMS for task in tasks)]
     header += [f"{arm} keeps ≥ {100 * table.threshold:.0f}% (point estimate)" for arm in ARMS]
+    header += [f"healed − unhealed, {task} (pp, exploratory)" for task in tasks]
     rows = []
     for label, point in table.points.items():
         latency = "–" if point["latency_ratio"] is None else f"{point['latency_ratio']:.2f}×"
@@ -199,7 +215,8 @@ def page(table: FrontierTable, tasks: list[str]) -> str:
             f"{verdict_text(point['arms'][arm]['keeps'])} ({verdict_text(point['arms'][arm]['point_estimate_keeps'])})"
             for arm in ARMS
         ]
-        rows.append([label, "".join(mixer[0] for mixer in point["layout"]), latency, *shares, *verdicts])
+        gains = [gain_text(point.get("healing_gain", {}).get(task)) for task in tasks]
+        rows.append([label, "".join(mixer[0] for mixer in point["layout"]), latency, *shares, *verdicts, *gains])
     lines += [
         *markdown_table(header, rows),
         "",
