@@ -84,9 +84,7 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
         rate = getattr(data_args, name)
         if rate is not None and not 0 < rate < 1:
             raise ValueError(f"--{name} is a fraction of the tokens in (0, 1); got {rate}.")
-    check_head_warmup(
-        model_args.head_warmup_steps, model_args.init_from, training_args.max_steps, training_args.deepspeed
-    )
+    check_head_warmup(model_args.head_warmup_steps, model_args.init_from, training_args)
     if training_args.data_seed is None:
         raise ValueError("--data_seed must be set: the training order and masks follow it, not --seed.")
     calibration = calibration_info(budget_args, model_args, data_args, training_args, budget_s)

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -26,6 +27,7 @@ from recipes.probe import main as probe_main
 from recipes.push_to_hub import main as push_main
 from recipes.showcase import main as showcase_main
 from recipes.training.distillation import distillation_loss, hidden_state_distance
+from recipes.training.head_warmup import check_head_warmup
 from recipes.training.pretrain_arguments import ModelArguments
 from studies.healing.table import main as heal_table_main
 
@@ -105,16 +107,18 @@ def test_mlm_healing_keeps_the_source_settings_when_asked(teacher_dir):
 
 
 class WeightWatch(TrainerCallback):
-    """Copies of the encoder's and the MLM head's weights when training begins and after each step."""
+    """Copies of the encoder's and the MLM head's weights when training begins and after each step, and the learning
+    rate after each step."""
 
     def __init__(self):
-        self.snapshots = {}
+        self.snapshots, self.learning_rates = {}, {}
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         self.take(0, model)
 
-    def on_step_end(self, args, state, control, model=None, **kwargs):
+    def on_step_end(self, args, state, control, model=None, lr_scheduler=None, **kwargs):
         self.take(state.global_step, model)
+        self.learning_rates[state.global_step] = lr_scheduler.get_last_lr()[0]
 
     def take(self, step, model):
         self.snapshots[step] = {
@@ -124,25 +128,29 @@ class WeightWatch(TrainerCallback):
 
 
 def test_mlm_healing_warms_up_the_new_head_before_the_encoder_trains(teacher_dir, train_file, tmp_path):
-    """With --head_warmup_steps 3 the head trains from the first step while the converted encoder stays exactly as
-    copied for 3 steps, then trains too; the record says so."""
+    """With --head_warmup_steps 2 the head trains from the first step while the converted encoder stays exactly as
+    copied for 2 steps, then trains too, its learning rate restarting from 0 over the next 2 steps (here on a linear
+    decay from 2e-3 over 6 steps, no warm-up of its own); the record says so."""
     watch = WeightWatch()
     argv = ["--init_from", str(teacher_dir), "--train_file", str(train_file), "--output_dir", str(tmp_path / "run")]
-    argv += ["--head_warmup_steps", "3", "--max_steps", "5", "--num_eval_points", "0", "--data_seed", "1", *RUN]
+    argv += ["--head_warmup_steps", "2", "--max_steps", "6", "--num_eval_points", "0", "--data_seed", "1", *RUN]
     spent = pretrain_main(argv, callbacks=[watch])
     snapshots = watch.snapshots
-    for step in (1, 2, 3):
+    for step in (1, 2):
         assert torch.equal(snapshots[step]["encoder"], snapshots[0]["encoder"])
         assert not torch.equal(snapshots[step]["head"], snapshots[step - 1]["head"])
-    assert not torch.equal(snapshots[4]["encoder"], snapshots[3]["encoder"])
-    assert spent["run_record"]["training"]["head_warmup_steps"] == 3
+    assert not torch.equal(snapshots[3]["encoder"], snapshots[2]["encoder"])
+    schedule = {step: 2e-3 * (6 - step) / 6 for step in range(1, 6)}
+    expected = {**schedule, 2: schedule[2] / 2}
+    assert watch.learning_rates == pytest.approx({step: expected.get(step, 0.0) for step in range(1, 7)})
+    assert spent["run_record"]["training"]["head_warmup_steps"] == 2
 
 
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
         (["--head_warmup_steps", "0"], "a number of steps ≥ 1"),
-        (["--head_warmup_steps", "5", "--max_steps", "5"], "leaves none of --max_steps 5"),
+        (["--head_warmup_steps", "3", "--max_steps", "6"], "take 6 steps, leaving none of --max_steps 6"),
     ],
 )
 def test_a_head_warmup_that_cannot_work_is_refused_before_anything_is_written(
@@ -157,6 +165,16 @@ def test_a_head_warmup_that_cannot_work_is_refused_before_anything_is_written(
             [*RUN, "--train_file", str(train_file), "--output_dir", str(output_dir), "--head_warmup_steps", "2"]
         )
     assert not output_dir.exists()
+
+
+def test_a_head_warmup_on_several_processes_needs_ddp_to_expect_unused_parameters():
+    """Frozen parameters give DistributedDataParallel nothing to reduce; partitioned optimizers ignore the freezing."""
+    several = SimpleNamespace(max_steps=0, deepspeed=None, fsdp=[], world_size=2, ddp_find_unused_parameters=False)
+    with pytest.raises(ValueError, match="--ddp_find_unused_parameters true"):
+        check_head_warmup(100, "minilm", several)
+    check_head_warmup(100, "minilm", SimpleNamespace(**{**vars(several), "ddp_find_unused_parameters": True}))
+    with pytest.raises(ValueError, match="DeepSpeed's and FSDP's partitions"):
+        check_head_warmup(100, "minilm", SimpleNamespace(**{**vars(several), "deepspeed": "ds_zero2.json"}))
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +206,7 @@ def test_distillation_raises_agreement_and_records_the_run(distilled):
 LOAD_IN_FRESH_PROCESS = """
 import json, sys
 import torch
-from transformers import BertModel, TrainerCallback
+from transformers import BertModel
 from sentence_transformers import SentenceTransformer
 from transformers import AutoModel, AutoTokenizer, pipeline
 

@@ -183,6 +183,6 @@ def test_the_readme_block_gives_each_points_shares_the_endpoint_the_fastest_keep
     assert "| additive k=3 | 0.88× | 96.0% [95.0, 97.0] | 97.0% [96.0, 98.0] | 99.0% [98.0, 100.0] |" in text
     assert "| pending | no / pending |" in text
     assert "healed, it keeps ≥ 97% up to k = 3" in text
-    assert "Fastest point that keeps it so far: additive k=3 at 0.88× (misses the 1.25× target" in text
+    assert "Fastest point that keeps it so far: additive k=3 (healed) at 0.88× (misses the target, ≤ 0.80×)" in text
     assert "healing pays (healed − unhealed accuracy, its interval above 0 on a task) first at k = 3" in text
     assert frontier_headline.headline(None).startswith("No frontier point is measured yet")

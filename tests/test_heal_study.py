@@ -165,12 +165,13 @@ def test_the_fair_mlm_control_warms_the_head_and_times_whole_runs(teacher_dir, t
     in_another_order["run_record"]["training"]["data_seed"] = 42
     distilled.record.write_text(json.dumps(in_another_order))
     assert not distilled.done
+    assert "--overwrite_output_dir" in {step.name: step for step in main(study)}[distilled.name].argv
 
 
 def test_a_healing_run_short_of_its_steps_is_replaced_unless_a_signal_stopped_it(tmp_path):
     """A run that a signal stopped continues from its checkpoint; one that ended short any other way (the wall-clock
-    fallback) is replaced by the study; a complete one, or none, needs nothing."""
-    assert replacing_short_run(tmp_path, 10) == []
+    fallback), or one in another data order, is replaced by the study; a complete one, or none, needs nothing."""
+    assert replacing_short_run(tmp_path, 10, 42) == []
     committed = DistillationRecord.read(COMMITTED_HEALING_RUN)
     for stop_reason, steps, expected in (
         ("signal", 4, []),
@@ -178,4 +179,5 @@ def test_a_healing_run_short_of_its_steps_is_replaced_unless_a_signal_stopped_it
         ("max_steps", 10, []),
     ):
         dataclasses.replace(committed, stop_reason=stop_reason, steps=steps).write(tmp_path)
-        assert replacing_short_run(tmp_path, 10) == expected, stop_reason
+        assert replacing_short_run(tmp_path, 10, 42) == expected, stop_reason
+    assert replacing_short_run(tmp_path, 10, 1) == ["--overwrite_output_dir"]  # another data order

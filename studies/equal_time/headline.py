@@ -99,7 +99,7 @@ def task_text(task: str, entry: dict) -> str:
     baselines = ", ".join(f"{label} {100 * accuracy:.2f}%" for label, accuracy in entry.get("baselines", {}).items())
     return (
         f"\n{task} ({verdict}; learning rate and epoch chosen on validation, test split scored once); "
-        f"model-free on its test split: {baselines}."
+        f"model-free baselines: {baselines}."
     )
 
 

@@ -117,7 +117,7 @@ def by_seed(runs: dict[str, Run], arm: str, budget: str, metric: str) -> dict[in
 def mlm_table(plan: Plan, runs: dict[str, Run], budget: str) -> tuple[list[str], dict]:
     header = [
         "arm", "seeds", "steps", *MLM_METRICS.values(),
-        "− bert at [MASK] (pp, mean ± 95% half-width)", "− bert loss (mean ± 95% half-width)",
+        "− bert at [MASK] (pp, mean ± 95% half-width)", "− bert, all labelled (pp)", "− bert loss (mean ± 95% half-width)",
     ]  # fmt: skip
     rows, values = [], {}
     for arm in plan.arms:
@@ -132,7 +132,7 @@ def mlm_table(plan: Plan, runs: dict[str, Run], budget: str) -> tuple[list[str],
             scale, unit, digits = (1, "", 3) if metric == "loss" else (100, "%", 2)
             cells.append(mean_and_spread(scores[metric].values(), scale, digits, unit))
         values[arm] = {metric: scores[metric] for metric in MLM_METRICS}
-        for metric, scale, digits in (("mask_accuracy", 100, 2), ("loss", 1, 3)):
+        for metric, scale, digits in (("mask_accuracy", 100, 2), ("accuracy", 100, 2), ("loss", 1, 3)):
             reference = by_seed(runs, REFERENCE_ARM, budget, metric)
             if arm == REFERENCE_ARM or len(set(reference) & set(scores[metric])) < 2:
                 cells.append("–")

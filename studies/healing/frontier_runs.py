@@ -128,7 +128,7 @@ def plan(args: FrontierRunArguments) -> list[Step]:
                 argv += ["--max_steps", str(args.steps), *shlex.split(args.training_args), "--output_dir", str(run_dir)]
                 record = run_dir / BUDGET_FILE
                 relaid = record.is_file() and not has_layout(layout, record)
-                argv += ["--overwrite_output_dir"] if relaid else replacing_short_run(run_dir, args.steps)
+                argv += ["--overwrite_output_dir"] if relaid else replacing_short_run(run_dir, args.steps, seed)
 
                 def done(record: Path, layout: list[str] = layout, seed: int = seed) -> bool:
                     return trained_for(args.steps, seed, record) and has_layout(layout, record)

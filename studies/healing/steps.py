@@ -27,15 +27,17 @@ def trained_for(steps: int, data_seed: int, record: Path) -> bool:
     return recorded.steps == steps and recorded.run_record.training.get("data_seed") == data_seed
 
 
-def replacing_short_run(run_dir: Path, steps: int) -> list[str]:
+def replacing_short_run(run_dir: Path, steps: int, data_seed: int) -> list[str]:
     """A healing run stopped part-way by a signal continues from its checkpoint; one that ended short of its planned
-    steps any other way (the wall-clock fallback) is the study's to replace: it is run again from the start."""
+    steps any other way (the wall-clock fallback), or one in another data order, is the study's to replace: it is run
+    again from the start."""
     record = run_dir / BUDGET_FILE
     if not record.is_file():
         return []
     finished = PretrainingRecord.read(run_dir)
     short = finished.stop_reason != "signal" and finished.steps != steps
-    return ["--overwrite_output_dir"] if short else []
+    reordered = finished.run_record.training.get("data_seed") != data_seed
+    return ["--overwrite_output_dir"] if short or reordered else []
 
 
 def teacher_name(teacher: str) -> str:

@@ -194,12 +194,12 @@ class HealStudyArguments:
             too_few = {
                 key: measured.mlm_steps(key)
                 for key in needed
-                if measured.mlm_steps(key) <= (self.mlm_head_warmup_steps or 0)
+                if measured.mlm_steps(key) <= 2 * (self.mlm_head_warmup_steps or 0)
             }
             if too_few:
                 raise ValueError(
-                    f"{self.step_times} gives MLM healing {too_few} steps, none left after the head warm-up of "
-                    f"--mlm_head_warmup_steps {self.mlm_head_warmup_steps}."
+                    f"{self.step_times} gives MLM healing {too_few} steps, none left after the head warm-up and the "
+                    f"learning-rate ramp after it (twice --mlm_head_warmup_steps {self.mlm_head_warmup_steps})."
                 )
         arguments_by_task(self.finetune_args, self.tasks)
 
@@ -235,7 +235,7 @@ def healing_argv(
     """The distill.py or pretrain.py arguments of one healing run, and its entry point."""
     common = ["--variant", variant, "--seed", str(seed), "--max_steps", str(count), *shlex.split(args.training_args)]
     common += ["--data_seed", str(data_seed(args, seed)), "--output_dir", str(run_dir)]
-    common += replacing_short_run(run_dir, count)
+    common += replacing_short_run(run_dir, count, data_seed(args, seed))
     settings = ["--keep_source_settings"] if keep else []
     if objective == "distillation":
         return distill.main, ["--teacher", args.teacher, *settings, *common]
