@@ -3,6 +3,7 @@ a same-seed rerun reproduces exactly, fine-tunings planned from finished runs, a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -203,7 +204,24 @@ def test_the_headline_gives_each_arms_finetuned_accuracy_and_only_the_plans_own_
             "hbert-v1 − bert-hbert-settings": {"loss": interval, "accuracy": interval},
         }},
     )  # fmt: skip
+    # (arm, budget, seed, minutes when it left the plateau or None): bert's 30m run is a long run, still on it
+    points = [
+        ("bert", "15m", 1, None), ("bert", "15m", 2, None), ("hbert-v1", "15m", 1, 6.0), ("hbert-v1", "15m", 2, 9.0),
+        ("bert", "30m", 1, None),
+    ]  # fmt: skip
+    plateau = {
+        f"{arm}/{budget}/{seed}": {
+            "arm": arm, "budget": budget, "seed": seed, "left": minutes is not None,
+            "minutes": minutes or float(budget[:-1]), "tokens": 1e6, "mask_accuracy": 0.06,
+            "evaluation_every_minutes": 1.0,
+        }
+        for arm, budget, seed, minutes in points
+    }  # fmt: skip
+    table = dataclasses.replace(table, plateau=plateau)
     text = headline.headline(table)
+    assert "| `hbert-v1` | 2 | 6.50 ± 0.71% | 6.50 ± 0.71% | 6.600 | 2 of 2 seeds, at 6.0, 9.0 min |" in text
+    assert "run for 30m: had not left the plateau after 30.0 calibrated core-minutes" in text
+    assert "a lower bound; `hbert-v1` (every seed by 9.0 min) left it at least 3× sooner." in text
     assert "| `bert` | 2 | 6.50 ± 0.71% | 6.50 ± 0.71% | 6.600 |" in text
     assert text.count("trec test accuracy (seeds)") == 1
     assert "| 85.00 ± 7.07% (2) |" in text and "| pending |" in text

@@ -132,9 +132,26 @@ def long_runs(table: EqualTimeTable) -> list[str]:
         if point["left"]:
             verdict = f"left the plateau after {where}"
         else:
-            verdict = f"had not left the plateau after {where}, its accuracy at [MASK] {100 * point['mask_accuracy']:.2f}%: a lower bound"
+            verdict = (
+                f"had not left the plateau after {where}, its accuracy at [MASK] {100 * point['mask_accuracy']:.2f}%: "
+                f"a lower bound{sooner_text(table, point['minutes'])}"
+            )
         lines += ["", f"`{point['arm']}`, seed {point['seed']}, run for {point['budget']}: {verdict}."]
     return lines
+
+
+def sooner_text(table: EqualTimeTable, bound_minutes: float) -> str:
+    """Against a long run still on the plateau: the arms whose every seed left it within the budgets, and how many
+    times sooner than the bound their slowest seed did."""
+    left = {}
+    for point in table.plateau.values():
+        if point["budget"] in table.mlm:
+            left.setdefault(point["arm"], []).append(point["minutes"] if point["left"] else None)
+    slowest = {arm: max(minutes) for arm, minutes in left.items() if None not in minutes}
+    if not slowest:
+        return ""
+    arms = " and ".join(f"`{arm}` (every seed by {minutes:.1f} min)" for arm, minutes in slowest.items())
+    return f"; {arms} left it at least {bound_minutes / max(slowest.values()):.0f}× sooner"
 
 
 def p_text(p_value: float) -> str:
