@@ -183,6 +183,12 @@ def test_an_endpoints_verdict_says_what_its_intervals_allow():
     assert headline.verdict_text(table, loss) == "goes against the claim"
     assert "survives the Holm correction" in headline.certainty_text({**loss, "p": 0.001})
     assert headline.certainty_text({**loss, "p": 0.02}) == "Holm correction once every endpoint is measured"
+    named = {**endpoint, "claim": "a claim", "difference": "hbert-v1 − bert"}
+    one_of_two = dataclasses.replace(table, primary_endpoints={"P1": {**named, "family_size": 2}})
+    assert "measured so far, 1 of 2" in "\n".join(headline.endpoints(one_of_two))
+    both = {name: {**named, "family_size": 2, "holm_p": 0.9} for name in ("P1", "P2")}
+    text = "\n".join(headline.endpoints(dataclasses.replace(table, primary_endpoints=both)))
+    assert "All 2 primary endpoints" in text and "(Holm: p = 0.900)" in text
 
 
 def test_the_headline_gives_each_arms_finetuned_accuracy_and_only_the_plans_own_contrasts():

@@ -171,12 +171,14 @@ def endpoints(table: EqualTimeTable) -> list[str]:
         )
     if not lines:
         return []
-    return [
-        "",
-        "Primary endpoints measured so far (declared before the runs; the others wait for fine-tuning):",
-        "",
-        *lines,
-    ]
+    family = next(iter(table.primary_endpoints.values()))["family_size"]
+    measured = (
+        f"All {family} primary endpoints (declared before the runs; Holm-corrected together):"
+        if len(lines) == family
+        else f"Primary endpoints measured so far, {len(lines)} of {family} (declared before the runs; the others wait "
+        "for fine-tuning):"
+    )
+    return ["", measured, "", *lines]
 
 
 def rows_text(endpoint: dict, scale: float, digits: int) -> str:
