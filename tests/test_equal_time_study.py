@@ -178,6 +178,10 @@ def test_an_endpoints_verdict_says_what_its_intervals_allow():
     assert headline.verdict_text(table, endpoint).startswith("uninformative at this budget")
     downstream = {**endpoint, "metric": "trec_accuracy", "mean": 0.02, "low": 0.01, "high": 0.03}
     assert headline.verdict_text(table, downstream) == "supports the claim"
+    not_surviving = headline.verdict_text(table, {**downstream, "holm_p": 0.052})
+    assert not_surviving.startswith("cannot tell: its intervals exclude 0 in the claim's direction")
+    assert "does not survive the Holm correction" in not_surviving
+    assert headline.verdict_text(table, {**downstream, "holm_p": 0.049}) == "supports the claim"
     assert headline.verdict_text(table, {**downstream, "rows_interval": [-0.01, 0.05]}).startswith("cannot tell")
     loss = {**endpoint, "metric": "loss", "higher_is_better": False, "mean": 0.1, "low": 0.05, "high": 0.15}
     assert headline.verdict_text(table, loss) == "goes against the claim"
