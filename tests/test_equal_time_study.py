@@ -183,6 +183,8 @@ def test_an_endpoints_verdict_says_what_its_intervals_allow():
     assert "does not survive the Holm correction" in not_surviving
     assert headline.verdict_text(table, {**downstream, "holm_p": 0.049}) == "supports the claim"
     assert headline.verdict_text(table, {**downstream, "rows_interval": [-0.01, 0.05]}).startswith("cannot tell")
+    wide = {**downstream, "low": -0.01, "rows_interval": [0.005, 0.03]}
+    assert headline.verdict_text(table, wide).startswith("cannot tell: the interval over seeds includes 0")
     loss = {**endpoint, "metric": "loss", "higher_is_better": False, "mean": 0.1, "low": 0.05, "high": 0.15}
     assert headline.verdict_text(table, loss) == "goes against the claim"
     assert "survives the Holm correction" in headline.certainty_text({**loss, "p": 0.001})
@@ -236,5 +238,7 @@ def test_the_headline_gives_each_arms_finetuned_accuracy_and_only_the_plans_own_
     assert text.count("trec test accuracy (seeds)") == 1
     assert "| 85.00 ± 7.07% (2) |" in text and "| pending |" in text
     assert "TF-IDF + LR 88.40%" in text and "trec (a headline task;" in text
+    assert "No pretrained arm's mean reaches TF-IDF + LR here." in text
+    assert "Not in yet: the trec random-initialisation controls; trec for some seeds of `hbert-v1`." in text
     assert "- hbert-v1 − bert-hbert-settings: loss +0.010 [-0.020, +0.040]" in text
     assert "hbert-v1 − bert:" not in text

@@ -81,6 +81,7 @@ def headline(table: EqualTimeTable) -> str:
         *(f"{task} test accuracy (seeds)" for task in tasks),
     ]  # fmt: skip
     lines = [intro, "", *markdown_table(header, rows), *(task_text(task, entry) for task, entry in tasks.items())]
+    lines += pending_text(table, budget)
     return "\n".join([*lines, *long_runs(table), *exploratory(table, budget), *endpoints(table)])
 
 
@@ -97,11 +98,45 @@ def task_text(task: str, entry: dict) -> str:
         if entry["informative"]
         else "not a headline task: `bert` does not beat answering one class by 10 macro-F1 points"
     )
-    baselines = ", ".join(f"{label} {100 * accuracy:.2f}%" for label, accuracy in entry.get("baselines", {}).items())
+    baselines = entry.get("baselines", {})
+    listed = ", ".join(f"{label} {100 * accuracy:.2f}%" for label, accuracy in baselines.items())
+    means = {
+        name.split("/")[0]: statistics.mean(scores["accuracy"].values())
+        for name, scores in entry["rows"].items()
+        if name.endswith("/pretrained")
+    }
+    best_label = max(baselines, key=baselines.get, default=None)
+    beaten = ""
+    if best_label and means and max(means.values()) < baselines[best_label]:
+        beaten = f" No pretrained arm's mean reaches {best_label} here."
     return (
         f"\n{task} ({verdict}; learning rate and epoch chosen on validation, test split scored once); "
-        f"model-free baselines: {baselines}."
+        f"model-free baselines: {listed}.{beaten}"
     )
+
+
+def pending_text(table: EqualTimeTable, budget: str) -> list[str]:
+    """What the plan declares at this budget that the records do not hold yet: tasks without a fine-tuning, the
+    random-initialisation controls, and arms with fewer fine-tuned than pretrained seeds."""
+    missing = []
+    for key, entry in table.downstream.items():
+        entry_budget, task = key.split("/", 1)
+        if entry_budget != budget:
+            continue
+        rows = entry["rows"]
+        if not rows:
+            missing.append(f"every {task} fine-tuning")
+            continue
+        if not any(name.endswith("/scratch") for name in rows):
+            missing.append(f"the {task} random-initialisation controls")
+        short = [
+            f"`{arm}`"
+            for arm, metrics in table.mlm[budget].items()
+            if len(rows.get(f"{arm}/pretrained", {}).get("accuracy", {})) < len(metrics["loss"])
+        ]
+        if short:
+            missing.append(f"{task} for some seeds of {', '.join(short)}")
+    return ["", f"Not in yet: {'; '.join(missing)}."] if missing else []
 
 
 def exploratory(table: EqualTimeTable, budget: str) -> list[str]:
@@ -213,6 +248,12 @@ def verdict_text(table: EqualTimeTable, endpoint: dict) -> str:
         *([endpoint["rows_interval"]] if endpoint.get("rows_interval") else []),
     ]
     if not (all(low > 0 for low, _ in intervals) or all(high < 0 for _, high in intervals)):
+        seeds_only = endpoint["low"] <= 0 <= endpoint["high"] and len(intervals) > 1
+        if seeds_only and not intervals[1][0] <= 0 <= intervals[1][1]:
+            return (
+                "cannot tell: the interval over seeds includes 0 (the one over seeds and test rows does not, but "
+                "resampling so few seeds narrows it; a verdict needs both)"
+            )
         return "cannot tell: an interval includes 0"
     direction = "the claim's" if sign * endpoint["mean"] > 0 else "against the claim's"
     if endpoint["holm_p"] is not None and endpoint["holm_p"] >= FAMILY_ALPHA:
