@@ -127,7 +127,8 @@ def pending_text(table: EqualTimeTable, budget: str) -> list[str]:
         if not rows:
             missing.append(f"every {task} fine-tuning")
             continue
-        if not any(name.endswith("/scratch") for name in rows):
+        seeds = {arm: len(metrics["loss"]) for arm, metrics in table.mlm[budget].items()}
+        if any(len(rows.get(f"{arm}/scratch", {}).get("accuracy", {})) < count for arm, count in seeds.items()):
             missing.append(f"the {task} random-initialisation controls")
         short = [
             f"`{arm}`"
