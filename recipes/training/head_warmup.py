@@ -50,6 +50,11 @@ class HeadWarmupCallback(TrainerCallback):
             self.set_frozen(False)
 
 
+def warmup_span(steps: int) -> int:
+    """The steps before the schedule's own rate returns: the head's warm-up and the ramp after it."""
+    return 2 * steps
+
+
 def check_head_warmup(steps: int | None, init_from: str | None, training_args) -> None:
     """One clear error for a warm-up that cannot do what it says."""
     if steps is None:
@@ -61,9 +66,9 @@ def check_head_warmup(steps: int | None, init_from: str | None, training_args) -
             "--head_warmup_steps warms up the new MLM head of a BERT converted with --init_from; a fresh model has no "
             "trained encoder to protect, and a continued checkpoint has its head."
         )
-    if 0 < training_args.max_steps <= 2 * steps:
+    if 0 < training_args.max_steps <= warmup_span(steps):
         raise ValueError(
-            f"--head_warmup_steps {steps} and the learning-rate ramp after it take {2 * steps} steps, leaving none of "
+            f"--head_warmup_steps {steps} and the learning-rate ramp after it take {warmup_span(steps)} steps, leaving none of "
             f"--max_steps {training_args.max_steps} at the schedule's own rate."
         )
     if training_args.deepspeed or training_args.fsdp:

@@ -45,6 +45,7 @@ from recipes.records import (
 )
 from recipes.run_folder.naming import run_name
 from recipes.training.arguments import parse_args
+from recipes.training.head_warmup import warmup_span
 from studies import planner
 from studies.healing import table as heal_table
 from studies.healing.steps import (
@@ -166,10 +167,10 @@ class HealStudyArguments:
         if (
             self.measure_step_times
             and self.mlm_head_warmup_steps
-            and 0 < self.measure_steps <= self.mlm_head_warmup_steps
+            and 0 < self.measure_steps <= warmup_span(self.mlm_head_warmup_steps)
         ):
             raise ValueError(
-                f"--measure_steps {self.measure_steps} would time only the head warm-up of "
+                f"--measure_steps {self.measure_steps} would time only the head warm-up and ramp of "
                 f"--mlm_head_warmup_steps {self.mlm_head_warmup_steps}: time whole runs (--measure_steps 0)."
             )
         if "mlm" in self.objectives and not self.measure_step_times:
@@ -194,7 +195,7 @@ class HealStudyArguments:
             too_few = {
                 key: measured.mlm_steps(key)
                 for key in needed
-                if measured.mlm_steps(key) <= 2 * (self.mlm_head_warmup_steps or 0)
+                if measured.mlm_steps(key) <= warmup_span(self.mlm_head_warmup_steps or 0)
             }
             if too_few:
                 raise ValueError(
