@@ -11,8 +11,10 @@ import pytest
 
 from recipes.cards.committed import regenerate, stale_cards
 from recipes.records import DistillationRecord
+from recipes.training.arguments import parse_args
+from studies.healing import study
 from studies.healing.steps import replacing_short_run
-from studies.healing.study import main
+from studies.healing.study import HealStudyArguments, main
 
 COMMITTED_HEALING_RUN = Path(__file__).resolve().parents[1] / "results/heal/runs/addbert-minilm-distill-600steps-seed1"
 
@@ -181,3 +183,30 @@ def test_a_healing_run_short_of_its_steps_is_replaced_unless_a_signal_stopped_it
         dataclasses.replace(committed, stop_reason=stop_reason, steps=steps).write(tmp_path)
         assert replacing_short_run(tmp_path, 10, 42) == expected, stop_reason
     assert replacing_short_run(tmp_path, 10, 1) == ["--overwrite_output_dir"]  # another data order
+
+
+def test_step_times_measured_another_way_are_not_merged(tmp_path, monkeypatch):
+    """Whole-run times and short-run times of the same settings are different measurements: a record of one is not
+    kept as entries of the other, while a second whole-run pass keeps the first pass's entries it does not remeasure."""
+    timed = []
+
+    def fake_argv(args, variant, objective, keep, seed, count, run_dir):
+        timed.append((variant, objective, count))
+        return (lambda argv: {"elapsed_s": 2.0 if objective == "mlm" else 1.0, "steps": 1}), []
+
+    monkeypatch.setattr(study, "healing_argv", fake_argv)
+
+    def measured(variants, measure_steps, earlier=None):
+        argv = ["--variants", *variants, "--settings", "own", "--steps", "12", "--measure_rounds", "1"]
+        (args,) = parse_args((HealStudyArguments,), [*argv, "--measure_steps", str(measure_steps)])
+        return study.measure_step_times(args, earlier)
+
+    short = measured(["hbert-v1", "addbert"], 2)
+    assert short.protocol["steps_per_run"] == 2 and {count for *_, count in timed} == {2}
+    whole = measured(["hbert-v1"], 0, earlier=short)
+    assert sorted(whole.variants) == ["hbert-v1"]  # addbert's short-run entry is not carried into a whole-run record
+    assert whole.variants["hbert-v1"]["mlm_steps"] == 6
+    again = measured(["addbert"], 0, earlier=whole)
+    assert (
+        sorted(again.variants) == ["addbert", "hbert-v1"] and again.variants["hbert-v1"] == whole.variants["hbert-v1"]
+    )

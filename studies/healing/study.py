@@ -297,8 +297,10 @@ def measure_step_times(args: HealStudyArguments, earlier: StepTimesRecord | None
     between rounds, so a change in the machine's load falls on both), and the MLM steps that take the time of --steps
     distillation steps. The runs are --measure_steps long, or whole runs with --measure_steps 0 (MLM for the steps
     the `earlier` record gives it, so that the head warm-up's cheaper steps weigh as in the study's run). Entries of
-    an `earlier` record made at the same settings are kept unless measured again."""
-    current = earlier if earlier and earlier.settings == step_time_settings(args) else None
+    an `earlier` record made at the same settings and steps per run are kept unless measured again."""
+    protocol = {"steps_per_run": args.measure_steps or "whole runs", "rounds": args.measure_rounds}
+    same_protocol = earlier and earlier.protocol["steps_per_run"] == protocol["steps_per_run"]
+    current = earlier if same_protocol and earlier.settings == step_time_settings(args) else None
     times = {}
     with tempfile.TemporaryDirectory() as scratch:
         for round_index in range(args.measure_rounds):
@@ -328,7 +330,7 @@ def measure_step_times(args: HealStudyArguments, earlier: StepTimesRecord | None
         }
     return StepTimesRecord(
         settings=step_time_settings(args),
-        protocol={"steps_per_run": args.measure_steps or "whole runs", "rounds": args.measure_rounds},
+        protocol=protocol,
         variants=variants,
         device=device_name(training_device(args)),
         measured_at=measured_at,
