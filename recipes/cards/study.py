@@ -8,6 +8,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
+from recipes.cards.markdown import signed_interval
 from recipes.environment import portable_path
 from recipes.evaluation.stats import mean_interval, paired_difference
 from recipes.records import EqualTimeTable
@@ -42,11 +43,8 @@ def difference_text(scores: dict[int, float], reference: dict[int, float] | None
     if reference is None or scores is reference or len(set(scores) & set(reference)) < 2:
         return "–"
     difference = paired_difference(scores, reference)
-    verdict = "excludes 0" if not difference.covers_zero else "includes 0"
-    return (
-        f"{scale * difference.mean:+.{digits}f} [{scale * difference.low:+.{digits}f}, "
-        f"{scale * difference.high:+.{digits}f}] ({verdict})"
-    )
+    bounds = {"mean": difference.mean, "low": difference.low, "high": difference.high}
+    return f"{signed_interval(bounds, scale, digits)} ({'includes 0' if difference.covers_zero else 'excludes 0'})"
 
 
 def plateau_text(table: EqualTimeTable, arm: str, budget: str) -> str:
