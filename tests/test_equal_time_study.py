@@ -187,14 +187,14 @@ def test_an_endpoints_verdict_says_what_its_intervals_allow():
     assert headline.verdict_text(table, wide).startswith("cannot tell: the interval over seeds includes 0")
     loss = {**endpoint, "metric": "loss", "higher_is_better": False, "mean": 0.1, "low": 0.05, "high": 0.15}
     assert headline.verdict_text(table, loss) == "goes against the claim"
-    assert "survives the Holm correction" in headline.certainty_text({**loss, "p": 0.001})
-    assert headline.certainty_text({**loss, "p": 0.02}) == "Holm correction once every endpoint is measured"
+    assert "survives Holm whatever the other endpoints give" in headline.certainty_text({**loss, "p": 0.001})
+    assert headline.certainty_text({**loss, "p": 0.02}) == "Holm once every endpoint is measured"
     named = {**endpoint, "claim": "a claim", "difference": "hbert-v1 − bert"}
     one_of_two = dataclasses.replace(table, primary_endpoints={"P1": {**named, "family_size": 2}})
     assert "measured so far, 1 of 2" in "\n".join(headline.endpoints(one_of_two))
     both = {name: {**named, "family_size": 2, "holm_p": 0.9} for name in ("P1", "P2")}
     text = "\n".join(headline.endpoints(dataclasses.replace(table, primary_endpoints=both)))
-    assert "All 2 primary endpoints" in text and "(Holm: p = 0.900)" in text
+    assert "All 2 primary endpoints" in text and "| 0.700 (Holm 0.900) |" in text
 
 
 def test_the_headline_gives_each_arms_finetuned_accuracy_and_only_the_plans_own_contrasts():
@@ -242,3 +242,10 @@ def test_the_headline_gives_each_arms_finetuned_accuracy_and_only_the_plans_own_
     assert "Not in yet: the trec random-initialisation controls; trec for some seeds of `hbert-v1`." in text
     assert "- hbert-v1 − bert-hbert-settings: loss +0.010 [-0.020, +0.040]" in text
     assert "hbert-v1 − bert:" not in text
+    assert "from random init" not in text
+    rows = table.downstream["15m/trec"]["rows"]
+    with_control = {**rows, "bert/scratch": {"accuracy": {"1": 0.7}}}
+    table.downstream["15m/trec"]["rows"] = with_control
+    text = headline.headline(table)
+    assert "| trec test accuracy (seeds) | trec test accuracy from random init (seeds) |" in text
+    assert "| 85.00 ± 7.07% (2) | 70.00% (1) |" in text and "| pending | pending |" in text

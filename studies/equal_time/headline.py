@@ -3,9 +3,9 @@
     python -m studies.equal_time.headline     # rewrite the block between the README's headline markers
 
 For the largest budget with a finished run: per arm, the seeds in, held-out accuracy at [MASK] and over all labelled
-tokens, MLM loss (mean ± sd over seeds), when each seed left the plateau and the fine-tuned test accuracy per task;
-then the long run's plateau point, the plan's settings-against-mixer contrasts and each measured primary endpoint with
-its verdict. Every other paired difference is on the study's page. `tests/test_readme.py` checks the README's block
+tokens, MLM loss (mean ± sd over seeds), when each seed left the plateau and the fine-tuned test accuracy per task
+(and from random initialisation, once a control is in); then the long run's plateau point, the plan's
+settings-against-mixer contrasts and a table of the measured primary endpoints with their verdicts. Every other paired difference is on the study's page. `tests/test_readme.py` checks the README's block
 against this function, so every number there is the record's.
 """
 
@@ -66,7 +66,11 @@ def headline(table: EqualTimeTable) -> str:
             mean_and_spread(metrics["accuracy"].values()),
             f"{statistics.mean(metrics['loss'].values()):.3f}",
             left_plateau_text(points),
-            *(finetuned_text(entry["rows"].get(f"{arm}/pretrained")) for entry in tasks.values()),
+            *(
+                finetuned_text(entry["rows"].get(f"{arm}/{init}"))
+                for entry in tasks.values()
+                for init in initialisations(entry)
+            ),
         ])  # fmt: skip
     every = " or ".join(f"{minutes:g}" for minutes in sorted(spacing))
     intro = (
@@ -78,11 +82,20 @@ def headline(table: EqualTimeTable) -> str:
     )
     header = [
         "arm", "seeds", "accuracy at [MASK]", "accuracy, all labelled", "loss", "left the plateau",
-        *(f"{task} test accuracy (seeds)" for task in tasks),
+        *(
+            f"{task} test accuracy{' from random init' if init == 'scratch' else ''} (seeds)"
+            for task, entry in tasks.items()
+            for init in initialisations(entry)
+        ),
     ]  # fmt: skip
     lines = [intro, "", *markdown_table(header, rows), *(task_text(task, entry) for task, entry in tasks.items())]
     lines += pending_text(table, budget)
     return "\n".join([*lines, *long_runs(table), *exploratory(table, budget), *endpoints(table)])
+
+
+def initialisations(entry: dict) -> list[str]:
+    """The task's columns: the pretrained weights, and the random-initialisation control once one is recorded."""
+    return ["pretrained", *(["scratch"] if any(name.endswith("/scratch") for name in entry["rows"]) else [])]
 
 
 def finetuned_text(scores: dict | None) -> str:
@@ -192,46 +205,49 @@ def sooner_text(table: EqualTimeTable, bound_minutes: float) -> str:
 
 
 def p_text(p_value: float) -> str:
-    return "p < 0.001" if p_value < 0.001 else f"p = {p_value:.3f}"
+    return "< 0.001" if p_value < 0.001 else f"{p_value:.3f}"
 
 
 def endpoints(table: EqualTimeTable) -> list[str]:
-    """Each measured primary endpoint against its paper's claim: direction, size, interval and p-value."""
-    lines = []
+    """Each measured primary endpoint against its paper's claim: direction, size, intervals, p-values and verdict."""
+    rows = []
     for name, endpoint in table.primary_endpoints.items():
         scale, digits, unit = (100, 2, " pp") if endpoint["higher_is_better"] else (1, 3, "")
-        lines.append(
-            f"- **{name}** ({endpoint['claim']}): {endpoint['difference']} = "
-            f"{signed_interval(endpoint, scale, digits, unit)} (95%, over seeds{rows_text(endpoint, scale, digits)}), "
-            f"{p_text(endpoint['p'])} "
-            f"({certainty_text(endpoint)}): {verdict_text(table, endpoint)}."
-        )
-    if not lines:
+        rows.append([
+            f"**{name}**",
+            endpoint["claim"],
+            f"{endpoint['difference']}: {signed_interval(endpoint, scale, digits, unit)}",
+            rows_text(endpoint, scale, digits),
+            f"{p_text(endpoint['p'])} ({certainty_text(endpoint)})",
+            verdict_text(table, endpoint),
+        ])  # fmt: skip
+    if not rows:
         return []
     family = next(iter(table.primary_endpoints.values()))["family_size"]
     measured = (
         f"All {family} primary endpoints (declared before the runs; Holm-corrected together):"
-        if len(lines) == family
-        else f"Primary endpoints measured so far, {len(lines)} of {family} (declared before the runs; the others wait "
+        if len(rows) == family
+        else f"Primary endpoints measured so far, {len(rows)} of {family} (declared before the runs; the others wait "
         "for fine-tuning):"
     )
-    return ["", measured, "", *lines]
+    header = ["endpoint", "claim", "difference, 95% over seeds", "over seeds and test rows", "p (Holm)", "verdict"]
+    return ["", measured, "", *markdown_table(header, rows)]
 
 
 def rows_text(endpoint: dict, scale: float, digits: int) -> str:
     if endpoint.get("rows_interval") is None:
-        return ""
+        return "–"
     low, high = endpoint["rows_interval"]
-    return f"; over seeds and test rows [{scale * low:+.{digits}f}, {scale * high:+.{digits}f}]"
+    return f"[{scale * low:+.{digits}f}, {scale * high:+.{digits}f}]"
 
 
 def certainty_text(endpoint: dict) -> str:
     if endpoint["holm_p"] is not None:
-        return f"Holm: {p_text(endpoint['holm_p'])}"
+        return f"Holm {p_text(endpoint['holm_p'])}"
     worst = min(1.0, endpoint["family_size"] * endpoint["p"])
     if worst < FAMILY_ALPHA:
-        return f"it survives the Holm correction whatever the other endpoints give: {endpoint['family_size']} × p = {worst:.4f}"
-    return "Holm correction once every endpoint is measured"
+        return f"survives Holm whatever the other endpoints give: {endpoint['family_size']} × p = {worst:.4f}"
+    return "Holm once every endpoint is measured"
 
 
 def verdict_text(table: EqualTimeTable, endpoint: dict) -> str:
