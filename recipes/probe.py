@@ -27,7 +27,15 @@ from recipes.cards.markdown import markdown_table
 from recipes.data import assets
 from recipes.data.tasks import load_task, offline_tasks
 from recipes.environment import device_name, git_commit, load_average, package_versions
-from recipes.evaluation.probing import TEACHER, agreement, describe_student, latency, linear_probe, unhealed_name
+from recipes.evaluation.probing import (
+    SAME_IMPLEMENTATION,
+    TEACHER,
+    agreement,
+    describe_student,
+    latency,
+    linear_probe,
+    unhealed_name,
+)
 from recipes.models.sentence_encoder import encode
 from recipes.models.starting_model import load_tokenizer, source_settings
 from recipes.models.teacher import load_teacher
@@ -133,14 +141,17 @@ def markdown(results: dict) -> str:
         + [f"{task} probe acc." for task in results["tasks"]]
         + [f"{task} agreement" for task in results["tasks"]]
     )
-    header += [f"latency {seq} (ms, ÷ teacher)" for seq in results["latency_ms"]]
+    header += [f"latency {seq} (ms, ÷ teacher, ÷ teacher in this implementation)" for seq in results["latency_ms"]]
     rows = []
     for name in names:
+        scores = [results["tasks"][task].get(name) for task in results["tasks"]]  # none for the latency control
         row = [name]
-        row += [f"{100 * results['tasks'][task][name]['accuracy']:.2f}%" for task in results["tasks"]]
-        row += [f"{results['tasks'][task][name]['agreement']:.4f}" for task in results["tasks"]]
+        row += ["–" if score is None else f"{100 * score['accuracy']:.2f}%" for score in scores]
+        row += ["–" if score is None else f"{score['agreement']:.4f}" for score in scores]
         for records in results["latency_ms"].values():
-            row.append(f"{records[name]['latency_ms']:.1f} ({records[name]['ratio_vs'][TEACHER]:.2f}×)")
+            timed = records[name]
+            ratios = ", ".join(f"{timed['ratio_vs'][control]:.2f}×" for control in (TEACHER, SAME_IMPLEMENTATION))
+            row.append(f"{timed['latency_ms']:.1f} ({ratios})")
         rows.append(row)
     return "\n".join(markdown_table(header, rows))
 

@@ -12,7 +12,7 @@ import numpy as np
 from transformers import AutoModel
 
 from recipes.data import assets
-from recipes.evaluation.probing import TEACHER, latency
+from recipes.evaluation.probing import SAME_IMPLEMENTATION, TEACHER, latency
 from recipes.models.sentence_encoder import encode
 from recipes.models.starting_model import load_tokenizer
 from recipes.models.teacher import load_teacher
@@ -85,7 +85,10 @@ def main(argv: list[str] | None = None) -> dict:
     records = latency(encoders, [args.latency_seq], args.latency_repeats)[args.latency_seq]
     print(f"\nLatency of one {args.latency_seq}-token sequence (median of {args.latency_repeats} interleaved turns):")
     for name, record in records.items():
-        print(f"  {name}: {record['latency_ms']:.1f} ms ({record['ratio_vs'][TEACHER]:.2f}× the teacher's)")
+        print(
+            f"  {name}: {record['latency_ms']:.1f} ms ({record['ratio_vs'][TEACHER]:.2f}× the teacher's, "
+            f"{record['ratio_vs'][SAME_IMPLEMENTATION]:.2f}× the teacher's in this implementation)"
+        )
     return {
         "similarities": {name: values.tolist() for name, values in similarities.items()},
         "neighbours": {name: values.tolist() for name, values in neighbours.items()},

@@ -308,12 +308,16 @@ def test_probe_compares_students_with_their_teacher(distilled, probed):
     assert trec["bert (unhealed)"]["agreement"] == pytest.approx(1.0, abs=1e-5)
     assert trec["bert (unhealed)"]["accuracy"] == pytest.approx(trec["teacher"]["accuracy"], abs=0.005)
     assert trec[str(student_dir)]["agreement"] > trec["hbert-v1 (unhealed)"]["agreement"]
-    for records in results["latency_ms"].values():
-        assert records["teacher"]["ratio_vs"]["teacher"] == 1.0 and len(records) == 5
+    for records in results["latency_ms"].values():  # each encoder and the teacher in this implementation
+        assert records["teacher"]["ratio_vs"]["teacher"] == 1.0 and len(records) == 6
+        assert records["teacher in this implementation"]["ratio_vs"]["teacher in this implementation"] == 1.0
+        assert set(records["hbert-v1 (unhealed)"]["ratio_vs"]) == {"teacher", "teacher in this implementation"}
     written = json.loads(output.read_text())
     assert written["tasks"]["trec"]["teacher"] == trec["teacher"]
     assert written["git_commit"] == git_commit() and len(written["load_average"]) == 3  # what made it, on what load
-    assert "latency 32 (ms, ÷ teacher)" in output.with_suffix(".md").read_text()
+    table = output.with_suffix(".md").read_text()
+    assert "latency 32 (ms, ÷ teacher, ÷ teacher in this implementation)" in table
+    assert "| teacher in this implementation | – | – |" in table  # timed only: no probe, no agreement
     described = results["encoders"][str(student_dir)]
     assert {key: described[key] for key in ("kind", "variant", "objective", "keep_source_settings", "steps")} == {
         "kind": "healed", "variant": "hbert-v1", "objective": "distillation", "keep_source_settings": False, "steps": 25,
@@ -332,10 +336,12 @@ def test_showcase_prints_teacher_and_student_side_by_side(teacher_dir, distilled
     shown = showcase_main(
         ["--student", str(student_dir), "--teacher", str(teacher_dir), "--latency_seq", "32", "--latency_repeats", "1"]
     )
-    assert set(shown["similarities"]) == set(shown["neighbours"]) == set(shown["latency_ms"]) == {"teacher", "student"}
+    assert set(shown["similarities"]) == set(shown["neighbours"]) == {"teacher", "student"}
+    assert set(shown["latency_ms"]) == {"teacher", "student", "teacher in this implementation"}
     assert all(-1.0 <= value <= 1.0 + 1e-6 for values in shown["similarities"].values() for value in values)
     printed = capsys.readouterr().out
     assert "Nearest neighbour" in printed and "Latency of one 32-token sequence" in printed
+    assert "the teacher's in this implementation)" in printed
 
 
 def test_healed_student_card_and_push_plan(distilled, probed, tmp_path):

@@ -15,10 +15,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from transformers import PreTrainedModel
 
+from modeling import HybridBertModel
 from recipes.benchmark.harness import VOCAB_SIZE, BenchmarkArguments, compare, inference_step, random_batch
 from recipes.records import PretrainingRecord
 
 TEACHER = "teacher"
+SAME_IMPLEMENTATION = "teacher in this implementation"
 
 
 def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, seed: int) -> dict:
@@ -34,7 +36,10 @@ def agreement(embeddings: np.ndarray, teacher_embeddings: np.ndarray) -> float:
 
 
 def latency(encoders: dict[str, PreTrainedModel], seqs: list[int], repeats: int) -> dict[int, dict[str, dict]]:
-    """Per length: each encoder's median latency (ms) for one sequence and its ratio to the teacher's."""
+    """Per length: each encoder's median latency (ms) for one sequence, and its ratio to the teacher's and to the
+    teacher in this project's implementation (`from_bert(teacher, "bert")`, timed in the same turns). Against that
+    control a student's ratio is the cost of its mixers alone, without the difference between two implementations."""
+    encoders = {**encoders, SAME_IMPLEMENTATION: HybridBertModel.from_bert(encoders[TEACHER], variant="bert").eval()}
     for name, model in encoders.items():
         if model.config.vocab_size < VOCAB_SIZE:
             raise ValueError(
@@ -45,7 +50,9 @@ def latency(encoders: dict[str, PreTrainedModel], seqs: list[int], repeats: int)
     for seq in seqs:
         inputs = random_batch(1, seq, with_labels=False, args=args)
         steps = {name: inference_step(model, inputs, bf16=False) for name, model in encoders.items()}
-        timings[seq] = compare(steps, "latency_ms", lambda seconds: 1000 * seconds, args, references=[TEACHER])
+        timings[seq] = compare(
+            steps, "latency_ms", lambda seconds: 1000 * seconds, args, references=[TEACHER, SAME_IMPLEMENTATION]
+        )
     return timings
 
 
