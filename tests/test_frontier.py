@@ -11,7 +11,14 @@ import pytest
 from recipes import distill
 from recipes.records import FinetuningRecord, FrontierRecord, FrontierTable
 from studies.healing import frontier_headline, frontier_runs, frontier_table
-from studies.healing.frontier import HF_BERT, SAME_IMPLEMENTATION, frontier_layouts, main, point_name
+from studies.healing.frontier import (
+    HF_BERT,
+    SAME_IMPLEMENTATION,
+    frontier_layouts,
+    healing_conversions,
+    main,
+    point_name,
+)
 
 
 def test_layouts_replace_the_layers_whose_replacement_alone_costs_least():
@@ -26,7 +33,8 @@ def test_layouts_replace_the_layers_whose_replacement_alone_costs_least():
 def test_frontier_measures_every_point_against_the_same_implementation(teacher_dir, tmp_path):
     argv = [
         "--teacher", str(teacher_dir), "--tasks", "trec", "--texts_per_task", "16", "--max_length", "32",
-        "--counts", "2", "4", "--batch_sizes", "1", "2", "--seqs", "16", "--repeats", "1", "--output_dir", str(tmp_path),
+        "--counts", "2", "4", "--batch_sizes", "1", "2", "--seqs", "16", "--repeats", "1", "--group_size", "3",
+        "--output_dir", str(tmp_path),
     ]  # fmt: skip
     record = main(argv)
     assert FrontierRecord.read(tmp_path / "frontier.json") == record
@@ -34,18 +42,35 @@ def test_frontier_measures_every_point_against_the_same_implementation(teacher_d
         assert set(record.layer_agreement[mixer]) == {"0", "1", "2", "3"}
         assert all(-1 <= value <= 1 for value in record.layer_agreement[mixer].values())
         assert [layout.count(mixer) for layout in record.layouts[mixer].values()] == [2, 4]
-    assert set(record.latency_ms) == {"1x16", "2x16"}
-    for shape in record.latency_ms.values():
+    (measured,) = record.latency_measurements
+    assert set(measured["latency_ms"]) == {"1x16", "2x16"} and (measured["group_size"], measured["repeats"]) == (3, 1)
+    for shape in measured["latency_ms"].values():
         names = set(shape["encoders"])
         assert names == {
             HF_BERT,
             SAME_IMPLEMENTATION,
             *(point_name(m, k) for m in ("additive", "pooling") for k in (2, 4)),
+            *healing_conversions(),  # the healing study's conversions, for its table's latency column
         }
         assert shape["encoders"][SAME_IMPLEMENTATION]["ratio_vs"][SAME_IMPLEMENTATION] == 1.0
         assert len(shape["load_average_before"]) == 3
     readme = (tmp_path / "README.md").read_text()
     assert "| pooling k=4 | pppp |" in readme and f"| {SAME_IMPLEMENTATION} | all s |" in readme
+    assert "| hbert-v1, teacher's settings | sasa |" in readme
+
+    # a repeat times the record's own layouts and shapes again with its protocol, and every ratio is read over both
+    repeated = main(["--repeat_latency", "--repeats", "2", "--note", "a test", "--output_dir", str(tmp_path)])
+    assert FrontierRecord.read(tmp_path / "frontier.json") == repeated
+    assert repeated.layouts == record.layouts and repeated.latency_measurements[0] == measured
+    again = repeated.latency_measurements[1]
+    assert set(again["latency_ms"]) == {"1x16", "2x16"} and (again["group_size"], again["repeats"]) == (3, 1)
+    ratios = repeated.latency_ratios("2x16", point_name("additive", 4))
+    assert (
+        len(ratios) == 2
+        and ratios[0] == measured["latency_ms"]["2x16"]["encoders"]["additive k=4"]["ratio_vs"][SAME_IMPLEMENTATION]
+    )
+    readme = (tmp_path / "README.md").read_text()
+    assert "(a test), N = 3, R = 1: load" in readme
 
 
 def test_the_committed_frontier_page_is_what_its_record_gives():
@@ -87,7 +112,7 @@ def test_a_frontier_point_runs_once_on_a_tiny_teacher(teacher_dir, train_file, t
     then runs nothing."""
     layouts = {"additive": {"2": ["self", "additive", "additive", "self"]}}
     FrontierRecord(
-        teacher=str(teacher_dir), validation_texts={}, layer_agreement={}, layouts=layouts, latency_ms={},
+        teacher=str(teacher_dir), validation_texts={}, layer_agreement={}, layouts=layouts, latency_measurements=[],
         device="cpu", threads=1, git_commit="test", measured_at="now",
     ).write(tmp_path / "frontier.json")  # fmt: skip
     argv = [
@@ -131,7 +156,7 @@ def test_a_frontier_point_runs_once_on_a_tiny_teacher(teacher_dir, train_file, t
     assert healing_gain["low"] <= healing_gain["mean"] <= healing_gain["high"]
     # a layout made again differently: the distillation and the unhealed fine-tunings are no longer done
     FrontierRecord(
-        teacher=str(teacher_dir), validation_texts={}, layer_agreement={}, latency_ms={}, device="cpu", threads=1,
+        teacher=str(teacher_dir), validation_texts={}, layer_agreement={}, latency_measurements=[], device="cpu", threads=1,
         git_commit="test", measured_at="now", layouts={"additive": {"2": ["additive", "self", "self", "additive"]}},
     ).write(tmp_path / "frontier.json")  # fmt: skip
     planned = frontier_runs.main([*argv, "--dry_run"])
@@ -166,7 +191,8 @@ def test_the_readme_block_gives_each_points_shares_the_endpoint_the_fastest_keep
 
     def point(k, latency, unhealed, healed, gain_low):
         return {
-            "mixer": "additive", "k": k, "latency_ratio": latency, "meets_latency_target": latency <= 0.80,
+            "mixer": "additive", "k": k, "latency_ratio": latency, "latency_ratios": [latency - 0.01, latency + 0.01],
+            "meets_latency_target": frontier_table.latency_verdict([latency - 0.01, latency + 0.01]),
             "arms": {"unhealed": unhealed, "healed": healed},
             "healing_gain": {"trec": {"mean": gain_low + 0.01, "low": gain_low, "high": gain_low + 0.02}},
         }  # fmt: skip
@@ -180,9 +206,15 @@ def test_the_readme_block_gives_each_points_shares_the_endpoint_the_fastest_keep
         },
     )  # fmt: skip
     text = frontier_headline.headline(table)
-    assert "| additive k=3 | 0.88× | 96.0% [95.0, 97.0] | 97.0% [96.0, 98.0] | 99.0% [98.0, 100.0] |" in text
+    assert (
+        "| additive k=3 | 0.88× (0.87–0.89; target missed) | 96.0% [95.0, 97.0] | 97.0% [96.0, 98.0] | 99.0% [98.0, 100.0] |"
+        in text
+    )
     assert "| pending | no / pending |" in text
     assert "healed, it keeps ≥ 97% up to k = 3" in text
     assert "Fastest point that keeps it so far: additive k=3 (healed) at 0.88× (misses the target, ≤ 0.80×)" in text
     assert "healing pays (healed − unhealed accuracy, its interval above 0 on a task) first at k = 3" in text
     assert frontier_headline.headline(None).startswith("No frontier point is measured yet")
+    assert [frontier_table.latency_verdict(ratios) for ratios in ([0.78, 0.80], [0.79, 0.81], [0.81], [])] == [
+        "met", "undecided", "missed", None,
+    ]  # fmt: skip

@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from recipes.records import FinetuningRecord, HealingTable, PretrainingIdentity, ProbeRecord
+from recipes.records import FinetuningRecord, FrontierRecord, HealingTable, PretrainingIdentity, ProbeRecord
 from studies.healing.table import main
 
 
@@ -199,3 +199,44 @@ def test_records_that_cannot_be_placed_are_refused(records, tmp_path):
     )
     with pytest.raises(ValueError, match="is not a probe record: it lacks encoders"):
         main(["--probes", str(old)])
+
+
+def test_a_frontier_record_adds_each_architectures_latency_against_the_same_implementation(records, tmp_path):
+    """With --frontier, every row of one architecture (healed or not) gets that conversion's latency ÷ the teacher in
+    this implementation at batch 1 and 8 × 512, the mean over the record's measurements; the teacher's row is HF's
+    BertModel against it."""
+    probes, finetuned = records
+
+    def measured(ratios: dict[str, float]) -> dict:
+        encoders = {
+            name: {"latency_ms": 1.0, "ratio_vs": {FrontierRecord.SAME_IMPLEMENTATION: value}}
+            for name, value in ratios.items()
+        }
+        return {shape: {"load_average_before": [0.1] * 3, "encoders": encoders} for shape in ("1x512", "8x512")}
+
+    frontier = FrontierRecord(
+        teacher="minilm", validation_texts={}, layer_agreement={}, layouts={}, device="cpu", threads=2,
+        git_commit="0" * 40, measured_at="then",
+        latency_measurements=[
+            {"latency_ms": measured({FrontierRecord.HF_BERT: 1.02, FrontierRecord.SAME_IMPLEMENTATION: 1.0, "hbert-v1": 0.90})},
+            {"latency_ms": measured({"hbert-v1": 0.80})},
+        ],
+    )  # fmt: skip
+    path = frontier.write(tmp_path / "frontier.json")
+    output = tmp_path / "table.md"
+    summarised = main(
+        ["--probes", *probes, "--finetuned", *finetuned, "--output", str(output), "--frontier", str(path)]
+    )
+    rows = summarised["rows"]
+    assert rows["hbert-v1, distillation 600 steps"]["latency_vs_same_implementation"] == pytest.approx(
+        {"1x512": 0.85, "8x512": 0.85}
+    )
+    assert rows["hbert-v1, not healed"]["latency_vs_same_implementation"] == pytest.approx(
+        {"1x512": 0.85, "8x512": 0.85}
+    )
+    assert rows["teacher"]["latency_vs_same_implementation"] == pytest.approx({"1x512": 1.02, "8x512": 1.02})
+    text = output.read_text()
+    assert "| latency ÷ teacher in this implementation (1 × 512 / 8 × 512) |" in text
+    assert "| 0.85× / 0.85× |" in text and "| 1.02× / 1.02× |" in text
+    main(["--probes", *probes, "--output", str(tmp_path / "plain.md")])
+    assert "in this implementation" not in (tmp_path / "plain.md").read_text()  # no frontier record, no column

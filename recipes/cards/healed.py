@@ -94,6 +94,10 @@ def evaluation_context(table_json: str | Path, row: str) -> dict | None:
         "tasks": tasks,
         "latency_seq": table.latency_seq,
         "latency_ratio": "–" if ratio is None else f"{ratio:.2f}×",
+        "latency_same_implementation": [
+            {"shape": shape.replace("x", " × "), "ratio": f"{value:.2f}×"}
+            for shape, value in (entry.get("latency_vs_same_implementation") or {}).items()
+        ],
         "healing_against": healing["against"] if healing else None,
         "healing": [
             {"name": task, "probe": gain_cell(gains["probe"]), "finetuned": gain_cell(gains["finetuned"])}

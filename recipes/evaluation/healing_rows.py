@@ -4,6 +4,13 @@ write it: one row per setting (the same for every seed), and the cells of agreem
 from __future__ import annotations
 
 TEACHER = "teacher"
+SOURCE_SETTINGS = ", teacher's settings"
+
+
+def conversion_name(variant: str, keep_source_settings: bool) -> str:
+    """A conversion of the teacher into `variant` whatever its training (the rows of one architecture): how latency
+    tables name it."""
+    return variant + (SOURCE_SETTINGS if keep_source_settings else "")
 
 
 def row_name(described: dict) -> str:
@@ -12,7 +19,7 @@ def row_name(described: dict) -> str:
         return TEACHER
     if described["kind"] == "student":  # a folder without a run record: its own row
         return f"student {described['path']}"
-    settings = ", teacher's settings" if described["keep_source_settings"] else ""
+    settings = SOURCE_SETTINGS if described["keep_source_settings"] else ""
     if described["kind"] == "unhealed":
         return f"{described['variant']}, not healed{settings}"
     if described["kind"] == "healed":

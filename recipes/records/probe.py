@@ -29,18 +29,38 @@ class ProbeRecord(FileRecord):
 
 @dataclass(frozen=True)
 class FrontierRecord(FileRecord):
-    """The healing frontier's layouts, chosen on validation text, and their latency (`studies/healing/frontier.py`)."""
+    """The healing frontier's layouts, chosen on validation text, and their latency measurements
+    (`studies/healing/frontier.py`): each with its time, commit, a note on the machine and its protocol (turns of
+    at most `group_size` encoders beside the same-implementation control, `repeats` turns). A ratio is read over every
+    measurement that timed the encoder."""
 
     KIND: ClassVar[str] = "healing frontier record"
-    SCHEMA_VERSION: ClassVar[int] = 1
+    SCHEMA_VERSION: ClassVar[int] = 2
+    SAME_IMPLEMENTATION: ClassVar[str] = "bert (this implementation)"  # the control every ratio is taken against
+    HF_BERT: ClassVar[str] = "MiniLM (HF BertModel)"
 
     teacher: str
     validation_texts: dict  # tasks, per_task, max_length
     layer_agreement: dict[str, dict[str, float]]  # mixer -> layer -> agreement of that layer replaced alone
     layouts: dict[str, dict[str, list[str]]]  # mixer -> k -> mixer_types
-    latency_ms: dict[str, dict]  # "BATCHxSEQ" -> load averages, encoders -> latency_ms, ratio_vs
     device: str
     threads: int
     git_commit: str
     measured_at: str
+    # measured_at, git_commit, note, group_size, repeats, latency_ms ("BATCHxSEQ" -> load averages, encoders ->
+    # latency_ms, ratio_vs)
+    latency_measurements: list[dict]
     schema_version: int | None = SCHEMA_VERSION
+
+    @property
+    def shapes(self) -> list[str]:
+        return list(self.latency_measurements[0]["latency_ms"]) if self.latency_measurements else []
+
+    def latency_ratios(self, shape: str, encoder: str) -> list[float]:
+        """`encoder`'s latency ÷ the same-implementation control's at `shape` ("BATCHxSEQ"), one per measurement
+        that timed it."""
+        return [
+            measured["latency_ms"][shape]["encoders"][encoder]["ratio_vs"][self.SAME_IMPLEMENTATION]
+            for measured in self.latency_measurements
+            if encoder in measured["latency_ms"].get(shape, {}).get("encoders", {})
+        ]

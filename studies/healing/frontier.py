@@ -8,16 +8,21 @@ compared with MiniLM's on the tasks' validation sentences (mean cosine, as the p
 replaces the k layers with the highest agreement. The named variants are other points (pool-hybrid: the top two layers;
 hbert-v1: layers 1, 3, 5; hbert-v2: layers 1–4; addbert: all six).
 
-Latency: every layout, `from_bert(minilm, "bert")` (MiniLM in this project's implementation: the control every ratio
-is taken against) and MiniLM as HF's `BertModel`, timed in turns (A B C … A B C) at batch 1 and 32 × 128 and 512
-tokens (and batch 8, the issue's target shape), fp32, with the machine's load recorded before and after.
+Latency: every layout, the healing study's conversions (its variants with the settings it converts them with),
+`from_bert(minilm, "bert")` (MiniLM in this project's implementation: the control every ratio is taken against) and
+MiniLM as HF's `BertModel`, at batch 1 and 32 × 128 and 512 tokens (and batch 8, the issue's target shape), fp32,
+with the machine's load recorded before and after. Encoders are timed in small groups, each in turns with the control
+(C A B C A B …), so that a ratio holds the drift of a short turn only. A decision rests on a repeated measurement:
+`--repeat_latency` times the record's layouts again, with the record's protocol, and adds the measurement to it.
 
     python -m studies.healing.frontier                 # results/heal/frontier/frontier.json and README.md
+    python -m studies.healing.frontier --repeat_latency --note "idle machine"
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import statistics
 from datetime import datetime, timezone
@@ -25,22 +30,26 @@ from pathlib import Path
 
 import torch
 
-from modeling import HybridBertModel
+from modeling import VARIANTS, HybridBertModel
 from recipes.benchmark.harness import BenchmarkArguments, compare, inference_step
 from recipes.cards.markdown import markdown_table
 from recipes.data import assets
 from recipes.data.tasks import load_task
 from recipes.environment import REPO_ROOT, device_name, git_commit, load_average
+from recipes.evaluation.healing_rows import conversion_name
 from recipes.evaluation.probing import agreement
 from recipes.models.sentence_encoder import encode
 from recipes.models.starting_model import source_settings
 from recipes.models.teacher import load_teacher
-from recipes.records import FrontierRecord
+from recipes.records import FrontierRecord, write_text_atomic
+from recipes.training.arguments import parse_args
+from studies.healing.study import HealStudyArguments, settings_covered
 
 RESULTS = REPO_ROOT / "results" / "heal" / "frontier"
+HEALING_STUDY = REPO_ROOT / "studies" / "healing" / "study.json"
 MIXERS = {"additive": "addbert", "pooling": "pool-hybrid"}  # mixer -> the variant whose other settings it converts with
-SAME_IMPLEMENTATION = "bert (this implementation)"
-HF_BERT = "MiniLM (HF BertModel)"
+SAME_IMPLEMENTATION = FrontierRecord.SAME_IMPLEMENTATION
+HF_BERT = FrontierRecord.HF_BERT
 
 
 def convert(teacher, mixer: str, layout: list[str]) -> HybridBertModel:
@@ -71,28 +80,73 @@ def point_name(mixer: str, k: int) -> str:
     return f"{mixer} k={k}"
 
 
-def latency_table(encoders: dict, batch_sizes: list[int], seqs: list[int], repeats: int) -> dict[str, dict]:
+def latency_table(encoders: dict, shapes: list[tuple[int, int]], repeats: int, group_size: int) -> dict[str, dict]:
+    """Per shape, each encoder's median latency and its ratio to the same-implementation control. The encoders are
+    timed in groups of at most `group_size`, the control in every group's turns (C A B C A B …), and each ratio is
+    taken within its group: in one long turn of every encoder, the machine's drift between the control's slot and a
+    far slot enters the ratio. The control's latency is the median over its groups."""
     args = BenchmarkArguments(sections=["infer"], repeats=repeats, warmup=1, device="cpu")
     vocabulary = min(model.config.vocab_size for model in encoders.values())
+    others = [name for name in encoders if name != SAME_IMPLEMENTATION]
+    groups = [others[start : start + group_size] for start in range(0, len(others), group_size)]
     table = {}
-    for batch, seq in itertools.product(batch_sizes, seqs):
+    for batch, seq in shapes:
         generator = torch.Generator().manual_seed(batch * seq)
         inputs = {
             "input_ids": torch.randint(min(1000, vocabulary // 2), vocabulary, (batch, seq), generator=generator),
             "attention_mask": torch.ones(batch, seq, dtype=torch.long),
         }
-        steps = {name: inference_step(model, inputs, bf16=False) for name, model in encoders.items()}
         load = load_average()
-        records = compare(steps, "latency_ms", lambda s: 1000 * s, args, references=[SAME_IMPLEMENTATION, HF_BERT])
+        timed, control = {}, []
+        for group in groups:
+            steps = {name: inference_step(encoders[name], inputs, bf16=False) for name in [SAME_IMPLEMENTATION, *group]}
+            records = compare(steps, "latency_ms", lambda s: 1000 * s, args, references=[SAME_IMPLEMENTATION])
+            control.append(records.pop(SAME_IMPLEMENTATION)["latency_ms"])
+            timed |= {name: {"latency_ms": r["latency_ms"], "ratio_vs": r["ratio_vs"]} for name, r in records.items()}
+        same = {"latency_ms": statistics.median(control), "ratio_vs": {SAME_IMPLEMENTATION: 1.0}}
         table[f"{batch}x{seq}"] = {
             "load_average_before": load,
             "load_average_after": load_average(),
-            "encoders": {
-                name: {"latency_ms": record["latency_ms"], "ratio_vs": record["ratio_vs"]}
-                for name, record in records.items()
-            },
+            "encoders": {SAME_IMPLEMENTATION: same, **timed},
         }
     return table
+
+
+def latency_measurement(
+    teacher, layouts: dict, shapes: list[tuple[int, int]], repeats: int, group_size: int, note: str
+) -> dict:
+    """One latency measurement of every timed encoder, with what made it and how."""
+    return {
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": git_commit(),
+        "note": note,
+        "group_size": group_size,
+        "repeats": repeats,
+        "latency_ms": latency_table(timed_encoders(teacher, layouts), shapes, repeats, group_size),
+    }
+
+
+def healing_conversions() -> dict[str, tuple[str, bool]]:
+    """The healing study's conversions, as its table names them: name -> (variant, keeps the teacher's settings)."""
+    (study,) = parse_args((HealStudyArguments,), [str(HEALING_STUDY)])
+    return {
+        conversion_name(variant, keep): (variant, keep)
+        for variant in study.variants
+        for keep in settings_covered(study, variant)
+    }
+
+
+def timed_encoders(teacher, layouts: dict[str, dict]) -> dict:
+    """The controls, every frontier point and the healing study's conversions, built from `teacher`."""
+    encoders = {HF_BERT: teacher, SAME_IMPLEMENTATION: HybridBertModel.from_bert(teacher, variant="bert").eval()}
+    for mixer, by_count in layouts.items():
+        for k, layout in by_count.items():
+            encoders[point_name(mixer, k)] = convert(teacher, mixer, layout)
+    for name, (variant, keep) in healing_conversions().items():
+        torch.manual_seed(0)
+        settings = source_settings(teacher.config) if keep else {}
+        encoders[name] = HybridBertModel.from_bert(teacher, variant=variant, **settings).eval()
+    return encoders
 
 
 def measure(args: argparse.Namespace) -> FrontierRecord:
@@ -104,21 +158,48 @@ def measure(args: argparse.Namespace) -> FrontierRecord:
         agreements[mixer] = layer_agreement(teacher, tokenizer, texts, mixer, args.max_length)
         layouts[mixer] = frontier_layouts(agreements[mixer], mixer, args.counts)
         print(f"{mixer}: agreement per replaced layer {agreements[mixer]}", flush=True)
-    encoders = {HF_BERT: teacher, SAME_IMPLEMENTATION: HybridBertModel.from_bert(teacher, variant="bert").eval()}
-    for mixer, by_count in layouts.items():
-        for k, layout in by_count.items():
-            encoders[point_name(mixer, k)] = convert(teacher, mixer, layout)
     return FrontierRecord(
         teacher=args.teacher,
         validation_texts={"tasks": args.tasks, "per_task": args.texts_per_task, "max_length": args.max_length},
         layer_agreement={mixer: {str(k): v for k, v in values.items()} for mixer, values in agreements.items()},
         layouts={mixer: {str(k): layout for k, layout in values.items()} for mixer, values in layouts.items()},
-        latency_ms=latency_table(encoders, args.batch_sizes, args.seqs, args.repeats),
+        latency_measurements=[
+            latency_measurement(
+                teacher,
+                layouts,
+                list(itertools.product(args.batch_sizes, args.seqs)),
+                args.repeats,
+                args.group_size,
+                args.note,
+            )
+        ],  # fmt: skip
         device=device_name("cpu"),
         threads=torch.get_num_threads(),
         git_commit=git_commit(),
         measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
+
+
+def repeat_latency(args: argparse.Namespace, record: FrontierRecord) -> FrontierRecord:
+    """`record` with one more latency measurement of its own layouts, with the shapes and protocol of its earlier
+    measurements (the arguments' for a first one), on this machine as it is now."""
+    if record.device != device_name("cpu") or record.threads != torch.get_num_threads():
+        raise ValueError(
+            f"The record was measured on {record.device} with {record.threads} threads; this is {device_name('cpu')} "
+            f"with {torch.get_num_threads()}: a repeat must time the same machine."
+        )
+    layouts = {mixer: {int(k): layout for k, layout in values.items()} for mixer, values in record.layouts.items()}
+    if record.latency_measurements:
+        shapes = [tuple(int(size) for size in shape.split("x")) for shape in record.shapes]
+        repeats, group_size = (record.latency_measurements[-1][key] for key in ("repeats", "group_size"))
+    else:  # the first measurement sets the protocol the repeats keep
+        shapes, repeats, group_size = (
+            list(itertools.product(args.batch_sizes, args.seqs)),
+            args.repeats,
+            args.group_size,
+        )
+    measured = latency_measurement(load_teacher(record.teacher), layouts, shapes, repeats, group_size, args.note)
+    return dataclasses.replace(record, latency_measurements=[*record.latency_measurements, measured])
 
 
 def report(record: FrontierRecord) -> str:
@@ -137,26 +218,61 @@ def report(record: FrontierRecord) -> str:
         order = [str(layer) for layer in sorted(values, key=lambda layer: -values[layer])]
         rows.append([mixer, *(f"{value:.4f}" for value in values.values()), " → ".join(order)])
     lines += [*markdown_table(header, rows), ""]
-    shapes = list(record.latency_ms)
-    header = ["encoder", "layout", *(f"{shape} (ms, ÷ {SAME_IMPLEMENTATION})" for shape in shapes)]
-    rows = []
-    for name in record.latency_ms[shapes[0]]["encoders"]:
-        mixer, _, k = name.partition(" k=")
-        layout = "".join(m[0] for m in record.layouts[mixer][k]) if k else {HF_BERT: "–"}.get(name, "all s")
-        cells = []
-        for shape in shapes:
-            measured = record.latency_ms[shape]["encoders"][name]
-            cells.append(f"{measured['latency_ms']:.1f} ({measured['ratio_vs'][SAME_IMPLEMENTATION]:.2f}×)")
-        rows.append([name, layout, *cells])
-    loads = [record.latency_ms[shape]["load_average_before"][0] for shape in shapes]
-    lines += [
-        "Layouts: one letter per layer, bottom first (s self-attention, a additive, p pooling). Latency is the median "
-        f"of interleaved turns; 1-minute load average before each shape: {', '.join(f'{load:.1f}' for load in loads)} "
-        f"(median {statistics.median(loads):.1f}).",
-        "",
-        *markdown_table(header, rows),
+    shapes = record.shapes
+    measurements = record.latency_measurements
+    if not measurements:
+        return "\n".join([*lines, "No latency measurement yet: `--repeat_latency` makes one."]) + "\n"
+    names = list(
+        dict.fromkeys(name for measured in measurements for name in measured["latency_ms"][shapes[0]]["encoders"])
+    )
+    rows = [
+        [name, layout_text(record, name), *(ratios_text(record.latency_ratios(shape, name)) for shape in shapes)]
+        for name in names
     ]
+    lines += [
+        "Layouts: one letter per layer, bottom first (s self-attention, a additive, p pooling). Latency: per "
+        f"measurement the median of interleaved turns, as a ratio to {SAME_IMPLEMENTATION} timed in the same turns "
+        "(below 1: faster); the mean over the measurements, with their range.",
+        "",
+        *markdown_table(["encoder", "layout", *(f"{shape.replace('x', ' × ')}" for shape in shapes)], rows),
+        "",
+        "Measurements (turns of the control and at most N encoders, R turns; 1-minute load average before each "
+        "shape; the control's latency at each shape):",
+        "",
+    ]
+    for measured in measurements:
+        loads = [measured["latency_ms"][shape]["load_average_before"][0] for shape in shapes]
+        control = ", ".join(
+            f"{measured['latency_ms'][shape]['encoders'][SAME_IMPLEMENTATION]['latency_ms']:.1f}" for shape in shapes
+        )
+        note = f" ({measured['note']})" if measured.get("note") else ""
+        lines.append(
+            f"- {measured['measured_at']}, commit {measured['git_commit'][:10]}{note}, N = {measured['group_size']}, "
+            f"R = {measured['repeats']}: load "
+            f"{', '.join(f'{load:.1f}' for load in loads)} (median {statistics.median(loads):.1f}); "
+            f"{SAME_IMPLEMENTATION} {control} ms."
+        )
     return "\n".join(lines) + "\n"
+
+
+def layout_text(record: FrontierRecord, name: str) -> str:
+    mixer, _, k = name.partition(" k=")
+    if k:
+        return "".join(mixer_type[0] for mixer_type in record.layouts[mixer][k])
+    if name in (HF_BERT, SAME_IMPLEMENTATION):
+        return "all s"
+    variant, _ = healing_conversions().get(name, (None, None))
+    if variant is None:
+        return "–"
+    layers = len(next(iter(record.layouts[next(iter(record.layouts))].values())))
+    return "".join(mixer_type[0] for mixer_type in VARIANTS[variant].layout(layers))
+
+
+def ratios_text(ratios: list[float]) -> str:
+    if not ratios:
+        return "–"
+    spread = f" ({min(ratios):.2f}–{max(ratios):.2f})" if len(ratios) > 1 else ""
+    return f"{statistics.fmean(ratios):.2f}×{spread}"
 
 
 def main(argv: list[str] | None = None) -> FrontierRecord:
@@ -169,11 +285,24 @@ def main(argv: list[str] | None = None) -> FrontierRecord:
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--seqs", type=int, nargs="+", default=[128, 512])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--group_size", type=int, default=4, help="Encoders timed in one turn beside the control")
     parser.add_argument("--output_dir", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--repeat_latency", action="store_true",
+        help="Only time the record's layouts again (its shapes and protocol) and add the measurement to it",
+    )  # fmt: skip
+    parser.add_argument("--note", default="", help="What else ran on the machine while latency was timed")
+    parser.add_argument("--report_only", action="store_true", help="Only write the page from the record")
     args = parser.parse_args(argv)
-    record = measure(args)
-    record.write(args.output_dir / "frontier.json")
-    (args.output_dir / "README.md").write_text(report(record))
+    if args.report_only:
+        record = FrontierRecord.read(args.output_dir / "frontier.json")
+    elif args.repeat_latency:
+        record = repeat_latency(args, FrontierRecord.read(args.output_dir / "frontier.json"))
+    else:
+        record = measure(args)
+    if not args.report_only:
+        record.write(args.output_dir / "frontier.json")
+    write_text_atomic(args.output_dir / "README.md", report(record))
     print(report(record), flush=True)
     return record
 

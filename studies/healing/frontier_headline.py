@@ -17,7 +17,7 @@ from recipes.cards.markdown import generated_block, markdown_table, with_generat
 from recipes.records import FrontierTable, write_text_atomic
 from studies.healing.frontier import RESULTS
 from studies.healing.frontier_runs import ARMS
-from studies.healing.frontier_table import LATENCY_TARGET, TASKS, verdict_text
+from studies.healing.frontier_table import LATENCY_TARGET, TASKS, latency_text, verdict_text
 
 TABLE_FILE = RESULTS / "table.json"
 README_FILE = Path("README.md")
@@ -54,7 +54,7 @@ def headline(table: FrontierTable | None) -> str:
     rows = [
         [
             f"{point['mixer']} k={point['k']}",
-            "–" if point["latency_ratio"] is None else f"{point['latency_ratio']:.2f}×",
+            latency_text(point),
             *(share_cell(point["arms"][arm]["tasks"][task]["share_of_teacher"]) for arm in ARMS for task in TASKS),
             " / ".join(verdict_text(point["arms"][arm]["keeps"]) for arm in ARMS),
         ]
@@ -81,7 +81,9 @@ def conclusions(table: FrontierTable) -> list[str]:
     ]
     if kept:
         fastest, arm = min(kept, key=lambda found: (found[0]["latency_ratio"], ARMS.index(found[1])))
-        target = "meets" if fastest["meets_latency_target"] else "misses"
+        target = {"met": "meets", "missed": "misses", "undecided": "its measurements straddle"}[
+            fastest["meets_latency_target"]
+        ]
         lines.append(
             f"- Fastest point that keeps it so far: {fastest['mixer']} k={fastest['k']} ({arm}) at "
             f"{fastest['latency_ratio']:.2f}× ({target} the target, ≤ {LATENCY_TARGET:.2f}×)."

@@ -416,7 +416,9 @@ def main(argv: list[str] | None = None) -> list[Step]:
     probes = sorted(str(path) for path in results_dir.glob("probe-*.json"))
     finetuned = sorted(str(path) for path in (results_dir / "finetuned").glob("*.json"))
     table = results_dir / "table.md"
-    heal_table.main(["--probes", *probes, "--finetuned", *finetuned, "--output", str(table)])
+    frontier = results_dir / "frontier" / "frontier.json"  # the conversions' latency against the same implementation
+    same_implementation = ["--frontier", str(frontier)] if frontier.is_file() else []
+    heal_table.main(["--probes", *probes, "--finetuned", *finetuned, "--output", str(table), *same_implementation])
     for step in steps:
         if step.main is distill.main:
             card = Path(args.cards_dir) / step.name / CARD_FILE

@@ -26,13 +26,16 @@ from recipes.cards.markdown import markdown_table, ratio
 from recipes.evaluation.healing_rows import (
     TEACHER,
     agreement_text,
+    conversion_name,
     gain_cell,
     protocol_text,
     row_name,
 )
 from recipes.evaluation.stats import mean_interval, paired_difference
-from recipes.records import FinetuningRecord, HealingTable, ProbeRecord, write_text_atomic
+from recipes.records import FinetuningRecord, FrontierRecord, HealingTable, ProbeRecord, write_text_atomic
 from recipes.training.arguments import parse_args
+
+SAME_IMPLEMENTATION_SHAPES = ("1x512", "8x512")  # the probe's one sequence, and the frontier's target shape
 
 
 @dataclass
@@ -41,6 +44,13 @@ class HealTableArguments:
     finetuned: list[str] = field(default_factory=list, metadata={"help": "recipes/finetune.py downstream records"})
     confidence: float = field(default=0.95, metadata={"help": "Of the intervals of the share of the teacher"})
     output: str | None = field(default=None, metadata={"help": "The markdown table (a .json beside it)"})
+    frontier: str | None = field(
+        default=None,
+        metadata={
+            "help": "A healing frontier record (studies/healing/frontier.py): each conversion's latency against the "
+            "teacher in this implementation, at batch 1 and 8 × 512 tokens"
+        },
+    )
 
 
 @dataclass
@@ -74,6 +84,9 @@ class Collected:
     unflagged: int = 0
     latency_ratio: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     latency_seq: int | None = None
+    # each row's architecture, as the frontier record names it
+    conversion: dict[str, str] = field(default_factory=dict)
+    frontier: FrontierRecord | None = None
     rows: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
     rows_by_run_key: dict[str, str] = field(default_factory=dict)
@@ -100,6 +113,10 @@ def collect_probe(collected: Collected, path: str) -> None:
             collected.rows_by_run_key[described["run_key"]] = row
         if described["kind"] == "healed":
             collected.unhealed_row[row] = row_name({**described, "kind": "unhealed"})
+        if described["kind"] == TEACHER:
+            collected.conversion[row] = FrontierRecord.HF_BERT
+        elif described["kind"] in ("healed", "unhealed"):
+            collected.conversion[row] = conversion_name(described["variant"], described["keep_source_settings"])
         for task, scores in record.tasks.items():
             collected.see(row, task)
             repeatable = described["kind"] == TEACHER
@@ -132,7 +149,7 @@ def finetuned_row(collected: Collected, record: FinetuningRecord, path: str) -> 
 def collect(args: HealTableArguments) -> Collected:
     if not args.probes:
         raise ValueError("--probes: at least one probe record.")
-    collected = Collected()
+    collected = Collected(frontier=FrontierRecord.read(args.frontier) if args.frontier else None)
     for path in args.probes:
         collect_probe(collected, path)
     for path in args.finetuned:
@@ -210,6 +227,16 @@ def summarise_healing(collected: Collected, confidence: float) -> dict:
     }
 
 
+def same_implementation_latency(collected: Collected, row: str) -> dict[str, float] | None:
+    """The row's latency ÷ the teacher in this implementation per shape, the mean over the frontier record's
+    measurements; None without a frontier record or for an architecture it did not time."""
+    name = collected.conversion.get(row)
+    if collected.frontier is None or name is None:
+        return None
+    ratios = {shape: collected.frontier.latency_ratios(shape, name) for shape in SAME_IMPLEMENTATION_SHAPES}
+    return {shape: statistics.fmean(values) for shape, values in ratios.items()} if all(ratios.values()) else None
+
+
 def summarise(collected: Collected, confidence: float) -> dict:
     rows = {}
     for row in collected.rows:
@@ -228,6 +255,7 @@ def summarise(collected: Collected, confidence: float) -> dict:
         ratios = collected.latency_ratio.get(row)
         entry["latency_ratio"] = statistics.fmean(ratios) if ratios else None
         entry["latency_ratio_range"] = [min(ratios), max(ratios)] if ratios else None
+        entry["latency_vs_same_implementation"] = same_implementation_latency(collected, row)
         rows[row] = entry
     return {
         "confidence": confidence,
@@ -283,6 +311,11 @@ def markdown(summarised: dict) -> str:
     for task in summarised["tasks"]:
         header += [f"{task} probe", f"{task} fine-tuned", f"{task} agreement"]
     header.append(f"latency at {summarised['latency_seq']} tokens ÷ teacher")
+    same_implementation = any(entry.get("latency_vs_same_implementation") for entry in summarised["rows"].values())
+    if same_implementation:
+        header.append(
+            f"latency ÷ teacher in this implementation ({' / '.join(shape.replace('x', ' × ') for shape in SAME_IMPLEMENTATION_SHAPES)})"
+        )
     body = []
     for row, entry in summarised["rows"].items():
         line = [row]
@@ -293,15 +326,26 @@ def markdown(summarised: dict) -> str:
         low, high = entry["latency_ratio_range"] or (None, None)
         spread_text = f" ({ratio(low)}–{ratio(high)})" if ratio(low) != ratio(high) else ""
         line.append(ratio(entry["latency_ratio"]) + spread_text)
+        if same_implementation:
+            by_shape = entry.get("latency_vs_same_implementation")
+            line.append(" / ".join(ratio(by_shape[shape]) for shape in SAME_IMPLEMENTATION_SHAPES) if by_shape else "–")
         body.append(line)
     legend = (
         f"Accuracy on the test split, % (mean ± sd over seeds, n seeds); after ';' the share of the teacher's accuracy "
         f"paired by seed, with its {100 * summarised['confidence']:.0f}% Student-t interval over seeds (every seed "
         "is scored on the same test rows: the interval leaves out which rows the test split holds). Probe: "
         "frozen mean-pooled embeddings, logistic regression. Agreement: mean cosine with the teacher's embeddings of "
-        "the test texts (mean ± sd over seeds). Latency: mean over the probe records' interleaved timings, with their "
-        "range. ⚠ one class: a fine-tuned model that gave every test example the same class, at the seeds named"
+        "the test texts (mean ± sd over seeds). Latency ÷ teacher: mean over the probe records' interleaved timings "
+        "of one sequence, with their range; the teacher is HF's `BertModel`, every other row this project's "
+        "implementation, so the ratio mixes the mixers' cost with the two implementations' difference"
     )
+    if same_implementation:
+        legend += (
+            '. Latency ÷ teacher in this implementation: against `from_bert(teacher, "bert")` timed in the same '
+            "turns, at batch 1 and 8 (the frontier's target shape) × 512 tokens, the mean over the healing frontier "
+            "record's measurements (results/heal/frontier/README.md has every shape)"
+        )
+    legend += ". ⚠ one class: a fine-tuned model that gave every test example the same class, at the seeds named"
     unflagged = summarised.get("unflagged_finetuned_records")
     if unflagged:
         legend += (
