@@ -39,6 +39,10 @@ def signed_interval(entry: dict, scale: float, digits: int, unit: str = "") -> s
     )
 
 
+def p_value(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
 def ratio(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}×"
 

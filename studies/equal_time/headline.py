@@ -19,6 +19,7 @@ from recipes.cards.markdown import (
     generated_block,
     markdown_table,
     mean_and_spread,
+    p_value,
     signed_interval,
     with_generated_block,
 )
@@ -204,10 +205,6 @@ def sooner_text(table: EqualTimeTable, bound_minutes: float) -> str:
     return f"; {arms} left it at least {bound_minutes / max(slowest.values()):.0f}× sooner"
 
 
-def p_text(p_value: float) -> str:
-    return "< 0.001" if p_value < 0.001 else f"{p_value:.3f}"
-
-
 def endpoints(table: EqualTimeTable) -> list[str]:
     """Each measured primary endpoint against its paper's claim: direction, size, intervals, p-values and verdict."""
     rows = []
@@ -218,7 +215,7 @@ def endpoints(table: EqualTimeTable) -> list[str]:
             endpoint["claim"],
             f"{endpoint['difference']}: {signed_interval(endpoint, scale, digits, unit)}",
             rows_text(endpoint, scale, digits),
-            f"{p_text(endpoint['p'])} ({certainty_text(endpoint)})",
+            f"{p_value(endpoint['p'])} ({certainty_text(endpoint)})",
             verdict_text(table, endpoint),
         ])  # fmt: skip
     if not rows:
@@ -243,7 +240,7 @@ def rows_text(endpoint: dict, scale: float, digits: int) -> str:
 
 def certainty_text(endpoint: dict) -> str:
     if endpoint["holm_p"] is not None:
-        return f"Holm {p_text(endpoint['holm_p'])}"
+        return f"Holm {p_value(endpoint['holm_p'])}"
     worst = min(1.0, endpoint["family_size"] * endpoint["p"])
     if worst < FAMILY_ALPHA:
         return f"survives Holm whatever the other endpoints give: {endpoint['family_size']} × p = {worst:.4f}"

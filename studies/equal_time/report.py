@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import ttest_rel
 
-from recipes.cards.markdown import markdown_table, mean_and_spread, signed_interval
+from recipes.cards.markdown import markdown_table, mean_and_spread, p_value, signed_interval
 from recipes.data.assets import default_tokenizer
 from recipes.data.corpus import prepare
 from recipes.data.tasks import load_task
@@ -275,13 +275,13 @@ def endpoint_table(plan: Plan, runs: dict[str, Run], found: dict) -> tuple[list[
         if len(seeds) < len(plan.seeds):
             continue
         difference = paired_difference(scores, reference)
-        p_value = float(ttest_rel([scores[s] for s in seeds], [reference[s] for s in seeds]).pvalue)
+        tested_p = float(ttest_rel([scores[s] for s in seeds], [reference[s] for s in seeds]).pvalue)
         rows_interval = None
         if set(seeds) <= set(correct) & set(reference_correct):
             rows_interval = bootstrap_interval(
                 np.stack([correct[s] for s in seeds]), np.stack([reference_correct[s] for s in seeds])
             )
-        measured[endpoint["id"]] = {"difference": difference, "p": p_value, "rows_interval": rows_interval}
+        measured[endpoint["id"]] = {"difference": difference, "p": tested_p, "rows_interval": rows_interval}
     complete = len(measured) == len(plan.primary_endpoints)
     adjusted = holm({name: m["p"] for name, m in measured.items()}) if complete else {}
     rows, values = [], {}
@@ -291,10 +291,10 @@ def endpoint_table(plan: Plan, runs: dict[str, Run], found: dict) -> tuple[list[
         if name not in measured:
             rows.append([name, endpoint["claim"], what, "pending", "", "", "", ""])
             continue
-        difference, p_value = measured[name]["difference"], measured[name]["p"]
+        difference, raw_p = measured[name]["difference"], measured[name]["p"]
         rows_interval = measured[name]["rows_interval"]
         scale, digits = (1, 3) if endpoint["metric"] == "loss" else (100, 2)
-        holm_p = f"{adjusted[name]:.3f}" if name in adjusted else "once all are measured"
+        holm_p = p_value(adjusted[name]) if name in adjusted else "once all are measured"
         rows.append(
             [
                 name,
@@ -305,7 +305,7 @@ def endpoint_table(plan: Plan, runs: dict[str, Run], found: dict) -> tuple[list[
                 "–"
                 if rows_interval is None
                 else f"[{scale * rows_interval[0]:+.{digits}f}, {scale * rows_interval[1]:+.{digits}f}]",
-                f"{p_value:.3f}",
+                p_value(raw_p),
                 holm_p,
             ]
         )
@@ -322,7 +322,7 @@ def endpoint_table(plan: Plan, runs: dict[str, Run], found: dict) -> tuple[list[
             "low": difference.low,
             "high": difference.high,
             "rows_interval": rows_interval,
-            "p": p_value,
+            "p": raw_p,
             "holm_p": adjusted.get(name),
         }
     header = [
