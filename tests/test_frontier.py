@@ -214,7 +214,27 @@ def test_the_readme_block_gives_each_points_shares_the_endpoint_the_fastest_keep
     assert "healed, it keeps ≥ 97% up to k = 3" in text
     assert "Fastest point that keeps it so far: additive k=3 (healed) at 0.88× (misses the target, ≤ 0.80×)" in text
     assert "healing pays (healed − unhealed accuracy, its interval above 0 on a task) first at k = 3" in text
-    assert frontier_headline.headline(None).startswith("No frontier point is measured yet")
+    assert frontier_headline.headline(None).startswith("No frontier point's accuracy is measured yet")
+
+    # before any accuracy: each point's latency, and how close the fastest comes to the target
+    def measured(ratios: dict[str, float]) -> dict:
+        encoders = {name: {"ratio_vs": {SAME_IMPLEMENTATION: value}} for name, value in ratios.items()}
+        return {"latency_ms": {"8x512": {"encoders": encoders}}}
+
+    layouts = FrontierRecord(
+        teacher="minilm", validation_texts={}, layer_agreement={}, device="cpu", threads=2, git_commit="0",
+        measured_at="then", layouts={"additive": {"2": [], "3": []}, "pooling": {"2": []}},
+        latency_measurements=[
+            measured({"additive k=2": 0.93, "additive k=3": 0.78, "pooling k=2": 0.95}),
+            measured({"additive k=2": 0.95, "additive k=3": 0.82, "pooling k=2": 0.97}),
+        ],
+    )  # fmt: skip
+    text = frontier_headline.headline(None, layouts)
+    assert "the mean of 2 measurements: additive k = 2, 3: 0.94×, 0.80×; pooling k = 2: 0.96×." in text
+    assert (
+        "The fastest point, additive k = 3, is 0.80× (0.78–0.82): the target, ≤ 0.80× (1.25× faster), is undecided"
+        in text
+    )
     assert [frontier_table.latency_verdict(ratios) for ratios in ([0.78, 0.80], [0.79, 0.81], [0.81], [])] == [
         "met", "undecided", "missed", None,
     ]  # fmt: skip

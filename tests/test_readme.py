@@ -80,8 +80,8 @@ def test_readme_headline_is_the_studys_committed_table():
 def test_readme_frontier_block_is_the_committed_frontier_table():
     """The README's healing-frontier block is what the committed table gives (or says that none is measured yet);
     `python -m studies.healing.frontier_headline` rewrites it."""
-    table = frontier_headline.committed_table()
-    assert frontier_headline.readme_block(README) == frontier_headline.headline(table)
+    table, layouts = frontier_headline.committed_table(), frontier_headline.committed_layouts()
+    assert frontier_headline.readme_block(README) == frontier_headline.headline(table, layouts)
 
 
 def test_readme_data_scale_block_is_the_committed_measurement():
