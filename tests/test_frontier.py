@@ -58,17 +58,24 @@ def test_frontier_measures_every_point_against_the_same_implementation(teacher_d
     assert "| pooling k=4 | pppp |" in readme and f"| {SAME_IMPLEMENTATION} | all s |" in readme
     assert "| hbert-v1, teacher's settings | sasa |" in readme
 
-    # a repeat times the record's own layouts and shapes again with its protocol, and every ratio is read over both
-    repeated = main(["--repeat_latency", "--repeats", "2", "--note", "a test", "--output_dir", str(tmp_path)])
+    assert sorted(name for group in measured["groups"] for name in group) == sorted(names - {SAME_IMPLEMENTATION})
+    assert max(map(len, measured["groups"])) - min(map(len, measured["groups"])) <= 1  # groups as even as they can be
+
+    # a repeat keeps the record's protocol (and refuses a flag that would change it), draws its own groups, and every
+    # ratio is read over both measurements
+    with pytest.raises(ValueError, match="--repeats would change it"):
+        main(["--repeat_latency", "--repeats", "2", "--output_dir", str(tmp_path)])
+    repeated = main(["--repeat_latency", "--note", "a test", "--output_dir", str(tmp_path)])
     assert FrontierRecord.read(tmp_path / "frontier.json") == repeated
     assert repeated.layouts == record.layouts and repeated.latency_measurements[0] == measured
     again = repeated.latency_measurements[1]
-    assert set(again["latency_ms"]) == {"1x16", "2x16"} and (again["group_size"], again["repeats"]) == (3, 1)
+    assert (again["shapes"], again["group_size"], again["repeats"]) == (["1x16", "2x16"], 3, 1)
+    assert again["groups"] != measured["groups"]
     ratios = repeated.latency_ratios("2x16", point_name("additive", 4))
-    assert (
-        len(ratios) == 2
-        and ratios[0] == measured["latency_ms"]["2x16"]["encoders"]["additive k=4"]["ratio_vs"][SAME_IMPLEMENTATION]
-    )
+    first = measured["latency_ms"]["2x16"]
+    timed = first["encoders"]["additive k=4"]
+    assert len(ratios) == 2 and ratios[0] == timed["ratio_vs"][SAME_IMPLEMENTATION]
+    assert ratios[0] == pytest.approx(timed["latency_ms"] / first["control_ms_by_group"][timed["group"]])
     readme = (tmp_path / "README.md").read_text()
     assert "(a test), N = 3, R = 1: load" in readme
 

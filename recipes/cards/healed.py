@@ -18,7 +18,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from modeling import HybridBertConfig
-from recipes.cards.markdown import seconds
+from recipes.cards.markdown import ratio_and_range, seconds
 from recipes.cards.model_card import (
     BASE_TAGS,
     CARDS_DIR,
@@ -95,8 +95,8 @@ def evaluation_context(table_json: str | Path, row: str) -> dict | None:
         "latency_seq": table.latency_seq,
         "latency_ratio": "–" if ratio is None else f"{ratio:.2f}×",
         "latency_same_implementation": [
-            {"shape": shape.replace("x", " × "), "ratio": f"{value:.2f}×"}
-            for shape, value in (entry.get("latency_vs_same_implementation") or {}).items()
+            {"shape": shape.replace("x", " × "), "ratio": ratio_and_range(values)}
+            for shape, values in (entry.get("latency_vs_same_implementation") or {}).items()
         ],
         "healing_against": healing["against"] if healing else None,
         "healing": [

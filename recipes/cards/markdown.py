@@ -43,6 +43,14 @@ def p_value(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def ratio_and_range(values: list[float]) -> str:
+    """Ratios from repeated measurements: "0.79× (0.76–0.82)", their mean and range ("–" for none)."""
+    if not values:
+        return "–"
+    spread = f" ({min(values):.2f}–{max(values):.2f})" if len(values) > 1 else ""
+    return f"{statistics.fmean(values):.2f}×{spread}"
+
+
 def ratio(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}×"
 

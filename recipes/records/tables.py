@@ -67,12 +67,13 @@ class EqualTimeTable(FileRecord):
 @dataclass(frozen=True)
 class FrontierTable(FileRecord):
     KIND: ClassVar[str] = "healing frontier table"
-    SCHEMA_VERSION: ClassVar[int] = 1
+    SCHEMA_VERSION: ClassVar[int] = 2  # 2: the latency target's verdict is "met", "missed" or "undecided"
 
     threshold: float  # the share of the teacher's fine-tuned accuracy a point must keep (the interval's lower bound)
     latency_shape: str  # "BATCHxSEQ" of the latency ratio reported per point
     denominators: dict[str, dict]  # row -> task -> fine-tuned test accuracy (mean, sd, seeds)
-    # label -> mixer, k, layout, latency ratio, arms -> arm -> tasks and whether it keeps, healing_gain -> task
+    # label -> mixer, k, layout, latency ratio (mean, and one per measurement), whether it meets the latency target,
+    # arms -> arm -> tasks and whether it keeps, healing_gain -> task
     points: dict[str, dict]
     primary: dict[str, dict]  # mixer -> the largest k whose healed arm keeps the threshold on every task
     schema_version: int | None = SCHEMA_VERSION

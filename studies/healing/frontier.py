@@ -24,6 +24,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
+import math
+import random
 import statistics
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,7 +34,7 @@ import torch
 
 from modeling import VARIANTS, HybridBertModel
 from recipes.benchmark.harness import BenchmarkArguments, compare, inference_step
-from recipes.cards.markdown import markdown_table
+from recipes.cards.markdown import markdown_table, ratio_and_range
 from recipes.data import assets
 from recipes.data.tasks import load_task
 from recipes.environment import REPO_ROOT, device_name, git_commit, load_average
@@ -80,15 +82,21 @@ def point_name(mixer: str, k: int) -> str:
     return f"{mixer} k={k}"
 
 
-def latency_table(encoders: dict, shapes: list[tuple[int, int]], repeats: int, group_size: int) -> dict[str, dict]:
-    """Per shape, each encoder's median latency and its ratio to the same-implementation control. The encoders are
-    timed in groups of at most `group_size`, the control in every group's turns (C A B C A B …), and each ratio is
-    taken within its group: in one long turn of every encoder, the machine's drift between the control's slot and a
-    far slot enters the ratio. The control's latency is the median over its groups."""
+def timing_groups(names: list[str], group_size: int, seed: int) -> list[list[str]]:
+    """`names` shuffled with `seed` and split into groups of at most `group_size`, as even as they can be: each
+    measurement draws its own groups, so that a group's bias is not repeated by every measurement."""
+    shuffled = list(names)
+    random.Random(seed).shuffle(shuffled)
+    count = math.ceil(len(shuffled) / group_size)
+    return [shuffled[index::count] for index in range(count)]
+
+
+def latency_table(encoders: dict, shapes: list[tuple[int, int]], repeats: int, groups: list[list[str]]) -> dict:
+    """Per shape, each encoder's median latency and its ratio to the same-implementation control's median in its
+    group's turns. Each group is timed in turns with the control (C A B C A B …), so that a ratio holds a short
+    turn's drift only; each group's control latency is kept, so every ratio can be recomputed."""
     args = BenchmarkArguments(sections=["infer"], repeats=repeats, warmup=1, device="cpu")
     vocabulary = min(model.config.vocab_size for model in encoders.values())
-    others = [name for name in encoders if name != SAME_IMPLEMENTATION]
-    groups = [others[start : start + group_size] for start in range(0, len(others), group_size)]
     table = {}
     for batch, seq in shapes:
         generator = torch.Generator().manual_seed(batch * seq)
@@ -98,31 +106,37 @@ def latency_table(encoders: dict, shapes: list[tuple[int, int]], repeats: int, g
         }
         load = load_average()
         timed, control = {}, []
-        for group in groups:
+        for index, group in enumerate(groups):
             steps = {name: inference_step(encoders[name], inputs, bf16=False) for name in [SAME_IMPLEMENTATION, *group]}
             records = compare(steps, "latency_ms", lambda s: 1000 * s, args, references=[SAME_IMPLEMENTATION])
             control.append(records.pop(SAME_IMPLEMENTATION)["latency_ms"])
-            timed |= {name: {"latency_ms": r["latency_ms"], "ratio_vs": r["ratio_vs"]} for name, r in records.items()}
+            timed |= {
+                name: {"latency_ms": record["latency_ms"], "ratio_vs": record["ratio_vs"], "group": index}
+                for name, record in records.items()
+            }
         same = {"latency_ms": statistics.median(control), "ratio_vs": {SAME_IMPLEMENTATION: 1.0}}
         table[f"{batch}x{seq}"] = {
             "load_average_before": load,
             "load_average_after": load_average(),
+            "control_ms_by_group": control,
             "encoders": {SAME_IMPLEMENTATION: same, **timed},
         }
     return table
 
 
-def latency_measurement(
-    teacher, layouts: dict, shapes: list[tuple[int, int]], repeats: int, group_size: int, note: str
-) -> dict:
-    """One latency measurement of every timed encoder, with what made it and how."""
+def latency_measurement(teacher, layouts: dict, protocol: dict, seed: int, note: str) -> dict:
+    """One latency measurement of every timed encoder, with what made it and how (`protocol`: shapes, repeats,
+    group_size; `seed` draws the groups)."""
+    encoders = timed_encoders(teacher, layouts)
+    groups = timing_groups([name for name in encoders if name != SAME_IMPLEMENTATION], protocol["group_size"], seed)
+    shapes = [tuple(int(size) for size in shape.split("x")) for shape in protocol["shapes"]]
     return {
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "git_commit": git_commit(),
         "note": note,
-        "group_size": group_size,
-        "repeats": repeats,
-        "latency_ms": latency_table(timed_encoders(teacher, layouts), shapes, repeats, group_size),
+        **protocol,
+        "groups": groups,
+        "latency_ms": latency_table(encoders, shapes, protocol["repeats"], groups),
     }
 
 
@@ -163,21 +177,26 @@ def measure(args: argparse.Namespace) -> FrontierRecord:
         validation_texts={"tasks": args.tasks, "per_task": args.texts_per_task, "max_length": args.max_length},
         layer_agreement={mixer: {str(k): v for k, v in values.items()} for mixer, values in agreements.items()},
         layouts={mixer: {str(k): layout for k, layout in values.items()} for mixer, values in layouts.items()},
-        latency_measurements=[
-            latency_measurement(
-                teacher,
-                layouts,
-                list(itertools.product(args.batch_sizes, args.seqs)),
-                args.repeats,
-                args.group_size,
-                args.note,
-            )
-        ],  # fmt: skip
+        latency_measurements=[latency_measurement(teacher, layouts, protocol_of(args), seed=0, note=args.note)],
         device=device_name("cpu"),
         threads=torch.get_num_threads(),
         git_commit=git_commit(),
         measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
+
+
+PROTOCOL = ("shapes", "repeats", "group_size")
+DEFAULT_PROTOCOL = {"batch_sizes": [1, 8, 32], "seqs": [128, 512], "repeats": 5, "group_size": 4}
+
+
+def protocol_of(args: argparse.Namespace) -> dict:
+    """The latency protocol the arguments give, the defaults where they give none."""
+    given = {
+        key: getattr(args, key) if getattr(args, key) is not None else default
+        for key, default in DEFAULT_PROTOCOL.items()
+    }
+    shapes = [f"{batch}x{seq}" for batch, seq in itertools.product(given["batch_sizes"], given["seqs"])]
+    return {"shapes": shapes, "repeats": given["repeats"], "group_size": given["group_size"]}
 
 
 def repeat_latency(args: argparse.Namespace, record: FrontierRecord) -> FrontierRecord:
@@ -189,16 +208,11 @@ def repeat_latency(args: argparse.Namespace, record: FrontierRecord) -> Frontier
             f"with {torch.get_num_threads()}: a repeat must time the same machine."
         )
     layouts = {mixer: {int(k): layout for k, layout in values.items()} for mixer, values in record.layouts.items()}
-    if record.latency_measurements:
-        shapes = [tuple(int(size) for size in shape.split("x")) for shape in record.shapes]
-        repeats, group_size = (record.latency_measurements[-1][key] for key in ("repeats", "group_size"))
-    else:  # the first measurement sets the protocol the repeats keep
-        shapes, repeats, group_size = (
-            list(itertools.product(args.batch_sizes, args.seqs)),
-            args.repeats,
-            args.group_size,
-        )
-    measured = latency_measurement(load_teacher(record.teacher), layouts, shapes, repeats, group_size, args.note)
+    first = record.latency_measurements[0] if record.latency_measurements else None
+    # the first measurement sets the protocol every repeat keeps
+    protocol = {key: first[key] for key in PROTOCOL} if first else protocol_of(args)
+    seed = len(record.latency_measurements)
+    measured = latency_measurement(load_teacher(record.teacher), layouts, protocol, seed, args.note)
     return dataclasses.replace(record, latency_measurements=[*record.latency_measurements, measured])
 
 
@@ -206,7 +220,7 @@ def report(record: FrontierRecord) -> str:
     lines = [
         "# The healing frontier: layouts and latency",
         "",
-        f"Generated by `python -m studies.healing.frontier` (commit {record.git_commit[:10]}, {record.device}, "
+        f"Generated by `python -m studies.healing.frontier` (commit {short_commit(record.git_commit)}, {record.device}, "
         f"{record.threads} threads, {record.measured_at}). Layers are chosen on the validation sentences of "
         f"{', '.join(record.validation_texts['tasks'])} ({record.validation_texts['per_task']} each): agreement with "
         "MiniLM of the unhealed conversion replacing that layer alone (MiniLM's settings kept).",
@@ -226,7 +240,7 @@ def report(record: FrontierRecord) -> str:
         dict.fromkeys(name for measured in measurements for name in measured["latency_ms"][shapes[0]]["encoders"])
     )
     rows = [
-        [name, layout_text(record, name), *(ratios_text(record.latency_ratios(shape, name)) for shape in shapes)]
+        [name, layout_text(record, name), *(ratio_and_range(record.latency_ratios(shape, name)) for shape in shapes)]
         for name in names
     ]
     lines += [
@@ -236,8 +250,8 @@ def report(record: FrontierRecord) -> str:
         "",
         *markdown_table(["encoder", "layout", *(f"{shape.replace('x', ' × ')}" for shape in shapes)], rows),
         "",
-        "Measurements (turns of the control and at most N encoders, R turns; 1-minute load average before each "
-        "shape; the control's latency at each shape):",
+        "Measurements (groups of at most N encoders, listed in the record, each group timed in R turns with the "
+        "control; 1-minute load average before each shape; the control's median latency at each shape):",
         "",
     ]
     for measured in measurements:
@@ -247,8 +261,8 @@ def report(record: FrontierRecord) -> str:
         )
         note = f" ({measured['note']})" if measured.get("note") else ""
         lines.append(
-            f"- {measured['measured_at']}, commit {measured['git_commit'][:10]}{note}, N = {measured['group_size']}, "
-            f"R = {measured['repeats']}: load "
+            f"- {measured['measured_at']}, commit {short_commit(measured['git_commit'])}{note}, N = "
+            f"{measured['group_size']}, R = {measured['repeats']}: load "
             f"{', '.join(f'{load:.1f}' for load in loads)} (median {statistics.median(loads):.1f}); "
             f"{SAME_IMPLEMENTATION} {control} ms."
         )
@@ -268,11 +282,10 @@ def layout_text(record: FrontierRecord, name: str) -> str:
     return "".join(mixer_type[0] for mixer_type in VARIANTS[variant].layout(layers))
 
 
-def ratios_text(ratios: list[float]) -> str:
-    if not ratios:
-        return "–"
-    spread = f" ({min(ratios):.2f}–{max(ratios):.2f})" if len(ratios) > 1 else ""
-    return f"{statistics.fmean(ratios):.2f}×{spread}"
+def short_commit(commit: str) -> str:
+    """The commit's first 10 characters, with "+dirty" kept: a record made from uncommitted code says so."""
+    name, dirty, _ = commit.partition("+dirty")
+    return name[:10] + dirty
 
 
 def main(argv: list[str] | None = None) -> FrontierRecord:
@@ -282,10 +295,13 @@ def main(argv: list[str] | None = None) -> FrontierRecord:
     parser.add_argument("--texts_per_task", type=int, default=256)
     parser.add_argument("--max_length", type=int, default=128)
     parser.add_argument("--counts", type=int, nargs="+", default=[2, 3, 4, 5, 6])
-    parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 8, 32])
-    parser.add_argument("--seqs", type=int, nargs="+", default=[128, 512])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--group_size", type=int, default=4, help="Encoders timed in one turn beside the control")
+    parser.add_argument("--batch_sizes", type=int, nargs="+", help=f"default {DEFAULT_PROTOCOL['batch_sizes']}")
+    parser.add_argument("--seqs", type=int, nargs="+", help=f"default {DEFAULT_PROTOCOL['seqs']}")
+    parser.add_argument("--repeats", type=int, help=f"Turns per group (default {DEFAULT_PROTOCOL['repeats']})")
+    parser.add_argument(
+        "--group_size", type=int,
+        help=f"Encoders timed in one turn beside the control (default {DEFAULT_PROTOCOL['group_size']})",
+    )  # fmt: skip
     parser.add_argument("--output_dir", type=Path, default=RESULTS)
     parser.add_argument(
         "--repeat_latency", action="store_true",
@@ -297,7 +313,14 @@ def main(argv: list[str] | None = None) -> FrontierRecord:
     if args.report_only:
         record = FrontierRecord.read(args.output_dir / "frontier.json")
     elif args.repeat_latency:
-        record = repeat_latency(args, FrontierRecord.read(args.output_dir / "frontier.json"))
+        record = FrontierRecord.read(args.output_dir / "frontier.json")
+        given = [f"--{key}" for key in DEFAULT_PROTOCOL if getattr(args, key) is not None]
+        if given and record.latency_measurements:
+            raise ValueError(
+                f"--repeat_latency keeps the record's protocol (its first measurement's); {', '.join(given)} would "
+                "change it: leave them out, or start a new record."
+            )
+        record = repeat_latency(args, record)
     else:
         record = measure(args)
     if not args.report_only:

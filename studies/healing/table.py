@@ -22,7 +22,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recipes.cards.markdown import markdown_table, ratio
+from recipes.cards.markdown import markdown_table, ratio, ratio_and_range
 from recipes.evaluation.healing_rows import (
     TEACHER,
     agreement_text,
@@ -227,14 +227,14 @@ def summarise_healing(collected: Collected, confidence: float) -> dict:
     }
 
 
-def same_implementation_latency(collected: Collected, row: str) -> dict[str, float] | None:
-    """The row's latency ÷ the teacher in this implementation per shape, the mean over the frontier record's
-    measurements; None without a frontier record or for an architecture it did not time."""
+def same_implementation_latency(collected: Collected, row: str) -> dict[str, list[float]] | None:
+    """The row's latency ÷ the teacher in this implementation per shape, one ratio per frontier measurement; None
+    without a frontier record or for an architecture it did not time."""
     name = collected.conversion.get(row)
     if collected.frontier is None or name is None:
         return None
     ratios = {shape: collected.frontier.latency_ratios(shape, name) for shape in SAME_IMPLEMENTATION_SHAPES}
-    return {shape: statistics.fmean(values) for shape, values in ratios.items()} if all(ratios.values()) else None
+    return ratios if all(ratios.values()) else None
 
 
 def summarise(collected: Collected, confidence: float) -> dict:
@@ -328,7 +328,8 @@ def markdown(summarised: dict) -> str:
         line.append(ratio(entry["latency_ratio"]) + spread_text)
         if same_implementation:
             by_shape = entry.get("latency_vs_same_implementation")
-            line.append(" / ".join(ratio(by_shape[shape]) for shape in SAME_IMPLEMENTATION_SHAPES) if by_shape else "–")
+            cells = [ratio_and_range(by_shape[shape]) for shape in SAME_IMPLEMENTATION_SHAPES] if by_shape else ["–"]
+            line.append(" / ".join(cells))
         body.append(line)
     legend = (
         f"Accuracy on the test split, % (mean ± sd over seeds, n seeds); after ';' the share of the teacher's accuracy "
@@ -342,8 +343,9 @@ def markdown(summarised: dict) -> str:
     if same_implementation:
         legend += (
             '. Latency ÷ teacher in this implementation: against `from_bert(teacher, "bert")` timed in the same '
-            "turns, at batch 1 and 8 (the frontier's target shape) × 512 tokens, the mean over the healing frontier "
-            "record's measurements (results/heal/frontier/README.md has every shape)"
+            "turns, at batch 1 and 8 (the frontier's target shape) × 512 tokens, the mean and range over the healing "
+            "frontier record's measurements (results/heal/frontier/README.md has every shape); an architecture's "
+            "ratio, the same for every row of it"
         )
     legend += ". ⚠ one class: a fine-tuned model that gave every test example the same class, at the seeds named"
     unflagged = summarised.get("unflagged_finetuned_records")
