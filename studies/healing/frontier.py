@@ -43,12 +43,12 @@ from recipes.evaluation.probing import agreement
 from recipes.models.sentence_encoder import encode
 from recipes.models.starting_model import source_settings
 from recipes.models.teacher import load_teacher
-from recipes.records import FrontierRecord, write_text_atomic
-from recipes.training.arguments import parse_args
+from recipes.records import FrontierRecord, read_json_object, write_text_atomic
 from studies.healing.study import HealStudyArguments, settings_covered
 
 RESULTS = REPO_ROOT / "results" / "heal" / "frontier"
 HEALING_STUDY = REPO_ROOT / "studies" / "healing" / "study.json"
+CONVERSION_FIELDS = ("variants", "settings", "source_settings_variants")
 MIXERS = {"additive": "addbert", "pooling": "pool-hybrid"}  # mixer -> the variant whose other settings it converts with
 SAME_IMPLEMENTATION = FrontierRecord.SAME_IMPLEMENTATION
 HF_BERT = FrontierRecord.HF_BERT
@@ -142,7 +142,10 @@ def latency_measurement(teacher, layouts: dict, protocol: dict, seed: int, note:
 
 def healing_conversions() -> dict[str, tuple[str, bool]]:
     """The healing study's conversions, as its table names them: name -> (variant, keeps the teacher's settings)."""
-    (study,) = parse_args((HealStudyArguments,), [str(HEALING_STUDY)])
+    # only the fields that say which conversions the study makes: the full arguments also check its step-time
+    # record against this process's threads, which a latency measurement does not depend on
+    planned = read_json_object(HEALING_STUDY, "healing study arguments")
+    study = HealStudyArguments(**{key: planned[key] for key in CONVERSION_FIELDS if key in planned})
     return {
         conversion_name(variant, keep): (variant, keep)
         for variant in study.variants
