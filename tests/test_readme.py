@@ -90,6 +90,14 @@ def test_readme_data_scale_block_is_the_committed_measurement():
     assert generated_block(README, data_scale.START, data_scale.END) == data_scale.summary(record)
 
 
+def test_the_healing_docs_table_is_the_committed_healing_table():
+    """docs/healing.md quotes the healing study's table: every row as `results/heal/table.md` has it."""
+    committed = (REPO / "results/heal/table.md").read_text(encoding="utf-8").split("\n\n")[0].splitlines()
+    quoted = [line.strip() for line in (REPO / "docs/healing.md").read_text(encoding="utf-8").splitlines()]
+    start = quoted.index(committed[0])
+    assert quoted[start : start + len(committed)] == committed
+
+
 def test_the_committed_parameter_table_is_what_the_models_count():
     assert breakdown_table(breakdowns("base"), "base") + "\n" == (REPO / "results/parameters_base.md").read_text()
 
