@@ -46,11 +46,14 @@ def latency_summary(layouts: FrontierRecord | None) -> str:
     """Before any accuracy: each point's latency ratio at the target's shape and how close the fastest comes."""
     if layouts is None or not layouts.latency_measurements:
         return ""
-    ratios = {
+    timed = {
         (mixer, int(k)): layouts.latency_ratios(LATENCY_SHAPE, point_name(mixer, int(k)))
         for mixer, by_count in layouts.layouts.items()
         for k in by_count
     }
+    ratios = {point: values for point, values in timed.items() if values}  # none where the shape was not timed
+    if not ratios:
+        return ""
     per_mixer = "; ".join(
         f"{mixer} k = {', '.join(str(k) for (m, k) in ratios if m == mixer)}: "
         + ", ".join(f"{statistics.fmean(values):.2f}×" for (m, _), values in ratios.items() if m == mixer)
