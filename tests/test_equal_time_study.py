@@ -239,7 +239,7 @@ def test_the_headline_gives_each_arms_finetuned_accuracy_and_only_the_plans_own_
     assert "| 85.00 ± 7.07% (2) |" in text and "| pending |" in text
     assert "TF-IDF + LR 88.40%" in text and "trec (a headline task;" in text
     assert "No pretrained arm's mean reaches TF-IDF + LR here." in text
-    assert "Not in yet: the trec random-initialisation controls; trec for some seeds of `hbert-v1`." in text
+    assert "Not in yet: the trec random-initialisation controls of `bert`, `hbert-v1`; trec for some seeds of `hbert-v1`." in text
     assert "- hbert-v1 − bert-hbert-settings: loss +0.010 [-0.020, +0.040]" in text
     assert "hbert-v1 − bert:" not in text
     assert "from random init" not in text

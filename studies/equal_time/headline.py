@@ -129,6 +129,15 @@ def task_text(task: str, entry: dict) -> str:
     )
 
 
+def arms_short_of_seeds(table: EqualTimeTable, budget: str, rows: dict, init: str) -> str:
+    """The arms with fewer fine-tunings from `init` than pretraining seeds, listed for a sentence."""
+    return ", ".join(
+        f"`{arm}`"
+        for arm, metrics in table.mlm[budget].items()
+        if len(rows.get(f"{arm}/{init}", {}).get("accuracy", {})) < len(metrics["loss"])
+    )
+
+
 def pending_text(table: EqualTimeTable, budget: str) -> list[str]:
     """What the plan declares at this budget that the records do not hold yet: tasks without a fine-tuning, the
     random-initialisation controls, and arms with fewer fine-tuned than pretrained seeds."""
@@ -141,16 +150,10 @@ def pending_text(table: EqualTimeTable, budget: str) -> list[str]:
         if not rows:
             missing.append(f"every {task} fine-tuning")
             continue
-        seeds = {arm: len(metrics["loss"]) for arm, metrics in table.mlm[budget].items()}
-        if any(len(rows.get(f"{arm}/scratch", {}).get("accuracy", {})) < count for arm, count in seeds.items()):
-            missing.append(f"the {task} random-initialisation controls")
-        short = [
-            f"`{arm}`"
-            for arm, metrics in table.mlm[budget].items()
-            if len(rows.get(f"{arm}/pretrained", {}).get("accuracy", {})) < len(metrics["loss"])
-        ]
-        if short:
-            missing.append(f"{task} for some seeds of {', '.join(short)}")
+        if controls := arms_short_of_seeds(table, budget, rows, "scratch"):
+            missing.append(f"the {task} random-initialisation controls of {controls}")
+        if short := arms_short_of_seeds(table, budget, rows, "pretrained"):
+            missing.append(f"{task} for some seeds of {short}")
     return ["", f"Not in yet: {'; '.join(missing)}."] if missing else []
 
 
