@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.stats import ttest_ind
 
 from modeling import HybridBertConfig
 from recipes.cards.model_card import CARD_FILE, CARDS_DIR
@@ -143,6 +144,33 @@ def test_the_committed_results_page_is_what_the_records_give(tmp_path):
     report.write_report(Plan.read(), Path(report.RECORDS_DIR), tmp_path)
     for name in ("README.md", "table.json"):
         assert (tmp_path / name).read_text() == (committed / name).read_text(), name
+
+
+def test_a_pretrained_arm_is_compared_with_its_random_init_control_as_two_independent_groups():
+    """The control's seeds are fine-tuning seeds of seed 1's architecture, matched to no pretraining seed, so the
+    committed difference is Welch's (scipy's unpaired t-interval over the records' accuracies), not a pairing by the
+    seeds' numbers."""
+    records = REPO_ROOT / report.RECORDS_DIR
+    table = EqualTimeTable.read(Path(report.RESULTS_DIR) / "table.json")
+    compared = 0
+    for key, entry in table.downstream.items():
+        budget, task = key.split("/", 1)
+        for name, row in entry["rows"].items():
+            if "vs_scratch" not in row:
+                continue
+            arm = name.removesuffix("/pretrained")
+            pretrained = [
+                json.loads(path.read_text())["test"]["accuracy"]
+                for path in records.glob(f"{arm}-{budget}-seed*/downstream/{task}/pretrained-seed*.json")
+            ]
+            control = [
+                json.loads(path.read_text())["test"]["accuracy"]
+                for path in records.glob(f"{arm}-{budget}-seed*/downstream/{task}/scratch-seed*.json")
+            ]
+            welch = ttest_ind(pretrained, control, equal_var=False).confidence_interval(0.95)
+            assert (row["vs_scratch"]["low"], row["vs_scratch"]["high"]) == pytest.approx((welch.low, welch.high))
+            compared += 1
+    assert compared >= 3  # bert, hbert-v1 and pool-hybrid on trec were recorded when this was written
 
 
 def test_the_published_zoo_is_the_studys():

@@ -1,4 +1,4 @@
-"""Paired differences with Student-t intervals, and accuracy / macro-F1 / one-class flags, against values worked out
+"""Paired differences with Student-t intervals, independent ones with Welch's, and accuracy / macro-F1 / one-class flags, against values worked out
 by hand."""
 
 from __future__ import annotations
@@ -8,7 +8,13 @@ import operator
 import numpy as np
 import pytest
 
-from recipes.evaluation.stats import bootstrap_interval, classification_scores, one_class, paired_difference
+from recipes.evaluation.stats import (
+    bootstrap_interval,
+    classification_scores,
+    independent_difference,
+    one_class,
+    paired_difference,
+)
 
 T_975_2DF = 4.302653  # Student-t 97.5% quantile, 2 degrees of freedom (statistical tables)
 
@@ -47,6 +53,24 @@ def test_fewer_than_two_matched_units_is_refused():
         paired_difference({1: 0.1, 2: 0.2}, {2: 0.3, 3: 0.4})
     with pytest.raises(ValueError, match="confidence"):
         paired_difference({1: 0.1, 2: 0.2}, {1: 0.3, 2: 0.4}, confidence=95)
+
+
+def test_welch_interval_of_two_independent_groups():
+    # means 2 and 4, variances 1 and 4: se² = 1/3 + 4/3 = 5/3; Welch–Satterthwaite df = (5/3)² / ((1/3)²/2 + (4/3)²/2)
+    # = 50/17; t(0.975, 50/17 df) = 3.218759, so the half-width is 3.218759 · √(5/3) = 4.155400
+    difference = independent_difference([1.0, 2.0, 3.0], [2.0, 4.0, 6.0])
+    assert difference.mean == pytest.approx(-2.0) and difference.half_width == pytest.approx(4.155400, rel=1e-6)
+    assert difference.covers_zero and difference.units == ()
+    # no unit is matched: the order of either group does not change the interval, as it would a paired one
+    assert independent_difference([3.0, 1.0, 2.0], [6.0, 2.0, 4.0]) == difference
+    assert paired_difference({1: 1.0, 2: 2.0, 3: 3.0}, {1: 2.0, 2: 4.0, 3: 6.0}).half_width != difference.half_width
+
+
+def test_welch_interval_of_groups_without_spread_and_too_small_groups():
+    difference = independent_difference([0.8, 0.8], [0.7, 0.7, 0.7])
+    assert difference.mean == pytest.approx(0.1) and difference.half_width == 0.0 and not difference.covers_zero
+    with pytest.raises(ValueError, match="at least 2 values a group; got 1 and 3"):
+        independent_difference([0.8], [0.7, 0.7, 0.7])
 
 
 def test_one_class_and_macro_f1_beside_accuracy():

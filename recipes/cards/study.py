@@ -1,7 +1,8 @@
 """A study model's place in its study, for its card: the equal-time study's table (`EqualTimeTable`) read for one arm
 and budget. The card is seed 1's model; this section gives what all the arm's pretraining seeds measured: the mean, its
 95% interval over seeds, the difference to the reference arm paired by seed, when each seed left the plateau, and the
-fine-tuned accuracy beside the reference and the same architecture from random weights."""
+fine-tuned accuracy beside the reference and beside the same architecture from random weights (two independent groups:
+Welch's interval)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from recipes.cards.markdown import signed_interval
 from recipes.environment import portable_path
-from recipes.evaluation.stats import mean_interval, paired_difference
+from recipes.evaluation.stats import Difference, independent_difference, mean_interval, paired_difference
 from recipes.records import EqualTimeTable
 
 # metric -> (label, scale, unit, digits)
@@ -40,9 +41,21 @@ def summary(scores: dict[int, float], scale: float, unit: str, digits: int) -> d
 
 
 def difference_text(scores: dict[int, float], reference: dict[int, float] | None, scale: float, digits: int) -> str:
+    """Against another arm, paired by pretraining seed."""
     if reference is None or scores is reference or len(set(scores) & set(reference)) < 2:
         return "–"
-    difference = paired_difference(scores, reference)
+    return interval_text(paired_difference(scores, reference), scale, digits)
+
+
+def control_text(scores: dict[int, float], control: dict[int, float] | None) -> str:
+    """Against the same architecture from random weights: two independent groups, as no pretraining seed matches a
+    control's seed (Welch's interval)."""
+    if control is None or min(len(scores), len(control)) < 2:
+        return "–"
+    return interval_text(independent_difference(list(scores.values()), list(control.values())), 100, 1)
+
+
+def interval_text(difference: Difference, scale: float, digits: int) -> str:
     bounds = {"mean": difference.mean, "low": difference.low, "high": difference.high}
     return f"{signed_interval(bounds, scale, digits)} ({'includes 0' if difference.covers_zero else 'excludes 0'})"
 
@@ -75,7 +88,7 @@ def downstream_rows(table: EqualTimeTable, arm: str, budget: str) -> list[dict]:
                 "headline": "yes" if entry["informative"] else "no",
                 **summary(accuracy, 100, "%", 1),
                 "vs_reference": difference_text(accuracy, reference and by_unit(reference["accuracy"]), 100, 1),
-                "vs_scratch": difference_text(accuracy, scratch and by_unit(scratch["accuracy"]), 100, 1),
+                "vs_scratch": control_text(accuracy, scratch and by_unit(scratch["accuracy"])),
             }
         )
     return rows

@@ -4,6 +4,8 @@
   a variant is paired with seed s of the reference, which saw the same data order and held-out masks), with a Student-t
   interval over the differences; `covers_zero` says whether the data leave the sign open. `mean_interval` is that
   interval for any sample (a ratio per seed, say).
+- `independent_difference`: the same for two groups that share no unit (a pretrained model against the same
+  architecture fine-tuned from random weights, which no pretraining seed matches), with Welch's interval.
 - `classification_scores`: accuracy and macro-F1 (the local `evaluate` modules the fine-tuning recipe uses) and whether
   the model predicted one class only, the failure a high accuracy on an unbalanced task hides.
 - `bootstrap_interval`: a difference of accuracies with the test rows' uncertainty too (seeds and rows resampled);
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 import evaluate
 import numpy as np
 from scipy.stats import t as student_t
+from scipy.stats import ttest_ind
 
 from recipes.evaluation.held_out import METRICS_DIR
 
@@ -28,8 +31,9 @@ CLASSIFICATION_METRICS = ("accuracy", "f1")  # accuracy (the papers' metric) and
 
 
 @dataclass(frozen=True)
-class PairedDifference:
-    """Mean of the paired differences and the half-width of its interval at `confidence`, over `units`."""
+class Difference:
+    """A difference of means and the half-width of its interval at `confidence`; `units` are the units a paired
+    difference matched (none for two independent groups)."""
 
     mean: float
     half_width: float
@@ -55,7 +59,7 @@ class PairedDifference:
 
 def paired_difference(
     scores: Mapping[Hashable, float], reference: Mapping[Hashable, float], confidence: float = 0.95
-) -> PairedDifference:
+) -> Difference:
     """`scores[u] − reference[u]` over the units both have, with the Student-t interval of their mean:
     mean ± t_{(1+confidence)/2, n−1} · sd / √n (sd with n − 1 degrees of freedom)."""
     units = tuple(sorted(set(scores) & set(reference)))
@@ -65,15 +69,32 @@ def paired_difference(
             f"(scores: {sorted(scores)}, reference: {sorted(reference)})."
         )
     mean, half_width = mean_interval([scores[unit] - reference[unit] for unit in units], confidence)
-    return PairedDifference(mean, half_width, confidence, units)
+    return Difference(mean, half_width, confidence, units)
+
+
+def independent_difference(scores: Sequence[float], reference: Sequence[float], confidence: float = 0.95) -> Difference:
+    """mean(scores) − mean(reference) for two independent groups, with Welch's interval (scipy's `ttest_ind` with
+    unequal variances); two groups without spread have an interval of width 0."""
+    if min(len(scores), len(reference)) < 2:
+        raise ValueError(f"Welch's interval needs at least 2 values a group; got {len(scores)} and {len(reference)}.")
+    check_confidence(confidence)
+    mean = statistics.fmean(scores) - statistics.fmean(reference)
+    if statistics.variance(scores) == statistics.variance(reference) == 0:
+        return Difference(mean, 0.0, confidence, ())
+    interval = ttest_ind(scores, reference, equal_var=False).confidence_interval(confidence)
+    return Difference(mean, float(interval.high) - mean, confidence, ())
+
+
+def check_confidence(confidence: float) -> None:
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence}.")
 
 
 def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
     """The mean of `values` and the half-width of its Student-t interval: t_{(1+confidence)/2, n−1} · sd / √n."""
     if len(values) < 2:
         raise ValueError(f"An interval needs at least 2 values; got {len(values)}.")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be between 0 and 1, got {confidence}.")
+    check_confidence(confidence)
     quantile = student_t.ppf((1 + confidence) / 2, df=len(values) - 1)
     return statistics.fmean(values), quantile * statistics.stdev(values) / math.sqrt(len(values))
 
