@@ -15,9 +15,9 @@ from modeling import HybridBertConfig
 from recipes.cards.model_card import CARD_FILE, CARDS_DIR
 from recipes.environment import REPO_ROOT
 from recipes.evaluation.stats import bootstrap_interval, holm
-from recipes.records import CardProvenance, EqualTimeTable, PretrainingRecord
+from recipes.records import CardProvenance, EqualTimeTable, FinetuningRecord, PretrainingRecord
 from recipes.training.pretrain_arguments import parse_overrides
-from studies.equal_time import CALIBRATION_DIR, Plan, finetunings, headline, report, zoo
+from studies.equal_time import CALIBRATION_DIR, Plan, downstream, finetunings, headline, report, zoo
 from studies.equal_time import __main__ as study
 from studies.equal_time.report import leaving_point
 
@@ -223,6 +223,41 @@ def test_an_endpoints_verdict_says_what_its_intervals_allow():
     both = {name: {**named, "family_size": 2, "holm_p": 0.9} for name in ("P1", "P2")}
     text = "\n".join(headline.endpoints(dataclasses.replace(table, primary_endpoints=both)))
     assert "All 2 primary endpoints" in text and "| 0.700 (Holm 0.900) |" in text
+    assert "One-sided" not in text  # a table from before the one-sided p-values were recorded
+    one_sided = {
+        "P1": {**both["P1"], "holm_p_one_sided": 0.9},
+        "P2": {**both["P2"], "holm_p": 0.06, "holm_p_one_sided": 0.03,
+               "random_init": {"mean": 0.014, "low": -0.011, "high": 0.039}},
+    }  # fmt: skip
+    text = "\n".join(headline.endpoints(dataclasses.replace(table, primary_endpoints=one_sided)))
+    assert (
+        "One-sided in each claim's direction, the Holm-adjusted p-values would be P1 0.900, P2 0.030: P2 would " in text
+    )
+    rows = {line.split(" | ")[0]: line for line in text.splitlines() if line.startswith("| **P")}
+    assert rows["| **P2**"].endswith("| +1.40 pp [-1.10, +3.90] |") and rows["| **P1**"].endswith("| – |")
+
+
+def test_the_headline_says_how_often_the_learning_rate_grid_was_outgrown():
+    """The study page's count of fine-tunings that chose the grid's top rate (at its last epoch: still improving) is
+    counted from the records' learning-rate searches."""
+
+    def record(rates: list[float], chosen: float, epoch: float) -> FinetuningRecord:
+        search = [{"learning_rate": rate, "epoch": epoch, "selected": rate == chosen} for rate in rates]
+        return dataclasses.replace(
+            base, learning_rate_search=search,
+            training={**base.training, "learning_rate_grid": rates, "num_train_epochs": 5.0},
+        )  # fmt: skip
+
+    base = FinetuningRecord.read(next((REPO_ROOT / report.RECORDS_DIR).glob("bert-15m-seed1/downstream/trec/*.json")))
+    grid = [1e-4, 3e-4, 1e-3]
+    records = [record(grid, 1e-3, 5.0), record(grid, 1e-3, 3.0), record(grid, 3e-4, 5.0), dataclasses.replace(
+        base, learning_rate_search=None)]  # fmt: skip
+    edge = downstream.grid_edge(records)
+    assert edge == {"fine_tunings": 3, "top_rate": 2, "top_rate_last_epoch": 1}
+    assert downstream.grid_edge_text("trec", edge).startswith(
+        "2 of 3 pretrained trec fine-tunings chose the grid's top learning rate, 1 of them at the last epoch"
+    )
+    assert downstream.grid_edge_text("trec", {**edge, "top_rate": 0}) == ""
 
 
 def test_the_headline_gives_each_arms_finetuned_accuracy_and_only_the_plans_own_contrasts():
@@ -261,13 +296,16 @@ def test_the_headline_gives_each_arms_finetuned_accuracy_and_only_the_plans_own_
     text = headline.headline(table)
     assert "| `hbert-v1` | 2 | 6.50 ± 0.71% | 6.50 ± 0.71% | 6.600 | 2 of 2 seeds, at 6.0, 9.0 min |" in text
     assert "run for 30m: had not left the plateau after 30.0 calibrated core-minutes" in text
-    assert "a lower bound; `hbert-v1` (every seed by 9.0 min) left it at least 3× sooner." in text
+    assert "a lower bound; `hbert-v1` (every seed by 9.0 min) left it at least 3× sooner (one long run" in text
     assert "| `bert` | 2 | 6.50 ± 0.71% | 6.50 ± 0.71% | 6.600 |" in text
     assert text.count("trec test accuracy (seeds)") == 1
     assert "| 85.00 ± 7.07% (2) |" in text and "| pending |" in text
     assert "TF-IDF + LR 88.40%" in text and "trec (a headline task;" in text
     assert "No pretrained arm's mean reaches TF-IDF + LR here." in text
-    assert "Not in yet: the trec random-initialisation controls of `bert`, `hbert-v1`; trec for some seeds of `hbert-v1`." in text
+    assert (
+        "Not in yet: the trec random-initialisation controls of `bert`, `hbert-v1`; trec for some seeds of `hbert-v1`."
+        in text
+    )
     assert "- hbert-v1 − bert-hbert-settings: loss +0.010 [-0.020, +0.040]" in text
     assert "hbert-v1 − bert:" not in text
     assert "from random init" not in text

@@ -10,6 +10,7 @@ from recipes.records import PretrainingRecord
 from recipes.training.curves import load_curve
 from studies.equal_time import Plan, PlannedRun
 
+REFERENCE_ARM = "bert"  # the arm every other is compared with
 MLM_METRICS = {"mask_accuracy": "accuracy at [MASK]", "accuracy": "accuracy, all labelled", "loss": "loss"}
 
 
@@ -30,3 +31,11 @@ def finished_runs(plan: Plan, records_dir: Path) -> dict[str, Run]:
         if PretrainingRecord.exists(folder):
             runs[planned.name] = Run(planned, PretrainingRecord.read(folder), load_curve(folder))
     return runs
+
+
+def by_seed(runs: dict[str, Run], arm: str, budget: str, metric: str) -> dict[int, float]:
+    return {
+        run.planned.seed: run.final(metric)
+        for run in runs.values()
+        if run.planned.arm.name == arm and run.planned.budget == budget
+    }

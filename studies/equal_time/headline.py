@@ -26,6 +26,7 @@ from recipes.cards.markdown import (
 from recipes.records import EqualTimeTable, write_text_atomic
 from recipes.training.clock import parse_budget
 from studies.equal_time import RESULTS_DIR
+from studies.equal_time.downstream import grid_edge_text
 
 TABLE_FILE = RESULTS_DIR / "table.json"
 README_FILE = Path("README.md")
@@ -123,9 +124,10 @@ def task_text(task: str, entry: dict) -> str:
     beaten = ""
     if best_label and means and max(means.values()) < baselines[best_label]:
         beaten = f" No pretrained arm's mean reaches {best_label} here."
+    edge = grid_edge_text(task, entry.get("grid_edge"))
     return (
         f"\n{task} ({verdict}; learning rate and epoch chosen on validation, test split scored once); "
-        f"model-free baselines: {listed}.{beaten}"
+        f"model-free baselines: {listed}.{beaten}{' ' + edge if edge else ''}"
     )
 
 
@@ -205,7 +207,10 @@ def sooner_text(table: EqualTimeTable, bound_minutes: float) -> str:
     if not slowest:
         return ""
     arms = " and ".join(f"`{arm}` (every seed by {minutes:.1f} min)" for arm, minutes in slowest.items())
-    return f"; {arms} left it at least {bound_minutes / max(slowest.values()):.0f}× sooner"
+    return (
+        f"; {arms} left it at least {bound_minutes / max(slowest.values()):.0f}× sooner (one long run, with this "
+        "recipe and its learning-rate schedule stretched over the long budget)"
+    )
 
 
 def endpoints(table: EqualTimeTable) -> list[str]:
@@ -220,6 +225,7 @@ def endpoints(table: EqualTimeTable) -> list[str]:
             rows_text(endpoint, scale, digits),
             f"{p_value(endpoint['p'])} ({certainty_text(endpoint)})",
             verdict_text(table, endpoint),
+            signed_interval(endpoint["random_init"], scale, digits, unit) if endpoint.get("random_init") else "–",
         ])  # fmt: skip
     if not rows:
         return []
@@ -230,8 +236,43 @@ def endpoints(table: EqualTimeTable) -> list[str]:
         else f"Primary endpoints measured so far, {len(rows)} of {family} (declared before the runs; the others wait "
         "for fine-tuning):"
     )
-    header = ["endpoint", "claim", "difference, 95% over seeds", "over seeds and test rows", "p (Holm)", "verdict"]
-    return ["", measured, "", *markdown_table(header, rows)]
+    header = [
+        "endpoint", "claim", "difference, 95% over seeds", "over seeds and test rows", "p (Holm)", "verdict",
+        "the same two architectures from random init (Welch, exploratory)",
+    ]  # fmt: skip
+    notes = [
+        "",
+        "The last column is what the two architectures differ by when neither is pretrained: a downstream endpoint's "
+        "difference holds it as well as what pretraining bought each arm.",
+        *sidedness_text(table),
+    ]
+    return ["", measured, "", *markdown_table(header, rows), *notes]
+
+
+def sidedness_text(table: EqualTimeTable) -> list[str]:
+    """The choices fixed after the scores, where the declaration was silent, and what the other sidedness gives."""
+    endpoints = table.primary_endpoints
+    if any(endpoint.get("holm_p_one_sided") is None for endpoint in endpoints.values()):
+        return []
+    one_sided = ", ".join(f"{name} {p_value(endpoint['holm_p_one_sided'])}" for name, endpoint in endpoints.items())
+    changed = [
+        name
+        for name, endpoint in endpoints.items()
+        if (endpoint["holm_p"] < FAMILY_ALPHA) != (endpoint["holm_p_one_sided"] < FAMILY_ALPHA)
+    ]
+    consequence = (
+        f": {' and '.join(changed)} would then {'survive' if len(changed) == 1 else 'change'} the Holm correction at "
+        f"α = {FAMILY_ALPHA:g}"
+        if changed
+        else ""
+    )
+    return [
+        "",
+        "Fixed after the scores, where the declaration was silent ([studies/equal_time/README.md]"
+        "(studies/equal_time/README.md)): the tests are two-sided, and a verdict needs both intervals and the "
+        "Holm-adjusted p to agree. One-sided in each claim's direction, the Holm-adjusted p-values would be "
+        f"{one_sided}{consequence}.",
+    ]
 
 
 def rows_text(endpoint: dict, scale: float, digits: int) -> str:
@@ -257,7 +298,7 @@ def verdict_text(table: EqualTimeTable, endpoint: dict) -> str:
         if all(value <= table.plateau_threshold for side in sides for value in side):
             return (
                 'uninformative at this budget: both arms are on the plateau at every seed (at the share of "the", '
-                "answering it at every [MASK]), so the interval bounds no difference in learning speed"
+                "consistent with answering it at every [MASK]), so the interval bounds no difference in learning speed"
             )
     sign = 1 if endpoint["higher_is_better"] else -1
     intervals = [

@@ -6,11 +6,8 @@
   tokens (or the last point reached, a lower bound);
 - held-out MLM accuracy (at [MASK] and over all labelled positions) and loss per arm and budget, with each arm's
   difference to `bert` paired by seed and its 95% Student-t interval;
-- per task, fine-tuned test accuracy and macro-F1 of every arm beside its random-initialisation control and the
-  model-free baselines, with paired differences to `bert` and to the control, one-class counts, and whether `bert`
-  clears the headline-task rule (≥ 10 macro-F1 points over answering one class);
-- the primary endpoints with paired t-test p-values, Holm-corrected once all of them are measured, and for downstream
-  endpoints a second interval that resamples the test rows with the seeds (from the saved per-example predictions);
+- per task, the fine-tuning table (`studies/equal_time/downstream.py`) and the primary endpoints
+  (`studies/equal_time/endpoints.py`);
 - the curves: accuracy at [MASK] against calibrated minutes and tokens, every run.
 
     python -m studies.equal_time.report     # writes results/equal_time/README.md, table.json and curves-*.png
@@ -19,31 +16,24 @@
 from __future__ import annotations
 
 import argparse
-import statistics
 from pathlib import Path
 
-import numpy as np
-from scipy.stats import ttest_rel
-
-from recipes.cards.markdown import markdown_table, mean_and_spread, p_value, signed_interval
+from recipes.cards.markdown import markdown_table, mean_and_spread, signed_interval
 from recipes.data.assets import default_tokenizer
 from recipes.data.corpus import prepare
-from recipes.data.tasks import load_task
-from recipes.evaluation.stats import bootstrap_interval, holm, independent_difference, paired_difference
+from recipes.evaluation.stats import paired_difference
 from recipes.records import (
     BaselinesRecord,
     EqualTimeTable,
-    FinetuningRecord,
     write_text_atomic,
 )
 from recipes.training.clock import parse_budget
 from recipes.training.pretrain_arguments import corpus_spec
-from studies.equal_time import RECORDS_DIR, RESULTS_DIR, Plan
+from studies.equal_time import RECORDS_DIR, RESULTS_DIR, Plan, finetunings
+from studies.equal_time.downstream import BASELINES_FILE, downstream, downstream_table, grid_edge_text
+from studies.equal_time.endpoints import endpoint_table
 from studies.equal_time.figure import plot
-from studies.equal_time.gathered import MLM_METRICS, Run, finished_runs
-
-REFERENCE_ARM = "bert"
-BASELINES_FILE = Path("results/baselines.json")
+from studies.equal_time.gathered import MLM_METRICS, REFERENCE_ARM, Run, by_seed, finished_runs
 
 
 def plateau_share(plan: Plan) -> float:
@@ -104,14 +94,6 @@ def plateau_table(plan: Plan, runs: dict[str, Run], threshold: float) -> tuple[l
         )
     header = ["arm", "budget", "seed", "left at (calibrated minutes)", "tokens", "accuracy at [MASK] there"]
     return markdown_table(header, cells), values
-
-
-def by_seed(runs: dict[str, Run], arm: str, budget: str, metric: str) -> dict[int, float]:
-    return {
-        run.planned.seed: run.final(metric)
-        for run in runs.values()
-        if run.planned.arm.name == arm and run.planned.budget == budget
-    }
 
 
 def mlm_table(plan: Plan, runs: dict[str, Run], budget: str) -> tuple[list[str], dict]:
@@ -185,172 +167,9 @@ def contrast_table(entries: dict[str, dict], budget: str) -> list[str]:
     ]
 
 
-def downstream(runs: dict[str, Run], records_dir: Path) -> dict[tuple[str, str, str], dict[int, FinetuningRecord]]:
-    """(arm, task, init) → {unit: record}: a pretrained model's unit is its pretraining seed, a control's its seed."""
-    found: dict = {}
-    for run in runs.values():
-        for record in FinetuningRecord.read_downstream(records_dir / run.planned.name):
-            unit = run.planned.seed if record.init == "pretrained" else record.seed
-            key = (run.planned.arm.name, run.planned.budget, record.task, record.init)
-            found.setdefault(key, {})[unit] = record
-    return found
-
-
-def test_labels(task: str, split_seed: int) -> np.ndarray:
-    return np.array(load_task(task, seed=split_seed)["test"]["label"])
-
-
-def downstream_table(
-    plan: Plan, found: dict, budget: str, task: str, baselines: BaselinesRecord
-) -> tuple[list[str], dict]:
-    header = [
-        "model", "n", "test accuracy", "macro-F1", "one class",
-        "− bert (pp, mean ± 95% half-width)", "− random init (pp, mean ± 95% half-width, Welch)",
-    ]  # fmt: skip
-    rows, values = [], {}
-    reference = found.get((REFERENCE_ARM, budget, task, "pretrained"), {})
-    for arm in plan.arms:
-        for init in ("pretrained", "scratch"):
-            records = found.get((arm, budget, task, init), {})
-            if not records:
-                continue
-            accuracy = {unit: record.test["accuracy"] for unit, record in records.items()}
-            macro_f1 = [record.test["macro_f1"] for record in records.values()]
-            cells = [
-                f"{arm}{'' if init == 'pretrained' else ', random init'}",
-                str(len(records)),
-                mean_and_spread(accuracy.values(), digits=1),
-                mean_and_spread(macro_f1, digits=1),
-                str(sum(bool(record.test.get("one_class")) for record in records.values())),
-            ]
-            values[f"{arm}/{init}"] = {"accuracy": accuracy, "macro_f1": macro_f1}
-            reference_accuracy = {unit: record.test["accuracy"] for unit, record in reference.items()}
-            control = [record.test["accuracy"] for record in found.get((arm, budget, task, "scratch"), {}).values()]
-            differences = {
-                "vs_reference": paired_seeds_difference(init, records, reference, accuracy, reference_accuracy),
-                "vs_scratch": control_difference(init, accuracy, control),
-            }
-            for key, difference in differences.items():
-                if difference is None:
-                    cells.append("–")
-                    continue
-                cells.append(f"{difference.format(100, 1)}{'' if difference.covers_zero else ' *'}")
-                values[f"{arm}/{init}"][key] = {"mean": difference.mean, "low": difference.low, "high": difference.high}
-            rows.append(cells)
-    task_baselines, model_free = baselines.tasks[task], {}
-    for name, label in (
-        ("majority_class_test", "majority class (test split)"),
-        ("tfidf_logistic_regression", "TF-IDF + LR"),
-    ):
-        scores = task_baselines[name]
-        rows.append([label, "–", f"{100 * scores['accuracy']:.1f}%", f"{100 * scores['macro_f1']:.1f}%", "", "", ""])
-        model_free[label] = scores["accuracy"]
-    bert_f1 = values.get(f"{REFERENCE_ARM}/pretrained", {}).get("macro_f1")
-    informative = (
-        bert_f1 is not None and statistics.fmean(bert_f1) - task_baselines["majority_class_test"]["macro_f1"] >= 0.10
-    )
-    return markdown_table(header, rows), {"rows": values, "informative": informative, "baselines": model_free}
-
-
-def paired_seeds_difference(init: str, records: dict, reference: dict, accuracy: dict, reference_accuracy: dict):
-    """A pretrained arm against the reference arm, paired by pretraining seed (None for the reference itself, a
-    control, or fewer than 2 shared seeds)."""
-    if init != "pretrained" or reference is records or len(set(accuracy) & set(reference_accuracy)) < 2:
-        return None
-    return paired_difference(accuracy, reference_accuracy)
-
-
-def control_difference(init: str, accuracy: dict, control: list[float]):
-    """A pretrained arm against the same architecture from random weights: two independent groups (the control's
-    seeds are fine-tuning seeds, matched to no pretraining seed). None for a control, or under 2 values a side."""
-    if init != "pretrained" or min(len(accuracy), len(control)) < 2:
-        return None
-    return independent_difference(list(accuracy.values()), control)
-
-
-def endpoint_scores(endpoint: dict, arm: str, runs: dict[str, Run], found: dict) -> tuple[dict, dict]:
-    """{seed: score} of one side of an endpoint, and for a downstream endpoint {seed: per-row 0/1 correctness}."""
-    metric, budget = endpoint["metric"], endpoint["budget"]
-    if metric in MLM_METRICS:
-        return by_seed(runs, arm, budget, metric), {}
-    task = metric.removesuffix("_accuracy")
-    records = found.get((arm, budget, task, "pretrained"), {})
-    correct = {}
-    for unit, record in records.items():
-        if record.test_predictions is not None:
-            labels = test_labels(task, record.split_seed)
-            correct[unit] = (np.array(record.test_predictions) == labels).astype(float)
-    return {unit: record.test["accuracy"] for unit, record in records.items()}, correct
-
-
-def endpoint_table(plan: Plan, runs: dict[str, Run], found: dict) -> tuple[list[str], dict]:
-    measured = {}
-    for endpoint in plan.primary_endpoints:
-        scores, correct = endpoint_scores(endpoint, endpoint["arm"], runs, found)
-        reference, reference_correct = endpoint_scores(endpoint, endpoint["reference"], runs, found)
-        seeds = sorted(set(scores) & set(reference))
-        if len(seeds) < len(plan.seeds):
-            continue
-        difference = paired_difference(scores, reference)
-        tested_p = float(ttest_rel([scores[s] for s in seeds], [reference[s] for s in seeds]).pvalue)
-        rows_interval = None
-        if set(seeds) <= set(correct) & set(reference_correct):
-            rows_interval = bootstrap_interval(
-                np.stack([correct[s] for s in seeds]), np.stack([reference_correct[s] for s in seeds])
-            )
-        measured[endpoint["id"]] = {"difference": difference, "p": tested_p, "rows_interval": rows_interval}
-    complete = len(measured) == len(plan.primary_endpoints)
-    adjusted = holm({name: m["p"] for name, m in measured.items()}) if complete else {}
-    rows, values = [], {}
-    for endpoint in plan.primary_endpoints:
-        name = endpoint["id"]
-        what = f"{endpoint['arm']} − {endpoint['reference']}, {endpoint['metric']}, {endpoint['budget']}"
-        if name not in measured:
-            rows.append([name, endpoint["claim"], what, "pending", "", "", "", ""])
-            continue
-        difference, raw_p = measured[name]["difference"], measured[name]["p"]
-        rows_interval = measured[name]["rows_interval"]
-        scale, digits = (1, 3) if endpoint["metric"] == "loss" else (100, 2)
-        holm_p = p_value(adjusted[name]) if name in adjusted else "once all are measured"
-        rows.append(
-            [
-                name,
-                endpoint["claim"],
-                what,
-                f"{scale * difference.mean:+.{digits}f}",
-                f"[{scale * difference.low:+.{digits}f}, {scale * difference.high:+.{digits}f}]",
-                "–"
-                if rows_interval is None
-                else f"[{scale * rows_interval[0]:+.{digits}f}, {scale * rows_interval[1]:+.{digits}f}]",
-                p_value(raw_p),
-                holm_p,
-            ]
-        )
-        values[name] = {
-            "claim": endpoint["claim"],
-            "arm": endpoint["arm"],
-            "reference": endpoint["reference"],
-            "metric": endpoint["metric"],
-            "budget": endpoint["budget"],
-            "family_size": len(plan.primary_endpoints),
-            "difference": what,
-            "higher_is_better": endpoint["metric"] != "loss",
-            "mean": difference.mean,
-            "low": difference.low,
-            "high": difference.high,
-            "rows_interval": rows_interval,
-            "p": raw_p,
-            "holm_p": adjusted.get(name),
-        }
-    header = [
-        "", "claim", "difference", "mean", "95% interval (seeds)", "95% interval (seeds and test rows)",
-        "p (paired t)", "Holm p",
-    ]  # fmt: skip
-    return markdown_table(header, rows), values
-
-
 def write_report(plan: Plan, records_dir: Path, results_dir: Path) -> str:
     runs = finished_runs(plan, records_dir)
+    found = downstream(runs, records_dir)
     share = plateau_share(plan)
     threshold = plan.plateau["multiple"] * share
     lines = [
@@ -365,7 +184,8 @@ def write_report(plan: Plan, records_dir: Path, results_dir: Path) -> str:
         "",
         f"Pretraining runs finished: {len(runs)} of {len(plan.runs())} "
         f"({sum(run.record.budget_s for run in runs.values()) / 60:.0f} of "
-        f"{sum(parse_budget(run.budget) for run in plan.runs()) / 60:.0f} calibrated core-minutes).",
+        f"{sum(parse_budget(run.budget) for run in plan.runs()) / 60:.0f} calibrated core-minutes). Fine-tunings "
+        f"recorded: {sum(map(len, found.values()))} of {len(finetunings(plan))}.",
         "",
         "## Leaving the plateau",
         "",
@@ -386,7 +206,6 @@ def write_report(plan: Plan, records_dir: Path, results_dir: Path) -> str:
                 plot(plan, runs, budget, figure, threshold, metric)
                 lines += [f"![{MLM_METRICS[metric]}, {budget}]({figure.name})", ""]
             lines += contrast_table(contrasts(plan, runs, budget), budget)
-    found = downstream(runs, records_dir)
     baselines = BaselinesRecord.read(BASELINES_FILE)
     downstream_values = {}
     for budget in sorted(plan.budgets, key=parse_budget):
@@ -401,6 +220,8 @@ def write_report(plan: Plan, records_dir: Path, results_dir: Path) -> str:
                     f"{'a headline task' if verdict else 'not a headline task'}.",
                     "",
                     *table,
+                    "",
+                    grid_edge_text(task, downstream_values[f"{budget}/{task}"]["grid_edge"]),
                     "",
                 ]
     table, endpoint_values = endpoint_table(plan, runs, found)

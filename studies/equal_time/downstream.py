@@ -1,0 +1,128 @@
+"""The equal-time study's fine-tuning tables, from its gathered records: per task and budget, every arm's test
+accuracy and macro-F1 beside its random-initialisation control and the model-free baselines, its difference to `bert`
+(paired by pretraining seed) and to the control (two independent groups: Welch), one-class counts, whether `bert`
+clears the headline-task rule, and how often the learning-rate grid's top rate was chosen."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import numpy as np
+
+from recipes.cards.markdown import markdown_table, mean_and_spread
+from recipes.data.tasks import load_task
+from recipes.evaluation.stats import independent_difference, paired_difference
+from recipes.records import BaselinesRecord, FinetuningRecord
+from studies.equal_time import Plan
+from studies.equal_time.gathered import REFERENCE_ARM, Run
+
+BASELINES_FILE = Path("results/baselines.json")
+
+
+def downstream(runs: dict[str, Run], records_dir: Path) -> dict[tuple[str, str, str], dict[int, FinetuningRecord]]:
+    """(arm, task, init) → {unit: record}: a pretrained model's unit is its pretraining seed, a control's its seed."""
+    found: dict = {}
+    for run in runs.values():
+        for record in FinetuningRecord.read_downstream(records_dir / run.planned.name):
+            unit = run.planned.seed if record.init == "pretrained" else record.seed
+            key = (run.planned.arm.name, run.planned.budget, record.task, record.init)
+            found.setdefault(key, {})[unit] = record
+    return found
+
+
+def test_labels(task: str, split_seed: int) -> np.ndarray:
+    return np.array(load_task(task, seed=split_seed)["test"]["label"])
+
+
+def downstream_table(
+    plan: Plan, found: dict, budget: str, task: str, baselines: BaselinesRecord
+) -> tuple[list[str], dict]:
+    header = [
+        "model", "n", "test accuracy", "macro-F1", "one class",
+        "− bert (pp, mean ± 95% half-width)", "− random init (pp, mean ± 95% half-width, Welch)",
+    ]  # fmt: skip
+    rows, values = [], {}
+    reference = found.get((REFERENCE_ARM, budget, task, "pretrained"), {})
+    for arm in plan.arms:
+        for init in ("pretrained", "scratch"):
+            records = found.get((arm, budget, task, init), {})
+            if not records:
+                continue
+            accuracy = {unit: record.test["accuracy"] for unit, record in records.items()}
+            macro_f1 = [record.test["macro_f1"] for record in records.values()]
+            cells = [
+                f"{arm}{'' if init == 'pretrained' else ', random init'}",
+                str(len(records)),
+                mean_and_spread(accuracy.values(), digits=1),
+                mean_and_spread(macro_f1, digits=1),
+                str(sum(bool(record.test.get("one_class")) for record in records.values())),
+            ]
+            values[f"{arm}/{init}"] = {"accuracy": accuracy, "macro_f1": macro_f1}
+            reference_accuracy = {unit: record.test["accuracy"] for unit, record in reference.items()}
+            control = [record.test["accuracy"] for record in found.get((arm, budget, task, "scratch"), {}).values()]
+            differences = {
+                "vs_reference": paired_seeds_difference(init, records, reference, accuracy, reference_accuracy),
+                "vs_scratch": control_difference(init, accuracy, control),
+            }
+            for key, difference in differences.items():
+                if difference is None:
+                    cells.append("–")
+                    continue
+                cells.append(f"{difference.format(100, 1)}{'' if difference.covers_zero else ' *'}")
+                values[f"{arm}/{init}"][key] = {"mean": difference.mean, "low": difference.low, "high": difference.high}
+            rows.append(cells)
+    task_baselines, model_free = baselines.tasks[task], {}
+    for name, label in (
+        ("majority_class_test", "one class, the test split's most frequent"),
+        ("tfidf_logistic_regression", "TF-IDF + LR"),
+    ):
+        scores = task_baselines[name]
+        rows.append([label, "–", f"{100 * scores['accuracy']:.1f}%", f"{100 * scores['macro_f1']:.1f}%", "", "", ""])
+        model_free[label] = scores["accuracy"]
+    bert_f1 = values.get(f"{REFERENCE_ARM}/pretrained", {}).get("macro_f1")
+    informative = (
+        bert_f1 is not None and statistics.fmean(bert_f1) - task_baselines["majority_class_test"]["macro_f1"] >= 0.10
+    )
+    pretrained = [record for arm in plan.arms for record in found.get((arm, budget, task, "pretrained"), {}).values()]
+    entry = {"rows": values, "informative": informative, "baselines": model_free, "grid_edge": grid_edge(pretrained)}
+    return markdown_table(header, rows), entry
+
+
+def grid_edge(records: list[FinetuningRecord]) -> dict:
+    """How many fine-tunings chose their grid's top learning rate, and how many of those at their last epoch (still
+    improving when training stopped): where a grid is too narrow for the models that fine-tune slowest, it shows."""
+    searched = [record for record in records if record.learning_rate_search]
+    top_rate = top_rate_last_epoch = 0
+    for record in searched:
+        chosen = next(entry for entry in record.learning_rate_search if entry["selected"])
+        if chosen["learning_rate"] == max(record.training["learning_rate_grid"]):
+            top_rate += 1
+            top_rate_last_epoch += chosen["epoch"] == record.training["num_train_epochs"]
+    return {"fine_tunings": len(searched), "top_rate": top_rate, "top_rate_last_epoch": top_rate_last_epoch}
+
+
+def grid_edge_text(task: str, edge: dict | None) -> str:
+    if not edge or not edge["top_rate"]:
+        return ""
+    return (
+        f"{edge['top_rate']} of {edge['fine_tunings']} pretrained {task} fine-tunings chose the grid's top learning "
+        f"rate, {edge['top_rate_last_epoch']} of them at the last epoch (still improving when training stopped): the "
+        "declared grid may be too narrow for the arms that fine-tune slowest, which weighs on their differences."
+    )
+
+
+def paired_seeds_difference(init: str, records: dict, reference: dict, accuracy: dict, reference_accuracy: dict):
+    """A pretrained arm against the reference arm, paired by pretraining seed (None for the reference itself, a
+    control, or fewer than 2 shared seeds)."""
+    if init != "pretrained" or reference is records or len(set(accuracy) & set(reference_accuracy)) < 2:
+        return None
+    return paired_difference(accuracy, reference_accuracy)
+
+
+def control_difference(init: str, accuracy: dict, control: list[float]):
+    """A pretrained arm against the same architecture from random weights: two independent groups (the control's
+    seeds are fine-tuning seeds, matched to no pretraining seed). None for a control, or under 2 values a side."""
+    if init != "pretrained" or min(len(accuracy), len(control)) < 2:
+        return None
+    return independent_difference(list(accuracy.values()), control)
