@@ -56,11 +56,11 @@ class FrontierRecord(FileRecord):
     def shapes(self) -> list[str]:
         return list(self.latency_measurements[0]["latency_ms"]) if self.latency_measurements else []
 
-    def latency_ratios(self, shape: str, encoder: str) -> list[float]:
+    def latency_ratios(self, shape: str, encoder: str, measurements: slice = slice(None)) -> list[float]:
         """`encoder`'s latency ÷ the same-implementation control's at `shape` ("BATCHxSEQ"), one per measurement
-        that timed it."""
+        (of those `measurements` picks, in the order they were made) that timed it."""
         return [
             measured["latency_ms"][shape]["encoders"][encoder]["ratio_vs"][self.SAME_IMPLEMENTATION]
-            for measured in self.latency_measurements
+            for measured in self.latency_measurements[measurements]
             if encoder in measured["latency_ms"].get(shape, {}).get("encoders", {})
         ]

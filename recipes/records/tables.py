@@ -67,7 +67,9 @@ class EqualTimeTable(FileRecord):
 @dataclass(frozen=True)
 class FrontierTable(FileRecord):
     KIND: ClassVar[str] = "healing frontier table"
-    SCHEMA_VERSION: ClassVar[int] = 2  # 2: the latency target's verdict is "met", "missed" or "undecided"
+    # 3: the latency target's verdict is a dict (verdict "pending", "met", "missed" or "undecided", the measurements
+    # it rests on, and once decided the geometric mean ratio with its 95% interval)
+    SCHEMA_VERSION: ClassVar[int] = 3
 
     threshold: float  # the share of the teacher's fine-tuned accuracy a point must keep (the interval's lower bound)
     latency_shape: str  # "BATCHxSEQ" of the latency ratio reported per point

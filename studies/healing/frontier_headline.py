@@ -22,8 +22,10 @@ from studies.healing.frontier_table import (
     LATENCY_SHAPE,
     LATENCY_TARGET,
     TASKS,
+    VERDICT_MEASUREMENTS,
     latency_text,
     latency_verdict,
+    latency_verdict_text,
     verdict_text,
 )
 
@@ -60,12 +62,12 @@ def latency_summary(layouts: FrontierRecord | None) -> str:
         for mixer in layouts.layouts
     )
     (mixer, k), values = min(ratios.items(), key=lambda item: statistics.fmean(item[1]))
-    verdict = latency_verdict(values)
+    verdict = latency_verdict(layouts.latency_ratios(LATENCY_SHAPE, point_name(mixer, k), VERDICT_MEASUREMENTS))
     return (
         f"Latency alone so far, ÷ MiniLM in this implementation at batch {LATENCY_SHAPE.replace('x', ' × ')}, the mean "
         f"of {len(layouts.latency_measurements)} measurements: {per_mixer}. The fastest point, {mixer} k = {k}, is "
-        f"{statistics.fmean(values):.2f}× ({min(values):.2f}–{max(values):.2f}): the target, ≤ {LATENCY_TARGET:.2f}× "
-        f"(1.25× faster), is {verdict} across the measurements "
+        f"{statistics.fmean(values):.2f}× ({min(values):.2f}–{max(values):.2f}); the target, ≤ {LATENCY_TARGET:.2f}× "
+        f"(1.25× faster): {latency_verdict_text(verdict).removeprefix('target ')} "
         "([results/heal/frontier](results/heal/frontier/README.md))."
     )
 
@@ -119,12 +121,10 @@ def conclusions(table: FrontierTable) -> list[str]:
     ]
     if kept:
         fastest, arm = min(kept, key=lambda found: (found[0]["latency_ratio"], ARMS.index(found[1])))
-        target = {"met": "meets", "missed": "misses", "undecided": "its measurements straddle"}[
-            fastest["meets_latency_target"]
-        ]
         lines.append(
             f"- Fastest point that keeps it so far: {fastest['mixer']} k={fastest['k']} ({arm}) at "
-            f"{fastest['latency_ratio']:.2f}× ({target} the target, ≤ {LATENCY_TARGET:.2f}×)."
+            f"{fastest['latency_ratio']:.2f}×; the target, ≤ {LATENCY_TARGET:.2f}×: "
+            f"{latency_verdict_text(fastest['meets_latency_target']).removeprefix('target ')}."
         )
     for mixer in table.primary:
         paying = [

@@ -16,6 +16,7 @@ target is ≤ 0.80 (1.25× faster).
 
 from __future__ import annotations
 
+import math
 import operator
 import statistics
 from pathlib import Path
@@ -24,7 +25,7 @@ import numpy as np
 
 from recipes.cards.markdown import markdown_table, signed_interval
 from recipes.data.tasks import load_task
-from recipes.evaluation.stats import bootstrap_interval
+from recipes.evaluation.stats import bootstrap_interval, mean_interval
 from recipes.records import FinetuningRecord, FrontierRecord, FrontierTable, write_text_atomic
 from recipes.training.arguments import parse_args
 from studies.healing import frontier
@@ -33,6 +34,9 @@ from studies.healing.frontier_runs import ARMS, FrontierRunArguments, model_name
 THRESHOLD = 0.97
 LATENCY_SHAPE = "8x512"
 LATENCY_TARGET = 0.80  # 1.25× faster than the same implementation of MiniLM
+# The measurements that decide the target (FRONTIER.md): the record's 5th to 12th. The rule was fixed after the first
+# four, which stay descriptive, so that neither the rule nor the number of measurements was chosen from the data.
+VERDICT_MEASUREMENTS = slice(4, 12)
 TASKS = ("trec", "wiki-topics")  # "keeps ≥ 97%" is a verdict on both
 DRAWS = 2000
 
@@ -118,15 +122,25 @@ def primary(verdicts: list[bool | None], counts: list[int]) -> dict:
     return {"complete": True, "largest_k": kept}
 
 
-def latency_verdict(ratios: list[float]) -> str | None:
-    """Whether a point is at least 1.25× faster than the control: "met" when every measurement says so, "missed"
-    when none does, "undecided" when they straddle the target (the machine's noise between measurements is larger
-    than the distance to it); None before any measurement."""
-    if not ratios:
-        return None
-    if all(ratio <= LATENCY_TARGET for ratio in ratios):
-        return "met"
-    return "missed" if all(ratio > LATENCY_TARGET for ratio in ratios) else "undecided"
+def latency_verdict(ratios: list[float]) -> dict:
+    """Whether a point is at least 1.25× faster than the control, from the ratios of the verdict's measurements: the
+    geometric mean with its 95% Student-t interval over measurements (on the log ratios); "met" when the interval lies
+    at or below the target, "missed" when it lies above, "undecided" when it straddles it, "pending" until every
+    verdict measurement is in (a fixed number: no stopping when the interval first clears the target)."""
+    needed = VERDICT_MEASUREMENTS.stop - VERDICT_MEASUREMENTS.start
+    if len(ratios) < needed:
+        return {"verdict": "pending", "measurements": len(ratios), "of": needed}
+    mean, half_width = mean_interval([math.log(ratio) for ratio in ratios])
+    low, high = math.exp(mean - half_width), math.exp(mean + half_width)
+    verdict = "met" if high <= LATENCY_TARGET else "missed" if low > LATENCY_TARGET else "undecided"
+    return {"verdict": verdict, "measurements": len(ratios), "of": needed, "ratio": math.exp(mean), "low": low,
+            "high": high}  # fmt: skip
+
+
+def latency_verdict_text(verdict: dict) -> str:
+    if verdict["verdict"] == "pending":
+        return f"target pending: {verdict['measurements']} of its {verdict['of']} measurements"
+    return f"target {verdict['verdict']}: {verdict['ratio']:.2f}× [{verdict['low']:.2f}, {verdict['high']:.2f}]"
 
 
 def build_table(args: FrontierRunArguments) -> FrontierTable:
@@ -152,14 +166,17 @@ def build_table(args: FrontierRunArguments) -> FrontierTable:
                     else all(tasks[task]["share_of_teacher"]["mean"] >= THRESHOLD for task in TASKS)
                 )
                 arms[arm] = {"tasks": tasks, "keeps": verdict, "point_estimate_keeps": point_estimate}
-            ratios = layouts.latency_ratios(LATENCY_SHAPE, frontier.point_name(mixer, k))
+            name = frontier.point_name(mixer, k)
+            ratios = layouts.latency_ratios(LATENCY_SHAPE, name)
             points[label] = {
                 "mixer": mixer,
                 "k": k,
                 "layout": layouts.layouts[mixer][str(k)],
                 "latency_ratio": statistics.fmean(ratios) if ratios else None,
                 "latency_ratios": ratios,
-                "meets_latency_target": latency_verdict(ratios),
+                "meets_latency_target": latency_verdict(
+                    layouts.latency_ratios(LATENCY_SHAPE, name, VERDICT_MEASUREMENTS)
+                ),
                 "arms": arms,
                 "healing_gain": {task: gain(found["healed", task], found["unhealed", task]) for task in args.tasks},
             }
@@ -195,12 +212,13 @@ def verdict_text(verdict: bool | None) -> str:
 
 
 def latency_text(point: dict) -> str:
-    """ "0.80× (0.77–0.85; target undecided)": the mean over measurements, their range and the target's verdict."""
+    """ "0.80× (0.77–0.85; target pending: 0 of its 8 measurements)": the mean over every measurement, their range,
+    and the target's verdict from its own measurements."""
     if point["latency_ratio"] is None:
         return "–"
     ratios = point.get("latency_ratios") or [point["latency_ratio"]]
     spread = f"{min(ratios):.2f}–{max(ratios):.2f}; " if len(ratios) > 1 else ""
-    return f"{point['latency_ratio']:.2f}× ({spread}target {point['meets_latency_target']})"
+    return f"{point['latency_ratio']:.2f}× ({spread}{latency_verdict_text(point['meets_latency_target'])})"
 
 
 def page(table: FrontierTable, tasks: list[str]) -> str:
@@ -213,7 +231,8 @@ def page(table: FrontierTable, tasks: list[str]) -> str:
         f"{100 * table.threshold:.0f}% when the interval's lower bound is at least that on every task. Latency: "
         f'the ratio to `from_bert(minilm, "bert")` at batch {table.latency_shape.replace("x", " × ")} (below 1: faster), '
         "the mean over the frontier record's measurements with their range; the target (≤ "
-        f"{LATENCY_TARGET:.2f}×) is met when every measurement meets it, missed when none does, else undecided.",
+        f"{LATENCY_TARGET:.2f}×) is decided by the record's 5th to 12th measurements: met when the 95% interval of "
+        "their geometric mean lies at or below it, missed when above, else undecided.",
         "",
     ]
     teacher = table.denominators["teacher"]
