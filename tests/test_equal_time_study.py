@@ -17,7 +17,7 @@ from recipes.environment import REPO_ROOT
 from recipes.evaluation.stats import bootstrap_interval, holm
 from recipes.records import CardProvenance, EqualTimeTable, FinetuningRecord, PretrainingRecord
 from recipes.training.pretrain_arguments import parse_overrides
-from studies.equal_time import CALIBRATION_DIR, Plan, downstream, finetunings, headline, report, zoo
+from studies.equal_time import CALIBRATION_DIR, Plan, downstream, finetunings, gathered, headline, report, zoo
 from studies.equal_time import __main__ as study
 from studies.equal_time.report import leaving_point
 
@@ -254,10 +254,27 @@ def test_the_headline_says_how_often_the_learning_rate_grid_was_outgrown():
         base, learning_rate_search=None)]  # fmt: skip
     edge = downstream.grid_edge(records)
     assert edge == {"fine_tunings": 3, "top_rate": 2, "top_rate_last_epoch": 1}
-    assert downstream.grid_edge_text("trec", edge).startswith(
+    assert downstream.task_notes("trec", {"grid_edge": edge}).startswith(
         "2 of 3 pretrained trec fine-tunings chose the grid's top learning rate, 1 of them at the last epoch"
     )
-    assert downstream.grid_edge_text("trec", {**edge, "top_rate": 0}) == ""
+    assert downstream.task_notes("trec", {"grid_edge": {**edge, "top_rate": 0}}) == ""
+
+
+def test_controls_that_predict_alike_at_every_seed_are_named_as_one():
+    """pool-hybrid-dropmask differs from pool-hybrid only by DropMask, which acts on [MASK] tokens alone: from random
+    weights at the same seed, its committed TREC controls predict every test question as pool-hybrid's do."""
+    plan = Plan.read()
+    runs = gathered.finished_runs(plan, REPO_ROOT / report.RECORDS_DIR)
+    found = downstream.downstream(runs, REPO_ROOT / report.RECORDS_DIR)
+    pairs = downstream.identical_controls(plan, found, "15m", "trec")
+    assert [(pair["arm"], pair["same_as"]) for pair in pairs] == [("pool-hybrid-dropmask", "pool-hybrid")]
+    assert len(pairs[0]["seeds"]) >= 2
+    assert "the same control twice" in downstream.task_notes("trec", {"identical_controls": pairs})
+    changed = {**found, ("pool-hybrid", "15m", "trec", "scratch"): {
+        seed: dataclasses.replace(record, test_predictions=[0] * len(record.test_predictions))
+        for seed, record in found["pool-hybrid", "15m", "trec", "scratch"].items()
+    }}  # fmt: skip
+    assert downstream.identical_controls(plan, changed, "15m", "trec") == []
 
 
 def test_the_headline_gives_each_arms_finetuned_accuracy_and_only_the_plans_own_contrasts():

@@ -5,6 +5,7 @@ clears the headline-task rule, and how often the learning-rate grid's top rate w
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from pathlib import Path
 
@@ -85,7 +86,10 @@ def downstream_table(
         bert_f1 is not None and statistics.fmean(bert_f1) - task_baselines["majority_class_test"]["macro_f1"] >= 0.10
     )
     pretrained = [record for arm in plan.arms for record in found.get((arm, budget, task, "pretrained"), {}).values()]
-    entry = {"rows": values, "informative": informative, "baselines": model_free, "grid_edge": grid_edge(pretrained)}
+    entry = {
+        "rows": values, "informative": informative, "baselines": model_free, "grid_edge": grid_edge(pretrained),
+        "identical_controls": identical_controls(plan, found, budget, task),
+    }  # fmt: skip
     return markdown_table(header, rows), entry
 
 
@@ -102,14 +106,40 @@ def grid_edge(records: list[FinetuningRecord]) -> dict:
     return {"fine_tunings": len(searched), "top_rate": top_rate, "top_rate_last_epoch": top_rate_last_epoch}
 
 
-def grid_edge_text(task: str, edge: dict | None) -> str:
-    if not edge or not edge["top_rate"]:
-        return ""
-    return (
-        f"{edge['top_rate']} of {edge['fine_tunings']} pretrained {task} fine-tunings chose the grid's top learning "
-        f"rate, {edge['top_rate_last_epoch']} of them at the last epoch (still improving when training stopped): the "
-        "declared grid may be too narrow for the arms that fine-tune slowest, which weighs on their differences."
-    )
+def identical_controls(plan: Plan, found: dict, budget: str, task: str) -> list[dict]:
+    """Pairs of arms whose random-initialisation controls predicted every test example alike at every seed both have:
+    architectures that start from the same weights and compute the same function on these inputs (DropMask acts only
+    on [MASK] tokens, which no fine-tuning input holds) give one control twice, not two."""
+    predictions = {
+        arm: {seed: record.test_predictions for seed, record in found.get((arm, budget, task, "scratch"), {}).items()}
+        for arm in plan.arms
+    }
+    pairs = []
+    for first, second in itertools.combinations(plan.arms, 2):
+        seeds = sorted(set(predictions[first]) & set(predictions[second]))
+        same = [predictions[first][s] is not None and predictions[first][s] == predictions[second][s] for s in seeds]
+        if seeds and all(same):
+            pairs.append({"arm": second, "same_as": first, "seeds": seeds})
+    return pairs
+
+
+def task_notes(task: str, entry: dict) -> str:
+    """The sentences under a task's table: how often the grid's top rate was chosen, and controls that are one."""
+    notes = []
+    edge = entry.get("grid_edge")
+    if edge and edge["top_rate"]:
+        notes.append(
+            f"{edge['top_rate']} of {edge['fine_tunings']} pretrained {task} fine-tunings chose the grid's top learning "
+            f"rate, {edge['top_rate_last_epoch']} of them at the last epoch (still improving when training stopped): "
+            "the declared grid may be too narrow for the arms that fine-tune slowest, which weighs on their differences."
+        )
+    notes += [
+        f"`{pair['arm']}`'s random-initialisation control predicted every {task} test example as `{pair['same_as']}`'s "
+        f"did, at each of its {len(pair['seeds'])} seeds: the same control twice (the architectures start from the "
+        "same weights and compute the same function on inputs without [MASK]), not independent evidence."
+        for pair in entry.get("identical_controls", [])
+    ]
+    return " ".join(notes)
 
 
 def paired_seeds_difference(init: str, records: dict, reference: dict, accuracy: dict, reference_accuracy: dict):

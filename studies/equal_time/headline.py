@@ -26,7 +26,7 @@ from recipes.cards.markdown import (
 from recipes.records import EqualTimeTable, write_text_atomic
 from recipes.training.clock import parse_budget
 from studies.equal_time import RESULTS_DIR
-from studies.equal_time.downstream import grid_edge_text
+from studies.equal_time.downstream import task_notes
 
 TABLE_FILE = RESULTS_DIR / "table.json"
 README_FILE = Path("README.md")
@@ -124,7 +124,7 @@ def task_text(task: str, entry: dict) -> str:
     beaten = ""
     if best_label and means and max(means.values()) < baselines[best_label]:
         beaten = f" No pretrained arm's mean reaches {best_label} here."
-    edge = grid_edge_text(task, entry.get("grid_edge"))
+    edge = task_notes(task, entry)
     return (
         f"\n{task} ({verdict}; learning rate and epoch chosen on validation, test split scored once); "
         f"model-free baselines: {listed}.{beaten}{' ' + edge if edge else ''}"

@@ -30,7 +30,7 @@ from recipes.records import (
 from recipes.training.clock import parse_budget
 from recipes.training.pretrain_arguments import corpus_spec
 from studies.equal_time import RECORDS_DIR, RESULTS_DIR, Plan, finetunings
-from studies.equal_time.downstream import BASELINES_FILE, downstream, downstream_table, grid_edge_text
+from studies.equal_time.downstream import BASELINES_FILE, downstream, downstream_table, task_notes
 from studies.equal_time.endpoints import endpoint_table
 from studies.equal_time.figure import plot
 from studies.equal_time.gathered import MLM_METRICS, REFERENCE_ARM, Run, by_seed, finished_runs
@@ -221,7 +221,7 @@ def write_report(plan: Plan, records_dir: Path, results_dir: Path) -> str:
                     "",
                     *table,
                     "",
-                    grid_edge_text(task, downstream_values[f"{budget}/{task}"]["grid_edge"]),
+                    task_notes(task, downstream_values[f"{budget}/{task}"]),
                     "",
                 ]
     table, endpoint_values = endpoint_table(plan, runs, found)
