@@ -231,10 +231,20 @@ def test_an_endpoints_verdict_says_what_its_intervals_allow():
     }  # fmt: skip
     text = "\n".join(headline.endpoints(dataclasses.replace(table, primary_endpoints=one_sided)))
     assert (
-        "One-sided in each claim's direction, the Holm-adjusted p-values would be P1 0.900, P2 0.030: P2 would " in text
+        "One-sided in each claim's direction, the Holm-adjusted p-values would be P1 0.900, P2 0.030; P2 would then "
+        "survive the Holm correction at α = 0.05." in text
     )
     rows = {line.split(" | ")[0]: line for line in text.splitlines() if line.startswith("| **P")}
     assert rows["| **P2**"].endswith("| +1.40 pp [-1.10, +3.90] |") and rows["| **P1**"].endswith("| – |")
+    # significant two-sided but against the claim: one-sided it no longer survives
+    against = {**one_sided, "P1": {**one_sided["P1"], "holm_p": 0.01, "holm_p_one_sided": 0.99}}
+    text = "\n".join(headline.endpoints(dataclasses.replace(table, primary_endpoints=against)))
+    assert (
+        "P2 would then survive the Holm correction at α = 0.05; P1 would then not survive the Holm correction" in text
+    )
+    same = {**one_sided["P2"], "random_init": {"mean": 0.0, "low": 0.0, "high": 0.0, "identical": True}}
+    text = "\n".join(headline.endpoints(dataclasses.replace(table, primary_endpoints={**one_sided, "P2": same})))
+    assert "| 0: the same control (identical predictions at every seed) |" in text
 
 
 def test_the_headline_says_how_often_the_learning_rate_grid_was_outgrown():

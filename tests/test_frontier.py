@@ -200,7 +200,8 @@ def test_the_readme_block_gives_each_points_shares_the_endpoint_the_fastest_keep
 
     def point(k, latency, unhealed, healed, gain_low):
         return {
-            "mixer": "additive", "k": k, "latency_ratio": latency, "latency_ratios": [latency - 0.01, latency + 0.01],
+            "mixer": "additive", "k": k, "latency_ratio": latency, "selection_ratio": latency,
+            "latency_ratios": [latency - 0.01, latency + 0.01],
             "meets_latency_target": frontier_table.latency_verdict([latency - 0.01, latency + 0.01] * 4),
             "arms": {"unhealed": unhealed, "healed": healed},
             "healing_gain": {"trec": {"mean": gain_low + 0.01, "low": gain_low, "high": gain_low + 0.02}},
@@ -246,15 +247,17 @@ def test_the_readme_block_gives_each_points_shares_the_endpoint_the_fastest_keep
         "The fastest point, additive k = 3, is 0.80× (0.78–0.82); the target, ≤ 0.80× (1.25× faster): pending: 0 of "
         "its 8 measurements" in text
     )
-    # the 5th to 12th measurements decide the target; the first four only describe it
+    # the first four measurements rank the points, the 5th to 12th decide the target, and a 13th is never read: in the
+    # later measurements pooling k=2 is faster still, but the point judged is the one the first four chose
     decided = dataclasses.replace(layouts, latency_measurements=[
         *layouts.latency_measurements * 2,
-        *(measured({"additive k=2": 0.94, "additive k=3": 0.76 + 0.005 * index, "pooling k=2": 0.96})
+        *(measured({"additive k=2": 0.94, "additive k=3": 0.76 + 0.005 * index, "pooling k=2": 0.60})
           for index in range(8)),
+        measured({"additive k=2": 0.94, "additive k=3": 5.0, "pooling k=2": 0.60}),
     ])  # fmt: skip
     text = frontier_headline.headline(None, decided)
     assert (
-        "The fastest point, additive k = 3, is 0.79× (0.76–0.82); the target, ≤ 0.80× (1.25× faster): met: 0.78× ["
+        "The fastest point, additive k = 3, is 1.11× (0.76–5.00); the target, ≤ 0.80× (1.25× faster): met: 0.78× ["
         in text
     )
 
@@ -270,5 +273,5 @@ def test_the_latency_target_is_decided_by_an_interval_over_a_fixed_number_of_mea
     assert met["high"] == pytest.approx(met["ratio"] * math.exp(2.364624 * 0.014255 / 8**0.5), rel=1e-4)
     assert verdict([0.82, 0.84] * 4)["verdict"] == "missed"
     assert verdict([0.76, 0.84] * 4)["verdict"] == "undecided"
-    # more measurements than the verdict's are never read: the record's slice holds at most 8
-    assert frontier_table.VERDICT_MEASUREMENTS.stop - frontier_table.VERDICT_MEASUREMENTS.start == 8
+    with pytest.raises(ValueError, match="decided by 8 measurements; got 9"):
+        verdict([0.70] * 9)

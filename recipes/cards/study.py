@@ -11,7 +11,7 @@ from pathlib import Path
 
 from recipes.cards.markdown import signed_interval
 from recipes.environment import portable_path
-from recipes.evaluation.stats import Difference, independent_difference, mean_interval, paired_difference
+from recipes.evaluation.stats import mean_interval, paired_difference
 from recipes.records import EqualTimeTable
 
 # metric -> (label, scale, unit, digits)
@@ -44,20 +44,14 @@ def difference_text(scores: dict[int, float], reference: dict[int, float] | None
     """Against another arm, paired by pretraining seed."""
     if reference is None or scores is reference or len(set(scores) & set(reference)) < 2:
         return "–"
-    return interval_text(paired_difference(scores, reference), scale, digits)
+    difference = paired_difference(scores, reference)
+    return bounds_text({"mean": difference.mean, "low": difference.low, "high": difference.high}, scale, digits)
 
 
-def control_text(scores: dict[int, float], control: dict[int, float] | None) -> str:
-    """Against the same architecture from random weights: two independent groups, as no pretraining seed matches a
-    control's seed (Welch's interval)."""
-    if control is None or min(len(scores), len(control)) < 2:
-        return "–"
-    return interval_text(independent_difference(list(scores.values()), list(control.values())), 100, 1)
-
-
-def interval_text(difference: Difference, scale: float, digits: int) -> str:
-    bounds = {"mean": difference.mean, "low": difference.low, "high": difference.high}
-    return f"{signed_interval(bounds, scale, digits)} ({'includes 0' if difference.covers_zero else 'excludes 0'})"
+def bounds_text(bounds: dict, scale: float, digits: int) -> str:
+    """ "+2.7 [-0.9, +6.4] (includes 0)" from a difference's mean and interval bounds."""
+    covers_zero = bounds["low"] <= 0 <= bounds["high"]
+    return f"{signed_interval(bounds, scale, digits)} ({'includes 0' if covers_zero else 'excludes 0'})"
 
 
 def plateau_text(table: EqualTimeTable, arm: str, budget: str) -> str:
@@ -81,14 +75,13 @@ def downstream_rows(table: EqualTimeTable, arm: str, budget: str) -> list[dict]:
             continue
         accuracy = by_unit(scores["accuracy"])
         reference = entry["rows"].get(f"{table.reference_arm}/pretrained")
-        scratch = entry["rows"].get(f"{arm}/scratch")
         rows.append(
             {
                 "task": task,
                 "headline": "yes" if entry["informative"] else "no",
                 **summary(accuracy, 100, "%", 1),
                 "vs_reference": difference_text(accuracy, reference and by_unit(reference["accuracy"]), 100, 1),
-                "vs_scratch": control_text(accuracy, scratch and by_unit(scratch["accuracy"])),
+                "vs_scratch": bounds_text(scores["vs_scratch"], 100, 1) if "vs_scratch" in scores else "–",
             }
         )
     return rows

@@ -135,7 +135,7 @@ def task_notes(task: str, entry: dict) -> str:
         )
     notes += [
         f"`{pair['arm']}`'s random-initialisation control predicted every {task} test example as `{pair['same_as']}`'s "
-        f"did, at each of its {len(pair['seeds'])} seeds: the same control twice (the architectures start from the "
+        f"did, at each of the {len(pair['seeds'])} seeds both have: the same control twice (the architectures start from the "
         "same weights and compute the same function on inputs without [MASK]), not independent evidence."
         for pair in entry.get("identical_controls", [])
     ]

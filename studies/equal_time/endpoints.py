@@ -10,7 +10,7 @@ import numpy as np
 from scipy.stats import ttest_rel
 
 from recipes.cards.markdown import markdown_table, p_value
-from recipes.evaluation.stats import bootstrap_interval, holm, independent_difference, paired_difference
+from recipes.evaluation.stats import bootstrap_interval, holm, paired_difference
 from studies.equal_time import Plan
 from studies.equal_time.downstream import test_labels
 from studies.equal_time.gathered import MLM_METRICS, Run, by_seed
@@ -33,19 +33,33 @@ def endpoint_scores(endpoint: dict, arm: str, runs: dict[str, Run], found: dict)
 
 def random_init_difference(endpoint: dict, found: dict) -> dict | None:
     """For a downstream endpoint, the same difference between the two architectures fine-tuned from random weights
-    (their controls, two independent groups: Welch's interval): what the architectures differ by without pretraining.
-    None for an MLM endpoint or before both controls have 2 seeds."""
+    (their controls), paired by fine-tuning seed, which sets both controls' data order: what the architectures differ
+    by without pretraining. `identical` when the two controls predicted every test example alike at every shared seed
+    (then they are one control, and the difference is 0 by construction). None for an MLM endpoint or before the two
+    controls share 2 seeds."""
     if endpoint["metric"] in MLM_METRICS:
         return None
     task = endpoint["metric"].removesuffix("_accuracy")
-    controls = [
-        [record.test["accuracy"] for record in found.get((arm, endpoint["budget"], task, "scratch"), {}).values()]
-        for arm in (endpoint["arm"], endpoint["reference"])
-    ]
-    if min(map(len, controls)) < 2:
+    arm = found.get((endpoint["arm"], endpoint["budget"], task, "scratch"), {})
+    reference = found.get((endpoint["reference"], endpoint["budget"], task, "scratch"), {})
+    seeds = sorted(set(arm) & set(reference))
+    if len(seeds) < 2:
         return None
-    difference = independent_difference(*controls)
-    return {"mean": difference.mean, "low": difference.low, "high": difference.high}
+    difference = paired_difference(
+        {seed: arm[seed].test["accuracy"] for seed in seeds}, {seed: reference[seed].test["accuracy"] for seed in seeds}
+    )
+    identical = all(
+        arm[seed].test_predictions is not None and arm[seed].test_predictions == reference[seed].test_predictions
+        for seed in seeds
+    )
+    return {
+        "mean": difference.mean, "low": difference.low, "high": difference.high, "seeds": seeds, "identical": identical,
+    }  # fmt: skip
+
+
+def higher_is_better(endpoint: dict) -> bool:
+    """Every claim is that the arm scores higher than the reference, except a loss, where lower is the claim."""
+    return endpoint["metric"] != "loss"
 
 
 def endpoint_table(plan: Plan, runs: dict[str, Run], found: dict) -> tuple[list[str], dict]:
@@ -63,8 +77,8 @@ def endpoint_table(plan: Plan, runs: dict[str, Run], found: dict) -> tuple[list[
             rows_interval = bootstrap_interval(
                 np.stack([correct[s] for s in seeds]), np.stack([reference_correct[s] for s in seeds])
             )
-        claimed = 1 if endpoint["metric"] != "loss" else -1
-        one_sided = tested_p / 2 if claimed * difference.mean > 0 else 1 - tested_p / 2
+        in_claimed_direction = (difference.mean > 0) == higher_is_better(endpoint)
+        one_sided = tested_p / 2 if in_claimed_direction else 1 - tested_p / 2
         measured[endpoint["id"]] = {
             "difference": difference, "p": tested_p, "p_one_sided": one_sided, "rows_interval": rows_interval,
             "random_init": random_init_difference(endpoint, found),
@@ -105,7 +119,7 @@ def endpoint_table(plan: Plan, runs: dict[str, Run], found: dict) -> tuple[list[
             "budget": endpoint["budget"],
             "family_size": len(plan.primary_endpoints),
             "difference": what,
-            "higher_is_better": endpoint["metric"] != "loss",
+            "higher_is_better": higher_is_better(endpoint),
             "mean": difference.mean,
             "low": difference.low,
             "high": difference.high,

@@ -225,7 +225,7 @@ def endpoints(table: EqualTimeTable) -> list[str]:
             rows_text(endpoint, scale, digits),
             f"{p_value(endpoint['p'])} ({certainty_text(endpoint)})",
             verdict_text(table, endpoint),
-            signed_interval(endpoint["random_init"], scale, digits, unit) if endpoint.get("random_init") else "–",
+            random_init_text(endpoint.get("random_init"), scale, digits, unit),
         ])  # fmt: skip
     if not rows:
         return []
@@ -238,15 +238,23 @@ def endpoints(table: EqualTimeTable) -> list[str]:
     )
     header = [
         "endpoint", "claim", "difference, 95% over seeds", "over seeds and test rows", "p (Holm)", "verdict",
-        "the same two architectures from random init (Welch, exploratory)",
+        "the same two architectures from random init (paired by fine-tuning seed, exploratory)",
     ]  # fmt: skip
     notes = [
         "",
         "The last column is what the two architectures differ by when neither is pretrained: a downstream endpoint's "
-        "difference holds it as well as what pretraining bought each arm.",
+        "difference includes this architectural difference as well as what pretraining added to each arm.",
         *sidedness_text(table),
     ]
     return ["", measured, "", *markdown_table(header, rows), *notes]
+
+
+def random_init_text(difference: dict | None, scale: float, digits: int, unit: str) -> str:
+    if difference is None:
+        return "–"
+    if difference.get("identical"):
+        return "0: the same control (identical predictions at every seed)"
+    return signed_interval(difference, scale, digits, unit)
 
 
 def sidedness_text(table: EqualTimeTable) -> list[str]:
@@ -255,16 +263,14 @@ def sidedness_text(table: EqualTimeTable) -> list[str]:
     if any(endpoint.get("holm_p_one_sided") is None for endpoint in endpoints.values()):
         return []
     one_sided = ", ".join(f"{name} {p_value(endpoint['holm_p_one_sided'])}" for name, endpoint in endpoints.items())
-    changed = [
-        name
-        for name, endpoint in endpoints.items()
-        if (endpoint["holm_p"] < FAMILY_ALPHA) != (endpoint["holm_p_one_sided"] < FAMILY_ALPHA)
-    ]
-    consequence = (
-        f": {' and '.join(changed)} would then {'survive' if len(changed) == 1 else 'change'} the Holm correction at "
-        f"α = {FAMILY_ALPHA:g}"
-        if changed
-        else ""
+    survives = {name: endpoint["holm_p"] < FAMILY_ALPHA for name, endpoint in endpoints.items()}
+    survives_one_sided = {name: endpoint["holm_p_one_sided"] < FAMILY_ALPHA for name, endpoint in endpoints.items()}
+    gained = [name for name in endpoints if survives_one_sided[name] and not survives[name]]
+    lost = [name for name in endpoints if survives[name] and not survives_one_sided[name]]
+    consequence = "".join(
+        f"; {' and '.join(names)} would then {outcome} the Holm correction at α = {FAMILY_ALPHA:g}"
+        for names, outcome in ((gained, "survive"), (lost, "not survive"))
+        if names
     )
     return [
         "",

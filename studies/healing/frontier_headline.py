@@ -21,6 +21,7 @@ from studies.healing.frontier_runs import ARMS
 from studies.healing.frontier_table import (
     LATENCY_SHAPE,
     LATENCY_TARGET,
+    SELECTION_MEASUREMENTS,
     TASKS,
     VERDICT_MEASUREMENTS,
     latency_text,
@@ -61,7 +62,15 @@ def latency_summary(layouts: FrontierRecord | None) -> str:
         + ", ".join(f"{statistics.fmean(values):.2f}×" for (m, _), values in ratios.items() if m == mixer)
         for mixer in layouts.layouts
     )
-    (mixer, k), values = min(ratios.items(), key=lambda item: statistics.fmean(item[1]))
+    # ranked on the selection measurements, judged on the verdict's (FRONTIER.md)
+    selection = {
+        point: layouts.latency_ratios(LATENCY_SHAPE, point_name(*point), SELECTION_MEASUREMENTS) for point in ratios
+    }
+    ranked = {point: statistics.fmean(values) for point, values in selection.items() if values}
+    if not ranked:
+        return ""
+    mixer, k = min(ranked, key=ranked.get)
+    values = ratios[mixer, k]
     verdict = latency_verdict(layouts.latency_ratios(LATENCY_SHAPE, point_name(mixer, k), VERDICT_MEASUREMENTS))
     return (
         f"Latency alone so far, ÷ MiniLM in this implementation at batch {LATENCY_SHAPE.replace('x', ' × ')}, the mean "
@@ -117,10 +126,11 @@ def conclusions(table: FrontierTable) -> list[str]:
         (point, arm)
         for point in table.points.values()
         for arm in ARMS
-        if point["arms"][arm]["keeps"] and point["latency_ratio"] is not None
+        if point["arms"][arm]["keeps"] and point["selection_ratio"] is not None
     ]
     if kept:
-        fastest, arm = min(kept, key=lambda found: (found[0]["latency_ratio"], ARMS.index(found[1])))
+        # ranked on the selection measurements, judged on the verdict's (FRONTIER.md)
+        fastest, arm = min(kept, key=lambda found: (found[0]["selection_ratio"], ARMS.index(found[1])))
         lines.append(
             f"- Fastest point that keeps it so far: {fastest['mixer']} k={fastest['k']} ({arm}) at "
             f"{fastest['latency_ratio']:.2f}×; the target, ≤ {LATENCY_TARGET:.2f}×: "
