@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import ttest_rel
 
-from recipes.cards.markdown import markdown_table, p_value
+from recipes.cards.markdown import markdown_table, p_value, signed_interval
 from recipes.evaluation.stats import bootstrap_interval, holm, paired_difference
 from studies.equal_time import Plan
 from studies.equal_time.downstream import test_labels
@@ -57,6 +57,14 @@ def random_init_difference(endpoint: dict, found: dict) -> dict | None:
     }  # fmt: skip
 
 
+def random_init_text(difference: dict | None, scale: float, digits: int, unit: str = "") -> str:
+    if difference is None:
+        return "–"
+    if difference.get("identical"):
+        return "0: the same control (identical predictions at every seed)"
+    return signed_interval(difference, scale, digits, unit)
+
+
 def higher_is_better(endpoint: dict) -> bool:
     """Every claim is that the arm scores higher than the reference, except a loss, where lower is the claim."""
     return endpoint["metric"] != "loss"
@@ -91,7 +99,7 @@ def endpoint_table(plan: Plan, runs: dict[str, Run], found: dict) -> tuple[list[
         name = endpoint["id"]
         what = f"{endpoint['arm']} − {endpoint['reference']}, {endpoint['metric']}, {endpoint['budget']}"
         if name not in measured:
-            rows.append([name, endpoint["claim"], what, "pending", "", "", "", ""])
+            rows.append([name, endpoint["claim"], what, "pending", "", "", "", "", "", ""])
             continue
         difference, raw_p = measured[name]["difference"], measured[name]["p"]
         rows_interval = measured[name]["rows_interval"]
@@ -109,6 +117,8 @@ def endpoint_table(plan: Plan, runs: dict[str, Run], found: dict) -> tuple[list[
                 else f"[{scale * rows_interval[0]:+.{digits}f}, {scale * rows_interval[1]:+.{digits}f}]",
                 p_value(raw_p),
                 holm_p,
+                p_value(adjusted_one_sided[name]) if name in adjusted_one_sided else "once all are measured",
+                random_init_text(measured[name]["random_init"], scale, digits),
             ]
         )
         values[name] = {
@@ -132,6 +142,7 @@ def endpoint_table(plan: Plan, runs: dict[str, Run], found: dict) -> tuple[list[
         }
     header = [
         "", "claim", "difference", "mean", "95% interval (seeds)", "95% interval (seeds and test rows)",
-        "p (paired t)", "Holm p",
+        "p (paired t)", "Holm p", "Holm p, one-sided (stated after the scores)",
+        "same difference from random init (paired by fine-tuning seed)",
     ]  # fmt: skip
     return markdown_table(header, rows), values

@@ -27,6 +27,7 @@ from recipes.records import EqualTimeTable, write_text_atomic
 from recipes.training.clock import parse_budget
 from studies.equal_time import RESULTS_DIR
 from studies.equal_time.downstream import task_notes
+from studies.equal_time.endpoints import random_init_text
 
 TABLE_FILE = RESULTS_DIR / "table.json"
 README_FILE = Path("README.md")
@@ -247,14 +248,6 @@ def endpoints(table: EqualTimeTable) -> list[str]:
         *sidedness_text(table),
     ]
     return ["", measured, "", *markdown_table(header, rows), *notes]
-
-
-def random_init_text(difference: dict | None, scale: float, digits: int, unit: str) -> str:
-    if difference is None:
-        return "–"
-    if difference.get("identical"):
-        return "0: the same control (identical predictions at every seed)"
-    return signed_interval(difference, scale, digits, unit)
 
 
 def sidedness_text(table: EqualTimeTable) -> list[str]:
