@@ -226,6 +226,7 @@ def test_the_readme_block_gives_each_points_shares_the_endpoint_the_fastest_keep
         "Fastest point that keeps it so far: additive k=3 (healed) at 0.88×; the target, ≤ 0.80×: missed: 0.88×" in text
     )
     assert "healing pays (healed − unhealed accuracy, its interval above 0 on a task) first at k = 3" in text
+    assert text.endswith("](results/heal/frontier/frontier.png)")
     assert frontier_headline.headline(None).startswith("No frontier point's accuracy is measured yet")
 
     # before any accuracy: each point's latency, and how close the fastest comes to the target

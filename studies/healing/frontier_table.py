@@ -33,6 +33,7 @@ from studies.healing.frontier_runs import ARMS, FrontierRunArguments, model_name
 
 THRESHOLD = 0.97
 LATENCY_SHAPE = "8x512"
+PLOT_NAME = "frontier.png"
 LATENCY_TARGET = 0.80  # 1.25× faster than the same implementation of MiniLM
 # The measurements that decide the target (FRONTIER.md): the record's 5th to 12th. The rule was fixed after the first
 # four, which stay descriptive, so that neither the rule nor the number of measurements was chosen from the data.
@@ -321,7 +322,7 @@ def main(argv: list[str] | None = None) -> FrontierTable:
     results = Path(args.results_dir)
     table.write(results / "table.json")
     write_text_atomic(results / "table.md", page(table, args.tasks))
-    plot(table, args.tasks, results / "frontier.png")
+    plot(table, args.tasks, results / PLOT_NAME)
     print(page(table, args.tasks), flush=True)
     return table
 
