@@ -298,7 +298,7 @@ def test_the_headline_gives_each_arms_finetuned_accuracy_and_only_the_plans_own_
         mlm={"15m": {"bert": metrics, "hbert-v1": metrics}},
         downstream={"15m/trec": {
             "rows": {"bert/pretrained": {"accuracy": {"1": 0.8, "2": 0.9}}}, "informative": True,
-            "baselines": {"TF-IDF + LR": 0.884},
+            "baselines": {"TF-IDF + LR": 0.884}, "planned": {"pretrained": 2, "scratch": 3},
         }},
         reference_arm="bert",
         contrasts={"15m": {
@@ -342,3 +342,8 @@ def test_the_headline_gives_each_arms_finetuned_accuracy_and_only_the_plans_own_
     text = headline.headline(table)
     assert "| trec test accuracy (seeds) | trec test accuracy from random init (seeds) |" in text
     assert "| 85.00 ± 7.07% (2) | 70.00% (1) |" in text and "| pending | pending |" in text
+    # controls are counted against the plan's control seeds (3 here), not the 2 pretraining seeds
+    table.downstream["15m/trec"]["rows"] = {**rows, "bert/scratch": {"accuracy": {"1": 0.7, "2": 0.72}}}
+    assert "the trec random-initialisation controls of `bert`, `hbert-v1`;" in headline.headline(table)
+    table.downstream["15m/trec"]["rows"] = {**rows, "bert/scratch": {"accuracy": {"1": 0.7, "2": 0.72, "3": 0.71}}}
+    assert "the trec random-initialisation controls of `hbert-v1`;" in headline.headline(table)

@@ -276,3 +276,8 @@ def test_the_latency_target_is_decided_by_an_interval_over_a_fixed_number_of_mea
     assert verdict([0.76, 0.84] * 4)["verdict"] == "undecided"
     with pytest.raises(ValueError, match="decided by 8 measurements; got 9"):
         verdict([0.70] * 9)
+    # a verdict measurement that skipped the point leaves it undecidable, not pending for good
+    skipped = verdict([0.70] * 7, made=8)
+    assert skipped == {"verdict": "incomplete", "measurements": 7, "of": 8, "made": 8}
+    assert frontier_table.latency_verdict_text(skipped).startswith("target undecidable: 1 of its first 8")
+    assert verdict([0.70] * 3, made=5)["verdict"] == "incomplete"

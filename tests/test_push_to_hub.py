@@ -212,9 +212,7 @@ def test_committed_cards_publish_their_runs_as_committed_and_stale_ones_are_refu
         records, "study-org/hbert-v1-study", tmp_path / "cards" / "hbert-v1-study" / "README.md",
         study_table=tmp_path / "table.json", arm="hbert-v1",
     )  # fmt: skip
-    assert (
-        "seed 1 of the arm `hbert-v1`" in card.read_text() and "+0.00 [+0.00, +0.00] (includes 0)" in card.read_text()
-    )
+    assert "seed 1 of the arm `hbert-v1`" in card.read_text() and "+0.00 [+0.00, +0.00] (no spread)" in card.read_text()
     api = RecordingHfApi(tmp_path / "received")
     main(["--cards", str(tmp_path / "cards"), "--weights_dir", str(run_dir.parent)], api=api)
     assert [call["repo_id"] for call in calls_of(api, "create_repo")] == ["study-org/hbert-v1-study"]

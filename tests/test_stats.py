@@ -26,7 +26,7 @@ def test_interval_of_three_paired_differences():
     assert difference.mean == pytest.approx(2.0)
     assert difference.half_width == pytest.approx(T_975_2DF / 3**0.5, rel=1e-6)  # 2.4841
     assert (difference.low, difference.high) == pytest.approx((2 - 2.484138, 2 + 2.484138), rel=1e-6)
-    assert difference.covers_zero
+    assert not difference.excludes_zero
     assert difference.format(scale=1, digits=2) == "+2.00 ± 2.48"
 
 
@@ -34,18 +34,19 @@ def test_an_interval_above_zero_and_one_below():
     above = paired_difference({"a": 0.32, "b": 0.33, "c": 0.34}, {"a": 0.30, "b": 0.30, "c": 0.30})
     # differences 0.02, 0.03, 0.04: mean 0.03, sd 0.01, half-width 0.024841
     assert above.half_width == pytest.approx(0.024841377, rel=1e-6)
-    assert not above.covers_zero and above.low > 0
+    assert above.excludes_zero and above.low > 0
     assert above.format() == "+3.0 ± 2.5"
     below = paired_difference({1: 0.1, 2: 0.1}, {1: 0.2, 2: 0.3})
     # differences −0.1, −0.2: mean −0.15, sd 0.0707, t(0.975, 1 df) = 12.7062: half-width 0.635310
     assert below.half_width == pytest.approx(12.706205 * 0.0707107 / 2**0.5, rel=1e-5)
-    assert below.covers_zero and below.format() == "-15.0 ± 63.5"
+    assert not below.excludes_zero and below.format() == "-15.0 ± 63.5"
 
 
 def test_identical_differences_have_a_zero_width_interval():
     difference = paired_difference({1: 0.5, 2: 0.6}, {1: 0.4, 2: 0.5})
     assert difference.mean == pytest.approx(0.1) and difference.half_width == pytest.approx(0.0, abs=1e-12)
-    assert not difference.covers_zero
+    # an interval of width 0 measures no uncertainty: it excludes nothing, however far from zero its mean lies
+    assert not difference.excludes_zero
 
 
 def test_fewer_than_two_matched_units_is_refused():
@@ -60,7 +61,7 @@ def test_welch_interval_of_two_independent_groups():
     # = 50/17; t(0.975, 50/17 df) = 3.218759, so the half-width is 3.218759 · √(5/3) = 4.155400
     difference = independent_difference([1.0, 2.0, 3.0], [2.0, 4.0, 6.0])
     assert difference.mean == pytest.approx(-2.0) and difference.half_width == pytest.approx(4.155400, rel=1e-6)
-    assert difference.covers_zero and difference.units == ()
+    assert not difference.excludes_zero and difference.units == ()
     # no unit is matched: the order of either group does not change the interval, as it would a paired one
     assert independent_difference([3.0, 1.0, 2.0], [6.0, 2.0, 4.0]) == difference
     assert paired_difference({1: 1.0, 2: 2.0, 3: 3.0}, {1: 2.0, 2: 4.0, 3: 6.0}).half_width != difference.half_width
@@ -68,7 +69,7 @@ def test_welch_interval_of_two_independent_groups():
 
 def test_welch_interval_of_groups_without_spread_and_too_small_groups():
     difference = independent_difference([0.8, 0.8], [0.7, 0.7, 0.7])
-    assert difference.mean == pytest.approx(0.1) and difference.half_width == 0.0 and not difference.covers_zero
+    assert difference.mean == pytest.approx(0.1) and difference.half_width == 0.0 and not difference.excludes_zero
     with pytest.raises(ValueError, match="at least 2 values a group; got 1 and 3"):
         independent_difference([0.8], [0.7, 0.7, 0.7])
 

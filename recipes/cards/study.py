@@ -11,7 +11,7 @@ from pathlib import Path
 
 from recipes.cards.markdown import signed_interval
 from recipes.environment import portable_path
-from recipes.evaluation.stats import mean_interval, paired_difference
+from recipes.evaluation.stats import mean_interval, paired_difference, without_spread
 from recipes.records import EqualTimeTable
 
 # metric -> (label, scale, unit, digits)
@@ -49,9 +49,13 @@ def difference_text(scores: dict[int, float], reference: dict[int, float] | None
 
 
 def bounds_text(bounds: dict, scale: float, digits: int) -> str:
-    """ "+2.7 [-0.9, +6.4] (includes 0)" from a difference's mean and interval bounds."""
-    covers_zero = bounds["low"] <= 0 <= bounds["high"]
-    return f"{signed_interval(bounds, scale, digits)} ({'includes 0' if covers_zero else 'excludes 0'})"
+    """ "+2.7 [-0.9, +6.4] (includes 0)" from a difference's mean and interval bounds; "(no spread)" for an interval of
+    width 0, which measures no uncertainty."""
+    if without_spread(bounds["low"], bounds["high"]):
+        verdict = "no spread"
+    else:
+        verdict = "includes 0" if bounds["low"] <= 0 <= bounds["high"] else "excludes 0"
+    return f"{signed_interval(bounds, scale, digits)} ({verdict})"
 
 
 def plateau_text(table: EqualTimeTable, arm: str, budget: str) -> str:
@@ -73,15 +77,15 @@ def downstream_rows(table: EqualTimeTable, arm: str, budget: str) -> list[dict]:
         scores = entry["rows"].get(f"{arm}/pretrained")
         if entry_budget != budget or not scores:
             continue
-        accuracy = by_unit(scores["accuracy"])
-        reference = entry["rows"].get(f"{table.reference_arm}/pretrained")
         rows.append(
             {
                 "task": task,
                 "headline": "yes" if entry["informative"] else "no",
-                **summary(accuracy, 100, "%", 1),
-                "vs_reference": difference_text(accuracy, reference and by_unit(reference["accuracy"]), 100, 1),
-                "vs_scratch": bounds_text(scores["vs_scratch"], 100, 1) if "vs_scratch" in scores else "–",
+                **summary(by_unit(scores["accuracy"]), 100, "%", 1),
+                **{
+                    name: bounds_text(scores[name], 100, 1) if name in scores else "–"
+                    for name in ("vs_reference", "vs_scratch")
+                },
             }
         )
     return rows

@@ -2,7 +2,7 @@
 
 - `paired_difference`: a model's scores minus the reference model's over matched units (the pretraining seed: seed s of
   a variant is paired with seed s of the reference, which saw the same data order and held-out masks), with a Student-t
-  interval over the differences; `covers_zero` says whether the data leave the sign open. `mean_interval` is that
+  interval over the differences; `excludes_zero` says whether the data settle the sign. `mean_interval` is that
   interval for any sample (a ratio per seed, say).
 - `independent_difference`: the same for two groups that share no unit (a pretrained model against the same
   architecture fine-tuned from random weights, which no pretraining seed matches), with Welch's interval.
@@ -49,8 +49,10 @@ class Difference:
         return self.mean + self.half_width
 
     @property
-    def covers_zero(self) -> bool:
-        return self.low <= 0.0 <= self.high
+    def excludes_zero(self) -> bool:
+        """Whether the interval lies on one side of zero. One of width 0 (values without spread) excludes nothing: it
+        measures no uncertainty, so it supports no claim."""
+        return not without_spread(self.low, self.high) and not self.low <= 0.0 <= self.high
 
     def format(self, scale: float = 100.0, digits: int = 1) -> str:
         """'+2.3 ± 1.1' (in points when scores are fractions and scale is 100)."""
@@ -74,7 +76,7 @@ def paired_difference(
 
 def independent_difference(scores: Sequence[float], reference: Sequence[float], confidence: float = 0.95) -> Difference:
     """mean(scores) − mean(reference) for two independent groups, with Welch's interval (scipy's `ttest_ind` with
-    unequal variances); two groups without spread have an interval of width 0."""
+    unequal variances); two groups without spread have an interval of width 0, which excludes nothing."""
     if min(len(scores), len(reference)) < 2:
         raise ValueError(f"Welch's interval needs at least 2 values a group; got {len(scores)} and {len(reference)}.")
     check_confidence(confidence)
@@ -83,6 +85,11 @@ def independent_difference(scores: Sequence[float], reference: Sequence[float], 
         return Difference(mean, 0.0, confidence, ())
     interval = ttest_ind(scores, reference, equal_var=False).confidence_interval(confidence)
     return Difference(mean, float(interval.high) - mean, confidence, ())
+
+
+def without_spread(low: float, high: float) -> bool:
+    """Whether an interval has width 0 up to rounding (differences of equal scores differ by ~1e-17)."""
+    return math.isclose(low, high, rel_tol=0.0, abs_tol=1e-12)
 
 
 def check_confidence(confidence: float) -> None:

@@ -67,8 +67,8 @@ class EqualTimeTable(FileRecord):
 @dataclass(frozen=True)
 class FrontierTable(FileRecord):
     KIND: ClassVar[str] = "healing frontier table"
-    # 3: the latency target's verdict is a dict (verdict "pending", "met", "missed" or "undecided", the measurements
-    # it rests on, and once decided the geometric mean ratio with its 95% interval)
+    # 3: the latency target's verdict is a dict (verdict "pending", "met", "missed", "undecided" or "incomplete", the
+    # measurements it rests on, and once decided the geometric mean ratio with its 95% interval)
     SCHEMA_VERSION: ClassVar[int] = 3
 
     threshold: float  # the share of the teacher's fine-tuned accuracy a point must keep (the interval's lower bound)

@@ -63,14 +63,14 @@ def downstream_table(
             reference_accuracy = {unit: record.test["accuracy"] for unit, record in reference.items()}
             control = [record.test["accuracy"] for record in found.get((arm, budget, task, "scratch"), {}).values()]
             differences = {
-                "vs_reference": paired_seeds_difference(init, records, reference, accuracy, reference_accuracy),
+                "vs_reference": reference_difference(arm, init, accuracy, reference_accuracy),
                 "vs_scratch": control_difference(init, accuracy, control),
             }
             for key, difference in differences.items():
                 if difference is None:
                     cells.append("–")
                     continue
-                cells.append(f"{difference.format(100, 1)}{'' if difference.covers_zero else ' *'}")
+                cells.append(f"{difference.format(100, 1)}{' *' if difference.excludes_zero else ''}")
                 values[f"{arm}/{init}"][key] = {"mean": difference.mean, "low": difference.low, "high": difference.high}
             rows.append(cells)
     task_baselines, model_free = baselines.tasks[task], {}
@@ -89,6 +89,7 @@ def downstream_table(
     entry = {
         "rows": values, "informative": informative, "baselines": model_free, "grid_edge": grid_edge(pretrained),
         "identical_controls": identical_controls(plan, found, budget, task),
+        "planned": {"pretrained": len(plan.seeds), "scratch": len(plan.finetuning["scratch_seeds"])},
     }  # fmt: skip
     return markdown_table(header, rows), entry
 
@@ -142,10 +143,10 @@ def task_notes(task: str, entry: dict) -> str:
     return " ".join(notes)
 
 
-def paired_seeds_difference(init: str, records: dict, reference: dict, accuracy: dict, reference_accuracy: dict):
+def reference_difference(arm: str, init: str, accuracy: dict, reference_accuracy: dict):
     """A pretrained arm against the reference arm, paired by pretraining seed (None for the reference itself, a
     control, or fewer than 2 shared seeds)."""
-    if init != "pretrained" or reference is records or len(set(accuracy) & set(reference_accuracy)) < 2:
+    if init != "pretrained" or arm == REFERENCE_ARM or len(set(accuracy) & set(reference_accuracy)) < 2:
         return None
     return paired_difference(accuracy, reference_accuracy)
 

@@ -132,30 +132,29 @@ def task_text(task: str, entry: dict) -> str:
     )
 
 
-def arms_short_of_seeds(table: EqualTimeTable, budget: str, rows: dict, init: str) -> str:
-    """The arms with fewer fine-tunings from `init` than pretraining seeds, listed for a sentence."""
+def arms_short_of_seeds(table: EqualTimeTable, budget: str, entry: dict, init: str) -> str:
+    """The arms with fewer fine-tunings from `init` than the plan declares, listed for a sentence."""
     return ", ".join(
         f"`{arm}`"
-        for arm, metrics in table.mlm[budget].items()
-        if len(rows.get(f"{arm}/{init}", {}).get("accuracy", {})) < len(metrics["loss"])
+        for arm in table.mlm[budget]
+        if len(entry["rows"].get(f"{arm}/{init}", {}).get("accuracy", {})) < entry["planned"][init]
     )
 
 
 def pending_text(table: EqualTimeTable, budget: str) -> list[str]:
-    """What the plan declares at this budget that the records do not hold yet: tasks without a fine-tuning, the
-    random-initialisation controls, and arms with fewer fine-tuned than pretrained seeds."""
+    """What the plan declares at this budget that the records do not hold yet: tasks without a fine-tuning, and arms
+    with fewer random-initialisation controls or fine-tuned pretraining seeds than planned."""
     missing = []
     for key, entry in table.downstream.items():
         entry_budget, task = key.split("/", 1)
         if entry_budget != budget:
             continue
-        rows = entry["rows"]
-        if not rows:
+        if not entry["rows"]:
             missing.append(f"every {task} fine-tuning")
             continue
-        if controls := arms_short_of_seeds(table, budget, rows, "scratch"):
+        if controls := arms_short_of_seeds(table, budget, entry, "scratch"):
             missing.append(f"the {task} random-initialisation controls of {controls}")
-        if short := arms_short_of_seeds(table, budget, rows, "pretrained"):
+        if short := arms_short_of_seeds(table, budget, entry, "pretrained"):
             missing.append(f"{task} for some seeds of {short}")
     return ["", f"Not in yet: {'; '.join(missing)}."] if missing else []
 

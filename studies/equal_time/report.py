@@ -120,7 +120,7 @@ def mlm_table(plan: Plan, runs: dict[str, Run], budget: str) -> tuple[list[str],
                 cells.append("–")
                 continue
             difference = paired_difference(scores[metric], reference)
-            cells.append(f"{difference.format(scale, digits)}{'' if difference.covers_zero else ' *'}")
+            cells.append(f"{difference.format(scale, digits)}{' *' if difference.excludes_zero else ''}")
         rows.append(cells)
     return markdown_table(header, rows), values
 
@@ -180,7 +180,8 @@ def write_report(plan: Plan, records_dir: Path, results_dir: Path) -> str:
         "between arms is paired by pretraining seed (same initialisation seed and data order), with its 95% Student-t "
         "interval over seeds; a pretrained arm against its random-initialisation control is a difference of two "
         "independent groups (the control's seeds are fine-tuning seeds, matched to no pretraining seed), with Welch's "
-        "95% interval; `*` marks an interval that excludes zero (uncorrected: exploratory except the primary endpoints).",
+        "95% interval; `*` marks an interval that excludes zero (uncorrected: exploratory except the primary endpoints); "
+        "one of width 0, from values without spread, is not marked: it measures no uncertainty.",
         "",
         f"Pretraining runs finished: {len(runs)} of {len(plan.runs())} "
         f"({sum(run.record.budget_s for run in runs.values()) / 60:.0f} of "

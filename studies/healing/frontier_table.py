@@ -125,14 +125,21 @@ def primary(verdicts: list[bool | None], counts: list[int]) -> dict:
     return {"complete": True, "largest_k": kept}
 
 
-def latency_verdict(ratios: list[float]) -> dict:
+def latency_verdict(ratios: list[float], made: int | None = None) -> dict:
     """Whether a point is at least 1.25× faster than the control, from the ratios of the verdict's measurements: the
     geometric mean with its 95% Student-t interval over measurements (on the log ratios); "met" when the interval lies
     at or below the target, "missed" when it lies above, "undecided" when it straddles it, "pending" until every
-    verdict measurement is in (a fixed number: no stopping when the interval first clears the target)."""
+    verdict measurement is in (a fixed number: no stopping when the interval first clears the target). `made` is how
+    many verdict measurements the record holds (default: one per ratio); where some did not time the point, it is
+    "incomplete": the declared measurements cannot decide it, and later ones may not stand in for them."""
     needed = VERDICT_MEASUREMENTS.stop - VERDICT_MEASUREMENTS.start
-    if len(ratios) > needed:
-        raise ValueError(f"The latency target is decided by {needed} measurements; got {len(ratios)}.")
+    made = len(ratios) if made is None else made
+    if max(made, len(ratios)) > needed:
+        raise ValueError(f"The latency target is decided by {needed} measurements; got {max(made, len(ratios))}.")
+    if len(ratios) > made:
+        raise ValueError(f"{len(ratios)} ratios from {made} measurements: a measurement times a point once.")
+    if len(ratios) < made:
+        return {"verdict": "incomplete", "measurements": len(ratios), "of": needed, "made": made}
     if len(ratios) < needed:
         return {"verdict": "pending", "measurements": len(ratios), "of": needed}
     mean, half_width = mean_interval([math.log(ratio) for ratio in ratios])
@@ -149,6 +156,11 @@ def mean_or_none(values: list[float]) -> float | None:
 def latency_verdict_text(verdict: dict) -> str:
     if verdict["verdict"] == "pending":
         return f"target pending: {verdict['measurements']} of its {verdict['of']} measurements"
+    if verdict["verdict"] == "incomplete":
+        return (
+            f"target undecidable: {verdict['made'] - verdict['measurements']} of its first {verdict['made']} verdict "
+            "measurements did not time this point"
+        )
     return f"target {verdict['verdict']}: {verdict['ratio']:.2f}× [{verdict['low']:.2f}, {verdict['high']:.2f}]"
 
 
@@ -185,7 +197,8 @@ def build_table(args: FrontierRunArguments) -> FrontierTable:
                 "selection_ratio": mean_or_none(layouts.latency_ratios(LATENCY_SHAPE, name, SELECTION_MEASUREMENTS)),
                 "latency_ratios": ratios,
                 "meets_latency_target": latency_verdict(
-                    layouts.latency_ratios(LATENCY_SHAPE, name, VERDICT_MEASUREMENTS)
+                    layouts.latency_ratios(LATENCY_SHAPE, name, VERDICT_MEASUREMENTS),
+                    made=len(layouts.latency_measurements[VERDICT_MEASUREMENTS]),
                 ),
                 "arms": arms,
                 "healing_gain": {task: gain(found["healed", task], found["unhealed", task]) for task in args.tasks},
