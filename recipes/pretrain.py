@@ -44,6 +44,7 @@ from recipes.models.starting_model import (
 from recipes.records import PretrainingRecord, RunRecord
 from recipes.run_folder.checkpoints import check_resumable
 from recipes.run_folder.resume import REQUIRED_CHECKPOINT_FILES, claimed_output_dir, curve_until
+from recipes.training.arguments import warn_if_bf16_is_emulated
 from recipes.training.budget import BudgetTrainer
 from recipes.training.calibration import (
     CalibratedClock,
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[
     """Run the recipe; returns what budget.json records. `now` (the budget clock's time source) and extra Trainer
     `callbacks` are for programmatic use and tests."""
     model_args, data_args, budget_args, training_args = parse_args(argv)
+    warn_if_bf16_is_emulated(training_args.bf16)
 
     # Every argument is checked before anything is written.
     budget_s, shape = check_budget_arguments(budget_args, training_args)

@@ -11,6 +11,8 @@ passes, a curve that drifts away does not.
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -18,6 +20,7 @@ from helpers import MASK_ID, TINY_VOCAB, tiny_config
 
 from modeling import HybridBertForMaskedLM
 from modeling.modeling_hybrid_bert import CPU_FP32_ATTENTION_MAX_LENGTH, SelfAttention
+from recipes.training import arguments
 
 STEPS, BATCH, SEQ = 200, 8, 32
 LANGUAGE_SIZE = 24
@@ -90,3 +93,16 @@ def test_bf16_self_attention_on_cpu_trains_short_sequences_in_fp32(seq, grad, ex
     assert out.dtype == torch.bfloat16
     assert torch.equal(out, fp32 if expected == "fp32" else bf16)
     assert not torch.equal(fp32, bf16)  # the two paths are told apart
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_asking_for_bf16_where_it_is_only_emulated_warns(monkeypatch, native):
+    """--bf16 true on a CPU without AVX512-BF16/AMX runs many times slower than fp32: the recipes say so."""
+    monkeypatch.setattr(arguments, "native_bf16", lambda device: native)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        arguments.warn_if_bf16_is_emulated(True)
+        arguments.warn_if_bf16_is_emulated(False)
+    assert [str(warning.message).split(":")[0] for warning in caught] == (
+        [] if native else ["--bf16 true on a device without native bf16 matmuls (a CPU without AVX512-BF16 or AMX)"]
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import sys
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +24,18 @@ def bf16_where_native() -> bool:
     """The default of pretraining's and calibration's --bf16 (one function, so that a calibration is measured in the
     precision pretraining then runs in): on where the training device multiplies bf16 natively."""
     return native_bf16(torch.accelerator.current_accelerator(check_available=True) or "cpu")
+
+
+def warn_if_bf16_is_emulated(bf16: bool) -> None:
+    """Asked-for bf16 on a device that only emulates it: a run that takes minutes with native bf16 can take hours (on
+    an AVX2 CPU a bf16 matmul measured about 80 times slower than fp32; docs/pretraining.md)."""
+    if bf16 and not bf16_where_native():
+        warnings.warn(
+            "--bf16 true on a device without native bf16 matmuls (a CPU without AVX512-BF16 or AMX): bf16 is "
+            "emulated and many times slower than fp32. --bf16 false trains in fp32; a calibration or a run made "
+            "with native bf16 is not reproduced bit for bit in fp32.",
+            stacklevel=2,
+        )
 
 
 @dataclass

@@ -37,7 +37,7 @@ from recipes.environment import device_name
 from recipes.models.starting_model import build_model
 from recipes.records import CalibrationRecord
 from recipes.training import arguments as recipe_arguments
-from recipes.training.arguments import BF16_HELP, bf16_where_native
+from recipes.training.arguments import BF16_HELP, bf16_where_native, warn_if_bf16_is_emulated
 from recipes.training.pretrain_arguments import (
     ModelArguments,
     PretrainingArguments,
@@ -319,6 +319,7 @@ def argv_matching(pretraining_argv: list[str], output: Path | str) -> list[str]:
 def calibrate_together(argvs: list[list[str]]) -> list[CalibrationRecord]:
     """Several calibration commands measured as one (`measure_together`); each record goes to its own --output."""
     measurements = [recipe_arguments.parse_args((CalibrationArguments,), argv)[0] for argv in argvs]
+    warn_if_bf16_is_emulated(any(args.bf16 for args in measurements))
     records = measure_together(measurements)
     for args, record in zip(measurements, records, strict=True):
         record.write(args.output)
