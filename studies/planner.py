@@ -30,17 +30,29 @@ def always_current(record: Path) -> bool:
 @dataclass(frozen=True)
 class Step:
     """One recipe run: its name (the run folder's), entry point and arguments, the record it writes, and the rule that
-    says whether that record is what the step would make now."""
+    says whether that record is what the step would make now. `gathered` is where the study keeps a copy of the record
+    (committed, unlike the run folder); `needed_by` are the steps that read this run's outputs (its weights)."""
 
     name: str
     main: Callable[[list[str]], object]
     argv: list[str]
     record: Path
     current: Callable[[Path], bool] = always_current
+    gathered: Path | None = None
+    needed_by: tuple[Step, ...] = ()
 
     @property
     def done(self) -> bool:
-        return self.record.is_file() and self.current(self.record)
+        if self.record.is_file() and self.current(self.record):
+            return True
+        # A new checkout has the gathered records and no run folders: a gathered run counts as done while every step
+        # that needs its weights is done too; otherwise it runs again to make them.
+        return (
+            self.gathered is not None
+            and self.gathered.is_file()
+            and self.current(self.gathered)
+            and all(step.done for step in self.needed_by)
+        )
 
 
 def finished_run(run_dir: Path) -> bool:

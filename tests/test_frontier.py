@@ -144,6 +144,19 @@ def test_a_frontier_point_runs_once_on_a_tiny_teacher(teacher_dir, train_file, t
     assert unhealed.model["converted"]["overrides"] == "mixer_types=self+additive+additive+self"
     assert unhealed.training["learning_rate_grid"] == [1e-4, 2e-4] and unhealed.test_predictions
     assert all(step.done for step in frontier_runs.main([*argv, "--dry_run"]))
+    # a new checkout: the gathered records without the run folders. Everything is done; with one healed fine-tuning's
+    # record gone, it and its distillation (whose weights it needs) are not, and nothing else
+    (tmp_path / "runs").rename(tmp_path / "runs-elsewhere")
+    assert all(step.done for step in frontier_runs.main([*argv, "--dry_run"]))
+    healed_trec = tmp_path / "results" / "finetuned" / f"additive-k2-{teacher}-distill-3steps-seed1-trec.json"
+    healed_trec.rename(tmp_path / "healed-trec.json")
+    fresh = frontier_runs.main([*argv, "--dry_run"])
+    assert {step.name for step in fresh if not step.done} == {
+        f"additive-k2-{teacher}-distill-3steps-seed1",
+        f"additive-k2-{teacher}-distill-3steps-seed1-trec",
+    }
+    (tmp_path / "healed-trec.json").rename(healed_trec)
+    (tmp_path / "runs-elsewhere").rename(tmp_path / "runs")
     # the table, from those records: each arm's share of the teacher's accuracy with its interval, and a verdict
     table = frontier_table.main(argv)
     assert FrontierTable.read(tmp_path / "results" / "table.json") == table

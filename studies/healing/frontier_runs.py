@@ -10,6 +10,10 @@ initialisation, the distillation's data order (`--data_seed`) and the fine-tunin
 same seeds and tasks: MiniLM itself and `from_bert(minilm, "bert")`, MiniLM in this project's implementation. Every
 fine-tuning chooses its learning rate on validation from the grid in `--finetune_args` and keeps its per-example test
 predictions. Records (no weights) are gathered into `--results_dir` (`runs/`, `finetuned/`) as steps finish.
+
+Run folders do not outlive a session's machine; the gathered records do. On a new checkout a step whose gathered
+record is current counts as done, except a distillation with a healed fine-tuning still missing: it runs again, to
+make the weights that fine-tuning needs (and that fine-tuning then cites the new run's key).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from studies.healing.steps import (
     arguments_by_task,
     finetuning_step,
     gather,
+    gathered_record,
     replacing_short_run,
     teacher_name,
     trained_for,
@@ -106,8 +111,13 @@ def plan(args: FrontierRunArguments) -> list[Step]:
     """Per seed: the teacher's fine-tunings (the denominator), then per point its distillation and the fine-tunings of
     the healed and the unhealed conversion, so that each point is complete before the next begins. A distillation is
     done when it made its steps with the point's layout; an unhealed fine-tuning when it converted with that layout."""
-    runs_dir, layouts = Path(args.runs_dir), FrontierRecord.read(args.layouts).layouts
-    finetuned = partial(finetuning_step, runs_dir, arguments_by_task(args.finetune_args, args.tasks))
+    runs_dir, results_dir = Path(args.runs_dir), Path(args.results_dir)
+    layouts = FrontierRecord.read(args.layouts).layouts
+
+    def finetuned(*step_args) -> Step:
+        step = finetuning_step(runs_dir, arguments_by_task(args.finetune_args, args.tasks), *step_args)
+        return replace(step, gathered=gathered_record(step, results_dir))
+
     steps = []
     for seed in args.seeds:
         steps += [
@@ -133,11 +143,17 @@ def plan(args: FrontierRunArguments) -> list[Step]:
                 def done(record: Path, layout: list[str] = layout, seed: int = seed) -> bool:
                     return trained_for(args.steps, seed, record) and has_layout(layout, record)
 
-                steps.append(Step(name, distill.main, argv, record, done))
+                gathered_run = results_dir / "runs" / name
+                healed = [
+                    finetuned(name, ["--model", str(run_dir)], task, seed, (run_dir, gathered_run))
+                    for task in args.tasks
+                ]
+                distillation = Step(name, distill.main, argv, record, done, needed_by=tuple(healed))
+                steps.append(replace(distillation, gathered=gathered_record(distillation, results_dir)))
                 convert = ["--convert_to", variant, "--keep_source_settings", "--convert_overrides", overrides]
                 unhealed = model_name(args, label, "unhealed", seed)
-                for task in args.tasks:
-                    steps.append(finetuned(name, ["--model", str(run_dir)], task, seed, run_dir))
+                for task, healed_step in zip(args.tasks, healed, strict=True):
+                    steps.append(healed_step)
                     step = finetuned(unhealed, ["--model", args.teacher, *convert], task, seed)
                     current = step.current
 

@@ -61,17 +61,18 @@ def finetuning_step(
     model_argv: list[str],
     task: str,
     seed: int,
-    weights: Path | None = None,
+    weights: tuple[Path, ...] = (),
 ) -> Step:
-    """Fine-tuning the teacher, a conversion of it, or the healed student in `weights` (whose run key the record must
-    cite: known once the student is trained), with the task's arguments."""
+    """Fine-tuning the teacher, a conversion of it, or a healed student (whose run key the record must cite: known
+    once the student is trained, from the first of the folders in `weights` that holds its record: the run folder, or
+    the gathered copy of its records), with the task's arguments."""
     output_dir = runs_dir / "finetuned" / f"{name}-{task}"
     argv = [*model_argv, "--task", task, "--seed", str(seed), *task_arguments.get(task, [])]
     argv += ["--output_dir", str(output_dir), "--overwrite_output_dir"]
 
     def planned() -> FinetuningKey:
-        trained = weights is not None and PretrainingRecord.exists(weights)
-        run_key = PretrainingRecord.read(weights).run_record.run_key() if trained else None
+        trained = next((folder for folder in weights if PretrainingRecord.exists(folder)), None)
+        run_key = PretrainingRecord.read(trained).run_record.run_key() if trained else None
         return planned_finetuning(argv, task, "pretrained", seed, run_key)
 
     return Step(output_dir.name, finetune.main, argv, output_dir / FinetuningRecord.FILE, finetuning_current(planned))
@@ -81,14 +82,25 @@ def healing_objective(step: Step) -> str:
     return "distillation" if step.main is distill.main else "mlm"
 
 
-def gather(step: Step, results_dir: Path) -> None:
-    """A healing run's record and curve, or a fine-tuning's record, copied into the results (no weights)."""
+def gathered_record(step: Step, results_dir: Path) -> Path:
+    """Where `gather` keeps the copy of a step's record: a fine-tuning's as `finetuned/<name>.json`, a healing run's
+    in `runs/<name>/` beside its config and curves. A probe writes its record into the results itself."""
     if step.main is finetune.main:
-        destination = results_dir / "finetuned" / f"{step.name}.json"
+        return results_dir / "finetuned" / f"{step.name}.json"
+    return results_dir / "runs" / step.name / step.record.name
+
+
+def gather(step: Step, results_dir: Path) -> None:
+    """A healing run's record and curve, or a fine-tuning's record, copied into the results (no weights). A step done
+    from its gathered copy (a new checkout) has nothing to copy."""
+    if not step.record.is_file():
+        return
+    if step.main is finetune.main:
+        destination = gathered_record(step, results_dir)
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(step.record, destination)
     elif step.main is not probe.main:
-        run_dir, destination = step.record.parent, results_dir / "runs" / step.name
+        run_dir, destination = step.record.parent, gathered_record(step, results_dir).parent
         destination.mkdir(parents=True, exist_ok=True)
         for name in [BUDGET_FILE, CONFIG_NAME, *CURVE_FILES[healing_objective(step)]]:
             if (run_dir / name).is_file():

@@ -389,7 +389,7 @@ def plan(args: HealStudyArguments) -> list[Step]:
             for task in args.tasks:
                 for step in students:
                     weights = step.record.parent
-                    steps.append(finetuned(step.name, ["--model", str(weights)], task, seed, weights))
+                    steps.append(finetuned(step.name, ["--model", str(weights)], task, seed, (weights,)))
                 for name, convert in unhealed:
                     steps.append(finetuned(run_name(name, seed=seed), ["--model", args.teacher, *convert], task, seed))
         for task in args.tasks if "teacher" in args.finetune else []:
