@@ -102,7 +102,7 @@ def test_the_frontier_plan_follows_its_protocol():
         argv = " ".join(step.argv)
         assert f"--config_overrides mixer_types={'+'.join(layouts[mixer][k])}" in argv
         assert f"--seed {seed} --data_seed {seed}" in argv and "--keep_source_settings" in argv
-        assert "--max_steps 600" in argv
+        assert "--max_steps 600" in argv and "--bf16 false" in argv
     unhealed = next(step for step in steps if step.name == "pooling-k3-minilm-unhealed-seed2-wiki-topics")
     assert " ".join(unhealed.argv).startswith(
         f"--model minilm --convert_to pool-hybrid --keep_source_settings --convert_overrides "

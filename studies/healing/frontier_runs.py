@@ -56,7 +56,8 @@ class FrontierRunArguments:
     steps: int = field(default=600, metadata={"help": "Distillation steps of every healed point"})
     tasks: list[str] = field(default_factory=lambda: ["trec", "wiki-topics"])
     training_args: str = field(
-        default=HEALING_TRAINING_ARGS, metadata={"help": "Arguments of every distillation (the healing study's)"}
+        default=f"{HEALING_TRAINING_ARGS} --bf16 false",
+        metadata={"help": "Arguments of every distillation (the healing study's, in fp32 on every machine)"},
     )
     finetune_args: list[str] = field(
         default_factory=lambda: [
