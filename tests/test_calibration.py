@@ -91,7 +91,7 @@ def test_a_record_at_other_settings_is_refused_before_anything_is_written(record
 
 
 def test_the_precision_checked_is_the_one_the_run_will_train_in(record_file, train_file, tmp_path, monkeypatch):
-    """pretrain.py compares the precision accelerate will run, not the --bf16 flag: with --no_bf16 an accelerate config
+    """pretrain.py compares the precision accelerate will run, not the --bf16 flag: with --bf16 false an accelerate config
     (ACCELERATE_MIXED_PRECISION, as `accelerate launch` sets it) decides. Measured with the defaults, so the run
     here differs from the record in precision alone."""
     measured = calibration.load_record(record_file).settings["precision"]
@@ -99,7 +99,7 @@ def test_the_precision_checked_is_the_one_the_run_will_train_in(record_file, tra
     if other == "bf16":
         monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
     output_dir = tmp_path / "run"
-    argv = _pretrain_argv("bert", train_file, output_dir, "--calibration", str(record_file), "--no_bf16")
+    argv = _pretrain_argv("bert", train_file, output_dir, "--calibration", str(record_file), "--bf16", "false")
     refusal = rf"other settings than this run's:\n  precision: measured at '{measured}', this run has '{other}'\n"
     with pytest.raises(ValueError, match=refusal):
         main(argv)

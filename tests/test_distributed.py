@@ -380,7 +380,7 @@ def loss_runs(tmp_path_factory, train_file) -> tuple[Launch, Launch]:
         *TINY, "--config_overrides", f"{OVERRIDES},hidden_dropout_prob=0.0,attention_probs_dropout_prob=0.0",
         "--train_file", str(train_file), "--budget", "1h", "--max_steps", "3", "--logging_steps", "1",
         "--optim", "sgd", "--learning_rate", "0.5", "--max_grad_norm", "0", "--lr_scheduler_type", "constant",
-        "--warmup_steps", "0", "--num_eval_points", "0", "--eval_on_start", "false", "--no_bf16",
+        "--warmup_steps", "0", "--num_eval_points", "0", "--eval_on_start", "false", "--bf16", "false",
     ]  # fmt: skip
     one = _launch(
         "python", workdir / "one", [*common, "--per_device_train_batch_size", "8", "--output_dir", str(workdir / "one" / "run")],

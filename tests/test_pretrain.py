@@ -353,15 +353,15 @@ def test_training_batches_without_padding_carry_no_attention_mask():
     assert padded["attention_mask"].tolist() == [[1, 1, 1, 0], [1, 1, 1, 1]]
 
 
-@pytest.mark.parametrize("launcher, flag, recorded", [("bf16", "--no_bf16", "bf16"), (None, "--no_bf16", "no")])
+@pytest.mark.parametrize("launcher, flag, recorded", [("bf16", "--bf16 false", "bf16"), (None, "--bf16 false", "no")])
 def test_recorded_precision_is_accelerates_not_the_flag(tmp_path, train_file, monkeypatch, launcher, flag, recorded):
     """bf16 chosen by an accelerate config (ACCELERATE_MIXED_PRECISION, as `accelerate launch` sets it) is recorded as
-    bf16 although --bf16 is off; --no_bf16 alone trains and records fp32."""
+    bf16 although --bf16 is off; --bf16 false alone trains and records fp32."""
     if launcher:
         monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", launcher)
     else:
         monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
-    spent = main(_argv(train_file, tmp_path / "run", "--max_steps", "1", "--num_eval_points", "0", flag))
+    spent = main(_argv(train_file, tmp_path / "run", "--max_steps", "1", "--num_eval_points", "0", *flag.split()))
     assert spent["run_record"]["training"]["mixed_precision"] == recorded
     assert spent["utilisation"]["matmul_dtype"] == {"bf16": "bfloat16", "no": "float32"}[recorded]
 

@@ -15,7 +15,7 @@ from recipes.environment import git_commit
 from recipes.training.mfu import native_bf16
 
 BF16_HELP = (
-    "bf16 autocast. Default: on where the device has native bf16 matmuls (AVX512-BF16/AMX, Ampere+); --no_bf16 leaves "
+    "bf16 autocast. Default: on where the device has native bf16 matmuls (AVX512-BF16/AMX, Ampere+); --bf16 false leaves "
     "the precision to accelerate's config (fp32 unless it says bf16)"
 )
 
