@@ -126,9 +126,15 @@ def task_text(task: str, entry: dict) -> str:
     if best_label and means and max(means.values()) < baselines[best_label]:
         beaten = f" No pretrained arm's mean reaches {best_label} here."
     edge = task_notes(task, entry)
+    replicated = entry.get("replicated_arms")
+    if replicated:
+        edge += (
+            f" The pretrained {task} models of {', '.join(f'`{arm}`' for arm in replicated)} are replicates: their "
+            "runs made again by the recorded command, on another machine, after the weights were gone."
+        )
     return (
         f"\n{task} ({verdict}; learning rate and epoch chosen on validation, test split scored once); "
-        f"model-free baselines: {listed}.{beaten}{' ' + edge if edge else ''}"
+        f"model-free baselines: {listed}.{beaten}{' ' + edge.strip() if edge.strip() else ''}"
     )
 
 

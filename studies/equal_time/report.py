@@ -34,6 +34,7 @@ from studies.equal_time.downstream import BASELINES_FILE, downstream, downstream
 from studies.equal_time.endpoints import endpoint_table
 from studies.equal_time.figure import plot
 from studies.equal_time.gathered import MLM_METRICS, REFERENCE_ARM, Run, by_seed, finished_runs
+from studies.equal_time.replicates import REPLICATES_DIR, replicate_table, with_replicates
 
 
 def plateau_share(plan: Plan) -> float:
@@ -167,9 +168,10 @@ def contrast_table(entries: dict[str, dict], budget: str) -> list[str]:
     ]
 
 
-def write_report(plan: Plan, records_dir: Path, results_dir: Path) -> str:
+def write_report(plan: Plan, records_dir: Path, results_dir: Path, replicates_dir: Path = REPLICATES_DIR) -> str:
     runs = finished_runs(plan, records_dir)
-    found = downstream(runs, records_dir)
+    replicas = finished_runs(plan, replicates_dir)
+    found, replicated = with_replicates(downstream(runs, records_dir), downstream(replicas, replicates_dir))
     share = plateau_share(plan)
     threshold = plan.plateau["multiple"] * share
     lines = [
@@ -212,6 +214,10 @@ def write_report(plan: Plan, records_dir: Path, results_dir: Path) -> str:
     for budget in sorted(plan.budgets, key=parse_budget):
         for task in (plan.finetuning or {}).get("tasks", {}):
             table, downstream_values[f"{budget}/{task}"] = downstream_table(plan, found, budget, task, baselines)
+            from_replicates = sorted(
+                {arm for arm, run_budget, run_task, _ in replicated if (run_budget, run_task) == (budget, task)}
+            )
+            downstream_values[f"{budget}/{task}"]["replicated_arms"] = from_replicates
             if downstream_values[f"{budget}/{task}"]["rows"]:
                 verdict = downstream_values[f"{budget}/{task}"]["informative"]
                 lines += [
@@ -225,8 +231,25 @@ def write_report(plan: Plan, records_dir: Path, results_dir: Path) -> str:
                     task_notes(task, downstream_values[f"{budget}/{task}"]),
                     "",
                 ]
+                if from_replicates:
+                    lines += [
+                        f"The pretrained {task} rows of {', '.join(f'`{arm}`' for arm in from_replicates)} come from "
+                        "replicates: their runs made again by the same command after the weights were gone "
+                        "(see 'Replicate runs').",
+                        "",
+                    ]
     table, endpoint_values = endpoint_table(plan, runs, found)
     lines += ["## Primary endpoints", "", *table, ""]
+    if replicas:
+        lines += [
+            "## Replicate runs",
+            "",
+            "Runs made again, by their recorded command, for fine-tunings the records lacked "
+            "(`studies/equal_time/replicates.py`): another machine's numerics make another model. Final held-out MLM:",
+            "",
+            *replicate_table(runs, replicas),
+            "",
+        ]
     text = "\n".join(lines)
     write_text_atomic(results_dir / "README.md", text)
     EqualTimeTable(
@@ -246,8 +269,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records_dir", type=Path, default=RECORDS_DIR)
     parser.add_argument("--results_dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--replicates_dir", type=Path, default=REPLICATES_DIR)
     args = parser.parse_args(argv)
-    print(write_report(Plan.read(), args.records_dir, args.results_dir))
+    print(write_report(Plan.read(), args.records_dir, args.results_dir, args.replicates_dir))
 
 
 if __name__ == "__main__":
