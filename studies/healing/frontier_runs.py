@@ -144,13 +144,11 @@ def plan(args: FrontierRunArguments) -> list[Step]:
                 def done(record: Path, layout: list[str] = layout, seed: int = seed) -> bool:
                     return trained_for(args.steps, seed, record) and has_layout(layout, record)
 
-                gathered_run = results_dir / "runs" / name
-                healed = [
-                    finetuned(name, ["--model", str(run_dir)], task, seed, (run_dir, gathered_run))
-                    for task in args.tasks
-                ]
-                distillation = Step(name, distill.main, argv, record, done, needed_by=tuple(healed))
-                steps.append(replace(distillation, gathered=gathered_record(distillation, results_dir)))
+                distillation = Step(name, distill.main, argv, record, done)
+                distillation = replace(distillation, gathered=gathered_record(distillation, results_dir))
+                weights = (run_dir, distillation.gathered.parent)
+                healed = [finetuned(name, ["--model", str(run_dir)], task, seed, weights) for task in args.tasks]
+                steps.append(replace(distillation, needed_by=tuple(healed)))
                 convert = ["--convert_to", variant, "--keep_source_settings", "--convert_overrides", overrides]
                 unhealed = model_name(args, label, "unhealed", seed)
                 for task, healed_step in zip(args.tasks, healed, strict=True):
