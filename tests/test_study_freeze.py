@@ -17,9 +17,13 @@ def test_study_data_blocks_and_masks_are_byte_identical(frozen):
 
 @pytest.mark.slow
 def test_study_first_steps_give_the_frozen_numbers(frozen):
+    """Against the numbers the study's code gave on this kind of machine (native or emulated bf16)."""
+    expected = getattr(frozen, freeze.numbers_field())
+    if expected is None:
+        pytest.skip(f"frozen.json has no {freeze.numbers_field()} numbers: make them with the study's code")
     numbers = freeze.training_numbers(freeze.Plan.read())
-    assert set(numbers) == set(frozen.training)
-    for arm, values in frozen.training.items():
+    assert set(numbers) == set(expected)
+    for arm, values in expected.items():
         assert numbers[arm]["step"] == values["step"], arm
         for name in ("loss", "accuracy", "mask_accuracy"):
             assert numbers[arm][name] == pytest.approx(values[name], rel=1e-4, abs=1e-6), (arm, name)

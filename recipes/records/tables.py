@@ -84,8 +84,10 @@ class FrontierTable(FileRecord):
 @dataclass(frozen=True)
 class StudyFingerprint(FileRecord):
     KIND: ClassVar[str] = "frozen study fingerprint"
-    SCHEMA_VERSION: ClassVar[int] = 1
+    # 2: the training numbers where bf16 is only emulated, which rounds otherwise than native bf16
+    SCHEMA_VERSION: ClassVar[int] = 2
 
     data: dict[str, str]  # digests of the training blocks, held-out blocks and masks
-    training: dict[str, dict]  # arm -> held-out loss and accuracy after the checked steps
+    training: dict[str, dict]  # arm -> held-out loss and accuracy after the checked steps, where bf16 is native
+    training_emulated_bf16: dict[str, dict] | None = None  # the same on a CPU without AVX512-BF16 or AMX
     schema_version: int | None = SCHEMA_VERSION
