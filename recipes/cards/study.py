@@ -80,7 +80,7 @@ def downstream_rows(table: EqualTimeTable, arm: str, budget: str) -> list[dict]:
         rows.append(
             {
                 "task": task,
-                "headline": "yes" if entry["informative"] else "no",
+                "headline": {True: "yes", False: "no", None: "pending"}[entry["informative"]],
                 **summary(by_unit(scores["accuracy"]), 100, "%", 1),
                 **{
                     name: bounds_text(scores[name], 100, 1) if name in scores else "–"

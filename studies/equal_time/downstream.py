@@ -82,8 +82,11 @@ def downstream_table(
         rows.append([label, "–", f"{100 * scores['accuracy']:.1f}%", f"{100 * scores['macro_f1']:.1f}%", "", "", ""])
         model_free[label] = scores["accuracy"]
     bert_f1 = values.get(f"{REFERENCE_ARM}/pretrained", {}).get("macro_f1")
+    # None until `bert` is fine-tuned: whether the task can head a table is not known before
     informative = (
-        bert_f1 is not None and statistics.fmean(bert_f1) - task_baselines["majority_class_test"]["macro_f1"] >= 0.10
+        None
+        if bert_f1 is None
+        else statistics.fmean(bert_f1) - task_baselines["majority_class_test"]["macro_f1"] >= 0.10
     )
     pretrained = [record for arm in plan.arms for record in found.get((arm, budget, task, "pretrained"), {}).values()]
     entry = {
