@@ -41,7 +41,12 @@ def restore_run_folders(plan: Plan, output_dir: Path, records_dir: Path) -> list
             continue
         if not folder.exists():
             shutil.copytree(records, folder)
-        if run.seed == plan.seeds[0] and not (folder / "model.safetensors").exists():
+        if run.seed != plan.seeds[0]:
+            continue
+        # placeholders left by a run of this script that was killed are claimed again, so that this run deletes them
+        if (folder / PLACEHOLDER).is_file():
+            placed.append(folder)
+        elif not (folder / "model.safetensors").exists():
             config = modeling.HybridBertConfig.from_pretrained(folder)
             torch.manual_seed(0)
             with tempfile.TemporaryDirectory() as scratch:
