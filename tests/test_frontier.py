@@ -89,20 +89,27 @@ def test_the_committed_frontier_page_is_what_its_record_gives():
 
 
 def test_the_frontier_plan_follows_its_protocol():
-    """The committed layouts, per seed: MiniLM and its same-implementation conversion fine-tuned, then per point a
-    600-step distillation with MiniLM's settings, the point's layout and the seed's data order, and the fine-tunings of
-    the healed and the unhealed conversion, each with the validation-chosen learning rate grid and mean pooling."""
-    steps = frontier_runs.plan(frontier_runs.FrontierRunArguments())
+    """The committed layouts: MiniLM fine-tuned at every seed (at the first with the learning-rate grid, the rest at
+    the rate it chose per task), then per k, mixer and seed a 600-step distillation with MiniLM's settings, the point's
+    layout and the seed's data order, and the fine-tunings of the healed and the unhealed conversion at that rate."""
+    rates = {"trec": 1e-4, "wiki-topics": 2e-4}
+    steps = frontier_runs.plan(frontier_runs.FrontierRunArguments(), rates)
     layouts = FrontierRecord.read(frontier_runs.RESULTS / "frontier.json").layouts
     assert len(steps) == 3 * (2 + 10 * (1 + 2 * 2))
+    assert [step.name for step in steps[:6]] == [
+        f"minilm-seed{seed}-{task}" for seed in (1, 2, 3) for task in ("trec", "wiki-topics")
+    ]
     distillations = [step for step in steps if step.main is distill.main]
     assert len(distillations) == 30
+    order = []
     for step in distillations:
         mixer, k, seed = re.match(r"(\w+)-k(\d)-minilm-distill-600steps-seed(\d)", step.name).groups()
+        order.append((int(k), mixer, int(seed)))
         argv = " ".join(step.argv)
         assert f"--config_overrides mixer_types={'+'.join(layouts[mixer][k])}" in argv
         assert f"--seed {seed} --data_seed {seed}" in argv and "--keep_source_settings" in argv
         assert "--max_steps 600" in argv and "--bf16 false" in argv
+    assert order == sorted(order, key=lambda point: (point[0], ["additive", "pooling"].index(point[1]), point[2]))
     unhealed = next(step for step in steps if step.name == "pooling-k3-minilm-unhealed-seed2-wiki-topics")
     assert " ".join(unhealed.argv).startswith(
         f"--model minilm --convert_to pool-hybrid --keep_source_settings --convert_overrides "
@@ -111,7 +118,36 @@ def test_the_frontier_plan_follows_its_protocol():
     for step in steps:
         if step.main is not distill.main:
             argv = " ".join(step.argv)
-            assert "--learning_rates 5e-5 1e-4 2e-4" in argv and "--classifier_pooling mean" in argv
+            assert "--classifier_pooling mean" in argv
+            task = "wiki-topics" if "--task wiki-topics" in argv else "trec"
+            if step.name.startswith("minilm-seed1-"):
+                assert "--learning_rates 5e-5 1e-4 2e-4" in argv and "--learning_rate " not in argv
+            else:
+                assert f"--learning_rate {rates[task]}" in argv and "--learning_rates" not in argv
+
+
+def test_the_frontier_plan_waits_for_the_rate_choice_and_shards_share_it(tmp_path):
+    """Until MiniLM's first-seed fine-tunings have chosen the rates, the plan is those (shard 0's; another shard
+    refuses to start); then the shards deal the rest between them, each step in exactly one, in the plan's order."""
+    args = frontier_runs.FrontierRunArguments(runs_dir=str(tmp_path / "runs"), results_dir=str(tmp_path / "results"))
+    assert [step.name for step in frontier_runs.plan(args)] == ["minilm-seed1-trec", "minilm-seed1-wiki-topics"]
+    with pytest.raises(ValueError, match="shard 0 makes first"):
+        frontier_runs.plan(dataclasses.replace(args, shard="1/2"))
+    rates = {"trec": 1e-4, "wiki-topics": 5e-5}
+    whole = [step.name for step in frontier_runs.plan(args, rates)]
+    shards = [
+        [step.name for step in frontier_runs.plan(dataclasses.replace(args, shard=f"{i}/2"), rates)] for i in (0, 1)
+    ]
+    assert sorted(shards[0] + shards[1]) == sorted(whole) and not set(shards[0]) & set(shards[1])
+    assert shards[0][:2] == ["minilm-seed1-trec", "minilm-seed1-wiki-topics"]
+    assert all(names == sorted(names, key=whole.index) for names in shards)
+    first_point = [name for name in shards[1] if name.startswith("additive-k2-")]
+    assert len(first_point) == 5 and all("-seed2" in name for name in first_point)  # a point at a seed stays together
+    for bad in ("2/2", "1", "a/b"):
+        with pytest.raises(ValueError, match="--shard"):
+            frontier_runs.FrontierRunArguments(shard=bad)
+    with pytest.raises(ValueError, match="needs --learning_rates"):
+        frontier_runs.FrontierRunArguments(finetune_args=["trec=--num_train_epochs 4"], tasks=["trec"])
 
 
 @pytest.mark.slow
@@ -142,7 +178,10 @@ def test_a_frontier_point_runs_once_on_a_tiny_teacher(teacher_dir, train_file, t
         tmp_path / "results" / "finetuned" / f"additive-k2-{teacher}-unhealed-seed1-trec.json"
     )
     assert unhealed.model["converted"]["overrides"] == "mixer_types=self+additive+additive+self"
-    assert unhealed.training["learning_rate_grid"] == [1e-4, 2e-4] and unhealed.test_predictions
+    chosen = FinetuningRecord.read(tmp_path / "results" / "finetuned" / f"{teacher}-seed1-trec.json")
+    assert chosen.training["learning_rate_grid"] == [1e-4, 2e-4]
+    assert unhealed.training["learning_rate_grid"] is None and unhealed.test_predictions
+    assert unhealed.training["learning_rate"] == chosen.selected_search_entry["learning_rate"]
     assert all(step.done for step in frontier_runs.main([*argv, "--dry_run"]))
     # a new checkout: the gathered records without the run folders. Everything is done; with one healed fine-tuning's
     # record gone, it and its distillation (whose weights it needs) are not, and nothing else

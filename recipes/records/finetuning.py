@@ -85,6 +85,13 @@ class FinetuningRecord:
     def write(self, path: str | Path) -> Path:
         return write_json(path, self.to_dict())
 
+    @property
+    def selected_search_entry(self) -> dict | None:
+        """The learning-rate grid's point the record's model comes from (None without a grid)."""
+        if self.learning_rate_search is None:
+            return None
+        return next(entry for entry in self.learning_rate_search if entry["selected"])
+
     def key(self) -> FinetuningKey:
         run_key = self.pretraining.run_key if self.pretraining else None
         return FinetuningKey(self.task, self.init, self.seed, run_key, self.training)

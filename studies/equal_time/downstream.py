@@ -103,7 +103,7 @@ def grid_edge(records: list[FinetuningRecord]) -> dict:
     searched = [record for record in records if record.learning_rate_search]
     top_rate = top_rate_last_epoch = 0
     for record in searched:
-        chosen = next(entry for entry in record.learning_rate_search if entry["selected"])
+        chosen = record.selected_search_entry
         if chosen["learning_rate"] == max(record.training["learning_rate_grid"]):
             top_rate += 1
             top_rate_last_epoch += chosen["epoch"] == record.training["num_train_epochs"]

@@ -7,9 +7,15 @@ For every point of the frontier (a mixer and k, its layout read from `results/he
 seed: the conversion of MiniLM with that layout and MiniLM's settings, fine-tuned as it is (unhealed), and the same
 conversion distilled from MiniLM for `--steps` steps (healed), then fine-tuned. A seed sets the new mixers'
 initialisation, the distillation's data order (`--data_seed`) and the fine-tuning's seed. The denominators, at the
-same seeds and tasks: MiniLM itself and `from_bert(minilm, "bert")`, MiniLM in this project's implementation. Every
-fine-tuning chooses its learning rate on validation from the grid in `--finetune_args` and keeps its per-example test
-predictions. Records (no weights) are gathered into `--results_dir` (`runs/`, `finetuned/`) as steps finish.
+same seeds and tasks: MiniLM itself. MiniLM's fine-tuning at the first seed chooses its learning rate on validation from
+the grid in `--finetune_args`, per task; every other fine-tuning trains at that rate (`--learning_rate_from_teacher`,
+the default; false: each chooses its own from the grid). Every fine-tuning keeps its per-example test predictions.
+Records (no weights) are gathered into `--results_dir` (`runs/`, `finetuned/`) as steps finish.
+
+The plan is made of units: a fine-tuning of MiniLM, or a point at a seed (its distillation and its four fine-tunings),
+the points in ascending k so that the primary endpoint's sequence is complete first. `--shard INDEX/COUNT` runs every
+COUNT-th unit from INDEX, so that COUNT processes share the plan without overlapping; the rate choice is shard 0's,
+and the other shards start once it is recorded.
 
 Run folders do not outlive a session's machine; the gathered records do. On a new checkout a step whose gathered
 record is current counts as done, except a distillation with a healed fine-tuning still missing: it runs again, to
@@ -67,6 +73,17 @@ class FrontierRunArguments:
         ],
         metadata={"help": "TASK=ARGUMENTS of recipes/finetune.py per task"},
     )
+    learning_rate_from_teacher: bool = field(
+        default=True,
+        metadata={
+            "help": "Every fine-tuning but the teacher's at the first seed trains at the learning rate that one chose "
+            "on validation from its task's grid; false: each chooses its own from the grid"
+        },
+    )
+    shard: str = field(
+        default="0/1",
+        metadata={"help": "INDEX/COUNT: run every COUNT-th unit of the plan from INDEX (COUNT processes share it)"},
+    )
     runs_dir: str = "runs/heal/frontier"
     results_dir: str = str(RESULTS)
     dry_run: bool = field(default=False, metadata={"help": "Print the plan, run nothing"})
@@ -76,7 +93,20 @@ class FrontierRunArguments:
             unknown = [value for value in values if value not in valid]
             if unknown:
                 raise ValueError(f"{name}: {unknown} not among {', '.join(valid)}.")
-        arguments_by_task(self.finetune_args, self.tasks)
+        by_task = arguments_by_task(self.finetune_args, self.tasks)
+        if self.learning_rate_from_teacher and not all("--learning_rates" in by_task.get(t, []) for t in self.tasks):
+            raise ValueError(
+                "--learning_rate_from_teacher: the teacher chooses the rate from a grid, so every task's "
+                f"--finetune_args needs --learning_rates; got {self.finetune_args}."
+            )
+        index, _, count = self.shard.partition("/")
+        if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+            raise ValueError(f"--shard: INDEX/COUNT with 0 <= INDEX < COUNT, e.g. 0/2; got {self.shard!r}.")
+
+    @property
+    def shard_index_count(self) -> tuple[int, int]:
+        index, count = self.shard.split("/")
+        return int(index), int(count)
 
 
 def point_label(mixer: str, k: int) -> str:
@@ -108,66 +138,132 @@ def converted_with(expected: str, record: Path) -> bool:
     return FinetuningRecord.read(record).model.get("converted", {}).get("overrides") == expected
 
 
-def plan(args: FrontierRunArguments) -> list[Step]:
-    """Per seed: the teacher's fine-tunings (the denominator), then per point its distillation and the fine-tunings of
-    the healed and the unhealed conversion, so that each point is complete before the next begins. A distillation is
-    done when it made its steps with the point's layout; an unhealed fine-tuning when it converted with that layout."""
-    runs_dir, results_dir = Path(args.runs_dir), Path(args.results_dir)
+def at_rate(argv: list[str], rate: float) -> list[str]:
+    """Fine-tuning arguments with their learning-rate grid replaced by one rate."""
+    start = end = argv.index("--learning_rates") + 1
+    while end < len(argv) and not argv[end].startswith("--"):
+        end += 1
+    return [*argv[: start - 1], "--learning_rate", str(rate), *argv[end:]]
+
+
+def finetuned(args: FrontierRunArguments, task_arguments: dict[str, list[str]], *step_args) -> Step:
+    step = finetuning_step(Path(args.runs_dir), task_arguments, *step_args)
+    return replace(step, gathered=gathered_record(step, Path(args.results_dir)))
+
+
+def teacher_units(args: FrontierRunArguments, task_arguments: dict[str, list[str]], seed: int) -> list[list[Step]]:
+    name, model = model_name(args, None, None, seed), ["--model", args.teacher]
+    return [[finetuned(args, task_arguments, name, model, task, seed)] for task in args.tasks]
+
+
+def chosen_rates(args: FrontierRunArguments) -> dict[str, float] | None:
+    """{task: the learning rate the teacher's first-seed fine-tuning chose on validation from the grid}; None until
+    every task's is recorded (in the run folder or gathered)."""
+    rates = {}
+    for (step,) in teacher_units(args, arguments_by_task(args.finetune_args, args.tasks), args.seeds[0]):
+        record = next((path for path in (step.record, step.gathered) if path.is_file() and step.current(path)), None)
+        if record is None:
+            return None
+        finetuning = FinetuningRecord.read(record)
+        rates[finetuning.task] = finetuning.selected_search_entry["learning_rate"]
+    return rates
+
+
+def units(args: FrontierRunArguments, rates: dict[str, float] | None) -> list[list[Step]]:
+    """The plan's units in order: the teacher's fine-tunings (with `--learning_rate_from_teacher`, those of the first
+    seed choose the rates, and are all there is until `rates` are known), then per k, mixer and seed a point."""
+    grid = arguments_by_task(args.finetune_args, args.tasks)
+    if args.learning_rate_from_teacher:
+        choosing = teacher_units(args, grid, args.seeds[0])
+        if rates is None:
+            return choosing
+        at_rates = {task: at_rate(argv, rates[task]) for task, argv in grid.items()}
+        planned = choosing + [unit for seed in args.seeds[1:] for unit in teacher_units(args, at_rates, seed)]
+    else:
+        at_rates = grid
+        planned = [unit for seed in args.seeds for unit in teacher_units(args, grid, seed)]
     layouts = FrontierRecord.read(args.layouts).layouts
-
-    def finetuned(*step_args) -> Step:
-        step = finetuning_step(runs_dir, arguments_by_task(args.finetune_args, args.tasks), *step_args)
-        return replace(step, gathered=gathered_record(step, results_dir))
-
-    steps = []
-    for seed in args.seeds:
-        steps += [
-            finetuned(model_name(args, None, None, seed), ["--model", args.teacher], task, seed) for task in args.tasks
-        ]
+    for k in args.counts:
         for mixer in args.mixers:
-            for k in args.counts:
-                if str(k) not in layouts[mixer]:
-                    raise ValueError(
-                        f"{args.layouts} has no layout for {mixer} k={k} (it has k = {', '.join(layouts[mixer])})."
-                    )
-                label, variant, layout = point_label(mixer, k), MIXERS[mixer], layouts[mixer][str(k)]
-                overrides = "mixer_types=" + "+".join(layout)
-                name = model_name(args, label, "healed", seed)
-                run_dir = runs_dir / name
-                argv = ["--teacher", args.teacher, "--variant", variant, "--keep_source_settings"]
-                argv += ["--config_overrides", overrides, "--seed", str(seed), "--data_seed", str(seed)]
-                argv += ["--max_steps", str(args.steps), *shlex.split(args.training_args), "--output_dir", str(run_dir)]
-                record = run_dir / BUDGET_FILE
-                relaid = record.is_file() and not has_layout(layout, record)
-                argv += ["--overwrite_output_dir"] if relaid else replacing_short_run(run_dir, args.steps, seed)
+            if str(k) not in layouts[mixer]:
+                raise ValueError(
+                    f"{args.layouts} has no layout for {mixer} k={k} (it has k = {', '.join(layouts[mixer])})."
+                )
+            planned += [point(args, at_rates, mixer, k, layouts[mixer][str(k)], seed) for seed in args.seeds]
+    return planned
 
-                def done(record: Path, layout: list[str] = layout, seed: int = seed) -> bool:
-                    return trained_for(args.steps, seed, record) and has_layout(layout, record)
 
-                distillation = Step(name, distill.main, argv, record, done)
-                distillation = replace(distillation, gathered=gathered_record(distillation, results_dir))
-                weights = (run_dir, distillation.gathered.parent)
-                healed = [finetuned(name, ["--model", str(run_dir)], task, seed, weights) for task in args.tasks]
-                steps.append(replace(distillation, needed_by=tuple(healed)))
-                convert = ["--convert_to", variant, "--keep_source_settings", "--convert_overrides", overrides]
-                unhealed = model_name(args, label, "unhealed", seed)
-                for task, healed_step in zip(args.tasks, healed, strict=True):
-                    steps.append(healed_step)
-                    step = finetuned(unhealed, ["--model", args.teacher, *convert], task, seed)
-                    current = step.current
+def point(
+    args: FrontierRunArguments, task_arguments: dict[str, list[str]], mixer: str, k: int, layout: list[str], seed: int
+) -> list[Step]:
+    """A point at a seed: its distillation, and per task the fine-tunings of the healed and the unhealed conversion. A
+    distillation is done when it made its steps with the point's layout; an unhealed fine-tuning when it converted
+    with that layout."""
+    label, variant = point_label(mixer, k), MIXERS[mixer]
+    overrides = "mixer_types=" + "+".join(layout)
+    name = model_name(args, label, "healed", seed)
+    run_dir = Path(args.runs_dir) / name
+    argv = ["--teacher", args.teacher, "--variant", variant, "--keep_source_settings"]
+    argv += ["--config_overrides", overrides, "--seed", str(seed), "--data_seed", str(seed)]
+    argv += ["--max_steps", str(args.steps), *shlex.split(args.training_args), "--output_dir", str(run_dir)]
+    record = run_dir / BUDGET_FILE
+    relaid = record.is_file() and not has_layout(layout, record)
+    argv += ["--overwrite_output_dir"] if relaid else replacing_short_run(run_dir, args.steps, seed)
 
-                    def converted(record: Path, current=current, overrides: str = overrides) -> bool:
-                        return current(record) and converted_with(overrides, record)
+    def done(record: Path) -> bool:
+        return trained_for(args.steps, seed, record) and has_layout(layout, record)
 
-                    steps.append(replace(step, current=converted))
+    distillation = Step(name, distill.main, argv, record, done)
+    distillation = replace(distillation, gathered=gathered_record(distillation, Path(args.results_dir)))
+    weights = (run_dir, distillation.gathered.parent)
+    healed = [
+        finetuned(args, task_arguments, name, ["--model", str(run_dir)], task, seed, weights) for task in args.tasks
+    ]
+    steps = [replace(distillation, needed_by=tuple(healed))]
+    convert = ["--convert_to", variant, "--keep_source_settings", "--convert_overrides", overrides]
+    unhealed = model_name(args, label, "unhealed", seed)
+    for task, healed_step in zip(args.tasks, healed, strict=True):
+        steps.append(healed_step)
+        step = finetuned(args, task_arguments, unhealed, ["--model", args.teacher, *convert], task, seed)
+        current = step.current
+
+        def converted(record: Path, current=current) -> bool:
+            return current(record) and converted_with(overrides, record)
+
+        steps.append(replace(step, current=converted))
     return steps
+
+
+def plan(args: FrontierRunArguments, rates: dict[str, float] | None = None) -> list[Step]:
+    """This shard's steps, in order. With `--learning_rate_from_teacher` and no `rates` given, the rates are read from
+    the teacher's records; until they are there, the plan is the fine-tunings that choose them, shard 0's."""
+    index, count = args.shard_index_count
+    if args.learning_rate_from_teacher:
+        rates = rates or chosen_rates(args)
+    waiting = args.learning_rate_from_teacher and rates is None
+    if waiting and index != 0:
+        raise ValueError(
+            f"--shard {args.shard}: the other shards wait for the teacher's learning-rate choice, which shard 0 makes "
+            "first; start this one once its fine-tunings are recorded."
+        )
+    planned = units(args, rates)
+    # the units that choose the rates come first and are shard 0's; the rest are dealt in turn
+    choosing = len(args.tasks) if args.learning_rate_from_teacher else 0
+    shard = (planned[:choosing] if index == 0 else []) + planned[choosing:][index::count]
+    return [step for unit in shard for step in unit]
 
 
 def main(argv: list[str] | None = None) -> list[Step]:
     (args,) = parse_args((FrontierRunArguments,), argv)
+    waiting = args.learning_rate_from_teacher and chosen_rates(args) is None
     steps = plan(args)
-    print(planner.summary("Healing frontier", steps), flush=True)
-    if not args.dry_run:
+    print(planner.summary(f"Healing frontier (shard {args.shard})", steps), flush=True)
+    if args.dry_run:
+        return steps
+    planner.run(steps, after=partial(gather, results_dir=Path(args.results_dir)))
+    if waiting:  # the rates are chosen now, and with them the rest of the plan
+        steps = plan(args)
+        print(planner.summary(f"Healing frontier (shard {args.shard}), at the chosen rates", steps), flush=True)
         planner.run(steps, after=partial(gather, results_dir=Path(args.results_dir)))
     return steps
 
