@@ -143,6 +143,19 @@ def test_the_frontier_plan_waits_for_the_rate_choice_and_shards_share_it(tmp_pat
     assert all(names == sorted(names, key=whole.index) for names in shards)
     first_point = [name for name in shards[1] if name.startswith("additive-k2-")]
     assert len(first_point) == 5 and all("-seed2" in name for name in first_point)  # a point at a seed stays together
+    # the rates of the committed records: what they chose, and the steps made at them count as done
+    committed = frontier_runs.FrontierRunArguments(runs_dir=str(tmp_path / "runs"))
+    assert frontier_runs.chosen_rates(committed) == {"trec": 1e-4, "wiki-topics": 2e-4}
+    done = {step.name for step in frontier_runs.plan(committed) if step.done}
+    assert {"minilm-seed1-trec", "minilm-seed1-wiki-topics", "minilm-seed2-trec"} <= done
+    # the choosing seed is seed 1 whatever the order of --seeds; the others train at its rates
+    reordered = frontier_runs.plan(dataclasses.replace(args, seeds=[2, 1, 3]), rates)
+    assert [step.name for step in reordered[:2]] == ["minilm-seed1-trec", "minilm-seed1-wiki-topics"]
+    assert all("--learning_rates" not in step.argv for step in reordered[2:] if step.main is not distill.main)
+    with pytest.raises(ValueError, match="--choosing_seed 1"):
+        frontier_runs.FrontierRunArguments(seeds=[2, 3])
+    with pytest.raises(ValueError, match="one for each of --tasks"):
+        frontier_runs.plan(args, {"trec": 1e-4})
     for bad in ("2/2", "1", "a/b"):
         with pytest.raises(ValueError, match="--shard"):
             frontier_runs.FrontierRunArguments(shard=bad)

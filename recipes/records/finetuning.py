@@ -87,10 +87,10 @@ class FinetuningRecord:
 
     @property
     def selected_search_entry(self) -> dict | None:
-        """The learning-rate grid's point the record's model comes from (None without a grid)."""
+        """The learning-rate grid's point the record's model comes from (None without a grid or a selection)."""
         if self.learning_rate_search is None:
             return None
-        return next(entry for entry in self.learning_rate_search if entry["selected"])
+        return next((entry for entry in self.learning_rate_search if entry["selected"]), None)
 
     def key(self) -> FinetuningKey:
         run_key = self.pretraining.run_key if self.pretraining else None

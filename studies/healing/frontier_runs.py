@@ -15,7 +15,7 @@ Records (no weights) are gathered into `--results_dir` (`runs/`, `finetuned/`) a
 The plan is made of units: a fine-tuning of MiniLM, or a point at a seed (its distillation and its four fine-tunings),
 the points in ascending k so that the primary endpoint's sequence is complete first. `--shard INDEX/COUNT` runs every
 COUNT-th unit from INDEX, so that COUNT processes share the plan without overlapping; the rate choice is shard 0's,
-and the other shards start once it is recorded.
+and the other shards refuse to start until it is recorded. Every shard needs the same arguments but `--shard`.
 
 Run folders do not outlive a session's machine; the gathered records do. On a new checkout a step whose gathered
 record is current counts as done, except a distillation with a healed fine-tuning still missing: it runs again, to
@@ -59,6 +59,9 @@ class FrontierRunArguments:
     mixers: list[str] = field(default_factory=lambda: list(MIXERS), metadata={"help": "additive and/or pooling"})
     counts: list[int] = field(default_factory=lambda: [2, 3, 4, 5, 6], metadata={"help": "k: layers replaced"})
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
+    choosing_seed: int = field(
+        default=1, metadata={"help": "The seed of the teacher's fine-tunings that choose the rates (one of --seeds)"}
+    )
     steps: int = field(default=600, metadata={"help": "Distillation steps of every healed point"})
     tasks: list[str] = field(default_factory=lambda: ["trec", "wiki-topics"])
     training_args: str = field(
@@ -99,6 +102,8 @@ class FrontierRunArguments:
                 "--learning_rate_from_teacher: the teacher chooses the rate from a grid, so every task's "
                 f"--finetune_args needs --learning_rates; got {self.finetune_args}."
             )
+        if self.choosing_seed not in self.seeds:
+            raise ValueError(f"--choosing_seed {self.choosing_seed}: one of --seeds {self.seeds}.")
         index, _, count = self.shard.partition("/")
         if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
             raise ValueError(f"--shard: INDEX/COUNT with 0 <= INDEX < COUNT, e.g. 0/2; got {self.shard!r}.")
@@ -160,11 +165,13 @@ def chosen_rates(args: FrontierRunArguments) -> dict[str, float] | None:
     """{task: the learning rate the teacher's first-seed fine-tuning chose on validation from the grid}; None until
     every task's is recorded (in the run folder or gathered)."""
     rates = {}
-    for (step,) in teacher_units(args, arguments_by_task(args.finetune_args, args.tasks), args.seeds[0]):
+    for (step,) in teacher_units(args, arguments_by_task(args.finetune_args, args.tasks), args.choosing_seed):
         record = next((path for path in (step.record, step.gathered) if path.is_file() and step.current(path)), None)
         if record is None:
             return None
         finetuning = FinetuningRecord.read(record)
+        if finetuning.selected_search_entry is None:
+            raise ValueError(f"{record} holds no learning-rate search to take the rate from.")
         rates[finetuning.task] = finetuning.selected_search_entry["learning_rate"]
     return rates
 
@@ -174,11 +181,12 @@ def units(args: FrontierRunArguments, rates: dict[str, float] | None) -> list[li
     seed choose the rates, and are all there is until `rates` are known), then per k, mixer and seed a point."""
     grid = arguments_by_task(args.finetune_args, args.tasks)
     if args.learning_rate_from_teacher:
-        choosing = teacher_units(args, grid, args.seeds[0])
+        choosing = teacher_units(args, grid, args.choosing_seed)
         if rates is None:
             return choosing
         at_rates = {task: at_rate(argv, rates[task]) for task, argv in grid.items()}
-        planned = choosing + [unit for seed in args.seeds[1:] for unit in teacher_units(args, at_rates, seed)]
+        others = [seed for seed in args.seeds if seed != args.choosing_seed]
+        planned = choosing + [unit for seed in others for unit in teacher_units(args, at_rates, seed)]
     else:
         at_rates = grid
         planned = [unit for seed in args.seeds for unit in teacher_units(args, grid, seed)]
@@ -239,7 +247,9 @@ def plan(args: FrontierRunArguments, rates: dict[str, float] | None = None) -> l
     the teacher's records; until they are there, the plan is the fine-tunings that choose them, shard 0's."""
     index, count = args.shard_index_count
     if args.learning_rate_from_teacher:
-        rates = rates or chosen_rates(args)
+        rates = chosen_rates(args) if rates is None else rates
+        if rates is not None and set(rates) != set(args.tasks):
+            raise ValueError(f"rates {rates}: one for each of --tasks {args.tasks}.")
     waiting = args.learning_rate_from_teacher and rates is None
     if waiting and index != 0:
         raise ValueError(
@@ -262,8 +272,11 @@ def main(argv: list[str] | None = None) -> list[Step]:
         return steps
     planner.run(steps, after=partial(gather, results_dir=Path(args.results_dir)))
     if waiting:  # the rates are chosen now, and with them the rest of the plan
-        steps = plan(args)
-        print(planner.summary(f"Healing frontier (shard {args.shard}), at the chosen rates", steps), flush=True)
+        rates = chosen_rates(args)
+        if rates is None:
+            raise RuntimeError("The teacher's fine-tunings ran but left no current record to take the rates from.")
+        steps = plan(args, rates)
+        print(planner.summary(f"Healing frontier (shard {args.shard}), at the rates {rates}", steps), flush=True)
         planner.run(steps, after=partial(gather, results_dir=Path(args.results_dir)))
     return steps
 
