@@ -95,7 +95,7 @@ def test_the_frontier_plan_follows_its_protocol():
     rates = {"trec": 1e-4, "wiki-topics": 2e-4}
     steps = frontier_runs.plan(frontier_runs.FrontierRunArguments(), rates)
     layouts = FrontierRecord.read(frontier_runs.RESULTS / "frontier.json").layouts
-    assert len(steps) == 3 * (2 + 10 * (1 + 2 * 2))
+    assert len(steps) == 3 * (2 + 10 * (1 + 2 * 2)) + 2 * 4  # and the rate check: k = 6 at seed 1, both arms and tasks
     assert [step.name for step in steps[:6]] == [
         f"minilm-seed{seed}-{task}" for seed in (1, 2, 3) for task in ("trec", "wiki-topics")
     ]
@@ -109,6 +109,10 @@ def test_the_frontier_plan_follows_its_protocol():
         assert f"--config_overrides mixer_types={'+'.join(layouts[mixer][k])}" in argv
         assert f"--seed {seed} --data_seed {seed}" in argv and "--keep_source_settings" in argv
         assert "--max_steps 600" in argv and "--bf16 false" in argv
+    checks = [step.name for step in steps if frontier_runs.RATE_CHECK in step.name]
+    assert len(checks) == 8 and all(re.match(r"\w+-k6-minilm-.*seed1-rate-check-", name) for name in checks)
+    distilled = next(step for step in distillations if step.name == "additive-k6-minilm-distill-600steps-seed1")
+    assert len(distilled.needed_by) == 4  # its weights serve the rate check's healed fine-tunings too
     assert order == sorted(order, key=lambda point: (point[0], ["additive", "pooling"].index(point[1]), point[2]))
     unhealed = next(step for step in steps if step.name == "pooling-k3-minilm-unhealed-seed2-wiki-topics")
     assert " ".join(unhealed.argv).startswith(
@@ -120,7 +124,7 @@ def test_the_frontier_plan_follows_its_protocol():
             argv = " ".join(step.argv)
             assert "--classifier_pooling mean" in argv
             task = "wiki-topics" if "--task wiki-topics" in argv else "trec"
-            if step.name.startswith("minilm-seed1-"):
+            if step.name.startswith("minilm-seed1-") or frontier_runs.RATE_CHECK in step.name:
                 assert "--learning_rates 5e-5 1e-4 2e-4" in argv and "--learning_rate " not in argv
             else:
                 assert f"--learning_rate {rates[task]}" in argv and "--learning_rates" not in argv
@@ -151,7 +155,10 @@ def test_the_frontier_plan_waits_for_the_rate_choice_and_shards_share_it(tmp_pat
     # the choosing seed is seed 1 whatever the order of --seeds; the others train at its rates
     reordered = frontier_runs.plan(dataclasses.replace(args, seeds=[2, 1, 3]), rates)
     assert [step.name for step in reordered[:2]] == ["minilm-seed1-trec", "minilm-seed1-wiki-topics"]
-    assert all("--learning_rates" not in step.argv for step in reordered[2:] if step.main is not distill.main)
+    fixed = [
+        step for step in reordered[2:] if step.main is not distill.main and frontier_runs.RATE_CHECK not in step.name
+    ]
+    assert fixed and all("--learning_rates" not in step.argv for step in fixed)
     with pytest.raises(ValueError, match="--choosing_seed 1"):
         frontier_runs.FrontierRunArguments(seeds=[2, 3])
     with pytest.raises(ValueError, match="one for each of --tasks"):
@@ -183,7 +190,7 @@ def test_a_frontier_point_runs_once_on_a_tiny_teacher(teacher_dir, train_file, t
         "--runs_dir", str(tmp_path / "runs"), "--results_dir", str(tmp_path / "results"),
     ]  # fmt: skip
     steps = frontier_runs.main(argv)
-    assert len(steps) == 2 + 1 + 2 * 2 and all(step.done for step in steps)
+    assert len(steps) == 2 + 1 + 2 * 2 + 2 * 2 and all(step.done for step in steps)  # k = 2 is the largest: checked
     teacher = teacher_dir.name
     gathered = tmp_path / "results" / "runs" / f"additive-k2-{teacher}-distill-3steps-seed1" / "config.json"
     assert json.loads(gathered.read_text())["mixer_types"] == layouts["additive"]["2"]
@@ -238,7 +245,11 @@ def test_a_frontier_point_runs_once_on_a_tiny_teacher(teacher_dir, train_file, t
     assert "--overwrite_output_dir" in next(step for step in planned if step.main is distill.main).argv
     assert stale == {
         f"additive-k2-{teacher}-distill-3steps-seed1",
-        *(f"additive-k2-{teacher}-unhealed-seed1-{task}" for task in ("trec", "wiki-topics")),
+        *(
+            f"additive-k2-{teacher}-unhealed-seed1{check}-{task}"
+            for task in ("trec", "wiki-topics")
+            for check in ("", "-rate-check")
+        ),
     }
 
 

@@ -9,7 +9,8 @@ conversion distilled from MiniLM for `--steps` steps (healed), then fine-tuned. 
 initialisation, the distillation's data order (`--data_seed`) and the fine-tuning's seed. The denominators, at the
 same seeds and tasks: MiniLM itself. MiniLM's fine-tuning at the first seed chooses its learning rate on validation from
 the grid in `--finetune_args`, per task; every other fine-tuning trains at that rate (`--learning_rate_from_teacher`,
-the default; false: each chooses its own from the grid). Every fine-tuning keeps its per-example test predictions.
+the default; false: each chooses its own from the grid); at the largest k and that seed, both arms are fine-tuned over
+the grid as well, to size what the one rate costs them. Every fine-tuning keeps its per-example test predictions.
 Records (no weights) are gathered into `--results_dir` (`runs/`, `finetuned/`) as steps finish.
 
 The plan is made of units: a fine-tuning of MiniLM, or a point at a seed (its distillation and its four fine-tunings),
@@ -119,6 +120,7 @@ def point_label(mixer: str, k: int) -> str:
 
 
 ARMS = ("unhealed", "healed")
+RATE_CHECK = "rate-check"  # the suffix of the models fine-tuned over the grid as well (FRONTIER.md)
 
 
 def model_name(args: FrontierRunArguments, label: str | None, arm: str | None, seed: int) -> str:
@@ -197,14 +199,24 @@ def units(args: FrontierRunArguments, rates: dict[str, float] | None) -> list[li
                 raise ValueError(
                     f"{args.layouts} has no layout for {mixer} k={k} (it has k = {', '.join(layouts[mixer])})."
                 )
-            planned += [point(args, at_rates, mixer, k, layouts[mixer][str(k)], seed) for seed in args.seeds]
+            for seed in args.seeds:
+                # the rate check (FRONTIER.md): the largest k at the choosing seed, fine-tuned over the grid as well
+                checked = args.learning_rate_from_teacher and k == max(args.counts) and seed == args.choosing_seed
+                planned.append(point(args, at_rates, mixer, k, layouts[mixer][str(k)], seed, grid if checked else None))
     return planned
 
 
 def point(
-    args: FrontierRunArguments, task_arguments: dict[str, list[str]], mixer: str, k: int, layout: list[str], seed: int
+    args: FrontierRunArguments,
+    task_arguments: dict[str, list[str]],
+    mixer: str,
+    k: int,
+    layout: list[str],
+    seed: int,
+    rate_check: dict[str, list[str]] | None = None,
 ) -> list[Step]:
-    """A point at a seed: its distillation, and per task the fine-tunings of the healed and the unhealed conversion. A
+    """A point at a seed: its distillation, and per task the fine-tunings of the healed and the unhealed conversion;
+    with `rate_check` (the grid's arguments) both fine-tuned over the grid as well, as `<model>-rate-check-<task>`. A
     distillation is done when it made its steps with the point's layout; an unhealed fine-tuning when it converted
     with that layout."""
     label, variant = point_label(mixer, k), MIXERS[mixer]
@@ -224,22 +236,27 @@ def point(
     distillation = Step(name, distill.main, argv, record, done)
     distillation = replace(distillation, gathered=gathered_record(distillation, Path(args.results_dir)))
     weights = (run_dir, distillation.gathered.parent)
-    healed = [
-        finetuned(args, task_arguments, name, ["--model", str(run_dir)], task, seed, weights) for task in args.tasks
-    ]
-    steps = [replace(distillation, needed_by=tuple(healed))]
     convert = ["--convert_to", variant, "--keep_source_settings", "--convert_overrides", overrides]
     unhealed = model_name(args, label, "unhealed", seed)
-    for task, healed_step in zip(args.tasks, healed, strict=True):
-        steps.append(healed_step)
-        step = finetuned(args, task_arguments, unhealed, ["--model", args.teacher, *convert], task, seed)
-        current = step.current
 
-        def converted(record: Path, current=current) -> bool:
+    def healed_step(arguments: dict[str, list[str]], model: str, task: str) -> Step:
+        return finetuned(args, arguments, model, ["--model", str(run_dir)], task, seed, weights)
+
+    def unhealed_step(arguments: dict[str, list[str]], model: str, task: str) -> Step:
+        step = finetuned(args, arguments, model, ["--model", args.teacher, *convert], task, seed)
+
+        def converted(record: Path, current=step.current) -> bool:
             return current(record) and converted_with(overrides, record)
 
-        steps.append(replace(step, current=converted))
-    return steps
+        return replace(step, current=converted)
+
+    grids = [(task_arguments, "")] + ([(rate_check, f"-{RATE_CHECK}")] if rate_check is not None else [])
+    healed, finetunings = [], []
+    for arguments, suffix in grids:
+        for task in args.tasks:
+            healed.append(healed_step(arguments, name + suffix, task))
+            finetunings += [healed[-1], unhealed_step(arguments, unhealed + suffix, task)]
+    return [replace(distillation, needed_by=tuple(healed)), *finetunings]
 
 
 def plan(args: FrontierRunArguments, rates: dict[str, float] | None = None) -> list[Step]:
