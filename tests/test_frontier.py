@@ -235,6 +235,14 @@ def test_a_frontier_point_runs_once_on_a_tiny_teacher(teacher_dir, train_file, t
         arms["healed"]["tasks"]["trec"]["accuracy"]["mean"] - arms["unhealed"]["tasks"]["trec"]["accuracy"]["mean"]
     )
     assert healing_gain["low"] <= healing_gain["mean"] <= healing_gain["high"]
+    # a gathered record its step would not make now (another rate) does not enter the table
+    original = healed_trec.read_text()
+    stale = FinetuningRecord.read(healed_trec)
+    dataclasses.replace(stale, training={**stale.training, "learning_rate": 3e-4}).write(healed_trec)
+    assert (
+        frontier_table.main(argv).points["additive-k2"]["arms"]["healed"]["tasks"]["trec"]["share_of_teacher"] is None
+    )
+    healed_trec.write_text(original)
     # a layout made again differently: the distillation and the unhealed fine-tunings are no longer done
     FrontierRecord(
         teacher=str(teacher_dir), validation_texts={}, layer_agreement={}, latency_measurements=[], device="cpu", threads=1,

@@ -29,7 +29,8 @@ from recipes.evaluation.stats import bootstrap_interval, mean_interval
 from recipes.records import FinetuningRecord, FrontierRecord, FrontierTable, write_text_atomic
 from recipes.training.arguments import parse_args
 from studies.healing import frontier
-from studies.healing.frontier_runs import ARMS, FrontierRunArguments, model_name, point_label
+from studies.healing.frontier_runs import ARMS, FrontierRunArguments, chosen_rates, model_name, point_label, units
+from studies.planner import Step
 
 THRESHOLD = 0.97
 LATENCY_SHAPE = "8x512"
@@ -44,12 +45,16 @@ TASKS = ("trec", "wiki-topics")  # "keeps ≥ 97%" is a verdict on both
 DRAWS = 2000
 
 
-def gathered(args: FrontierRunArguments, label: str | None, arm: str | None, task: str) -> dict[int, FinetuningRecord]:
-    """{seed: record} of a model's fine-tunings on `task` among the gathered records (the teacher's: no label)."""
+def gathered(
+    args: FrontierRunArguments, label: str | None, arm: str | None, task: str, planned: dict[str, Step]
+) -> dict[int, FinetuningRecord]:
+    """{seed: record} of a model's fine-tunings on `task` among the gathered records (the teacher's: no label), each
+    only where it is the record its planned step would make now (made at the chosen rate, with the point's layout)."""
     found = {}
     for seed in args.seeds:
-        path = Path(args.results_dir) / "finetuned" / f"{model_name(args, label, arm, seed)}-{task}.json"
-        if path.is_file():
+        name = f"{model_name(args, label, arm, seed)}-{task}"
+        path = Path(args.results_dir) / "finetuned" / f"{name}.json"
+        if path.is_file() and name in planned and planned[name].current(path):
             found[seed] = FinetuningRecord.read(path)
     return found
 
@@ -169,7 +174,8 @@ def build_table(args: FrontierRunArguments) -> FrontierTable:
     if missing:
         raise ValueError(f"The frontier's verdict is on {' and '.join(TASKS)}; --tasks lacks {', '.join(missing)}.")
     layouts = FrontierRecord.read(args.layouts)
-    teacher = {task: gathered(args, None, None, task) for task in args.tasks}
+    planned = {step.name: step for unit in units(args, chosen_rates(args)) for step in unit}
+    teacher = {task: gathered(args, None, None, task, planned) for task in args.tasks}
     points = {}
     for mixer in args.mixers:
         for k in args.counts:
@@ -178,7 +184,7 @@ def build_table(args: FrontierRunArguments) -> FrontierTable:
             for arm in ARMS:
                 tasks = {}
                 for task in args.tasks:
-                    records = found[arm, task] = gathered(args, label, arm, task)
+                    records = found[arm, task] = gathered(args, label, arm, task, planned)
                     tasks[task] = {"accuracy": accuracy(records), "share_of_teacher": share(records, teacher[task])}
                 verdict = keeps(tasks, sorted(args.seeds))
                 point_estimate = (
