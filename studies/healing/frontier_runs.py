@@ -7,7 +7,7 @@ For every point of the frontier (a mixer and k, its layout read from `results/he
 seed: the conversion of MiniLM with that layout and MiniLM's settings, fine-tuned as it is (unhealed), and the same
 conversion distilled from MiniLM for `--steps` steps (healed), then fine-tuned. A seed sets the new mixers'
 initialisation, the distillation's data order (`--data_seed`) and the fine-tuning's seed. The denominators, at the
-same seeds and tasks: MiniLM itself. MiniLM's fine-tuning at the first seed chooses its learning rate on validation from
+same seeds and tasks: MiniLM itself. MiniLM's fine-tuning at `--choosing_seed` (1) chooses its learning rate on validation from
 the grid in `--finetune_args`, per task; every other fine-tuning trains at that rate (`--learning_rate_from_teacher`,
 the default; false: each chooses its own from the grid); at the largest k and that seed, both arms are fine-tuned over
 the grid as well, to size what the one rate costs them. Every fine-tuning keeps its per-example test predictions.
@@ -80,7 +80,7 @@ class FrontierRunArguments:
     learning_rate_from_teacher: bool = field(
         default=True,
         metadata={
-            "help": "Every fine-tuning but the teacher's at the first seed trains at the learning rate that one chose "
+            "help": "Every fine-tuning but the teacher's at --choosing_seed trains at the learning rate that one chose "
             "on validation from its task's grid; false: each chooses its own from the grid"
         },
     )
@@ -164,7 +164,7 @@ def teacher_units(args: FrontierRunArguments, task_arguments: dict[str, list[str
 
 
 def chosen_rates(args: FrontierRunArguments) -> dict[str, float] | None:
-    """{task: the learning rate the teacher's first-seed fine-tuning chose on validation from the grid}; None until
+    """{task: the learning rate the teacher's fine-tuning at the choosing seed chose on validation from the grid}; None until
     every task's is recorded (in the run folder or gathered)."""
     rates = {}
     for (step,) in teacher_units(args, arguments_by_task(args.finetune_args, args.tasks), args.choosing_seed):
@@ -179,7 +179,7 @@ def chosen_rates(args: FrontierRunArguments) -> dict[str, float] | None:
 
 
 def units(args: FrontierRunArguments, rates: dict[str, float] | None) -> list[list[Step]]:
-    """The plan's units in order: the teacher's fine-tunings (with `--learning_rate_from_teacher`, those of the first
+    """The plan's units in order: the teacher's fine-tunings (with `--learning_rate_from_teacher`, those of the choosing
     seed choose the rates, and are all there is until `rates` are known), then per k, mixer and seed a point."""
     grid = arguments_by_task(args.finetune_args, args.tasks)
     if args.learning_rate_from_teacher:
