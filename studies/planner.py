@@ -92,8 +92,12 @@ def summary(title: str, steps: Iterable[Step]) -> str:
 
 
 def run(steps: Iterable[Step], after: Callable[[Step], None] = lambda step: None) -> None:
-    """Runs each step that is not done, in order; `after` follows every step, run or skipped (gathering its records)."""
+    """Runs each step that is not done, in order; `after` follows every step, run or skipped (gathering its records).
+    A step that ends without a current record (a run stopped by a signal checkpoints and records so) stops the study
+    there, ungathered, so that no later step reads what it did not make; the same command resumes it."""
     for step in steps:
         if not step.done:
             step.main(step.argv)
+            if not step.done:
+                raise SystemExit(f"{step.name} ended without a current record (stopped?): the study stops here.")
         after(step)
