@@ -7,12 +7,14 @@ import dataclasses
 import json
 import math
 import re
+import subprocess
+import sys
 
 import pytest
 
 from recipes import distill
 from recipes.records import FinetuningRecord, FrontierRecord, FrontierTable
-from studies.healing import frontier_headline, frontier_runs, frontier_table
+from studies.healing import frontier_headline, frontier_latency, frontier_runs, frontier_table
 from studies.healing.frontier import (
     HF_BERT,
     SAME_IMPLEMENTATION,
@@ -170,6 +172,30 @@ def test_the_frontier_plan_waits_for_the_rate_choice_and_shards_share_it(tmp_pat
         frontier_runs.FrontierRunArguments(finetune_args=["trec=--num_train_epochs 4"], tasks=["trec"])
 
 
+def test_a_shard_runs_in_one_process_and_a_plan_dealt_otherwise_waits_for_it(tmp_path):
+    """A running shard holds its lock: the same shard in a second process is refused, and so is a run that deals the
+    plan into another number of shards (a plain run is 0/1); the other shard of its count runs beside it, and a killed
+    process leaves no lock held."""
+    args = frontier_runs.FrontierRunArguments(runs_dir=str(tmp_path), shard="1/2")
+    holding = (
+        "import time; from studies.healing import frontier_runs; "
+        f"lock = frontier_runs.hold_shard(frontier_runs.FrontierRunArguments(runs_dir={str(tmp_path)!r}, shard='1/2')); "
+        "print('held', flush=True); time.sleep(300)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", holding], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(SystemExit, match="another process runs this shard"):
+            frontier_runs.hold_shard(args)
+        with pytest.raises(SystemExit, match="shard 1/2 runs in .* start every process with --shard INDEX/2"):
+            frontier_runs.hold_shard(dataclasses.replace(args, shard="0/1"))
+        frontier_runs.hold_shard(dataclasses.replace(args, shard="0/2")).release()
+    finally:
+        holder.kill()
+        holder.wait()
+    frontier_runs.hold_shard(dataclasses.replace(args, shard="0/1")).release()
+
+
 @pytest.mark.slow
 def test_a_frontier_point_runs_once_on_a_tiny_teacher(teacher_dir, train_file, tmp_path):
     """One point, one seed, one task on a 4-layer teacher: every step runs with the arguments the plan gives (the
@@ -235,6 +261,21 @@ def test_a_frontier_point_runs_once_on_a_tiny_teacher(teacher_dir, train_file, t
         arms["healed"]["tasks"]["trec"]["accuracy"]["mean"] - arms["unhealed"]["tasks"]["trec"]["accuracy"]["mean"]
     )
     assert healing_gain["low"] <= healing_gain["mean"] <= healing_gain["high"]
+    # the rate check: each arm's own choice from the grid against its fine-tuning at the teacher's rate
+    check = table.rate_check["additive-k2"]
+    assert (check["k"], check["seed"]) == (2, 1)
+    for arm in ("unhealed", "healed"):
+        for task in ("trec", "wiki-topics"):
+            entry = check["arms"][arm][task]
+            model = f"additive-k2-{teacher}-{'unhealed' if arm == 'unhealed' else 'distill-3steps'}-seed1"
+            own = FinetuningRecord.read(tmp_path / "results" / "finetuned" / f"{model}-rate-check-{task}.json")
+            assert entry["learning_rate"] == own.selected_search_entry["learning_rate"] in (1e-4, 2e-4)
+            assert set(entry["validation_macro_f1"]) == {"0.0001", "0.0002"}
+            moved = entry["own_rate_minus_teachers"]
+            one_rate = table.points["additive-k2"]["arms"][arm]["tasks"][task]["accuracy"]["mean"]
+            assert moved["mean"] == pytest.approx(own.test["accuracy"] - one_rate)
+    assert check["healing_gain"]["trec"]["at_teachers_rate"]["mean"] == pytest.approx(healing_gain["mean"])
+    assert "**Rate check** (exploratory; k = 2, seed 1)" in (tmp_path / "results" / "table.md").read_text()
     # a gathered record its step would not make now (another rate) does not enter the table
     original = healed_trec.read_text()
     stale = FinetuningRecord.read(healed_trec)
@@ -286,7 +327,7 @@ def test_the_readme_block_gives_each_points_shares_the_endpoint_the_fastest_keep
         return {
             "mixer": "additive", "k": k, "latency_ratio": latency, "selection_ratio": latency,
             "latency_ratios": [latency - 0.01, latency + 0.01],
-            "meets_latency_target": frontier_table.latency_verdict([latency - 0.01, latency + 0.01] * 4),
+            "meets_latency_target": frontier_latency.latency_verdict([latency - 0.01, latency + 0.01] * 4),
             "arms": {"unhealed": unhealed, "healed": healed},
             "healing_gain": {"trec": {"mean": gain_low + 0.01, "low": gain_low, "high": gain_low + 0.02}},
         }  # fmt: skip
@@ -350,7 +391,7 @@ def test_the_readme_block_gives_each_points_shares_the_endpoint_the_fastest_keep
 def test_the_latency_target_is_decided_by_an_interval_over_a_fixed_number_of_measurements():
     """Geometric mean of the 8 verdict measurements with a 95% t-interval on the log ratios: met when the interval is at
     or below 0.80, missed when above, undecided when it straddles; pending before all 8, however clear the first few."""
-    verdict = frontier_table.latency_verdict
+    verdict = frontier_latency.latency_verdict
     assert verdict([0.70] * 7) == {"verdict": "pending", "measurements": 7, "of": 8}
     met = verdict([0.74, 0.76] * 4)
     # log ratios ±0.0134 around log 0.7499: sd 0.014255, t(0.975, 7 df) = 2.364624, half-width 0.011917
@@ -363,5 +404,5 @@ def test_the_latency_target_is_decided_by_an_interval_over_a_fixed_number_of_mea
     # a verdict measurement that skipped the point leaves it undecidable, not pending for good
     skipped = verdict([0.70] * 7, made=8)
     assert skipped == {"verdict": "incomplete", "measurements": 7, "of": 8, "made": 8}
-    assert frontier_table.latency_verdict_text(skipped).startswith("target undecidable: 1 of its first 8")
+    assert frontier_latency.latency_verdict_text(skipped).startswith("target undecidable: 1 of its first 8")
     assert verdict([0.70] * 3, made=5)["verdict"] == "incomplete"

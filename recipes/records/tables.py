@@ -69,7 +69,8 @@ class FrontierTable(FileRecord):
     KIND: ClassVar[str] = "healing frontier table"
     # 3: the latency target's verdict is a dict (verdict "pending", "met", "missed", "undecided" or "incomplete", the
     # measurements it rests on, and once decided the geometric mean ratio with its 95% interval)
-    SCHEMA_VERSION: ClassVar[int] = 3
+    # 4: the exploratory rate check (`rate_check`)
+    SCHEMA_VERSION: ClassVar[int] = 4
 
     threshold: float  # the share of the teacher's fine-tuned accuracy a point must keep (the interval's lower bound)
     latency_shape: str  # "BATCHxSEQ" of the latency ratio reported per point
@@ -78,6 +79,9 @@ class FrontierTable(FileRecord):
     # arms -> arm -> tasks and whether it keeps, healing_gain -> task
     points: dict[str, dict]
     primary: dict[str, dict]  # mixer -> the largest k whose healed arm keeps the threshold on every task
+    # label -> k, seed, arms -> arm -> task -> the rate the arm chose on validation, and its test accuracy at that rate
+    # minus at the teacher's; healing_gain -> task -> at each arm's own rate and at the teacher's (one seed)
+    rate_check: dict[str, dict] | None = None
     schema_version: int | None = SCHEMA_VERSION
 
 

@@ -18,19 +18,17 @@ from recipes.cards.markdown import generated_block, markdown_table, with_generat
 from recipes.environment import REPO_ROOT
 from recipes.records import FrontierRecord, FrontierTable, write_text_atomic
 from studies.healing.frontier import RESULTS, point_name
-from studies.healing.frontier_runs import ARMS
-from studies.healing.frontier_table import (
+from studies.healing.frontier_latency import (
     LATENCY_SHAPE,
     LATENCY_TARGET,
-    PLOT_NAME,
     SELECTION_MEASUREMENTS,
-    TASKS,
     VERDICT_MEASUREMENTS,
     latency_text,
     latency_verdict,
     latency_verdict_text,
-    verdict_text,
 )
+from studies.healing.frontier_runs import ARMS
+from studies.healing.frontier_table import PLOT_NAME, TASKS, verdict_text
 
 TABLE_FILE = RESULTS / "table.json"
 LAYOUTS_FILE = RESULTS / "frontier.json"

@@ -16,7 +16,9 @@ Records (no weights) are gathered into `--results_dir` (`runs/`, `finetuned/`) a
 The plan is made of units: a fine-tuning of MiniLM, or a point at a seed (its distillation and its four fine-tunings),
 the points in ascending k so that the primary endpoint's sequence is complete first. `--shard INDEX/COUNT` runs every
 COUNT-th unit from INDEX, so that COUNT processes share the plan without overlapping; the rate choice is shard 0's,
-and the other shards refuse to start until it is recorded. Every shard needs the same arguments but `--shard`.
+and the other shards refuse to start until it is recorded. Every shard needs the same arguments but `--shard`. A run
+holds its shard's lock in `--runs_dir` while it runs: a second process for the same shard, or one that deals the plan
+into another number of shards (a plain run is `0/1`) while any shard runs, is refused, since its units would overlap.
 
 Run folders do not outlive a session's machine; the gathered records do. On a new checkout a step whose gathered
 record is current counts as done, except a distillation with a healed fine-tuning still missing: it runs again, to
@@ -25,10 +27,13 @@ make the weights that fine-tuning needs (and that fine-tuning then cites the new
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 from modeling import HybridBertConfig
 from recipes import distill
@@ -280,6 +285,43 @@ def plan(args: FrontierRunArguments, rates: dict[str, float] | None = None) -> l
     return [step for unit in shard for step in unit]
 
 
+SHARD_LOCK = ".shard-{index}-of-{count}.lock"  # in --runs_dir, held while a shard runs
+SHARD_LOCK_NAME = re.compile(r"\.shard-(\d+)-of-(\d+)\.lock")
+
+
+def held_by_another(path: Path) -> bool:
+    probe = FileLock(path)
+    try:
+        probe.acquire(timeout=0)
+    except Timeout:
+        return True
+    probe.release()
+    return False
+
+
+def hold_shard(args: FrontierRunArguments) -> FileLock:
+    """Takes this shard's lock, held until it is released or the process ends (an OS lock: a killed run leaves none
+    held). Refused while the same shard runs, or a shard of another count: its units would overlap this one's."""
+    runs_dir = Path(args.runs_dir)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    index, count = args.shard_index_count
+    with FileLock(runs_dir / ".shards.lock"):  # one process at a time checks the others and takes its own
+        lock = FileLock(runs_dir / SHARD_LOCK.format(index=index, count=count))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise SystemExit(f"--shard {args.shard}: another process runs this shard in {runs_dir} already.") from None
+        for other in sorted(runs_dir.iterdir()):
+            name = SHARD_LOCK_NAME.fullmatch(other.name)
+            if name and int(name[2]) != count and held_by_another(other):
+                lock.release()
+                raise SystemExit(
+                    f"--shard {args.shard}: shard {name[1]}/{name[2]} runs in {runs_dir}, and a plan dealt into "
+                    f"{count} would repeat its units; start every process with --shard INDEX/{name[2]}, or wait."
+                )
+    return lock
+
+
 def main(argv: list[str] | None = None) -> list[Step]:
     (args,) = parse_args((FrontierRunArguments,), argv)
     waiting = args.learning_rate_from_teacher and chosen_rates(args) is None
@@ -287,6 +329,15 @@ def main(argv: list[str] | None = None) -> list[Step]:
     print(planner.summary(f"Healing frontier (shard {args.shard})", steps), flush=True)
     if args.dry_run:
         return steps
+    lock = hold_shard(args)
+    try:
+        return run_shard(args, steps, waiting)
+    finally:
+        lock.release()
+
+
+def run_shard(args: FrontierRunArguments, steps: list[Step], waiting: bool) -> list[Step]:
+    """Runs the shard's steps; when they chose the rates, then the rest of the plan at them. Returns the last plan."""
     planner.run(steps, after=partial(gather, results_dir=Path(args.results_dir)))
     if waiting:  # the rates are chosen now, and with them the rest of the plan
         rates = chosen_rates(args)

@@ -11,12 +11,12 @@ beside it. The noise floor is MiniLM against itself at other seeds (seed s again
 to 100% the test can come. The primary endpoint, per mixer: the k tested in order 2, 3, … up to the first that does
 not keep ≥ 97% healed (the layouts are nested, so the sequence needs no correction), decided once every point of the
 mixer is in. Latency is each point's ratio to `from_bert(minilm, "bert")` at batch 8 × 512 (`frontier.json`); the
-target is ≤ 0.80 (1.25× faster).
+target is ≤ 0.80 (1.25× faster; `frontier_latency`). The rate check, exploratory: at the largest k and the choosing
+seed, each arm's fine-tuning at the rate it chose itself on validation against the one at MiniLM's rate.
 """
 
 from __future__ import annotations
 
-import math
 import operator
 import statistics
 from pathlib import Path
@@ -25,34 +25,43 @@ import numpy as np
 
 from recipes.cards.markdown import markdown_table, signed_interval
 from recipes.data.tasks import load_task
-from recipes.evaluation.stats import bootstrap_interval, mean_interval
+from recipes.evaluation.stats import bootstrap_interval
 from recipes.records import FinetuningRecord, FrontierRecord, FrontierTable, write_text_atomic
 from recipes.training.arguments import parse_args
 from studies.healing import frontier
-from studies.healing.frontier_runs import ARMS, FrontierRunArguments, chosen_rates, model_name, point_label, units
+from studies.healing.frontier_latency import LATENCY_SHAPE, LATENCY_TARGET, latency_text, point_latency
+from studies.healing.frontier_runs import (
+    ARMS,
+    RATE_CHECK,
+    FrontierRunArguments,
+    chosen_rates,
+    model_name,
+    point_label,
+    units,
+)
 from studies.planner import Step
 
 THRESHOLD = 0.97
-LATENCY_SHAPE = "8x512"
 PLOT_NAME = "frontier.png"
-LATENCY_TARGET = 0.80  # 1.25× faster than the same implementation of MiniLM
-# The measurements that decide the target (FRONTIER.md): the record's 5th to 12th. The rule was fixed after the first
-# four, which stay descriptive, so that neither the rule nor the number of measurements was chosen from the data.
-VERDICT_MEASUREMENTS = slice(4, 12)
-# The measurements that rank the points ("the fastest"), so that the point chosen is not judged on the data that chose it.
-SELECTION_MEASUREMENTS = slice(0, 4)
 TASKS = ("trec", "wiki-topics")  # "keeps ≥ 97%" is a verdict on both
 DRAWS = 2000
 
 
 def gathered(
-    args: FrontierRunArguments, label: str | None, arm: str | None, task: str, planned: dict[str, Step]
+    args: FrontierRunArguments,
+    label: str | None,
+    arm: str | None,
+    task: str,
+    planned: dict[str, Step],
+    seeds: list[int] | None = None,
+    suffix: str = "",
 ) -> dict[int, FinetuningRecord]:
     """{seed: record} of a model's fine-tunings on `task` among the gathered records (the teacher's: no label), each
-    only where it is the record its planned step would make now (made at the chosen rate, with the point's layout)."""
+    only where it is the record its planned step would make now (made at the chosen rate, with the point's layout).
+    `suffix` names the model's other fine-tunings (the rate check's), `seeds` narrows `--seeds`."""
     found = {}
-    for seed in args.seeds:
-        name = f"{model_name(args, label, arm, seed)}-{task}"
+    for seed in args.seeds if seeds is None else seeds:
+        name = f"{model_name(args, label, arm, seed)}{suffix}-{task}"
         path = Path(args.results_dir) / "finetuned" / f"{name}.json"
         if path.is_file() and name in planned and planned[name].current(path):
             found[seed] = FinetuningRecord.read(path)
@@ -130,43 +139,50 @@ def primary(verdicts: list[bool | None], counts: list[int]) -> dict:
     return {"complete": True, "largest_k": kept}
 
 
-def latency_verdict(ratios: list[float], made: int | None = None) -> dict:
-    """Whether a point is at least 1.25× faster than the control, from the ratios of the verdict's measurements: the
-    geometric mean with its 95% Student-t interval over measurements (on the log ratios); "met" when the interval lies
-    at or below the target, "missed" when it lies above, "undecided" when it straddles it, "pending" until every
-    verdict measurement is in (a fixed number: no stopping when the interval first clears the target). `made` is how
-    many verdict measurements the record holds (default: one per ratio); where some did not time the point, it is
-    "incomplete": the declared measurements cannot decide it, and later ones may not stand in for them."""
-    needed = VERDICT_MEASUREMENTS.stop - VERDICT_MEASUREMENTS.start
-    made = len(ratios) if made is None else made
-    if max(made, len(ratios)) > needed:
-        raise ValueError(f"The latency target is decided by {needed} measurements; got {max(made, len(ratios))}.")
-    if len(ratios) > made:
-        raise ValueError(f"{len(ratios)} ratios from {made} measurements: a measurement times a point once.")
-    if len(ratios) < made:
-        return {"verdict": "incomplete", "measurements": len(ratios), "of": needed, "made": made}
-    if len(ratios) < needed:
-        return {"verdict": "pending", "measurements": len(ratios), "of": needed}
-    mean, half_width = mean_interval([math.log(ratio) for ratio in ratios])
-    low, high = math.exp(mean - half_width), math.exp(mean + half_width)
-    verdict = "met" if high <= LATENCY_TARGET else "missed" if low > LATENCY_TARGET else "undecided"
-    return {"verdict": verdict, "measurements": len(ratios), "of": needed, "ratio": math.exp(mean), "low": low,
-            "high": high}  # fmt: skip
+def rate_check(args: FrontierRunArguments, planned: dict[str, Step]) -> dict[str, dict]:
+    """The exploratory rate check (FRONTIER.md): at the largest k and the choosing seed, each arm fine-tuned over the
+    grid as well. Per point, arm and task: the rate that arm chose on validation, each rate's validation macro-F1, and
+    its test accuracy at its own rate minus at MiniLM's (one seed: the interval is over test rows); per point and task,
+    the healing gain at each arm's own rate beside the one at MiniLM's, at that seed. It sizes the one rate's bias and
+    decides nothing."""
+    if not args.learning_rate_from_teacher:
+        return {}
+    k, seeds = max(args.counts), [args.choosing_seed]
+    checks = {}
+    for mixer in args.mixers:
+        label = point_label(mixer, k)
+        pairs = [(arm, task) for arm in ARMS for task in args.tasks]
+        own = {pair: gathered(args, label, *pair, planned, seeds, f"-{RATE_CHECK}") for pair in pairs}
+        fixed = {pair: gathered(args, label, *pair, planned, seeds) for pair in pairs}
+        arms = {arm: {task: chosen_rate(own[arm, task], fixed[arm, task]) for task in args.tasks} for arm in ARMS}
+        checks[label] = {
+            "k": k,
+            "seed": args.choosing_seed,
+            "arms": arms,
+            "healing_gain": {
+                task: {
+                    "at_own_rates": gain(own["healed", task], own["unhealed", task]),
+                    "at_teachers_rate": gain(fixed["healed", task], fixed["unhealed", task]),
+                }
+                for task in args.tasks
+            },
+        }
+    return checks
 
 
-def mean_or_none(values: list[float]) -> float | None:
-    return statistics.fmean(values) if values else None
-
-
-def latency_verdict_text(verdict: dict) -> str:
-    if verdict["verdict"] == "pending":
-        return f"target pending: {verdict['measurements']} of its {verdict['of']} measurements"
-    if verdict["verdict"] == "incomplete":
-        return (
-            f"target undecidable: {verdict['made'] - verdict['measurements']} of its first {verdict['made']} verdict "
-            "measurements did not time this point"
-        )
-    return f"target {verdict['verdict']}: {verdict['ratio']:.2f}× [{verdict['low']:.2f}, {verdict['high']:.2f}]"
+def chosen_rate(own: dict[int, FinetuningRecord], fixed: dict[int, FinetuningRecord]) -> dict | None:
+    """A model's fine-tuning over the grid against the one at the teacher's rate (one seed): the rate it chose, each
+    rate's validation macro-F1, and the test accuracy its choice gains."""
+    if not own:
+        return None
+    (record,) = own.values()
+    return {
+        "learning_rate": record.selected_search_entry["learning_rate"],
+        "validation_macro_f1": {
+            str(entry["learning_rate"]): entry["macro_f1"] for entry in record.learning_rate_search
+        },
+        "own_rate_minus_teachers": compared(own, fixed, operator.sub),
+    }
 
 
 def build_table(args: FrontierRunArguments) -> FrontierTable:
@@ -193,19 +209,11 @@ def build_table(args: FrontierRunArguments) -> FrontierTable:
                     else all(tasks[task]["share_of_teacher"]["mean"] >= THRESHOLD for task in TASKS)
                 )
                 arms[arm] = {"tasks": tasks, "keeps": verdict, "point_estimate_keeps": point_estimate}
-            name = frontier.point_name(mixer, k)
-            ratios = layouts.latency_ratios(LATENCY_SHAPE, name)
             points[label] = {
                 "mixer": mixer,
                 "k": k,
                 "layout": layouts.layouts[mixer][str(k)],
-                "latency_ratio": statistics.fmean(ratios) if ratios else None,
-                "selection_ratio": mean_or_none(layouts.latency_ratios(LATENCY_SHAPE, name, SELECTION_MEASUREMENTS)),
-                "latency_ratios": ratios,
-                "meets_latency_target": latency_verdict(
-                    layouts.latency_ratios(LATENCY_SHAPE, name, VERDICT_MEASUREMENTS),
-                    made=len(layouts.latency_measurements[VERDICT_MEASUREMENTS]),
-                ),
+                **point_latency(layouts, frontier.point_name(mixer, k)),
                 "arms": arms,
                 "healing_gain": {task: gain(found["healed", task], found["unhealed", task]) for task in args.tasks},
             }
@@ -223,6 +231,7 @@ def build_table(args: FrontierRunArguments) -> FrontierTable:
             mixer: primary([points[point_label(mixer, k)]["arms"]["healed"]["keeps"] for k in args.counts], args.counts)
             for mixer in args.mixers
         },
+        rate_check=rate_check(args, planned),
     )
 
 
@@ -238,16 +247,6 @@ def gain_text(entry: dict | None) -> str:
 
 def verdict_text(verdict: bool | None) -> str:
     return {None: "pending", True: "yes", False: "no"}[verdict]
-
-
-def latency_text(point: dict) -> str:
-    """ "0.80× (0.77–0.85; target pending: 0 of its 8 measurements)": the mean over every measurement, their range,
-    and the target's verdict from its own measurements."""
-    if point["latency_ratio"] is None:
-        return "–"
-    ratios = point.get("latency_ratios") or [point["latency_ratio"]]
-    spread = f"{min(ratios):.2f}–{max(ratios):.2f}; " if len(ratios) > 1 else ""
-    return f"{point['latency_ratio']:.2f}× ({spread}{latency_verdict_text(point['meets_latency_target'])})"
 
 
 def page(table: FrontierTable, tasks: list[str]) -> str:
@@ -296,7 +295,45 @@ def page(table: FrontierTable, tasks: list[str]) -> str:
         else:
             largest = result["largest_k"]
             lines.append(f"- {mixer}: {'none keeps it' if largest is None else f'k = {largest}'}")
+    if table.rate_check:
+        lines += ["", *rate_check_lines(table.rate_check, tasks)]
     return "\n".join(lines) + "\n"
+
+
+def rate_check_lines(checks: dict[str, dict], tasks: list[str]) -> list[str]:
+    def chosen(entry: dict | None) -> str:
+        if entry is None:
+            return "pending"
+        scores = ", ".join(f"{rate}: {score:.3f}" for rate, score in entry["validation_macro_f1"].items())
+        return f"{entry['learning_rate']:g} ({scores})"
+
+    def moved(entry: dict | None) -> str:
+        return "pending" if entry is None else gain_text(entry["own_rate_minus_teachers"])
+
+    first = next(iter(checks.values()))
+    lines = [
+        f"**Rate check** (exploratory; k = {first['k']}, seed {first['seed']}): each arm fine-tuned over the grid as well, its rate "
+        "chosen on its own validation macro-F1, against the one-rate fine-tuning at MiniLM's rate. It sizes the one "
+        "rate's bias (`FRONTIER.md`) and changes no verdict; its intervals are over test rows only.",
+        "",
+    ]
+    header = ["point", "arm"]
+    header += [f"{task}: rate chosen (validation macro-F1 per rate)" for task in tasks]
+    header += [f"{task}: own rate − MiniLM's, test accuracy (pp)" for task in tasks]
+    rows = [
+        [label, arm, *(chosen(check["arms"][arm][task]) for task in tasks),
+         *(moved(check["arms"][arm][task]) for task in tasks)]
+        for label, check in checks.items()
+        for arm in ARMS
+    ]  # fmt: skip
+    lines += [*markdown_table(header, rows), ""]
+    header = ["point", *(f"healed − unhealed, {task} (pp): at MiniLM's rate / at each arm's own" for task in tasks)]
+    rows = [
+        [label, *(f"{gain_text(gains['at_teachers_rate'])} / {gain_text(gains['at_own_rates'])}"
+                  for gains in (check["healing_gain"][task] for task in tasks))]
+        for label, check in checks.items()
+    ]  # fmt: skip
+    return lines + markdown_table(header, rows)
 
 
 def plot(table: FrontierTable, tasks: list[str], path: Path) -> None:
