@@ -90,6 +90,15 @@ def test_the_committed_frontier_page_is_what_its_record_gives():
     assert report(FrontierRecord.read(RESULTS / "frontier.json")) == (RESULTS / "README.md").read_text()
 
 
+def test_the_committed_frontier_table_is_what_the_gathered_records_give():
+    """Records gathered without the table made again (or the other way round) fail here: table.json, table.md and the
+    README block come from the committed records and layouts alone."""
+    args = frontier_runs.FrontierRunArguments()
+    table = frontier_table.build_table(args)
+    assert FrontierTable.read(frontier_runs.RESULTS / "table.json") == table
+    assert (frontier_runs.RESULTS / "table.md").read_text() == frontier_table.page(table, args.tasks)
+
+
 def test_the_frontier_plan_follows_its_protocol():
     """The committed layouts: MiniLM fine-tuned at every seed (at the first with the learning-rate grid, the rest at
     the rate it chose per task), then per k, mixer and seed a 600-step distillation with MiniLM's settings, the point's
