@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from recipes import distill
-from recipes.records import FinetuningRecord, FrontierRecord, FrontierTable
+from recipes.records import FinetuningRecord, FrontierRecord, FrontierTable, PretrainingRecord
 from studies.healing import frontier_headline, frontier_latency, frontier_runs, frontier_table
 from studies.healing.frontier import (
     HF_BERT,
@@ -238,6 +238,15 @@ def test_a_frontier_point_runs_once_on_a_tiny_teacher(teacher_dir, train_file, t
     assert unhealed.training["learning_rate_grid"] is None and unhealed.test_predictions
     assert unhealed.training["learning_rate"] == chosen.selected_search_entry["learning_rate"]
     assert all(step.done for step in frontier_runs.main([*argv, "--dry_run"]))
+    # a distillation stopped by a signal (its record, no config beside it yet) continues from its checkpoint
+    run_dir = tmp_path / "runs" / f"additive-k2-{teacher}-distill-3steps-seed1"
+    finished = PretrainingRecord.read(run_dir)
+    (run_dir / "config.json").rename(tmp_path / "config.json")
+    dataclasses.replace(finished, steps=1, stop_reason="signal").write(run_dir)
+    stopped = next(step for step in frontier_runs.main([*argv, "--dry_run"]) if step.main is distill.main)
+    assert not stopped.current(stopped.record) and "--overwrite_output_dir" not in stopped.argv
+    finished.write(run_dir)
+    (tmp_path / "config.json").rename(run_dir / "config.json")
     # a new checkout: the gathered records without the run folders. Everything is done; with one healed fine-tuning's
     # record gone, it and its distillation (whose weights it needs) are not, and nothing else
     (tmp_path / "runs").rename(tmp_path / "runs-elsewhere")

@@ -35,10 +35,9 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from modeling import HybridBertConfig
 from recipes import distill
 from recipes.data.tasks import offline_tasks
-from recipes.records import BUDGET_FILE, FinetuningRecord, FrontierRecord
+from recipes.records import BUDGET_FILE, FinetuningRecord, FrontierRecord, PretrainingRecord
 from recipes.run_folder.naming import run_name
 from recipes.training.arguments import parse_args
 from studies import planner
@@ -139,10 +138,11 @@ def model_name(args: FrontierRunArguments, label: str | None, arm: str | None, s
     return run_name(label, teacher, f"distill-{args.steps}steps" if arm == "healed" else "unhealed", seed=seed)
 
 
-def has_layout(layout: list[str], record: Path) -> bool:
-    """Whether the run folder of a distillation record holds the point's layout (a frontier record made again may
-    give a point another layout)."""
-    return HybridBertConfig.from_pretrained(record.parent).mixer_types == layout
+def has_layout(overrides: str, record: Path) -> bool:
+    """Whether a distillation record was made with the point's layout (a frontier record made again may give a point
+    another layout): its `--config_overrides`, read from the record because a run stopped by a signal has no config
+    beside it yet, only in its checkpoint."""
+    return PretrainingRecord.read(record.parent).arguments["distillation"]["config_overrides"] == overrides
 
 
 def converted_with(expected: str, record: Path) -> bool:
@@ -232,11 +232,11 @@ def point(
     argv += ["--config_overrides", overrides, "--seed", str(seed), "--data_seed", str(seed)]
     argv += ["--max_steps", str(args.steps), *shlex.split(args.training_args), "--output_dir", str(run_dir)]
     record = run_dir / BUDGET_FILE
-    relaid = record.is_file() and not has_layout(layout, record)
+    relaid = record.is_file() and not has_layout(overrides, record)
     argv += ["--overwrite_output_dir"] if relaid else replacing_short_run(run_dir, args.steps, seed)
 
     def done(record: Path) -> bool:
-        return trained_for(args.steps, seed, record) and has_layout(layout, record)
+        return trained_for(args.steps, seed, record) and has_layout(overrides, record)
 
     distillation = Step(name, distill.main, argv, record, done)
     distillation = replace(distillation, gathered=gathered_record(distillation, Path(args.results_dir)))
