@@ -141,7 +141,8 @@ def model_name(args: FrontierRunArguments, label: str | None, arm: str | None, s
 def has_layout(overrides: str, record: Path) -> bool:
     """Whether a distillation record was made with the point's layout (a frontier record made again may give a point
     another layout): its `--config_overrides`, read from the record because a run stopped by a signal has no config
-    beside it yet, only in its checkpoint."""
+    beside it yet, only in its checkpoint (and `from_pretrained` on a folder without one returns the default config
+    rather than failing, huggingface/transformers#45864)."""
     return PretrainingRecord.read(record.parent).arguments["distillation"]["config_overrides"] == overrides
 
 
