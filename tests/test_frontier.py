@@ -360,7 +360,7 @@ def test_the_readme_block_gives_each_points_shares_the_endpoint_the_fastest_keep
     )  # fmt: skip
     text = frontier_headline.headline(table)
     assert (
-        "| additive k=3 | 0.88× (0.87–0.89; target missed: 0.88× [0.87, 0.89]) | 96.0% [95.0, 97.0] | 97.0% [96.0, 98.0] "
+        "| additive k=3 | 0.88× (0.87–0.89; target missed: 0.88× [0.87, 0.89] over its 8 measurements) | 96.0% [95.0, 97.0] | 97.0% [96.0, 98.0] "
         "| 99.0% [98.0, 100.0] |" in text
     )
     assert "| pending | no / pending |" in text

@@ -67,7 +67,10 @@ def latency_verdict_text(verdict: dict) -> str:
             f"target undecidable: {verdict['made'] - verdict['measurements']} of its first {verdict['made']} verdict "
             "measurements did not time this point"
         )
-    return f"target {verdict['verdict']}: {verdict['ratio']:.2f}× [{verdict['low']:.2f}, {verdict['high']:.2f}]"
+    return (
+        f"target {verdict['verdict']}: {verdict['ratio']:.2f}× [{verdict['low']:.2f}, {verdict['high']:.2f}] over its "
+        f"{verdict['measurements']} measurements"
+    )
 
 
 def latency_text(point: dict) -> str:
