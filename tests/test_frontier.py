@@ -360,13 +360,14 @@ def test_the_readme_block_gives_each_points_shares_the_endpoint_the_fastest_keep
     )  # fmt: skip
     text = frontier_headline.headline(table)
     assert (
-        "| additive k=3 | 0.88× (0.87–0.89; target missed: 0.88× [0.87, 0.89] over its 8 measurements) | 96.0% [95.0, 97.0] | 97.0% [96.0, 98.0] "
+        "| additive k=3 | 0.88× (0.87–0.89; target missed: geometric mean 0.880× [0.871, 0.889] over its 8 measurements) | 96.0% [95.0, 97.0] | 97.0% [96.0, 98.0] "
         "| 99.0% [98.0, 100.0] |" in text
     )
     assert "| pending | no / pending |" in text
     assert "healed, it keeps ≥ 97% up to k = 3" in text
     assert (
-        "Fastest point that keeps it so far: additive k=3 (healed) at 0.88×; the target, ≤ 0.80×: missed: 0.88×" in text
+        "Fastest point that keeps it so far: additive k=3 (healed) at 0.88×; the target, ≤ 0.80×: missed: geometric mean 0.880×"
+        in text
     )
     assert "healing pays (healed − unhealed accuracy, its interval above 0 on a task) first at k = 3" in text
     assert text.endswith("](results/heal/frontier/frontier.png)")
@@ -388,8 +389,9 @@ def test_the_readme_block_gives_each_points_shares_the_endpoint_the_fastest_keep
     text = frontier_headline.headline(None, layouts)
     assert "the mean of 2 measurements: additive k = 2, 3: 0.94×, 0.80×; pooling k = 2: 0.96×." in text
     assert (
-        "The fastest point, additive k = 3, is 0.80× (0.78–0.82); the target, ≤ 0.80× (1.25× faster): pending: 0 of "
-        "its 8 measurements" in text
+        "The point judged, additive k = 3, the fastest on the first 2 measurements (0.80×), averages 0.80× (0.78–0.82) "
+        "over all 2; the target, ≤ 0.80× (1.25× faster), is decided by the 5th to 12th measurements alone: pending: 0 "
+        "of its 8 measurements" in text
     )
     # the first four measurements rank the points, the 5th to 12th decide the target, and a 13th is never read: in the
     # later measurements pooling k=2 is faster still, but the point judged is the one the first four chose
@@ -401,8 +403,9 @@ def test_the_readme_block_gives_each_points_shares_the_endpoint_the_fastest_keep
     ])  # fmt: skip
     text = frontier_headline.headline(None, decided)
     assert (
-        "The fastest point, additive k = 3, is 1.11× (0.76–5.00); the target, ≤ 0.80× (1.25× faster): met: 0.78× ["
-        in text
+        "The point judged, additive k = 3, the fastest on the first 4 measurements (0.80×), averages 1.11× (0.76–5.00) "
+        "over all 13; the target, ≤ 0.80× (1.25× faster), is decided by the 5th to 12th measurements alone: met: "
+        "geometric mean 0.777× [" in text
     )
 
 

@@ -67,9 +67,10 @@ def latency_verdict_text(verdict: dict) -> str:
             f"target undecidable: {verdict['made'] - verdict['measurements']} of its first {verdict['made']} verdict "
             "measurements did not time this point"
         )
+    # three decimals: a bound just above the target must not print as the target itself
     return (
-        f"target {verdict['verdict']}: {verdict['ratio']:.2f}× [{verdict['low']:.2f}, {verdict['high']:.2f}] over its "
-        f"{verdict['measurements']} measurements"
+        f"target {verdict['verdict']}: geometric mean {verdict['ratio']:.3f}× [{verdict['low']:.3f}, "
+        f"{verdict['high']:.3f}] over its {verdict['measurements']} measurements"
     )
 
 
