@@ -94,7 +94,8 @@ def timing_groups(names: list[str], group_size: int, seed: int) -> list[list[str
 def latency_table(encoders: dict, shapes: list[tuple[int, int]], repeats: int, groups: list[list[str]]) -> dict:
     """Per shape, each encoder's median latency and its ratio to the same-implementation control's median in its
     group's turns. Each group is timed in turns with the control (C A B C A B …), so that a ratio holds a short
-    turn's drift only; each group's control latency is kept, so every ratio can be recomputed."""
+    turn's drift only; each group's control latency is kept, so every ratio can be recomputed (the record's first two
+    measurements predate this and keep only the ratios)."""
     args = BenchmarkArguments(sections=["infer"], repeats=repeats, warmup=1, device="cpu")
     vocabulary = min(model.config.vocab_size for model in encoders.values())
     table = {}
