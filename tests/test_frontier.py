@@ -372,6 +372,16 @@ def test_the_readme_block_gives_each_points_shares_the_endpoint_the_fastest_keep
     assert "healing pays (healed − unhealed accuracy, its interval above 0 on a task) first at k = 3" in text
     assert text.endswith("](results/heal/frontier/frontier.png)")
     assert frontier_headline.headline(None).startswith("No frontier point's accuracy is measured yet")
+    # before any point keeps it, the fastest point's latency verdict still shows
+    unkept = dataclasses.replace(table, points={
+        label: {**point, "arms": {arm: {**entry, "keeps": None} for arm, entry in point["arms"].items()}}
+        for label, point in table.points.items()
+    })  # fmt: skip
+    assert (
+        "- No point keeps it yet. The fastest point, additive k=4 (0.84× on the first 4 measurements, which rank), "
+        "against the target, ≤ 0.80×, on the measurements that decide it: missed: geometric mean 0.840×"
+        in frontier_headline.headline(unkept)
+    )
 
     # before any accuracy: each point's latency, and how close the fastest comes to the target
     def measured(ratios: dict[str, float]) -> dict:

@@ -146,6 +146,14 @@ def conclusions(table: FrontierTable) -> list[str]:
             f"{fastest['latency_ratio']:.2f}×; the target, ≤ {LATENCY_TARGET:.2f}×: "
             f"{latency_verdict_text(fastest['meets_latency_target']).removeprefix('target ')}."
         )
+    elif ranked := [point for point in table.points.values() if point["selection_ratio"] is not None]:
+        fastest = min(ranked, key=lambda point: point["selection_ratio"])
+        lines.append(
+            f"- No point keeps it yet. The fastest point, {fastest['mixer']} k={fastest['k']} "
+            f"({fastest['selection_ratio']:.2f}× on the first {SELECTION_MEASUREMENTS.stop} measurements, which rank), "
+            f"against the target, ≤ {LATENCY_TARGET:.2f}×, on the measurements that decide it: "
+            f"{latency_verdict_text(fastest['meets_latency_target']).removeprefix('target ')}."
+        )
     for mixer in table.primary:
         paying = [
             point["k"]
