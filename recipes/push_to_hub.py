@@ -4,10 +4,14 @@
     python recipes/push_to_hub.py --zoo runs/zoo --namespace ORG [--collection "HybridBERT Zoo"] [--private] [--dry-run]
     (either form also takes --benchmark results/benchmark_cpu.json for the cards' speed section)
     python recipes/push_to_hub.py runs/heal/STUDENT --repo-id ORG/NAME --heal-table results/heal/table.json [--dry-run]
+    python recipes/push_to_hub.py runs/heal/frontier/STUDENT --repo-id ORG/NAME \
+        --frontier-table results/heal/frontier/table.json [--dry-run]
+    python recipes/push_to_hub.py --cards model_cards --weights_dir runs/heal/frontier [--dry-run]
+    (the committed cards whose run folder is under --weights_dir, each sent as committed)
 
 A student healed by distillation (`recipes/distill.py`) goes as a sentence encoder: the same model files, its
 budget.json and agreement curve, and a card from `recipes/cards/healed.py` with the healing study's row beside its
-teacher.
+teacher, or its healing-frontier point beside its teacher and the frontier's plot (`frontier.png`, sent with it).
 
 Each repo receives exactly what a Hub user needs, staged in a temporary folder: the safetensors weights, config.json
 (with `auto_map`), the two remote-code files, the tokenizer, the generated card (README.md, `recipes/cards/model_card.py`), the

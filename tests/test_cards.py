@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
 
+from modeling import VARIANTS
 from recipes import benchmark
 from recipes.cards.committed import main as cards_main
 from recipes.cards.committed import regenerate_zoo_cards, stale_cards
-from recipes.cards.model_card import CARDS_DIR, build_card, write_card
+from recipes.cards.model_card import CARDS_DIR, build_card, variant_description, write_card
 from recipes.cards.sources import base_model as card_base_model
 from recipes.cards.sources import pretraining_corpus, task_hub_id
 from recipes.finetune import main as finetune
@@ -182,6 +183,18 @@ def test_downstream_records_of_an_earlier_run_state_are_left_out(run_dir, tmp_pa
     assert "1 downstream record(s) written against an earlier state of this run" in card.text
     trec = [r.metric_name for r in card.data.eval_results if r.dataset_type == "CogComp/trec"]
     assert trec == ["accuracy (mean of 1 seed)", "macro-F1 (mean of 1 seed)"]
+
+
+def test_the_description_says_where_a_model_departs_from_its_variant():
+    """A named variant's paper description, and beside it each departure: its own layout, its source BERT's settings."""
+    paper = VARIANTS["addbert"].description
+    assert variant_description("addbert", {}, ["additive"] * 6) == paper
+    own_layout = variant_description("addbert", {}, ["self", "additive", "additive", "self", "self", "self"])
+    assert (
+        own_layout == f"{paper} This model places these mixers in a layout of its own instead (the layer layout row)."
+    )
+    both = variant_description("addbert", {"keep_source_settings": True}, ["self"] + ["additive"] * 5)
+    assert both.startswith(paper) and "layout of its own" in both and "source BERT's settings" in both
 
 
 def test_datasets_metadata_names_only_true_hub_ids():

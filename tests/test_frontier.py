@@ -13,8 +13,11 @@ import sys
 import pytest
 
 from recipes import distill
+from recipes.cards.committed import stale_cards
+from recipes.cards.model_card import CARDS_DIR
+from recipes.publishing.plan import PushArguments, make_plan, stage
 from recipes.records import FinetuningRecord, FrontierRecord, FrontierTable, PretrainingRecord
-from studies.healing import frontier_headline, frontier_latency, frontier_runs, frontier_table
+from studies.healing import frontier_cards, frontier_headline, frontier_latency, frontier_runs, frontier_table
 from studies.healing.frontier import (
     HF_BERT,
     SAME_IMPLEMENTATION,
@@ -97,6 +100,13 @@ def test_the_committed_frontier_table_is_what_the_gathered_records_give():
     table = frontier_table.build_table(args)
     assert FrontierTable.read(frontier_runs.RESULTS / "table.json") == table
     assert (frontier_runs.RESULTS / "table.md").read_text() == frontier_table.page(table, args.tasks)
+
+
+def test_the_committed_frontier_cards_are_the_students_the_committed_table_publishes():
+    args = frontier_runs.FrontierRunArguments()
+    table_json = frontier_runs.RESULTS / "table.json"
+    published = frontier_cards.published_students(args, FrontierTable.read(table_json))
+    assert set(frontier_cards.frontier_cards(CARDS_DIR, table_json)) == set(published)
 
 
 def test_the_frontier_plan_follows_its_protocol():
@@ -294,6 +304,27 @@ def test_a_frontier_point_runs_once_on_a_tiny_teacher(teacher_dir, train_file, t
             assert moved["mean"] == pytest.approx(own.test["accuracy"] - one_rate)
     assert check["healing_gain"]["trec"]["at_teachers_rate"]["mean"] == pytest.approx(healing_gain["mean"])
     assert "**Rate check** (exploratory; k = 2, seed 1)" in (tmp_path / "results" / "table.md").read_text()
+    # the published students: a point whose healed arm keeps gets its seed-1 student's card beside the frontier's
+    # table (regenerated from the gathered records), and a push of the committed cards sends the frontier's plot with
+    # it; once the point does not keep, its card goes
+    table_json, cards_dir = tmp_path / "results" / "table.json", tmp_path / "cards"
+    student = f"additive-k2-{teacher}-distill-3steps-seed1"
+    point = table.points["additive-k2"]
+    for keeps in (True, False):
+        arms = {**point["arms"], "healed": {**point["arms"]["healed"], "keeps": keeps}}
+        dataclasses.replace(table, points={"additive-k2": {**point, "arms": arms}}).write(table_json)
+        written = frontier_cards.main([*argv, "--cards_dir", str(cards_dir), "--namespace", "org"])
+        assert list(written) == ([student] if keeps else []) and stale_cards(cards_dir) == []
+        assert [card.parent.name for card in cards_dir.glob("*/README.md")] == list(written)
+        if keeps:
+            card = written[student].read_text()
+            assert "### On the healing frontier" in card and "healed yes" in card and "](frontier.png)" in card
+            assert "layout of its own" in card  # additive k = 2 is not addbert's layout
+            plan = make_plan(None, PushArguments(cards=str(cards_dir), weights_dir=str(tmp_path / "runs")))
+            (repo,) = plan.repos
+            assert repo.repo_id == f"org/{student}" and "frontier.png" in repo.uploads[0].files
+            staged = stage(plan, tmp_path / "staging")[repo.repo_id, "main"]
+            assert (staged / "frontier.png").read_bytes() == (tmp_path / "results" / "frontier.png").read_bytes()
     # a gathered record its step would not make now (another rate) does not enter the table
     original = healed_trec.read_text()
     stale = FinetuningRecord.read(healed_trec)
@@ -370,6 +401,7 @@ def test_the_readme_block_gives_each_points_shares_the_endpoint_the_fastest_keep
         in text
     )
     assert "healing pays (healed − unhealed accuracy, its interval above 0 on a task) first at k = 3" in text
+    assert "`python -m studies.healing.frontier_cards`): additive k=2 at 0.93×, additive k=3 at 0.88×." in text
     assert text.endswith("](results/heal/frontier/frontier.png)")
     assert frontier_headline.headline(None).startswith("No frontier point's accuracy is measured yet")
     # before any point keeps it, the fastest point's latency verdict still shows
@@ -382,6 +414,7 @@ def test_the_readme_block_gives_each_points_shares_the_endpoint_the_fastest_keep
         "against the target, ≤ 0.80×, on the measurements that decide it: missed: geometric mean 0.840×"
         in frontier_headline.headline(unkept)
     )
+    assert "`python -m studies.healing.frontier_cards`): none yet." in frontier_headline.headline(unkept)
 
     # before any accuracy: each point's latency, and how close the fastest comes to the target
     def measured(ratios: dict[str, float]) -> dict:

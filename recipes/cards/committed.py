@@ -4,7 +4,7 @@
     python -m recipes.cards --check          # every model_cards/<repo-name>/README.md is what its run gives
 
 Cards of the zoo's runs live in `model_cards/<repo-name>/README.md`; a healed student's card (`recipes.cards.healed`)
-names the healing table it was written beside.
+names the healing tables it was written beside.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recipes.cards.healed import build_healed_card
+from recipes.cards.healed import build_healed_card, is_healed_run
 from recipes.cards.model_card import CARD_FILE, CARDS_DIR, build_card, write_card
 from recipes.environment import REPO_ROOT
 from recipes.records import BUDGET_FILE, CardProvenance
@@ -30,8 +30,9 @@ def regenerate(card_path: str | Path) -> str:
     run_dir = resolve_recorded(provenance.run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"{card_path} was generated from {run_dir}, which is not here to regenerate it.")
-    if provenance.table is not None:  # a healed student's card
-        return str(build_healed_card(run_dir, provenance.repo_id, resolve_recorded(provenance.table)))
+    if is_healed_run(run_dir):
+        tables = (resolve_recorded(provenance.table), resolve_recorded(provenance.frontier_table))
+        return str(build_healed_card(run_dir, provenance.repo_id, *tables))
     return str(
         build_card(
             run_dir,

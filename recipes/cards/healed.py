@@ -3,11 +3,13 @@ distillation, published as a sentence encoder beside its teacher.
 
 A card is a pure function of the run directory (`budget.json`, `agreement_curve.json`, `config.json`) and, optionally,
 the healing study's table (`results/heal/table.json`, `studies/healing/table.py`), whose row for the run's setting gives
-the evaluation against the teacher. It is rendered from `model_cards/template_healed.md` through
+the evaluation against the teacher, and the healing frontier's table (`results/heal/frontier/table.json`,
+`studies/healing/frontier_table.py`), whose point of the run's layout places it on the frontier. It is rendered from `model_cards/template_healed.md` through
 `huggingface_hub.ModelCard.from_template`, the shared parts (model description, what was spent) as `recipes/cards/model_card.py`
 writes them for pretraining runs.
 
-    python -m recipes.cards.healed RUN_DIR --repo_id ORG/NAME [--table results/heal/table.json] --output README.md
+    python -m recipes.cards.healed RUN_DIR --repo_id ORG/NAME [--table results/heal/table.json] \
+        [--frontier_table results/heal/frontier/table.json] --output README.md
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from modeling import HybridBertConfig
-from recipes.cards.markdown import ratio_and_range, seconds
+from recipes.cards.markdown import ratio_and_range, seconds, signed_interval, threads
 from recipes.cards.model_card import (
     BASE_TAGS,
     CARDS_DIR,
@@ -35,7 +37,14 @@ from recipes.cards.sources import base_model, pretraining_corpus, task_hub_id
 from recipes.environment import portable_path
 from recipes.evaluation.healing_rows import TEACHER, agreement_text, gain_cell, protocol_text, row_name
 from recipes.evaluation.probing import describe_student
-from recipes.records import CardProvenance, DistillationRecord, HealingTable, PretrainingRecord
+from recipes.records import (
+    FRONTIER_PLOT_FILE,
+    CardProvenance,
+    DistillationRecord,
+    FrontierTable,
+    HealingTable,
+    PretrainingRecord,
+)
 from recipes.training.arguments import parse_args
 from recipes.training.curves import load_curve
 from recipes.training.distillation import AGREEMENT_CURVE_FILE
@@ -107,29 +116,98 @@ def evaluation_context(table_json: str | Path, row: str) -> dict | None:
     }
 
 
-def eval_results(evaluation: dict | None) -> list[EvalResult]:
-    """model-index: each task's frozen-embedding probe accuracy and fine-tuned accuracy (means over the row's seeds)."""
+def frontier_share_text(task: dict) -> str:
+    """ "96.4% ± 1.3 (98.7% of the teacher's [96.9, 100.2])" from a frontier arm's task entry, "pending" before any."""
+    accuracy, share = task["accuracy"], task["share_of_teacher"]
+    if share is None:
+        return "pending"
+    return share_text({**accuracy, "share_of_teacher": share})
+
+
+def verdict_word(keeps: bool | None) -> str:
+    return {True: "yes", False: "no", None: "pending (not every seed is in)"}[keeps]
+
+
+def frontier_context(frontier_json: str | Path, mixer_types: list[str]) -> dict | None:
+    """The healing frontier's point of this layout (`studies/healing/frontier_table.py`): both arms' fine-tuned shares
+    of the teacher's accuracy, what healing bought, the verdicts and the latency; None when no point has the layout."""
+    table = FrontierTable.read(frontier_json)
+    found = [(label, point) for label, point in table.points.items() if point["layout"] == mixer_types]
+    if not found:
+        return None
+    (label, point), (teacher,) = found[0], [table.denominators["teacher"]]
+    arms = point["arms"]
+    target = point["meets_latency_target"]
+    decided = (
+        f" (geometric mean {target['ratio']:.3f}× [{target['low']:.3f}, {target['high']:.3f}] over its "
+        f"{target['measurements']} measurements that decide it)"
+        if "low" in target
+        else ""
+    )
+    return {
+        "source": f"`{portable_path(frontier_json)}`",
+        "plot": FRONTIER_PLOT_FILE,
+        "point": label,
+        "mixer": point["mixer"],
+        "k": point["k"],
+        "threshold": f"{100 * table.threshold:.0f}%",
+        "tasks": [
+            {
+                "name": task,
+                "healed": frontier_share_text(arms["healed"]["tasks"][task]),
+                "unhealed": frontier_share_text(arms["unhealed"]["tasks"][task]),
+                "teacher": share_text(teacher[task], with_share=False),
+                "gain": "pending" if gain is None else signed_interval(gain, 100, 1),
+                "healed_mean": arms["healed"]["tasks"][task]["accuracy"]["mean"],
+            }
+            for task, gain in point["healing_gain"].items()
+        ],
+        "keeps": {arm: verdict_word(arms[arm]["keeps"]) for arm in ("healed", "unhealed")},
+        "latency_shape": table.latency_shape.replace("x", " × "),
+        "latency": ratio_and_range(point["latency_ratios"]),
+        "latency_target": f"{target['verdict']}{decided}",
+    }
+
+
+def task_result(task: str, metric_name: str, accuracy: float) -> EvalResult:
+    hub_id = task_hub_id(task)
+    return EvalResult(
+        task_type="text-classification",
+        task_name="Text classification",
+        dataset_type=hub_id or task,
+        dataset_name=task if hub_id else f"{task} (offline substitute, not a Hub dataset)",
+        dataset_split="test",
+        metric_type="accuracy",
+        metric_name=metric_name,
+        metric_value=round(accuracy, 4),
+    )
+
+
+def eval_results(evaluation: dict | None, frontier: dict | None = None) -> list[EvalResult]:
+    """model-index: each task's frozen-embedding probe accuracy and fine-tuned accuracy (means over the row's seeds),
+    and on the healing frontier the healed arm's fine-tuned accuracy (mean over the point's seeds)."""
     results = []
     for task in (evaluation or {}).get("tasks", []):
-        hub_id = task_hub_id(task["name"])
-        common = {
-            "task_type": "text-classification",
-            "task_name": "Text classification",
-            "dataset_type": hub_id or task["name"],
-            "dataset_name": task["name"] if hub_id else f"{task['name']} (offline substitute, not a Hub dataset)",
-            "dataset_split": "test",
-        }
         for key, label in (("probe_mean", "frozen-embedding probe"), ("finetuned_mean", "fine-tuned")):
             if task[key] is not None:
-                name = f"accuracy ({label}, mean over the setting's seeds)"
                 results.append(
-                    EvalResult(**common, metric_type="accuracy", metric_name=name, metric_value=round(task[key], 4))
+                    task_result(task["name"], f"accuracy ({label}, mean over the setting's seeds)", task[key])
                 )
+    for task in (frontier or {}).get("tasks", []):
+        if task["healed_mean"] is not None:
+            name = "accuracy (fine-tuned, mean over the frontier point's seeds)"
+            results.append(task_result(task["name"], name, task["healed_mean"]))
     return results
 
 
-def build_healed_card(run_dir: str | Path, repo_id: str, table_json: str | Path | None = None) -> ModelCard:
-    """The card of a distillation run directory, to be published as `repo_id`."""
+def build_healed_card(
+    run_dir: str | Path,
+    repo_id: str,
+    table_json: str | Path | None = None,
+    frontier_json: str | Path | None = None,
+) -> ModelCard:
+    """The card of a distillation run directory, to be published as `repo_id`, beside the healing study's table and
+    (for a student of the healing frontier) the frontier's table, whose plot then travels with it."""
     run_dir = Path(run_dir)
     spent = DistillationRecord.read(run_dir)
     if spent.run_record.training.get("objective") != "distillation":
@@ -140,6 +218,7 @@ def build_healed_card(run_dir: str | Path, repo_id: str, table_json: str | Path 
     curve = load_curve(run_dir, AGREEMENT_CURVE_FILE)
     row = row_name(describe_student(run_dir))
     evaluation = evaluation_context(table_json, row) if table_json else None
+    frontier = frontier_context(frontier_json, config.mixer_types) if frontier_json else None
     corpus = pretraining_corpus(spent.arguments["data"])
     name = repo_id.split("/")[-1]
     teacher_hub_id = base_model(teacher)
@@ -147,7 +226,10 @@ def build_healed_card(run_dir: str | Path, repo_id: str, table_json: str | Path 
     settings = "its teacher's settings" if training["keep_source_settings"] else f"`{spent.variant}`'s own settings"
     agreement = f"{curve[-1]['agreement']:.3f}" if curve else "–"
     provenance = CardProvenance(
-        run_dir=portable_path(run_dir), repo_id=repo_id, table=portable_path(table_json) if table_json else None
+        run_dir=portable_path(run_dir),
+        repo_id=repo_id,
+        table=portable_path(table_json) if table_json else None,
+        frontier_table=portable_path(frontier_json) if frontier_json else None,
     )
     evaluated = spent.arguments["data"].get("max_eval_samples")
     return render_card(
@@ -159,19 +241,19 @@ def build_healed_card(run_dir: str | Path, repo_id: str, table_json: str | Path 
             pipeline_tag="feature-extraction",
             tags=[*BASE_TAGS, *HEAL_TAGS, spent.variant],
             base_model=teacher_hub_id,
-            eval_results=eval_results(evaluation) or None,
+            eval_results=eval_results(evaluation, frontier) or None,
         ),
         TEMPLATE_PATH,
         provenance,
         summary=(
             f"A `{spent.variant}` hybrid sentence encoder made from {teacher_text} (HBERT §4.4: every weight with a "
             f"counterpart copied, the new mixers fresh) with {settings}, and healed by distillation from that "
-            f"teacher for {spent.steps:,} steps on {spent.device} ({spent.threads} threads): held-out agreement "
+            f"teacher for {spent.steps:,} steps on {spent.device} ({threads(spent.threads)}): held-out agreement "
             f"with the teacher {agreement}. Generated from the run's records by `recipes/cards/healed.py`; do not "
             "edit by hand."
         ),
         variant=spent.variant,
-        variant_description=variant_description(spent.variant, training),
+        variant_description=variant_description(spent.variant, training, config.mixer_types),
         dimensions=(
             f"{config.num_hidden_layers} layers × hidden {config.hidden_size}, {config.num_attention_heads} heads, "
             f"FFN {config.intermediate_size}, vocabulary {config.vocab_size:,}, {config.max_position_embeddings} "
@@ -199,19 +281,24 @@ def build_healed_card(run_dir: str | Path, repo_id: str, table_json: str | Path 
             for point in curve
         ],
         evaluation=evaluation,
+        frontier=frontier,
         seed=spent.seed,
         budget_limitation=(
             f"This checkpoint was healed for {spent.steps:,} steps ({seconds(spent.elapsed_s)} of training) on "
-            f"{spent.threads} threads of {spent.device}."
+            f"{threads(spent.threads)} of {spent.device}."
         ),
         shared_machine=shared_machine_text(spent.run_record.load_average),
     )
 
 
 def write_healed_card(
-    run_dir: str | Path, repo_id: str, path: str | Path, table_json: str | Path | None = None
+    run_dir: str | Path,
+    repo_id: str,
+    path: str | Path,
+    table_json: str | Path | None = None,
+    frontier_json: str | Path | None = None,
 ) -> Path:
-    build_healed_card(run_dir, repo_id, table_json).save(path)
+    build_healed_card(run_dir, repo_id, table_json, frontier_json).save(path)
     return Path(path)
 
 
@@ -223,11 +310,14 @@ class HealedCardArguments:
     table: str | None = field(
         default=None, metadata={"help": "The healing study's table.json (studies/healing/table.py)"}
     )
+    frontier_table: str | None = field(
+        default=None, metadata={"help": "The healing frontier's table.json (studies/healing/frontier_table.py)"}
+    )
 
 
 def main(argv: list[str] | None = None) -> Path:
     (args,) = parse_args((HealedCardArguments,), argv)
-    return write_healed_card(args.run_dir, args.repo_id, args.output, args.table)
+    return write_healed_card(args.run_dir, args.repo_id, args.output, args.table, args.frontier_table)
 
 
 if __name__ == "__main__":

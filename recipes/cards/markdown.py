@@ -20,6 +20,10 @@ def seconds(value: float) -> str:
     return f"{value:,.1f} s" if value < 120 else f"{value:,.0f} s ({value / 60:,.1f} min)"
 
 
+def threads(count: int) -> str:
+    return f"{count} thread{'' if count == 1 else 's'}"
+
+
 def tokens(count: int) -> str:
     return f"{count:,} tokens" if count < 1e6 else f"{count / 1e6:,.2f}M tokens"
 

@@ -19,7 +19,7 @@ import torch
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from modeling import MIXER_SPECS, VARIANTS, HybridBertConfig, HybridBertForMaskedLM
-from recipes.cards.markdown import markdown_table, mean_and_spread, percent, seconds, tokens
+from recipes.cards.markdown import markdown_table, mean_and_spread, percent, seconds, threads, tokens
 from recipes.cards.sources import Corpus, base_model, pretraining_corpus, task_hub_id
 from recipes.cards.study import study_context
 from recipes.data.tasks import TASKS
@@ -39,11 +39,17 @@ BASE_TAGS = ("hybrid-bert", "custom_code")
 # --- the card's parts -----------------------------------------------------------------------------------------
 
 
-def variant_description(variant: str, training: dict) -> str:
-    """The variant as its paper defines it, and, for a model made from a BERT that kept that BERT's settings, that it
-    did: the settings row then differs from the paper's."""
-    kept = " This model keeps its source BERT's settings instead (the settings row)."
-    return VARIANTS[variant].description + (kept if training.get("keep_source_settings") else "")
+def variant_description(variant: str, training: dict, mixer_types: list[str]) -> str:
+    """The variant as its paper defines it, and where this model departs from it: a layout of its own (given by
+    `--config_overrides mixer_types=...`), or a source BERT's settings kept (the settings row then differs from the
+    paper's)."""
+    spec = VARIANTS[variant]
+    departures = []
+    if mixer_types != spec.layout(len(mixer_types)):
+        departures.append("places these mixers in a layout of its own instead (the layer layout row)")
+    if training.get("keep_source_settings"):
+        departures.append("keeps its source BERT's settings instead (the settings row)")
+    return " This model ".join([spec.description, " and ".join(departures)]) + "." if departures else spec.description
 
 
 def step_capped(training: dict) -> bool:
@@ -140,7 +146,7 @@ def spent_rows(spent: PretrainingRecord) -> list[tuple[str, str]]:
         ("tokens/s", f"{spent.tokens_per_s:,.0f}"),
         ("model-FLOPs utilisation", utilisation_text(spent.utilisation)),
         ("precision, compilation, optimizer", accelerate_settings_text(training)),
-        ("hardware", f"{spent.device}, {spent.threads} threads, {spent.world_size} process(es)"),
+        ("hardware", f"{spent.device}, {threads(spent.threads)}, {spent.world_size} process(es)"),
         ("learning rate", f"{training['learning_rate']:g}, schedule `{training['schedule']}`"),
         ("seed", str(record.seed)),
         ("code", f"git `{record.git_commit}`"),
@@ -216,7 +222,7 @@ def benchmark_context(benchmark: BenchmarkRecord, source: str, variant: str) -> 
         )
     return {
         "source": f"`{source}`",
-        "conditions": f"{metadata['device_name']}, {metadata['threads']} threads, {metadata['dtype']}, torch "
+        "conditions": f"{metadata['device_name']}, {threads(metadata['threads'])}, {metadata['dtype']}, torch "
         f"{metadata['torch']}, transformers {metadata['transformers']}, measured {metadata['date']}",
         "params_size": f"size `{params.get('size')}`",
         "params": [
@@ -328,14 +334,14 @@ def build_card(
         provenance,
         summary=(
             f"A `{spent.size}` `{spent.variant}` HybridBERT encoder pretrained with masked language modelling "
-            f"{budget} on {spent.device} ({spent.threads} threads): {spent.steps:,} steps, "
+            f"{budget} on {spent.device} ({threads(spent.threads)}): {spent.steps:,} steps, "
             f"{tokens(spent.tokens_seen)}. {accuracy} Generated from the run's records by `recipes/cards/model_card.py`; do not "
             "edit by hand."
         ),
         variant=spent.variant,
         size=spent.size,
         drop_mask=config.drop_mask,
-        variant_description=variant_description(spent.variant, training),
+        variant_description=variant_description(spent.variant, training, config.mixer_types),
         dimensions=(
             f"{config.num_hidden_layers} layers × hidden {config.hidden_size}, {config.num_attention_heads} "
             f"heads, FFN {config.intermediate_size}, vocabulary {config.vocab_size:,}, "
@@ -355,7 +361,7 @@ def build_card(
         benchmark=benchmark,
         budget_limitation=(
             f"This checkpoint had a budget of `{spent.budget}` ({seconds(spent.elapsed_s)} of training) on "
-            f"{spent.threads} threads of {spent.device}, {tokens(spent.tokens_seen)}."
+            f"{threads(spent.threads)} of {spent.device}, {tokens(spent.tokens_seen)}."
         ),
         shared_machine=shared_machine_text(spent.run_record.load_average),
         study=study_context(study_table, arm, spent.budget) if study_table is not None else None,

@@ -16,7 +16,7 @@ from recipes.cards.healed import build_healed_card, is_healed_run
 from recipes.cards.markdown import percent
 from recipes.cards.model_card import CARD_FILE, build_card
 from recipes.data.input_files import InvalidInputFileError, check_weights, read_config
-from recipes.records import BUDGET_FILE, DOWNSTREAM_DIR, CardProvenance, PretrainingRecord
+from recipes.records import BUDGET_FILE, DOWNSTREAM_DIR, FRONTIER_PLOT_FILE, CardProvenance, PretrainingRecord
 from recipes.run_folder.recorded_runs import RecordedRun, pretraining_runs, repo_names
 from recipes.training.curves import CURVE_FILE
 from recipes.training.distillation import AGREEMENT_CURVE_FILE
@@ -62,20 +62,26 @@ class PushArguments:
     heal_table: str | None = field(
         default=None, metadata={"help": "For a distillation run: the healing study's table.json, for its card"}
     )
+    frontier_table: str | None = field(
+        default=None,
+        metadata={"help": "For a distillation run: the healing frontier's table.json, for its card and plot"},
+    )
 
 
 @dataclass(frozen=True)
 class Upload:
-    """One `upload_folder`: files copied from `source` (and the card, on main) to a revision of a repo."""
+    """One `upload_folder`: files copied from `source`, files attached from elsewhere under their own names (a plot
+    the card shows) and the card, on main, to a revision of a repo."""
 
     revision: str
     source: Path
     copied: tuple[str, ...]
     card: ModelCard | None = None
+    attached: tuple[Path, ...] = ()
 
     @property
     def files(self) -> list[str]:
-        return sorted([*self.copied, *([CARD_FILE] if self.card else [])])
+        return sorted([*self.copied, *(path.name for path in self.attached), *([CARD_FILE] if self.card else [])])
 
 
 @dataclass(frozen=True)
@@ -146,8 +152,11 @@ def check_repo_id(repo_id: str) -> None:
         raise PushError(f"Repo id {repo_id!r} has no namespace: use ORG/NAME (your user name or an organisation).")
 
 
-def plan_healed_repo(run_dir: Path, repo_id: str, heal_table: str | None) -> RepoPlan:
-    """A student healed by distillation: the model, its healing records and a sentence-encoder card."""
+def plan_healed_repo(
+    run_dir: Path, repo_id: str, card: ModelCard | None, heal_table: str | None, frontier_table: str | None
+) -> RepoPlan:
+    """A student healed by distillation: the model, its healing records and a sentence-encoder card (`card`, else one
+    generated beside the tables), with the frontier's plot when the card places it on the frontier."""
     missing = [name for name in HEALED_RESULT_FILES if not (run_dir / name).is_file()]
     if missing:
         raise PushError(
@@ -155,13 +164,21 @@ def plan_healed_repo(run_dir: Path, repo_id: str, heal_table: str | None) -> Rep
         )
     downstream = sorted(path.relative_to(run_dir).as_posix() for path in run_dir.glob(f"{DOWNSTREAM_DIR}/*/*.json"))
     copied = [*model_files(run_dir), *HEALED_RESULT_FILES, *downstream]
-    card = build_healed_card(run_dir, repo_id, heal_table)
+    card = card or build_healed_card(run_dir, repo_id, heal_table, frontier_table)
+    attached = ()
+    if frontier_table is not None:
+        plot = Path(frontier_table).parent / FRONTIER_PLOT_FILE
+        if not plot.is_file():
+            raise PushError(
+                f"{plot} is missing: the card shows the frontier's plot (python -m studies.healing.frontier_table)."
+            )
+        attached = (plot,)
     spent = PretrainingRecord.read(run_dir)
     summary = (
         f"{spent.variant} healed from {spent.run_record.training['teacher']} by distillation: {spent.steps:,} steps, "
         f"{'evaluated beside its teacher' if card.data.eval_results else 'agreement curve only'}"
     )
-    return RepoPlan(repo_id, run_dir, summary, (Upload(MAIN, run_dir, tuple(copied), card),))
+    return RepoPlan(repo_id, run_dir, summary, (Upload(MAIN, run_dir, tuple(copied), card, attached),))
 
 
 def plan_repo(
@@ -171,6 +188,7 @@ def plan_repo(
     benchmark: str | None,
     heal_table: str | None = None,
     card: ModelCard | None = None,
+    frontier_table: str | None = None,
 ) -> RepoPlan:
     """One pretraining (or healed) run's repo; `card` is the committed card to send, else one is generated."""
     run_dir = Path(run_dir)
@@ -182,7 +200,7 @@ def plan_repo(
             raise PushError(
                 f"--with-checkpoints publishes a pretraining run's checkpoints; {run_dir} is a distillation run."
             )
-        return plan_healed_repo(run_dir, repo_id, heal_table)
+        return plan_healed_repo(run_dir, repo_id, card, heal_table, frontier_table)
     copied = [*model_files(run_dir), *result_files(run_dir)]
     card = card or build_card(run_dir, repo_id, benchmark)
     if not card.data.eval_results:
@@ -212,7 +230,11 @@ def plan_carded_repos(cards_dir: Path, weights_dir: Path, with_checkpoints: bool
         described = PretrainingRecord.read(resolve_recorded(provenance.run_dir)).run_record.run_key()
         if not PretrainingRecord.exists(run_dir) or PretrainingRecord.read(run_dir).run_record.run_key() != described:
             raise PushError(f"{run_dir} is not the run {card_path} describes ({provenance.run_dir}'s {BUDGET_FILE}).")
-        plans.append(plan_repo(run_dir, provenance.repo_id, with_checkpoints, None, card=ModelCard(text)))
+        tables = {
+            "heal_table": resolve_recorded(provenance.table),
+            "frontier_table": resolve_recorded(provenance.frontier_table),
+        }
+        plans.append(plan_repo(run_dir, provenance.repo_id, with_checkpoints, None, card=ModelCard(text), **tables))
     if not plans:
         raise PushError(f"No card in {cards_dir} names a run folder under {weights_dir}.")
     return tuple(plans)
@@ -237,7 +259,14 @@ def make_plan(run_dir: str | None, args: PushArguments) -> PushPlan:
     if run_dir:
         if not args.repo_id:
             raise PushError("RUN_DIR needs --repo-id ORG/NAME.")
-        plan = plan_repo(run_dir, args.repo_id, args.with_checkpoints, args.benchmark, args.heal_table)
+        plan = plan_repo(
+            run_dir,
+            args.repo_id,
+            args.with_checkpoints,
+            args.benchmark,
+            args.heal_table,
+            frontier_table=args.frontier_table,
+        )
         return PushPlan((plan,), args.private)
     if not args.namespace or args.repo_id:
         raise PushError("--zoo needs --namespace ORG and takes no --repo-id (repo names come from the runs).")
@@ -263,6 +292,8 @@ def stage(plan: PushPlan, staging_root: Path) -> dict[tuple[str, str], Path]:
             for name in upload.copied:
                 (folder / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(upload.source / name, folder / name)
+            for path in upload.attached:
+                shutil.copy2(path, folder / path.name)
             if upload.card:
                 upload.card.save(folder / CARD_FILE)
             staged[repo.repo_id, upload.revision] = folder

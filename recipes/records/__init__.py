@@ -45,6 +45,7 @@ from recipes.records.probe import FrontierRecord, ProbeRecord
 from recipes.records.rerun_probe import RerunProbeRecord
 from recipes.records.step_times import StepTimesRecord
 from recipes.records.tables import (
+    FRONTIER_PLOT_FILE,
     BaselinesRecord,
     EqualTimeTable,
     FrontierTable,
@@ -59,6 +60,7 @@ __all__ = [
     "ParameterCountRecord",
     "HealingTable",
     "EqualTimeTable",
+    "FRONTIER_PLOT_FILE",
     "FrontierTable",
     "BaselinesRecord",
     "AssetMarker",

@@ -24,6 +24,9 @@ class CardProvenance:
     repo_id: str
     benchmark: str | None = None  # a pretrained model's card: the benchmark record of its speed section
     table: str | None = None  # a healed student's card: the healing table it was written beside
+    frontier_table: str | None = (
+        None  # a healed student of the healing frontier: the frontier table it was written beside
+    )
     study_table: str | None = None  # a study model's card: the study's table (an EqualTimeTable) it was written beside
     arm: str | None = None  # and the study arm it is seed 1 of
     schema_version: int | None = SCHEMA_VERSION

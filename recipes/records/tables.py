@@ -64,6 +64,9 @@ class EqualTimeTable(FileRecord):
     schema_version: int | None = SCHEMA_VERSION
 
 
+FRONTIER_PLOT_FILE = "frontier.png"  # written beside a frontier table's table.json
+
+
 @dataclass(frozen=True)
 class FrontierTable(FileRecord):
     KIND: ClassVar[str] = "healing frontier table"

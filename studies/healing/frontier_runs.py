@@ -287,7 +287,9 @@ def plan(args: FrontierRunArguments, rates: dict[str, float] | None = None) -> l
 
 
 SHARD_LOCK = ".shard-{index}-of-{count}.lock"  # in --runs_dir, held while a shard runs
-SHARD_LOCK_NAME = re.compile(r"\.shard-(\d+)-of-(\d+)\.lock")
+SHARD_LOCK_NAME = re.compile(
+    re.escape(SHARD_LOCK).replace(re.escape("{index}"), r"(\d+)").replace(re.escape("{count}"), r"(\d+)")
+)
 
 
 def held_by_another(path: Path) -> bool:

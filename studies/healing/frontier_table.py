@@ -26,7 +26,7 @@ import numpy as np
 from recipes.cards.markdown import markdown_table, signed_interval
 from recipes.data.tasks import load_task
 from recipes.evaluation.stats import bootstrap_interval
-from recipes.records import FinetuningRecord, FrontierRecord, FrontierTable, write_text_atomic
+from recipes.records import FRONTIER_PLOT_FILE, FinetuningRecord, FrontierRecord, FrontierTable, write_text_atomic
 from recipes.training.arguments import parse_args
 from studies.healing import frontier
 from studies.healing.frontier_latency import LATENCY_SHAPE, LATENCY_TARGET, latency_text, point_latency
@@ -42,7 +42,6 @@ from studies.healing.frontier_runs import (
 from studies.planner import Step
 
 THRESHOLD = 0.97
-PLOT_NAME = "frontier.png"
 TASKS = ("trec", "wiki-topics")  # "keeps ≥ 97%" is a verdict on both
 DRAWS = 2000
 
@@ -378,7 +377,7 @@ def main(argv: list[str] | None = None) -> FrontierTable:
     results = Path(args.results_dir)
     table.write(results / "table.json")
     write_text_atomic(results / "table.md", page(table, args.tasks))
-    plot(table, args.tasks, results / PLOT_NAME)
+    plot(table, args.tasks, results / FRONTIER_PLOT_FILE)
     print(page(table, args.tasks), flush=True)
     return table
 
