@@ -57,13 +57,15 @@ def data_digests(plan: Plan) -> dict:
 
 def step_argv(plan: Plan, arm_name: str, output_dir: Path) -> list[str]:
     """The study's seed-1 command for the arm, stopped after a few steps (a step-based schedule instead of the
-    calibrated budget) and evaluated on fewer held-out blocks."""
+    calibrated budget) and evaluated once, after the last, on fewer held-out blocks. The evaluations the study makes
+    before it change no training number (measured: `hbert-v1`'s numbers were identical with and without them, which
+    saved 14% of the check's time where bf16 is emulated)."""
     argv = plan.pretraining_argv(plan.first_run(plan.arms[arm_name]), output_dir)
     calibration = argv.index("--calibration")
     del argv[calibration : calibration + 2]
     return [
         *argv, "--max_steps", str(CHECKED_STEPS), "--max_eval_samples", str(CHECKED_EVAL_BLOCKS),
-        "--save_at_eval_points", "false",
+        "--save_at_eval_points", "false", "--eval_on_start", "false", "--num_eval_points", "1",
     ]  # fmt: skip
 
 
