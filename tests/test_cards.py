@@ -16,6 +16,7 @@ from modeling import VARIANTS
 from recipes import benchmark
 from recipes.cards.committed import main as cards_main
 from recipes.cards.committed import regenerate_zoo_cards, stale_cards
+from recipes.cards.markdown import threads
 from recipes.cards.model_card import CARDS_DIR, build_card, variant_description, write_card
 from recipes.cards.sources import base_model as card_base_model
 from recipes.cards.sources import pretraining_corpus, task_hub_id
@@ -138,7 +139,7 @@ def test_card_body_has_every_section(card_path, run_dir):
         f"| tokens seen | {spent['tokens_seen']:,} |",
         f"| tokens/s | {spent['tokens_per_s']:,.0f} |",
         f"| optimizer steps | {spent['steps']:,} |",
-        f"{spent['device']}, {spent['threads']} threads, 1 process(es)",
+        f"{spent['device']}, {threads(spent['threads'])}, 1 process(es)",
         "![Held-out MLM accuracy against training wall-clock and tokens seen](mlm_curve.png)",
         "A local text file, `train.txt` (one document per line): not a Hub dataset.",
         "`vader-tweets`: 4,200 tweets",
