@@ -15,7 +15,7 @@ import pytest
 from recipes import distill
 from recipes.cards.committed import stale_cards
 from recipes.cards.model_card import CARDS_DIR
-from recipes.publishing.plan import PushArguments, make_plan, stage
+from recipes.publishing.plan import PushArguments, PushError, make_plan, stage
 from recipes.records import FinetuningRecord, FrontierRecord, FrontierTable, PretrainingRecord
 from studies.healing import frontier_cards, frontier_headline, frontier_latency, frontier_runs, frontier_table
 from studies.healing.frontier import (
@@ -325,6 +325,15 @@ def test_a_frontier_point_runs_once_on_a_tiny_teacher(teacher_dir, train_file, t
             assert repo.repo_id == f"org/{student}" and "frontier.png" in repo.uploads[0].files
             staged = stage(plan, tmp_path / "staging")[repo.repo_id, "main"]
             assert (staged / "frontier.png").read_bytes() == (tmp_path / "results" / "frontier.png").read_bytes()
+            # a student whose layout is no point of the table is refused with one message, before anything is staged
+            other = dataclasses.replace(table, points={"additive-k2": {**point, "layout": ["self"] * 4}})
+            other.write(tmp_path / "other" / "table.json")
+            (tmp_path / "other" / "frontier.png").write_bytes(b"png")
+            with pytest.raises(PushError, match="has this model's layout"):
+                make_plan(
+                    str(tmp_path / "runs" / student),
+                    PushArguments(repo_id="org/x", frontier_table=str(tmp_path / "other" / "table.json")),
+                )
     # a gathered record its step would not make now (another rate) does not enter the table
     original = healed_trec.read_text()
     stale = FinetuningRecord.read(healed_trec)

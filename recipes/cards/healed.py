@@ -128,15 +128,15 @@ def verdict_word(keeps: bool | None) -> str:
     return {True: "yes", False: "no", None: "pending (not every seed is in)"}[keeps]
 
 
-def frontier_context(frontier_json: str | Path, mixer_types: list[str]) -> dict | None:
+def frontier_context(frontier_json: str | Path, mixer_types: list[str]) -> dict:
     """The healing frontier's point of this layout (`studies/healing/frontier_table.py`): both arms' fine-tuned shares
-    of the teacher's accuracy, what healing bought, the verdicts and the latency; None when no point has the layout."""
+    of the teacher's accuracy, what healing bought, the verdicts and the latency."""
     table = FrontierTable.read(frontier_json)
     found = [(label, point) for label, point in table.points.items() if point["layout"] == mixer_types]
     if not found:
-        return None
-    (label, point), (teacher,) = found[0], [table.denominators["teacher"]]
-    arms = point["arms"]
+        raise ValueError(f"No point of the frontier table {frontier_json} has this model's layout {mixer_types}.")
+    label, point = found[0]
+    teacher, arms = table.denominators["teacher"], point["arms"]
     target = point["meets_latency_target"]
     decided = (
         f" (geometric mean {target['ratio']:.3f}× [{target['low']:.3f}, {target['high']:.3f}] over its "

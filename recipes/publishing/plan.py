@@ -164,7 +164,10 @@ def plan_healed_repo(
         )
     downstream = sorted(path.relative_to(run_dir).as_posix() for path in run_dir.glob(f"{DOWNSTREAM_DIR}/*/*.json"))
     copied = [*model_files(run_dir), *HEALED_RESULT_FILES, *downstream]
-    card = card or build_healed_card(run_dir, repo_id, heal_table, frontier_table)
+    try:
+        card = card or build_healed_card(run_dir, repo_id, heal_table, frontier_table)
+    except ValueError as error:
+        raise PushError(str(error)) from None
     attached = ()
     if frontier_table is not None:
         plot = Path(frontier_table).parent / FRONTIER_PLOT_FILE
