@@ -360,11 +360,16 @@ def test_a_frontier_point_runs_once_on_a_tiny_teacher(teacher_dir, train_file, t
     }
 
 
-def test_the_primary_endpoint_is_a_fixed_sequence_decided_once_complete():
-    """k in ascending order up to the first that does not keep the threshold; nothing until every verdict is in."""
+def test_the_primary_endpoint_is_a_fixed_sequence_decided_at_its_first_failure():
+    """k in ascending order up to the first that does not keep the threshold: decided once that failure and every
+    smaller k are in, whatever larger k are still missing; nothing before."""
     assert frontier_table.primary([True, True, False, True], [2, 3, 4, 5]) == {"complete": True, "largest_k": 3}
     assert frontier_table.primary([False, True], [2, 3]) == {"complete": True, "largest_k": None}
+    assert frontier_table.primary([False, None], [2, 3]) == {"complete": True, "largest_k": None}
+    assert frontier_table.primary([True, False, None], [2, 3, 4]) == {"complete": True, "largest_k": 2}
     assert frontier_table.primary([True, None], [2, 3]) == {"complete": False, "largest_k": None}
+    assert frontier_table.primary([None, False], [2, 3]) == {"complete": False, "largest_k": None}
+    assert frontier_table.primary([True, True], [3, 2]) == {"complete": True, "largest_k": 3}
 
 
 def test_the_readme_block_gives_each_points_shares_the_endpoint_the_fastest_keeper_and_where_healing_pays():
@@ -395,7 +400,7 @@ def test_the_readme_block_gives_each_points_shares_the_endpoint_the_fastest_keep
         points={
             "additive-k2": point(2, 0.93, arm(0.99, 0.99, True), arm(0.995, 0.99, True), -0.01),
             "additive-k3": point(3, 0.88, arm(0.96, 0.97, False), arm(0.99, 0.985, True), 0.005),
-            "additive-k4": point(4, 0.84, arm(0.90, 0.95, False), arm(0.95, None, None), 0.02),
+            "additive-k4": point(4, 0.84, arm(0.90, None, None), arm(0.95, 0.96, False), 0.02),
         },
     )  # fmt: skip
     text = frontier_headline.headline(table)
@@ -403,18 +408,34 @@ def test_the_readme_block_gives_each_points_shares_the_endpoint_the_fastest_keep
         "| additive k=3 | 0.88× (0.87–0.89; target missed: geometric mean 0.880× [0.871, 0.889] over its 8 measurements) | 96.0% [95.0, 97.0] | 97.0% [96.0, 98.0] "
         "| 99.0% [98.0, 100.0] |" in text
     )
-    assert "| pending | no / pending |" in text
-    assert "healed, it keeps ≥ 97% up to k = 3" in text
+    assert "| 90.0% [89.0, 91.0] | pending | 95.0% [94.0, 96.0] | 96.0% [95.0, 97.0] | pending / no |" in text
+    # the endpoint names the measurement where the sequence stopped: the failing k's lowest bound
+    assert (
+        "healed, it keeps ≥ 97% up to k = 3 (k = 4 healed: 95.0% of MiniLM's trec accuracy, 95% interval "
+        "[94.00, 96.0], its lower bound 3.00 points under 97%)." in text
+    )
+    every_k = dataclasses.replace(table, primary={"additive": {"complete": True, "largest_k": 4}})
+    assert "healed, it keeps ≥ 97% up to k = 4, every k." in frontier_headline.headline(every_k)
+    at_k2 = dataclasses.replace(table, primary={"additive": {"complete": True, "largest_k": None}}, points={
+        **table.points, "additive-k2": point(2, 0.93, arm(0.99, 0.99, True), arm(0.99, 0.969, False), 0.0),
+    })  # fmt: skip
+    assert (
+        "no k keeps it healed, k = 2 included (k = 2 healed: 96.9% of MiniLM's wiki-topics accuracy, 95% interval "
+        "[95.90, 97.9], its lower bound 1.10 points under 97%)." in frontier_headline.headline(at_k2)
+    )
     assert (
         "Fastest point that keeps it so far: additive k=3 (healed) at 0.88×; the target, ≤ 0.80×: missed: geometric mean 0.880×"
         in text
     )
-    assert "healing pays (healed − unhealed accuracy, its interval above 0 on a task) first at k = 3" in text
+    assert (
+        "healing pays (healed − unhealed accuracy, its interval above 0 on a task) first at k = 3 (not every point and "
+        "seed is in)" in text
+    )
     assert "`python -m studies.healing.frontier_cards`): additive k=2 at 0.93×, additive k=3 at 0.88×." in text
     assert text.endswith("](results/heal/frontier/frontier.png)")
     assert frontier_headline.headline(None).startswith("No frontier point's accuracy is measured yet")
     # before any point keeps it, the fastest point's latency verdict still shows
-    unkept = dataclasses.replace(table, points={
+    unkept = dataclasses.replace(table, primary={"additive": {"complete": False, "largest_k": None}}, points={
         label: {**point, "arms": {arm: {**entry, "keeps": None} for arm, entry in point["arms"].items()}}
         for label, point in table.points.items()
     })  # fmt: skip

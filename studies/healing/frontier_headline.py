@@ -124,15 +124,50 @@ def headline(table: FrontierTable | None, layouts: FrontierRecord | None = None)
     return "\n".join([intro, "", *markdown_table(header, rows), "", *conclusions(table), "", plot])
 
 
+def first_failure(table: FrontierTable, mixer: str) -> str:
+    """Where the primary sequence stopped: the first k whose healed arm does not keep the threshold, and by how much
+    its lowest bound misses it."""
+    failing = min(
+        (
+            point
+            for point in table.points.values()
+            if point["mixer"] == mixer and point["arms"]["healed"]["keeps"] is False
+        ),
+        key=lambda point: point["k"],
+    )
+    shares = failing["arms"]["healed"]["tasks"]
+    task = min(TASKS, key=lambda name: shares[name]["share_of_teacher"]["low"])
+    share = shares[task]["share_of_teacher"]
+    return (
+        f"k = {failing['k']} healed: {100 * share['mean']:.1f}% of MiniLM's {task} accuracy, 95% interval "
+        f"[{100 * share['low']:.2f}, {100 * share['high']:.1f}], its lower bound "
+        f"{100 * (table.threshold - share['low']):.2f} points under {100 * table.threshold:.0f}%"
+    )
+
+
+def every_point_in(table: FrontierTable, mixer: str) -> bool:
+    return all(
+        point["arms"][arm]["keeps"] is not None
+        for point in table.points.values()
+        if point["mixer"] == mixer
+        for arm in ARMS
+    )
+
+
 def conclusions(table: FrontierTable) -> list[str]:
     lines = []
     for mixer, result in table.primary.items():
         if not result["complete"]:
             verdict = "pending (not every point and seed is in)"
         elif result["largest_k"] is None:
-            verdict = "no k keeps it healed, k = 2 included"
+            verdict = f"no k keeps it healed, k = 2 included ({first_failure(table, mixer)})"
+        elif result["largest_k"] == max(point["k"] for point in table.points.values() if point["mixer"] == mixer):
+            verdict = f"healed, it keeps ≥ {100 * table.threshold:.0f}% up to k = {result['largest_k']}, every k"
         else:
-            verdict = f"healed, it keeps ≥ {100 * table.threshold:.0f}% up to k = {result['largest_k']}"
+            verdict = (
+                f"healed, it keeps ≥ {100 * table.threshold:.0f}% up to k = {result['largest_k']} "
+                f"({first_failure(table, mixer)})"
+            )
         lines.append(f"- **Primary endpoint, {mixer}** (k = 2, 3, … up to the first failure): {verdict}.")
     kept = [
         (point, arm)
@@ -172,7 +207,7 @@ def conclusions(table: FrontierTable) -> list[str]:
             and any(entry and entry["low"] > 0 for entry in point.get("healing_gain", {}).values())
         ]
         where = f"first at k = {min(paying)}" if paying else "at no k measured so far"
-        where += "" if table.primary[mixer]["complete"] else " (not every point and seed is in)"
+        where += "" if every_point_in(table, mixer) else " (not every point and seed is in)"
         lines.append(
             f"- Exploratory, {mixer}: healing pays (healed − unhealed accuracy, its interval above 0 on a task) {where}."
         )

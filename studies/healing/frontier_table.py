@@ -9,8 +9,8 @@ seeds and the test rows (one draw of rows, shared by every seed and by both mode
 that interval's lower bound is at least 97% on both tasks, with every planned seed in; the point estimate is shown
 beside it. The noise floor is MiniLM against itself at other seeds (seed s against seed s + 1, cyclically): how close
 to 100% the test can come. The primary endpoint, per mixer: the k tested in order 2, 3, … up to the first that does
-not keep ≥ 97% healed (the layouts are nested, so the sequence needs no correction), decided once every point of the
-mixer is in. Latency is each point's ratio to `from_bert(minilm, "bert")` at batch 8 × 512 (`frontier.json`); the
+not keep ≥ 97% healed (the layouts are nested, so the sequence needs no correction), decided once the sequence reaches
+that first failure with every smaller k in, or its end. Latency is each point's ratio to `from_bert(minilm, "bert")` at batch 8 × 512 (`frontier.json`); the
 target is ≤ 0.80 (1.25× faster; `frontier_latency`). The rate check, exploratory: at the largest k and the choosing
 seed, each arm's fine-tuning at the rate it chose itself on validation against the one at MiniLM's rate.
 """
@@ -127,11 +127,12 @@ def noise_floor(teacher: dict[int, FinetuningRecord]) -> dict | None:
 
 
 def primary(verdicts: list[bool | None], counts: list[int]) -> dict:
-    """The fixed sequence: the k tested in ascending order up to the first that does not keep the threshold."""
-    if None in verdicts:
-        return {"complete": False, "largest_k": None}
+    """The fixed sequence: the k tested in ascending order up to the first that does not keep the threshold. A larger
+    k's verdict cannot change it once that first failure is in, so it is decided then."""
     kept = None
     for k, verdict in sorted(zip(counts, verdicts)):
+        if verdict is None:
+            return {"complete": False, "largest_k": None}
         if not verdict:
             break
         kept = k
