@@ -283,6 +283,15 @@ def test_a_frontier_point_runs_once_on_a_tiny_teacher(teacher_dir, train_file, t
         wiki = table.points["additive-k2"]["arms"][arm]["tasks"]["wiki-topics"]["share_of_teacher"]
         assert table.points["additive-k2"]["arms"][arm]["keeps"] == (min(share["low"], wiki["low"]) >= 0.97)
     assert table.primary["additive"]["complete"]
+    # where the sequence stops, its failing bound is given with the bootstrap's own error around it
+    healed = table.points["additive-k2"]["arms"]["healed"]
+    assert ("stopped_at" in table.primary["additive"]) == (healed["keeps"] is False)
+    if healed["keeps"] is False:
+        stopped = table.primary["additive"]["stopped_at"]
+        share = healed["tasks"][stopped["task"]]["share_of_teacher"]
+        assert stopped["share_of_teacher"] == share and share["low"] < 0.97
+        spread = stopped["low_over_generator_seeds"]
+        assert spread["min"] <= spread["max"] and spread["seeds"] == 20
     arms = table.points["additive-k2"]["arms"]
     healing_gain = table.points["additive-k2"]["healing_gain"]["trec"]
     assert healing_gain["mean"] == pytest.approx(
@@ -379,7 +388,7 @@ def test_the_readme_block_gives_each_points_shares_the_endpoint_the_fastest_keep
                 task: {
                     "share_of_teacher": None
                     if value is None
-                    else {"mean": value, "low": value - 0.01, "high": value + 0.01}
+                    else {"mean": value, "low": value - 0.01, "high": value + 0.01, "seeds": [1, 2, 3]}
                 }
                 for task, value in (("trec", trec), ("wiki-topics", wiki))
             },
@@ -395,8 +404,18 @@ def test_the_readme_block_gives_each_points_shares_the_endpoint_the_fastest_keep
             "healing_gain": {"trec": {"mean": gain_low + 0.01, "low": gain_low, "high": gain_low + 0.02}},
         }  # fmt: skip
 
+    def stopped(k, task, mean):
+        share = {"mean": mean, "low": mean - 0.01, "high": mean + 0.01}
+        return {
+            "k": k, "task": task, "share_of_teacher": share,
+            "low_over_generator_seeds": {"seeds": 20, "min": mean - 0.0105, "max": mean - 0.0095},
+            "low_at_more_draws": {"draws": 20000, "low": mean - 0.0102},
+        }  # fmt: skip
+
+    teacher_seeds = {task: {"mean": 0.9, "sd": 0.01, "seeds": [1, 2, 3]} for task in ("trec", "wiki-topics")}
     table = FrontierTable(
-        threshold=0.97, latency_shape="8x512", denominators={}, primary={"additive": {"complete": True, "largest_k": 3}},
+        threshold=0.97, latency_shape="8x512", denominators={"teacher": teacher_seeds},
+        primary={"additive": {"complete": True, "largest_k": 3, "stopped_at": stopped(4, "trec", 0.95)}},
         points={
             "additive-k2": point(2, 0.93, arm(0.99, 0.99, True), arm(0.995, 0.99, True), -0.01),
             "additive-k3": point(3, 0.88, arm(0.96, 0.97, False), arm(0.99, 0.985, True), 0.005),
@@ -405,24 +424,36 @@ def test_the_readme_block_gives_each_points_shares_the_endpoint_the_fastest_keep
     )  # fmt: skip
     text = frontier_headline.headline(table)
     assert (
-        "| additive k=3 | 0.88× (0.87–0.89; target missed: geometric mean 0.880× [0.871, 0.889] over its 8 measurements) | 96.0% [95.0, 97.0] | 97.0% [96.0, 98.0] "
-        "| 99.0% [98.0, 100.0] |" in text
+        "| additive k=3 | 0.88× (0.87–0.89; target missed: geometric mean 0.880× [0.871, 0.889] over its 8 measurements) | 96.0% [95.00, 97.0] | 97.0% [96.00, 98.0] "
+        "| 99.0% [98.00, 100.0] |" in text
     )
-    assert "| 90.0% [89.0, 91.0] | pending | 95.0% [94.0, 96.0] | 96.0% [95.0, 97.0] | pending / no |" in text
-    # the endpoint names the measurement where the sequence stopped: the failing k's lowest bound
+    assert "| 90.0% [89.00, 91.0] | pending | 95.0% [94.00, 96.0] | 96.0% [95.00, 97.0] | pending / no |" in text
+    # the endpoint names the measurement where the sequence stopped, with the bootstrap's own error at its bound
     assert (
-        "healed, it keeps ≥ 97% up to k = 3 (k = 4 healed: 95.0% of MiniLM's trec accuracy, 95% interval "
-        "[94.00, 96.0], its lower bound 3.00 points under 97%)." in text
+        "healed, it keeps ≥ 97% up to k = 3; the sequence stops at k = 4 healed: 95.0% of MiniLM's trec accuracy at "
+        "MiniLM's learning rate, 95% interval [94.00, 96.0], its lower bound 3.00 points under 97% (the declared "
+        "2,000-resample bootstrap; at 20 other generator seeds the bound is 93.95 to 94.05, at 20,000 resamples "
+        "93.98)." in text
     )
     every_k = dataclasses.replace(table, primary={"additive": {"complete": True, "largest_k": 4}})
     assert "healed, it keeps ≥ 97% up to k = 4, every k." in frontier_headline.headline(every_k)
-    at_k2 = dataclasses.replace(table, primary={"additive": {"complete": True, "largest_k": None}}, points={
-        **table.points, "additive-k2": point(2, 0.93, arm(0.99, 0.99, True), arm(0.99, 0.969, False), 0.0),
-    })  # fmt: skip
-    assert (
-        "no k keeps it healed, k = 2 included (k = 2 healed: 96.9% of MiniLM's wiki-topics accuracy, 95% interval "
-        "[95.90, 97.9], its lower bound 1.10 points under 97%)." in frontier_headline.headline(at_k2)
+    at_k2 = dataclasses.replace(
+        table,
+        primary={"additive": {"complete": True, "largest_k": None, "stopped_at": stopped(2, "wiki-topics", 0.969)}},
     )
+    assert (
+        "not shown to keep ≥ 97% healed at any k; the sequence stops at k = 2 healed: 96.9% of MiniLM's wiki-topics "
+        "accuracy at MiniLM's learning rate, 95% interval [95.90, 97.9]" in frontier_headline.headline(at_k2)
+    )
+    # a share with fewer seeds than MiniLM's says so
+    partial = dataclasses.replace(table, points={
+        **table.points, "additive-k2": {**table.points["additive-k2"], "arms": {
+            "unhealed": table.points["additive-k2"]["arms"]["unhealed"],
+            "healed": {**arm(0.99, 0.99, None), "tasks": {"trec": {"share_of_teacher": {
+                "mean": 0.99, "low": 0.98, "high": 1.0, "seeds": [1]}}, "wiki-topics": {"share_of_teacher": None}}},
+        }},
+    })  # fmt: skip
+    assert "| 99.0% [98.00, 100.0] (n=1 of 3 so far) | pending | yes / pending |" in frontier_headline.headline(partial)
     assert (
         "Fastest point that keeps it so far: additive k=3 (healed) at 0.88×; the target, ≤ 0.80×: missed: geometric mean 0.880×"
         in text

@@ -44,6 +44,10 @@ from studies.planner import Step
 THRESHOLD = 0.97
 TASKS = ("trec", "wiki-topics")  # "keeps ≥ 97%" is a verdict on both
 DRAWS = 2000
+# The bootstrap's own error at the bound that stopped a primary sequence: other generator seeds, and ten times the draws.
+# The verdict stays the declared bootstrap's (seed 0, DRAWS); these only say how near the rule's randomness it fell.
+RESAMPLING_SEEDS = range(1, 21)
+RESAMPLING_DRAWS = 10 * DRAWS
 
 
 def gathered(
@@ -97,14 +101,55 @@ def gain(healed: dict[int, FinetuningRecord], unhealed: dict[int, FinetuningReco
     return compared(healed, unhealed, operator.sub)
 
 
+def paired(records: dict[int, FinetuningRecord], reference: dict[int, FinetuningRecord]) -> tuple[np.ndarray, ...]:
+    """Per-row correctness (seeds × test rows) of the records and the reference over the seeds both have."""
+    seeds = sorted(set(records) & set(reference))
+    return (
+        np.stack([correctness(records[seed]) for seed in seeds]),
+        np.stack([correctness(reference[seed]) for seed in seeds]),
+    )
+
+
 def compared(records: dict[int, FinetuningRecord], reference: dict[int, FinetuningRecord], statistic) -> dict | None:
     seeds = sorted(set(records) & set(reference))
     if not seeds:
         return None
-    correct = np.stack([correctness(records[seed]) for seed in seeds])
-    referenced = np.stack([correctness(reference[seed]) for seed in seeds])
+    correct, referenced = paired(records, reference)
     low, high = bootstrap_interval(correct, referenced, draws=DRAWS, statistic=statistic)
     return {"mean": float(statistic(correct.mean(), referenced.mean())), "low": low, "high": high, "seeds": seeds}
+
+
+def stopped_at(point: dict, healed: dict[str, dict[int, FinetuningRecord]], teacher: dict) -> dict:
+    """Where a primary sequence stopped: the failing point's task with the lowest bound of its healed share, and how
+    far that bound moves with the bootstrap's own randomness."""
+    shares = point["arms"]["healed"]["tasks"]
+    task = min(TASKS, key=lambda name: shares[name]["share_of_teacher"]["low"])
+    correct, referenced = paired(healed[task], teacher[task])
+    lows = [
+        bootstrap_interval(correct, referenced, draws=DRAWS, seed=seed, statistic=operator.truediv)[0]
+        for seed in RESAMPLING_SEEDS
+    ]
+    more_draws = bootstrap_interval(correct, referenced, draws=RESAMPLING_DRAWS, statistic=operator.truediv)[0]
+    return {
+        "k": point["k"],
+        "task": task,
+        "share_of_teacher": shares[task]["share_of_teacher"],
+        "low_over_generator_seeds": {"seeds": len(lows), "min": min(lows), "max": max(lows)},
+        "low_at_more_draws": {"draws": RESAMPLING_DRAWS, "low": more_draws},
+    }
+
+
+def stop_text(stopped: dict, threshold: float) -> str:
+    """The measurement that stopped a primary sequence, with the bootstrap's own error at its bound."""
+    share, spread = stopped["share_of_teacher"], stopped["low_over_generator_seeds"]
+    return (
+        f"k = {stopped['k']} healed: {100 * share['mean']:.1f}% of MiniLM's {stopped['task']} accuracy at MiniLM's "
+        f"learning rate, 95% interval [{100 * share['low']:.2f}, {100 * share['high']:.1f}], its lower bound "
+        f"{100 * (threshold - share['low']):.2f} points under {100 * threshold:.0f}% (the declared {DRAWS:,}-resample "
+        f"bootstrap; at {spread['seeds']} other generator seeds the bound is {100 * spread['min']:.2f} to "
+        f"{100 * spread['max']:.2f}, at {stopped['low_at_more_draws']['draws']:,} resamples "
+        f"{100 * stopped['low_at_more_draws']['low']:.2f})"
+    )
 
 
 def keeps(tasks: dict[str, dict], seeds: list[int]) -> bool | None:
@@ -192,7 +237,7 @@ def build_table(args: FrontierRunArguments) -> FrontierTable:
     layouts = FrontierRecord.read(args.layouts)
     planned = {step.name: step for unit in units(args, chosen_rates(args)) for step in unit}
     teacher = {task: gathered(args, None, None, task, planned) for task in args.tasks}
-    points = {}
+    points, healed = {}, {}
     for mixer in args.mixers:
         for k in args.counts:
             label = point_label(mixer, k)
@@ -217,6 +262,16 @@ def build_table(args: FrontierRunArguments) -> FrontierTable:
                 "arms": arms,
                 "healing_gain": {task: gain(found["healed", task], found["unhealed", task]) for task in args.tasks},
             }
+            healed[label] = {task: found["healed", task] for task in args.tasks}
+    sequences = {
+        mixer: primary([points[point_label(mixer, k)]["arms"]["healed"]["keeps"] for k in args.counts], args.counts)
+        for mixer in args.mixers
+    }
+    for mixer, sequence in sequences.items():
+        failing = [k for k in sorted(args.counts) if sequence["complete"] and (sequence["largest_k"] or 0) < k]
+        if failing:
+            label = point_label(mixer, failing[0])
+            sequence["stopped_at"] = stopped_at(points[label], healed[label], teacher)
     return FrontierTable(
         threshold=THRESHOLD,
         latency_shape=LATENCY_SHAPE,
@@ -227,18 +282,18 @@ def build_table(args: FrontierRunArguments) -> FrontierTable:
             },
         },
         points=points,
-        primary={
-            mixer: primary([points[point_label(mixer, k)]["arms"]["healed"]["keeps"] for k in args.counts], args.counts)
-            for mixer in args.mixers
-        },
+        primary=sequences,
         rate_check=rate_check(args, planned),
     )
 
 
+def share_interval(entry: dict) -> str:
+    """A share with its interval; the lower bound to two decimals, since it alone decides the verdict."""
+    return f"{100 * entry['mean']:.1f}% [{100 * entry['low']:.2f}, {100 * entry['high']:.1f}]"
+
+
 def share_text(entry: dict | None) -> str:
-    if entry is None:
-        return "pending"
-    return f"{100 * entry['mean']:.1f}% [{100 * entry['low']:.1f}, {100 * entry['high']:.1f}] (n={len(entry['seeds'])})"
+    return "pending" if entry is None else f"{share_interval(entry)} (n={len(entry['seeds'])})"
 
 
 def gain_text(entry: dict | None) -> str:
@@ -293,8 +348,11 @@ def page(table: FrontierTable, tasks: list[str]) -> str:
         if not result["complete"]:
             lines.append(f"- {mixer}: pending (not every point and seed is in)")
         else:
-            largest = result["largest_k"]
-            lines.append(f"- {mixer}: {'none keeps it' if largest is None else f'k = {largest}'}")
+            largest = "none shown to keep it" if result["largest_k"] is None else f"k = {result['largest_k']}"
+            stopped = result.get("stopped_at")
+            lines.append(
+                f"- {mixer}: {largest}" + (f"; stopped at {stop_text(stopped, table.threshold)}" if stopped else "")
+            )
     if table.rate_check:
         lines += ["", *rate_check_lines(table.rate_check, tasks)]
     return "\n".join(lines) + "\n"
