@@ -17,7 +17,14 @@ from recipes.cards.committed import stale_cards
 from recipes.cards.model_card import CARDS_DIR
 from recipes.publishing.plan import PushArguments, PushError, make_plan, stage
 from recipes.records import FinetuningRecord, FrontierRecord, FrontierTable, PretrainingRecord
-from studies.healing import frontier_cards, frontier_headline, frontier_latency, frontier_runs, frontier_table
+from studies.healing import (
+    frontier_cards,
+    frontier_headline,
+    frontier_latency,
+    frontier_runs,
+    frontier_table,
+    frontier_verdicts,
+)
 from studies.healing.frontier import (
     HF_BERT,
     SAME_IMPLEMENTATION,
@@ -372,13 +379,13 @@ def test_a_frontier_point_runs_once_on_a_tiny_teacher(teacher_dir, train_file, t
 def test_the_primary_endpoint_is_a_fixed_sequence_decided_at_its_first_failure():
     """k in ascending order up to the first that does not keep the threshold: decided once that failure and every
     smaller k are in, whatever larger k are still missing; nothing before."""
-    assert frontier_table.primary([True, True, False, True], [2, 3, 4, 5]) == {"complete": True, "largest_k": 3}
-    assert frontier_table.primary([False, True], [2, 3]) == {"complete": True, "largest_k": None}
-    assert frontier_table.primary([False, None], [2, 3]) == {"complete": True, "largest_k": None}
-    assert frontier_table.primary([True, False, None], [2, 3, 4]) == {"complete": True, "largest_k": 2}
-    assert frontier_table.primary([True, None], [2, 3]) == {"complete": False, "largest_k": None}
-    assert frontier_table.primary([None, False], [2, 3]) == {"complete": False, "largest_k": None}
-    assert frontier_table.primary([True, True], [3, 2]) == {"complete": True, "largest_k": 3}
+    assert frontier_verdicts.primary([True, True, False, True], [2, 3, 4, 5]) == {"complete": True, "largest_k": 3}
+    assert frontier_verdicts.primary([False, True], [2, 3]) == {"complete": True, "largest_k": None}
+    assert frontier_verdicts.primary([False, None], [2, 3]) == {"complete": True, "largest_k": None}
+    assert frontier_verdicts.primary([True, False, None], [2, 3, 4]) == {"complete": True, "largest_k": 2}
+    assert frontier_verdicts.primary([True, None], [2, 3]) == {"complete": False, "largest_k": None}
+    assert frontier_verdicts.primary([None, False], [2, 3]) == {"complete": False, "largest_k": None}
+    assert frontier_verdicts.primary([True, True], [3, 2]) == {"complete": True, "largest_k": 3}
 
 
 def test_the_readme_block_gives_each_points_shares_the_endpoint_the_fastest_keeper_and_where_healing_pays():

@@ -30,7 +30,8 @@ from studies.healing.frontier_latency import (
     point_latency,
 )
 from studies.healing.frontier_runs import ARMS
-from studies.healing.frontier_table import TASKS, share_interval, stop_text, verdict_text
+from studies.healing.frontier_table import share_interval, stop_text, verdict_text
+from studies.healing.frontier_verdicts import TASKS
 
 TABLE_FILE = RESULTS / "table.json"
 LAYOUTS_FILE = RESULTS / "frontier.json"
