@@ -21,7 +21,7 @@ def test_study_first_steps_give_the_frozen_numbers(frozen):
     expected = getattr(frozen, freeze.numbers_field())
     if expected is None:
         pytest.skip(f"frozen.json has no {freeze.numbers_field()} numbers: make them with the study's code")
-    numbers = freeze.training_numbers(freeze.Plan.read())
+    numbers = freeze.training_numbers()
     assert set(numbers) == set(expected)
     for arm, values in expected.items():
         assert numbers[arm]["step"] == values["step"], arm

@@ -15,7 +15,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
+import os
+import subprocess
+import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +29,7 @@ import torch
 from recipes import pretrain
 from recipes.data.assets import default_tokenizer
 from recipes.data.corpus import prepare
+from recipes.environment import REPO_ROOT
 from recipes.records import StudyFingerprint
 from recipes.training.arguments import bf16_where_native
 from recipes.training.curves import load_curve
@@ -69,19 +75,34 @@ def step_argv(plan: Plan, arm_name: str, output_dir: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def training_numbers(plan: Plan) -> dict:
-    threads = torch.get_num_threads()
+def arm_numbers(arm: str) -> dict:
+    """One arm's held-out numbers after its first steps, in this process at the study's thread count."""
+    plan = Plan.read()
     torch.set_num_threads(plan.threads)
-    numbers = {}
-    try:
-        for arm in CHECKED_ARMS:
-            with tempfile.TemporaryDirectory() as scratch:
-                pretrain.main(step_argv(plan, arm, Path(scratch)))
-                last = load_curve(Path(scratch) / plan.first_run(plan.arms[arm]).name)[-1]
-            numbers[arm] = {name: last[name] for name in ("step", "loss", "accuracy", "mask_accuracy")}
-    finally:
-        torch.set_num_threads(threads)
-    return numbers
+    with tempfile.TemporaryDirectory() as scratch:
+        pretrain.main(step_argv(plan, arm, Path(scratch)))
+        last = load_curve(Path(scratch) / plan.first_run(plan.arms[arm]).name)[-1]
+    return {name: last[name] for name in ("step", "loss", "accuracy", "mask_accuracy")}
+
+
+def arm_numbers_in_process(arm: str) -> dict:
+    """`arm_numbers` in a fresh process (`--arm`), as the study's own runs were: alone in their process."""
+    with tempfile.TemporaryDirectory() as scratch:
+        numbers_file = Path(scratch) / "numbers.json"
+        command = [sys.executable, "-m", "studies.equal_time.freeze", "--arm", arm, "--numbers_file", str(numbers_file)]
+        finished = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
+        if finished.returncode != 0:
+            raise RuntimeError(f"The freeze check's {arm} run failed:\n{finished.stderr[-4000:]}")
+        return json.loads(numbers_file.read_text())
+
+
+def training_numbers() -> dict:
+    """Every checked arm's numbers, the arms side by side in as many processes of the study's thread count as the
+    machine's cores hold: a process's numbers do not depend on its neighbours, and where bf16 is emulated each arm
+    takes minutes."""
+    workers = max(1, min(len(CHECKED_ARMS), len(os.sched_getaffinity(0)) // Plan.read().threads))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return dict(zip(CHECKED_ARMS, pool.map(arm_numbers_in_process, CHECKED_ARMS)))
 
 
 def numbers_field() -> str:
@@ -90,15 +111,14 @@ def numbers_field() -> str:
     return "training" if bf16_where_native() else "training_emulated_bf16"
 
 
-def fingerprint(plan: Plan | None = None, earlier: StudyFingerprint | None = None) -> StudyFingerprint:
+def fingerprint(earlier: StudyFingerprint | None = None) -> StudyFingerprint:
     """This machine's digests and training numbers, keeping `earlier`'s numbers of the other machine kind."""
-    plan = plan or Plan.read()
     kept = (
         {}
         if earlier is None
         else {"training": earlier.training, "training_emulated_bf16": earlier.training_emulated_bf16}
     )
-    return StudyFingerprint(**{**kept, "data": data_digests(plan), numbers_field(): training_numbers(plan)})
+    return StudyFingerprint(**{**kept, "data": data_digests(Plan.read()), numbers_field(): training_numbers()})
 
 
 def read_frozen() -> StudyFingerprint:
@@ -108,7 +128,14 @@ def read_frozen() -> StudyFingerprint:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--write", action="store_true", help=f"Write {FROZEN_FILE.name} (else print)")
+    parser.add_argument("--arm", choices=CHECKED_ARMS, help="Only train this arm's first steps (with --numbers_file)")
+    parser.add_argument("--numbers_file", help="With --arm: where its numbers are written as JSON")
     args = parser.parse_args(argv)
+    if args.arm:
+        if not args.numbers_file:
+            parser.error("--arm needs --numbers_file: where the arm's numbers go.")
+        Path(args.numbers_file).write_text(json.dumps(arm_numbers(args.arm)))
+        return
     values = fingerprint(earlier=read_frozen() if FROZEN_FILE.is_file() else None)
     if args.write:
         values.write(FROZEN_FILE)
