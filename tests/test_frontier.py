@@ -14,6 +14,7 @@ import pytest
 
 from recipes import distill
 from recipes.cards.committed import stale_cards
+from recipes.cards.markdown import share_interval
 from recipes.cards.model_card import CARDS_DIR
 from recipes.publishing.plan import PushArguments, PushError, make_plan, stage
 from recipes.records import FinetuningRecord, FrontierRecord, FrontierTable, PretrainingRecord
@@ -336,6 +337,9 @@ def test_a_frontier_point_runs_once_on_a_tiny_teacher(teacher_dir, train_file, t
             card = written[student].read_text()
             assert "### On the healing frontier" in card and "healed yes" in card and "](frontier.png)" in card
             assert "layout of its own" in card  # additive k = 2 is not addbert's layout
+            # the card's shares read as the table's and the README's, the lower bound that decides to 2 decimals
+            share = point["arms"]["healed"]["tasks"]["trec"]["share_of_teacher"]
+            assert f"({share_interval(share)} of the teacher's)" in card
             plan = make_plan(None, PushArguments(cards=str(cards_dir), weights_dir=str(tmp_path / "runs")))
             (repo,) = plan.repos
             assert repo.repo_id == f"org/{student}" and "frontier.png" in repo.uploads[0].files

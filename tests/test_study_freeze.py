@@ -27,3 +27,12 @@ def test_study_first_steps_give_the_frozen_numbers(frozen):
         assert numbers[arm]["step"] == values["step"], arm
         for name in ("loss", "accuracy", "mask_accuracy"):
             assert numbers[arm][name] == pytest.approx(values[name], rel=1e-4, abs=1e-6), (arm, name)
+
+
+def test_the_check_counts_cores_where_the_platform_has_no_cpu_affinity(monkeypatch):
+    """macOS and Windows have no `os.sched_getaffinity`: the check runs there on every core, one process at least."""
+    monkeypatch.delattr("os.sched_getaffinity", raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 6)
+    assert freeze.usable_cores() == 6
+    monkeypatch.setattr("os.cpu_count", lambda: None)
+    assert freeze.usable_cores() == 1

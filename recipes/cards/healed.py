@@ -20,7 +20,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from modeling import HybridBertConfig
-from recipes.cards.markdown import ratio_and_range, seconds, signed_interval, threads
+from recipes.cards.markdown import ratio_and_range, seconds, share_interval, signed_interval, threads
 from recipes.cards.model_card import (
     BASE_TAGS,
     CARDS_DIR,
@@ -117,11 +117,12 @@ def evaluation_context(table_json: str | Path, row: str) -> dict | None:
 
 
 def frontier_share_text(task: dict) -> str:
-    """ "96.4% ± 1.3 (98.7% of the teacher's [96.9, 100.2])" from a frontier arm's task entry, "pending" before any."""
+    """ "96.4% ± 1.3 (98.7% [96.92, 100.2] of the teacher's)" from a frontier arm's task entry, "pending" before
+    any: the lower bound as the frontier's table and README give it."""
     accuracy, share = task["accuracy"], task["share_of_teacher"]
     if share is None:
         return "pending"
-    return share_text({**accuracy, "share_of_teacher": share})
+    return f"{share_text(accuracy)} ({share_interval(share)} of the teacher's)"
 
 
 def verdict_word(keeps: bool | None) -> str:

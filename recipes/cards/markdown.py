@@ -43,6 +43,12 @@ def signed_interval(entry: dict, scale: float, digits: int, unit: str = "") -> s
     )
 
 
+def share_interval(entry: dict) -> str:
+    """A share of a reference's accuracy with its interval, `entry` holding "mean", "low" and "high":
+    "98.6% [97.23, 99.7]"; the lower bound to two decimals, since a verdict such as "keeps 97%" is read from it."""
+    return f"{100 * entry['mean']:.1f}% [{100 * entry['low']:.2f}, {100 * entry['high']:.1f}]"
+
+
 def p_value(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 

@@ -96,11 +96,18 @@ def arm_numbers_in_process(arm: str) -> dict:
         return json.loads(numbers_file.read_text())
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity where the platform has one (Linux), else every core."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def training_numbers() -> dict:
     """Every checked arm's numbers, the arms side by side in as many processes of the study's thread count as the
     machine's cores hold: a process's numbers do not depend on its neighbours, and where bf16 is emulated each arm
     takes minutes."""
-    workers = max(1, min(len(CHECKED_ARMS), len(os.sched_getaffinity(0)) // Plan.read().threads))
+    workers = max(1, min(len(CHECKED_ARMS), usable_cores() // Plan.read().threads))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return dict(zip(CHECKED_ARMS, pool.map(arm_numbers_in_process, CHECKED_ARMS)))
 

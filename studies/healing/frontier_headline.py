@@ -15,7 +15,7 @@ import argparse
 import statistics
 from pathlib import Path
 
-from recipes.cards.markdown import generated_block, markdown_table, with_generated_block
+from recipes.cards.markdown import generated_block, markdown_table, share_interval, with_generated_block
 from recipes.environment import REPO_ROOT
 from recipes.records import FRONTIER_PLOT_FILE, FrontierRecord, FrontierTable, write_text_atomic
 from studies.healing.frontier import RESULTS, point_name
@@ -30,7 +30,7 @@ from studies.healing.frontier_latency import (
     point_latency,
 )
 from studies.healing.frontier_runs import ARMS
-from studies.healing.frontier_table import share_interval, stop_text, verdict_text
+from studies.healing.frontier_table import stop_text, verdict_text
 from studies.healing.frontier_verdicts import TASKS
 
 TABLE_FILE = RESULTS / "table.json"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import operator
 from pathlib import Path
 
-from recipes.cards.markdown import markdown_table, signed_interval
+from recipes.cards.markdown import markdown_table, share_interval, signed_interval
 from recipes.records import FRONTIER_PLOT_FILE, FinetuningRecord, FrontierRecord, FrontierTable, write_text_atomic
 from recipes.training.arguments import parse_args
 from studies.healing import frontier
@@ -182,11 +182,6 @@ def build_table(args: FrontierRunArguments) -> FrontierTable:
         primary=sequences,
         rate_check=rate_check(args, planned),
     )
-
-
-def share_interval(entry: dict) -> str:
-    """A share with its interval; the lower bound to two decimals, since it alone decides the verdict."""
-    return f"{100 * entry['mean']:.1f}% [{100 * entry['low']:.2f}, {100 * entry['high']:.1f}]"
 
 
 def share_text(entry: dict | None) -> str:
