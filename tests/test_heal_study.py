@@ -12,9 +12,10 @@ import pytest
 from recipes.cards.committed import regenerate, stale_cards
 from recipes.records import DistillationRecord
 from recipes.training.arguments import parse_args
-from studies.healing import study
+from studies.healing import step_times
+from studies.healing.arguments import HealStudyArguments
 from studies.healing.steps import replacing_short_run
-from studies.healing.study import HealStudyArguments, main
+from studies.healing.study import main
 
 COMMITTED_HEALING_RUN = Path(__file__).resolve().parents[1] / "results/heal/runs/addbert-minilm-distill-600steps-seed1"
 
@@ -192,14 +193,15 @@ def test_step_times_measured_another_way_are_not_merged(tmp_path, monkeypatch):
 
     def fake_argv(args, variant, objective, keep, seed, count, run_dir):
         timed.append((variant, objective, count))
-        return (lambda argv: {"elapsed_s": 2.0 if objective == "mlm" else 1.0, "steps": 1}), []
+        return (lambda argv: {"elapsed_s": (2.0 if objective == "mlm" else 1.0) * count, "steps": count}), []
 
-    monkeypatch.setattr(study, "healing_argv", fake_argv)
+    monkeypatch.setattr(step_times, "healing_argv", fake_argv)
 
     def measured(variants, measure_steps, earlier=None):
         argv = ["--variants", *variants, "--settings", "own", "--steps", "12", "--measure_rounds", "1"]
+        argv += ["--runs_dir", str(tmp_path)]
         (args,) = parse_args((HealStudyArguments,), [*argv, "--measure_steps", str(measure_steps)])
-        return study.measure_step_times(args, earlier)
+        return step_times.measure_step_times(args, earlier)
 
     short = measured(["hbert-v1", "addbert"], 2)
     assert short.protocol["steps_per_run"] == 2 and {count for *_, count in timed} == {2}
@@ -210,3 +212,40 @@ def test_step_times_measured_another_way_are_not_merged(tmp_path, monkeypatch):
     assert (
         sorted(again.variants) == ["addbert", "hbert-v1"] and again.variants["hbert-v1"] == whole.variants["hbert-v1"]
     )
+
+
+def test_a_timing_stopped_part_way_goes_on_from_its_next_round(tmp_path, monkeypatch):
+    """A timing keeps each round it finishes: one stopped inside its second round (a run ending short of its steps)
+    stops with one clear message, and the same command times that round again, whole, and no run of the first; the
+    record then holds both rounds, and the kept rounds are discarded. Rounds timed in another context are not kept."""
+    timed = []
+
+    def fake_argv(args, variant, objective, keep, seed, count, run_dir):
+        def run(argv):
+            timed.append(objective)
+            stopped = len(timed) == 3  # the second round's first run
+            steps = count // 2 if stopped else count
+            # seconds per step = the run's position, so the record shows which runs it holds
+            return {
+                "elapsed_s": len(timed) * steps,
+                "steps": steps,
+                "stop_reason": "signal" if stopped else "max_steps",
+            }
+
+        return run, []
+
+    monkeypatch.setattr(step_times, "healing_argv", fake_argv)
+    argv = ["--variants", "hbert-v1", "--settings", "own", "--steps", "12", "--measure_step_times"]
+    argv += ["--measure_steps", "0", "--runs_dir", str(tmp_path / "runs"), "--results_dir", str(tmp_path / "results")]
+    with pytest.raises(SystemExit, match="mlm run of hbert-v1 stopped \\(signal\\) after 6 of 12 steps"):
+        main(argv)
+    kept = tmp_path / "runs" / step_times.TIMED_ROUNDS_FILE
+    assert len(json.loads(kept.read_text())["rounds"]) == 1
+    main(argv)
+    assert timed == ["distillation", "mlm", "mlm", "mlm", "distillation"]
+    record = json.loads((tmp_path / "results" / step_times.STEP_TIMES_FILE).read_text())
+    assert record["variants"]["hbert-v1"]["runs_s_per_step"] == {"distillation": [1.0, 5.0], "mlm": [2.0, 4.0]}
+    assert not kept.exists()
+    step_times.TimedRounds(tmp_path / "runs", {"device": "one"}).add({"hbert-v1": {"distillation": 1.0, "mlm": 2.0}})
+    assert len(step_times.TimedRounds(tmp_path / "runs", {"device": "one"}).rounds) == 1
+    assert step_times.TimedRounds(tmp_path / "runs", {"device": "another"}).rounds == []

@@ -69,6 +69,20 @@ def test_peak_is_measured_once_per_device_and_dtype_and_cached(tmp_path, monkeyp
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_a_peak_a_run_outpaced_is_measured_again_and_the_higher_kept(tmp_path, monkeypatch):
+    """A cached peak below what a run reached was measured under load: the next record measures it again and keeps
+    the higher of the two; a peak the run stayed under is not measured again."""
+    rates = iter([50e9, 120e9, 80e9])
+    monkeypatch.setattr(mfu, "measure_matmul_peak", lambda device, dtype, size=None: next(rates))
+    monkeypatch.setenv("HYBRID_BERT_CACHE", str(tmp_path))
+    assert mfu.utilisation_record(1000.0, 30e6, "cpu", torch.float32)["mfu"] == pytest.approx(0.6)  # 50e9 cached
+    record = mfu.utilisation_record(2000.0, 30e6, "cpu", torch.float32)  # 60e9 > 50e9: measured again, 120e9
+    assert record["matmul_peak_flops"] == 120e9 and record["mfu"] == pytest.approx(0.5)
+    assert mfu.utilisation_record(3000.0, 30e6, "cpu", torch.float32)["matmul_peak_flops"] == 120e9
+    assert mfu.matmul_peak("cpu", torch.float32, reached=200e9) == 120e9  # 80e9 measured: the higher is kept
+    assert next(rates, None) is None
+
+
 def test_measured_peak_is_a_plausible_rate():
     peak = mfu.measure_matmul_peak("cpu", torch.float32, size=256)
     assert 1e8 < peak < 1e15

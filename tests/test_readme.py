@@ -32,7 +32,7 @@ from recipes.training.pretrain_arguments import BudgetArguments, DataArguments, 
 from studies import data_scale
 from studies.equal_time import headline
 from studies.healing import frontier_headline
-from studies.healing.study import HealStudyArguments
+from studies.healing.arguments import HealStudyArguments
 from studies.zoo.arguments import ZooArguments
 
 REPO = Path(__file__).resolve().parents[1]

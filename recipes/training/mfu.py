@@ -99,16 +99,24 @@ def peak_cache_key(device: torch.device | str, dtype: torch.dtype) -> str:
 
 
 def matmul_peak(
-    device: torch.device | str, dtype: torch.dtype, cache_file: Path | None = None, remeasure: bool = False
+    device: torch.device | str,
+    dtype: torch.dtype,
+    cache_file: Path | None = None,
+    remeasure: bool = False,
+    reached: float = 0.0,
 ) -> float:
     """The device's measured matmul peak (FLOP/s) in `dtype`, from the cache or measured once and cached. A peak
-    measured while other work shared the device is too low: `remeasure` on an idle machine replaces it."""
+    measured while other work shared the device is too low: `remeasure` on an idle machine replaces it, and a cached
+    peak below `reached` (a rate a run has just turned into model FLOPs, which no peak is below) is measured again,
+    the higher of the two kept."""
     cache_file = cache_file or assets.cache_dir() / PEAK_CACHE_FILE
     key = peak_cache_key(device, dtype)
     # A cache of another layout (an older flat mapping) reads as empty: its peaks are measured again.
     cached = MatmulPeaks.read(cache_file) if cache_file.is_file() else MatmulPeaks()
-    if remeasure or key not in cached.peaks:
-        cached = MatmulPeaks(peaks={**cached.peaks, key: measure_matmul_peak(device, dtype)})
+    outpaced = key in cached.peaks and cached.peaks[key] < reached
+    if remeasure or key not in cached.peaks or outpaced:
+        measured = measure_matmul_peak(device, dtype)
+        cached = MatmulPeaks(peaks={**cached.peaks, key: max(measured, cached.peaks[key]) if outpaced else measured})
         cached.write(cache_file)
     return cached.peaks[key]
 
@@ -121,8 +129,9 @@ def utilisation_record(
     tokens_per_s: float, flops_per_token: float, device: torch.device | str, dtype: torch.dtype, devices: int = 1
 ) -> dict:
     """What a run record says about utilisation: model FLOPs per token, the per-device peak it is measured against
-    (one such device per process), and MFU for `tokens_per_s` over all of them."""
-    peak = matmul_peak(device, dtype)
+    (one such device per process), and MFU for `tokens_per_s` over all of them. A cached peak the run outpaced was
+    measured under load: it is measured again (an MFU above 100% is still possible where the device is loaded now)."""
+    peak = matmul_peak(device, dtype, reached=tokens_per_s * flops_per_token / devices)
     return {
         "model_flops_per_token": flops_per_token,
         "matmul_dtype": str(dtype).removeprefix("torch."),

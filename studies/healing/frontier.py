@@ -44,7 +44,7 @@ from recipes.models.sentence_encoder import encode
 from recipes.models.starting_model import source_settings
 from recipes.models.teacher import load_teacher
 from recipes.records import FrontierRecord, read_json_object, write_text_atomic
-from studies.healing.study import HealStudyArguments, settings_covered
+from studies.healing.arguments import HealStudyArguments, settings_covered
 
 RESULTS = REPO_ROOT / "results" / "heal" / "frontier"
 HEALING_STUDY = REPO_ROOT / "studies" / "healing" / "study.json"
