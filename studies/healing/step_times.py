@@ -41,7 +41,7 @@ def write_step_times(args: HealStudyArguments) -> Path:
     path = Path(args.results_dir) / STEP_TIMES_FILE
     earlier = StepTimesRecord.read(path) if path.is_file() else None
     path = measure_step_times(args, earlier).write(path)
-    (Path(args.runs_dir) / TIMED_ROUNDS_FILE).unlink(missing_ok=True)  # the record now holds its rounds
+    TimedRounds.discard(args.runs_dir)  # the record now holds its rounds
     return path
 
 
@@ -57,10 +57,16 @@ class TimedRounds:
         self.rounds: list[dict[str, dict[str, float]]] = saved["rounds"] if saved.get("context") == context else []
         if self.rounds:
             print(f"{len(self.rounds)} round(s) timed earlier are kept ({self.path}).", flush=True)
+        elif saved:
+            print(f"The rounds in {self.path} were timed in another context: timing from the first.", flush=True)
 
     def add(self, timed: dict[str, dict[str, float]]) -> None:
         self.rounds.append(timed)
         write_json(self.path, {"context": self.context, "rounds": self.rounds})
+
+    @staticmethod
+    def discard(runs_dir: str | Path) -> None:
+        (Path(runs_dir) / TIMED_ROUNDS_FILE).unlink(missing_ok=True)
 
 
 def training_device(args: HealStudyArguments) -> torch.device:
