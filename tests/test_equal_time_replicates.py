@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from recipes.environment import REPO_ROOT
 from recipes.records import EqualTimeTable
+from recipes.training.curves import load_curve
 from studies.equal_time import PLAN_FILE, Plan, finetunings, replicates, report
 
 
@@ -41,7 +45,48 @@ def test_a_replicate_fills_only_what_the_records_lack_and_the_page_says_so(tmp_p
     text = report.write_report(Plan.read(), records, tmp_path / "page", tmp_path / "replicates")
     assert "The pretrained wiki-topics rows of `bert` come from replicates" in text
     assert "## Replicate runs" in text and "| bert-15m-seed1 | 5.93% → 5.93% |" in text
+    curve = load_curve(records / "bert-15m-seed1")
+    assert f"| identical at all {len(curve)} points | 17320a7 on AMD EPYC → 17320a7 on AMD EPYC |" in text
     table = EqualTimeTable.read(tmp_path / "page" / "table.json")
     assert table.downstream["15m/wiki-topics"]["replicated_arms"] == ["bert"]
+    assert table.downstream["15m/wiki-topics"]["replicates_identical"] is True
+    assert "after the weights were gone, each identical to its record at every held-out evaluation point" in text
     assert table.downstream["15m/wiki-topics"]["rows"]["bert/pretrained"]["accuracy"] == {"1": 0.5}
     assert table.downstream["15m/trec"]["replicated_arms"] == []
+
+
+def test_a_remade_curve_is_the_recorded_one_only_where_every_measure_of_every_point_agrees():
+    """The wall-clock of a point is the machine's and may differ; a step, a token count or a held-out number may not,
+    and a curve cut short or run on differs where the shorter one ends."""
+    recorded = load_curve(REPO_ROOT / report.RECORDS_DIR / "bert-15m-seed1")
+    assert replicates.curve_difference(recorded, [{**point, "elapsed_s": 0.0} for point in recorded]) is None
+    for measure in replicates.CURVE_MEASURES:
+        changed = [dict(point) for point in recorded]
+        changed[2][measure] += 1
+        assert replicates.curve_difference(recorded, changed) == recorded[2]["step"], measure
+    assert replicates.curve_difference(recorded, recorded[:-1]) == recorded[-2]["step"]
+    assert replicates.curve_difference(recorded, []) == 0
+
+
+def test_the_remakes_come_primary_arms_first_and_each_run_once_across_shards():
+    replicate = Plan.read(replicates.REPLICATES_PLAN)
+    order = replicates.remake_order(replicate, ["bert", "hbert-v1"])
+    assert sorted(run.name for run in order) == sorted(run.name for run in replicate.runs())
+    assert [run.name for run in order[:6]] == [
+        f"{arm}-15m-seed{seed}" for seed in (1, 2, 3) for arm in ("bert", "hbert-v1")
+    ]
+    shards = [order[index::2] for index in range(2)]
+    assert sorted(run.name for shard in shards for run in shard) == sorted(run.name for run in order)
+
+
+def test_a_remake_refuses_a_pretraining_tree_at_another_commit_before_running_anything(tmp_path):
+    """Only the code that made the recorded run makes it again; the check names the commit to use."""
+    replicate = Plan.read(replicates.REPLICATES_PLAN)
+    run = replicate.runs()[0]
+    arguments = argparse.Namespace(
+        pretraining_tree=REPO_ROOT, finetuning_tree=REPO_ROOT, output_dir=tmp_path / "out", replicates_dir=tmp_path
+    )
+    plan_data = json.loads(replicates.REPLICATES_PLAN.read_text())
+    with pytest.raises(SystemExit, match="was made at 17320a7"):
+        replicates.remake(run, plan_data, arguments)
+    assert not (tmp_path / "out").exists()

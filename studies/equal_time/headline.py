@@ -130,7 +130,12 @@ def task_text(task: str, entry: dict) -> str:
     if replicated:
         edge += (
             f" The pretrained {task} models of {', '.join(f'`{arm}`' for arm in replicated)} are replicates: their "
-            "runs made again by the recorded command, on another machine, after the weights were gone."
+            "runs made again by the recorded command and code after the weights were gone"
+            + (
+                ", identical to the records at every held-out evaluation point."
+                if entry.get("replicates_identical")
+                else "."
+            )
         )
     return (
         f"\n{task} ({verdict}; learning rate and epoch chosen on validation, test split scored once); "

@@ -34,7 +34,7 @@ from studies.equal_time.downstream import BASELINES_FILE, downstream, downstream
 from studies.equal_time.endpoints import endpoint_table
 from studies.equal_time.figure import plot
 from studies.equal_time.gathered import MLM_METRICS, REFERENCE_ARM, Run, by_seed, finished_runs
-from studies.equal_time.replicates import REPLICATES_DIR, replicate_table, with_replicates
+from studies.equal_time.replicates import REPLICATES_DIR, curve_difference, replicate_table, with_replicates
 
 
 def plateau_share(plan: Plan) -> float:
@@ -226,6 +226,11 @@ def write_report(plan: Plan, records_dir: Path, results_dir: Path, replicates_di
                 {arm for arm, run_budget, run_task, _ in replicated if (run_budget, run_task) == (budget, task)}
             )
             downstream_values[f"{budget}/{task}"]["replicated_arms"] = from_replicates
+            downstream_values[f"{budget}/{task}"]["replicates_identical"] = bool(from_replicates) and all(
+                curve_difference(runs[name].curve, replica.curve) is None
+                for name, replica in replicas.items()
+                if replica.planned.arm.name in from_replicates and replica.planned.budget == budget
+            )
             if downstream_values[f"{budget}/{task}"]["rows"]:
                 verdict = downstream_values[f"{budget}/{task}"]["informative"]
                 lines += [
@@ -241,8 +246,13 @@ def write_report(plan: Plan, records_dir: Path, results_dir: Path, replicates_di
                 if from_replicates:
                     lines += [
                         f"The pretrained {task} rows of {', '.join(f'`{arm}`' for arm in from_replicates)} come from "
-                        "replicates: their runs made again by the same command after the weights were gone "
-                        "(see 'Replicate runs').",
+                        "replicates: their runs made again by the same command and code after the weights were gone"
+                        + (
+                            ", each identical to its record at every held-out evaluation point"
+                            if downstream_values[f"{budget}/{task}"]["replicates_identical"]
+                            else ""
+                        )
+                        + " (see 'Replicate runs').",
                         "",
                     ]
     table, endpoint_values = endpoint_table(plan, runs, found)
@@ -251,8 +261,9 @@ def write_report(plan: Plan, records_dir: Path, results_dir: Path, replicates_di
         lines += [
             "## Replicate runs",
             "",
-            "Runs made again, by their recorded command, for fine-tunings the records lacked "
-            "(`studies/equal_time/replicates.py`): another machine's numerics make another model. Final held-out MLM:",
+            "Runs made again, by their recorded command and the code that made them, for fine-tunings the records "
+            "lacked (`studies/equal_time/replicates.py`); a remade run whose held-out curve is not its record's is not "
+            "fine-tuned. Final held-out MLM:",
             "",
             *replicate_table(runs, replicas),
             "",
