@@ -63,13 +63,29 @@ def test_every_fine_tuning_is_planned_once_with_its_control():
     assert len(steps) - len(pretrained) == len(tasks) * len(arms) * len(plan.finetuning["scratch_seeds"])
 
 
-def test_a_record_made_before_an_argument_existed_agrees_only_while_it_is_planned_unset():
+def test_a_record_made_before_an_argument_existed_agrees_only_while_it_is_planned_at_the_old_behaviour():
+    """Unset keeps most new arguments' behaviour, but not max_train_tokens': unset, a calibrated run prepares only
+    the tokens its budget uses; 0 prepares every block, as the study's runs did."""
     recorded = {"data": {"train_file": "a.txt"}, "budget": {"budget": "15m"}}
-    planned = {"data": {"train_file": "a.txt", "max_train_tokens": None}, "budget": {"budget": "15m"}}
+    planned = {"data": {"train_file": "a.txt", "max_train_tokens": 0, "new_option": None}, "budget": {"budget": "15m"}}
     assert study.arguments_agree(recorded, planned)
-    assert not study.arguments_agree(recorded, {**planned, "data": {**planned["data"], "max_train_tokens": 1000}})
+    for changed in (1000, None):
+        assert not study.arguments_agree(
+            recorded, {**planned, "data": {**planned["data"], "max_train_tokens": changed}}
+        )
+    assert not study.arguments_agree(recorded, {**planned, "data": {**planned["data"], "new_option": 1}})
     assert not study.arguments_agree(recorded, {**planned, "budget": {"budget": "5m"}})
     assert not study.arguments_agree({**recorded, "extra": 1}, planned)
+
+
+def test_main_calls_every_recorded_run_done_with_the_commands_that_made_it():
+    """The committed records were made at an earlier commit; the study's commands on main must still describe them,
+    so that `pretrain` neither makes them again nor continues them otherwise."""
+    plan = Plan.read()
+    recorded = [run for run in plan.runs() if (REPO_ROOT / report.RECORDS_DIR / run.name).is_dir()]
+    assert len(recorded) == len(plan.runs())
+    for run in recorded:
+        assert study.recorded_state(plan, run, REPO_ROOT / report.RECORDS_DIR / run.name, REPO_ROOT) == "done", run.name
 
 
 def test_plateau_leaving_point_and_holm():

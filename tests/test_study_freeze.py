@@ -1,8 +1,11 @@
 """The equal-time study runs for days over several commits: the data blocks, held-out masks and training numerics it
 depends on must stay what they were when it started (`studies/equal_time/frozen.json`)."""
 
+from pathlib import Path
+
 import pytest
 
+from recipes.training.pretrain_arguments import parse_args, train_token_cap
 from studies.equal_time import freeze
 
 
@@ -36,3 +39,12 @@ def test_the_check_counts_cores_where_the_platform_has_no_cpu_affinity(monkeypat
     assert freeze.usable_cores() == 6
     monkeypatch.setattr("os.cpu_count", lambda: None)
     assert freeze.usable_cores() == 1
+
+
+def test_the_study_prepares_every_training_block_whatever_its_calibration():
+    """The study's runs were made when a calibrated run prepared the whole corpus; its commands keep that (a capped run
+    gets another decoder bias and data order), which the data digests above, made without a calibration, cannot see."""
+    plan = freeze.Plan.read()
+    for run in plan.runs():
+        data_args = parse_args(plan.pretraining_argv(run, Path("unused")))[1]
+        assert train_token_cap(data_args, {"steps": 10**6}, samples_per_step=16) is None, run.name

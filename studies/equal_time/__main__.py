@@ -23,6 +23,7 @@ from recipes.training.clock import parse_budget
 from recipes.training.curves import CURVE_FILE
 from recipes.training.pretrain_arguments import parse_args, recorded_arguments
 from studies.equal_time import (
+    ADDED_ARGUMENTS,
     CALIBRATION_DIR,
     RECORDS_DIR,
     Plan,
@@ -79,11 +80,12 @@ def recorded_state(plan: Plan, run: PlannedRun, directory: Path, root: Path) -> 
 
 
 def arguments_agree(recorded: dict, planned: dict) -> bool:
-    """Whether a record holds the planned arguments. An argument the record lacks counts as agreeing when it is planned
-    unset (None): it was added to the recipes after the record was made, and leaving it unset keeps their behaviour."""
+    """Whether a record holds the planned arguments. An argument the record lacks was added to the recipes after the
+    record was made: it counts as agreeing when it is planned at the value that keeps the behaviour the record was made
+    with (`ADDED_ARGUMENTS`, else unset)."""
     for name, value in planned.items():
         if name not in recorded:
-            if value is not None:
+            if value != ADDED_ARGUMENTS.get(name):
                 return False
         elif isinstance(value, dict) and isinstance(recorded[name], dict):
             if not arguments_agree(recorded[name], value):

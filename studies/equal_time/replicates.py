@@ -7,10 +7,11 @@ study's other fine-tunings. `replicates.json` is derived from `plan.json` by `re
 the fine-tuned budgets, no long runs and no endpoints, and only the tasks the records lack, without
 random-initialisation controls (those need no weights: `controls_from_records.py`).
 
-Pretraining at a later commit does not make the recorded weights: the unigram decoder bias is counted otherwise since
-17320a7, which moves the step-0 held-out loss of `bert` 15m seed 1 from 7.3468 to 7.3561. On a CPU with native bf16,
-17320a7 makes the recorded run again bit for bit (its held-out curve at every evaluation point). `remake` checks that
-for every run before it fine-tunes, and stops otherwise: a replicate that is not the recorded model is not used.
+The fine-tuning commit does not make the recorded weights: there a calibrated run prepares only the tokens its budget
+uses (de67a7b), which moves the step-0 held-out loss of `bert` 15m seed 1 from 7.3468 to 7.3561. On a CPU with native
+bf16, 17320a7 makes the recorded run again bit for bit. `remake` checks that for every run (its held-out curve at
+every evaluation point) before it fine-tunes, and stops otherwise: a replicate that is not the recorded model is not
+used.
 
     git worktree add /work/pretraining 17320a7 && git worktree add /work/finetune ca95352
     python -m studies.equal_time.replicates remake --shard 0/2 --pretraining_tree /work/pretraining \\
