@@ -19,6 +19,7 @@ from recipes.records import CardProvenance, EqualTimeTable, FinetuningRecord, Pr
 from recipes.training.pretrain_arguments import parse_overrides
 from studies.equal_time import CALIBRATION_DIR, Plan, downstream, finetunings, gathered, headline, report, zoo
 from studies.equal_time import __main__ as study
+from studies.equal_time.replicates import REPLICATES_DIR
 from studies.equal_time.report import leaving_point
 
 LAYOUTS = {
@@ -175,9 +176,11 @@ def test_a_pretrained_arm_is_compared_with_its_random_init_control_as_two_indepe
             if "vs_scratch" not in row:
                 continue
             arm = name.removesuffix("/pretrained")
+            # the replicates' fine-tunings stand in where the records have none (`replicates.with_replicates`)
             pretrained = [
                 json.loads(path.read_text())["test"]["accuracy"]
-                for path in records.glob(f"{arm}-{budget}-seed*/downstream/{task}/pretrained-seed*.json")
+                for folder in (records, REPO_ROOT / REPLICATES_DIR)
+                for path in folder.glob(f"{arm}-{budget}-seed*/downstream/{task}/pretrained-seed*.json")
             ]
             control = [
                 json.loads(path.read_text())["test"]["accuracy"]
