@@ -161,7 +161,10 @@ def main(argv: list[str] | None = None) -> None:
         args.output.write_text(json.dumps(derived, indent=2) + "\n")
         print(f"Wrote {args.output}")
         return
-    index, count = map(int, args.shard.split("/"))
+    index, _, count = args.shard.partition("/")
+    if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+        parser.error(f"--shard {args.shard}: i/n with 0 <= i < n, for instance 0/2.")
+    index, count = int(index), int(count)
     plan, plan_data = Plan.read(REPLICATES_PLAN), read_json_object(REPLICATES_PLAN, "replicates plan")
     primary = read_json_object(PLAN_FILE, "study plan")["primary_endpoints"]
     first_arms = list(dict.fromkeys(arm for endpoint in primary for arm in (endpoint["reference"], endpoint["arm"])))
