@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,40 @@ def test_a_remake_refuses_a_pretraining_tree_at_another_commit_before_running_an
     with pytest.raises(SystemExit, match="was made at 17320a7"):
         replicates.remake(run, plan_data, arguments)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_finished_remake_with_the_recorded_curve_is_not_pretrained_again(tmp_path):
+    """Its fine-tuning was cut short: the remake is kept. A run stopped early, or one whose curve differs, is not."""
+    recorded = REPO_ROOT / report.RECORDS_DIR / "bert-15m-seed1"
+    folder = tmp_path / "bert-15m-seed1"
+    assert not replicates.made_already(recorded, folder)
+    shutil.copytree(recorded, folder, ignore=shutil.ignore_patterns("downstream"))
+    assert replicates.made_already(recorded, folder)
+    curve = json.loads((folder / "mlm_curve.json").read_text())
+    curve["points"][3]["loss"] += 1e-6
+    (folder / "mlm_curve.json").write_text(json.dumps(curve))
+    assert not replicates.made_already(recorded, folder)
+    shutil.copy2(recorded / "mlm_curve.json", folder / "mlm_curve.json")
+    budget = json.loads((folder / "budget.json").read_text())
+    (folder / "budget.json").write_text(json.dumps({**budget, "stop_reason": "signal"}))
+    assert not replicates.made_already(recorded, folder)
+
+
+def test_a_remake_of_a_resumed_record_is_killed_after_that_checkpoint_and_resumed_there(tmp_path, train_file, capfd):
+    """A real pretraining run (a checkpoint every 4 steps) killed once its checkpoint at step 4 is complete; the
+    checkpoints it wrote after are dropped, and the same command resumes from step 4 and finishes."""
+    folder = tmp_path / "run"
+    command = [
+        sys.executable, "recipes/pretrain.py", "--variant", "hbert-v1", "--size", "tiny",
+        "--config_overrides", "hidden_size=32,num_attention_heads=2,intermediate_size=64,num_hidden_layers=2",
+        "--max_seq_length", "32", "--per_device_train_batch_size", "4", "--max_eval_samples", "16", "--use_cpu",
+        "--train_file", str(train_file), "--output_dir", str(folder), "--budget", "10m", "--max_steps", "120",
+        "--num_eval_points", "2", "--save_strategy", "steps", "--save_steps", "4", "--save_total_limit", "100",
+    ]  # fmt: skip
+    replicates.run_resumed_at(command, REPO_ROOT, folder, 4)
+    output = capfd.readouterr()
+    assert output.out.count(f"Resuming from {folder / 'checkpoint-4'}.") == 1, output.out[-3000:]
+    record = json.loads((folder / "budget.json").read_text())
+    assert record["stop_reason"] == "max_steps" and record["steps"] == 120
+    with pytest.raises(SystemExit, match="before its checkpoint at step 7"):
+        replicates.run_resumed_at(command, REPO_ROOT, tmp_path / "elsewhere", 7)
