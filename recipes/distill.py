@@ -69,7 +69,7 @@ from recipes.training.pretrain_arguments import (
     corpus_spec,
     training_settings,
 )
-from recipes.training.run import budget_callback, settings_in_use, spent_record
+from recipes.training.run import budget_callback, resumed_clause, settings_in_use, spent_record
 
 
 @dataclass
@@ -254,7 +254,8 @@ def distill(args, data_args, budget_args, training_args, budget_s, shape, checkp
         record.write(output_dir)
         agreement = spent["agreement"] or {}
         print(
-            f"Stopped ({spent['stop_reason']}) after {spent['elapsed_s']:.1f} s of a {budget_s:.0f} s budget: "
+            f"Stopped ({spent['stop_reason']}) after {spent['elapsed_s']:.1f} s of a {budget_s:.0f} s budget"
+            f"{resumed_clause(spent['resumed_at'])}: "
             f"{spent['steps']} steps, {spent['tokens_seen'] / 1e6:.2f}M tokens; agreement with the teacher "
             f"{agreement.get('start', float('nan')):.4f} → {agreement.get('end', float('nan')):.4f}. "
             f"Saved to {output_dir} ({AGREEMENT_CURVE_FILE}, agreement_curve.png, {BUDGET_FILE}).",

@@ -62,7 +62,7 @@ from recipes.training.pretrain_arguments import (
     training_settings,
 )
 from recipes.training.pretraining_run import calibration_info, pretraining_identity
-from recipes.training.run import budget_callback, settings_in_use, spent_record
+from recipes.training.run import budget_callback, resumed_clause, settings_in_use, spent_record
 
 
 def main(argv: list[str] | None = None, now=time.monotonic, callbacks: Sequence[TrainerCallback] = ()) -> dict:
@@ -242,7 +242,8 @@ def pretrain(
         )
         record.write(output_dir)
         print(
-            f"Stopped ({record.stop_reason}) after {record.elapsed_s:.1f} s of a {budget_s:.0f} s budget: "
+            f"Stopped ({record.stop_reason}) after {record.elapsed_s:.1f} s of a {budget_s:.0f} s budget"
+            f"{resumed_clause(record.resumed_at)}: "
             f"{record.steps} steps, {record.tokens_seen / 1e6:.2f}M tokens, {record.tokens_per_s:.0f} tokens/s, "
             f"MFU {100 * record.utilisation['mfu']:.1f}% of the measured {record.utilisation['matmul_dtype']} matmul peak. "
             f"Saved to {output_dir} ({CURVE_FILE}, mlm_curve.png, {PretrainingRecord.FILE}).",

@@ -186,6 +186,17 @@ def test_downstream_records_of_an_earlier_run_state_are_left_out(run_dir, tmp_pa
     assert trec == ["accuracy (mean of 1 seed)", "macro-F1 (mean of 1 seed)"]
 
 
+def test_a_run_resumed_from_a_checkpoint_says_so_in_its_card(run_dir, tmp_path):
+    """An uninterrupted run's card has no resume row; a resumed run's names the steps, as its record does."""
+    assert json.loads((run_dir / "budget.json").read_text())["resumed_at"] == []
+    assert "resumed from a checkpoint" not in build_card(run_dir, REPO_ID).text
+    copy = tmp_path / run_dir.name
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("checkpoint-*", "*.safetensors"))
+    record = json.loads((copy / "budget.json").read_text())
+    (copy / "budget.json").write_text(json.dumps({**record, "resumed_at": [4, 8]}))
+    assert "| resumed from a checkpoint at step | 4, 8 |" in build_card(copy, REPO_ID).text
+
+
 def test_the_description_says_where_a_model_departs_from_its_variant():
     """A named variant's paper description, and beside it each departure: its own layout, its source BERT's settings."""
     paper = VARIANTS["addbert"].description

@@ -158,6 +158,9 @@ def test_kill_9_at_a_random_moment_then_the_same_command_finishes(killed_run, un
         last = killed_run.left.checkpoints[-1]
         assert f"Resuming from {killed_run.output_dir / last}." in killed_run.log, context
         assert spent["steps"] >= int(last.split("-")[1]), context
+        assert spent["resumed_at"] == [int(last.split("-")[1])], context
+    else:
+        assert spent["resumed_at"] == [], context
     for name in killed_run.left.incomplete:
         assert f"skipping incomplete checkpoint(s) {name}" in killed_run.log, context
 
@@ -320,15 +323,22 @@ class SigtermAtStep(TrainerCallback):
 
 def test_run_stopped_by_sigterm_is_resumed_by_the_same_command(tmp_path, train_file):
     """SIGTERM at step 5 of a 4 s budget: a checkpoint where it stopped and budget.json with stop_reason 'signal'; the
-    same command resumes there and ends where an uninterrupted run ends (16 steps of 0.25 s on the model clock)."""
+    same command resumes there (stopped once more, at step 9) and ends where an uninterrupted run ends (16 steps of
+    0.25 s on the model clock), its record naming the steps it was resumed at."""
     output_dir = tmp_path / "run"
     argv = _argv(train_file, output_dir, "--budget", "4s", "--num_eval_points", "2")
     with ModelClock() as clock:
         stopped = pretrain(argv, now=clock, callbacks=[SigtermAtStep(5)])
     assert stopped["stop_reason"] == "signal" and _checkpoints(output_dir)[-1] == f"checkpoint-{stopped['steps']}"
+    assert stopped["resumed_at"] == []
+    with ModelClock() as clock:
+        stopped_again = pretrain(argv, now=clock, callbacks=[SigtermAtStep(9)])
+    assert stopped_again["stop_reason"] == "signal" and stopped_again["resumed_at"] == [stopped["steps"]]
     with ModelClock() as clock:
         spent = pretrain(argv, now=clock)
     assert spent["stop_reason"] == "budget" and spent["steps"] == 16 and set(spent) == set(stopped)
+    # the record says where the run was resumed: it is not the uninterrupted one
+    assert spent["resumed_at"] == [stopped["steps"], stopped_again["steps"]]
 
 
 def test_finished_run_is_not_resumed_or_replaced_without_being_asked(uninterrupted, tmp_path, train_file):

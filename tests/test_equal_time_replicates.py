@@ -125,6 +125,7 @@ def test_a_remake_of_a_resumed_record_is_killed_after_that_checkpoint_and_resume
     output = capfd.readouterr()
     assert output.out.count(f"Resuming from {folder / 'checkpoint-4'}.") == 1, output.out[-3000:]
     record = json.loads((folder / "budget.json").read_text())
-    assert record["stop_reason"] == "max_steps" and record["steps"] == 120
+    assert record["stop_reason"] == "max_steps" and record["steps"] == 120 and record["resumed_at"] == [4]
+    assert "budget, resumed at step 4: 120 steps" in output.out
     with pytest.raises(SystemExit, match="before its checkpoint at step 7"):
         replicates.run_resumed_at(command, REPO_ROOT, tmp_path / "elsewhere", 7)

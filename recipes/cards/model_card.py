@@ -140,6 +140,7 @@ def spent_rows(spent: PretrainingRecord) -> list[tuple[str, str]]:
         ("paused (not counted)", f"{seconds(spent.paused_s)}: {paused}"),
         ("data preparation (before the clock)", seconds(spent.data_preparation_s)),
         ("stopped by", f"`{spent.stop_reason}`"),
+        *([("resumed from a checkpoint at step", ", ".join(map(str, spent.resumed_at)))] if spent.resumed_at else []),
         ("optimizer steps", f"{spent.steps:,}"),
         ("samples", f"{spent.samples:,} ({per_step})"),
         ("tokens seen", f"{spent.tokens_seen:,}"),

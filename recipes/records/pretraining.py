@@ -119,6 +119,9 @@ class PretrainingRecord:
     arguments: dict  # {"model": ..., "data": ..., "budget": ...}: the recipe's arguments as given
     # recipes.training.mfu.utilisation_record: MFU against the measured matmul peak (None in records that predate it)
     utilisation: dict | None = None
+    # The steps at which the run was resumed from a checkpoint ([] uninterrupted; None in records that predate it): a
+    # resumed run is deterministic but is not the uninterrupted one.
+    resumed_at: list[int] | None = None
 
     schema_version: int | None = SCHEMA_VERSION
 

@@ -17,6 +17,7 @@ class BudgetState(FileRecord):
     elapsed_s: float  # budget clock: training time spent
     paused_s: dict  # time charged apart (evaluation, checkpointing, …), by kind
     evaluations_done: int = 0
+    resumed_at: list[int] = field(default_factory=list)  # the steps the run was resumed at before this checkpoint
     schema_version: int | None = SCHEMA_VERSION
 
 

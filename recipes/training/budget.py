@@ -116,6 +116,7 @@ class TimeBudgetCallback(TrainerCallback):
         self.scheduler: LambdaLR | None = None
         self.evaluations_done = 0
         self.stop_reason: str | None = None
+        self.resumed_at: list[int] = []
         self._signalled = False
         self._previous_handlers: dict[int, object] = {}
 
@@ -130,6 +131,8 @@ class TimeBudgetCallback(TrainerCallback):
         saved = BudgetState.read(path)
         self.clock.elapsed_s = saved.elapsed_s
         self.clock.paused_s = dict(saved.paused_s)
+        step = TrainerState.load_from_json(str(Path(checkpoint_dir) / TRAINER_STATE_FILE)).global_step
+        self.resumed_at = [*saved.resumed_at, step]
         # The budget may have grown: the evaluation points still to come are those of the new budget.
         self.evaluations_done = int(self.clock.progress * self.num_eval_points)
 
@@ -190,7 +193,10 @@ class TimeBudgetCallback(TrainerCallback):
         """The clock, into a checkpoint being saved (`BudgetTrainer` writes it before the checkpoint is published)."""
         self.clock.charge_pause("checkpointing")
         BudgetState(
-            elapsed_s=self.clock.elapsed_s, paused_s=self.clock.paused_s, evaluations_done=self.evaluations_done
+            elapsed_s=self.clock.elapsed_s,
+            paused_s=self.clock.paused_s,
+            evaluations_done=self.evaluations_done,
+            resumed_at=self.resumed_at,
         ).write(checkpoint_dir / BUDGET_STATE_FILE)
 
     def on_save(self, args, state, control, **kwargs):
@@ -218,6 +224,7 @@ class TimeBudgetCallback(TrainerCallback):
             "tokens_seen": tokens,
             "tokens_per_s": tokens / self.clock.elapsed_s if self.clock.elapsed_s else 0.0,
             "stop_reason": self.stop_reason,
+            "resumed_at": self.resumed_at,
             **self.run_info,
             **extra,
         }

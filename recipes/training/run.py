@@ -34,6 +34,13 @@ def spent_record(record_type, budget: TimeBudgetCallback, trainer, run_record: R
     )
 
 
+def resumed_clause(resumed_at: list[int]) -> str:
+    """', resumed at step 754' for a run resumed from a checkpoint; '' for an uninterrupted one."""
+    if not resumed_at:
+        return ""
+    return f", resumed at step{'s' if len(resumed_at) > 1 else ''} {', '.join(map(str, resumed_at))}"
+
+
 def budget_callback(
     budget_s: float,
     budget_args: BudgetArguments,
