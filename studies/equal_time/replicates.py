@@ -51,9 +51,10 @@ REPLICATED_TASKS = ("wiki-topics",)
 # what a held-out curve says of the model; elapsed_s is the machine's
 CURVE_MEASURES = ("step", "tokens_seen", "accuracy", "mask_accuracy", "loss")
 # Recorded runs that were stopped and resumed from a checkpoint, and its step. A resumed run is deterministic but is not
-# the uninterrupted one (measured: hbert-v1 15m seed 2 made again uninterrupted differs from its record from step 817;
-# stopped after its checkpoint at step 754 and resumed, it gives the record's steps 817, 880 and 942, every digit).
-RESUMED_AT = {"hbert-v1-15m-seed2": 754}
+# the uninterrupted one. Measured: made again uninterrupted, hbert-v1 15m seed 2 differs from its record from step 817
+# and pool-hybrid 15m seed 3 at its last point (932); resumed from their checkpoints at steps 754 and 870, both give
+# their records' curves, every digit.
+RESUMED_AT = {"hbert-v1-15m-seed2": 754, "pool-hybrid-15m-seed3": 870}
 
 
 def replicate_plan(plan: dict, tasks: tuple[str, ...] = REPLICATED_TASKS) -> dict:
