@@ -129,3 +129,22 @@ def test_a_remake_of_a_resumed_record_is_killed_after_that_checkpoint_and_resume
     assert "budget, resumed at step 4: 120 steps" in output.out
     with pytest.raises(SystemExit, match="before its checkpoint at step 7"):
         replicates.run_resumed_at(command, REPO_ROOT, tmp_path / "elsewhere", 7)
+
+
+def test_a_remake_that_is_not_the_recorded_model_does_not_stop_its_shard(tmp_path, monkeypatch, capsys):
+    """Every run of the shard is made; the one that differs is named on stderr and in the exit status."""
+    made = []
+
+    def remake(run, plan_data, args):
+        made.append(run.name)
+        if len(made) == 1:
+            raise replicates.NotTheRecordedModel(f"{run.name} differs from its record from step 245")
+
+    monkeypatch.setattr(replicates, "remake", remake)
+    arguments = ["remake", "--shard", "1/2", "--pretraining_tree", str(tmp_path), "--finetuning_tree", str(tmp_path),
+                 "--replicates_dir", str(tmp_path / "replicates")]  # fmt: skip
+    with pytest.raises(SystemExit) as stopped:
+        replicates.main(arguments)
+    assert len(made) == len(Plan.read(replicates.REPLICATES_PLAN).runs()[1::2]) > 1
+    assert stopped.value.code == f"Not the recorded model, so not fine-tuned: {made[0]}."
+    assert f"{made[0]} differs from its record from step 245" in capsys.readouterr().err
