@@ -53,13 +53,14 @@ CURVE_MEASURES = ("step", "tokens_seen", "accuracy", "mask_accuracy", "loss")
 # Recorded runs that were stopped and resumed from a checkpoint, and its step. A resumed run is deterministic but is not
 # the uninterrupted one. Measured: made again uninterrupted, each differs from its record from the evaluation point
 # after that checkpoint (hbert-v1 15m seed 2 from step 817, pool-hybrid 15m seed 3 at its last point, 932,
-# pool-hybrid-dropmask 15m seed 3 from step 245, addbert 15m seed 1 from step 399); resumed from it, each gives its
-# record's curve, every digit.
+# pool-hybrid-dropmask 15m seed 3 from step 245, addbert 15m seed 1 from step 399, hbert-v2 15m seed 2 from step 510);
+# resumed from it, each gives its record's curve, every digit.
 RESUMED_AT = {
     "hbert-v1-15m-seed2": 754,
     "pool-hybrid-15m-seed3": 870,
     "pool-hybrid-dropmask-15m-seed3": 184,
     "addbert-15m-seed1": 332,
+    "hbert-v2-15m-seed2": 446,
 }
 
 
