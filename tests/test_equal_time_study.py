@@ -267,8 +267,8 @@ def test_an_endpoints_verdict_says_what_its_intervals_allow():
 
 
 def test_the_headline_says_how_often_the_learning_rate_grid_was_outgrown():
-    """The study page's count of fine-tunings that chose the grid's top rate (at its last epoch: still improving) is
-    counted from the records' learning-rate searches."""
+    """The study page's counts of fine-tunings that chose the grid's top rate, their last epoch (still improving) or
+    both, and which arms chose the top rate, are counted from the records' learning-rate searches."""
 
     def record(rates: list[float], chosen: float, epoch: float) -> FinetuningRecord:
         search = [{"learning_rate": rate, "epoch": epoch, "selected": rate == chosen} for rate in rates]
@@ -279,14 +279,37 @@ def test_the_headline_says_how_often_the_learning_rate_grid_was_outgrown():
 
     base = FinetuningRecord.read(next((REPO_ROOT / report.RECORDS_DIR).glob("bert-15m-seed1/downstream/trec/*.json")))
     grid = [1e-4, 3e-4, 1e-3]
-    records = [record(grid, 1e-3, 5.0), record(grid, 1e-3, 3.0), record(grid, 3e-4, 5.0), dataclasses.replace(
-        base, learning_rate_search=None)]  # fmt: skip
+    records = {
+        "bert": [record(grid, 1e-3, 5.0), record(grid, 1e-3, 3.0)],
+        "addbert": [record(grid, 3e-4, 5.0), dataclasses.replace(base, learning_rate_search=None)],
+    }
     edge = downstream.grid_edge(records)
-    assert edge == {"fine_tunings": 3, "top_rate": 2, "top_rate_last_epoch": 1}
+    assert edge == {
+        "fine_tunings": 3, "top_rate": 2, "last_epoch": 2, "top_rate_last_epoch": 1, "top_rate_by_arm": {"bert": 2},
+    }  # fmt: skip
     assert downstream.task_notes("trec", {"grid_edge": edge}).startswith(
-        "2 of 3 pretrained trec fine-tunings chose the grid's top learning rate, 1 of them at the last epoch"
+        "2 of 3 pretrained trec fine-tunings chose the grid's top learning rate (`bert` 2) and 2 of 3 their last epoch "
+        "(1 both)"
     )
-    assert downstream.task_notes("trec", {"grid_edge": {**edge, "top_rate": 0}}) == ""
+    nothing_at_an_edge = {**edge, "top_rate": 0, "last_epoch": 0, "top_rate_by_arm": {}}
+    assert downstream.task_notes("trec", {"grid_edge": nothing_at_an_edge}) == ""
+
+
+def test_a_task_where_pretraining_is_not_shown_to_help_bert_says_so():
+    """Under a task's table, an interval of pretrained `bert` − its random initialisation that includes 0 is named:
+    differences to `bert` there may be architectural; one that excludes 0, or a missing control, adds nothing."""
+
+    def notes(low: float, high: float) -> str:
+        rows = {"bert/pretrained": {"vs_scratch": {"mean": (low + high) / 2, "low": low, "high": high}}}
+        return downstream.task_notes("wiki-topics", {"rows": rows})
+
+    assert notes(-0.091, 0.105) == (
+        "Pretrained `bert` is not shown to beat `bert` from random initialisation on wiki-topics (+0.7 pp [-9.1, "
+        "+10.5]): a difference to `bert` here may come from the architectures rather than from what pretraining taught "
+        "them, which each arm's random-initialisation control tells apart."
+    )
+    assert notes(0.01, 0.05) == ""
+    assert downstream.task_notes("wiki-topics", {"rows": {"bert/pretrained": {}}}) == ""
 
 
 def test_controls_that_predict_alike_at_every_seed_are_named_as_one():

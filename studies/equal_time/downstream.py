@@ -88,7 +88,7 @@ def downstream_table(
         if bert_f1 is None
         else statistics.fmean(bert_f1) - task_baselines["majority_class_test"]["macro_f1"] >= 0.10
     )
-    pretrained = [record for arm in plan.arms for record in found.get((arm, budget, task, "pretrained"), {}).values()]
+    pretrained = {arm: list(found.get((arm, budget, task, "pretrained"), {}).values()) for arm in plan.arms}
     entry = {
         "rows": values, "informative": informative, "baselines": model_free, "grid_edge": grid_edge(pretrained),
         "identical_controls": identical_controls(plan, found, budget, task),
@@ -97,17 +97,28 @@ def downstream_table(
     return markdown_table(header, rows), entry
 
 
-def grid_edge(records: list[FinetuningRecord]) -> dict:
-    """How many fine-tunings chose their grid's top learning rate, and how many of those at their last epoch (still
-    improving when training stopped): where a grid is too narrow for the models that fine-tune slowest, it shows."""
-    searched = [record for record in records if record.learning_rate_search]
-    top_rate = top_rate_last_epoch = 0
-    for record in searched:
-        chosen = record.selected_search_entry
-        if chosen["learning_rate"] == max(record.training["learning_rate_grid"]):
-            top_rate += 1
-            top_rate_last_epoch += chosen["epoch"] == record.training["num_train_epochs"]
-    return {"fine_tunings": len(searched), "top_rate": top_rate, "top_rate_last_epoch": top_rate_last_epoch}
+def grid_edge(records: dict[str, list[FinetuningRecord]]) -> dict:
+    """Per arm's records, how many fine-tunings chose their grid's top learning rate, how many their last epoch (still
+    improving on validation when training stopped), and how many both: where the declared rates or epochs are too few
+    for an arm, it shows."""
+    top_rate_by_arm, top_rate, last_epoch, top_rate_last_epoch, searched = {}, 0, 0, 0, 0
+    for arm, arm_records in records.items():
+        for record in arm_records:
+            if not record.learning_rate_search:
+                continue
+            chosen = record.selected_search_entry
+            at_top = chosen["learning_rate"] == max(record.training["learning_rate_grid"])
+            at_end = chosen["epoch"] == record.training["num_train_epochs"]
+            searched += 1
+            top_rate += at_top
+            last_epoch += at_end
+            top_rate_last_epoch += at_top and at_end
+            if at_top:
+                top_rate_by_arm[arm] = top_rate_by_arm.get(arm, 0) + 1
+    return {
+        "fine_tunings": searched, "top_rate": top_rate, "last_epoch": last_epoch,
+        "top_rate_last_epoch": top_rate_last_epoch, "top_rate_by_arm": top_rate_by_arm,
+    }  # fmt: skip
 
 
 def identical_controls(plan: Plan, found: dict, budget: str, task: str) -> list[dict]:
@@ -128,14 +139,26 @@ def identical_controls(plan: Plan, found: dict, budget: str, task: str) -> list[
 
 
 def task_notes(task: str, entry: dict) -> str:
-    """The sentences under a task's table: how often the grid's top rate was chosen, and controls that are one."""
+    """The sentences under a task's table: how often the grid's edges were chosen, whether pretraining is shown to
+    help the reference arm at all, and controls that are one."""
     notes = []
     edge = entry.get("grid_edge")
-    if edge and edge["top_rate"]:
+    if edge and (edge["top_rate"] or edge["last_epoch"]):
+        by_arm = ", ".join(f"`{arm}` {count}" for arm, count in edge["top_rate_by_arm"].items())
         notes.append(
             f"{edge['top_rate']} of {edge['fine_tunings']} pretrained {task} fine-tunings chose the grid's top learning "
-            f"rate, {edge['top_rate_last_epoch']} of them at the last epoch (still improving when training stopped): "
-            "the declared grid may be too narrow for the arms that fine-tune slowest, which weighs on their differences."
+            f"rate{f' ({by_arm})' if by_arm else ''} and {edge['last_epoch']} of {edge['fine_tunings']} their last "
+            f"epoch ({edge['top_rate_last_epoch']} both): one that chose its last epoch was still improving on "
+            "validation when training stopped, so the declared learning rates and epochs may be too few for these "
+            "arms, which weighs on their differences."
+        )
+    untaught = entry.get("rows", {}).get(f"{REFERENCE_ARM}/pretrained", {}).get("vs_scratch")
+    if untaught and untaught["low"] <= 0 <= untaught["high"]:
+        notes.append(
+            f"Pretrained `{REFERENCE_ARM}` is not shown to beat `{REFERENCE_ARM}` from random initialisation on {task} "
+            f"({100 * untaught['mean']:+.1f} pp [{100 * untaught['low']:+.1f}, {100 * untaught['high']:+.1f}]): a "
+            f"difference to `{REFERENCE_ARM}` here may come from the architectures rather than from what pretraining "
+            "taught them, which each arm's random-initialisation control tells apart."
         )
     notes += [
         f"`{pair['arm']}`'s random-initialisation control predicted every {task} test example as `{pair['same_as']}`'s "
