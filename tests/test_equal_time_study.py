@@ -322,6 +322,11 @@ def test_controls_that_predict_alike_at_every_seed_are_named_as_one():
     assert [(pair["arm"], pair["same_as"]) for pair in pairs] == [("pool-hybrid-dropmask", "pool-hybrid")]
     assert len(pairs[0]["seeds"]) >= 2
     assert "the same control twice" in downstream.task_notes("trec", {"identical_controls": pairs})
+    assert f"at each of the {len(pairs[0]['seeds'])} seeds both have" in downstream.task_notes(
+        "trec", {"identical_controls": pairs}
+    )
+    one_seed = [{**pairs[0], "seeds": pairs[0]["seeds"][:1]}]
+    assert "at the one seed both have" in downstream.task_notes("trec", {"identical_controls": one_seed})
     changed = {**found, ("pool-hybrid", "15m", "trec", "scratch"): {
         seed: dataclasses.replace(record, test_predictions=[0] * len(record.test_predictions))
         for seed, record in found["pool-hybrid", "15m", "trec", "scratch"].items()

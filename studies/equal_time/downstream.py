@@ -162,11 +162,16 @@ def task_notes(task: str, entry: dict) -> str:
         )
     notes += [
         f"`{pair['arm']}`'s random-initialisation control predicted every {task} test example as `{pair['same_as']}`'s "
-        f"did, at each of the {len(pair['seeds'])} seeds both have: the same control twice (the architectures start from the "
+        f"did, at {shared_seeds(pair['seeds'])} both have: the same control twice (the architectures start from the "
         "same weights and compute the same function on inputs without [MASK]), not independent evidence."
         for pair in entry.get("identical_controls", [])
     ]
     return " ".join(notes)
+
+
+def shared_seeds(seeds) -> str:
+    """The seeds two arms share, in words: "the one seed" or "each of the n seeds"."""
+    return "the one seed" if len(seeds) == 1 else f"each of the {len(seeds)} seeds"
 
 
 def reference_difference(arm: str, init: str, accuracy: dict, reference_accuracy: dict):
